@@ -1,0 +1,93 @@
+//! A frame travelling through the pipeline: RGBA8 pixels plus where it came from.
+
+use std::time::{Duration, Instant};
+
+/// Where a frame came from and where it sits in its stream.
+#[derive(Debug, Clone)]
+pub struct FrameMeta {
+    /// Position of this frame in the whole run (0, 1, 2, ...), in capture order.
+    pub seq: u64,
+    /// Index of the input (file, stdin, camera) that produced it.
+    pub input: usize,
+    /// Index of the frame within its input (animated GIFs have several).
+    pub index: usize,
+    /// True for the last frame of its input.
+    pub last: bool,
+    /// Display time of this frame (animated GIFs), if the source has one.
+    pub delay: Option<Duration>,
+    /// When the capture stage produced the frame.
+    pub captured: Instant,
+}
+
+impl FrameMeta {
+    /// Metadata for a single still frame of input `input` with sequence number `seq`.
+    pub fn still(seq: u64, input: usize) -> Self {
+        FrameMeta {
+            seq,
+            input,
+            index: 0,
+            last: true,
+            delay: None,
+            captured: Instant::now(),
+        }
+    }
+}
+
+/// Pixels of one frame: RGBA8, row-major, `width * height * 4` bytes, straight (not
+/// premultiplied) alpha. Sources without alpha fill A with 255 and say so in `has_alpha`.
+///
+/// The layout is byte-identical to an (H, W, 4) u8 array and to the GPU's packed-u32 buffers.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    pub rgba: Vec<u8>,
+    /// True when the source carried an alpha channel (RGBA PNG, GIF with transparency, SVG).
+    pub has_alpha: bool,
+    pub meta: FrameMeta,
+}
+
+impl Frame {
+    /// A frame from RGBA8 pixels. Panics in debug builds if the buffer has the wrong length;
+    /// sources construct it from decoders that guarantee the size.
+    pub fn new(width: u32, height: u32, rgba: Vec<u8>, has_alpha: bool, meta: FrameMeta) -> Self {
+        debug_assert_eq!(rgba.len(), width as usize * height as usize * 4);
+        Frame {
+            width,
+            height,
+            rgba,
+            has_alpha,
+            meta,
+        }
+    }
+
+    /// Number of pixels.
+    pub fn pixels(&self) -> usize {
+        self.width as usize * self.height as usize
+    }
+
+    /// The pixels as RGB8 (alpha dropped without compositing, as Pillow's `convert("RGB")`).
+    pub fn to_rgb(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.pixels() * 3);
+        for px in self.rgba.chunks_exact(4) {
+            out.extend_from_slice(&px[..3]);
+        }
+        out
+    }
+
+    /// The frame as an (H, W, 3) u8 array: what a numpy user of Gradio gets with the default
+    /// `image_mode="RGB"`.
+    pub fn rgb_array(&self) -> ndarray::Array3<u8> {
+        ndarray::Array3::from_shape_vec(
+            (self.height as usize, self.width as usize, 3),
+            self.to_rgb(),
+        )
+        .expect("to_rgb returns height * width * 3 bytes")
+    }
+
+    /// A view of the frame as an (H, W, 4) u8 array, alpha included.
+    pub fn rgba_view(&self) -> ndarray::ArrayView3<'_, u8> {
+        ndarray::ArrayView3::from_shape((self.height as usize, self.width as usize, 4), &self.rgba)
+            .expect("rgba holds height * width * 4 bytes")
+    }
+}

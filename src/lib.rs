@@ -1,0 +1,23 @@
+//! shutter: stream images through the GPU.
+//!
+//! Frames come from files, stdin or (later) cameras and closures; one fused wgpu compute pass
+//! mirrors and filters them; encoders write them to disk or a callback receives them as
+//! `ndarray` arrays. See [`Pipeline`] for the library entry point.
+
+pub mod backend;
+pub mod error;
+pub mod frame;
+pub mod gpu;
+pub mod mode;
+pub mod ops;
+pub mod pipeline;
+pub mod sink;
+pub mod source;
+
+pub use backend::DeviceChoice;
+pub use error::{Error, Result};
+pub use frame::{Frame, FrameMeta};
+pub use ops::{Filter, Ops};
+pub use pipeline::{Pipeline, PipelineBuilder, Stats};
+pub use sink::encode::Format;
+pub use source::{DecodeLimits, Source};
