@@ -1,0 +1,28 @@
+// The resources of every kernel pass (bind group 0): one band of whole rows of one frame.
+// A band is the whole frame unless the frame exceeds the adapter's storage-binding limit.
+
+struct Params {
+    // Frame width in pixels. The band's row count is arrayLength(&src) / width: the host binds
+    // exactly the band's bytes.
+    width: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Input pixels, packed RGBA8 (see filters.wgsl).
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+// Output pixels, same packing and size as `src`.
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<uniform> params: Params;
+// One slot per sepia-norm of the chain, in chain order: the frame's largest sepia sum there.
+// Cleared to 0 before the reductions; written by reduce_max.wgsl, read by the point pass.
+@group(0) @binding(3) var<storage, read_write> maxes: array<atomic<u32>>;
+
+// The maximum found by the reduction for the chain's k-th sepia-norm.
+fn max_at(k: u32) -> u32 {
+    return atomicLoad(&maxes[k]);
+}
+
+// `chain(c, CHAIN_ALL)` applies every filter; `chain(c, k)` stops before sepia-norm number k.
+const CHAIN_ALL: u32 = 0xffffffffu;

@@ -1,0 +1,467 @@
+//! Frames in flight: a ring of slots with reused upload, output, readback and uniform buffers;
+//! `schedule` uploads and submits one frame, `collect` maps the oldest one back into the frame's
+//! own pixel buffer without blocking unless asked to.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::ops::Ops;
+
+use super::context::GpuContext;
+use super::kernels::{self, Band, BandBuffers, BandLimits, Kernels, PARAMS_SIZE};
+
+/// Map states written by the `map_async` callback.
+const MAP_PENDING: u8 = 0;
+const MAP_DONE: u8 = 1;
+const MAP_FAILED: u8 = 2;
+
+/// One frame's worth of GPU buffers, reused from frame to frame and grown only when a frame is
+/// larger than any before it.
+#[derive(Default)]
+struct Slot {
+    /// Bytes `input`, `output` and `readback` hold.
+    capacity: u64,
+    input: Option<wgpu::Buffer>,
+    output: Option<wgpu::Buffer>,
+    readback: Option<wgpu::Buffer>,
+    params: Option<wgpu::Buffer>,
+    maxes: Option<wgpu::Buffer>,
+    /// Bind groups of the bands of the last frame size seen.
+    bands: Option<BoundBands>,
+}
+
+/// The bands of one frame size with their bind groups, rebuilt only when the size or the
+/// buffers change.
+struct BoundBands {
+    size: (u32, u32),
+    groups: Vec<(Band, wgpu::BindGroup)>,
+}
+
+/// A submitted frame: which slot holds it and whether its readback is mapped yet.
+struct Job {
+    /// The frame's sequence number, for messages.
+    seq: u64,
+    slot: usize,
+    bytes: u64,
+    submission: wgpu::SubmissionIndex,
+    mapped: Arc<AtomicU8>,
+}
+
+/// Where a scheduled frame stands.
+enum State {
+    /// On the GPU (or its readback being mapped).
+    Gpu(Job),
+    /// Its pixels are final (copied back, or a frame without pixels); the slot is free again.
+    Done,
+    /// It failed after scheduling; `collect` reports the error in its turn.
+    Failed(Error),
+}
+
+struct Scheduled {
+    frame: Frame,
+    state: State,
+}
+
+/// Frames in flight on the GPU: `schedule` uploads and submits, `collect` returns finished
+/// frames in the order they were scheduled.
+pub struct GpuBackend {
+    ctx: Arc<GpuContext>,
+    /// `None` for the identity op list: frames are copied through the GPU unchanged.
+    kernels: Option<Kernels>,
+    /// Sepia-norms in the chain (slots in each `maxes` buffer).
+    norms: usize,
+    limits: BandLimits,
+    max_buffer: u64,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    queue: VecDeque<Scheduled>,
+    allocations: u64,
+}
+
+impl std::fmt::Debug for GpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuBackend")
+            .field("ctx", &self.ctx)
+            .field("capacity", &self.slots.len())
+            .field("pending", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuBackend {
+    /// A backend running `ops` on `ctx` with up to `in_flight` frames on the GPU at once (at
+    /// least 1). Compiles the kernels now; buffers are allocated by the first frames.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the kernels fail to compile or validate.
+    pub fn new(ctx: Arc<GpuContext>, ops: &Ops, in_flight: usize) -> Result<Self> {
+        Self::with_limits(ctx, ops, in_flight, None)
+    }
+
+    /// As [`GpuBackend::new`], with the storage binding size capped at `max_binding` bytes (the
+    /// unit tests use a small cap to exercise the banding of frames over the limit).
+    pub(crate) fn with_limits(
+        ctx: Arc<GpuContext>,
+        ops: &Ops,
+        in_flight: usize,
+        max_binding: Option<u64>,
+    ) -> Result<Self> {
+        let kernels = Kernels::new(&ctx, ops)?;
+        let mut limits = BandLimits::of(&ctx.device);
+        if let Some(cap) = max_binding {
+            limits.max_binding = limits.max_binding.min(cap);
+        }
+        let max_buffer = ctx.device.limits().max_buffer_size;
+        let n = in_flight.max(1);
+        Ok(GpuBackend {
+            ctx,
+            kernels,
+            norms: kernels::sepia_norms(ops),
+            limits,
+            max_buffer,
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            free: (0..n).rev().collect(),
+            queue: VecDeque::with_capacity(n),
+            allocations: 0,
+        })
+    }
+
+    /// Frames that may be on the GPU at once (the number of slots in the ring).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Frames scheduled and not yet collected.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// How many times this backend has allocated a slot's buffers: once per slot for the first
+    /// frame, then only when a frame is larger than any that slot held before.
+    pub fn buffer_allocations(&self) -> u64 {
+        self.allocations
+    }
+
+    /// Uploads `frame` and submits its work. When every slot is busy, first waits for the
+    /// oldest frame on the GPU and copies it back (it stays queued for [`GpuBackend::collect`]),
+    /// so callers should collect once `pending() == capacity()`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the pixel buffer does not hold `width × height × 4` bytes;
+    /// [`Error::Gpu`] when the frame exceeds the adapter's limits or wgpu reports an error.
+    pub fn schedule(&mut self, frame: Frame) -> Result<()> {
+        self.ctx.take_error()?;
+        let seq = frame.meta.seq;
+        let expected = u64::from(frame.width) * u64::from(frame.height) * 4;
+        let bytes = frame.rgba.len() as u64;
+        if bytes != expected {
+            return Err(Error::Usage(format!(
+                "frame {seq}: {bytes} bytes of pixels for {}×{} RGBA (expected {expected})",
+                frame.width, frame.height
+            )));
+        }
+        if bytes == 0 {
+            self.queue.push_back(Scheduled {
+                frame,
+                state: State::Done,
+            });
+            return Ok(());
+        }
+        if bytes > self.max_buffer {
+            return Err(Error::Gpu(format!(
+                "frame {seq}: {}×{} is {bytes} bytes; the adapter's buffers hold at most {}",
+                frame.width, frame.height, self.max_buffer
+            )));
+        }
+        let bands = if self.kernels.is_some() {
+            kernels::plan_bands(frame.width, frame.height, self.limits)
+                .map_err(|err| Error::Gpu(format!("frame {seq}: {err}")))?
+        } else {
+            Vec::new()
+        };
+        while self.free.is_empty() {
+            self.finish_oldest_on_gpu();
+        }
+        let slot = self.free.pop().expect("the loop above frees a slot");
+        let ctx = Arc::clone(&self.ctx);
+        let submitted = ctx.scoped(&format!("frame {seq}"), || {
+            self.submit(slot, &frame, bytes, &bands)
+        });
+        match submitted {
+            Ok(job) => {
+                self.queue.push_back(Scheduled {
+                    frame,
+                    state: State::Gpu(job),
+                });
+                Ok(())
+            }
+            Err(err) => {
+                // The slot's buffers may be left mapped or half-written: start it afresh.
+                self.slots[slot] = Slot::default();
+                self.free.push(slot);
+                Err(err)
+            }
+        }
+    }
+
+    /// The oldest scheduled frame once it is finished, with its own pixel buffer and metadata.
+    /// `wait = false` returns `Ok(None)` when it is still on the GPU; `wait = true` blocks until
+    /// it is done. `Ok(None)` too when nothing is pending.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] naming the frame when its work or its readback failed; the frame is
+    /// dropped and the next call goes on with the next one.
+    pub fn collect(&mut self, wait: bool) -> Result<Option<Frame>> {
+        let Some(front) = self.queue.front_mut() else {
+            return Ok(None);
+        };
+        if let State::Gpu(job) = &front.state {
+            match wait_job(&self.ctx, job, wait) {
+                Ok(false) => return Ok(None),
+                Ok(true) => {
+                    let job = take_job(&mut front.state);
+                    front.state = match copy_back(&self.slots[job.slot], &job, &mut front.frame) {
+                        Ok(()) => State::Done,
+                        Err(err) => State::Failed(err),
+                    };
+                    self.free.push(job.slot);
+                }
+                Err(err) => {
+                    let job = take_job(&mut front.state);
+                    self.slots[job.slot] = Slot::default();
+                    self.free.push(job.slot);
+                    front.state = State::Failed(err);
+                }
+            }
+        }
+        let done = self
+            .queue
+            .pop_front()
+            .expect("the front entry was looked at above");
+        match done.state {
+            State::Done => Ok(Some(done.frame)),
+            State::Failed(err) => Err(err),
+            State::Gpu(_) => unreachable!("a frame still on the GPU is never popped"),
+        }
+    }
+
+    /// Waits for the oldest frame still on the GPU and copies it back, freeing its slot; a
+    /// failure is kept in the frame's entry for `collect` to report in order.
+    fn finish_oldest_on_gpu(&mut self) {
+        let entry = self
+            .queue
+            .iter_mut()
+            .find(|s| matches!(s.state, State::Gpu(_)))
+            .expect("with no free slot, some frame is on the GPU");
+        let job = take_job(&mut entry.state);
+        let result = wait_job(&self.ctx, &job, true)
+            .and_then(|_| copy_back(&self.slots[job.slot], &job, &mut entry.frame));
+        match result {
+            Ok(()) => entry.state = State::Done,
+            Err(err) => {
+                self.slots[job.slot] = Slot::default();
+                entry.state = State::Failed(err);
+            }
+        }
+        self.free.push(job.slot);
+    }
+
+    /// Makes `slot`'s buffers hold `bytes` (allocating only when they are smaller).
+    fn ensure_capacity(&mut self, slot: usize, bytes: u64) {
+        let device = &self.ctx.device;
+        let kernels = self.kernels.is_some();
+        let s = &mut self.slots[slot];
+        if kernels && s.params.is_none() {
+            s.params = Some(device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("shutter params"),
+                size: PARAMS_SIZE,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+            s.maxes = Some(device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("shutter sepia-norm maxima"),
+                size: 4 * self.norms.max(1) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        if s.capacity >= bytes {
+            return;
+        }
+        let buffer = |label, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let (input_usage, output) = if kernels {
+            let output = buffer(
+                "shutter output",
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            );
+            (wgpu::BufferUsages::STORAGE, Some(output))
+        } else {
+            (wgpu::BufferUsages::COPY_SRC, None)
+        };
+        s.input = Some(buffer(
+            "shutter input",
+            input_usage | wgpu::BufferUsages::COPY_DST,
+        ));
+        s.output = output;
+        s.readback = Some(buffer(
+            "shutter readback",
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        ));
+        s.capacity = bytes;
+        s.bands = None;
+        self.allocations += 1;
+    }
+
+    /// Uploads, encodes and submits one frame in `slot`, then starts mapping its readback.
+    fn submit(&mut self, slot: usize, frame: &Frame, bytes: u64, bands: &[Band]) -> Result<Job> {
+        self.ensure_capacity(slot, bytes);
+        let device = &self.ctx.device;
+        let queue = &self.ctx.queue;
+        let s = &mut self.slots[slot];
+        let input = s.input.as_ref().expect("ensure_capacity made the input");
+        let readback = s
+            .readback
+            .as_ref()
+            .expect("ensure_capacity made the readback");
+        queue.write_buffer(input, 0, &frame.rgba);
+
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("shutter frame"),
+        });
+        match &self.kernels {
+            Some(kernels) => {
+                let output = s.output.as_ref().expect("kernels imply an output buffer");
+                let params = s.params.as_ref().expect("kernels imply a params buffer");
+                let maxes = s.maxes.as_ref().expect("kernels imply a maxes buffer");
+                queue.write_buffer(params, 0, bytemuck::bytes_of(&[frame.width, 0, 0, 0]));
+                let size = (frame.width, frame.height);
+                if s.bands.as_ref().is_none_or(|bound| bound.size != size) {
+                    let buffers = BandBuffers {
+                        src: input,
+                        dst: output,
+                        params,
+                        maxes,
+                    };
+                    let groups = bands
+                        .iter()
+                        .map(|band| (*band, kernels.bind_group(device, &buffers, band)))
+                        .collect();
+                    s.bands = Some(BoundBands { size, groups });
+                }
+                let groups = &s
+                    .bands
+                    .as_ref()
+                    .expect("bind groups were just built")
+                    .groups;
+                if self.norms > 0 {
+                    encoder.clear_buffer(maxes, 0, None);
+                }
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("shutter ops"),
+                        timestamp_writes: None,
+                    });
+                    // Each reduction sees the maxima of the ones before it; the point pass all.
+                    for pipeline in kernels.reductions.iter().chain([&kernels.point]) {
+                        pass.set_pipeline(pipeline);
+                        for (band, group) in groups {
+                            pass.set_bind_group(0, group, &[]);
+                            pass.dispatch_workgroups(band.groups.0, band.groups.1, 1);
+                        }
+                    }
+                }
+                encoder.copy_buffer_to_buffer(output, 0, readback, 0, bytes);
+            }
+            None => encoder.copy_buffer_to_buffer(input, 0, readback, 0, bytes),
+        }
+        let submission = queue.submit([encoder.finish()]);
+        let mapped = Arc::new(AtomicU8::new(MAP_PENDING));
+        let flag = Arc::clone(&mapped);
+        readback
+            .slice(..bytes)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                let state = if result.is_ok() { MAP_DONE } else { MAP_FAILED };
+                flag.store(state, Ordering::Release);
+            });
+        Ok(Job {
+            seq: frame.meta.seq,
+            slot,
+            bytes,
+            submission,
+            mapped,
+        })
+    }
+}
+
+/// Takes the job out of a `State::Gpu`, leaving `Done` in its place.
+fn take_job(state: &mut State) -> Job {
+    match std::mem::replace(state, State::Done) {
+        State::Gpu(job) => job,
+        _ => unreachable!("take_job is only called on frames on the GPU"),
+    }
+}
+
+/// True once `job`'s readback is mapped. Polls the device without blocking, or (with `block`)
+/// waits for the job's submission.
+fn wait_job(ctx: &GpuContext, job: &Job, block: bool) -> Result<bool> {
+    for _ in 0..3 {
+        match job.mapped.load(Ordering::Acquire) {
+            MAP_DONE => return Ok(true),
+            MAP_FAILED => {
+                ctx.take_error()?;
+                return Err(Error::Gpu(format!(
+                    "frame {}: mapping its readback failed (device lost or validation error)",
+                    job.seq
+                )));
+            }
+            _ => {}
+        }
+        let poll = if block {
+            wgpu::PollType::Wait {
+                submission_index: Some(job.submission.clone()),
+                timeout: None,
+            }
+        } else {
+            wgpu::PollType::Poll
+        };
+        ctx.device
+            .poll(poll)
+            .map_err(|err| Error::Gpu(format!("frame {}: waiting for the GPU: {err}", job.seq)))?;
+        if !block {
+            return Ok(job.mapped.load(Ordering::Acquire) == MAP_DONE);
+        }
+    }
+    ctx.take_error()?;
+    Err(Error::Gpu(format!(
+        "frame {}: the GPU finished but its readback never mapped",
+        job.seq
+    )))
+}
+
+/// Copies a mapped readback into the frame's own pixel buffer (whole rows: the whole frame)
+/// and unmaps it.
+fn copy_back(slot: &Slot, job: &Job, frame: &mut Frame) -> Result<()> {
+    let readback = slot
+        .readback
+        .as_ref()
+        .expect("a submitted slot has a readback buffer");
+    {
+        let view = readback
+            .slice(..job.bytes)
+            .get_mapped_range()
+            .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
+        frame.rgba.copy_from_slice(&view);
+    }
+    readback.unmap();
+    Ok(())
+}
