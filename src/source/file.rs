@@ -1,0 +1,353 @@
+//! Raster decoding: PNG, JPEG, WebP, BMP, TIFF and GIF files into RGBA8 frames, through the
+//! `image` crate, with EXIF orientation applied and the limits checked before pixels are read.
+//!
+//! Colour conversion follows Pillow's `convert("RGBA")` as Gradio would see it:
+//! - 8-bit gray, gray+alpha, RGB and palette images expand to RGBA (A = 255 without alpha);
+//! - 16-bit RGB(A) and gray+alpha keep the high byte of each sample (Pillow's `;16B` unpackers);
+//! - 16-bit gray without alpha opens as Pillow mode `I;16`, whose conversion to RGB(A) *clips*
+//!   at 255 rather than scaling (`I16_RGB`): values above 255 become white. Kept for parity.
+//! - float samples are clamped to [0, 1] and scaled to 0–255.
+//!
+//! `has_alpha` is true when the decoder reports an alpha channel (a PNG `tRNS` chunk counts);
+//! for GIF, whose decoder always reports RGBA, it is decided per frame: true when that
+//! composited frame has a pixel that is not fully opaque.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use image::codecs::gif::GifDecoder;
+use image::error::ImageError;
+use image::metadata::Orientation;
+use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageReader};
+
+use super::{DecodeLimits, DecodedFrame, Frames, InputFormat, svg};
+use crate::error::{Error, Result};
+
+/// Decodes the file at `path`, choosing the decoder by its extension; `name` is how messages
+/// refer to it.
+///
+/// # Errors
+/// [`Error::Unsupported`] for an extension shutter does not read (or none), [`Error::Io`] when
+/// the file cannot be opened or read, [`Error::Decode`] for an empty or malformed file (the
+/// reason says when the content looks like another format), [`Error::Limits`] for an image
+/// over `limits`.
+pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Frames> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(format) = InputFormat::from_extension(&ext) else {
+        let reason = if ext.is_empty() {
+            "no file extension to tell the format by".to_string()
+        } else {
+            format!("'.{ext}' is not an image extension shutter reads")
+        };
+        return Err(Error::Unsupported {
+            input: name.to_string(),
+            reason: format!(
+                "{reason} (expected one of {})",
+                super::IMAGE_EXTENSIONS.join(", ")
+            ),
+        });
+    };
+    let file = File::open(path).map_err(|err| Error::io(path, err))?;
+    let len = file.metadata().map_err(|err| Error::io(path, err))?.len();
+    if len == 0 {
+        return Err(Error::Decode {
+            input: name.to_string(),
+            format: format.name().to_string(),
+            reason: "the file is empty (0 bytes)".to_string(),
+        });
+    }
+    let result = if format == InputFormat::Svg {
+        let mut data = Vec::new();
+        BufReader::new(file)
+            .read_to_end(&mut data)
+            .map_err(|err| Error::io(path, err))?;
+        svg::decode(name, &data, path.parent(), limits)
+    } else {
+        decode_reader(name, format, BufReader::new(file), limits)
+    };
+    result.map_err(|err| hint_other_format(err, path, format))
+}
+
+/// When decoding by extension failed, says so if the content looks like another format.
+fn hint_other_format(err: Error, path: &Path, claimed: InputFormat) -> Error {
+    let Error::Decode {
+        input,
+        format,
+        reason,
+    } = err
+    else {
+        return err;
+    };
+    let mut head = Vec::with_capacity(512);
+    let sniffed = File::open(path)
+        .and_then(|f| f.take(512).read_to_end(&mut head))
+        .ok()
+        .and_then(|_| InputFormat::sniff(&head));
+    let reason = match sniffed {
+        Some(actual) if actual != claimed => format!(
+            "{reason} (the content looks like {}, not {})",
+            actual.name(),
+            claimed.name()
+        ),
+        _ => reason,
+    };
+    Error::Decode {
+        input,
+        format,
+        reason,
+    }
+}
+
+/// Decodes a raster image of a known `format` from `reader`.
+///
+/// # Errors
+/// [`Error::Decode`], [`Error::Limits`] or [`Error::Unsupported`] naming `name`, as
+/// [`super::decode`] describes; SVG is not a raster format and is [`Error::Unsupported`] here.
+pub fn decode_reader<R>(
+    name: &str,
+    format: InputFormat,
+    reader: R,
+    limits: &DecodeLimits,
+) -> Result<Frames>
+where
+    R: BufRead + Seek + Send + 'static,
+{
+    match format {
+        InputFormat::Gif => decode_gif(name, reader, limits),
+        InputFormat::Svg => Err(Error::Unsupported {
+            input: name.to_string(),
+            reason: "SVG is not a raster format; use svg::decode".to_string(),
+        }),
+        _ => decode_still(name, format, reader, limits),
+    }
+}
+
+/// `image`'s limits for `limits`. Width and height are left out while the header is read
+/// (so that our own check can name the dimensions) and set afterwards.
+fn image_limits(limits: &DecodeLimits, with_dimensions: bool) -> image::Limits {
+    let mut out = image::Limits::default();
+    out.max_alloc = Some(limits.max_alloc);
+    if with_dimensions {
+        out.max_image_width = Some(limits.max_width);
+        out.max_image_height = Some(limits.max_height);
+    } else {
+        out.max_image_width = None;
+        out.max_image_height = None;
+    }
+    out
+}
+
+/// Checks the header's dimensions and the decoder's output size before any pixel is decoded.
+fn check_header(
+    name: &str,
+    (width, height): (u32, u32),
+    total_bytes: u64,
+    limits: &DecodeLimits,
+) -> Result<()> {
+    limits.check(name, u64::from(width), u64::from(height))?;
+    if total_bytes > limits.max_alloc {
+        return Err(Error::Limits {
+            input: name.to_string(),
+            reason: format!(
+                "{width}×{height} needs {total_bytes} bytes to decode, more than the allocation limit of {} bytes",
+                limits.max_alloc
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// One still image: header, limits, orientation, pixels, RGBA8.
+fn decode_still<R>(
+    name: &str,
+    format: InputFormat,
+    reader: R,
+    limits: &DecodeLimits,
+) -> Result<Frames>
+where
+    R: BufRead + Seek,
+{
+    let err = |e| image_error(name, format, e);
+    let image_format = format.to_image().ok_or_else(|| Error::Unsupported {
+        input: name.to_string(),
+        reason: format!("{} is not a raster format", format.name()),
+    })?;
+    let mut reader = ImageReader::with_format(reader, image_format);
+    reader.limits(image_limits(limits, false));
+    let mut decoder = reader.into_decoder().map_err(err)?;
+    check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
+    decoder
+        .set_limits(image_limits(limits, true))
+        .map_err(err)?;
+    let has_alpha = decoder.color_type().has_alpha();
+    // A broken EXIF block should not make the image unreadable: Pillow's exif_transpose
+    // leaves such images as they are too.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(err)?;
+    image.apply_orientation(orientation);
+    let (width, height) = (image.width(), image.height());
+    let frame = DecodedFrame {
+        width,
+        height,
+        rgba: to_rgba8(image),
+        has_alpha,
+        delay: None,
+    };
+    Ok(Box::new(std::iter::once(Ok(frame))))
+}
+
+/// RGBA8 pixels from any decoded image, converting as Pillow would (see the module comment).
+pub fn to_rgba8(image: DynamicImage) -> Vec<u8> {
+    fn high(v: u16) -> u8 {
+        (v >> 8) as u8
+    }
+    match image {
+        DynamicImage::ImageRgba8(buf) => buf.into_raw(),
+        DynamicImage::ImageLuma16(buf) => buf
+            .into_raw()
+            .into_iter()
+            .flat_map(|v| {
+                let v = v.min(255) as u8;
+                [v, v, v, 255]
+            })
+            .collect(),
+        DynamicImage::ImageLumaA16(buf) => buf
+            .into_raw()
+            .chunks_exact(2)
+            .flat_map(|p| {
+                let v = high(p[0]);
+                [v, v, v, high(p[1])]
+            })
+            .collect(),
+        DynamicImage::ImageRgb16(buf) => buf
+            .into_raw()
+            .chunks_exact(3)
+            .flat_map(|p| [high(p[0]), high(p[1]), high(p[2]), 255])
+            .collect(),
+        DynamicImage::ImageRgba16(buf) => buf.into_raw().into_iter().map(high).collect(),
+        other => other.to_rgba8().into_raw(),
+    }
+}
+
+/// An animated (or still) GIF: every frame, composited onto the full canvas, with its delay.
+///
+/// `image`'s frame iterator is not `Send`, so a small thread owns the decoder and hands frames
+/// over a one-slot channel: frames are decoded as the caller asks for them, one ahead. Dropping
+/// the iterator stops the thread at its next frame.
+fn decode_gif<R>(name: &str, reader: R, limits: &DecodeLimits) -> Result<Frames>
+where
+    R: BufRead + Seek + Send + 'static,
+{
+    let err = |e| image_error(name, InputFormat::Gif, e);
+    let mut decoder = GifDecoder::new(reader).map_err(err)?;
+    check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
+    decoder
+        .set_limits(image_limits(limits, true))
+        .map_err(err)?;
+
+    let (tx, rx) = mpsc::sync_channel::<Result<DecodedFrame>>(1);
+    let thread_name = name.to_string();
+    std::thread::Builder::new()
+        .name("shutter-gif".into())
+        .spawn(move || {
+            let mut count = 0usize;
+            for frame in decoder.into_frames() {
+                let item = match frame {
+                    Ok(frame) => Ok(gif_frame(frame)),
+                    Err(e) => Err(image_error(&thread_name, InputFormat::Gif, e)),
+                };
+                let failed = item.is_err();
+                count += 1;
+                if tx.send(item).is_err() || failed {
+                    return;
+                }
+            }
+            if count == 0 {
+                let _ = tx.send(Err(Error::Decode {
+                    input: thread_name,
+                    format: "gif".to_string(),
+                    reason: "the GIF has no frames".to_string(),
+                }));
+            }
+        })
+        .map_err(|e| Error::Decode {
+            input: name.to_string(),
+            format: "gif".to_string(),
+            reason: format!("cannot start the GIF decoding thread: {e}"),
+        })?;
+    Ok(Box::new(rx.into_iter()))
+}
+
+fn gif_frame(frame: image::Frame) -> DecodedFrame {
+    let delay = Duration::from(frame.delay());
+    let buffer = frame.into_buffer();
+    let (width, height) = buffer.dimensions();
+    let rgba = buffer.into_raw();
+    let has_alpha = rgba.chunks_exact(4).any(|px| px[3] != 255);
+    DecodedFrame {
+        width,
+        height,
+        rgba,
+        has_alpha,
+        delay: Some(delay),
+    }
+}
+
+/// Maps an `image` error to ours by its category, with a one-line reason.
+///
+/// I/O errors met while decoding (as opposed to opening) mean the data ended early or could
+/// not be read: they are decode errors of the input, not I/O errors of a path.
+pub fn image_error(name: &str, format: InputFormat, err: ImageError) -> Error {
+    let input = name.to_string();
+    match err {
+        ImageError::Limits(e) => Error::Limits {
+            input,
+            reason: one_line(&e.to_string()),
+        },
+        ImageError::Unsupported(e) => Error::Unsupported {
+            input,
+            reason: one_line(&e.to_string()),
+        },
+        ImageError::IoError(e) => {
+            let reason = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                "the data ends early (truncated file)".to_string()
+            } else {
+                one_line(&e.to_string())
+            };
+            Error::Decode {
+                input,
+                format: format.name().to_string(),
+                reason,
+            }
+        }
+        // "Format error decoding Png: <cause>": the format is already in our message.
+        ImageError::Decoding(e) => Error::Decode {
+            input,
+            format: format.name().to_string(),
+            reason: one_line(&match std::error::Error::source(&e) {
+                Some(cause) => cause.to_string(),
+                None => e.to_string(),
+            }),
+        },
+        other => Error::Decode {
+            input,
+            format: format.name().to_string(),
+            reason: one_line(&other.to_string()),
+        },
+    }
+}
+
+/// Joins a possibly multi-line message into one line.
+pub(crate) fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

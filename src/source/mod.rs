@@ -1,0 +1,462 @@
+//! Capture: turning sources (files, directories, stdin) into decoded RGBA8 frames.
+//!
+//! [`expand`] turns command-line sources into [`Input`]s (a directory becomes its image files);
+//! [`decode`] turns one input into an iterator of [`DecodedFrame`]s. Raster formats are read by
+//! the `image` crate ([`file`](mod@file)), SVG by resvg ([`svg`]). Every failure is an [`Error`] naming the
+//! input; nothing here panics on bad data.
+
+pub mod file;
+pub mod svg;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Something frames come from, as named on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// An image file or a directory of images.
+    Path(PathBuf),
+    /// One image read from standard input (`-`).
+    Stdin,
+    /// An image held in memory (its format sniffed from the content); `name` names it in
+    /// messages and gives the output file its stem.
+    Bytes { name: String, data: Arc<[u8]> },
+}
+
+/// The built-in default input: an SVG scene drawn for shutter, so `shutter run` with no
+/// source shows the tool working on a machine with nothing else on it.
+const DEFAULT_SVG: &[u8] = include_bytes!("../../assets/default.svg");
+
+impl Source {
+    /// The built-in default image (640×400, rasterised from SVG); outputs are named
+    /// `shutter-default.<ext>`.
+    pub fn builtin_default() -> Source {
+        Source::Bytes {
+            name: "shutter-default".to_string(),
+            data: Arc::from(DEFAULT_SVG),
+        }
+    }
+
+    /// Parses a command-line source: `-` is stdin, anything else a path.
+    pub fn parse(arg: &str) -> Source {
+        if arg == "-" {
+            Source::Stdin
+        } else {
+            Source::Path(PathBuf::from(arg))
+        }
+    }
+}
+
+/// One input after directories are expanded.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// How messages name it: the path as given, or `<stdin>`.
+    pub name: String,
+    /// File stem used for output names (`photo` for `dir/photo.png`, `stdin` for stdin).
+    pub stem: String,
+    /// Where the bytes come from.
+    pub kind: InputKind,
+}
+
+/// Where an [`Input`]'s bytes come from.
+#[derive(Debug, Clone)]
+pub enum InputKind {
+    /// A file; its extension picks the decoder.
+    File(PathBuf),
+    /// Standard input, read whole; the format is sniffed from the content.
+    Stdin,
+    /// Bytes in memory; the format is sniffed from the content.
+    Bytes(Arc<[u8]>),
+}
+
+impl Input {
+    /// The input for the file at `path`: named by the path as given, stem from the file name.
+    pub fn from_path(path: impl Into<PathBuf>) -> Input {
+        let path = path.into();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "input".to_string());
+        Input {
+            name: path.display().to_string(),
+            stem,
+            kind: InputKind::File(path),
+        }
+    }
+
+    /// The standard-input input: named `<stdin>`, stem `stdin`.
+    pub fn stdin() -> Input {
+        Input {
+            name: "<stdin>".to_string(),
+            stem: "stdin".to_string(),
+            kind: InputKind::Stdin,
+        }
+    }
+}
+
+/// Limits applied while decoding, against decompression bombs.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest width accepted, in pixels.
+    pub max_width: u32,
+    /// Largest height accepted, in pixels.
+    pub max_height: u32,
+    /// Largest width × height accepted.
+    pub max_pixels: u64,
+    /// Largest allocation a decoder may make, in bytes.
+    pub max_alloc: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_width: 65_535,
+            max_height: 65_535,
+            max_pixels: 178_956_970,
+            max_alloc: 2 << 30,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// Checks a `width` × `height` image against these limits before any pixel is decoded:
+    /// each side, the pixel count, and the bytes of the RGBA8 frame it becomes.
+    ///
+    /// # Errors
+    /// [`Error::Limits`] naming `input` and the dimensions when any limit is exceeded.
+    pub fn check(&self, input: &str, width: u64, height: u64) -> Result<()> {
+        let limits = |reason: String| Error::Limits {
+            input: input.to_string(),
+            reason,
+        };
+        if width > u64::from(self.max_width) || height > u64::from(self.max_height) {
+            return Err(limits(format!(
+                "{width}×{height} is larger than the maximum of {}×{}",
+                self.max_width, self.max_height
+            )));
+        }
+        let pixels = width.saturating_mul(height);
+        if pixels > self.max_pixels {
+            return Err(limits(format!(
+                "{width}×{height} is {pixels} pixels, more than the maximum of {}",
+                self.max_pixels
+            )));
+        }
+        let bytes = pixels.saturating_mul(4);
+        if bytes > self.max_alloc {
+            return Err(limits(format!(
+                "{width}×{height} needs {bytes} bytes as RGBA, more than the allocation limit of {} bytes",
+                self.max_alloc
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One decoded frame: RGBA8 pixels, row-major, straight alpha, `width * height * 4` bytes.
+#[derive(Debug, Clone)]
+pub struct DecodedFrame {
+    /// Width in pixels (after EXIF orientation is applied).
+    pub width: u32,
+    /// Height in pixels (after EXIF orientation is applied).
+    pub height: u32,
+    /// The pixels; A is 255 everywhere when the source has no alpha.
+    pub rgba: Vec<u8>,
+    /// True when the source carried alpha (see [`file`](mod@file) for the GIF rule).
+    pub has_alpha: bool,
+    /// Display time of this frame (every GIF frame has one), `None` for stills.
+    pub delay: Option<Duration>,
+}
+
+/// The frames of one input, decoded lazily where the format allows (animated GIFs).
+pub type Frames = Box<dyn Iterator<Item = Result<DecodedFrame>> + Send>;
+
+/// The image formats shutter reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    Png,
+    Jpeg,
+    Gif,
+    Webp,
+    Bmp,
+    Tiff,
+    Svg,
+}
+
+/// Extensions (lower case) of the files a directory source picks up, and that [`decode`] reads.
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "svg",
+];
+
+impl InputFormat {
+    /// The format an extension (without the dot, any case) names, if shutter reads it.
+    pub fn from_extension(ext: &str) -> Option<InputFormat> {
+        Some(match ext.to_ascii_lowercase().as_str() {
+            "png" => InputFormat::Png,
+            "jpg" | "jpeg" => InputFormat::Jpeg,
+            "gif" => InputFormat::Gif,
+            "webp" => InputFormat::Webp,
+            "bmp" => InputFormat::Bmp,
+            "tif" | "tiff" => InputFormat::Tiff,
+            "svg" => InputFormat::Svg,
+            _ => return None,
+        })
+    }
+
+    /// The format of some bytes, judged by their content: the raster formats by their magic
+    /// numbers, SVG when the text starts with `<` (after a BOM and whitespace) or has `<svg`.
+    pub fn sniff(bytes: &[u8]) -> Option<InputFormat> {
+        if let Ok(format) = image::guess_format(bytes) {
+            return InputFormat::from_image(format);
+        }
+        looks_like_svg(bytes).then_some(InputFormat::Svg)
+    }
+
+    /// Lower-case name used in messages (`png`, `jpeg`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Png => "png",
+            InputFormat::Jpeg => "jpeg",
+            InputFormat::Gif => "gif",
+            InputFormat::Webp => "webp",
+            InputFormat::Bmp => "bmp",
+            InputFormat::Tiff => "tiff",
+            InputFormat::Svg => "svg",
+        }
+    }
+
+    /// The `image` crate's format for the raster formats (`None` for SVG).
+    pub fn to_image(self) -> Option<image::ImageFormat> {
+        Some(match self {
+            InputFormat::Png => image::ImageFormat::Png,
+            InputFormat::Jpeg => image::ImageFormat::Jpeg,
+            InputFormat::Gif => image::ImageFormat::Gif,
+            InputFormat::Webp => image::ImageFormat::WebP,
+            InputFormat::Bmp => image::ImageFormat::Bmp,
+            InputFormat::Tiff => image::ImageFormat::Tiff,
+            InputFormat::Svg => return None,
+        })
+    }
+
+    fn from_image(format: image::ImageFormat) -> Option<InputFormat> {
+        Some(match format {
+            image::ImageFormat::Png => InputFormat::Png,
+            image::ImageFormat::Jpeg => InputFormat::Jpeg,
+            image::ImageFormat::Gif => InputFormat::Gif,
+            image::ImageFormat::WebP => InputFormat::Webp,
+            image::ImageFormat::Bmp => InputFormat::Bmp,
+            image::ImageFormat::Tiff => InputFormat::Tiff,
+            _ => return None,
+        })
+    }
+}
+
+/// SVG when the text starts with `<` after an optional UTF-8 BOM and whitespace, or has `<svg`.
+fn looks_like_svg(bytes: &[u8]) -> bool {
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let start = text.iter().position(|b| !b.is_ascii_whitespace());
+    if start.is_some_and(|i| text[i] == b'<') {
+        return true;
+    }
+    text.windows(4).any(|w| w == b"<svg")
+}
+
+/// True when `path` has one of the [`IMAGE_EXTENSIONS`] (any case).
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(OsStr::to_str)
+        .is_some_and(|ext| InputFormat::from_extension(ext).is_some())
+}
+
+/// Expands sources into inputs, in the order given.
+///
+/// A file path is one input (whatever its extension: [`decode`] judges it); a directory becomes
+/// its image files (extensions in [`IMAGE_EXTENSIONS`], any case), not recursively, sorted by
+/// file name (byte order), skipping other files, subdirectories and hidden files (names
+/// starting with `.`, such as macOS `._photo.jpg` leftovers and shutter's own temp files);
+/// `-` is standard input.
+///
+/// A path that does not exist, or a directory that cannot be listed, gives an
+/// [`Error::Io`] naming it in its place; the other sources are still expanded.
+pub fn expand(sources: &[Source]) -> Vec<Result<Input>> {
+    let mut out = Vec::new();
+    for source in sources {
+        match source {
+            Source::Stdin => out.push(Ok(Input::stdin())),
+            Source::Bytes { name, data } => out.push(Ok(Input {
+                name: name.clone(),
+                stem: name.clone(),
+                kind: InputKind::Bytes(data.clone()),
+            })),
+            Source::Path(path) => match fs::metadata(path) {
+                Err(err) => out.push(Err(Error::io(path, err))),
+                Ok(meta) if meta.is_dir() => expand_dir(path, &mut out),
+                Ok(_) => out.push(Ok(Input::from_path(path))),
+            },
+        }
+    }
+    out
+}
+
+/// Pushes the image files of directory `dir`, sorted by name.
+fn expand_dir(dir: &Path, out: &mut Vec<Result<Input>>) {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            out.push(Err(Error::io(dir, err)));
+            return;
+        }
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                out.push(Err(Error::io(dir, err)));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let path = entry.path();
+        // fs::metadata follows symlinks: a link to an image counts, a link to a directory not.
+        if has_image_extension(&path) && fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            files.push((name, path));
+        }
+    }
+    files.sort();
+    out.extend(
+        files
+            .into_iter()
+            .map(|(_, path)| Ok(Input::from_path(path))),
+    );
+}
+
+/// Decodes every frame of `input`.
+///
+/// Files are decoded by the format their extension names (see [`file`](mod@file) and [`svg`]); standard
+/// input is read whole and its format sniffed from the content ([`InputFormat::sniff`]).
+/// Stills are decoded before this returns; animated GIFs frame by frame as the iterator is
+/// advanced (an error part-way through is the iterator's last item).
+///
+/// # Errors
+/// - [`Error::Io`] when the file cannot be opened or read (naming the path; `<stdin>`).
+/// - [`Error::Unsupported`] for an extension (or content) that is not a format shutter reads.
+/// - [`Error::Limits`] when the image is larger than `limits` allow, checked before its pixels
+///   are decoded.
+/// - [`Error::Decode`] for empty, truncated or malformed data, naming the input and format.
+pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
+    match &input.kind {
+        InputKind::File(path) => file::decode_path(&input.name, path, limits),
+        InputKind::Stdin => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .map_err(|err| Error::io(&input.name, err))?;
+            decode_bytes(&input.name, bytes, limits)
+        }
+        InputKind::Bytes(data) => decode_bytes(&input.name, data.to_vec(), limits),
+    }
+}
+
+/// Decodes an image held in memory, its format sniffed from the content; `name` is how
+/// messages refer to it.
+///
+/// # Errors
+/// As [`decode`]: [`Error::Decode`] for empty or malformed data, [`Error::Unsupported`] when
+/// the content is no format shutter reads, [`Error::Limits`] for images over the limits.
+pub fn decode_bytes(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> Result<Frames> {
+    if bytes.is_empty() {
+        return Err(Error::Decode {
+            input: name.to_string(),
+            format: "image".to_string(),
+            reason: "no data (0 bytes)".to_string(),
+        });
+    }
+    let format = match InputFormat::sniff(&bytes) {
+        Some(format) => format,
+        None => {
+            let reason = match image::guess_format(&bytes) {
+                Ok(other) => format!("the content is {other:?}, which shutter does not read"),
+                Err(_) => "cannot tell the image format from the content".to_string(),
+            };
+            return Err(Error::Unsupported {
+                input: name.to_string(),
+                reason,
+            });
+        }
+    };
+    if format == InputFormat::Svg {
+        return svg::decode(name, &bytes, None, limits);
+    }
+    file::decode_reader(name, format, std::io::Cursor::new(bytes), limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_recognises_svg_and_magic() {
+        assert_eq!(
+            InputFormat::sniff(b"\xEF\xBB\xBF  \n<?xml version='1.0'?>"),
+            Some(InputFormat::Svg)
+        );
+        assert_eq!(
+            InputFormat::sniff(b"junk junk <svg width='1'/>"),
+            Some(InputFormat::Svg)
+        );
+        assert_eq!(
+            InputFormat::sniff(b"\x89PNG\r\n\x1a\n...."),
+            Some(InputFormat::Png)
+        );
+        assert_eq!(InputFormat::sniff(b"GIF89a...."), Some(InputFormat::Gif));
+        assert_eq!(InputFormat::sniff(b"hello"), None);
+    }
+
+    #[test]
+    fn extensions_any_case() {
+        assert_eq!(InputFormat::from_extension("JPG"), Some(InputFormat::Jpeg));
+        assert_eq!(InputFormat::from_extension("Tif"), Some(InputFormat::Tiff));
+        assert_eq!(InputFormat::from_extension("xyz"), None);
+        for ext in IMAGE_EXTENSIONS {
+            assert!(InputFormat::from_extension(ext).is_some(), "{ext}");
+        }
+    }
+
+    #[test]
+    fn limits_name_the_dimensions() {
+        let limits = DecodeLimits::default();
+        let err = limits.check("big.png", 100_000, 100_000).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Limits { .. }));
+        assert!(
+            msg.contains("big.png") && msg.contains("100000×100000"),
+            "{msg}"
+        );
+        let small = DecodeLimits {
+            max_pixels: 10,
+            ..DecodeLimits::default()
+        };
+        assert!(small.check("x", 4, 3).is_err());
+        assert!(small.check("x", 5, 2).is_ok());
+    }
+
+    #[test]
+    fn empty_bytes_are_a_decode_error() {
+        let err = decode_bytes("<stdin>", Vec::new(), &DecodeLimits::default())
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|m| m.contains("<stdin>")));
+    }
+}

@@ -1,0 +1,161 @@
+//! SVG rasterisation with resvg: one RGBA8 frame, straight alpha, at the SVG's own size.
+//!
+//! resvg is built with `default-features = false`: there is **no text rendering** (`<text>`
+//! elements are skipped: no fonts are loaded), no embedded raster images (`<image>` with PNG,
+//! JPEG or GIF data is skipped) and no compressed `.svgz`. Shapes, paths, gradients, patterns,
+//! clipping, masks and filters are rendered.
+
+use std::path::Path;
+
+use resvg::tiny_skia::{Pixmap, Transform};
+use resvg::usvg;
+
+use super::{DecodeLimits, DecodedFrame, Frames};
+use crate::error::{Error, Result};
+
+/// Rasterises the SVG document `data` (`name` is how messages refer to it; relative
+/// references resolve against `resources_dir`).
+///
+/// The raster size is the SVG's own width and height rounded up, at least 1×1; it is checked
+/// against `limits` before any pixel is allocated. resvg renders premultiplied alpha; the
+/// pixels are demultiplied (each colour channel `c * 255 / alpha`, rounded) so that the frame
+/// carries straight alpha like every other frame. `has_alpha` is always true.
+///
+/// # Errors
+/// - [`Error::Decode`] (format `svg`) for data that is not a well-formed SVG document, or has no
+///   valid size.
+/// - [`Error::Limits`] when the size exceeds `limits`, or the document has more elements than
+///   usvg accepts.
+/// - [`Error::Unsupported`] for compressed SVG (svgz).
+pub fn decode(
+    name: &str,
+    data: &[u8],
+    resources_dir: Option<&Path>,
+    limits: &DecodeLimits,
+) -> Result<Frames> {
+    let options = usvg::Options {
+        resources_dir: resources_dir.map(Path::to_path_buf),
+        ..usvg::Options::default()
+    };
+    let tree = usvg::Tree::from_data(data, &options).map_err(|e| svg_error(name, e))?;
+    let size = tree.size();
+    let width = raster_side(size.width());
+    let height = raster_side(size.height());
+    limits.check(name, width, height)?;
+    let too_big = || Error::Limits {
+        input: name.to_string(),
+        reason: format!("{width}×{height} is too large to rasterise"),
+    };
+    let (w, h) = (
+        u32::try_from(width).map_err(|_| too_big())?,
+        u32::try_from(height).map_err(|_| too_big())?,
+    );
+    let mut pixmap = Pixmap::new(w, h).ok_or_else(too_big)?;
+    resvg::render(&tree, Transform::identity(), &mut pixmap.as_mut());
+    let mut rgba = pixmap.take();
+    demultiply(&mut rgba);
+    let frame = DecodedFrame {
+        width: w,
+        height: h,
+        rgba,
+        has_alpha: true,
+        delay: None,
+    };
+    Ok(Box::new(std::iter::once(Ok(frame))))
+}
+
+/// One side of the raster: the SVG length rounded up, at least 1 (saturating for huge sizes,
+/// which the limits then reject).
+fn raster_side(length: f32) -> u64 {
+    let side = f64::from(length).ceil();
+    if side.is_nan() || side < 1.0 {
+        1
+    } else if side >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        side as u64
+    }
+}
+
+/// Premultiplied RGBA8 to straight alpha, in place, rounding as tiny-skia's own
+/// `PremultipliedColorU8::demultiply` does: `c / (a / 255) + 0.5`, truncated. Fully
+/// transparent pixels become (0, 0, 0, 0); opaque ones are unchanged.
+pub fn demultiply(rgba: &mut [u8]) {
+    for px in rgba.chunks_exact_mut(4) {
+        let a = px[3];
+        if a == 255 {
+            continue;
+        }
+        if a == 0 {
+            px[..3].fill(0);
+            continue;
+        }
+        let scale = f64::from(a) / 255.0;
+        for c in &mut px[..3] {
+            // `as u8` saturates: a malformed premultiplied value above alpha gives 255.
+            *c = (f64::from(*c) / scale + 0.5) as u8;
+        }
+    }
+}
+
+fn svg_error(name: &str, err: usvg::Error) -> Error {
+    let input = name.to_string();
+    match err {
+        usvg::Error::ElementsLimitReached => Error::Limits {
+            input,
+            reason: err.to_string(),
+        },
+        usvg::Error::SvgzFeatureNotEnabled | usvg::Error::MalformedGZip => Error::Unsupported {
+            input,
+            reason: "compressed SVG (svgz) is not supported; decompress it first".to_string(),
+        },
+        other => Error::Decode {
+            input,
+            format: "svg".to_string(),
+            reason: super::file::one_line(&other.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demultiply_rounds_like_tiny_skia() {
+        let mut px = [64, 0, 128, 128, 10, 20, 30, 255, 0, 0, 0, 0, 1, 1, 1, 3];
+        demultiply(&mut px);
+        assert_eq!(
+            px,
+            [128, 0, 255, 128, 10, 20, 30, 255, 0, 0, 0, 0, 85, 85, 85, 3]
+        );
+        for a in 1..=255u8 {
+            for c in 0..=a {
+                let mut p = [c, c, c, a];
+                demultiply(&mut p);
+                let expected = resvg::tiny_skia::PremultipliedColorU8::from_rgba(c, c, c, a)
+                    .map(|p| p.demultiply().red());
+                assert_eq!(Some(p[0]), expected, "c={c} a={a}");
+            }
+        }
+    }
+
+    #[test]
+    fn raster_side_rounds_up() {
+        assert_eq!(raster_side(10.0), 10);
+        assert_eq!(raster_side(10.2), 11);
+        assert_eq!(raster_side(0.3), 1);
+        assert_eq!(raster_side(f32::NAN), 1);
+    }
+
+    #[test]
+    fn malformed_svg_names_the_input() {
+        let err = decode("bad.svg", b"<svg", None, &DecodeLimits::default())
+            .err()
+            .map(|e| (matches!(e, Error::Decode { .. }), e.to_string()));
+        assert!(
+            matches!(err, Some((true, ref m)) if m.contains("bad.svg")),
+            "{err:?}"
+        );
+    }
+}
