@@ -1,0 +1,4 @@
+//! Sinks: encoders that write files, and callbacks that receive arrays.
+
+pub mod encode;
+pub mod npy;

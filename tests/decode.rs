@@ -1,0 +1,752 @@
+//! Capture: every format decodes to the pixels that were encoded, animated GIFs keep their
+//! frames and delays, EXIF orientation is applied, SVG comes out with straight alpha,
+//! directories expand in order, and every kind of bad input is a typed error naming the file.
+
+use std::fs;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use image::codecs::gif::{GifEncoder, Repeat};
+use image::{Delay, DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, RgbImage, Rgba, RgbaImage};
+use shutter::Error;
+use shutter::source::{self, DecodeLimits, DecodedFrame, Input, Source};
+use tempfile::TempDir;
+
+/// A smooth, never-zero RGBA gradient with varied alpha.
+fn gradient(width: u32, height: u32) -> RgbaImage {
+    RgbaImage::from_fn(width, height, |x, y| {
+        Rgba([
+            (20 + x * 200 / width.max(1)) as u8,
+            (30 + y * 200 / height.max(1)) as u8,
+            (90 + (x + y) * 100 / (width + height)) as u8,
+            (60 + (x * 7 + y * 3) % 190) as u8,
+        ])
+    })
+}
+
+fn opaque(image: &RgbaImage) -> RgbImage {
+    DynamicImage::ImageRgba8(image.clone()).to_rgb8()
+}
+
+/// The RGBA8 bytes an RGB image decodes to: A = 255.
+fn rgb_to_rgba(image: &RgbImage) -> Vec<u8> {
+    image
+        .pixels()
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect()
+}
+
+fn decode_path(path: &Path, limits: &DecodeLimits) -> Result<Vec<DecodedFrame>, Error> {
+    let input = Input::from_path(path);
+    source::decode(&input, limits)?.collect()
+}
+
+fn decode_one(path: &Path) -> DecodedFrame {
+    let mut frames = decode_path(path, &DecodeLimits::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(frames.len(), 1, "{}", path.display());
+    frames.remove(0)
+}
+
+fn decode_err(path: &Path, limits: &DecodeLimits) -> Error {
+    match decode_path(path, limits) {
+        Ok(frames) => panic!("{}: decoded {} frames", path.display(), frames.len()),
+        Err(err) => {
+            let msg = err.to_string();
+            eprintln!("{msg}");
+            let name = path.file_name().unwrap().to_string_lossy();
+            assert!(
+                msg.contains(&*name),
+                "message does not name the file: {msg}"
+            );
+            assert!(!msg.contains('\n'), "message is not one line: {msg}");
+            err
+        }
+    }
+}
+
+fn save(dir: &TempDir, name: &str, image: &DynamicImage, format: ImageFormat) -> PathBuf {
+    let path = dir.path().join(name);
+    image.save_with_format(&path, format).unwrap();
+    path
+}
+
+/// PSNR in dB between two equally long byte buffers.
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+fn rgb_of(rgba: &[u8]) -> Vec<u8> {
+    rgba.chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+// ---------------------------------------------------------------- formats decode exactly
+
+#[test]
+fn png_rgba_decodes_exactly() {
+    let dir = TempDir::new().unwrap();
+    let image = gradient(37, 23);
+    let path = save(
+        &dir,
+        "a.png",
+        &DynamicImage::ImageRgba8(image.clone()),
+        ImageFormat::Png,
+    );
+    let frame = decode_one(&path);
+    assert_eq!((frame.width, frame.height), (37, 23));
+    assert_eq!(frame.rgba, image.into_raw());
+    assert!(frame.has_alpha);
+    assert_eq!(frame.delay, None);
+}
+
+#[test]
+fn png_rgb_decodes_with_opaque_alpha() {
+    let dir = TempDir::new().unwrap();
+    let image = opaque(&gradient(20, 10));
+    let path = save(
+        &dir,
+        "rgb.PNG",
+        &DynamicImage::ImageRgb8(image.clone()),
+        ImageFormat::Png,
+    );
+    let frame = decode_one(&path);
+    assert_eq!(frame.rgba, rgb_to_rgba(&image));
+    assert!(!frame.has_alpha);
+}
+
+#[test]
+fn bmp_decodes_exactly() {
+    let dir = TempDir::new().unwrap();
+    let image = opaque(&gradient(33, 17));
+    let path = save(
+        &dir,
+        "a.bmp",
+        &DynamicImage::ImageRgb8(image.clone()),
+        ImageFormat::Bmp,
+    );
+    let frame = decode_one(&path);
+    assert_eq!(frame.rgba, rgb_to_rgba(&image));
+}
+
+#[test]
+fn tiff_decodes_exactly() {
+    let dir = TempDir::new().unwrap();
+    let image = gradient(31, 19);
+    let path = save(
+        &dir,
+        "a.tif",
+        &DynamicImage::ImageRgba8(image.clone()),
+        ImageFormat::Tiff,
+    );
+    let frame = decode_one(&path);
+    assert_eq!(frame.rgba, image.into_raw());
+    assert!(frame.has_alpha);
+}
+
+#[test]
+fn lossless_webp_decodes_exactly() {
+    let dir = TempDir::new().unwrap();
+    let image = gradient(40, 30);
+    // image's WebP encoder is lossless.
+    let path = save(
+        &dir,
+        "a.webp",
+        &DynamicImage::ImageRgba8(image.clone()),
+        ImageFormat::WebP,
+    );
+    let frame = decode_one(&path);
+    assert_eq!(frame.rgba, image.into_raw());
+    assert!(frame.has_alpha);
+}
+
+#[test]
+fn jpeg_decodes_close_to_the_source() {
+    // A smooth gradient at quality 90: decoded PSNR must be ≥ 35 dB.
+    let dir = TempDir::new().unwrap();
+    let image = opaque(&gradient(64, 48));
+    let path = dir.path().join("a.jpeg");
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+        .encode_image(&image)
+        .unwrap();
+    fs::write(&path, &bytes).unwrap();
+    let frame = decode_one(&path);
+    assert_eq!((frame.width, frame.height), (64, 48));
+    assert!(!frame.has_alpha);
+    assert!(frame.rgba.chunks_exact(4).all(|p| p[3] == 255));
+    let db = psnr(&rgb_of(&frame.rgba), image.as_raw());
+    eprintln!("jpeg q90 decode PSNR {db:.1} dB");
+    assert!(db >= 35.0, "jpeg PSNR {db:.1} dB");
+}
+
+#[test]
+fn gray_and_16_bit_convert_like_pillow() {
+    let dir = TempDir::new().unwrap();
+    // 8-bit gray: replicated into R, G and B.
+    let gray = ImageBuffer::<Luma<u8>, _>::from_fn(5, 3, |x, y| Luma([(10 + x * 40 + y) as u8]));
+    let path = save(
+        &dir,
+        "l8.png",
+        &DynamicImage::ImageLuma8(gray.clone()),
+        ImageFormat::Png,
+    );
+    let frame = decode_one(&path);
+    let expected: Vec<u8> = gray
+        .pixels()
+        .flat_map(|p| [p[0], p[0], p[0], 255])
+        .collect();
+    assert_eq!(frame.rgba, expected);
+
+    // 16-bit gray is Pillow's I;16: converting to RGB clips at 255 instead of scaling.
+    let values = [1u16, 100, 255, 256, 1000, 65535];
+    let gray16 = ImageBuffer::<Luma<u16>, _>::from_raw(6, 1, values.to_vec()).unwrap();
+    let path = save(
+        &dir,
+        "l16.png",
+        &DynamicImage::ImageLuma16(gray16),
+        ImageFormat::Png,
+    );
+    let frame = decode_one(&path);
+    let got: Vec<u8> = frame.rgba.chunks_exact(4).map(|p| p[0]).collect();
+    assert_eq!(got, [1, 100, 255, 255, 255, 255]);
+
+    // 16-bit RGB keeps the high byte of each sample.
+    let rgb16 = ImageBuffer::<Rgb<u16>, _>::from_raw(
+        2,
+        1,
+        vec![0x1234, 0xABCD, 0x00FF, 0xFF00, 0x8080, 0x0101],
+    )
+    .unwrap();
+    let path = save(
+        &dir,
+        "rgb16.png",
+        &DynamicImage::ImageRgb16(rgb16),
+        ImageFormat::Png,
+    );
+    let frame = decode_one(&path);
+    assert_eq!(frame.rgba, [0x12, 0xAB, 0x00, 255, 0xFF, 0x80, 0x01, 255]);
+}
+
+// ---------------------------------------------------------------- GIF
+
+/// A GIF of `colours.len()` solid-ish frames (few colours, so the palette is exact).
+fn animated_gif(path: &Path, colours: &[[u8; 3]], delays_ms: &[u32]) -> Vec<RgbaImage> {
+    let frames: Vec<RgbaImage> = colours
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            RgbaImage::from_fn(12, 8, |x, y| {
+                if (x + y + i as u32).is_multiple_of(3) {
+                    Rgba([c[0], c[1], c[2], 255])
+                } else {
+                    Rgba([200, 10 + 20 * i as u8, 60, 255])
+                }
+            })
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut bytes);
+        encoder.set_repeat(Repeat::Infinite).unwrap();
+        for (frame, &ms) in frames.iter().zip(delays_ms) {
+            encoder
+                .encode_frame(image::Frame::from_parts(
+                    frame.clone(),
+                    0,
+                    0,
+                    Delay::from_numer_denom_ms(ms, 1),
+                ))
+                .unwrap();
+        }
+    }
+    fs::write(path, bytes).unwrap();
+    frames
+}
+
+#[test]
+fn gif_yields_every_frame_with_its_delay() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("anim.gif");
+    let sources = animated_gif(
+        &path,
+        &[[255, 0, 0], [0, 255, 0], [0, 0, 255]],
+        &[50, 120, 300],
+    );
+    let frames = decode_path(&path, &DecodeLimits::default()).unwrap();
+    assert_eq!(frames.len(), 3);
+    let delays: Vec<_> = frames.iter().map(|f| f.delay).collect();
+    assert_eq!(
+        delays,
+        [
+            Some(Duration::from_millis(50)),
+            Some(Duration::from_millis(120)),
+            Some(Duration::from_millis(300))
+        ]
+    );
+    for (frame, source) in frames.iter().zip(&sources) {
+        assert_eq!((frame.width, frame.height), (12, 8));
+        assert_eq!(&frame.rgba, source.as_raw());
+        assert!(!frame.has_alpha, "an opaque GIF frame has no alpha");
+    }
+}
+
+#[test]
+fn gif_with_transparency_reports_alpha() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("t.gif");
+    let image = RgbaImage::from_fn(6, 6, |x, _| {
+        if x < 3 {
+            Rgba([10, 200, 30, 255])
+        } else {
+            Rgba([0, 0, 0, 0])
+        }
+    });
+    let mut bytes = Vec::new();
+    GifEncoder::new(&mut bytes)
+        .encode(image.as_raw(), 6, 6, image::ExtendedColorType::Rgba8)
+        .unwrap();
+    fs::write(&path, bytes).unwrap();
+    let frame = decode_one(&path);
+    assert!(frame.has_alpha);
+    assert_eq!(&frame.rgba[..4], &[10, 200, 30, 255]);
+    assert_eq!(frame.rgba[3 * 4 + 3], 0);
+}
+
+#[test]
+fn truncated_gif_ends_with_an_error_not_a_panic() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("cut.gif");
+    animated_gif(
+        &path,
+        &[[255, 0, 0], [0, 255, 0], [0, 0, 255]],
+        &[50, 50, 50],
+    );
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------- EXIF orientation
+
+/// A JPEG with an APP1 Exif segment carrying `orientation`, spliced in right after SOI.
+fn jpeg_with_orientation(image: &RgbImage, orientation: u16) -> Vec<u8> {
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(image)
+        .unwrap();
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+    // TIFF header (big-endian), one IFD with one entry: 0x0112 SHORT x1 = orientation.
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"MM\x00\x2A\x00\x00\x00\x08");
+    tiff.extend_from_slice(&1u16.to_be_bytes());
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes());
+    tiff.extend_from_slice(&3u16.to_be_bytes());
+    tiff.extend_from_slice(&1u32.to_be_bytes());
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0u32.to_be_bytes());
+    let mut payload = b"Exif\x00\x00".to_vec();
+    payload.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// 32×16: left half red, right half blue.
+fn two_halves() -> RgbImage {
+    RgbImage::from_fn(32, 16, |x, _| {
+        if x < 16 {
+            Rgb([230, 20, 20])
+        } else {
+            Rgb([20, 20, 230])
+        }
+    })
+}
+
+fn pixel(frame: &DecodedFrame, x: u32, y: u32) -> [u8; 4] {
+    let i = ((y * frame.width + x) * 4) as usize;
+    frame.rgba[i..i + 4].try_into().unwrap()
+}
+
+fn is_red(p: [u8; 4]) -> bool {
+    p[0] > 180 && p[2] < 80
+}
+
+fn is_blue(p: [u8; 4]) -> bool {
+    p[2] > 180 && p[0] < 80
+}
+
+#[test]
+fn exif_orientation_6_rotates_clockwise() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("rot6.jpg");
+    fs::write(&path, jpeg_with_orientation(&two_halves(), 6)).unwrap();
+    let frame = decode_one(&path);
+    // Rotated 90° clockwise: 16 wide, 32 high; the left (red) half is now on top.
+    assert_eq!((frame.width, frame.height), (16, 32));
+    assert!(is_red(pixel(&frame, 8, 4)), "{:?}", pixel(&frame, 8, 4));
+    assert!(is_blue(pixel(&frame, 8, 28)), "{:?}", pixel(&frame, 8, 28));
+}
+
+#[test]
+fn exif_orientation_3_rotates_half_a_turn() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("rot3.jpg");
+    fs::write(&path, jpeg_with_orientation(&two_halves(), 3)).unwrap();
+    let frame = decode_one(&path);
+    assert_eq!((frame.width, frame.height), (32, 16));
+    assert!(is_blue(pixel(&frame, 4, 8)), "{:?}", pixel(&frame, 4, 8));
+    assert!(is_red(pixel(&frame, 28, 8)), "{:?}", pixel(&frame, 28, 8));
+}
+
+// ---------------------------------------------------------------- SVG
+
+#[test]
+fn svg_half_transparent_rect_has_straight_alpha() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("rect.svg");
+    fs::write(
+        &path,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="6">
+             <rect x="0" y="0" width="8" height="6" fill="#ff8040" fill-opacity="0.5"/>
+           </svg>"##,
+    )
+    .unwrap();
+    let frame = decode_one(&path);
+    assert_eq!((frame.width, frame.height), (8, 6));
+    assert!(frame.has_alpha);
+    for px in frame.rgba.chunks_exact(4) {
+        for (got, want) in px.iter().zip([255u8, 128, 64, 128]) {
+            assert!(
+                got.abs_diff(want) <= 1,
+                "pixel {px:?}, want ≈ [255, 128, 64, 128]"
+            );
+        }
+    }
+}
+
+#[test]
+fn svg_size_rounds_up_and_outside_is_transparent() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("odd.svg");
+    fs::write(
+        &path,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="10.2" height="4.5">
+             <rect x="0" y="0" width="2" height="2" fill="blue"/>
+           </svg>"#,
+    )
+    .unwrap();
+    let frame = decode_one(&path);
+    assert_eq!((frame.width, frame.height), (11, 5));
+    assert_eq!(pixel(&frame, 0, 0), [0, 0, 255, 255]);
+    assert_eq!(pixel(&frame, 9, 3), [0, 0, 0, 0]);
+}
+
+#[test]
+fn bytes_are_sniffed_like_stdin() {
+    let limits = DecodeLimits::default();
+    let image = gradient(9, 7);
+    let mut png = Vec::new();
+    DynamicImage::ImageRgba8(image.clone())
+        .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+        .unwrap();
+    let frames: Vec<_> = source::decode_bytes("<stdin>", png, &limits)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(frames[0].rgba, image.into_raw());
+
+    let svg = "\u{feff}  \n<svg xmlns='http://www.w3.org/2000/svg' width='3' height='2'/>";
+    let frames: Vec<_> = source::decode_bytes("<stdin>", svg.as_bytes().to_vec(), &limits)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!((frames[0].width, frames[0].height), (3, 2));
+
+    let err = source::decode_bytes("<stdin>", b"just some text".to_vec(), &limits)
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("<stdin>"));
+}
+
+// ---------------------------------------------------------------- expand
+
+#[test]
+fn directory_expands_to_sorted_images() {
+    let dir = TempDir::new().unwrap();
+    let tiny = DynamicImage::ImageRgb8(RgbImage::from_pixel(2, 2, Rgb([1, 2, 3])));
+    for name in ["b.png", "a.JPG", "d.Tiff"] {
+        let format = ImageFormat::from_path(name.to_lowercase()).unwrap();
+        save(&dir, name, &tiny, format);
+    }
+    fs::write(dir.path().join("c.txt"), "not an image").unwrap();
+    fs::write(dir.path().join("notes"), "no extension").unwrap();
+    fs::write(
+        dir.path().join("e.svg"),
+        "<svg xmlns='http://www.w3.org/2000/svg' width='1' height='1'/>",
+    )
+    .unwrap();
+    fs::write(dir.path().join(".hidden.png"), "junk").unwrap();
+    fs::create_dir(dir.path().join("sub.png")).unwrap();
+
+    let inputs: Vec<Input> = source::expand(&[Source::Path(dir.path().to_path_buf())])
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|i| {
+            Path::new(&i.name)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(names, ["a.JPG", "b.png", "d.Tiff", "e.svg"]);
+    assert_eq!(inputs[0].stem, "a");
+    for input in &inputs {
+        let frames: Vec<_> = source::decode(input, &DecodeLimits::default())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(frames.len(), 1, "{}", input.name);
+    }
+}
+
+#[test]
+fn expand_keeps_order_and_reports_missing_paths() {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("x.png");
+    fs::write(&file, "whatever").unwrap();
+    let missing = dir.path().join("missing.png");
+    let out = source::expand(&[
+        Source::parse(file.to_str().unwrap()),
+        Source::Path(missing.clone()),
+        Source::parse("-"),
+    ]);
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[0].as_ref().unwrap().stem, "x");
+    match &out[1] {
+        Err(err @ Error::Io { path, .. }) => {
+            assert_eq!(path, &missing);
+            assert!(err.to_string().contains("missing.png"));
+        }
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+    let stdin = out[2].as_ref().unwrap();
+    assert_eq!(
+        (stdin.name.as_str(), stdin.stem.as_str()),
+        ("<stdin>", "stdin")
+    );
+}
+
+// ---------------------------------------------------------------- bad input
+
+fn png_bytes(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    DynamicImage::ImageRgba8(gradient(width, height))
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+#[test]
+fn truncated_png_is_a_decode_error() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("truncated.png");
+    let bytes = png_bytes(64, 64);
+    fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(
+        matches!(err, Error::Decode { ref format, .. } if format == "png"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn random_bytes_with_png_extension_are_a_decode_error() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("noise.png");
+    let noise: Vec<u8> = (0u32..4096)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 1)
+        .collect();
+    fs::write(&path, noise).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+}
+
+#[test]
+fn zero_byte_file_is_a_decode_error() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("empty.jpg");
+    fs::write(&path, b"").unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+}
+
+#[test]
+fn unknown_extension_is_unsupported() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("image.xyz");
+    fs::write(&path, png_bytes(4, 4)).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("xyz"), "{err}");
+}
+
+#[test]
+fn wrong_extension_says_what_the_content_looks_like() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("really-a-png.jpg");
+    fs::write(&path, png_bytes(4, 4)).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("looks like png"), "{err}");
+}
+
+#[test]
+fn image_over_small_limits_is_a_limits_error() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("wide.png");
+    fs::write(&path, png_bytes(64, 48)).unwrap();
+    let narrow = DecodeLimits {
+        max_width: 32,
+        ..DecodeLimits::default()
+    };
+    let err = decode_err(&path, &narrow);
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+    assert!(err.to_string().contains("64×48"), "{err}");
+
+    let few_pixels = DecodeLimits {
+        max_pixels: 1000,
+        ..DecodeLimits::default()
+    };
+    let err = decode_err(&path, &few_pixels);
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+
+    let little_memory = DecodeLimits {
+        max_alloc: 4096,
+        ..DecodeLimits::default()
+    };
+    let err = decode_err(&path, &little_memory);
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+
+    // GIF and SVG obey the limits too.
+    let gif = dir.path().join("big.gif");
+    animated_gif(&gif, &[[1, 2, 3], [4, 5, 6]], &[10, 10]);
+    let tiny = DecodeLimits {
+        max_pixels: 50,
+        ..DecodeLimits::default()
+    };
+    let err = decode_err(&gif, &tiny);
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+    let svg = dir.path().join("big.svg");
+    fs::write(
+        &svg,
+        "<svg xmlns='http://www.w3.org/2000/svg' width='4000' height='4000'/>",
+    )
+    .unwrap();
+    let err = decode_err(&svg, &few_pixels);
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+    assert!(err.to_string().contains("4000×4000"), "{err}");
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut body = kind.to_vec();
+    body.extend_from_slice(data);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32(&body).to_be_bytes());
+}
+
+/// A PNG that declares `width` × `height` 8-bit RGB but holds (almost) no pixel data.
+fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    png_chunk(&mut png, b"IDAT", &[0x78, 0x9C, 0x03, 0x00]);
+    png_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[test]
+fn png_header_declaring_a_huge_image_is_refused_before_decoding() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("bomb.png");
+    fs::write(&path, png_header_only(100_000, 100_000)).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+    assert!(err.to_string().contains("100000×100000"), "{err}");
+
+    // Within the side limits but 3.6 gigapixels: the pixel-count check stops it.
+    let path = dir.path().join("bomb2.png");
+    fs::write(&path, png_header_only(60_000, 60_000)).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("60000×60000 is 3600000000 pixels"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_svg_is_a_decode_error() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("broken.svg");
+    fs::write(
+        &path,
+        "<svg xmlns='http://www.w3.org/2000/svg' width='4'><rect",
+    )
+    .unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(
+        matches!(err, Error::Decode { ref format, .. } if format == "svg"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("gone.png");
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+}

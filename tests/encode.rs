@@ -1,0 +1,414 @@
+//! Encoders: every format round-trips (lossless ones exactly, jpeg and lossy webp within a
+//! stated PSNR), animated GIFs keep frames and delays, npy is a valid v1.0 file, settings are
+//! validated as usage errors, and atomic writes never leave a partial or temp file behind.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use image::codecs::gif::GifDecoder;
+use image::metadata::LoopCount;
+use image::{AnimationDecoder, ImageFormat};
+use shutter::sink::encode::{self, Format};
+use shutter::{Error, Frame, FrameMeta};
+use tempfile::TempDir;
+
+/// A smooth, never-zero RGBA gradient with varied alpha (alpha is dropped by the encoders).
+fn gradient(width: u32, height: u32) -> Frame {
+    let mut rgba = Vec::with_capacity((width * height * 4) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            rgba.extend_from_slice(&[
+                (20 + x * 200 / width) as u8,
+                (30 + y * 200 / height) as u8,
+                (90 + (x + y) * 100 / (width + height)) as u8,
+                (60 + (x * 7 + y * 3) % 190) as u8,
+            ]);
+        }
+    }
+    Frame::new(width, height, rgba, true, FrameMeta::still(0, 0))
+}
+
+/// A pseudo-random frame (xorshift), for exact round trips of noisy content.
+fn noise(width: u32, height: u32, seed: u64) -> Frame {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let rgba = (0..width * height * 4)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    Frame::new(width, height, rgba, true, FrameMeta::still(0, 0))
+}
+
+/// A frame of few colours (an exact GIF palette), with a delay.
+fn few_colours(index: u8, delay: Option<Duration>) -> Frame {
+    let (w, h) = (10u32, 6u32);
+    let mut rgba = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            if (x + y + u32::from(index)).is_multiple_of(4) {
+                rgba.extend_from_slice(&[250, 40 * index, 20, 255]);
+            } else {
+                rgba.extend_from_slice(&[30, 90, 200 - 30 * index, 255]);
+            }
+        }
+    }
+    let mut meta = FrameMeta::still(u64::from(index), 0);
+    meta.index = usize::from(index);
+    meta.delay = delay;
+    Frame::new(w, h, rgba, false, meta)
+}
+
+fn decode_rgb(bytes: &[u8], format: ImageFormat) -> (u32, u32, Vec<u8>) {
+    let image = image::load_from_memory_with_format(bytes, format)
+        .unwrap_or_else(|e| panic!("{format:?} does not decode: {e}"));
+    (image.width(), image.height(), image.to_rgb8().into_raw())
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+fn assert_exact(format: Format, image_format: ImageFormat) {
+    for frame in [gradient(37, 21), noise(16, 9, 7)] {
+        let bytes = encode::encode(&format, std::slice::from_ref(&frame)).unwrap();
+        let (w, h, rgb) = decode_rgb(&bytes, image_format);
+        assert_eq!((w, h), (frame.width, frame.height), "{format:?}");
+        assert_eq!(rgb, frame.to_rgb(), "{format:?} is not exact");
+    }
+}
+
+// ---------------------------------------------------------------- round trips
+
+#[test]
+fn png_round_trips_exactly() {
+    assert_exact(Format::Png, ImageFormat::Png);
+}
+
+#[test]
+fn bmp_round_trips_exactly() {
+    assert_exact(Format::Bmp, ImageFormat::Bmp);
+}
+
+#[test]
+fn tiff_round_trips_exactly() {
+    assert_exact(Format::Tiff, ImageFormat::Tiff);
+}
+
+#[test]
+fn lossless_webp_round_trips_exactly() {
+    let format = Format::from_name("webp", None, true).unwrap();
+    assert_exact(format, ImageFormat::WebP);
+}
+
+#[test]
+fn outputs_are_rgb_with_alpha_dropped_not_composited() {
+    // A fully transparent pixel keeps its colour: no compositing onto a background.
+    let frame = Frame::new(
+        2,
+        1,
+        vec![200, 100, 50, 0, 10, 20, 30, 128],
+        true,
+        FrameMeta::still(0, 0),
+    );
+    let bytes = encode::encode(&Format::Png, &[frame]).unwrap();
+    let image = image::load_from_memory_with_format(&bytes, ImageFormat::Png).unwrap();
+    assert_eq!(image.color(), image::ColorType::Rgb8);
+    assert_eq!(image.to_rgb8().into_raw(), [200, 100, 50, 10, 20, 30]);
+}
+
+#[test]
+fn jpeg_round_trips_within_30_db() {
+    // Smooth 96×64 gradient at Pillow's default quality 75: PSNR must be ≥ 30 dB.
+    let frame = gradient(96, 64);
+    let format = Format::from_name("jpeg", None, false).unwrap();
+    assert_eq!(format, Format::Jpeg { quality: 75 });
+    let bytes = encode::encode(&format, std::slice::from_ref(&frame)).unwrap();
+    let (w, h, rgb) = decode_rgb(&bytes, ImageFormat::Jpeg);
+    assert_eq!((w, h), (96, 64));
+    let db = psnr(&rgb, &frame.to_rgb());
+    eprintln!("jpeg q75 PSNR {db:.1} dB");
+    assert!(db >= 30.0, "jpeg q75 PSNR {db:.1} dB");
+
+    // Higher quality gives a bigger, closer file.
+    let best =
+        encode::encode(&Format::Jpeg { quality: 100 }, std::slice::from_ref(&frame)).unwrap();
+    assert!(best.len() > bytes.len());
+    let (_, _, rgb) = decode_rgb(&best, ImageFormat::Jpeg);
+    assert!(psnr(&rgb, &frame.to_rgb()) > db);
+}
+
+#[test]
+fn lossy_webp_round_trips_within_30_db() {
+    // Smooth 96×64 gradient at the default quality 80: PSNR must be ≥ 30 dB.
+    let frame = gradient(96, 64);
+    let format = Format::default();
+    assert_eq!(
+        format,
+        Format::Webp {
+            quality: 80.0,
+            lossless: false
+        }
+    );
+    let bytes = encode::encode(&format, std::slice::from_ref(&frame)).unwrap();
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(
+        &bytes[8..16],
+        b"WEBPVP8 ",
+        "lossy webp uses the VP8 bitstream"
+    );
+    let (w, h, rgb) = decode_rgb(&bytes, ImageFormat::WebP);
+    assert_eq!((w, h), (96, 64));
+    let db = psnr(&rgb, &frame.to_rgb());
+    eprintln!("webp q80 PSNR {db:.1} dB");
+    assert!(db >= 30.0, "webp q80 PSNR {db:.1} dB");
+
+    let low = encode::encode(
+        &Format::from_name("webp", Some(5.0), false).unwrap(),
+        &[noise(64, 64, 3)],
+    )
+    .unwrap();
+    let high = encode::encode(
+        &Format::from_name("webp", Some(95.0), false).unwrap(),
+        &[noise(64, 64, 3)],
+    )
+    .unwrap();
+    assert!(high.len() > low.len(), "quality changes the output");
+}
+
+#[test]
+fn still_gif_round_trips() {
+    let frame = few_colours(1, None);
+    let bytes = encode::encode(&Format::Gif, std::slice::from_ref(&frame)).unwrap();
+    let (w, h, rgb) = decode_rgb(&bytes, ImageFormat::Gif);
+    assert_eq!((w, h), (10, 6));
+    assert_eq!(rgb, frame.to_rgb(), "≤ 256 colours give an exact palette");
+}
+
+#[test]
+fn animated_gif_keeps_frames_and_delays() {
+    let frames = vec![
+        few_colours(0, Some(Duration::from_millis(40))),
+        few_colours(1, Some(Duration::from_millis(120))),
+        few_colours(2, None),
+    ];
+    let bytes = encode::encode(&Format::Gif, &frames).unwrap();
+    let decoder = GifDecoder::new(std::io::Cursor::new(&bytes)).unwrap();
+    assert!(
+        matches!(decoder.loop_count(), LoopCount::Infinite),
+        "loops forever"
+    );
+    let decoded = decoder.into_frames().collect_frames().unwrap();
+    assert_eq!(decoded.len(), 3);
+    let delays: Vec<u32> = decoded
+        .iter()
+        .map(|f| {
+            let (n, d) = f.delay().numer_denom_ms();
+            n / d
+        })
+        .collect();
+    assert_eq!(delays, [40, 120, 100], "missing delays default to 100 ms");
+    for (got, want) in decoded.iter().zip(&frames) {
+        let rgb: Vec<u8> = got
+            .buffer()
+            .pixels()
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        assert_eq!(rgb, want.to_rgb());
+    }
+}
+
+// ---------------------------------------------------------------- npy
+
+/// Parses a v1.0 .npy file: (descr, fortran_order, shape, data).
+fn parse_npy(bytes: &[u8]) -> (String, bool, Vec<usize>, &[u8]) {
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    assert_eq!(&bytes[6..8], &[1, 0], "version 1.0");
+    let len = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+    assert_eq!((10 + len) % 64, 0, "data starts at a multiple of 64");
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(header.ends_with('\n'));
+    let header = header.trim_end();
+    let field = |key: &str| -> &str {
+        let start = header.find(&format!("'{key}': ")).unwrap() + key.len() + 4;
+        let rest = &header[start..];
+        let end = if rest.starts_with('(') {
+            rest.find(')').unwrap() + 1
+        } else {
+            rest.find(',').unwrap()
+        };
+        &rest[..end]
+    };
+    let descr = field("descr").trim_matches('\'').to_string();
+    let fortran = field("fortran_order") == "True";
+    let shape = field("shape")
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (descr, fortran, shape, &bytes[10 + len..])
+}
+
+#[test]
+fn npy_one_frame_is_h_w_3() {
+    let frame = noise(7, 5, 11);
+    let bytes = encode::encode(&Format::Npy, std::slice::from_ref(&frame)).unwrap();
+    let (descr, fortran, shape, data) = parse_npy(&bytes);
+    assert_eq!(descr, "|u1");
+    assert!(!fortran);
+    assert_eq!(shape, [5, 7, 3]);
+    assert_eq!(data, frame.to_rgb().as_slice());
+}
+
+#[test]
+fn npy_several_frames_are_n_h_w_3() {
+    let frames = vec![noise(4, 3, 1), noise(4, 3, 2), noise(4, 3, 3)];
+    let bytes = encode::encode(&Format::Npy, &frames).unwrap();
+    let (descr, _, shape, data) = parse_npy(&bytes);
+    assert_eq!(descr, "|u1");
+    assert_eq!(shape, [3, 3, 4, 3]);
+    let expected: Vec<u8> = frames.iter().flat_map(Frame::to_rgb).collect();
+    assert_eq!(data, expected.as_slice());
+
+    let mismatched = vec![noise(4, 3, 1), noise(5, 3, 2)];
+    let err = encode::encode(&Format::Npy, &mismatched).unwrap_err();
+    assert!(err.contains("5×3"), "{err}");
+}
+
+#[test]
+fn single_frame_formats_refuse_several_frames_and_none() {
+    let frames = vec![noise(4, 3, 1), noise(4, 3, 2)];
+    assert!(encode::encode(&Format::Png, &frames).is_err());
+    assert!(encode::encode(&Format::Png, &[]).is_err());
+    assert!(Format::Gif.holds_many_frames() && Format::Npy.holds_many_frames());
+    assert!(!Format::Png.holds_many_frames() && !Format::default().holds_many_frames());
+}
+
+// ---------------------------------------------------------------- settings
+
+#[test]
+fn quality_out_of_range_is_a_usage_error() {
+    let err = Format::from_name("webp", Some(500.0), false).unwrap_err();
+    assert!(err.is_usage());
+    assert_eq!(
+        err.to_string(),
+        "--quality: 500 is out of range 0–100 for webp"
+    );
+    let err = Format::from_name("jpg", Some(0.0), false).unwrap_err();
+    assert!(err.is_usage());
+    assert!(err.to_string().contains("1–100 for jpeg"), "{err}");
+    assert!(
+        Format::from_name("jpeg", Some(101.0), false)
+            .unwrap_err()
+            .is_usage()
+    );
+    assert!(Format::from_name("webp", Some(0.0), false).is_ok());
+    assert!(Format::from_name("webp", Some(100.0), false).is_ok());
+}
+
+#[test]
+fn unknown_format_is_a_usage_error() {
+    let err = Format::from_name("heic", None, false).unwrap_err();
+    assert!(matches!(err, Error::Usage(_)));
+    assert!(err.to_string().contains("--format") && err.to_string().contains("heic"));
+}
+
+#[test]
+fn lossless_and_quality_only_where_they_apply() {
+    assert!(Format::from_name("png", None, true).unwrap_err().is_usage());
+    assert!(
+        Format::from_name("jpeg", None, true)
+            .unwrap_err()
+            .is_usage()
+    );
+    assert!(
+        Format::from_name("png", Some(90.0), false)
+            .unwrap_err()
+            .is_usage()
+    );
+    assert_eq!(
+        Format::from_name("webp", None, true).unwrap(),
+        Format::Webp {
+            quality: 80.0,
+            lossless: true
+        }
+    );
+    assert!(
+        Format::from_path(Path::new("out.gif"), Some(50.0), false)
+            .unwrap()
+            .unwrap_err()
+            .is_usage()
+    );
+    assert_eq!(
+        Format::from_path(Path::new("out.TIF"), None, false)
+            .unwrap()
+            .unwrap(),
+        Format::Tiff
+    );
+    assert!(Format::from_path(Path::new("out"), None, false).is_none());
+}
+
+// ---------------------------------------------------------------- write_atomic
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn write_atomic_writes_and_replaces_without_leftovers() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("out.png");
+    encode::write_atomic(&path, b"first version").unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"first version");
+    encode::write_atomic(&path, b"second").unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"second");
+    assert_eq!(listing(dir.path()), ["out.png"]);
+}
+
+#[test]
+fn write_atomic_under_a_regular_file_fails_and_leaves_nothing() {
+    let dir = TempDir::new().unwrap();
+    let blocker = dir.path().join("blocker");
+    fs::write(&blocker, b"a file, not a directory").unwrap();
+    let path = blocker.join("out.png");
+    let err = encode::write_atomic(&path, b"data").unwrap_err();
+    match &err {
+        Error::Io { path: p, .. } => assert_eq!(p, &path),
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+    assert!(err.to_string().contains("out.png"), "{err}");
+    assert_eq!(listing(dir.path()), ["blocker"]);
+    assert_eq!(fs::read(&blocker).unwrap(), b"a file, not a directory");
+}
+
+#[test]
+fn write_atomic_onto_a_directory_fails_and_removes_its_temp_file() {
+    let dir = TempDir::new().unwrap();
+    let target = dir.path().join("taken");
+    fs::create_dir(&target).unwrap();
+    fs::write(target.join("inside"), b"x").unwrap();
+    let err = encode::write_atomic(&target, b"data").unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert_eq!(listing(dir.path()), ["taken"], "the temp file was removed");
+}
