@@ -1,0 +1,271 @@
+//! The CPU reference converter: one RGBA8 frame to any [`ImageMode`], exactly as Pillow's
+//! `im.convert(mode)`. Point-wise modes map [`super::pixel`] over the pixels; `1` and `P` with
+//! Floyd–Steinberg run Pillow's serial error diffusion; RGBA → P is [`super::octree`].
+
+use super::octree;
+use super::pixel::{
+    bit_nodither, cmyk_pixel, f_pixel, hsv_pixel, l_pixel, l1000, lab_pixel, web_entry,
+    web_index_nodither, web_palette, ycbcr_pixel,
+};
+use super::{Dither, ImageMode, ModeData, ModeImage, Palette};
+use crate::frame::Frame;
+
+/// Converts one frame. `rgba` is `width × height` RGBA8 pixels, straight alpha; `has_alpha`
+/// says whether the source was RGBA (Pillow mode `RGBA`) or RGB (A is then 255 and ignored).
+/// `dither` matters only for `1` and `P`; RGBA sources always quantize `P` without dither.
+///
+/// # Panics
+/// If `rgba.len() != width × height × 4` (a caller bug: frames guarantee the size).
+pub fn convert(
+    mode: ImageMode,
+    dither: Dither,
+    width: u32,
+    height: u32,
+    rgba: &[u8],
+    has_alpha: bool,
+) -> ModeImage {
+    let (w, h) = (width as usize, height as usize);
+    assert_eq!(
+        rgba.len(),
+        w * h * 4,
+        "convert: {width}×{height} RGBA needs {} bytes",
+        w * h * 4
+    );
+    let px: &[[u8; 4]] = bytemuck::cast_slice(rgba);
+    let mut palette = None;
+    let data = match mode {
+        ImageMode::L => ModeData::U8(map(px, |[r, g, b, _]| [l_pixel(r, g, b)])),
+        ImageMode::I => ModeData::I32(
+            px.iter()
+                .map(|&[r, g, b, _]| l_pixel(r, g, b).into())
+                .collect(),
+        ),
+        ImageMode::F => ModeData::F32(px.iter().map(|&[r, g, b, _]| f_pixel(r, g, b)).collect()),
+        ImageMode::One => ModeData::U8(match dither {
+            Dither::None => map(px, |[r, g, b, _]| [bit_nodither(r, g, b)]),
+            Dither::FloydSteinberg => bilevel_fs(w, h, px),
+        }),
+        ImageMode::P if has_alpha => {
+            let (indices, pal) = octree::quantize(px, octree::MAX_COLORS);
+            palette = Some(Palette::Rgba(pal));
+            ModeData::U8(indices)
+        }
+        ImageMode::P => {
+            palette = Some(Palette::Rgb(web_palette()));
+            ModeData::U8(match dither {
+                Dither::None => map(px, |[r, g, b, _]| [web_index_nodither(r, g, b)]),
+                Dither::FloydSteinberg => web_fs(w, h, px),
+            })
+        }
+        ImageMode::Rgb => ModeData::U8(map(px, |[r, g, b, _]| [r, g, b])),
+        ImageMode::Rgba if has_alpha => ModeData::U8(rgba.to_vec()),
+        ImageMode::Rgba => ModeData::U8(map(px, |[r, g, b, _]| [r, g, b, 255])),
+        ImageMode::Cmyk => ModeData::U8(map(px, |[r, g, b, _]| cmyk_pixel(r, g, b))),
+        ImageMode::YCbCr => ModeData::U8(map(px, |[r, g, b, _]| ycbcr_pixel(r, g, b))),
+        ImageMode::Hsv => ModeData::U8(map(px, |[r, g, b, _]| hsv_pixel(r, g, b))),
+        ImageMode::Lab => ModeData::U8(map(px, |[r, g, b, _]| lab_pixel(r, g, b))),
+    };
+    ModeImage {
+        width,
+        height,
+        mode,
+        data,
+        palette,
+    }
+}
+
+/// [`convert`] on a [`Frame`].
+pub fn convert_frame(mode: ImageMode, dither: Dither, frame: &Frame) -> ModeImage {
+    convert(
+        mode,
+        dither,
+        frame.width,
+        frame.height,
+        &frame.rgba,
+        frame.has_alpha,
+    )
+}
+
+/// Applies a point-wise function to every pixel, interleaving its `N` output bands.
+fn map<const N: usize>(px: &[[u8; 4]], f: impl Fn([u8; 4]) -> [u8; N]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(px.len() * N);
+    for &p in px {
+        out.extend_from_slice(&f(p));
+    }
+    out
+}
+
+/// Floyd–Steinberg weights are sixteenths: the carried sum is divided by this (C division,
+/// truncating toward zero).
+const FS_DENOM: i32 = 16;
+/// `1`: a dithered luma strictly above this is white.
+const FS_WHITE_ABOVE: i32 = 128;
+
+/// One channel's Floyd–Steinberg bookkeeping along a row, as Pillow's `tobilevel` and
+/// `topalette` keep it: `carry` holds 7·e of the previous pixel (plus what belongs to the
+/// pixel below-right of it), `e0`/`e1` the partial sums for the row below.
+#[derive(Debug, Clone, Copy, Default)]
+struct Diffuse {
+    carry: i32,
+    e0: i32,
+    e1: i32,
+}
+
+impl Diffuse {
+    /// The input value plus the diffused error, clamped to 0..=255. `below` is `err[x+1]`.
+    #[inline]
+    fn value(&self, input: i32, below: i32) -> i32 {
+        (input + (self.carry + below) / FS_DENOM).clamp(0, 255)
+    }
+
+    /// Spreads the error `e` of pixel `x`: 3e to `err[x]` (below-left of the next pixel), 5e
+    /// and 1e into the pending sums, 7e carried to the right.
+    #[inline]
+    fn spread(&mut self, e: i32, err_x: &mut i32) {
+        let d2 = e + e;
+        let mut l = e + d2; // 3e
+        *err_x = l + self.e0;
+        l += d2; // 5e
+        self.e0 = l + self.e1;
+        self.e1 = e;
+        self.carry = l + d2; // 7e
+    }
+}
+
+/// Mode `1` with Floyd–Steinberg (Pillow's `tobilevel`): luma `L1000 / 1000` (truncated),
+/// white iff the dithered value is above 128, one left-to-right pass per row.
+pub fn bilevel_fs(width: usize, height: usize, px: &[[u8; 4]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width * height);
+    if width == 0 {
+        return out;
+    }
+    let mut errors = vec![0i32; width + 1];
+    for row in px.chunks_exact(width).take(height) {
+        let mut d = Diffuse::default();
+        for (x, &[r, g, b, _]) in row.iter().enumerate() {
+            let luma = (l1000(r, g, b) / 1000) as i32;
+            let v = d.value(luma, errors[x + 1]);
+            let o = if v > FS_WHITE_ABOVE { 255 } else { 0 };
+            out.push(o as u8);
+            d.spread(v - o, &mut errors[x]);
+        }
+        errors[width] = d.e0;
+    }
+    out
+}
+
+/// Mode `P` (WEB palette) with Floyd–Steinberg (Pillow's `topalette`): each channel diffuses
+/// its own error against the chosen entry, the entry being [`web_index_nodither`] of the
+/// dithered colour. Pillow's end-of-row quirk is kept: `err[W]` receives the blue channel's
+/// pending sums in all three slots (`[e0_b, e1_b, e1_b]`).
+pub fn web_fs(width: usize, height: usize, px: &[[u8; 4]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width * height);
+    if width == 0 {
+        return out;
+    }
+    let mut errors = vec![[0i32; 3]; width + 1];
+    for row in px.chunks_exact(width).take(height) {
+        let mut d = [Diffuse::default(); 3];
+        for (x, &p) in row.iter().enumerate() {
+            let v: [i32; 3] = std::array::from_fn(|k| d[k].value(p[k].into(), errors[x + 1][k]));
+            let idx = web_index_nodither(v[0] as u8, v[1] as u8, v[2] as u8);
+            out.push(idx);
+            let entry = web_entry(idx);
+            for k in 0..3 {
+                d[k].spread(v[k] - i32::from(entry[k]), &mut errors[x][k]);
+            }
+        }
+        errors[width] = [d[2].e0, d[2].e1, d[2].e1];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rgb(px: &[[u8; 3]]) -> Vec<u8> {
+        px.iter().flat_map(|&[r, g, b]| [r, g, b, 255]).collect()
+    }
+
+    #[test]
+    fn mid_grey_dithers_to_a_checker_of_black_and_white() {
+        // 128 grey: 128 is not > 128 → black, error +128 pushes the next pixel white.
+        let im = convert(
+            ImageMode::One,
+            Dither::FloydSteinberg,
+            4,
+            1,
+            &rgb(&[[128; 3]; 4]),
+            false,
+        );
+        assert_eq!(im.data, ModeData::U8(vec![0, 255, 0, 255]));
+        let im = convert(
+            ImageMode::One,
+            Dither::None,
+            4,
+            1,
+            &rgb(&[[128; 3]; 4]),
+            false,
+        );
+        assert_eq!(im.data, ModeData::U8(vec![255; 4]));
+    }
+
+    #[test]
+    fn one_error_reaches_the_next_row() {
+        // Row 0: 100 → black, e = 100: 7e = 700 right, 5e = 500 below, 3e/1e elsewhere.
+        let im = convert(
+            ImageMode::One,
+            Dither::FloydSteinberg,
+            2,
+            2,
+            &rgb(&[[100; 3]; 4]),
+            false,
+        );
+        // (0,0): 100 → 0, e=100. (1,0): 100 + 700/16 = 143 → 255, e = -112.
+        // errors[0] = 3·100 + 0 = 300; errors[1] = 3·(-112) + (5·100 + 0) = 164; errors[2] = 5·(-112) + 100 = -460.
+        // (0,1): 100 + (0 + 164)/16 = 110 → 0.  (1,1): 110 → e=110: 100 + (770 - 460)/16 = 119 → 0.
+        assert_eq!(im.data, ModeData::U8(vec![0, 255, 0, 0]));
+    }
+
+    #[test]
+    fn modes_keep_or_fill_alpha_and_drop_it_elsewhere() {
+        let px = [10, 20, 30, 40];
+        let im = convert(ImageMode::Rgba, Dither::None, 1, 1, &px, true);
+        assert_eq!(&*im.as_bytes(), &[10, 20, 30, 40]);
+        let im = convert(ImageMode::Rgba, Dither::None, 1, 1, &px, false);
+        assert_eq!(&*im.as_bytes(), &[10, 20, 30, 255]);
+        let im = convert(ImageMode::Rgb, Dither::None, 1, 1, &px, true);
+        assert_eq!(&*im.as_bytes(), &[10, 20, 30]);
+        let im = convert(ImageMode::Cmyk, Dither::None, 1, 1, &px, true);
+        assert_eq!(&*im.as_bytes(), &[245, 235, 225, 0]);
+    }
+
+    #[test]
+    fn p_from_rgb_uses_the_web_palette_and_from_rgba_an_octree() {
+        let im = convert(ImageMode::P, Dither::None, 1, 1, &[255, 0, 0, 255], false);
+        assert_eq!(im.data, ModeData::U8(vec![15]));
+        assert_eq!(im.palette.as_ref().map(Palette::len), Some(226));
+        let im = convert(
+            ImageMode::P,
+            Dither::FloydSteinberg,
+            1,
+            1,
+            &[10, 200, 30, 0],
+            true,
+        );
+        assert_eq!(im.data, ModeData::U8(vec![0]));
+        let pal = im.palette.expect("P has a palette");
+        assert_eq!(pal.mode(), "RGBA");
+        assert_eq!(&pal.as_bytes()[..8], &[10, 200, 30, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn empty_frames_convert_to_empty_buffers() {
+        for mode in ImageMode::ALL {
+            let im = convert(mode, Dither::FloydSteinberg, 0, 3, &[], false);
+            assert!(im.data.is_empty(), "{mode}");
+            assert_eq!(im.shape()[..2], [3, 0]);
+        }
+    }
+}
