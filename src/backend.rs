@@ -1,0 +1,163 @@
+//! Which backend processes frames (GPU or CPU reference), chosen once per pipeline, behind one
+//! schedule/collect interface so the pipeline's GPU thread does not care which it got.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::gpu::{GpuBackend, GpuContext};
+use crate::ops::{Ops, cpu};
+
+/// `--device`: where the ops run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// A GPU adapter if there is one (software ones such as lavapipe count), else the CPU.
+    #[default]
+    Auto,
+    /// A GPU adapter, or an error.
+    Gpu,
+    /// The CPU reference backend.
+    Cpu,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "gpu" => Ok(DeviceChoice::Gpu),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            other => Err(Error::Usage(format!(
+                "--device: unknown device '{other}' (expected auto, gpu or cpu)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Gpu => "gpu",
+            DeviceChoice::Cpu => "cpu",
+        })
+    }
+}
+
+/// The backend a pipeline ended up with, for statistics and messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    /// A GPU adapter, by name.
+    Gpu(String),
+    /// The CPU reference backend.
+    Cpu,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendKind::Gpu(name) => write!(f, "GPU ({name})"),
+            BackendKind::Cpu => f.write_str("CPU"),
+        }
+    }
+}
+
+/// Opens the backend for `choice`. With `Auto` and no adapter, returns the CPU backend and the
+/// reason no GPU was used, so that the caller can say so in one line.
+///
+/// # Errors
+/// [`Error::NoAdapter`] for `Gpu` without an adapter; [`Error::Gpu`] when the device fails.
+pub fn open(choice: DeviceChoice) -> Result<(Option<Arc<GpuContext>>, Option<Error>)> {
+    match choice {
+        DeviceChoice::Cpu => Ok((None, None)),
+        DeviceChoice::Gpu => GpuContext::new().map(|ctx| (Some(ctx), None)),
+        DeviceChoice::Auto => match GpuContext::new() {
+            Ok(ctx) => Ok((Some(ctx), None)),
+            Err(err) => Ok((None, Some(err))),
+        },
+    }
+}
+
+/// Frames in flight on one backend: `schedule` starts a frame, `collect` hands finished frames
+/// back in scheduling order.
+pub enum Processor {
+    Gpu(GpuBackend),
+    Cpu { ops: Ops, done: VecDeque<Frame> },
+}
+
+impl Processor {
+    /// A processor for `ops` on `gpu` (or the CPU when `None`) with `in_flight` frames at once.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the kernels cannot be built.
+    pub fn new(gpu: Option<Arc<GpuContext>>, ops: &Ops, in_flight: usize) -> Result<Self> {
+        Ok(match gpu {
+            Some(ctx) => Processor::Gpu(GpuBackend::new(ctx, ops, in_flight.max(1))?),
+            None => Processor::Cpu {
+                ops: ops.clone(),
+                done: VecDeque::new(),
+            },
+        })
+    }
+
+    /// Frames that may be scheduled before one must be collected.
+    pub fn capacity(&self) -> usize {
+        match self {
+            Processor::Gpu(gpu) => gpu.capacity(),
+            Processor::Cpu { .. } => 1,
+        }
+    }
+
+    /// Frames scheduled and not yet collected.
+    pub fn pending(&self) -> usize {
+        match self {
+            Processor::Gpu(gpu) => gpu.pending(),
+            Processor::Cpu { done, .. } => done.len(),
+        }
+    }
+
+    /// Starts processing `frame`. Call only while `pending() < capacity()`.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the submission fails.
+    pub fn schedule(&mut self, mut frame: Frame) -> Result<()> {
+        match self {
+            Processor::Gpu(gpu) => gpu.schedule(frame),
+            Processor::Cpu { ops, done } => {
+                cpu::apply(ops, frame.width, frame.height, &mut frame.rgba);
+                done.push_back(frame);
+                Ok(())
+            }
+        }
+    }
+
+    /// The oldest scheduled frame once it is finished; with `wait`, blocks until it is.
+    /// `Ok(None)` when nothing is pending, or (without `wait`) the oldest is not done yet.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the readback fails.
+    pub fn collect(&mut self, wait: bool) -> Result<Option<Frame>> {
+        match self {
+            Processor::Gpu(gpu) => gpu.collect(wait),
+            Processor::Cpu { done, .. } => Ok(done.pop_front()),
+        }
+    }
+
+    /// Processes one frame start to finish (for callers with one frame, and tests).
+    ///
+    /// # Errors
+    /// As [`Processor::schedule`] and [`Processor::collect`]; also when frames are in flight.
+    pub fn process(&mut self, frame: Frame) -> Result<Frame> {
+        if self.pending() != 0 {
+            return Err(Error::Gpu(
+                "process() needs an idle processor: collect the frames in flight first".into(),
+            ));
+        }
+        self.schedule(frame)?;
+        self.collect(true)?
+            .ok_or_else(|| Error::Gpu("the scheduled frame never came back".into()))
+    }
+}

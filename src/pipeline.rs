@@ -1,0 +1,748 @@
+//! The pipeline: a capture thread, a GPU thread and a sink (encoder pool or callback), joined
+//! by bounded channels so decoding, GPU work and encoding of different frames overlap.
+//!
+//! ```text
+//!  capture thread            gpu thread                         sink thread ──▶ encoder pool
+//!  decode inputs ──Msg──▶  schedule / collect on the  ──Msg──▶  group frames per input,
+//!  (bounded: in_flight)    Processor (GPU ring or CPU)           name outputs, or call back
+//! ```
+//! A bad input fails alone: its error travels down the same channels, in order, and the
+//! others are still written. A GPU or callback error stops the whole run.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::backend::{self, BackendKind, DeviceChoice, Processor};
+use crate::error::{Error, Result};
+use crate::frame::{Frame, FrameMeta};
+use crate::ops::{Filter, Ops};
+use crate::sink::encode::{self, Format};
+use crate::source::{self, DecodeLimits, Input, Source};
+
+/// Where encoded files go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A directory (created if missing): `<stem>.<ext>` per input, or `<stem>_<00000>.<ext>` per
+    /// frame when a multi-frame input meets a format that holds one frame.
+    Dir(PathBuf),
+    /// One file, for a run with exactly one input.
+    File(PathBuf),
+}
+
+/// Something that happened during a run, for progress displays.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The run found this many inputs (after directories were expanded).
+    Started { inputs: usize },
+    /// `--device auto` found no adapter and fell back to the CPU, for this reason.
+    CpuFallback { reason: &'a Error },
+    /// An input finished: all its outputs were written (or delivered), or it failed.
+    InputDone {
+        name: &'a str,
+        error: Option<&'a Error>,
+    },
+}
+
+type FrameCallback = Box<dyn FnMut(&Frame) -> std::result::Result<(), String> + Send>;
+type EventCallback = Arc<dyn Fn(Event<'_>) + Send + Sync>;
+
+/// Builds a [`Pipeline`]. Every setting has the CLI's default.
+pub struct PipelineBuilder {
+    sources: Vec<Source>,
+    ops: Ops,
+    device: DeviceChoice,
+    in_flight: usize,
+    limits: DecodeLimits,
+    output: Option<(Output, Format)>,
+    on_frame: Option<FrameCallback>,
+    on_event: Option<EventCallback>,
+    encoder_threads: usize,
+}
+
+/// A configured run: sources in, ops, sinks out. See [`Pipeline::builder`].
+///
+/// ```
+/// use shutter::{DeviceChoice, Filter, Pipeline, Source};
+///
+/// # let dir = std::env::temp_dir().join(format!("shutter-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let path = dir.join("in.png");
+/// # image::RgbImage::from_fn(8, 4, |x, y| image::Rgb([x as u8 * 30, y as u8 * 60, 200]))
+/// #     .save(&path).unwrap();
+/// let mut widths = Vec::new();
+/// let stats = Pipeline::builder()
+///     .source(Source::Path(path))
+///     .mirror(true)
+///     .filter(Filter::Sepia)
+///     .device(DeviceChoice::Cpu)
+///     .on_frame(move |frame| {
+///         let rgb = frame.rgb_array(); // (H, W, 3) u8, what Gradio's numpy users get
+///         widths.push(rgb.shape()[1]);
+///         assert_eq!(rgb.shape(), &[4, 8, 3]);
+///         Ok(())
+///     })
+///     .build()?
+///     .run()?;
+/// assert_eq!(stats.frames, 1);
+/// assert!(stats.failures.is_empty());
+/// # Ok::<(), shutter::Error>(())
+/// ```
+pub struct Pipeline {
+    builder: PipelineBuilder,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Inputs found (after directory expansion), failed ones included.
+    pub inputs: usize,
+    /// Frames that went through the ops.
+    pub frames: u64,
+    /// Files written.
+    pub written: Vec<PathBuf>,
+    /// One error per failed input, each naming its file.
+    pub failures: Vec<Error>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// The backend that processed the frames.
+    pub backend: Option<BackendKind>,
+}
+
+impl Stats {
+    /// Frames per second over the whole run.
+    pub fn fps(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.frames as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        PipelineBuilder {
+            sources: Vec::new(),
+            ops: Ops::default(),
+            device: DeviceChoice::Auto,
+            in_flight: 3,
+            limits: DecodeLimits::default(),
+            output: None,
+            on_frame: None,
+            on_event: None,
+            encoder_threads: thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+        }
+    }
+}
+
+impl Pipeline {
+    /// A builder with the defaults: no sources, no ops, `--device auto`, 3 frames in flight.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+}
+
+impl PipelineBuilder {
+    /// Adds a source (a file, a directory, stdin).
+    pub fn source(mut self, source: Source) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// Adds several sources.
+    pub fn sources(mut self, sources: impl IntoIterator<Item = Source>) -> Self {
+        self.sources.extend(sources);
+        self
+    }
+
+    /// Mirrors frames horizontally (before any filter).
+    pub fn mirror(mut self, on: bool) -> Self {
+        self.ops.mirror = on;
+        self
+    }
+
+    /// Appends a filter; filters run in the order they are added.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.ops.filters.push(filter);
+        self
+    }
+
+    /// Appends several filters.
+    pub fn filters(mut self, filters: impl IntoIterator<Item = Filter>) -> Self {
+        self.ops.filters.extend(filters);
+        self
+    }
+
+    /// Where the ops run (default [`DeviceChoice::Auto`]).
+    pub fn device(mut self, device: DeviceChoice) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Frames on the GPU at once (default 3).
+    pub fn in_flight(mut self, frames: usize) -> Self {
+        self.in_flight = frames;
+        self
+    }
+
+    /// Decoding limits against decompression bombs.
+    pub fn limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Encodes every output in `format` and writes it to `output`.
+    pub fn output(mut self, output: Output, format: Format) -> Self {
+        self.output = Some((output, format));
+        self
+    }
+
+    /// Threads that encode and write files (default: the machine's cores, at most 8).
+    pub fn encoder_threads(mut self, threads: usize) -> Self {
+        self.encoder_threads = threads.max(1);
+        self
+    }
+
+    /// Calls `f` with every processed frame, in input order, on the sink thread. Returning an
+    /// error stops the run, and [`Pipeline::run`] returns it as [`Error::User`].
+    pub fn on_frame<E: std::fmt::Display>(
+        mut self,
+        mut f: impl FnMut(&Frame) -> std::result::Result<(), E> + Send + 'static,
+    ) -> Self {
+        self.on_frame = Some(Box::new(move |frame| f(frame).map_err(|e| e.to_string())));
+        self
+    }
+
+    /// Calls `f` with progress events (from several threads).
+    pub fn on_event(mut self, f: impl Fn(Event<'_>) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(f));
+        self
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when there is no source, no sink, or `in_flight` is 0.
+    pub fn build(self) -> Result<Pipeline> {
+        if self.sources.is_empty() {
+            return Err(Error::Usage("no input given".into()));
+        }
+        if self.output.is_none() && self.on_frame.is_none() {
+            return Err(Error::Usage(
+                "nothing receives the frames: give an output or an on_frame callback".into(),
+            ));
+        }
+        if self.in_flight == 0 {
+            return Err(Error::Usage("--in-flight: must be at least 1".into()));
+        }
+        Ok(Pipeline { builder: self })
+    }
+}
+
+/// What travels between the stages.
+enum Msg {
+    Frame(Frame),
+    /// Input `input` failed; frames of it already sent must be discarded.
+    Failed {
+        input: usize,
+        error: Error,
+    },
+}
+
+impl Pipeline {
+    /// Runs every input through the ops to the sinks and waits for the last file.
+    ///
+    /// Bad inputs do not stop the run: they are listed in [`Stats::failures`].
+    ///
+    /// # Errors
+    /// A problem with the run as a whole: the output directory cannot be created, `--out FILE`
+    /// with several inputs, no GPU for `--device gpu`, a GPU failure, a callback's error.
+    pub fn run(self) -> Result<Stats> {
+        let started = Instant::now();
+        let PipelineBuilder {
+            sources,
+            ops,
+            device,
+            in_flight,
+            limits,
+            output,
+            on_frame,
+            on_event,
+            encoder_threads,
+        } = self.builder;
+        let emit = |event: Event<'_>| {
+            if let Some(f) = &on_event {
+                f(event);
+            }
+        };
+
+        let mut inputs = Vec::new();
+        let mut failures = Vec::new();
+        for item in source::expand(&sources) {
+            match item {
+                Ok(input) => inputs.push(input),
+                Err(error) => failures.push(error),
+            }
+        }
+        let input_count = inputs.len() + failures.len();
+        emit(Event::Started {
+            inputs: input_count,
+        });
+        for error in &failures {
+            emit(Event::InputDone {
+                name: "",
+                error: Some(error),
+            });
+        }
+
+        let namer = match &output {
+            Some((out, format)) => Some(OutputNamer::prepare(out, *format, &inputs)?),
+            None => None,
+        };
+
+        let (gpu, fallback) = backend::open(device)?;
+        if let Some(reason) = &fallback {
+            emit(Event::CpuFallback { reason });
+        }
+        let backend_kind = match &gpu {
+            Some(ctx) => BackendKind::Gpu(ctx.info.name.clone()),
+            None => BackendKind::Cpu,
+        };
+        let mut processor = Processor::new(gpu, &ops, in_flight)?;
+
+        let (capture_tx, capture_rx) = bounded::<Msg>(in_flight);
+        let (gpu_tx, gpu_rx) = bounded::<Msg>(in_flight);
+        let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+
+        let capture = thread::Builder::new()
+            .name("shutter-capture".into())
+            .spawn(move || capture_loop(&inputs, &limits, &capture_tx))
+            .map_err(|e| Error::Gpu(format!("cannot start the capture thread: {e}")))?;
+        let gpu_thread = thread::Builder::new()
+            .name("shutter-gpu".into())
+            .spawn(move || gpu_loop(&mut processor, &capture_rx, &gpu_tx))
+            .map_err(|e| Error::Gpu(format!("cannot start the GPU thread: {e}")))?;
+
+        let sink = Sink {
+            names: &names,
+            namer,
+            on_frame,
+            emit: &emit,
+            encoder_threads,
+        };
+        let sink_result = sink.run(&gpu_rx);
+        drop(gpu_rx); // unblocks the GPU thread if the sink stopped early
+        let gpu_result = gpu_thread
+            .join()
+            .map_err(|_| Error::Gpu("the GPU thread panicked".into()))?;
+        capture
+            .join()
+            .map_err(|_| Error::Gpu("the capture thread panicked".into()))?;
+        gpu_result?;
+        let sunk = sink_result?;
+        failures.extend(sunk.failures);
+
+        Ok(Stats {
+            inputs: input_count,
+            frames: sunk.frames,
+            written: sunk.written,
+            failures,
+            elapsed: started.elapsed(),
+            backend: Some(backend_kind),
+        })
+    }
+}
+
+/// Decodes every input in order, sending its frames (marking the last) or its failure.
+fn capture_loop(inputs: &[Input], limits: &DecodeLimits, tx: &Sender<Msg>) {
+    let mut seq = 0u64;
+    for (index, input) in inputs.iter().enumerate() {
+        let frames = match source::decode(input, limits) {
+            Ok(frames) => frames,
+            Err(error) => {
+                if tx
+                    .send(Msg::Failed {
+                        input: index,
+                        error,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut frames = frames.peekable();
+        let mut frame_index = 0;
+        while let Some(decoded) = frames.next() {
+            let msg = match decoded {
+                Ok(d) => {
+                    let meta = FrameMeta {
+                        seq,
+                        input: index,
+                        index: frame_index,
+                        last: frames.peek().is_none(),
+                        delay: d.delay,
+                        captured: Instant::now(),
+                    };
+                    seq += 1;
+                    frame_index += 1;
+                    Msg::Frame(Frame::new(d.width, d.height, d.rgba, d.has_alpha, meta))
+                }
+                Err(error) => Msg::Failed {
+                    input: index,
+                    error,
+                },
+            };
+            let failed = matches!(msg, Msg::Failed { .. });
+            if tx.send(msg).is_err() {
+                return;
+            }
+            if failed {
+                break;
+            }
+        }
+    }
+}
+
+/// Keeps up to `capacity` frames on the processor, passing finished ones on in order.
+fn gpu_loop(processor: &mut Processor, rx: &Receiver<Msg>, tx: &Sender<Msg>) -> Result<()> {
+    let mut upstream_open = true;
+    loop {
+        // Hand on whatever is finished without waiting.
+        while let Some(done) = processor.collect(false)? {
+            if tx.send(Msg::Frame(done)).is_err() {
+                return Ok(());
+            }
+        }
+        if !upstream_open {
+            if processor.pending() == 0 {
+                return Ok(());
+            }
+            if let Some(done) = processor.collect(true)?
+                && tx.send(Msg::Frame(done)).is_err()
+            {
+                return Ok(());
+            }
+            continue;
+        }
+        if processor.pending() >= processor.capacity() {
+            if let Some(done) = processor.collect(true)?
+                && tx.send(Msg::Frame(done)).is_err()
+            {
+                return Ok(());
+            }
+            continue;
+        }
+        // Room on the ring: wait for input only when nothing is in flight.
+        let next = if processor.pending() == 0 {
+            rx.recv().ok()
+        } else {
+            match rx.try_recv() {
+                Ok(msg) => Some(msg),
+                Err(crossbeam_channel::TryRecvError::Empty) => {
+                    if let Some(done) = processor.collect(true)?
+                        && tx.send(Msg::Frame(done)).is_err()
+                    {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(crossbeam_channel::TryRecvError::Disconnected) => None,
+            }
+        };
+        match next {
+            Some(Msg::Frame(frame)) => processor.schedule(frame)?,
+            Some(failed @ Msg::Failed { .. }) => {
+                // Frames of the failed input still in flight must reach the sink first.
+                while let Some(done) = processor.collect(true)? {
+                    if tx.send(Msg::Frame(done)).is_err() {
+                        return Ok(());
+                    }
+                }
+                if tx.send(failed).is_err() {
+                    return Ok(());
+                }
+            }
+            None => upstream_open = false,
+        }
+    }
+}
+
+/// Decides the file name of every output, and checks the output side before work starts.
+struct OutputNamer {
+    output: Output,
+    format: Format,
+    /// Inputs whose stem is shared with another input use their whole file name instead.
+    stems: Vec<String>,
+}
+
+impl OutputNamer {
+    fn prepare(output: &Output, format: Format, inputs: &[Input]) -> Result<Self> {
+        let dir = match output {
+            Output::Dir(dir) => dir.clone(),
+            Output::File(file) => {
+                if inputs.len() > 1 {
+                    return Err(Error::Usage(format!(
+                        "--out {}: a file takes one input, {} were given; use a directory",
+                        file.display(),
+                        inputs.len()
+                    )));
+                }
+                file.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        if !dir.is_dir() {
+            return Err(Error::io(
+                &dir,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            ));
+        }
+        let mut seen = HashMap::<&str, usize>::new();
+        for input in inputs {
+            *seen.entry(input.stem.as_str()).or_default() += 1;
+        }
+        let mut used = HashSet::new();
+        let stems = inputs
+            .iter()
+            .map(|input| {
+                let mut stem = if seen[input.stem.as_str()] > 1 {
+                    Path::new(&input.name)
+                        .file_name()
+                        .map_or_else(|| input.stem.clone(), |n| n.to_string_lossy().into_owned())
+                } else {
+                    input.stem.clone()
+                };
+                // Two inputs with the same file name in different directories.
+                let base = stem.clone();
+                let mut k = 1;
+                while !used.insert(stem.clone()) {
+                    stem = format!("{base}_{k}");
+                    k += 1;
+                }
+                stem
+            })
+            .collect();
+        Ok(OutputNamer {
+            output: output.clone(),
+            format,
+            stems,
+        })
+    }
+
+    /// The path for input `input`'s frame `frame` (`None`: the whole input in one file).
+    fn path(&self, input: usize, frame: Option<usize>) -> PathBuf {
+        let ext = self.format.extension();
+        match (&self.output, frame) {
+            (Output::File(file), None) => file.clone(),
+            (Output::File(file), Some(k)) => {
+                let stem = file
+                    .file_stem()
+                    .map_or_else(|| "frame".to_string(), |s| s.to_string_lossy().into_owned());
+                let ext = file
+                    .extension()
+                    .map_or_else(|| ext.to_string(), |e| e.to_string_lossy().into_owned());
+                file.with_file_name(format!("{stem}_{k:05}.{ext}"))
+            }
+            (Output::Dir(dir), None) => dir.join(format!("{}.{ext}", self.stems[input])),
+            (Output::Dir(dir), Some(k)) => dir.join(format!("{}_{k:05}.{ext}", self.stems[input])),
+        }
+    }
+}
+
+/// An encode-and-write task for the pool.
+struct Job {
+    input: usize,
+    path: PathBuf,
+    frames: Vec<Frame>,
+    /// True when this job writes the input's last output.
+    closes_input: bool,
+}
+
+struct JobDone {
+    input: usize,
+    path: PathBuf,
+    result: Result<()>,
+    closes_input: bool,
+}
+
+struct SinkResult {
+    frames: u64,
+    written: Vec<PathBuf>,
+    failures: Vec<Error>,
+}
+
+/// The last stage: groups frames per input and sends them to the encoder pool and/or the
+/// callback, in input order.
+struct Sink<'a, F: Fn(Event<'_>)> {
+    names: &'a [String],
+    namer: Option<OutputNamer>,
+    on_frame: Option<FrameCallback>,
+    emit: &'a F,
+    encoder_threads: usize,
+}
+
+impl<F: Fn(Event<'_>)> Sink<'_, F> {
+    fn run(mut self, rx: &Receiver<Msg>) -> Result<SinkResult> {
+        let threads = if self.namer.is_some() {
+            self.encoder_threads
+        } else {
+            0
+        };
+        let (job_tx, job_rx) = bounded::<Job>(threads.max(1) * 2);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<JobDone>();
+        let mut result = SinkResult {
+            frames: 0,
+            written: Vec::new(),
+            failures: Vec::new(),
+        };
+        let format = self.namer.as_ref().map(|n| n.format);
+        let outcome = thread::scope(|scope| -> Result<()> {
+            for _ in 0..threads {
+                let job_rx = job_rx.clone();
+                let done_tx = done_tx.clone();
+                let format = format.unwrap_or_default();
+                scope.spawn(move || {
+                    for job in job_rx {
+                        let result = encode::encode(&format, &job.frames)
+                            .map_err(|reason| Error::Encode {
+                                output: job.path.display().to_string(),
+                                format: format.extension().to_string(),
+                                reason,
+                            })
+                            .and_then(|bytes| encode::write_atomic(&job.path, &bytes));
+                        let done = JobDone {
+                            input: job.input,
+                            path: job.path,
+                            result,
+                            closes_input: job.closes_input,
+                        };
+                        if done_tx.send(done).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(job_rx);
+            drop(done_tx);
+
+            let outcome = self.dispatch(rx, &job_tx, &done_rx, &mut result);
+            drop(job_tx);
+            // Wait for the pool to finish every job it took.
+            for done in done_rx.iter() {
+                self.finish_job(done, &mut result);
+            }
+            outcome
+        });
+        outcome.map(|()| result)
+    }
+
+    fn dispatch(
+        &mut self,
+        rx: &Receiver<Msg>,
+        job_tx: &Sender<Job>,
+        done_rx: &Receiver<JobDone>,
+        result: &mut SinkResult,
+    ) -> Result<()> {
+        // Frames of multi-frame inputs waiting for their last frame (formats that animate).
+        let mut pending: HashMap<usize, Vec<Frame>> = HashMap::new();
+        let mut failed = HashSet::new();
+        for msg in rx {
+            while let Ok(done) = done_rx.try_recv() {
+                self.finish_job(done, result);
+            }
+            match msg {
+                Msg::Failed { input, error } => {
+                    pending.remove(&input);
+                    failed.insert(input);
+                    (self.emit)(Event::InputDone {
+                        name: &self.names[input],
+                        error: Some(&error),
+                    });
+                    result.failures.push(error);
+                }
+                Msg::Frame(frame) => {
+                    result.frames += 1;
+                    let input = frame.meta.input;
+                    if failed.contains(&input) {
+                        continue;
+                    }
+                    if let Some(callback) = &mut self.on_frame {
+                        callback(&frame).map_err(Error::User)?;
+                    }
+                    let Some(namer) = &self.namer else {
+                        if frame.meta.last {
+                            (self.emit)(Event::InputDone {
+                                name: &self.names[input],
+                                error: None,
+                            });
+                        }
+                        continue;
+                    };
+                    let single = frame.meta.index == 0 && frame.meta.last;
+                    let job = if single {
+                        Some(Job {
+                            input,
+                            path: namer.path(input, None),
+                            frames: vec![frame],
+                            closes_input: true,
+                        })
+                    } else if namer.format.holds_many_frames() {
+                        let last = frame.meta.last;
+                        let frames = pending.entry(input).or_default();
+                        frames.push(frame);
+                        last.then(|| Job {
+                            input,
+                            path: namer.path(input, None),
+                            frames: pending.remove(&input).unwrap_or_default(),
+                            closes_input: true,
+                        })
+                    } else {
+                        Some(Job {
+                            input,
+                            path: namer.path(input, Some(frame.meta.index)),
+                            closes_input: frame.meta.last,
+                            frames: vec![frame],
+                        })
+                    };
+                    if let Some(job) = job
+                        && job_tx.send(job).is_err()
+                    {
+                        return Err(Error::Gpu("the encoder pool stopped".into()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_job(&self, done: JobDone, result: &mut SinkResult) {
+        match done.result {
+            Ok(()) => {
+                result.written.push(done.path);
+                if done.closes_input {
+                    (self.emit)(Event::InputDone {
+                        name: &self.names[done.input],
+                        error: None,
+                    });
+                }
+            }
+            Err(error) => {
+                (self.emit)(Event::InputDone {
+                    name: &self.names[done.input],
+                    error: Some(&error),
+                });
+                result.failures.push(error);
+            }
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The `shutter run` command-line contract: outputs, names, exit codes, one-line errors, and
+//! bad inputs that fail alone.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+fn shutter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shutter")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A small, non-uniform RGB picture saved as `name` (format from the extension).
+fn picture(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
+    let path = dir.join(name);
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 + y) as u8, (y * 11) as u8, (x * y) as u8 ^ 0x5a])
+    })
+    .save(&path)
+    .expect("save test picture");
+    path
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn assert_no_panic(out: &Output) {
+    let err = stderr(out);
+    assert!(!err.contains("panicked"), "panic in stderr: {err}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn no_source_processes_the_builtin_default_image() {
+    let tmp = TempDir::new().unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = shutter(&["run", "-o", s(&out_dir), "--device", "cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(files_in(&out_dir), vec!["shutter-default.webp"]);
+    let img = image::open(out_dir.join("shutter-default.webp")).expect("decodes");
+    assert_eq!((img.width(), img.height()), (640, 400));
+    assert!(stderr(&out).contains("1 input, 1 frame, 0 failed"));
+}
+
+#[test]
+fn mirror_and_sepia_from_the_cli_equal_the_cpu_reference() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 13, 9);
+    let dst = tmp.path().join("res.png");
+    for device in ["cpu", "auto"] {
+        let out = shutter(&[
+            "run",
+            s(&src),
+            "-o",
+            s(&dst),
+            "--mirror",
+            "--filter",
+            "sepia,invert",
+            "--device",
+            device,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let got = image::open(&dst).unwrap().to_rgb8();
+        let mut want = image::open(&src).unwrap().to_rgba8().into_raw();
+        shutter::ops::cpu::apply(
+            &shutter::Ops {
+                mirror: true,
+                filters: vec![shutter::Filter::Sepia, shutter::Filter::Invert],
+            },
+            13,
+            9,
+            &mut want,
+        );
+        let want_rgb: Vec<u8> = want
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        assert_eq!(got.into_raw(), want_rgb, "device {device}");
+    }
+}
+
+#[test]
+fn a_batch_with_bad_inputs_writes_the_good_ones_and_exits_1() {
+    let tmp = TempDir::new().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    picture(&inputs, "a_good.png", 8, 6);
+    picture(&inputs, "z_good.jpg", 8, 6);
+    let good_png = std::fs::read(inputs.join("a_good.png")).unwrap();
+    std::fs::write(
+        inputs.join("b_truncated.png"),
+        &good_png[..good_png.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(inputs.join("c_random.png"), common::random_rgba(16, 16, 3)).unwrap();
+    std::fs::write(inputs.join("d_empty.jpg"), b"").unwrap();
+    std::fs::write(inputs.join("e_bad.svg"), b"<svg><rect width=").unwrap();
+    let unknown = tmp.path().join("notes.xyz");
+    std::fs::write(&unknown, b"hello").unwrap();
+    let missing = tmp.path().join("missing.png");
+    let out_dir = tmp.path().join("out");
+
+    let out = shutter(&[
+        "run",
+        s(&inputs),
+        s(&unknown),
+        s(&missing),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "png",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_no_panic(&out);
+    assert_eq!(files_in(&out_dir), vec!["a_good.png", "z_good.png"]);
+    let err = stderr(&out);
+    for bad in [
+        "b_truncated.png",
+        "c_random.png",
+        "d_empty.jpg",
+        "e_bad.svg",
+        "notes.xyz",
+        "missing.png",
+    ] {
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("shutter: error:") && l.contains(bad))
+            .collect();
+        assert_eq!(lines.len(), 1, "one error line for {bad} in:\n{err}");
+    }
+    assert!(err.contains("8 inputs, 2 frames, 6 failed"), "{err}");
+}
+
+#[test]
+fn each_bad_input_alone_fails_with_one_line_and_no_output() {
+    let tmp = TempDir::new().unwrap();
+    let good = picture(tmp.path(), "good.png", 8, 6);
+    let good_png = std::fs::read(&good).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated.png", good_png[..good_png.len() - 20].to_vec()),
+        ("random.png", common::random_rgba(9, 9, 1)),
+        ("empty.png", Vec::new()),
+        ("unknown.xyz", b"GIF89a".to_vec()),
+        (
+            "malformed.svg",
+            b"<svg width='10' height='10'><circle r=".to_vec(),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out_dir = tmp.path().join(format!("out-{name}"));
+        let out = shutter(&["run", s(&path), "-o", s(&out_dir), "--device", "cpu"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert_no_panic(&out);
+        let errors: Vec<String> = stderr(&out)
+            .lines()
+            .filter(|l| l.starts_with("shutter: error:"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+        assert!(errors[0].contains(name), "{name}: {}", errors[0]);
+        assert!(
+            files_in(&out_dir).is_empty(),
+            "{name}: wrote {:?}",
+            files_in(&out_dir)
+        );
+    }
+}
+
+#[test]
+fn an_image_over_the_pixel_limit_is_refused() {
+    let tmp = TempDir::new().unwrap();
+    let big = picture(tmp.path(), "big.png", 40, 30);
+    let out_dir = tmp.path().join("out");
+    let out = shutter(&[
+        "run",
+        s(&big),
+        "-o",
+        s(&out_dir),
+        "--max-pixels",
+        "1000",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("big.png") && err.contains("limit"), "{err}");
+    assert!(files_in(&out_dir).is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2_and_write_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 4, 4);
+    let out_dir = tmp.path().join("out");
+    let cases: [(&[&str], &str); 5] = [
+        (&["--quality", "500"], "--quality"),
+        (&["--filter", "sepia,blurry"], "blurry"),
+        (&["--format", "heic"], "heic"),
+        (&["--device", "tpu"], "tpu"),
+        (&["--format", "png", "--lossless"], "--lossless"),
+    ];
+    for (flags, named) in cases {
+        let mut args = vec!["run", s(&src), "-o", s(&out_dir)];
+        args.extend_from_slice(flags);
+        let out = shutter(&args);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{flags:?}: {err}");
+        assert!(err.contains(named), "{flags:?}: {err}");
+        assert!(!out_dir.exists(), "{flags:?} created the output directory");
+    }
+}
+
+#[test]
+fn an_unwritable_output_directory_is_an_error_naming_it() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 4, 4);
+    // A directory cannot be created under a regular file, even by root.
+    let blocker = tmp.path().join("blocker");
+    std::fs::write(&blocker, b"a file").unwrap();
+    let out_dir = blocker.join("out");
+    let out = shutter(&["run", s(&src), "-o", s(&out_dir), "--device", "cpu"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_panic(&out);
+    let err = stderr(&out);
+    assert!(err.contains("blocker"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn out_file_extension_picks_the_format() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 10, 5);
+    for (name, format) in [
+        ("x.jpg", image::ImageFormat::Jpeg),
+        ("x.bmp", image::ImageFormat::Bmp),
+        ("x.tiff", image::ImageFormat::Tiff),
+        ("x.webp", image::ImageFormat::WebP),
+    ] {
+        let dst = tmp.path().join(name);
+        let out = shutter(&["run", s(&src), "-o", s(&dst), "--device", "cpu"]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let bytes = std::fs::read(&dst).unwrap();
+        assert_eq!(image::guess_format(&bytes).unwrap(), format, "{name}");
+    }
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 6, 3);
+    let out_dir = tmp.path().join("out");
+    let out = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args([
+            "run",
+            "-",
+            "-o",
+            s(&out_dir),
+            "--format",
+            "png",
+            "--device",
+            "cpu",
+        ])
+        .stdin(std::fs::File::open(&src).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = image::open(out_dir.join("stdin.png")).unwrap().to_rgb8();
+    assert_eq!(got, image::open(&src).unwrap().to_rgb8());
+}
+
+fn animated_gif(path: &Path, frames: u32) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = image::codecs::gif::GifEncoder::new(file);
+    for k in 0..frames {
+        let img = image::RgbaImage::from_fn(5, 4, |x, y| {
+            image::Rgba([(x * 40 + k * 60) as u8, (y * 50) as u8, (k * 80) as u8, 255])
+        });
+        let delay = image::Delay::from_numer_denom_ms(50 + 10 * k, 1);
+        enc.encode_frame(image::Frame::from_parts(img, 0, 0, delay))
+            .unwrap();
+    }
+}
+
+#[test]
+fn an_animated_gif_keeps_every_frame_as_gif_and_splits_as_png() {
+    let tmp = TempDir::new().unwrap();
+    let src = tmp.path().join("anim.gif");
+    animated_gif(&src, 3);
+
+    let out_dir = tmp.path().join("gif");
+    let out = shutter(&[
+        "run",
+        s(&src),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "gif",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(files_in(&out_dir), vec!["anim.gif"]);
+    use image::AnimationDecoder;
+    let dec = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(out_dir.join("anim.gif")).unwrap(),
+    ))
+    .unwrap();
+    let frames = dec.into_frames().collect_frames().unwrap();
+    assert_eq!(frames.len(), 3);
+    let delays: Vec<u32> = frames
+        .iter()
+        .map(|f| {
+            let (n, d) = f.delay().numer_denom_ms();
+            n / d
+        })
+        .collect();
+    assert_eq!(delays, vec![50, 60, 70]);
+
+    let out_dir = tmp.path().join("png");
+    let out = shutter(&[
+        "run",
+        s(&src),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "png",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        files_in(&out_dir),
+        vec!["anim_00000.png", "anim_00001.png", "anim_00002.png"]
+    );
+}
+
+#[test]
+fn npy_output_is_the_array_a_gradio_numpy_user_gets() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "x.png", 7, 3);
+    let out_dir = tmp.path().join("out");
+    let out = shutter(&[
+        "run",
+        s(&src),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "npy",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(out_dir.join("x.npy")).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'descr': '|u1'"), "{header}");
+    assert!(header.contains("'shape': (3, 7, 3)"), "{header}");
+    let data = &bytes[10 + header_len..];
+    assert_eq!(
+        data,
+        image::open(&src).unwrap().to_rgb8().as_raw().as_slice()
+    );
+}
+
+#[test]
+fn inputs_with_the_same_stem_do_not_overwrite_each_other() {
+    let tmp = TempDir::new().unwrap();
+    let a = picture(tmp.path(), "same.png", 4, 4);
+    let b = picture(tmp.path(), "same.bmp", 5, 5);
+    let out_dir = tmp.path().join("out");
+    let out = shutter(&[
+        "run",
+        s(&a),
+        s(&b),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "png",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(files_in(&out_dir), vec!["same.bmp.png", "same.png.png"]);
+}
+
+#[test]
+fn device_auto_falls_back_to_the_cpu_and_says_so_while_gpu_fails() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 4, 4);
+    let out_dir = tmp.path().join("out");
+    // WGPU_BACKEND set but empty enables no backend: no adapter can be found.
+    let run = |device: &str| {
+        Command::new(env!("CARGO_BIN_EXE_shutter"))
+            .args(["run", s(&src), "-o", s(&out_dir), "--device", device])
+            .env("WGPU_BACKEND", "")
+            .output()
+            .unwrap()
+    };
+    let auto = run("auto");
+    assert!(auto.status.success(), "{}", stderr(&auto));
+    assert!(
+        stderr(&auto).contains("running on the CPU"),
+        "{}",
+        stderr(&auto)
+    );
+    let gpu = run("gpu");
+    assert_eq!(gpu.status.code(), Some(1));
+    assert_no_panic(&gpu);
+    assert!(stderr(&gpu).contains("no GPU adapter"), "{}", stderr(&gpu));
+}
+
+#[test]
+fn devices_lists_an_adapter_when_the_gpu_is_required() {
+    let out = shutter(&["devices"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    if std::env::var("SHUTTER_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        assert!(text.contains("gpu 0:") && text.contains("(auto)"), "{text}");
+    } else {
+        assert!(
+            text.contains("gpu 0:") || text.contains("no GPU adapters"),
+            "{text}"
+        );
+    }
+}

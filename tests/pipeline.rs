@@ -1,0 +1,139 @@
+//! The library pipeline: callbacks receive every frame in input order as arrays, several frames
+//! in flight give the same bytes as one, and errors stop or skip as documented.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use shutter::pipeline::Output;
+use shutter::{DeviceChoice, Error, Filter, Format, Ops, Pipeline, Source};
+use tempfile::TempDir;
+
+/// A noisy RGBA PNG of the given size (alpha varies, so dropping it is visible).
+fn noisy_png(dir: &Path, name: &str, w: u32, h: u32, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    let img = image::RgbaImage::from_raw(w, h, common::random_rgba(w, h, seed)).unwrap();
+    img.save(&path).unwrap();
+    path
+}
+
+fn devices() -> Vec<DeviceChoice> {
+    let mut out = vec![DeviceChoice::Cpu];
+    if common::gpu_or_skip("pipeline").is_some() {
+        out.push(DeviceChoice::Gpu);
+    }
+    out
+}
+
+#[test]
+fn callback_gets_every_frame_in_input_order_with_reference_pixels() {
+    let tmp = TempDir::new().unwrap();
+    let sizes = [(1, 1), (3, 7), (64, 33), (17, 2), (40, 40), (5, 90)];
+    let paths: Vec<PathBuf> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| noisy_png(tmp.path(), &format!("f{i}.png"), w, h, i as u64 + 1))
+        .collect();
+    let ops = Ops {
+        mirror: true,
+        filters: vec![Filter::SepiaNorm, Filter::Invert],
+    };
+    for device in devices() {
+        for in_flight in [1, 3] {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let sink = seen.clone();
+            let stats = Pipeline::builder()
+                .sources(paths.iter().cloned().map(Source::Path))
+                .mirror(true)
+                .filters(ops.filters.clone())
+                .device(device)
+                .in_flight(in_flight)
+                .on_frame(move |frame| {
+                    sink.lock().unwrap().push((
+                        frame.meta.input,
+                        frame.rgb_array(),
+                        frame.rgba.clone(),
+                    ));
+                    Ok::<(), Error>(())
+                })
+                .build()
+                .unwrap()
+                .run()
+                .unwrap();
+            assert_eq!(stats.frames, sizes.len() as u64);
+            let seen = seen.lock().unwrap();
+            for (i, (input, rgb, rgba)) in seen.iter().enumerate() {
+                assert_eq!(*input, i, "{device:?}: frames out of order");
+                let (w, h) = sizes[i];
+                assert_eq!(rgb.shape(), &[h as usize, w as usize, 3]);
+                let mut want = common::random_rgba(w, h, i as u64 + 1);
+                shutter::ops::cpu::apply(&ops, w, h, &mut want);
+                assert_eq!(rgba, &want, "{device:?} in-flight {in_flight} frame {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_callback_error_stops_the_run_and_is_returned() {
+    let tmp = TempDir::new().unwrap();
+    let a = noisy_png(tmp.path(), "a.png", 4, 4, 1);
+    let b = noisy_png(tmp.path(), "b.png", 4, 4, 2);
+    let mut calls = 0;
+    let result = Pipeline::builder()
+        .source(Source::Path(a))
+        .source(Source::Path(b))
+        .device(DeviceChoice::Cpu)
+        .on_frame(move |_frame| {
+            calls += 1;
+            if calls == 1 { Err("enough") } else { Ok(()) }
+        })
+        .build()
+        .unwrap()
+        .run();
+    match result {
+        Err(Error::User(msg)) => assert_eq!(msg, "enough"),
+        other => panic!("expected the callback's error, got {other:?}"),
+    }
+}
+
+#[test]
+fn files_and_callback_together_and_failures_are_listed_by_name() {
+    let tmp = TempDir::new().unwrap();
+    let good = noisy_png(tmp.path(), "good.png", 6, 5, 9);
+    let bad = tmp.path().join("bad.png");
+    std::fs::write(&bad, b"not a png at all").unwrap();
+    let out_dir = tmp.path().join("out");
+    let count = Arc::new(Mutex::new(0));
+    let counter = count.clone();
+    let stats = Pipeline::builder()
+        .source(Source::Path(bad))
+        .source(Source::Path(good))
+        .device(DeviceChoice::Cpu)
+        .output(Output::Dir(out_dir.clone()), Format::Png)
+        .on_frame(move |_| {
+            *counter.lock().unwrap() += 1;
+            Ok::<(), Error>(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(*count.lock().unwrap(), 1);
+    assert_eq!(stats.written, vec![out_dir.join("good.png")]);
+    assert_eq!(stats.failures.len(), 1);
+    assert!(stats.failures[0].to_string().contains("bad.png"));
+}
+
+#[test]
+fn building_without_sources_or_sinks_is_a_usage_error() {
+    let no_source = Pipeline::builder()
+        .on_frame(|_| Ok::<(), Error>(()))
+        .build();
+    assert!(matches!(no_source, Err(Error::Usage(_))));
+    let no_sink = Pipeline::builder()
+        .source(Source::Path("x.png".into()))
+        .build();
+    assert!(matches!(no_sink, Err(Error::Usage(_))));
+}
