@@ -26,6 +26,7 @@ fn bench_ops(c: &mut Criterion) {
     let ops = Ops {
         mirror: true,
         filters: vec![Filter::Sepia],
+        ..Default::default()
     };
     let inputs = frames(3);
     let mut group = c.benchmark_group("mirror+sepia 1080p");

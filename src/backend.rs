@@ -84,8 +84,16 @@ pub fn open(choice: DeviceChoice) -> Result<(Option<Arc<GpuContext>>, Option<Err
 /// Frames in flight on one backend: `schedule` starts a frame, `collect` hands finished frames
 /// back in scheduling order.
 pub enum Processor {
-    Gpu(GpuBackend),
-    Cpu { ops: Ops, done: VecDeque<Frame> },
+    /// The GPU ring; `ops` is kept to convert on the CPU any frame the GPU returns without
+    /// the requested mode.
+    Gpu {
+        gpu: GpuBackend,
+        ops: Ops,
+    },
+    Cpu {
+        ops: Ops,
+        done: VecDeque<Frame>,
+    },
 }
 
 impl Processor {
@@ -95,7 +103,10 @@ impl Processor {
     /// [`Error::Gpu`] when the kernels cannot be built.
     pub fn new(gpu: Option<Arc<GpuContext>>, ops: &Ops, in_flight: usize) -> Result<Self> {
         Ok(match gpu {
-            Some(ctx) => Processor::Gpu(GpuBackend::new(ctx, ops, in_flight.max(1))?),
+            Some(ctx) => Processor::Gpu {
+                gpu: GpuBackend::new(ctx, ops, in_flight.max(1))?,
+                ops: ops.clone(),
+            },
             None => Processor::Cpu {
                 ops: ops.clone(),
                 done: VecDeque::new(),
@@ -106,7 +117,7 @@ impl Processor {
     /// Frames that may be scheduled before one must be collected.
     pub fn capacity(&self) -> usize {
         match self {
-            Processor::Gpu(gpu) => gpu.capacity(),
+            Processor::Gpu { gpu, .. } => gpu.capacity(),
             Processor::Cpu { .. } => 1,
         }
     }
@@ -114,7 +125,7 @@ impl Processor {
     /// Frames scheduled and not yet collected.
     pub fn pending(&self) -> usize {
         match self {
-            Processor::Gpu(gpu) => gpu.pending(),
+            Processor::Gpu { gpu, .. } => gpu.pending(),
             Processor::Cpu { done, .. } => done.len(),
         }
     }
@@ -125,9 +136,12 @@ impl Processor {
     /// [`Error::Gpu`] when the submission fails.
     pub fn schedule(&mut self, mut frame: Frame) -> Result<()> {
         match self {
-            Processor::Gpu(gpu) => gpu.schedule(frame),
+            Processor::Gpu { gpu, .. } => gpu.schedule(frame),
             Processor::Cpu { ops, done } => {
                 cpu::apply(ops, frame.width, frame.height, &mut frame.rgba);
+                if let Some(mode) = ops.mode {
+                    frame.image = Some(crate::mode::cpu::convert_frame(mode, ops.dither, &frame));
+                }
                 done.push_back(frame);
                 Ok(())
             }
@@ -141,7 +155,15 @@ impl Processor {
     /// [`Error::Gpu`] when the readback fails.
     pub fn collect(&mut self, wait: bool) -> Result<Option<Frame>> {
         match self {
-            Processor::Gpu(gpu) => gpu.collect(wait),
+            Processor::Gpu { gpu, ops } => {
+                let mut frame = gpu.collect(wait)?;
+                if let (Some(mode), Some(f)) = (ops.mode, frame.as_mut())
+                    && f.image.is_none()
+                {
+                    f.image = Some(crate::mode::cpu::convert_frame(mode, ops.dither, f));
+                }
+                Ok(frame)
+            }
             Processor::Cpu { done, .. } => Ok(done.pop_front()),
         }
     }

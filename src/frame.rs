@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::mode::{FrameArray, ModeImage};
+
 /// Where a frame came from and where it sits in its stream.
 #[derive(Debug, Clone)]
 pub struct FrameMeta {
@@ -34,7 +36,8 @@ impl FrameMeta {
 }
 
 /// Pixels of one frame: RGBA8, row-major, `width * height * 4` bytes, straight (not
-/// premultiplied) alpha. Sources without alpha fill A with 255 and say so in `has_alpha`.
+/// premultiplied) alpha. Once processed with a mode, the result is [`Frame::image`] (read it
+/// with [`Frame::array`]) and `rgba` is no longer meaningful. Sources without alpha fill A with 255 and say so in `has_alpha`.
 ///
 /// The layout is byte-identical to an (H, W, 4) u8 array and to the GPU's packed-u32 buffers.
 #[derive(Debug, Clone)]
@@ -45,6 +48,9 @@ pub struct Frame {
     /// True when the source carried an alpha channel (RGBA PNG, GIF with transparency, SVG).
     pub has_alpha: bool,
     pub meta: FrameMeta,
+    /// The frame converted to the pipeline's `image_mode`, once processed with a mode set
+    /// ([`Ops::mode`](crate::Ops::mode)). When it is set, `rgba` no longer holds the result.
+    pub image: Option<ModeImage>,
 }
 
 impl Frame {
@@ -58,6 +64,7 @@ impl Frame {
             rgba,
             has_alpha,
             meta,
+            image: None,
         }
     }
 
@@ -75,14 +82,24 @@ impl Frame {
         out
     }
 
-    /// The frame as an (H, W, 3) u8 array: what a numpy user of Gradio gets with the default
-    /// `image_mode="RGB"`.
+    /// `rgba` as an (H, W, 3) u8 array (alpha dropped). For processed frames use
+    /// [`Frame::array`].
     pub fn rgb_array(&self) -> ndarray::Array3<u8> {
         ndarray::Array3::from_shape_vec(
             (self.height as usize, self.width as usize, 3),
             self.to_rgb(),
         )
         .expect("to_rgb returns height * width * 3 bytes")
+    }
+
+    /// The array a numpy user of Gradio gets from `np.asarray(im.convert(mode))`: typed and
+    /// shaped per mode ((H, W) bool for `1`, (H, W) i32 for `I`, (H, W, 3) u8 for RGB, ...).
+    /// Frames without a converted image give their RGB pixels, Gradio's default mode.
+    pub fn array(&self) -> FrameArray {
+        match &self.image {
+            Some(image) => image.to_array(),
+            None => FrameArray::U8(self.rgb_array().into_dyn()),
+        }
     }
 
     /// A view of the frame as an (H, W, 4) u8 array, alpha included.

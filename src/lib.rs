@@ -17,6 +17,7 @@ pub mod source;
 pub use backend::DeviceChoice;
 pub use error::{Error, Result};
 pub use frame::{Frame, FrameMeta};
+pub use mode::{Dither, FrameArray, ImageMode, ModeImage};
 pub use ops::{Filter, Ops};
 pub use pipeline::{Pipeline, PipelineBuilder, Stats};
 pub use sink::encode::Format;

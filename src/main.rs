@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shutter::gpu::GpuContext;
 use shutter::pipeline::{Event, Output};
-use shutter::{DecodeLimits, DeviceChoice, Error, Format, Ops, Pipeline, Source};
+use shutter::{DecodeLimits, DeviceChoice, Error, Format, ImageMode, Ops, Pipeline, Source};
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Process image files (or the built-in default image) and write the results.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the GPU adapters, marking the one `--device auto` picks.
     Devices,
 }
@@ -53,6 +53,12 @@ struct RunArgs {
     /// Filters, applied in order: sepia, sepia-norm, grayscale, invert (comma-separated or repeated).
     #[arg(long, value_name = "NAME[,NAME...]")]
     filter: Vec<String>,
+    /// Pillow image mode of the output: 1, L, P, RGB (default), RGBA, CMYK, YCbCr, LAB, HSV, I, F.
+    #[arg(long, value_name = "MODE")]
+    mode: Option<String>,
+    /// Dithering for modes 1 and P: fs (Floyd–Steinberg, default) or none.
+    #[arg(long, value_name = "fs|none")]
+    dither: Option<String>,
     /// Where the ops run: auto (a GPU if any, else the CPU), gpu, cpu.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     device: String,
@@ -68,7 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Devices => devices(),
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(*args) {
             Ok(code) => code,
             Err(err) => {
                 eprintln!("shutter: error: {}", one_line(&err));
@@ -115,6 +121,11 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
             .unwrap_or_else(|| Format::from_name("webp", args.quality, args.lossless))?,
         (None, false) => Format::from_name("webp", args.quality, args.lossless)?,
     };
+    let mode: ImageMode = match &args.mode {
+        Some(name) => name.parse()?,
+        None => ImageMode::Rgb,
+    };
+    let dither = mode.dither_for(args.dither.as_deref().map(str::parse).transpose()?)?;
     if args.in_flight == 0 {
         return Err(Error::Usage("--in-flight: must be at least 1".into()));
     }
@@ -141,6 +152,8 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .filters(filters)
         .device(device)
         .in_flight(args.in_flight)
+        .mode(mode)
+        .dither(dither)
         .limits(limits)
         .output(output, format)
         .on_event(move |event| match event {

@@ -20,6 +20,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::backend::{self, BackendKind, DeviceChoice, Processor};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameMeta};
+use crate::mode::{Dither, ImageMode};
 use crate::ops::{Filter, Ops};
 use crate::sink::encode::{self, Format};
 use crate::source::{self, DecodeLimits, Input, Source};
@@ -67,7 +68,7 @@ pub struct PipelineBuilder {
 /// A configured run: sources in, ops, sinks out. See [`Pipeline::builder`].
 ///
 /// ```
-/// use shutter::{DeviceChoice, Filter, Pipeline, Source};
+/// use shutter::{DeviceChoice, Filter, FrameArray, ImageMode, Pipeline, Source};
 ///
 /// # let dir = std::env::temp_dir().join(format!("shutter-doc-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir).unwrap();
@@ -80,10 +81,12 @@ pub struct PipelineBuilder {
 ///     .mirror(true)
 ///     .filter(Filter::Sepia)
 ///     .device(DeviceChoice::Cpu)
+///     .mode(ImageMode::L)
 ///     .on_frame(move |frame| {
-///         let rgb = frame.rgb_array(); // (H, W, 3) u8, what Gradio's numpy users get
-///         widths.push(rgb.shape()[1]);
-///         assert_eq!(rgb.shape(), &[4, 8, 3]);
+///         // What Gradio's numpy users get from np.asarray(im.convert("L")): (H, W) u8.
+///         let FrameArray::U8(gray) = frame.array() else { return Err("not u8") };
+///         assert_eq!(gray.shape(), &[4, 8]);
+///         widths.push(gray.shape()[1]);
 ///         Ok(())
 ///     })
 ///     .build()?
@@ -191,6 +194,19 @@ impl PipelineBuilder {
         self
     }
 
+    /// Converts every frame to Pillow's `image_mode` as the last step (default `RGB`, as
+    /// Gradio); callbacks get the matching array from [`Frame::array`].
+    pub fn mode(mut self, mode: ImageMode) -> Self {
+        self.ops.mode = Some(mode);
+        self
+    }
+
+    /// Dithering for modes `1` and `P` (default Floyd–Steinberg, as Pillow).
+    pub fn dither(mut self, dither: Dither) -> Self {
+        self.ops.dither = dither;
+        self
+    }
+
     /// Decoding limits against decompression bombs.
     pub fn limits(mut self, limits: DecodeLimits) -> Self {
         self.limits = limits;
@@ -228,8 +244,13 @@ impl PipelineBuilder {
     /// Checks the settings.
     ///
     /// # Errors
-    /// [`Error::Usage`] when there is no source, no sink, or `in_flight` is 0.
-    pub fn build(self) -> Result<Pipeline> {
+    /// [`Error::Usage`] when there is no source, no sink, `in_flight` is 0, or the output
+    /// format cannot hold the mode (naming the formats that can).
+    pub fn build(mut self) -> Result<Pipeline> {
+        let mode = *self.ops.mode.get_or_insert(ImageMode::Rgb);
+        if let Some((_, format)) = &self.output {
+            format.check_mode(mode)?;
+        }
         if self.sources.is_empty() {
             return Err(Error::Usage("no input given".into()));
         }

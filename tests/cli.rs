@@ -88,6 +88,7 @@ fn mirror_and_sepia_from_the_cli_equal_the_cpu_reference() {
             &shutter::Ops {
                 mirror: true,
                 filters: vec![shutter::Filter::Sepia, shutter::Filter::Invert],
+                ..Default::default()
             },
             13,
             9,

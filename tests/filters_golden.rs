@@ -81,6 +81,7 @@ fn sepia_equals_numpy_clip_rint_of_img_dot_m_transpose() {
     let ops = Ops {
         mirror: false,
         filters: vec![Filter::Sepia],
+        ..Default::default()
     };
     for (name, mut p) in processors(&ops, "sepia_golden") {
         let out = p.process(input_frame()).expect("process");
@@ -98,6 +99,7 @@ fn sepia_norm_equals_the_gradio_demo_after_gradio_rounding() {
     let ops = Ops {
         mirror: false,
         filters: vec![Filter::SepiaNorm],
+        ..Default::default()
     };
     for (name, mut p) in processors(&ops, "sepia_norm_golden") {
         let out = p.process(input_frame()).expect("process");
@@ -111,6 +113,7 @@ fn mirror_equals_pillow_imageops_mirror_exactly() {
     let ops = Ops {
         mirror: true,
         filters: vec![],
+        ..Default::default()
     };
     for (name, mut p) in processors(&ops, "mirror_golden") {
         let out = p.process(input_frame()).expect("process");

@@ -25,6 +25,7 @@ fn ops(mirror: bool, filters: &[Filter]) -> Ops {
     Ops {
         mirror,
         filters: filters.to_vec(),
+        ..Default::default()
     }
 }
 
@@ -367,6 +368,7 @@ fn wrong_sized_pixel_buffer_is_a_usage_error_not_a_panic() {
         rgba: vec![0; 10],
         has_alpha: true,
         meta: FrameMeta::still(0, 0),
+        image: None,
     };
     let err = gpu.schedule(bad).unwrap_err();
     assert!(matches!(err, Error::Usage(_)), "{err}");

@@ -332,6 +332,7 @@ mod tests {
                 Filter::Invert,
                 Filter::SepiaNorm,
             ],
+            ..Default::default()
         };
         let src = chain_wgsl(&ops);
         assert!(src.starts_with("const MIRROR: bool = true;"), "{src}");

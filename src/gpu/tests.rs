@@ -53,6 +53,7 @@ fn frames_over_the_binding_limit_are_processed_in_bands_and_match_cpu() {
     let ops = Ops {
         mirror: true,
         filters: vec![Filter::Sepia, Filter::SepiaNorm, Filter::Invert],
+        ..Default::default()
     };
     // 1366 × 4 bytes a row, 8 KiB bindings: bands of 32 rows (aligned offsets), 100 rows in all.
     let mut gpu = GpuBackend::with_limits(ctx, &ops, 2, Some(32 * 1366 * 4 + 100)).unwrap();
@@ -72,6 +73,7 @@ fn a_steady_stream_of_one_size_allocates_once_per_slot() {
     let ops = Ops {
         mirror: false,
         filters: vec![Filter::Invert],
+        ..Default::default()
     };
     let mut gpu = GpuBackend::new(ctx, &ops, 2).unwrap();
     for seq in 0..6 {

@@ -95,6 +95,7 @@ mod tests {
             &Ops {
                 mirror: false,
                 filters: vec![Filter::Sepia],
+                ..Default::default()
             },
             1,
             1,
@@ -110,6 +111,7 @@ mod tests {
             &Ops {
                 mirror: false,
                 filters: vec![Filter::SepiaNorm],
+                ..Default::default()
             },
             2,
             1,
@@ -128,6 +130,7 @@ mod tests {
             &Ops {
                 mirror: false,
                 filters: vec![Filter::Invert, Filter::Grayscale],
+                ..Default::default()
             },
             1,
             1,

@@ -21,6 +21,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Error;
+use crate::mode::{Dither, ImageMode};
 
 /// The classic sepia matrix ×1000 (rows: output R, G, B; columns: input R, G, B).
 pub const SEPIA_1000: [[u32; 3]; 3] = [
@@ -86,17 +87,31 @@ impl FromStr for Filter {
     }
 }
 
-/// The work done to every frame: an optional horizontal mirror, then filters in order.
+/// The work done to every frame: an optional horizontal mirror, then filters in order, then
+/// (when `mode` is set) Pillow's `convert(mode)` into [`Frame::image`](crate::Frame::image).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Ops {
     pub mirror: bool,
     pub filters: Vec<Filter>,
+    /// The `image_mode` to convert to, last. `None`: frames stay RGBA in `Frame::rgba`.
+    pub mode: Option<ImageMode>,
+    /// Dithering for modes `1` and `P` (ignored by the others).
+    pub dither: Dither,
 }
 
 impl Ops {
     /// True when frames pass through unchanged.
     pub fn is_identity(&self) -> bool {
-        !self.mirror && self.filters.is_empty()
+        !self.mirror && self.filters.is_empty() && self.mode.is_none()
+    }
+
+    /// Mirror and filters only (no mode conversion).
+    pub fn new(mirror: bool, filters: Vec<Filter>) -> Self {
+        Ops {
+            mirror,
+            filters,
+            ..Ops::default()
+        }
     }
 
     /// Parses a comma-separated filter list such as `sepia,invert`.

@@ -6,6 +6,7 @@
 //! `image_mode="RGB"` (Pillow's `convert("RGB")`) does. That choice lives in one function,
 //! [`output_pixels`], which modes with alpha will extend.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
@@ -16,13 +17,13 @@ use image::codecs::bmp::BmpEncoder;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
-use image::codecs::tiff::TiffEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{Delay, ExtendedColorType, ImageEncoder, RgbaImage};
 
 use super::npy;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::mode::{ImageMode, ModeData, ModeImage, Palette};
 
 /// Pillow's (and Gradio's) default lossy WebP quality.
 pub const DEFAULT_WEBP_QUALITY: f32 = 80.0;
@@ -188,58 +189,88 @@ fn no_lossless(lossless: bool, format: &str) -> Result<()> {
     Ok(())
 }
 
-/// Pixels as an encoder receives them: the bytes and their layout.
-#[derive(Debug, Clone)]
-pub struct OutputPixels {
-    pub width: u32,
-    pub height: u32,
-    /// Interleaved 8-bit samples, row-major.
-    pub data: Vec<u8>,
-    /// `Rgb8` today; modes with alpha will add `Rgba8` and others.
-    pub color: ExtendedColorType,
-}
-
-impl OutputPixels {
-    /// RGBA with opaque alpha, for encoders that only take RGBA buffers (animated GIF).
-    fn into_rgba(self) -> Vec<u8> {
-        match self.color {
-            ExtendedColorType::Rgb8 => self
-                .data
-                .chunks_exact(3)
-                .flat_map(|p| [p[0], p[1], p[2], 255])
-                .collect(),
-            _ => self.data,
-        }
+/// Pixels as an encoder receives them: the frame's converted image ([`Frame::image`]) or, for
+/// frames without one, their RGB pixels (Gradio's default `image_mode="RGB"`: alpha dropped
+/// without compositing, as Pillow's `convert("RGB")`). **The one place that decides about alpha.**
+fn output_image(frame: &Frame) -> Cow<'_, ModeImage> {
+    match &frame.image {
+        Some(image) => Cow::Borrowed(image),
+        None => Cow::Owned(ModeImage {
+            width: frame.width,
+            height: frame.height,
+            mode: ImageMode::Rgb,
+            data: ModeData::U8(frame.to_rgb()),
+            palette: None,
+        }),
     }
 }
 
-/// What an output carries of a frame: **the one place that decides about alpha**. Today every
-/// output is RGB, alpha dropped without compositing (Gradio's default `image_mode="RGB"`,
-/// Pillow's `convert("RGB")`).
-pub fn output_pixels(frame: &Frame) -> OutputPixels {
-    OutputPixels {
-        width: frame.width,
-        height: frame.height,
-        data: frame.to_rgb(),
-        color: ExtendedColorType::Rgb8,
+impl Format {
+    /// True when files of this format can hold images of `mode` (what Pillow can save, within
+    /// what our encoders write): `1`/`L` → all but npy's peers need nothing; `P` → png, gif;
+    /// `CMYK` → jpeg, tiff; `YCbCr` → jpeg; `I`/`F` → tiff; every mode → npy.
+    pub fn holds(&self, mode: ImageMode) -> bool {
+        use ImageMode::*;
+        match self {
+            Format::Npy => true,
+            Format::Png => matches!(mode, One | L | P | Rgb | Rgba),
+            Format::Webp { .. } => matches!(mode, One | L | Rgb | Rgba),
+            Format::Gif => matches!(mode, One | L | P | Rgb | Rgba),
+            Format::Bmp => matches!(mode, One | L | Rgb | Rgba),
+            Format::Jpeg { .. } => matches!(mode, One | L | Rgb | Cmyk | YCbCr),
+            Format::Tiff => matches!(mode, One | L | Rgb | Rgba | Cmyk | I | F),
+        }
+    }
+
+    /// Refuses a mode this format cannot hold, before any work starts.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the mode, the format and the formats that can hold the mode.
+    pub fn check_mode(&self, mode: ImageMode) -> Result<()> {
+        if self.holds(mode) {
+            return Ok(());
+        }
+        let all = [
+            Format::Png,
+            Format::default(),
+            Format::Jpeg {
+                quality: DEFAULT_JPEG_QUALITY,
+            },
+            Format::Gif,
+            Format::Bmp,
+            Format::Tiff,
+            Format::Npy,
+        ];
+        let able: Vec<&str> = all
+            .iter()
+            .filter(|f| f.holds(mode))
+            .map(|f| f.extension())
+            .collect();
+        Err(Error::Usage(format!(
+            "--mode {mode}: {} cannot hold mode {mode}; formats that can: {}",
+            self.extension(),
+            able.join(", ")
+        )))
     }
 }
 
 /// Encodes one frame, or all frames of an animated input, into the bytes of one file.
 ///
-/// Only [`Format::holds_many_frames`] formats take several frames: GIF makes an animation
-/// (each frame's `meta.delay`, [`DEFAULT_GIF_DELAY`] when none; looping forever), NPY stacks
-/// them into an (N, H, W, 3) array. For GIF and NPY every frame must share the first one's size.
+/// Each frame's converted image is written in its mode where the format holds it (see
+/// [`Format::holds`]); frames without one are written as RGB. Only
+/// [`Format::holds_many_frames`] formats take several frames: GIF makes an animation (each
+/// frame's `meta.delay`, [`DEFAULT_GIF_DELAY`] when none; looping forever), NPY stacks them
+/// into an (N, …) array. Every frame must share the first one's size and mode.
 ///
 /// # Errors
 /// A one-line reason (the caller wraps it in [`Error::Encode`] with the output path): no frames,
-/// several frames for a single-frame format, frames of different sizes, a frame whose buffer
-/// does not match its size, or the encoder's own failure (for example WebP beyond 16383 pixels
-/// a side, GIF beyond 65535).
+/// several frames for a single-frame format, frames of different sizes or modes, a mode the
+/// format cannot hold, or the encoder's own failure (for example WebP beyond 16383 pixels a
+/// side, GIF beyond 65535).
 pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
-    let Some(first) = frames.first() else {
+    if frames.is_empty() {
         return Err("no frames to encode".to_string());
-    };
+    }
     if frames.len() > 1 && !format.holds_many_frames() {
         return Err(format!(
             "{} holds one frame, got {}",
@@ -247,77 +278,154 @@ pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
             frames.len()
         ));
     }
-    for (i, frame) in frames.iter().enumerate() {
-        if frame.rgba.len() != frame.pixels() * 4 {
+    let images: Vec<Cow<'_, ModeImage>> = frames.iter().map(output_image).collect();
+    let img = &images[0];
+    for (i, image) in images.iter().enumerate() {
+        let want = image.shape().iter().product::<usize>();
+        if image.data.len() != want {
             return Err(format!(
-                "frame {i} has {} bytes, not {} for {}×{} RGBA",
-                frame.rgba.len(),
-                frame.pixels() * 4,
-                frame.width,
-                frame.height
+                "frame {i} has {} values, not {want} for {}×{} {}",
+                image.data.len(),
+                image.width,
+                image.height,
+                image.mode
             ));
         }
-        if (frame.width, frame.height) != (first.width, first.height) {
+        if (image.width, image.height, image.mode) != (img.width, img.height, img.mode) {
             return Err(format!(
-                "all frames must share one size: frame 0 is {}×{}, frame {i} is {}×{}",
-                first.width, first.height, frame.width, frame.height
+                "all frames must share one size and mode: frame 0 is {}×{} {}, frame {i} is {}×{} {}",
+                img.width, img.height, img.mode, image.width, image.height, image.mode
             ));
         }
     }
-    if matches!(format, Format::Gif) {
-        return gif(frames);
+    if !format.holds(img.mode) {
+        return Err(format!(
+            "{} cannot hold mode {}",
+            format.extension(),
+            img.mode
+        ));
     }
-    let px = output_pixels(first);
+    match *format {
+        Format::Npy => return npy_bytes(&images),
+        Format::Gif => return gif(frames, &images),
+        Format::Tiff => return tiff(img),
+        Format::Jpeg { quality } if matches!(img.mode, ImageMode::Cmyk | ImageMode::YCbCr) => {
+            return jpeg_direct(img, quality);
+        }
+        Format::Png if img.mode == ImageMode::P => return png_indexed(img),
+        _ => {}
+    }
+    let (data, color) = eight_bit(img)?;
+    let (w, h) = (img.width, img.height);
     let mut out = Vec::new();
     match *format {
         Format::Webp {
             quality,
             lossless: false,
-        } => return webp_lossy(&px, quality),
+        } => return webp_lossy(&data, w, h, color, quality),
         Format::Webp { lossless: true, .. } => {
-            write_with(WebPEncoder::new_lossless(&mut out), &px)?;
+            write_with(WebPEncoder::new_lossless(&mut out), &data, w, h, color)?;
         }
-        Format::Png => write_with(PngEncoder::new(&mut out), &px)?,
+        Format::Png => write_with(PngEncoder::new(&mut out), &data, w, h, color)?,
         Format::Jpeg { quality } => write_with(
             JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)),
-            &px,
+            &data,
+            w,
+            h,
+            color,
         )?,
-        Format::Bmp => write_with(BmpEncoder::new(&mut out), &px)?,
-        Format::Tiff => write_with(TiffEncoder::new(Cursor::new(&mut out)), &px)?,
-        Format::Gif => return gif(frames),
-        Format::Npy => {
-            let channels = usize::from(px.color.channel_count());
-            let (h, w) = (first.height as usize, first.width as usize);
-            if let [_] = frames {
-                return npy::to_bytes(&[h, w, channels], &px.data);
-            }
-            let mut parts = vec![px.data];
-            parts.extend(frames[1..].iter().map(|f| output_pixels(f).data));
-            return npy::concat_to_bytes(&[frames.len(), h, w, channels], &parts);
-        }
+        Format::Bmp => write_with(BmpEncoder::new(&mut out), &data, w, h, color)?,
+        Format::Tiff | Format::Gif | Format::Npy => unreachable!("handled above"),
     }
     Ok(out)
 }
 
-/// Runs one of `image`'s single-image encoders over the output pixels.
-fn write_with<E: ImageEncoder>(encoder: E, px: &OutputPixels) -> Result<(), String> {
+/// The 8-bit interleaved samples of a `1`, L, RGB or RGBA image, as `image`'s encoders take them.
+fn eight_bit(img: &ModeImage) -> Result<(Cow<'_, [u8]>, ExtendedColorType), String> {
+    let ModeData::U8(data) = &img.data else {
+        return Err(format!("mode {} has no 8-bit samples", img.mode));
+    };
+    let color = match img.mode {
+        ImageMode::One | ImageMode::L => ExtendedColorType::L8,
+        ImageMode::Rgb => ExtendedColorType::Rgb8,
+        ImageMode::Rgba => ExtendedColorType::Rgba8,
+        other => return Err(format!("mode {other} is not 8-bit gray or RGB(A)")),
+    };
+    Ok((Cow::Borrowed(data.as_slice()), color))
+}
+
+/// RGBA samples of any image a GIF can show (gray expanded, palette looked up).
+fn to_rgba(img: &ModeImage) -> Result<Vec<u8>, String> {
+    let ModeData::U8(data) = &img.data else {
+        return Err(format!("mode {} has no 8-bit samples", img.mode));
+    };
+    Ok(match img.mode {
+        ImageMode::One | ImageMode::L => data.iter().flat_map(|&v| [v, v, v, 255]).collect(),
+        ImageMode::Rgb => data
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        ImageMode::Rgba => data.clone(),
+        ImageMode::P => {
+            let lookup = palette_rgba(img);
+            data.iter()
+                .flat_map(|&i| {
+                    lookup
+                        .get(usize::from(i))
+                        .copied()
+                        .unwrap_or([0, 0, 0, 255])
+                })
+                .collect()
+        }
+        other => return Err(format!("gif cannot show mode {other}")),
+    })
+}
+
+/// The palette of a P image as RGBA entries.
+fn palette_rgba(img: &ModeImage) -> Vec<[u8; 4]> {
+    match &img.palette {
+        Some(Palette::Rgb(p)) => p.iter().map(|c| [c[0], c[1], c[2], 255]).collect(),
+        Some(Palette::Rgba(p)) => p.clone(),
+        None => Vec::new(),
+    }
+}
+
+/// Runs one of `image`'s single-image encoders.
+fn write_with<E: ImageEncoder>(
+    encoder: E,
+    data: &[u8],
+    width: u32,
+    height: u32,
+    color: ExtendedColorType,
+) -> Result<(), String> {
     encoder
-        .write_image(&px.data, px.width, px.height, px.color)
+        .write_image(data, width, height, color)
         .map_err(|e| one_line(&e))
 }
 
-/// Lossy WebP through libwebp (the `webp` crate): method 4, like Pillow.
-fn webp_lossy(px: &OutputPixels, quality: f32) -> Result<Vec<u8>, String> {
+/// Lossy WebP through libwebp (the `webp` crate): method 4, like Pillow. Gray is expanded to
+/// RGB, as Pillow's WebP plugin does.
+fn webp_lossy(
+    data: &[u8],
+    width: u32,
+    height: u32,
+    color: ExtendedColorType,
+    quality: f32,
+) -> Result<Vec<u8>, String> {
     const MAX_SIDE: u32 = 16383;
-    if px.width == 0 || px.height == 0 || px.width > MAX_SIDE || px.height > MAX_SIDE {
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
         return Err(format!(
-            "webp sides must be 1–{MAX_SIDE} pixels, the frame is {}×{}",
-            px.width, px.height
+            "webp sides must be 1–{MAX_SIDE} pixels, the frame is {width}×{height}"
         ));
     }
-    let encoder = match px.color {
-        ExtendedColorType::Rgb8 => webp::Encoder::from_rgb(&px.data, px.width, px.height),
-        ExtendedColorType::Rgba8 => webp::Encoder::from_rgba(&px.data, px.width, px.height),
+    let rgb: Vec<u8>;
+    let encoder = match color {
+        ExtendedColorType::Rgb8 => webp::Encoder::from_rgb(data, width, height),
+        ExtendedColorType::Rgba8 => webp::Encoder::from_rgba(data, width, height),
+        ExtendedColorType::L8 => {
+            rgb = data.iter().flat_map(|&v| [v, v, v]).collect();
+            webp::Encoder::from_rgb(&rgb, width, height)
+        }
         other => return Err(format!("webp cannot hold {other:?} pixels")),
     };
     let memory = encoder
@@ -326,35 +434,205 @@ fn webp_lossy(px: &OutputPixels, quality: f32) -> Result<Vec<u8>, String> {
     Ok(memory.to_vec())
 }
 
-/// A still GIF for one frame; an animation looping forever for several.
-fn gif(frames: &[Frame]) -> Result<Vec<u8>, String> {
+/// The array `np.asarray(im)` gives, one frame (H, W[, bands]) or stacked (N, H, W[, bands]).
+fn npy_bytes(images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, String> {
+    let first = &images[0];
+    let mut shape = first.shape();
+    if images.len() > 1 {
+        shape.insert(0, images.len());
+    }
+    match &first.data {
+        ModeData::U8(_) if first.mode == ImageMode::One => {
+            let parts: Vec<Vec<bool>> = images
+                .iter()
+                .map(|img| match &img.data {
+                    ModeData::U8(v) => v.iter().map(|&b| b != 0).collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            npy::concat_to_bytes(&shape, &parts)
+        }
+        ModeData::U8(_) => npy::concat_to_bytes(
+            &shape,
+            &parts_of(images, |d| match d {
+                ModeData::U8(v) => Some(v.as_slice()),
+                _ => None,
+            })?,
+        ),
+        ModeData::I32(_) => npy::concat_to_bytes(
+            &shape,
+            &parts_of(images, |d| match d {
+                ModeData::I32(v) => Some(v.as_slice()),
+                _ => None,
+            })?,
+        ),
+        ModeData::F32(_) => npy::concat_to_bytes(
+            &shape,
+            &parts_of(images, |d| match d {
+                ModeData::F32(v) => Some(v.as_slice()),
+                _ => None,
+            })?,
+        ),
+    }
+}
+
+fn parts_of<'a, T>(
+    images: &'a [Cow<'_, ModeImage>],
+    pick: impl Fn(&'a ModeData) -> Option<&'a [T]>,
+) -> Result<Vec<&'a [T]>, String> {
+    images
+        .iter()
+        .map(|img| pick(&img.data).ok_or_else(|| "frames of mixed element types".to_string()))
+        .collect()
+}
+
+/// TIFF through the `tiff` crate, which writes every mode Pillow's TIFF plugin shares with
+/// us: gray (`1` as 0/255 bytes, L), RGB, RGBA, CMYK, 32-bit signed I and 32-bit float F.
+fn tiff(img: &ModeImage) -> Result<Vec<u8>, String> {
+    use tiff::encoder::{TiffEncoder, colortype};
+    let mut out = Cursor::new(Vec::new());
+    let mut encoder = TiffEncoder::new(&mut out).map_err(|e| one_line(&e))?;
+    let (w, h) = (img.width, img.height);
+    let written = match (&img.data, img.mode) {
+        (ModeData::U8(v), ImageMode::One | ImageMode::L) => {
+            encoder.write_image::<colortype::Gray8>(w, h, v)
+        }
+        (ModeData::U8(v), ImageMode::Rgb) => encoder.write_image::<colortype::RGB8>(w, h, v),
+        (ModeData::U8(v), ImageMode::Rgba) => encoder.write_image::<colortype::RGBA8>(w, h, v),
+        (ModeData::U8(v), ImageMode::Cmyk) => encoder.write_image::<colortype::CMYK8>(w, h, v),
+        (ModeData::I32(v), ImageMode::I) => encoder.write_image::<colortype::GrayI32>(w, h, v),
+        (ModeData::F32(v), ImageMode::F) => encoder.write_image::<colortype::Gray32Float>(w, h, v),
+        (_, mode) => return Err(format!("tiff cannot hold mode {mode}")),
+    };
+    written.map_err(|e| one_line(&e))?;
+    Ok(out.into_inner())
+}
+
+/// CMYK (Adobe APP14, as Pillow writes it) and YCbCr (samples written as they are, no colour
+/// transform) JPEGs, through `jpeg-encoder`: `image`'s JPEG encoder takes only gray and RGB.
+fn jpeg_direct(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
+    let ModeData::U8(data) = &img.data else {
+        return Err(format!("mode {} has no 8-bit samples", img.mode));
+    };
+    let color = match img.mode {
+        ImageMode::Cmyk => jpeg_encoder::ColorType::Cmyk,
+        ImageMode::YCbCr => jpeg_encoder::ColorType::Ycbcr,
+        other => return Err(format!("jpeg cannot hold mode {other}")),
+    };
+    let (Ok(w), Ok(h)) = (u16::try_from(img.width), u16::try_from(img.height)) else {
+        return Err(format!(
+            "jpeg sides must be at most 65535 pixels, the frame is {}×{}",
+            img.width, img.height
+        ));
+    };
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
+        .encode(data, w, h, color)
+        .map_err(|e| one_line(&e))?;
+    Ok(out)
+}
+
+/// An indexed PNG: the indices and the palette (with a tRNS chunk for an RGBA palette).
+fn png_indexed(img: &ModeImage) -> Result<Vec<u8>, String> {
+    let ModeData::U8(indices) = &img.data else {
+        return Err("P image without 8-bit indices".to_string());
+    };
+    let palette = palette_rgba(img);
+    if palette.is_empty() || palette.len() > 256 {
+        return Err(format!("P image with {} palette entries", palette.len()));
+    }
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, img.width, img.height);
+        encoder.set_color(png::ColorType::Indexed);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_palette(
+            palette
+                .iter()
+                .flat_map(|c| [c[0], c[1], c[2]])
+                .collect::<Vec<u8>>(),
+        );
+        if matches!(img.palette, Some(Palette::Rgba(_))) {
+            encoder.set_trns(palette.iter().map(|c| c[3]).collect::<Vec<u8>>());
+        }
+        let mut writer = encoder.write_header().map_err(|e| one_line(&e))?;
+        writer.write_image_data(indices).map_err(|e| one_line(&e))?;
+        writer.finish().map_err(|e| one_line(&e))?;
+    }
+    Ok(out)
+}
+
+/// A still GIF for one frame; an animation looping forever for several. P images keep their
+/// palette (and indices) exactly; other modes are quantised by `image`'s encoder.
+fn gif(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, String> {
+    let first = &images[0];
+    if first.mode == ImageMode::P {
+        return gif_indexed(frames, images);
+    }
     let mut out = Vec::new();
     {
         let mut encoder = GifEncoder::new_with_speed(&mut out, GIF_SPEED);
-        if let [frame] = frames {
-            let px = output_pixels(frame);
-            encoder
-                .encode(&px.data, px.width, px.height, px.color)
-                .map_err(|e| one_line(&e))?;
-        } else {
+        if images.len() > 1 {
             encoder
                 .set_repeat(Repeat::Infinite)
                 .map_err(|e| one_line(&e))?;
-            for frame in frames {
+        }
+        for (frame, img) in frames.iter().zip(images) {
+            let delay = frame.meta.delay.unwrap_or(DEFAULT_GIF_DELAY);
+            let buffer = RgbaImage::from_raw(img.width, img.height, to_rgba(img)?)
+                .ok_or_else(|| "frame buffer does not match its size".to_string())?;
+            let delay = if images.len() > 1 {
+                Delay::from_saturating_duration(delay)
+            } else {
+                Delay::from_numer_denom_ms(0, 1)
+            };
+            encoder
+                .encode_frame(image::Frame::from_parts(buffer, 0, 0, delay))
+                .map_err(|e| one_line(&e))?;
+        }
+    }
+    Ok(out)
+}
+
+/// GIF frames straight from P indices: each frame carries its own palette; an RGBA palette's
+/// first fully transparent entry becomes the transparent index.
+fn gif_indexed(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, String> {
+    let first = &images[0];
+    let (Ok(w), Ok(h)) = (u16::try_from(first.width), u16::try_from(first.height)) else {
+        return Err(format!(
+            "gif sides must be at most 65535 pixels, the frame is {}×{}",
+            first.width, first.height
+        ));
+    };
+    let mut out = Vec::new();
+    {
+        let mut encoder = gif::Encoder::new(&mut out, w, h, &[]).map_err(|e| one_line(&e))?;
+        if images.len() > 1 {
+            encoder
+                .set_repeat(gif::Repeat::Infinite)
+                .map_err(|e| one_line(&e))?;
+        }
+        for (frame, img) in frames.iter().zip(images) {
+            let ModeData::U8(indices) = &img.data else {
+                return Err("P image without 8-bit indices".to_string());
+            };
+            let palette = palette_rgba(img);
+            let mut gif_frame = gif::Frame {
+                width: w,
+                height: h,
+                buffer: Cow::Borrowed(indices),
+                palette: Some(palette.iter().flat_map(|c| [c[0], c[1], c[2]]).collect()),
+                transparent: palette
+                    .iter()
+                    .position(|c| c[3] == 0)
+                    .and_then(|i| u8::try_from(i).ok()),
+                ..gif::Frame::default()
+            };
+            if images.len() > 1 {
                 let delay = frame.meta.delay.unwrap_or(DEFAULT_GIF_DELAY);
-                let px = output_pixels(frame);
-                let (w, h) = (px.width, px.height);
-                let buffer = RgbaImage::from_raw(w, h, px.into_rgba())
-                    .ok_or_else(|| "frame buffer does not match its size".to_string())?;
-                encoder
-                    .encode_frame(image::Frame::from_parts(
-                        buffer,
-                        0,
-                        0,
-                        Delay::from_saturating_duration(delay),
-                    ))
-                    .map_err(|e| one_line(&e))?;
+                gif_frame.delay = u16::try_from(delay.as_millis() / 10).unwrap_or(u16::MAX);
             }
+            encoder.write_frame(&gif_frame).map_err(|e| one_line(&e))?;
         }
     }
     Ok(out)
