@@ -5,14 +5,18 @@ struct Params {
     // Frame width in pixels. The band's row count is arrayLength(&src) / width: the host binds
     // exactly the band's bytes.
     width: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // 1 when the frame's source had alpha (Pillow mode RGBA), 0 for RGB sources (modes.wgsl).
+    has_alpha: u32,
+    // Always 0. Mixed into values the driver's optimiser must not rewrite (modes.wgsl `opaque`):
+    // it cannot prove `x | zero == x`, so it keeps the exact IEEE operations written.
+    zero: u32,
+    _pad: u32,
 }
 
 // Input pixels, packed RGBA8 (see filters.wgsl).
 @group(0) @binding(0) var<storage, read> src: array<u32>;
-// Output pixels, same packing and size as `src`.
+// Output: pixels packed like `src` (the RGBA pass), or a Pillow mode's bytes packed in words
+// (the mode pass of modes.wgsl: 1, 3 or 4 bytes per pixel, 4 pixels per invocation).
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
 // One slot per sepia-norm of the chain, in chain order: the frame's largest sepia sum there.

@@ -1,30 +1,49 @@
 //! The compute kernels for one op list: WGSL assembled from `shaders/*.wgsl` plus a small
-//! generated chain function, compiled once into a point pipeline and one reduction pipeline per
-//! sepia-norm, and the band plan that splits frames too large for one storage binding.
+//! generated chain function, compiled once into a point pipeline, one reduction pipeline per
+//! sepia-norm, the packed mode pipeline (when the op list ends in a point-wise mode) or the
+//! wavefront dithering pipeline (mode `1` with Floyd–Steinberg), and the band plan that splits
+//! frames too large for one storage binding.
 
 use std::fmt::Write as _;
 
+use wgpu::util::DeviceExt as _;
+
 use crate::error::Result;
+use crate::mode::{Dither, ImageMode};
 use crate::ops::{Filter, Ops};
 
 use super::context::GpuContext;
+use super::modes::PackedMode;
 
 /// Bindings, filters and the two entry points, in the order they are concatenated.
 const BINDINGS_WGSL: &str = include_str!("../../shaders/bindings.wgsl");
 const FILTERS_WGSL: &str = include_str!("../../shaders/filters.wgsl");
 const POINT_WGSL: &str = include_str!("../../shaders/point.wgsl");
 const REDUCE_MAX_WGSL: &str = include_str!("../../shaders/reduce_max.wgsl");
+const MODES_WGSL: &str = include_str!("../../shaders/modes.wgsl");
+const DITHER_WGSL: &str = include_str!("../../shaders/dither.wgsl");
 
 /// Side of the square workgroups of both entry points (`@workgroup_size(16, 16)`).
 pub(crate) const WORKGROUP: u32 = 16;
+
+/// Invocations per workgroup of the mode pass (`@workgroup_size(64)` in `shaders/modes.wgsl`).
+pub(crate) const MODE_GROUP: u32 = 64;
+
+/// Pixels one invocation of the mode pass converts: a whole number of words for every mode.
+pub(crate) const QUAD: u64 = 4;
 
 /// Binding numbers of `shaders/bindings.wgsl`.
 const SRC: u32 = 0;
 const DST: u32 = 1;
 const PARAMS: u32 = 2;
 const MAXES: u32 = 3;
+const TABLES: u32 = 4;
+const ERRORS: u32 = 5;
 
-/// Size of the `Params` uniform (`width` and padding to 16 bytes).
+/// Rows of Floyd–Steinberg errors the dithering kernel keeps (`DITHER_ROWS` in dither.wgsl).
+pub(crate) const DITHER_ROWS: u64 = 4;
+
+/// Size of the `Params` uniform (`width`, `has_alpha`, `zero`, padding).
 pub(crate) const PARAMS_SIZE: u64 = 16;
 
 /// The WGSL function that applies `ops.filters` in order, plus the `MIRROR` constant.
@@ -56,17 +75,36 @@ pub(crate) fn chain_wgsl(ops: &Ops) -> String {
     src
 }
 
-/// The whole shader module for `ops`.
-pub(crate) fn module_wgsl(ops: &Ops) -> String {
-    [
-        BINDINGS_WGSL,
-        FILTERS_WGSL,
-        "// ---- generated from the op list ----",
-        &chain_wgsl(ops),
-        POINT_WGSL,
-        REDUCE_MAX_WGSL,
-    ]
-    .join("\n")
+/// True when `ops` converts to `1` with Floyd–Steinberg: the wavefront kernel is built too.
+pub(crate) fn dithers_bilevel(ops: &Ops) -> bool {
+    ops.mode == Some(ImageMode::One) && ops.dither == Dither::FloydSteinberg
+}
+
+/// The whole shader module for `ops`, with the mode pass when `packed` is set and the
+/// wavefront dithering pass when `ops` dithers to `1`.
+pub(crate) fn module_wgsl(ops: &Ops, packed: Option<&PackedMode>) -> String {
+    let mut parts = vec![
+        BINDINGS_WGSL.to_string(),
+        FILTERS_WGSL.to_string(),
+        "// ---- generated from the op list ----".to_string(),
+        chain_wgsl(ops),
+        POINT_WGSL.to_string(),
+        REDUCE_MAX_WGSL.to_string(),
+    ];
+    if let Some(packed) = packed {
+        parts.push(format!("// ---- generated: mode {} ----", packed.mode));
+        parts.push(packed.wgsl());
+        parts.push(MODES_WGSL.to_string());
+    }
+    if dithers_bilevel(ops) {
+        // dither.wgsl uses modes.wgsl's luma; its mode pass (`1` without dither) goes unused.
+        let bilevel = PackedMode::layout(ImageMode::One);
+        parts.push("// ---- generated: wavefront dithering to 1 ----".to_string());
+        parts.push(bilevel.wgsl());
+        parts.push(MODES_WGSL.to_string());
+        parts.push(DITHER_WGSL.to_string());
+    }
+    parts.join("\n")
 }
 
 /// Number of sepia-norms in the chain: each needs its own reduction and slot in `maxes`.
@@ -85,6 +123,20 @@ pub(crate) struct Kernels {
     pub point: wgpu::ComputePipeline,
     /// One reduction per sepia-norm, in chain order.
     pub reductions: Vec<wgpu::ComputePipeline>,
+    /// The fused mirror + filter + mode pass with packed output, when `ops.mode` is point-wise
+    /// (boxed: it keeps `GpuBackend` small, and most op lists have none).
+    pub packed: Option<Box<PackedKernel>>,
+    /// The wavefront Floyd–Steinberg pass to `1` (`shaders/dither.wgsl`), when `ops` asks for
+    /// that mode; it binds a small error buffer at binding 5.
+    pub dither: Option<wgpu::ComputePipeline>,
+}
+
+/// The mode pass of `shaders/modes.wgsl` for one point-wise mode.
+pub(crate) struct PackedKernel {
+    pub mode: PackedMode,
+    pub pipeline: wgpu::ComputePipeline,
+    /// The mode's lookup table (HSV, LAB), uploaded once; bound at binding 4.
+    pub tables: Option<wgpu::Buffer>,
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -110,28 +162,46 @@ impl Kernels {
             return Ok(None);
         }
         let device = &ctx.device;
+        let packed_mode = ops.mode.and_then(|mode| PackedMode::of(mode, ops.dither));
         ctx.scoped("compiling the kernels", || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some("shutter ops"),
-                source: wgpu::ShaderSource::Wgsl(module_wgsl(ops).into()),
+                source: wgpu::ShaderSource::Wgsl(module_wgsl(ops, packed_mode.as_ref()).into()),
             });
+            let tables = packed_mode
+                .as_ref()
+                .and_then(PackedMode::table_words)
+                .map(|words| {
+                    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("shutter mode tables"),
+                        contents: bytemuck::cast_slice(&words),
+                        usage: wgpu::BufferUsages::STORAGE,
+                    })
+                });
+            let mut entries = vec![
+                storage_entry(SRC, true),
+                storage_entry(DST, false),
+                wgpu::BindGroupLayoutEntry {
+                    binding: PARAMS,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: wgpu::BufferSize::new(PARAMS_SIZE),
+                    },
+                    count: None,
+                },
+                storage_entry(MAXES, false),
+            ];
+            if tables.is_some() {
+                entries.push(storage_entry(TABLES, true));
+            }
+            if dithers_bilevel(ops) {
+                entries.push(storage_entry(ERRORS, false));
+            }
             let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some("shutter frame band"),
-                entries: &[
-                    storage_entry(SRC, true),
-                    storage_entry(DST, false),
-                    wgpu::BindGroupLayoutEntry {
-                        binding: PARAMS,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Uniform,
-                            has_dynamic_offset: false,
-                            min_binding_size: wgpu::BufferSize::new(PARAMS_SIZE),
-                        },
-                        count: None,
-                    },
-                    storage_entry(MAXES, false),
-                ],
+                entries: &entries,
             });
             let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some("shutter ops"),
@@ -162,49 +232,74 @@ impl Kernels {
                     )
                 })
                 .collect();
+            let packed = packed_mode.map(|mode| {
+                Box::new(PackedKernel {
+                    mode,
+                    pipeline: pipeline("shutter mode", "mode_main", &[]),
+                    tables,
+                })
+            });
+            let dither =
+                dithers_bilevel(ops).then(|| pipeline("shutter dither 1", "dither1_main", &[]));
             Ok(Some(Kernels {
                 layout,
                 point,
                 reductions,
+                packed,
+                dither,
             }))
         })
     }
 
-    /// The bind group of one band: `src` and `dst` ranges, the slot's params and maxes.
+    /// The bind group of one band: `src` and `dst` ranges, the slot's params and maxes, the
+    /// mode's tables when it has some, and the dithering errors with the dithering kernel.
     pub fn bind_group(
         &self,
         device: &wgpu::Device,
         buffers: &BandBuffers<'_>,
         band: &Band,
     ) -> wgpu::BindGroup {
-        let range = |buffer| {
+        let range = |buffer, offset, bytes| {
             wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                 buffer,
-                offset: band.offset,
-                size: wgpu::BufferSize::new(band.bytes),
+                offset,
+                size: wgpu::BufferSize::new(bytes),
             })
         };
+        let mut entries = vec![
+            wgpu::BindGroupEntry {
+                binding: SRC,
+                resource: range(buffers.src, band.offset, band.bytes),
+            },
+            wgpu::BindGroupEntry {
+                binding: DST,
+                resource: range(buffers.dst, band.out_offset, band.out_bytes),
+            },
+            wgpu::BindGroupEntry {
+                binding: PARAMS,
+                resource: buffers.params.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: MAXES,
+                resource: buffers.maxes.as_entire_binding(),
+            },
+        ];
+        if let Some(tables) = self.packed.as_ref().and_then(|p| p.tables.as_ref()) {
+            entries.push(wgpu::BindGroupEntry {
+                binding: TABLES,
+                resource: tables.as_entire_binding(),
+            });
+        }
+        if let (Some(_), Some(errors)) = (&self.dither, buffers.errors) {
+            entries.push(wgpu::BindGroupEntry {
+                binding: ERRORS,
+                resource: errors.as_entire_binding(),
+            });
+        }
         device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("shutter frame band"),
             layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: SRC,
-                    resource: range(buffers.src),
-                },
-                wgpu::BindGroupEntry {
-                    binding: DST,
-                    resource: range(buffers.dst),
-                },
-                wgpu::BindGroupEntry {
-                    binding: PARAMS,
-                    resource: buffers.params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: MAXES,
-                    resource: buffers.maxes.as_entire_binding(),
-                },
-            ],
+            entries: &entries,
         })
     }
 }
@@ -215,6 +310,8 @@ pub(crate) struct BandBuffers<'a> {
     pub dst: &'a wgpu::Buffer,
     pub params: &'a wgpu::Buffer,
     pub maxes: &'a wgpu::Buffer,
+    /// The dithering kernel's error rows (only with that kernel).
+    pub errors: Option<&'a wgpu::Buffer>,
 }
 
 /// A run of whole rows of a frame that one storage binding covers.
@@ -224,8 +321,17 @@ pub(crate) struct Band {
     pub offset: u64,
     /// Bytes in the band (rows × width × 4).
     pub bytes: u64,
-    /// Workgroups to dispatch along x and y.
+    /// Byte offset of the band's output: `offset` for RGBA output, the band's first pixel ×
+    /// bytes per pixel for a packed mode (aligned too).
+    pub out_offset: u64,
+    /// Bytes of the band's output binding: `bytes` for RGBA output; for a packed mode, the
+    /// band's pixels rounded up to whole 4-pixel quads × bytes per pixel.
+    pub out_bytes: u64,
+    /// Workgroups to dispatch along x and y for the 16×16 passes (reductions, RGBA point pass).
     pub groups: (u32, u32),
+    /// Workgroups for the mode pass (64 quads each; y > 1 only past 65,535 groups); `(0, 0)`
+    /// for RGBA output.
+    pub mode_groups: (u32, u32),
 }
 
 /// What bounds the band plan: the device's limits that matter to it.
@@ -258,9 +364,16 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
+fn lcm(a: u64, b: u64) -> u64 {
+    a / gcd(a, b) * b
+}
+
 /// Splits a `width × height` frame into bands of whole rows, each within `limits`: one band
 /// when the frame fits one binding, else bands of equal row counts (the last one shorter) whose
-/// offsets are aligned. Empty for a frame without pixels.
+/// offsets are aligned. With `packed_bpp` (a mode's bytes per pixel) the output bands are that
+/// mode's packed bytes: their offsets are aligned as well, and every band but the last holds a
+/// multiple of 4 pixels so that no 4-pixel quad straddles two bands. Empty for a frame without
+/// pixels.
 ///
 /// # Errors
 /// Why, when not even one aligned group of rows fits or the frame is wider than a dispatch
@@ -269,6 +382,7 @@ pub(crate) fn plan_bands(
     width: u32,
     height: u32,
     limits: BandLimits,
+    packed_bpp: Option<u32>,
 ) -> std::result::Result<Vec<Band>, String> {
     if width == 0 || height == 0 {
         return Ok(Vec::new());
@@ -281,12 +395,20 @@ pub(crate) fn plan_bands(
         ));
     }
     let row_bytes = u64::from(width) * 4;
+    let align = limits.offset_alignment;
     // Rows per band: bounded by the binding size and the dispatch's y extent, and (when the frame
-    // needs several bands) a multiple of the rows it takes to reach an aligned offset.
+    // needs several bands) a multiple of the rows it takes to reach an aligned offset. A packed
+    // output's last quad may reach 12 bytes past the band's pixels: keep room for it.
+    let slack = if packed_bpp.is_some() { 16 } else { 0 };
     let max_rows_by_groups = u64::from(limits.max_groups) * u64::from(WORKGROUP);
-    let mut rows = (limits.max_binding / row_bytes).min(max_rows_by_groups);
+    let mut rows = (limits.max_binding.saturating_sub(slack) / row_bytes).min(max_rows_by_groups);
     if rows < u64::from(height) {
-        let step = limits.offset_alignment / gcd(row_bytes, limits.offset_alignment);
+        let mut step = align / gcd(row_bytes, align);
+        if let Some(bpp) = packed_bpp {
+            let out_row = u64::from(width) * u64::from(bpp);
+            step = lcm(step, align / gcd(out_row, align));
+            step = lcm(step, QUAD / gcd(u64::from(width), QUAD));
+        }
         rows -= rows % step;
     }
     if rows == 0 {
@@ -302,10 +424,34 @@ pub(crate) fn plan_bands(
         let band_rows = rows.min(u64::from(height) - y);
         let groups_y = u32::try_from(band_rows.div_ceil(u64::from(WORKGROUP)))
             .expect("band rows are capped by max_groups × WORKGROUP");
+        let (offset, bytes) = (y * row_bytes, band_rows * row_bytes);
+        let (out_offset, out_bytes, mode_groups) = match packed_bpp {
+            None => (offset, bytes, (0, 0)),
+            Some(bpp) => {
+                let bpp = u64::from(bpp);
+                let quads = (band_rows * u64::from(width)).div_ceil(QUAD);
+                let groups = quads.div_ceil(u64::from(MODE_GROUP));
+                let across = groups.min(u64::from(limits.max_groups));
+                let down = groups.div_ceil(across);
+                if down > u64::from(limits.max_groups) {
+                    return Err(format!(
+                        "a {width}×{height} frame needs {groups} workgroups for its mode pass; \
+                         the adapter allows {} × {}",
+                        limits.max_groups, limits.max_groups
+                    ));
+                }
+                // Both fit u32: across ≤ max_groups, down checked above.
+                let mode_groups = (across as u32, down as u32);
+                (y * u64::from(width) * bpp, quads * QUAD * bpp, mode_groups)
+            }
+        };
         bands.push(Band {
-            offset: y * row_bytes,
-            bytes: band_rows * row_bytes,
+            offset,
+            bytes,
+            out_offset,
+            out_bytes,
             groups: (groups_x, groups_y),
+            mode_groups,
         });
         y += band_rows;
     }
@@ -364,22 +510,85 @@ mod tests {
 
     #[test]
     fn a_4k_frame_is_one_band_with_2d_dispatch() {
-        let bands = plan_bands(3840, 2160, LAVAPIPE).unwrap();
+        let bands = plan_bands(3840, 2160, LAVAPIPE, None).unwrap();
         assert_eq!(
             bands,
             vec![Band {
                 offset: 0,
                 bytes: 3840 * 2160 * 4,
-                groups: (240, 135)
+                out_offset: 0,
+                out_bytes: 3840 * 2160 * 4,
+                groups: (240, 135),
+                mode_groups: (0, 0),
             }]
         );
     }
 
     #[test]
+    fn a_packed_4k_frame_is_one_band_of_quads_in_a_1d_dispatch() {
+        let bands = plan_bands(3840, 2160, LAVAPIPE, Some(3)).unwrap();
+        assert_eq!(bands.len(), 1);
+        let band = bands[0];
+        assert_eq!((band.out_offset, band.out_bytes), (0, 3840 * 2160 * 3));
+        // 2,073,600 quads in groups of 64.
+        assert_eq!(band.mode_groups, (32_400, 1));
+        assert_eq!(band.groups, (240, 135));
+    }
+
+    #[test]
+    fn packed_output_of_an_odd_frame_rounds_up_to_whole_quads() {
+        let bands = plan_bands(3, 7, LAVAPIPE, Some(1)).unwrap();
+        // 21 pixels: 6 quads, 24 bytes (the host reads back 21).
+        assert_eq!((bands[0].out_bytes, bands[0].mode_groups), (24, (1, 1)));
+        let bands = plan_bands(1, 1, LAVAPIPE, Some(3)).unwrap();
+        assert_eq!(bands[0].out_bytes, 12);
+    }
+
+    #[test]
+    fn packed_bands_keep_both_offsets_aligned_and_whole_quads() {
+        // 1366 × 1 byte a row: gcd(1366, 256) = 2, so bands are multiples of 128 rows.
+        let limits = BandLimits {
+            max_binding: 300 * 5464,
+            ..LAVAPIPE
+        };
+        for bpp in [1, 3, 4] {
+            let bands = plan_bands(1366, 700, limits, Some(bpp)).unwrap();
+            assert!(bands.len() > 1);
+            let mut next_in = 0;
+            let mut next_out = 0;
+            for band in &bands {
+                assert_eq!((band.offset, band.out_offset), (next_in, next_out));
+                assert_eq!(band.offset % 256, 0);
+                assert_eq!(band.out_offset % 256, 0, "bpp {bpp}");
+                assert!(band.bytes <= limits.max_binding);
+                assert!(band.out_bytes <= limits.max_binding);
+                next_in += band.bytes;
+                next_out += band.out_bytes;
+            }
+            assert_eq!(next_in, 1366 * 700 * 4);
+            // 1366 × 700 pixels is a multiple of 4: no rounding at the end.
+            assert_eq!(next_out, 1366 * 700 * u64::from(bpp));
+        }
+    }
+
+    #[test]
+    fn a_mode_pass_over_65535_groups_dispatches_in_2d() {
+        let limits = BandLimits {
+            max_binding: 1 << 40,
+            ..LAVAPIPE
+        };
+        // 16384 × 16384 pixels: 67,108,864 quads, 1,048,576 groups of 64.
+        let bands = plan_bands(16_384, 16_384, limits, Some(1)).unwrap();
+        let (x, y) = bands[0].mode_groups;
+        assert!(x <= 65_535 && y > 1);
+        assert!(u64::from(x) * u64::from(y) * 64 * 4 >= 16_384 * 16_384);
+    }
+
+    #[test]
     fn a_frame_over_128_mib_splits_into_aligned_bands_that_cover_every_row() {
         // 8K RGBA (7680 × 4320 × 4 = 132.7 MB) still fits 128 MiB; 8192 × 4352 does not.
-        assert_eq!(plan_bands(7680, 4320, LAVAPIPE).unwrap().len(), 1);
-        let bands = plan_bands(8192, 4352, LAVAPIPE).unwrap();
+        assert_eq!(plan_bands(7680, 4320, LAVAPIPE, None).unwrap().len(), 1);
+        let bands = plan_bands(8192, 4352, LAVAPIPE, None).unwrap();
         assert_eq!(bands.len(), 2);
         let mut next = 0;
         for band in &bands {
@@ -399,7 +608,7 @@ mod tests {
             max_binding: 100 * 5464,
             ..LAVAPIPE
         };
-        let bands = plan_bands(1366, 250, limits).unwrap();
+        let bands = plan_bands(1366, 250, limits, None).unwrap();
         assert!(bands.iter().all(|b| b.offset % 256 == 0));
         assert_eq!(bands[0].bytes, 96 * 5464);
         assert_eq!(bands.iter().map(|b| b.bytes).sum::<u64>(), 250 * 5464);
@@ -407,12 +616,12 @@ mod tests {
 
     #[test]
     fn frames_too_wide_for_a_dispatch_or_a_binding_are_errors() {
-        assert!(plan_bands(65_535 * 16 + 1, 1, LAVAPIPE).is_err());
+        assert!(plan_bands(65_535 * 16 + 1, 1, LAVAPIPE, None).is_err());
         let tiny = BandLimits {
             max_binding: 1024,
             ..LAVAPIPE
         };
-        assert!(plan_bands(1000, 2, tiny).is_err());
-        assert!(plan_bands(0, 5, LAVAPIPE).unwrap().is_empty());
+        assert!(plan_bands(1000, 2, tiny, None).is_err());
+        assert!(plan_bands(0, 5, LAVAPIPE, None).unwrap().is_empty());
     }
 }

@@ -3,16 +3,22 @@
 //!
 //! - `context`: adapter choice, device creation, wgpu errors as [`Error::Gpu`](crate::Error).
 //! - `kernels`: WGSL from `shaders/*.wgsl` plus a generated chain function; the pipelines
-//!   (one fused point pass, one reduction per sepia-norm) and the band plan for frames larger
-//!   than one storage binding.
+//!   (one fused point pass, one reduction per sepia-norm, the mode pass) and the band plan for
+//!   frames larger than one storage binding.
+//! - `modes`: Pillow's `image_mode` on the GPU: which route each frame takes, the packed output
+//!   layouts, the HSV and LAB tables, the [`ModeImage`](crate::mode::ModeImage) read back.
 //! - `ring`: frames in flight, with reused upload/readback buffers.
 //!
 //! Pixels cross as storage buffers of packed u32 (one RGBA8 pixel each, R in the low byte): the
-//! buffer is byte-identical to the frame's `rgba`, so upload and readback are plain copies.
+//! buffer is byte-identical to the frame's `rgba`, so upload and readback are plain copies. A
+//! point-wise mode is the fused pass's last step and comes back in its `tobytes()` layout (1, 3
+//! or 4 bytes a pixel); Floyd–Steinberg and RGBA → P come back as RGBA and finish on the CPU.
 
 pub mod context;
 pub(crate) mod kernels;
+pub(crate) mod modes;
 pub mod ring;
+pub mod yuv;
 
 pub use context::{AdapterSummary, GpuContext};
 pub use ring::GpuBackend;

@@ -1,6 +1,7 @@
 //! Frames in flight: a ring of slots with reused upload, output, readback and uniform buffers;
-//! `schedule` uploads and submits one frame, `collect` maps the oldest one back into the frame's
-//! own pixel buffer without blocking unless asked to.
+//! `schedule` uploads and submits one frame, `collect` maps the oldest one back (into the
+//! frame's own pixel buffer, or its mode's packed bytes into `Frame::image`) without blocking
+//! unless asked to.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,10 +9,18 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::mode::{Dither, ImageMode};
 use crate::ops::Ops;
 
 use super::context::GpuContext;
-use super::kernels::{self, Band, BandBuffers, BandLimits, Kernels, PARAMS_SIZE};
+use super::kernels::{self, Band, BandBuffers, BandLimits, Kernels, PARAMS_SIZE, QUAD};
+use super::modes::{self, PackedMode, Route};
+
+/// Where mode `1` with Floyd–Steinberg dithers unless [`GpuBackend::set_dither_on_gpu`] says
+/// otherwise: on the CPU after the GPU pass, 2–3× faster than the GPU wavefronts on lavapipe
+/// (`floyd_steinberg_1_timings_cpu_after_gpu_vs_gpu_wavefronts` in `tests/gpu_modes.rs`), the
+/// only adapter measured; lavapipe is a CPU rasteriser, so a real GPU may well differ.
+const DITHER_ON_GPU_BY_DEFAULT: bool = false;
 
 /// Map states written by the `map_async` callback.
 const MAP_PENDING: u8 = 0;
@@ -19,7 +28,8 @@ const MAP_DONE: u8 = 1;
 const MAP_FAILED: u8 = 2;
 
 /// One frame's worth of GPU buffers, reused from frame to frame and grown only when a frame is
-/// larger than any before it.
+/// larger than any before it. The same buffers serve RGBA and packed output (a packed mode needs
+/// at most 4 bytes a pixel, rounded up to whole 4-pixel quads).
 #[derive(Default)]
 struct Slot {
     /// Bytes `input`, `output` and `readback` hold.
@@ -29,14 +39,18 @@ struct Slot {
     readback: Option<wgpu::Buffer>,
     params: Option<wgpu::Buffer>,
     maxes: Option<wgpu::Buffer>,
+    /// The wavefront dithering kernel's error rows (with that kernel only) and their bytes.
+    errors: Option<wgpu::Buffer>,
+    errors_capacity: u64,
     /// Bind groups of the bands of the last frame size seen.
     bands: Option<BoundBands>,
 }
 
-/// The bands of one frame size with their bind groups, rebuilt only when the size or the
-/// buffers change.
+/// The bands of one frame size and route with their bind groups, rebuilt only when the size,
+/// the route (RGBA or packed output) or the buffers change.
 struct BoundBands {
     size: (u32, u32),
+    packed: bool,
     groups: Vec<(Band, wgpu::BindGroup)>,
 }
 
@@ -45,7 +59,10 @@ struct Job {
     /// The frame's sequence number, for messages.
     seq: u64,
     slot: usize,
+    /// Bytes copied to the readback buffer and mapped (a multiple of 4).
     bytes: u64,
+    /// The packed mode when the readback holds one, else RGBA pixels.
+    packed: Option<PackedMode>,
     submission: wgpu::SubmissionIndex,
     mapped: Arc<AtomicU8>,
 }
@@ -63,6 +80,7 @@ enum State {
 struct Scheduled {
     frame: Frame,
     state: State,
+    route: Route,
 }
 
 /// Frames in flight on the GPU: `schedule` uploads and submits, `collect` returns finished
@@ -73,6 +91,11 @@ pub struct GpuBackend {
     kernels: Option<Kernels>,
     /// Sepia-norms in the chain (slots in each `maxes` buffer).
     norms: usize,
+    /// The mode frames are converted to (`ops.mode`) and its dither.
+    mode: Option<ImageMode>,
+    dither: Dither,
+    /// Whether `1` with Floyd–Steinberg runs in GPU wavefronts (else on the CPU after the GPU).
+    dither_on_gpu: bool,
     limits: BandLimits,
     max_buffer: u64,
     slots: Vec<Slot>,
@@ -120,6 +143,9 @@ impl GpuBackend {
             ctx,
             kernels,
             norms: kernels::sepia_norms(ops),
+            mode: ops.mode,
+            dither: ops.dither,
+            dither_on_gpu: DITHER_ON_GPU_BY_DEFAULT,
             limits,
             max_buffer,
             slots: (0..n).map(|_| Slot::default()).collect(),
@@ -127,6 +153,14 @@ impl GpuBackend {
             queue: VecDeque::with_capacity(n),
             allocations: 0,
         })
+    }
+
+    /// Chooses where mode `1` with Floyd–Steinberg dithers: in GPU wavefronts (`true`; frames
+    /// whose width is a multiple of 4 and that fit one storage binding, the others still on the
+    /// CPU) or on the CPU after the GPU pass (`false`, the default: faster on lavapipe, see
+    /// `DITHER_ON_GPU_BY_DEFAULT`). Both give Pillow's bytes. No effect on other modes.
+    pub fn set_dither_on_gpu(&mut self, on: bool) {
+        self.dither_on_gpu = on;
     }
 
     /// Frames that may be on the GPU at once (the number of slots in the ring).
@@ -149,6 +183,11 @@ impl GpuBackend {
     /// oldest frame on the GPU and copies it back (it stays queued for [`GpuBackend::collect`]),
     /// so callers should collect once `pending() == capacity()`.
     ///
+    /// With a mode, point-wise conversions run on the GPU and only the mode's bytes come back;
+    /// `1`/`P` with Floyd–Steinberg and `P` from an RGBA source come back as RGBA and are
+    /// converted on the CPU when collected (`1` in GPU wavefronts instead after
+    /// [`GpuBackend::set_dither_on_gpu`]).
+    ///
     /// # Errors
     /// [`Error::Usage`] when the pixel buffer does not hold `width × height × 4` bytes;
     /// [`Error::Gpu`] when the frame exceeds the adapter's limits or wgpu reports an error.
@@ -163,10 +202,12 @@ impl GpuBackend {
                 frame.width, frame.height
             )));
         }
+        let mut route = Route::of(self.mode, self.dither, frame.has_alpha, frame.pixels());
         if bytes == 0 {
             self.queue.push_back(Scheduled {
                 frame,
                 state: State::Done,
+                route,
             });
             return Ok(());
         }
@@ -176,25 +217,50 @@ impl GpuBackend {
                 frame.width, frame.height, self.max_buffer
             )));
         }
-        let bands = if self.kernels.is_some() {
-            kernels::plan_bands(frame.width, frame.height, self.limits)
-                .map_err(|err| Error::Gpu(format!("frame {seq}: {err}")))?
-        } else {
-            Vec::new()
+        let plan = |bpp| {
+            kernels::plan_bands(frame.width, frame.height, self.limits, bpp)
+                .map_err(|err| Error::Gpu(format!("frame {seq}: {err}")))
         };
+        let mut packed = match (route, &self.kernels) {
+            (Route::Packed, Some(kernels)) => kernels.packed.as_ref().map(|p| p.mode),
+            _ => None,
+        };
+        if route == Route::Packed && packed.is_none() {
+            // Not reached (a point-wise mode always has its kernel); the CPU is the safe answer.
+            route = Route::RgbaThenCpu;
+        }
+        let mut bands = Vec::new();
+        let wavefront = self.kernels.as_ref().is_some_and(|k| k.dither.is_some());
+        if route == Route::RgbaThenCpu
+            && self.dither_on_gpu
+            && wavefront
+            && frame.width.is_multiple_of(4)
+            && self.mode == Some(ImageMode::One)
+        {
+            // One band only: the waves cross every row of the frame.
+            let bilevel = PackedMode::layout(ImageMode::One);
+            let one_band = plan(Some(bilevel.bytes_per_pixel))?;
+            if one_band.len() == 1 {
+                (route, packed, bands) = (Route::GpuDither, Some(bilevel), one_band);
+            }
+        }
+        if bands.is_empty() && self.kernels.is_some() {
+            bands = plan(packed.map(|p| p.bytes_per_pixel))?;
+        }
         while self.free.is_empty() {
             self.finish_oldest_on_gpu();
         }
         let slot = self.free.pop().expect("the loop above frees a slot");
         let ctx = Arc::clone(&self.ctx);
         let submitted = ctx.scoped(&format!("frame {seq}"), || {
-            self.submit(slot, &frame, bytes, &bands)
+            self.submit(slot, &frame, route, packed, &bands)
         });
         match submitted {
             Ok(job) => {
                 self.queue.push_back(Scheduled {
                     frame,
                     state: State::Gpu(job),
+                    route,
                 });
                 Ok(())
             }
@@ -207,7 +273,8 @@ impl GpuBackend {
         }
     }
 
-    /// The oldest scheduled frame once it is finished, with its own pixel buffer and metadata.
+    /// The oldest scheduled frame once it is finished, with its own pixel buffer and metadata,
+    /// and with a mode set, `Frame::image` equal to what the CPU processor gives.
     /// `wait = false` returns `Ok(None)` when it is still on the GPU; `wait = true` blocks until
     /// it is done. `Ok(None)` too when nothing is pending.
     ///
@@ -242,7 +309,13 @@ impl GpuBackend {
             .pop_front()
             .expect("the front entry was looked at above");
         match done.state {
-            State::Done => Ok(Some(done.frame)),
+            State::Done => {
+                let mut frame = done.frame;
+                if let (Route::RgbaThenCpu, Some(mode)) = (done.route, self.mode) {
+                    frame.image = Some(crate::mode::cpu::convert_frame(mode, self.dither, &frame));
+                }
+                Ok(Some(frame))
+            }
             State::Failed(err) => Err(err),
             State::Gpu(_) => unreachable!("a frame still on the GPU is never popped"),
         }
@@ -322,9 +395,52 @@ impl GpuBackend {
         self.allocations += 1;
     }
 
-    /// Uploads, encodes and submits one frame in `slot`, then starts mapping its readback.
-    fn submit(&mut self, slot: usize, frame: &Frame, bytes: u64, bands: &[Band]) -> Result<Job> {
-        self.ensure_capacity(slot, bytes);
+    /// Makes `slot`'s dithering error rows hold `width` pixels, with the dithering kernel (every
+    /// bind group then binds them, whatever the frame's route). Returns true when it allocated.
+    fn ensure_errors(&mut self, slot: usize, width: u32) -> bool {
+        if self.kernels.as_ref().is_none_or(|k| k.dither.is_none()) {
+            return false;
+        }
+        let bytes = (kernels::DITHER_ROWS * u64::from(width) * 4).max(16);
+        let s = &mut self.slots[slot];
+        if s.errors.is_some() && s.errors_capacity >= bytes {
+            return false;
+        }
+        s.errors = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("shutter dithering errors"),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        }));
+        s.errors_capacity = bytes;
+        true
+    }
+
+    /// Uploads, encodes and submits one frame in `slot`, then starts mapping its readback: RGBA
+    /// pixels, or with `packed` the mode's bytes (rounded up to a whole word).
+    fn submit(
+        &mut self,
+        slot: usize,
+        frame: &Frame,
+        route: Route,
+        packed: Option<PackedMode>,
+        bands: &[Band],
+    ) -> Result<Job> {
+        let rgba_bytes = frame.rgba.len() as u64;
+        let bytes = match packed {
+            Some(p) => p.image_bytes(frame.pixels() as u64).div_ceil(4) * 4,
+            None => rgba_bytes,
+        };
+        // With kernels, room for a packed output's last quad (4 pixels × up to 4 bytes).
+        let capacity = if self.kernels.is_some() {
+            (frame.pixels() as u64).div_ceil(QUAD) * QUAD * 4
+        } else {
+            rgba_bytes
+        };
+        self.ensure_capacity(slot, capacity);
+        if self.ensure_errors(slot, frame.width) {
+            self.slots[slot].bands = None;
+        }
         let device = &self.ctx.device;
         let queue = &self.ctx.queue;
         let s = &mut self.slots[slot];
@@ -343,20 +459,31 @@ impl GpuBackend {
                 let output = s.output.as_ref().expect("kernels imply an output buffer");
                 let params = s.params.as_ref().expect("kernels imply a params buffer");
                 let maxes = s.maxes.as_ref().expect("kernels imply a maxes buffer");
-                queue.write_buffer(params, 0, bytemuck::bytes_of(&[frame.width, 0, 0, 0]));
+                // Params: width, has_alpha, zero (see shaders/bindings.wgsl), padding.
+                let params_words = [frame.width, u32::from(frame.has_alpha), 0, 0];
+                queue.write_buffer(params, 0, bytemuck::bytes_of(&params_words));
                 let size = (frame.width, frame.height);
-                if s.bands.as_ref().is_none_or(|bound| bound.size != size) {
+                let is_packed = packed.is_some();
+                if s.bands
+                    .as_ref()
+                    .is_none_or(|bound| bound.size != size || bound.packed != is_packed)
+                {
                     let buffers = BandBuffers {
                         src: input,
                         dst: output,
                         params,
                         maxes,
+                        errors: s.errors.as_ref(),
                     };
                     let groups = bands
                         .iter()
                         .map(|band| (*band, kernels.bind_group(device, &buffers, band)))
                         .collect();
-                    s.bands = Some(BoundBands { size, groups });
+                    s.bands = Some(BoundBands {
+                        size,
+                        packed: is_packed,
+                        groups,
+                    });
                 }
                 let groups = &s
                     .bands
@@ -371,9 +498,34 @@ impl GpuBackend {
                         label: Some("shutter ops"),
                         timestamp_writes: None,
                     });
-                    // Each reduction sees the maxima of the ones before it; the point pass all.
-                    for pipeline in kernels.reductions.iter().chain([&kernels.point]) {
+                    // Each reduction sees the maxima of the ones before it; the last pass (RGBA,
+                    // packed mode or dithering) sees them all.
+                    for pipeline in &kernels.reductions {
                         pass.set_pipeline(pipeline);
+                        for (band, group) in groups {
+                            pass.set_bind_group(0, group, &[]);
+                            pass.dispatch_workgroups(band.groups.0, band.groups.1, 1);
+                        }
+                    }
+                    let dither = kernels
+                        .dither
+                        .as_ref()
+                        .filter(|_| route == Route::GpuDither);
+                    let mode_pass = kernels.packed.as_ref().filter(|_| is_packed);
+                    if let (Some(dither), Some((_, group))) = (dither, groups.first()) {
+                        // One workgroup walks every wave of the one band (dither.wgsl).
+                        pass.set_pipeline(dither);
+                        pass.set_bind_group(0, group, &[]);
+                        pass.dispatch_workgroups(1, 1, 1);
+                    } else if let Some(mode_pass) = mode_pass {
+                        pass.set_pipeline(&mode_pass.pipeline);
+                        for (band, group) in groups {
+                            pass.set_bind_group(0, group, &[]);
+                            let (x, y) = band.mode_groups;
+                            pass.dispatch_workgroups(x, y, 1);
+                        }
+                    } else {
+                        pass.set_pipeline(&kernels.point);
                         for (band, group) in groups {
                             pass.set_bind_group(0, group, &[]);
                             pass.dispatch_workgroups(band.groups.0, band.groups.1, 1);
@@ -397,6 +549,7 @@ impl GpuBackend {
             seq: frame.meta.seq,
             slot,
             bytes,
+            packed,
             submission,
             mapped,
         })
@@ -448,8 +601,8 @@ fn wait_job(ctx: &GpuContext, job: &Job, block: bool) -> Result<bool> {
     )))
 }
 
-/// Copies a mapped readback into the frame's own pixel buffer (whole rows: the whole frame)
-/// and unmaps it.
+/// Copies a mapped readback into the frame's own pixel buffer (whole rows: the whole frame), or
+/// a packed mode's bytes into a new `Frame::image` sized exactly, and unmaps it.
 fn copy_back(slot: &Slot, job: &Job, frame: &mut Frame) -> Result<()> {
     let readback = slot
         .readback
@@ -460,7 +613,13 @@ fn copy_back(slot: &Slot, job: &Job, frame: &mut Frame) -> Result<()> {
             .slice(..job.bytes)
             .get_mapped_range()
             .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
-        frame.rgba.copy_from_slice(&view);
+        match &job.packed {
+            Some(packed) => {
+                let image = modes::image_from_bytes(packed, frame.width, frame.height, &view);
+                frame.image = Some(image);
+            }
+            None => frame.rgba.copy_from_slice(&view),
+        }
     }
     readback.unmap();
     Ok(())

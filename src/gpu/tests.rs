@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{GpuBackend, GpuContext};
 use crate::frame::{Frame, FrameMeta};
+use crate::mode::{Dither, ImageMode};
 use crate::ops::{Filter, Ops, cpu};
 
 fn gpu_or_skip(test: &str) -> Option<Arc<GpuContext>> {
@@ -63,6 +64,64 @@ fn frames_over_the_binding_limit_are_processed_in_bands_and_match_cpu() {
     gpu.schedule(input).unwrap();
     let got = gpu.collect(true).unwrap().expect("one frame was scheduled");
     assert!(got.rgba == want, "banded GPU output differs from the CPU");
+}
+
+#[test]
+fn packed_modes_over_the_binding_limit_are_converted_in_bands_and_match_cpu() {
+    let Some(ctx) = gpu_or_skip("packed_modes_over_the_binding_limit") else {
+        return;
+    };
+    // 1366 × 4 bytes a row and 800 KiB bindings: bands of 128 rows (the multiple that keeps
+    // the 1- and 3-byte outputs aligned too), so 301 rows are bands of 128, 128 and 45; the
+    // frame's 411,166 pixels end in a partial 4-pixel quad.
+    for mode in [ImageMode::L, ImageMode::Lab, ImageMode::F, ImageMode::Cmyk] {
+        let ops = Ops {
+            mirror: true,
+            filters: vec![Filter::SepiaNorm],
+            mode: Some(mode),
+            dither: Dither::None,
+        };
+        let mut gpu = GpuBackend::with_limits(Arc::clone(&ctx), &ops, 2, Some(800 << 10)).unwrap();
+        let input = frame(1366, 301, 0);
+        let mut after_ops = input.clone();
+        cpu::apply(&ops, 1366, 301, &mut after_ops.rgba);
+        let want = crate::mode::cpu::convert_frame(mode, Dither::None, &after_ops);
+        gpu.schedule(input).unwrap();
+        let got = gpu.collect(true).unwrap().expect("one frame was scheduled");
+        assert!(
+            got.image == Some(want),
+            "{mode}: banded GPU output differs from the CPU"
+        );
+    }
+}
+
+#[test]
+fn wavefront_dithering_of_a_frame_over_the_binding_limit_falls_back_to_the_cpu() {
+    let Some(ctx) = gpu_or_skip("wavefront_dithering_over_the_binding_limit") else {
+        return;
+    };
+    let ops = Ops {
+        mirror: true,
+        filters: vec![Filter::Sepia],
+        mode: Some(ImageMode::One),
+        dither: Dither::FloydSteinberg,
+    };
+    // 1364 is a multiple of 4, but 300 rows need 3 bands of at most 128 rows: the waves need
+    // the whole frame in one binding, so this frame dithers on the CPU; 1364 × 100 fits one.
+    let mut gpu = GpuBackend::with_limits(Arc::clone(&ctx), &ops, 2, Some(800 << 10)).unwrap();
+    gpu.set_dither_on_gpu(true);
+    for (height, seq) in [(300, 0), (100, 1)] {
+        let input = frame(1364, height, seq);
+        let mut after_ops = input.clone();
+        cpu::apply(&ops, 1364, height, &mut after_ops.rgba);
+        let want = crate::mode::cpu::convert_frame(ImageMode::One, ops.dither, &after_ops);
+        gpu.schedule(input).unwrap();
+        let got = gpu.collect(true).unwrap().expect("one frame was scheduled");
+        assert!(
+            got.image == Some(want),
+            "1364×{height}: GPU differs from the CPU"
+        );
+    }
 }
 
 #[test]
