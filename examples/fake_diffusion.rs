@@ -1,0 +1,139 @@
+//! A port of Gradio's `fake_diffusion` demo: a generator yields progressively less noisy
+//! versions of a picture, one per "diffusion step", and each one is shown as it arrives.
+//!
+//! Here the generator is a closure behind [`FuncGrabber`], streamed through the pipeline like a
+//! camera; the callback plays the part of Gradio's output image (it reports how much noise is
+//! left, and writes each step as a PNG when an output directory is given).
+//!
+//! ```text
+//! cargo run --example fake_diffusion -- [STEPS] [FPS] [OUT_DIR]
+//! ```
+//! STEPS defaults to 10; FPS (steps per second, Gradio's demo sleeps 1 s a step) to 4, and 0
+//! streams as fast as possible.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use shutter::source::live::FuncGrabber;
+use shutter::source::{self, DecodeLimits, Source};
+use shutter::{DeviceChoice, Pipeline};
+
+/// The picture being "diffused": shutter's built-in default image.
+fn picture() -> shutter::Result<(u32, u32, Vec<u8>)> {
+    let input = source::expand(&[Source::builtin_default()])
+        .pop()
+        .ok_or_else(|| shutter::Error::Usage("no built-in image".into()))??;
+    let frame = source::decode(&input, &DecodeLimits::default())?
+        .next()
+        .ok_or_else(|| shutter::Error::Usage("the built-in image has no frame".into()))??;
+    Ok((frame.width, frame.height, frame.rgba))
+}
+
+/// A small deterministic noise source (xorshift64*), so runs are repeatable.
+struct Noise(u64);
+
+impl Noise {
+    fn next_byte(&mut self) -> u8 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+    }
+}
+
+/// Step `step` of `steps`: the picture blended with noise, the noise weight falling from
+/// (almost) 1 to 0 at the last step.
+fn noisy(clean: &[u8], step: u32, steps: u32, noise: &mut Noise) -> Vec<u8> {
+    let weight = 1.0 - f64::from(step) / f64::from(steps);
+    clean
+        .chunks_exact(4)
+        .flat_map(|px| {
+            let mut out = [0u8; 4];
+            for (o, &p) in out.iter_mut().zip(&px[..3]) {
+                let n = f64::from(noise.next_byte());
+                *o = (f64::from(p) * (1.0 - weight) + n * weight).round() as u8;
+            }
+            out[3] = 255;
+            out
+        })
+        .collect()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let steps: u32 = match args.next() {
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("STEPS: '{s}' is not a count"))?,
+        None => 10,
+    };
+    let fps: f64 = match args.next() {
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("FPS: '{s}' is not a number"))?,
+        None => 4.0,
+    };
+    let out_dir = args.next().map(PathBuf::from);
+    if steps == 0 {
+        return Err("STEPS must be at least 1".into());
+    }
+
+    let (width, height, clean) = picture()?;
+    let clean = Arc::new(clean);
+
+    // The generator: Gradio's `for i in range(steps): yield image` as a closure.
+    let generator = {
+        let clean = Arc::clone(&clean);
+        let mut noise = Noise(0x5EED);
+        let mut step = 0;
+        move || {
+            step += 1;
+            (step <= steps).then(|| {
+                let rgba = noisy(&clean, step, steps, &mut noise);
+                Ok::<_, String>((width, height, rgba))
+            })
+        }
+    };
+    let mut grabber = FuncGrabber::from_fn(generator).named("fake diffusion");
+    if fps > 0.0 {
+        grabber = grabber.with_fps(fps);
+    }
+
+    if let Some(dir) = &out_dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut delivered = 0u32;
+    let stats = Pipeline::builder()
+        .source(Source::grabber(grabber))
+        .device(DeviceChoice::Auto)
+        .on_frame(move |frame| {
+            delivered += 1;
+            let error: u64 = frame
+                .rgba
+                .iter()
+                .zip(clean.iter())
+                .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                .sum();
+            let mean = error as f64 / frame.rgba.len() as f64;
+            println!("step {delivered:>3}: mean distance from the picture {mean:6.2}");
+            if let Some(dir) = &out_dir {
+                let path = dir.join(format!("step_{delivered:03}.png"));
+                image::RgbaImage::from_raw(frame.width, frame.height, frame.rgba.clone())
+                    .ok_or("frame size mismatch")?
+                    .save(&path)
+                    .map_err(|err| format!("{}: {err}", path.display()))?;
+            }
+            Ok::<(), String>(())
+        })
+        .build()?
+        .run()?;
+    println!(
+        "{} steps in {:.2} s on {}",
+        stats.frames,
+        stats.elapsed.as_secs_f64(),
+        stats
+            .backend
+            .map_or_else(|| "no backend".to_string(), |b| b.to_string())
+    );
+    Ok(())
+}

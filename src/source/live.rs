@@ -1,0 +1,728 @@
+//! Live sources: the [`FrameGrabber`] trait every real-time source implements (webcam, test
+//! pattern, user closure, synthetic camera), the [`Clock`] they pace and stamp frames on, the
+//! [`RawFrame`]s they hand out, and [`to_rgba`], which turns a raw frame into the pipeline's
+//! RGBA8 [`DecodedFrame`].
+//!
+//! The capture code above this module is generic over [`FrameGrabber`]: nokhwa's webcams
+//! ([`crate::source::webcam`]) are one implementation, and [`SyntheticCamera`] produces the
+//! same raw YUYV, NV12 and MJPEG frames a webcam does, at a given rate on a clock, so that the
+//! whole webcam path except the device itself runs in tests.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::gpu::yuv::YuvConverter;
+use crate::source::pattern::{self, PatternGrabber};
+use crate::source::{DecodeLimits, DecodedFrame, yuv};
+
+/// How a [`RawFrame`]'s bytes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RawFormat {
+    /// 3 bytes a pixel, R G B.
+    Rgb,
+    /// 4 bytes a pixel, R G B A (straight alpha).
+    Rgba,
+    /// 3 bytes a pixel, B G R (V4L2 `BGR3`).
+    Bgr,
+    /// 1 byte a pixel, full-range luma (V4L2 `GREY`).
+    Gray,
+    /// 4 bytes per pixel pair, `Y0 U Y1 V`, BT.601 limited range; even width.
+    Yuyv,
+    /// A Y plane, then interleaved `U V` at half width and height; even width and height.
+    Nv12,
+    /// One JPEG image per frame (Motion JPEG; missing Huffman tables are the standard ones).
+    Mjpeg,
+}
+
+impl RawFormat {
+    /// Lower-case name used in error messages (`yuyv`, `mjpeg`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            RawFormat::Rgb => "rgb",
+            RawFormat::Rgba => "rgba",
+            RawFormat::Bgr => "bgr",
+            RawFormat::Gray => "gray",
+            RawFormat::Yuyv => "yuyv",
+            RawFormat::Nv12 => "nv12",
+            RawFormat::Mjpeg => "mjpeg",
+        }
+    }
+}
+
+impl std::fmt::Display for RawFormat {
+    /// The FourCC-style name: `RGB`, `RGBA`, `BGR`, `GRAY`, `YUYV`, `NV12`, `MJPEG`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RawFormat::Rgb => "RGB",
+            RawFormat::Rgba => "RGBA",
+            RawFormat::Bgr => "BGR",
+            RawFormat::Gray => "GRAY",
+            RawFormat::Yuyv => "YUYV",
+            RawFormat::Nv12 => "NV12",
+            RawFormat::Mjpeg => "MJPEG",
+        })
+    }
+}
+
+/// One frame as a source delivers it, before any conversion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawFrame {
+    /// Width in pixels (for MJPEG: what the source announced; the JPEG's own size wins).
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Layout of `data`.
+    pub format: RawFormat,
+    /// The bytes; at least the frame's size for uncompressed formats (drivers may pad; the
+    /// excess is ignored).
+    pub data: Vec<u8>,
+    /// When the frame was captured (or was due, for a paced source), on the grabber's clock.
+    pub timestamp: Duration,
+}
+
+/// A source of live frames: a camera, the test pattern, a user closure.
+///
+/// The capture thread calls [`next_frame`](FrameGrabber::next_frame) in a loop; it blocks
+/// until the next frame exists (a paced pattern waits on its clock, a camera for the device).
+pub trait FrameGrabber: Send {
+    /// The next frame, waiting for it. `Ok(None)` means the stream has ended (a closure or
+    /// iterator ran out, a synthetic camera reached its limit); call no more after that.
+    ///
+    /// # Errors
+    /// The source failed ([`Error::Camera`] for a device, [`Error::User`] for a closure); the
+    /// stream should be treated as ended.
+    fn next_frame(&mut self) -> Result<Option<RawFrame>>;
+
+    /// What this source is, for messages and statistics: `webcam:0 (HD Camera) 1280x720 YUYV
+    /// @ 30 fps`, `pattern 640x480 @ 60 fps`.
+    fn describe(&self) -> String;
+
+    /// True when frames come on the source's own schedule whether or not anyone is ready for
+    /// them (a camera, a paced pattern): such sources default to the `latest` frame policy;
+    /// the others (unpaced pattern, closure) to `lossless`.
+    fn paced(&self) -> bool {
+        false
+    }
+}
+
+impl<G: FrameGrabber + ?Sized> FrameGrabber for Box<G> {
+    fn next_frame(&mut self) -> Result<Option<RawFrame>> {
+        (**self).next_frame()
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+
+    fn paced(&self) -> bool {
+        (**self).paced()
+    }
+}
+
+/// Time as live sources see it: a monotonic duration since some origin, and a way to wait.
+/// Production code uses [`SystemClock`]; tests use [`ManualClock`] so that nothing sleeps.
+pub trait Clock: Send + Sync {
+    /// The current time since the clock's origin.
+    fn now(&self) -> Duration;
+    /// Blocks until `now() >= t` (returns at once when `t` has passed).
+    fn sleep_until(&self, t: Duration);
+}
+
+/// The real, monotonic clock: `now` is the time since the clock was created.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl SystemClock {
+    /// A clock whose origin is now.
+    pub fn new() -> Self {
+        SystemClock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// The same clock behind an `Arc`, as grabbers take it.
+    pub fn shared() -> Arc<dyn Clock> {
+        Arc::new(SystemClock::new())
+    }
+
+    /// The instant this clock's `Duration`s count from (to turn a frame's timestamp into an
+    /// [`Instant`]: `origin() + timestamp`).
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn sleep_until(&self, t: Duration) {
+        loop {
+            let now = self.now();
+            if now >= t {
+                return;
+            }
+            std::thread::sleep(t - now);
+        }
+    }
+}
+
+/// A clock for tests: time stands still until told to move. `sleep_until(t)` moves it to
+/// `max(now, t)` at once, so a paced source runs at full speed while its timestamps follow the
+/// schedule exactly.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now: Mutex<Duration>,
+}
+
+impl ManualClock {
+    /// A clock at zero.
+    pub fn new() -> Self {
+        ManualClock::default()
+    }
+
+    /// A clock at `t`.
+    pub fn at(t: Duration) -> Self {
+        ManualClock { now: Mutex::new(t) }
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        *now += d;
+    }
+
+    /// Sets the clock to `t` if that is later than now (it never goes back).
+    pub fn set(&self, t: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        *now = (*now).max(t);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sleep_until(&self, t: Duration) {
+        self.set(t);
+    }
+}
+
+/// Name used in errors about raw frames (they carry no source name).
+const LIVE_FRAME: &str = "live frame";
+
+/// Checks that `data` holds at least `needed` bytes and returns exactly those.
+fn take_bytes(
+    format: RawFormat,
+    mut data: Vec<u8>,
+    needed: usize,
+    size: (u32, u32),
+) -> Result<Vec<u8>> {
+    if data.len() < needed {
+        return Err(Error::Decode {
+            input: LIVE_FRAME.to_string(),
+            format: format.name().to_string(),
+            reason: format!(
+                "{} bytes for a {}×{} frame, which needs {needed}",
+                data.len(),
+                size.0,
+                size.1
+            ),
+        });
+    }
+    data.truncate(needed);
+    Ok(data)
+}
+
+/// Turns a raw frame into the pipeline's RGBA8 frame.
+///
+/// - RGBA is used as is (`has_alpha` when some alpha is below 255); RGB, BGR and gray are
+///   expanded (A = 255).
+/// - YUYV and NV12 go through the GPU pass when `gpu` is given, the CPU twin otherwise (same
+///   bytes; see [`crate::source::yuv`]).
+/// - MJPEG is decoded on the CPU by the `image` crate; the JPEG's own size wins over the
+///   frame's announced one.
+///
+/// # Errors
+/// - [`Error::Limits`] for frames larger than [`DecodeLimits::default`] allows.
+/// - [`Error::Decode`] (input `live frame`) for too few bytes, an odd width for YUYV or NV12,
+///   an odd height for NV12, or a JPEG that does not decode.
+/// - [`Error::Gpu`] when the GPU conversion fails.
+pub fn to_rgba(raw: RawFrame, gpu: Option<&mut YuvConverter>) -> Result<DecodedFrame> {
+    let RawFrame {
+        width,
+        height,
+        format,
+        data,
+        ..
+    } = raw;
+    let limits = DecodeLimits::default();
+    if format != RawFormat::Mjpeg {
+        limits.check(LIVE_FRAME, u64::from(width), u64::from(height))?;
+    }
+    let pixels = width as usize * height as usize;
+    let size = (width, height);
+    let expand = |data: &[u8], step: usize, px: fn(&[u8]) -> [u8; 4]| -> Vec<u8> {
+        let mut out = Vec::with_capacity(pixels * 4);
+        for p in data.chunks_exact(step) {
+            out.extend_from_slice(&px(p));
+        }
+        out
+    };
+    let (width, height, rgba) = match format {
+        RawFormat::Rgba => (width, height, take_bytes(format, data, pixels * 4, size)?),
+        RawFormat::Rgb => {
+            let data = take_bytes(format, data, pixels * 3, size)?;
+            (width, height, expand(&data, 3, |p| [p[0], p[1], p[2], 255]))
+        }
+        RawFormat::Bgr => {
+            let data = take_bytes(format, data, pixels * 3, size)?;
+            (width, height, expand(&data, 3, |p| [p[2], p[1], p[0], 255]))
+        }
+        RawFormat::Gray => {
+            let data = take_bytes(format, data, pixels, size)?;
+            (width, height, expand(&data, 1, |p| [p[0], p[0], p[0], 255]))
+        }
+        RawFormat::Yuyv | RawFormat::Nv12 => {
+            let rgba = match (gpu, format) {
+                (Some(gpu), _) => gpu.convert(format, width, height, &data)?,
+                (None, RawFormat::Yuyv) => yuv::yuyv_to_rgba(width, height, &data)?,
+                (None, _) => yuv::nv12_to_rgba(width, height, &data)?,
+            };
+            (width, height, rgba)
+        }
+        RawFormat::Mjpeg => decode_mjpeg(&data, &limits)?,
+    };
+    let has_alpha = format == RawFormat::Rgba && rgba.chunks_exact(4).any(|p| p[3] != 255);
+    Ok(DecodedFrame {
+        width,
+        height,
+        rgba,
+        has_alpha,
+        delay: None,
+    })
+}
+
+/// Decodes one Motion-JPEG frame to RGBA8 with the `image` crate, checking its size against
+/// `limits` before decoding pixels.
+fn decode_mjpeg(data: &[u8], limits: &DecodeLimits) -> Result<(u32, u32, Vec<u8>)> {
+    use image::ImageDecoder;
+    let decode_error = |reason: String| Error::Decode {
+        input: LIVE_FRAME.to_string(),
+        format: "mjpeg".to_string(),
+        reason,
+    };
+    let decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(data))
+        .map_err(|err| decode_error(err.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    limits.check(LIVE_FRAME, u64::from(width), u64::from(height))?;
+    let image =
+        image::DynamicImage::from_decoder(decoder).map_err(|err| decode_error(err.to_string()))?;
+    Ok((width, height, image.into_rgba8().into_raw()))
+}
+
+/// Something a user closure or iterator may yield as a frame (see [`FuncGrabber`]).
+pub trait IntoRawFrame {
+    /// The frame's pixels as a [`RawFrame`] (its timestamp is set by the grabber).
+    ///
+    /// # Errors
+    /// [`Error::User`] when the pixels do not match the stated size.
+    fn into_raw_frame(self) -> Result<RawFrame>;
+}
+
+impl IntoRawFrame for RawFrame {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        Ok(self)
+    }
+}
+
+impl IntoRawFrame for image::RgbaImage {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        Ok(RawFrame {
+            width: self.width(),
+            height: self.height(),
+            format: RawFormat::Rgba,
+            data: self.into_raw(),
+            timestamp: Duration::ZERO,
+        })
+    }
+}
+
+impl IntoRawFrame for image::RgbImage {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        Ok(RawFrame {
+            width: self.width(),
+            height: self.height(),
+            format: RawFormat::Rgb,
+            data: self.into_raw(),
+            timestamp: Duration::ZERO,
+        })
+    }
+}
+
+impl IntoRawFrame for image::DynamicImage {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        self.into_rgba8().into_raw_frame()
+    }
+}
+
+impl IntoRawFrame for DecodedFrame {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        (self.width, self.height, self.rgba).into_raw_frame()
+    }
+}
+
+/// `(width, height, rgba)`: RGBA8 pixels, row-major, exactly `width * height * 4` bytes.
+impl IntoRawFrame for (u32, u32, Vec<u8>) {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        let (width, height, data) = self;
+        let needed = width as u64 * height as u64 * 4;
+        if data.len() as u64 != needed {
+            return Err(Error::User(format!(
+                "{} bytes for a {width}×{height} RGBA frame, which needs {needed}",
+                data.len()
+            )));
+        }
+        Ok(RawFrame {
+            width,
+            height,
+            format: RawFormat::Rgba,
+            data,
+            timestamp: Duration::ZERO,
+        })
+    }
+}
+
+type NextFn = Box<dyn FnMut() -> Option<Result<RawFrame>> + Send>;
+
+/// A live source from a user closure or iterator — the library's equivalent of a Gradio
+/// generator function feeding an image output.
+///
+/// The closure is called once per frame from the capture thread; `None` ends the stream.
+/// Frames may be anything [`IntoRawFrame`]: `image::RgbaImage`, `RgbImage`, `DynamicImage`,
+/// `(width, height, rgba_vec)`, a [`RawFrame`]. Timestamps come from the grabber's clock
+/// ([`SystemClock`] unless [`with_clock`](FuncGrabber::with_clock)); with
+/// [`with_fps`](FuncGrabber::with_fps) frame `k` is held back until `k / fps` after the first.
+///
+/// ```
+/// use shutter::source::live::{FrameGrabber, FuncGrabber};
+///
+/// let mut step = 0u8;
+/// let mut grabber = FuncGrabber::from_fn(move || {
+///     step += 1;
+///     (step <= 3).then(|| Ok::<_, String>(image::RgbImage::from_pixel(4, 2, image::Rgb([step * 80, 0, 0]))))
+/// });
+/// let mut frames = 0;
+/// while let Some(frame) = grabber.next_frame()? {
+///     assert_eq!((frame.width, frame.height), (4, 2));
+///     frames += 1;
+/// }
+/// assert_eq!(frames, 3);
+/// # Ok::<(), shutter::Error>(())
+/// ```
+pub struct FuncGrabber {
+    next: NextFn,
+    name: String,
+    clock: Arc<dyn Clock>,
+    fps: Option<f64>,
+    produced: u64,
+    start: Option<Duration>,
+    ended: bool,
+}
+
+impl std::fmt::Debug for FuncGrabber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FuncGrabber")
+            .field("name", &self.name)
+            .field("fps", &self.fps)
+            .field("produced", &self.produced)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FuncGrabber {
+    /// A source calling `f` for each frame: `Some(Ok(frame))` is a frame, `Some(Err(e))` fails
+    /// the stream with [`Error::User`] (the message is `e`'s), `None` ends it.
+    pub fn from_fn<F, T, E>(mut f: F) -> Self
+    where
+        F: FnMut() -> Option<std::result::Result<T, E>> + Send + 'static,
+        T: IntoRawFrame,
+        E: std::fmt::Display,
+    {
+        let next: NextFn = Box::new(move || {
+            Some(match f()? {
+                Ok(frame) => frame.into_raw_frame(),
+                Err(err) => Err(Error::User(err.to_string())),
+            })
+        });
+        FuncGrabber {
+            next,
+            name: "closure".to_string(),
+            clock: SystemClock::shared(),
+            fps: None,
+            produced: 0,
+            start: None,
+            ended: false,
+        }
+    }
+
+    /// A source yielding the items of `iter`, ending with it.
+    pub fn from_frames<I>(iter: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: IntoRawFrame,
+        I::IntoIter: Send + 'static,
+    {
+        let mut iter = iter.into_iter();
+        FuncGrabber::from_fn(move || iter.next().map(Ok::<_, Error>))
+    }
+
+    /// Names the source in messages (default `closure`).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Stamps (and paces) frames on `clock` instead of a new [`SystemClock`].
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Paces the stream: frame `k` is returned no earlier than `k / fps` after the first (and
+    /// stamped with that time). Rates that are not finite and above 0 leave it unpaced.
+    pub fn with_fps(mut self, fps: f64) -> Self {
+        self.fps = (fps.is_finite() && fps > 0.0).then_some(fps);
+        self
+    }
+
+    /// Frames produced so far.
+    pub fn produced(&self) -> u64 {
+        self.produced
+    }
+}
+
+impl FrameGrabber for FuncGrabber {
+    fn next_frame(&mut self) -> Result<Option<RawFrame>> {
+        if self.ended {
+            return Ok(None);
+        }
+        let due = self.fps.map(|fps| {
+            let start = *self.start.get_or_insert_with(|| self.clock.now());
+            start + Duration::from_secs_f64(self.produced as f64 / fps)
+        });
+        let frame = match (self.next)() {
+            None => {
+                self.ended = true;
+                return Ok(None);
+            }
+            Some(Err(err)) => {
+                self.ended = true;
+                return Err(match err {
+                    Error::User(message) => {
+                        Error::User(format!("{}: frame {}: {message}", self.name, self.produced))
+                    }
+                    other => other,
+                });
+            }
+            Some(Ok(frame)) => frame,
+        };
+        let timestamp = match due {
+            Some(due) => {
+                self.clock.sleep_until(due);
+                due
+            }
+            None => self.clock.now(),
+        };
+        self.produced += 1;
+        Ok(Some(RawFrame { timestamp, ..frame }))
+    }
+
+    fn describe(&self) -> String {
+        match self.fps {
+            Some(fps) => format!("{} @ {fps} fps", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    fn paced(&self) -> bool {
+        self.fps.is_some()
+    }
+}
+
+/// JPEG quality of the synthetic camera's MJPEG frames (a webcam's typical setting).
+pub const SYNTHETIC_JPEG_QUALITY: u8 = 90;
+
+/// A stand-in for a webcam: the moving test pattern ([`crate::source::pattern`]) at a given
+/// rate on a clock, delivered in a camera's raw format (YUYV, NV12, MJPEG, or RGB / BGR / gray
+/// / RGBA), so the whole webcam path except the device runs in tests.
+///
+/// Frame `k` shows [`pattern::render`]`(width, height, k)` (see [`SyntheticCamera::picture`]),
+/// encoded with the reverse BT.601 formula of [`crate::source::yuv`] or as a quality-90 JPEG;
+/// it is due `k / fps` after the first frame, and stamped with that time.
+pub struct SyntheticCamera {
+    pattern: PatternGrabber,
+    format: RawFormat,
+    limit: Option<u64>,
+    produced: u64,
+}
+
+impl std::fmt::Debug for SyntheticCamera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyntheticCamera")
+            .field("format", &self.format)
+            .field("pattern", &self.pattern)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyntheticCamera {
+    /// A `width` × `height` camera delivering `format` at `fps` frames per second on `clock`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a size or rate the pattern rejects ([`PatternGrabber::new`]);
+    /// [`Error::Decode`] for an odd width with YUYV or NV12, or an odd height with NV12.
+    pub fn new(
+        format: RawFormat,
+        width: u32,
+        height: u32,
+        fps: f64,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        match format {
+            RawFormat::Yuyv => {
+                yuv::yuyv_len(width, height)?;
+            }
+            RawFormat::Nv12 => {
+                yuv::nv12_len(width, height)?;
+            }
+            _ => {}
+        }
+        Ok(SyntheticCamera {
+            pattern: PatternGrabber::new(width, height, Some(fps), clock)?,
+            format,
+            limit: None,
+            produced: 0,
+        })
+    }
+
+    /// Ends the stream (`Ok(None)`) after `frames` frames.
+    pub fn with_limit(mut self, frames: u64) -> Self {
+        self.limit = Some(frames);
+        self
+    }
+
+    /// Numbers the frames from `frame` instead of 0.
+    pub fn starting_at(mut self, frame: u64) -> Self {
+        self.pattern = self.pattern.starting_at(frame);
+        self
+    }
+
+    /// The RGBA8 picture frame number `frame` shows, before encoding.
+    pub fn picture(&self, frame: u64) -> Vec<u8> {
+        let (width, height) = self.pattern.size();
+        pattern::render(width, height, frame)
+    }
+
+    /// The format the frames come in.
+    pub fn format(&self) -> RawFormat {
+        self.format
+    }
+
+    /// Frames produced so far.
+    pub fn produced(&self) -> u64 {
+        self.produced
+    }
+
+    /// Encodes an RGBA picture in `format`.
+    fn encode(format: RawFormat, width: u32, height: u32, rgba: Vec<u8>) -> Result<Vec<u8>> {
+        let rgb = |order: [usize; 3]| -> Vec<u8> {
+            rgba.chunks_exact(4)
+                .flat_map(|p| order.map(|c| p[c]))
+                .collect()
+        };
+        Ok(match format {
+            RawFormat::Rgba => rgba,
+            RawFormat::Rgb => rgb([0, 1, 2]),
+            RawFormat::Bgr => rgb([2, 1, 0]),
+            RawFormat::Gray => rgba
+                .chunks_exact(4)
+                .map(|p| {
+                    let luma =
+                        299 * u32::from(p[0]) + 587 * u32::from(p[1]) + 114 * u32::from(p[2]);
+                    ((luma + 500) / 1000) as u8
+                })
+                .collect(),
+            RawFormat::Yuyv => yuv::rgba_to_yuyv(width, height, &rgba)?,
+            RawFormat::Nv12 => yuv::rgba_to_nv12(width, height, &rgba)?,
+            RawFormat::Mjpeg => {
+                let mut jpeg = Vec::new();
+                image::codecs::jpeg::JpegEncoder::new_with_quality(
+                    &mut jpeg,
+                    SYNTHETIC_JPEG_QUALITY,
+                )
+                .encode(
+                    &rgb([0, 1, 2]),
+                    width,
+                    height,
+                    image::ExtendedColorType::Rgb8,
+                )
+                .map_err(|err| Error::Encode {
+                    output: "synthetic camera".to_string(),
+                    format: "jpeg".to_string(),
+                    reason: err.to_string(),
+                })?;
+                jpeg
+            }
+        })
+    }
+}
+
+impl FrameGrabber for SyntheticCamera {
+    fn next_frame(&mut self) -> Result<Option<RawFrame>> {
+        if self.limit.is_some_and(|limit| self.produced >= limit) {
+            return Ok(None);
+        }
+        let (k, timestamp) = self.pattern.advance();
+        let (width, height) = self.pattern.size();
+        let data = Self::encode(
+            self.format,
+            width,
+            height,
+            pattern::render(width, height, k),
+        )?;
+        self.produced += 1;
+        Ok(Some(RawFrame {
+            width,
+            height,
+            format: self.format,
+            data,
+            timestamp,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        let (width, height) = self.pattern.size();
+        let fps = self.pattern.fps().unwrap_or_default();
+        format!(
+            "synthetic camera {width}x{height} {} @ {fps} fps",
+            self.format
+        )
+    }
+
+    fn paced(&self) -> bool {
+        true
+    }
+}
