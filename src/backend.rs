@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::gpu::{GpuBackend, GpuContext};
-use crate::ops::{Ops, cpu};
+use crate::ops::{Ops, fast};
 
 /// `--device`: where the ops run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,7 +138,8 @@ impl Processor {
         match self {
             Processor::Gpu { gpu, .. } => gpu.schedule(frame),
             Processor::Cpu { ops, done } => {
-                cpu::apply(ops, frame.width, frame.height, &mut frame.rgba);
+                // The fast path: the reference's bytes, on every core (`tests/fast_cpu.rs`).
+                fast::apply(ops, frame.width, frame.height, &mut frame.rgba);
                 if let Some(mode) = ops.mode {
                     frame.image = Some(crate::mode::cpu::convert_frame(mode, ops.dither, &frame));
                 }

@@ -19,6 +19,9 @@ pub struct FrameMeta {
     pub delay: Option<Duration>,
     /// When the capture stage produced the frame.
     pub captured: Instant,
+    /// Capture time on the pipeline's clock (a camera's or paced pattern's frame time); the
+    /// sink measures latency and `stream_every` ticks against it.
+    pub timestamp: Duration,
 }
 
 impl FrameMeta {
@@ -31,6 +34,7 @@ impl FrameMeta {
             last: true,
             delay: None,
             captured: Instant::now(),
+            timestamp: Duration::ZERO,
         }
     }
 }

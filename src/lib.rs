@@ -5,6 +5,7 @@
 //! `ndarray` arrays. See [`Pipeline`] for the library entry point.
 
 pub mod backend;
+pub mod bench;
 pub mod error;
 pub mod frame;
 pub mod gpu;
@@ -13,6 +14,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod stream;
 
 pub use backend::DeviceChoice;
 pub use error::{Error, Result};
@@ -22,3 +24,4 @@ pub use ops::{Filter, Ops};
 pub use pipeline::{Pipeline, PipelineBuilder, Stats};
 pub use sink::encode::Format;
 pub use source::{DecodeLimits, Source};
+pub use stream::{Drops, FramePolicy, Latency};

@@ -4,12 +4,17 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shutter::gpu::GpuContext;
 use shutter::pipeline::{Event, Output};
-use shutter::{DecodeLimits, DeviceChoice, Error, Format, ImageMode, Ops, Pipeline, Source};
+use shutter::{
+    DecodeLimits, DeviceChoice, Error, Format, FramePolicy, ImageMode, Ops, Pipeline, Source,
+};
 
 #[derive(Parser)]
 #[command(
@@ -26,8 +31,36 @@ struct Cli {
 enum Command {
     /// Process image files (or the built-in default image) and write the results.
     Run(Box<RunArgs>),
-    /// List the GPU adapters, marking the one `--device auto` picks.
+    /// List the GPU adapters (marking the one `--device auto` picks) and the cameras.
     Devices,
+    /// Measure frames per second per stage and end to end, on synthetic frames.
+    Bench(Box<BenchArgs>),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Frame size: 720p, 1080p, 1440p, 4k, 8k or WIDTHxHEIGHT.
+    #[arg(long, value_name = "SIZE", default_value = "1080p")]
+    size: String,
+    /// Ops, comma-separated: mirror, sepia, sepia-norm, grayscale, invert (or none).
+    #[arg(long, value_name = "OP[,OP...]", default_value = "mirror,sepia")]
+    ops: String,
+    /// Pillow mode for the convert, encode and end-to-end rows (default RGB); given, the
+    /// round trips convert to it too.
+    #[arg(long, value_name = "MODE")]
+    mode: Option<String>,
+    /// Backends to measure: auto, gpu, cpu or both.
+    #[arg(long, value_name = "DEVICE", default_value = "both")]
+    device: String,
+    /// Frames on the GPU at once in the pipelined rows.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    in_flight: usize,
+    /// Timed frames per row (default 20, each row stopping early after 0.3 s with 3).
+    #[arg(long, value_name = "N")]
+    frames: Option<usize>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -47,9 +80,12 @@ struct RunArgs {
     /// Lossless webp.
     #[arg(long)]
     lossless: bool,
-    /// Mirror frames horizontally (before filters).
-    #[arg(long)]
+    /// Mirror frames horizontally (before filters); on by default for webcams.
+    #[arg(long, overrides_with = "no_mirror")]
     mirror: bool,
+    /// Do not mirror (webcams mirror by default, as Gradio's `mirror_webcam`).
+    #[arg(long)]
+    no_mirror: bool,
     /// Filters, applied in order: sepia, sepia-norm, grayscale, invert (comma-separated or repeated).
     #[arg(long, value_name = "NAME[,NAME...]")]
     filter: Vec<String>,
@@ -65,6 +101,33 @@ struct RunArgs {
     /// Frames on the GPU at once.
     #[arg(long, value_name = "N", default_value_t = 3)]
     in_flight: usize,
+    /// Webcam: requested frame width (the closest the camera offers is used).
+    #[arg(long, value_name = "PX")]
+    width: Option<u32>,
+    /// Webcam: requested frame height.
+    #[arg(long, value_name = "PX")]
+    height: Option<u32>,
+    /// Webcam: requested frame rate.
+    #[arg(long, value_name = "FPS")]
+    fps: Option<u32>,
+    /// Deliver at most one frame per SECS, the newest at each tick (webcam default 0.5).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    stream_every: Option<f64>,
+    /// End a live stream after SECS; in-flight frames finish and files are complete.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    time_limit: Option<f64>,
+    /// Stop after N frames.
+    #[arg(long, value_name = "N")]
+    frames: Option<u64>,
+    /// When a stage is busy: lossless (wait), latest (drop older frames), drop-new.
+    #[arg(long, value_name = "POLICY")]
+    policy: Option<String>,
+    /// Frames scheduled on the GPU back to back before waiting (Gradio's max_batch_size).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    batch: usize,
+    /// Print the run's statistics as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
     /// Largest image accepted, in pixels (width × height); larger inputs fail with an error.
     #[arg(long, value_name = "N")]
     max_pixels: Option<u64>,
@@ -74,6 +137,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Devices => devices(),
+        Command::Bench(a) => {
+            let options = shutter::bench::BenchOptions::from_flags(
+                &a.size,
+                &a.ops,
+                a.mode.as_deref(),
+                &a.device,
+                a.in_flight,
+                a.frames,
+            );
+            match options.and_then(|o| shutter::bench::main(&o, a.json)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("shutter: error: {}", one_line(&err));
+                    ExitCode::from(if err.is_usage() { 2 } else { 1 })
+                }
+            }
+        }
         Command::Run(args) => match run(*args) {
             Ok(code) => code,
             Err(err) => {
@@ -95,6 +175,21 @@ fn devices() -> ExitCode {
             "gpu {i}: {} [{}, {}] {}{mark}",
             a.name, a.backend, a.device_type, a.driver
         );
+    }
+    match shutter::source::webcam::list_cameras() {
+        Ok(cameras) if cameras.is_empty() => println!("no cameras"),
+        Ok(cameras) => {
+            for cam in cameras {
+                println!("webcam:{}: {} ({})", cam.index, cam.name, cam.description);
+                if let Some(err) = &cam.error {
+                    println!("    formats unknown: {err}");
+                }
+                for mode in &cam.formats {
+                    println!("    {mode}");
+                }
+            }
+        }
+        Err(err) => println!("cameras: {}", one_line(&err)),
     }
     ExitCode::SUCCESS
 }
@@ -138,23 +233,67 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     if let Some(max) = args.max_pixels {
         limits.max_pixels = max;
     }
-    let sources: Vec<Source> = if args.sources.is_empty() {
+    let mut sources: Vec<Source> = if args.sources.is_empty() {
         vec![Source::builtin_default()]
     } else {
-        args.sources.iter().map(|s| Source::parse(s)).collect()
+        args.sources
+            .iter()
+            .map(|s| Source::parse(s))
+            .collect::<Result<_, _>>()?
     };
+    let webcam = sources.iter().any(|s| matches!(s, Source::Webcam { .. }));
+    let live = sources.iter().any(Source::is_live);
+    for source in &mut sources {
+        if let Source::Webcam {
+            width, height, fps, ..
+        } = source
+        {
+            (*width, *height, *fps) = (args.width, args.height, args.fps);
+        }
+    }
+    let mirror = if args.no_mirror {
+        false
+    } else {
+        args.mirror || webcam
+    };
+    let seconds = |flag: &str, v: Option<f64>| -> Result<Option<Duration>, Error> {
+        v.map(|secs| {
+            Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{flag}: {secs} is not a positive number of seconds"
+                    ))
+                })
+        })
+        .transpose()
+    };
+    let stream_every = seconds("--stream-every", args.stream_every)?
+        .or(webcam.then_some(Duration::from_millis(500)));
+    let time_limit = seconds("--time-limit", args.time_limit)?;
+    let policy: Option<FramePolicy> = args.policy.as_deref().map(str::parse).transpose()?;
+    if args.batch == 0 {
+        return Err(Error::Usage("--batch: must be at least 1".into()));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    // Without a handler Ctrl-C still ends the process, just not cleanly: not worth failing for.
+    let _ = ctrlc::set_handler(move || on_signal.store(true, Ordering::Relaxed));
 
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
     let events = bar.clone();
-    let stats = Pipeline::builder()
+    let mut builder = Pipeline::builder()
         .sources(sources)
-        .mirror(args.mirror)
+        .mirror(mirror)
         .filters(filters)
         .device(device)
         .in_flight(args.in_flight)
         .mode(mode)
         .dither(dither)
         .limits(limits)
+        .batch(args.batch)
+        .stop_flag(stop)
         .output(output, format)
         .on_event(move |event| match event {
             Event::Started { inputs } => {
@@ -179,10 +318,24 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
                 }
                 events.inc(1);
             }
-        })
-        .build()?
-        .run()?;
+        });
+    if let Some(d) = stream_every {
+        builder = builder.stream_every(d);
+    }
+    if let Some(d) = time_limit {
+        builder = builder.time_limit(d);
+    }
+    if let Some(n) = args.frames {
+        builder = builder.max_frames(n);
+    }
+    if let Some(p) = policy {
+        builder = builder.policy(p);
+    }
+    let stats = builder.build()?.run()?;
     bar.finish_and_clear();
+    if args.json {
+        println!("{}", stats_json(&stats));
+    }
 
     let failed = stats.failures.len();
     let backend = stats
@@ -202,11 +355,90 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         stats.elapsed.as_secs_f64(),
         stats.fps(),
     );
+    if live || stats.drops.total() > 0 {
+        let lat = stats.latency.map_or_else(String::new, |l| {
+            format!(
+                "; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                l.p50.as_secs_f64() * 1e3,
+                l.p99.as_secs_f64() * 1e3,
+                l.max.as_secs_f64() * 1e3
+            )
+        });
+        eprintln!(
+            "shutter: {} captured, {} processed, {} delivered; dropped {} before the GPU, {} before the sink, {} by --stream-every{lat}",
+            stats.captured,
+            stats.frames,
+            stats.delivered,
+            stats.drops.before_gpu,
+            stats.drops.before_sink,
+            stats.drops.by_interval,
+        );
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The run's statistics as one JSON object (hand-written: a handful of numbers and strings).
+fn stats_json(stats: &shutter::Stats) -> String {
+    let text = |s: &str| {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1e3);
+    let latency = stats.latency.map_or_else(
+        || "null".to_string(),
+        |l| {
+            format!(
+                "{{\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{},\"count\":{}}}",
+                ms(l.p50),
+                ms(l.p99),
+                ms(l.max),
+                l.count
+            )
+        },
+    );
+    let failures: Vec<String> = stats
+        .failures
+        .iter()
+        .map(|e| text(&e.to_string()))
+        .collect();
+    let written: Vec<String> = stats
+        .written
+        .iter()
+        .map(|p| text(&p.display().to_string()))
+        .collect();
+    format!(
+        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
+        stats.inputs,
+        stats.captured,
+        stats.frames,
+        stats.delivered,
+        stats.drops.before_gpu,
+        stats.drops.before_sink,
+        stats.drops.by_interval,
+        stats.drops.total(),
+        written.join(","),
+        failures.join(","),
+        stats.elapsed.as_secs_f64(),
+        stats.fps(),
+        latency,
+        stats
+            .backend
+            .as_ref()
+            .map_or_else(|| "null".to_string(), |b| text(&b.to_string())),
+    )
 }
 
 fn plural(n: u64) -> &'static str {

@@ -8,10 +8,17 @@
 //! ```
 //! A bad input fails alone: its error travels down the same channels, in order, and the
 //! others are still written. A GPU or callback error stops the whole run.
+//!
+//! Live sources (webcams, patterns, user grabbers) run through the same stages; each link
+//! applies the [`FramePolicy`] (block, latest wins, or drop the new frame) and the sink
+//! delivers at most one frame per `stream_every`, the first captured at or after each tick.
+//! Every frame is accounted for: captured = processed + dropped before the GPU, and
+//! processed = delivered + dropped before the sink + dropped by the interval.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,7 +30,9 @@ use crate::frame::{Frame, FrameMeta};
 use crate::mode::{Dither, ImageMode};
 use crate::ops::{Filter, Ops};
 use crate::sink::encode::{self, Format};
+use crate::source::live::{Clock, FrameGrabber, SystemClock};
 use crate::source::{self, DecodeLimits, Input, Source};
+use crate::stream::{Counters, Drops, FramePolicy, Latency, LatencyHistogram, Link, Sent};
 
 /// Where encoded files go.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +72,13 @@ pub struct PipelineBuilder {
     on_frame: Option<FrameCallback>,
     on_event: Option<EventCallback>,
     encoder_threads: usize,
+    policy: Option<FramePolicy>,
+    stream_every: Option<Duration>,
+    time_limit: Option<Duration>,
+    max_frames: Option<u64>,
+    batch: usize,
+    clock: Option<Arc<dyn Clock>>,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 /// A configured run: sources in, ops, sinks out. See [`Pipeline::builder`].
@@ -106,6 +122,14 @@ pub struct Stats {
     pub inputs: usize,
     /// Frames that went through the ops.
     pub frames: u64,
+    /// Frames the sources produced.
+    pub captured: u64,
+    /// Frames handed to the callback or the encoders.
+    pub delivered: u64,
+    /// Frames dropped by the frame policy or `stream_every`, by where.
+    pub drops: Drops,
+    /// Capture-to-sink latency of the delivered frames.
+    pub latency: Option<Latency>,
     /// Files written.
     pub written: Vec<PathBuf>,
     /// One error per failed input, each naming its file.
@@ -140,6 +164,13 @@ impl Default for PipelineBuilder {
             on_frame: None,
             on_event: None,
             encoder_threads: thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            policy: None,
+            stream_every: None,
+            time_limit: None,
+            max_frames: None,
+            batch: 1,
+            clock: None,
+            stop: None,
         }
     }
 }
@@ -241,6 +272,53 @@ impl PipelineBuilder {
         self
     }
 
+    /// What a busy stage does with a new frame (default: `Lossless` for files and unpaced
+    /// patterns, `Latest` for webcams and paced patterns).
+    pub fn policy(mut self, policy: FramePolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Delivers at most one frame per `interval`: the first captured at or after each tick
+    /// (Gradio's `stream_every`; a webcam's default is 0.5 s).
+    pub fn stream_every(mut self, interval: Duration) -> Self {
+        self.stream_every = Some(interval);
+        self
+    }
+
+    /// Ends a live stream after this long on the pipeline clock (Gradio's `time_limit`);
+    /// frames in flight finish and files are complete.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
+    }
+
+    /// Stops capturing after `frames` frames.
+    pub fn max_frames(mut self, frames: u64) -> Self {
+        self.max_frames = Some(frames);
+        self
+    }
+
+    /// Schedules up to `frames` frames on the GPU back to back before waiting for results
+    /// (Gradio's `max_batch_size`).
+    pub fn batch(mut self, frames: usize) -> Self {
+        self.batch = frames.max(1);
+        self
+    }
+
+    /// The clock live sources pace on and timestamps come from (default: the system's
+    /// monotonic clock; tests use a manual one).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// A flag that ends the run cleanly when set (the CLI sets it on Ctrl-C).
+    pub fn stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
     /// Checks the settings.
     ///
     /// # Errors
@@ -262,6 +340,24 @@ impl PipelineBuilder {
         if self.in_flight == 0 {
             return Err(Error::Usage("--in-flight: must be at least 1".into()));
         }
+        let live = self.sources.iter().filter(|s| s.is_live()).count();
+        if live > 0 && self.sources.len() > 1 {
+            return Err(Error::Usage(
+                "a live source (webcam, pattern, grabber) runs alone: give it as the only source"
+                    .into(),
+            ));
+        }
+        if live == 0 && self.policy.is_some_and(|p| p != FramePolicy::Lossless) {
+            return Err(Error::Usage(
+                "--policy: files are processed losslessly; latest and drop-new apply to live sources"
+                    .into(),
+            ));
+        }
+        if self.stream_every.is_some_and(|d| d.is_zero()) {
+            return Err(Error::Usage(
+                "--stream-every: must be more than 0 seconds".into(),
+            ));
+        }
         Ok(Pipeline { builder: self })
     }
 }
@@ -274,6 +370,46 @@ enum Msg {
         input: usize,
         error: Error,
     },
+    /// Input `input` (a live stream) has ended.
+    End {
+        input: usize,
+    },
+}
+
+/// Where frames come from in this run.
+enum Capture {
+    Files {
+        inputs: Vec<Input>,
+        limits: DecodeLimits,
+    },
+    Live {
+        grabber: Box<dyn FrameGrabber>,
+        /// Stamp frames with the pipeline clock on arrival (cameras keep their own clock).
+        restamp: bool,
+    },
+}
+
+/// When capture stops early.
+struct StopRules {
+    max_frames: Option<u64>,
+    time_limit: Option<Duration>,
+    stop: Option<Arc<AtomicBool>>,
+    start: Duration,
+}
+
+impl StopRules {
+    fn reached(&self, captured: u64, now: Duration) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+            || self.max_frames.is_some_and(|n| captured >= n)
+            || self.past_limit(now)
+    }
+
+    fn past_limit(&self, t: Duration) -> bool {
+        self.time_limit
+            .is_some_and(|limit| t.saturating_sub(self.start) >= limit)
+    }
 }
 
 impl Pipeline {
@@ -296,22 +432,58 @@ impl Pipeline {
             on_frame,
             on_event,
             encoder_threads,
+            policy,
+            stream_every,
+            time_limit,
+            max_frames,
+            batch,
+            clock,
+            stop,
         } = self.builder;
         let emit = |event: Event<'_>| {
             if let Some(f) = &on_event {
                 f(event);
             }
         };
+        let clock: Arc<dyn Clock> = clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
 
-        let mut inputs = Vec::new();
-        let mut failures = Vec::new();
-        for item in source::expand(&sources) {
-            match item {
-                Ok(input) => inputs.push(input),
-                Err(error) => failures.push(error),
-            }
+        let (gpu, fallback) = backend::open(device)?;
+        if let Some(reason) = &fallback {
+            emit(Event::CpuFallback { reason });
         }
-        let input_count = inputs.len() + failures.len();
+        let backend_kind = match &gpu {
+            Some(ctx) => BackendKind::Gpu(ctx.info.name.clone()),
+            None => BackendKind::Cpu,
+        };
+
+        let mut failures = Vec::new();
+        let (capture, names, stems, default_policy) = match sources.first() {
+            Some(live) if live.is_live() => {
+                let (grabber, name, stem, policy) = live.open_live(clock.clone())?;
+                let restamp = matches!(live, Source::Webcam { .. });
+                let capture = Capture::Live { grabber, restamp };
+                (capture, vec![name], vec![stem], policy)
+            }
+            _ => {
+                let mut inputs = Vec::new();
+                for item in source::expand(&sources) {
+                    match item {
+                        Ok(input) => inputs.push(input),
+                        Err(error) => failures.push(error),
+                    }
+                }
+                let names = inputs.iter().map(|i| i.name.clone()).collect();
+                let stems = inputs.iter().map(|i| i.stem.clone()).collect();
+                (
+                    Capture::Files { inputs, limits },
+                    names,
+                    stems,
+                    FramePolicy::Lossless,
+                )
+            }
+        };
+        let policy = policy.unwrap_or(default_policy);
+        let input_count = names.len() + failures.len();
         emit(Event::Started {
             inputs: input_count,
         });
@@ -323,31 +495,51 @@ impl Pipeline {
         }
 
         let namer = match &output {
-            Some((out, format)) => Some(OutputNamer::prepare(out, *format, &inputs)?),
+            Some((out, format)) => Some(OutputNamer::prepare(out, *format, &names, &stems)?),
             None => None,
         };
+        let mut processor = Processor::new(gpu.clone(), &ops, in_flight)?;
 
-        let (gpu, fallback) = backend::open(device)?;
-        if let Some(reason) = &fallback {
-            emit(Event::CpuFallback { reason });
-        }
-        let backend_kind = match &gpu {
-            Some(ctx) => BackendKind::Gpu(ctx.info.name.clone()),
-            None => BackendKind::Cpu,
-        };
-        let mut processor = Processor::new(gpu, &ops, in_flight)?;
-
+        let counters = Arc::new(Counters::default());
         let (capture_tx, capture_rx) = bounded::<Msg>(in_flight);
         let (gpu_tx, gpu_rx) = bounded::<Msg>(in_flight);
-        let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+        let to_gpu = Link::new(capture_tx, capture_rx.clone(), policy);
+        let to_sink = Link::new(gpu_tx, gpu_rx.clone(), policy);
+        let rules = StopRules {
+            max_frames,
+            time_limit,
+            stop,
+            start: clock.now(),
+        };
+        let stream_start = rules.start;
 
+        let capture_counters = counters.clone();
+        let capture_clock = clock.clone();
         let capture = thread::Builder::new()
             .name("shutter-capture".into())
-            .spawn(move || capture_loop(&inputs, &limits, &capture_tx))
+            .spawn(move || match capture {
+                Capture::Files { inputs, limits } => capture_files(
+                    &inputs,
+                    &limits,
+                    &rules,
+                    &*capture_clock,
+                    &to_gpu,
+                    &capture_counters,
+                ),
+                Capture::Live { grabber, restamp } => capture_live(
+                    grabber,
+                    restamp.then_some(&*capture_clock),
+                    gpu,
+                    &rules,
+                    &to_gpu,
+                    &capture_counters,
+                ),
+            })
             .map_err(|e| Error::Gpu(format!("cannot start the capture thread: {e}")))?;
+        let gpu_counters = counters.clone();
         let gpu_thread = thread::Builder::new()
             .name("shutter-gpu".into())
-            .spawn(move || gpu_loop(&mut processor, &capture_rx, &gpu_tx))
+            .spawn(move || gpu_loop(&mut processor, batch, &capture_rx, &to_sink, &gpu_counters))
             .map_err(|e| Error::Gpu(format!("cannot start the GPU thread: {e}")))?;
 
         let sink = Sink {
@@ -356,6 +548,10 @@ impl Pipeline {
             on_frame,
             emit: &emit,
             encoder_threads,
+            stream_every,
+            stream_start,
+            clock: &*clock,
+            counters: &counters,
         };
         let sink_result = sink.run(&gpu_rx);
         drop(gpu_rx); // unblocks the GPU thread if the sink stopped early
@@ -369,9 +565,18 @@ impl Pipeline {
         let sunk = sink_result?;
         failures.extend(sunk.failures);
 
+        let get = |c: &std::sync::atomic::AtomicU64| Counters::get(c);
         Ok(Stats {
             inputs: input_count,
-            frames: sunk.frames,
+            frames: get(&counters.processed),
+            captured: get(&counters.captured),
+            delivered: get(&counters.delivered),
+            drops: Drops {
+                before_gpu: get(&counters.dropped_before_gpu),
+                before_sink: get(&counters.dropped_before_sink),
+                by_interval: get(&counters.dropped_by_interval),
+            },
+            latency: sunk.latency.summary(),
             written: sunk.written,
             failures,
             elapsed: started.elapsed(),
@@ -380,15 +585,38 @@ impl Pipeline {
     }
 }
 
+/// Sends a frame over `link`, counting it as dropped (at `counter`) when the policy drops it.
+/// Returns false when the next stage is gone.
+fn send_frame(link: &Link<Msg>, frame: Frame, dropped: &std::sync::atomic::AtomicU64) -> bool {
+    match link.send(Msg::Frame(frame)) {
+        Ok(Sent::Queued { evicted: None }) => true,
+        Ok(Sent::Queued { evicted: Some(_) }) | Ok(Sent::Refused(_)) => {
+            Counters::add(dropped, 1);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Decodes every input in order, sending its frames (marking the last) or its failure.
-fn capture_loop(inputs: &[Input], limits: &DecodeLimits, tx: &Sender<Msg>) {
+fn capture_files(
+    inputs: &[Input],
+    limits: &DecodeLimits,
+    rules: &StopRules,
+    clock: &dyn Clock,
+    link: &Link<Msg>,
+    counters: &Counters,
+) {
     let mut seq = 0u64;
     for (index, input) in inputs.iter().enumerate() {
+        if rules.reached(seq, clock.now()) {
+            return;
+        }
         let frames = match source::decode(input, limits) {
             Ok(frames) => frames,
             Err(error) => {
-                if tx
-                    .send(Msg::Failed {
+                if link
+                    .send_blocking(Msg::Failed {
                         input: index,
                         error,
                     })
@@ -402,60 +630,135 @@ fn capture_loop(inputs: &[Input], limits: &DecodeLimits, tx: &Sender<Msg>) {
         let mut frames = frames.peekable();
         let mut frame_index = 0;
         while let Some(decoded) = frames.next() {
-            let msg = match decoded {
-                Ok(d) => {
-                    let meta = FrameMeta {
-                        seq,
+            let d = match decoded {
+                Ok(d) => d,
+                Err(error) => {
+                    let _ = link.send_blocking(Msg::Failed {
                         input: index,
-                        index: frame_index,
-                        last: frames.peek().is_none(),
-                        delay: d.delay,
-                        captured: Instant::now(),
-                    };
-                    seq += 1;
-                    frame_index += 1;
-                    Msg::Frame(Frame::new(d.width, d.height, d.rgba, d.has_alpha, meta))
+                        error,
+                    });
+                    break;
                 }
-                Err(error) => Msg::Failed {
-                    input: index,
-                    error,
-                },
             };
-            let failed = matches!(msg, Msg::Failed { .. });
-            if tx.send(msg).is_err() {
+            let stop_after = rules.max_frames.is_some_and(|n| seq + 1 >= n);
+            let meta = FrameMeta {
+                seq,
+                input: index,
+                index: frame_index,
+                last: stop_after || frames.peek().is_none(),
+                delay: d.delay,
+                captured: Instant::now(),
+                timestamp: clock.now(),
+            };
+            seq += 1;
+            frame_index += 1;
+            Counters::add(&counters.captured, 1);
+            let frame = Frame::new(d.width, d.height, d.rgba, d.has_alpha, meta);
+            if !send_frame(link, frame, &counters.dropped_before_gpu) {
                 return;
             }
-            if failed {
-                break;
+            if stop_after {
+                return;
             }
         }
     }
 }
 
-/// Keeps up to `capacity` frames on the processor, passing finished ones on in order.
-fn gpu_loop(processor: &mut Processor, rx: &Receiver<Msg>, tx: &Sender<Msg>) -> Result<()> {
+/// Grabs frames from a live source until it ends or a stop rule fires, then sends `End`.
+fn capture_live(
+    mut grabber: Box<dyn FrameGrabber>,
+    restamp: Option<&dyn Clock>,
+    gpu: Option<Arc<crate::gpu::GpuContext>>,
+    rules: &StopRules,
+    link: &Link<Msg>,
+    counters: &Counters,
+) {
+    // Raw YUYV/NV12 camera frames are converted in a WGSL pass when a GPU is in use.
+    let mut yuv = gpu.and_then(|ctx| crate::gpu::yuv::YuvConverter::new(ctx).ok());
+    let mut seq = 0u64;
+    loop {
+        if rules
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            break;
+        }
+        let raw = match grabber.next_frame() {
+            Ok(Some(raw)) => raw,
+            Ok(None) => break,
+            Err(error) => {
+                let _ = link.send_blocking(Msg::Failed { input: 0, error });
+                return;
+            }
+        };
+        let timestamp = restamp.map_or(raw.timestamp, |clock| clock.now());
+        if rules.past_limit(timestamp) {
+            break;
+        }
+        let decoded = match crate::source::live::to_rgba(raw, yuv.as_mut()) {
+            Ok(d) => d,
+            Err(error) => {
+                let _ = link.send_blocking(Msg::Failed { input: 0, error });
+                return;
+            }
+        };
+        Counters::add(&counters.captured, 1);
+        let meta = FrameMeta {
+            seq,
+            input: 0,
+            index: seq as usize,
+            last: false,
+            delay: None,
+            captured: Instant::now(),
+            timestamp,
+        };
+        seq += 1;
+        let frame = Frame::new(
+            decoded.width,
+            decoded.height,
+            decoded.rgba,
+            decoded.has_alpha,
+            meta,
+        );
+        if !send_frame(link, frame, &counters.dropped_before_gpu) {
+            return;
+        }
+        if rules.max_frames.is_some_and(|n| seq >= n) {
+            break;
+        }
+    }
+    let _ = link.send_blocking(Msg::End { input: 0 });
+}
+
+/// Keeps up to `capacity` frames on the processor (scheduling up to `batch` back to back),
+/// passing finished ones on in order.
+fn gpu_loop(
+    processor: &mut Processor,
+    batch: usize,
+    rx: &Receiver<Msg>,
+    link: &Link<Msg>,
+    counters: &Counters,
+) -> Result<()> {
+    let pass_on = |frame: Frame| {
+        Counters::add(&counters.processed, 1);
+        send_frame(link, frame, &counters.dropped_before_sink)
+    };
     let mut upstream_open = true;
     loop {
         // Hand on whatever is finished without waiting.
         while let Some(done) = processor.collect(false)? {
-            if tx.send(Msg::Frame(done)).is_err() {
+            if !pass_on(done) {
                 return Ok(());
             }
         }
-        if !upstream_open {
+        let full = processor.pending() >= processor.capacity();
+        if !upstream_open || full {
             if processor.pending() == 0 {
                 return Ok(());
             }
             if let Some(done) = processor.collect(true)?
-                && tx.send(Msg::Frame(done)).is_err()
-            {
-                return Ok(());
-            }
-            continue;
-        }
-        if processor.pending() >= processor.capacity() {
-            if let Some(done) = processor.collect(true)?
-                && tx.send(Msg::Frame(done)).is_err()
+                && !pass_on(done)
             {
                 return Ok(());
             }
@@ -469,7 +772,7 @@ fn gpu_loop(processor: &mut Processor, rx: &Receiver<Msg>, tx: &Sender<Msg>) -> 
                 Ok(msg) => Some(msg),
                 Err(crossbeam_channel::TryRecvError::Empty) => {
                     if let Some(done) = processor.collect(true)?
-                        && tx.send(Msg::Frame(done)).is_err()
+                        && !pass_on(done)
                     {
                         return Ok(());
                     }
@@ -479,21 +782,49 @@ fn gpu_loop(processor: &mut Processor, rx: &Receiver<Msg>, tx: &Sender<Msg>) -> 
             }
         };
         match next {
-            Some(Msg::Frame(frame)) => processor.schedule(frame)?,
-            Some(failed @ Msg::Failed { .. }) => {
-                // Frames of the failed input still in flight must reach the sink first.
-                while let Some(done) = processor.collect(true)? {
-                    if tx.send(Msg::Frame(done)).is_err() {
-                        return Ok(());
+            Some(Msg::Frame(frame)) => {
+                processor.schedule(frame)?;
+                // A batch: more frames already waiting go onto the ring before any wait.
+                for _ in 1..batch {
+                    if processor.pending() >= processor.capacity() {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(Msg::Frame(frame)) => processor.schedule(frame)?,
+                        Ok(other) => {
+                            if !drain_then_send(processor, other, &pass_on, link)? {
+                                return Ok(());
+                            }
+                            break;
+                        }
+                        Err(_) => break,
                     }
                 }
-                if tx.send(failed).is_err() {
+            }
+            Some(other) => {
+                if !drain_then_send(processor, other, &pass_on, link)? {
                     return Ok(());
                 }
             }
             None => upstream_open = false,
         }
     }
+}
+
+/// Passes on every frame in flight, then `msg` (a failure or end of stream), so that it
+/// reaches the sink after the frames captured before it. False when the sink is gone.
+fn drain_then_send(
+    processor: &mut Processor,
+    msg: Msg,
+    pass_on: &dyn Fn(Frame) -> bool,
+    link: &Link<Msg>,
+) -> Result<bool> {
+    while let Some(done) = processor.collect(true)? {
+        if !pass_on(done) {
+            return Ok(false);
+        }
+    }
+    Ok(link.send_blocking(msg).is_ok())
 }
 
 /// Decides the file name of every output, and checks the output side before work starts.
@@ -505,15 +836,21 @@ struct OutputNamer {
 }
 
 impl OutputNamer {
-    fn prepare(output: &Output, format: Format, inputs: &[Input]) -> Result<Self> {
+    /// Checks the output side and names each input's outputs; `names` and `stems` per input.
+    fn prepare(
+        output: &Output,
+        format: Format,
+        names: &[String],
+        stems: &[String],
+    ) -> Result<Self> {
         let dir = match output {
             Output::Dir(dir) => dir.clone(),
             Output::File(file) => {
-                if inputs.len() > 1 {
+                if names.len() > 1 {
                     return Err(Error::Usage(format!(
                         "--out {}: a file takes one input, {} were given; use a directory",
                         file.display(),
-                        inputs.len()
+                        names.len()
                     )));
                 }
                 file.parent()
@@ -529,19 +866,20 @@ impl OutputNamer {
             ));
         }
         let mut seen = HashMap::<&str, usize>::new();
-        for input in inputs {
-            *seen.entry(input.stem.as_str()).or_default() += 1;
+        for stem in stems {
+            *seen.entry(stem.as_str()).or_default() += 1;
         }
         let mut used = HashSet::new();
-        let stems = inputs
+        let stems = names
             .iter()
-            .map(|input| {
-                let mut stem = if seen[input.stem.as_str()] > 1 {
-                    Path::new(&input.name)
+            .zip(stems)
+            .map(|(name, stem)| {
+                let mut stem = if seen[stem.as_str()] > 1 {
+                    Path::new(name)
                         .file_name()
-                        .map_or_else(|| input.stem.clone(), |n| n.to_string_lossy().into_owned())
+                        .map_or_else(|| stem.clone(), |n| n.to_string_lossy().into_owned())
                 } else {
-                    input.stem.clone()
+                    stem.clone()
                 };
                 // Two inputs with the same file name in different directories.
                 let base = stem.clone();
@@ -597,9 +935,9 @@ struct JobDone {
 }
 
 struct SinkResult {
-    frames: u64,
     written: Vec<PathBuf>,
     failures: Vec<Error>,
+    latency: LatencyHistogram,
 }
 
 /// The last stage: groups frames per input and sends them to the encoder pool and/or the
@@ -610,6 +948,10 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     on_frame: Option<FrameCallback>,
     emit: &'a F,
     encoder_threads: usize,
+    stream_every: Option<Duration>,
+    stream_start: Duration,
+    clock: &'a dyn Clock,
+    counters: &'a Counters,
 }
 
 impl<F: Fn(Event<'_>)> Sink<'_, F> {
@@ -622,9 +964,9 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         let (job_tx, job_rx) = bounded::<Job>(threads.max(1) * 2);
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<JobDone>();
         let mut result = SinkResult {
-            frames: 0,
             written: Vec::new(),
             failures: Vec::new(),
+            latency: LatencyHistogram::default(),
         };
         let format = self.namer.as_ref().map(|n| n.format);
         let outcome = thread::scope(|scope| -> Result<()> {
@@ -677,6 +1019,9 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         // Frames of multi-frame inputs waiting for their last frame (formats that animate).
         let mut pending: HashMap<usize, Vec<Frame>> = HashMap::new();
         let mut failed = HashSet::new();
+        // Frames delivered per input: live frames are numbered by delivery, not capture.
+        let mut delivered: HashMap<usize, usize> = HashMap::new();
+        let mut next_tick = self.stream_start;
         for msg in rx {
             while let Ok(done) = done_rx.try_recv() {
                 self.finish_job(done, result);
@@ -691,12 +1036,52 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     });
                     result.failures.push(error);
                 }
-                Msg::Frame(frame) => {
-                    result.frames += 1;
+                Msg::End { input } => {
+                    let frames = pending.remove(&input).unwrap_or_default();
+                    match &self.namer {
+                        Some(namer) if !frames.is_empty() => {
+                            let job = Job {
+                                input,
+                                path: namer.path(input, None),
+                                frames,
+                                closes_input: true,
+                            };
+                            if job_tx.send(job).is_err() {
+                                return Err(Error::Gpu("the encoder pool stopped".into()));
+                            }
+                        }
+                        _ => (self.emit)(Event::InputDone {
+                            name: &self.names[input],
+                            error: None,
+                        }),
+                    }
+                }
+                Msg::Frame(mut frame) => {
                     let input = frame.meta.input;
                     if failed.contains(&input) {
                         continue;
                     }
+                    if let Some(interval) = self.stream_every {
+                        // The first frame captured at or after each tick goes through.
+                        if frame.meta.timestamp < next_tick {
+                            Counters::add(&self.counters.dropped_by_interval, 1);
+                            continue;
+                        }
+                        let ticks = frame
+                            .meta
+                            .timestamp
+                            .saturating_sub(self.stream_start)
+                            .as_secs_f64()
+                            / interval.as_secs_f64();
+                        next_tick = self.stream_start + interval.mul_f64(ticks.floor() + 1.0);
+                    }
+                    let count = delivered.entry(input).or_default();
+                    frame.meta.index = *count;
+                    *count += 1;
+                    Counters::add(&self.counters.delivered, 1);
+                    result
+                        .latency
+                        .record(self.clock.now().saturating_sub(frame.meta.timestamp));
                     if let Some(callback) = &mut self.on_frame {
                         callback(&frame).map_err(Error::User)?;
                     }

@@ -540,9 +540,9 @@ fn expand_keeps_order_and_reports_missing_paths() {
     fs::write(&file, "whatever").unwrap();
     let missing = dir.path().join("missing.png");
     let out = source::expand(&[
-        Source::parse(file.to_str().unwrap()),
+        Source::parse(file.to_str().unwrap()).unwrap(),
         Source::Path(missing.clone()),
-        Source::parse("-"),
+        Source::parse("-").unwrap(),
     ]);
     assert_eq!(out.len(), 3);
     assert_eq!(out[0].as_ref().unwrap().stem, "x");

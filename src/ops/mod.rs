@@ -16,6 +16,7 @@
 //! results differ by at most 1 (only where n_c/1000 sits within a few ulp of a half).
 
 pub mod cpu;
+pub mod fast;
 
 use std::fmt;
 use std::str::FromStr;

@@ -6,7 +6,11 @@
 //! input; nothing here panics on bad data.
 
 pub mod file;
+pub mod live;
+pub mod pattern;
 pub mod svg;
+pub mod webcam;
+pub mod yuv;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -27,6 +31,39 @@ pub enum Source {
     /// An image held in memory (its format sniffed from the content); `name` names it in
     /// messages and gives the output file its stem.
     Bytes { name: String, data: Arc<[u8]> },
+    /// A moving synthetic test pattern, `pattern[:WxH][@FPS]`: paced at `fps` on the
+    /// pipeline's clock, or as fast as possible.
+    Pattern {
+        width: u32,
+        height: u32,
+        fps: Option<f64>,
+    },
+    /// A camera, `webcam[:INDEX]`, with the constraints asked for (the closest format the
+    /// camera offers is used).
+    Webcam {
+        index: usize,
+        width: Option<u32>,
+        height: Option<u32>,
+        fps: Option<u32>,
+    },
+    /// Frames from a grabber of the caller's (a closure, an iterator, a device of their own).
+    Grabber(SharedGrabber),
+}
+
+/// A caller's grabber inside a [`Source`]; a pipeline takes it out when it runs (once).
+#[derive(Clone)]
+pub struct SharedGrabber(Arc<std::sync::Mutex<Option<Box<dyn live::FrameGrabber>>>>);
+
+impl std::fmt::Debug for SharedGrabber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedGrabber")
+    }
+}
+
+impl PartialEq for SharedGrabber {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// The built-in default input: an SVG scene drawn for shutter, so `shutter run` with no
@@ -43,12 +80,104 @@ impl Source {
         }
     }
 
-    /// Parses a command-line source: `-` is stdin, anything else a path.
-    pub fn parse(arg: &str) -> Source {
+    /// Parses a command-line source: `-` is stdin, `webcam[:INDEX]` a camera,
+    /// `pattern[:WxH][@FPS]` the test pattern, anything else a path.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a malformed `webcam:`/`pattern:` argument, naming it.
+    pub fn parse(arg: &str) -> Result<Source> {
         if arg == "-" {
-            Source::Stdin
+            Ok(Source::Stdin)
+        } else if arg == "webcam" || arg.starts_with("webcam:") {
+            Ok(Source::Webcam {
+                index: pattern::parse_webcam(arg)?,
+                width: None,
+                height: None,
+                fps: None,
+            })
+        } else if arg == "pattern" || arg.starts_with("pattern:") || arg.starts_with("pattern@") {
+            let (width, height, fps) = pattern::parse_pattern(arg)?;
+            Ok(Source::Pattern { width, height, fps })
         } else {
-            Source::Path(PathBuf::from(arg))
+            Ok(Source::Path(PathBuf::from(arg)))
+        }
+    }
+
+    /// A source from the caller's grabber.
+    pub fn grabber(grabber: impl live::FrameGrabber + 'static) -> Source {
+        Source::Grabber(SharedGrabber(Arc::new(std::sync::Mutex::new(Some(
+            Box::new(grabber),
+        )))))
+    }
+
+    /// True for sources that stream until stopped (cameras, patterns, grabbers).
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self,
+            Source::Pattern { .. } | Source::Webcam { .. } | Source::Grabber(_)
+        )
+    }
+
+    /// Opens a live source: its grabber, its name, the stem of its output files, and its
+    /// default frame policy (latest wins for cameras and paced patterns).
+    ///
+    /// # Errors
+    /// [`Error::Camera`] when the camera cannot be opened; [`Error::Usage`] for a grabber
+    /// already used by another run, or a source that is not live.
+    pub fn open_live(
+        &self,
+        clock: Arc<dyn live::Clock>,
+    ) -> Result<(
+        Box<dyn live::FrameGrabber>,
+        String,
+        String,
+        crate::stream::FramePolicy,
+    )> {
+        use crate::stream::FramePolicy;
+        match self {
+            Source::Pattern { width, height, fps } => {
+                let name = match fps {
+                    Some(fps) => format!("pattern:{width}x{height}@{fps}"),
+                    None => format!("pattern:{width}x{height}"),
+                };
+                let grabber = pattern::PatternGrabber::new(*width, *height, *fps, clock)?;
+                let policy = if fps.is_some() {
+                    FramePolicy::Latest
+                } else {
+                    FramePolicy::Lossless
+                };
+                Ok((Box::new(grabber), name, "pattern".into(), policy))
+            }
+            Source::Webcam {
+                index,
+                width,
+                height,
+                fps,
+            } => {
+                let grabber = webcam::NokhwaGrabber::open(*index, *width, *height, *fps)?;
+                Ok((
+                    Box::new(grabber),
+                    format!("webcam:{index}"),
+                    format!("webcam{index}"),
+                    FramePolicy::Latest,
+                ))
+            }
+            Source::Grabber(shared) => {
+                let grabber = shared
+                    .0
+                    .lock()
+                    .map_err(|_| Error::Usage("the grabber's lock is poisoned".into()))?
+                    .take()
+                    .ok_or_else(|| Error::Usage("this grabber was already used by a run".into()))?;
+                let name = grabber.describe();
+                let policy = if grabber.paced() {
+                    FramePolicy::Latest
+                } else {
+                    FramePolicy::Lossless
+                };
+                Ok((grabber, name, "stream".into(), policy))
+            }
+            _ => Err(Error::Usage("not a live source".into())),
         }
     }
 }
@@ -290,6 +419,11 @@ pub fn expand(sources: &[Source]) -> Vec<Result<Input>> {
     for source in sources {
         match source {
             Source::Stdin => out.push(Ok(Input::stdin())),
+            Source::Pattern { .. } | Source::Webcam { .. } | Source::Grabber(_) => {
+                out.push(Err(Error::Usage(
+                    "a live source runs alone; it cannot be expanded with files".into(),
+                )));
+            }
             Source::Bytes { name, data } => out.push(Ok(Input {
                 name: name.clone(),
                 stem: name.clone(),

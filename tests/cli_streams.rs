@@ -1,0 +1,163 @@
+//! Live streams from the command line: the pattern source with stream_every and time_limit,
+//! a missing webcam, statistics as JSON, and bad stream flags.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use shutter::source::pattern::read_frame_number;
+use tempfile::TempDir;
+
+fn shutter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args(args)
+        .output()
+        .expect("run shutter")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// The value of a top-level numeric field in the one-line JSON statistics.
+fn json_number(json: &str, key: &str) -> u64 {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + key.len()
+        + 3;
+    json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+#[test]
+fn pattern_at_60fps_every_half_second_for_3s_writes_the_frame_of_each_tick() {
+    let tmp = TempDir::new().unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = shutter(&[
+        "run",
+        "pattern:320x240@60",
+        "--stream-every",
+        "0.5",
+        "--time-limit",
+        "3",
+        "-o",
+        s(&out_dir),
+        "--format",
+        "png",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut files: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        (5..=7).contains(&files.len()),
+        "{} files: {files:?}",
+        files.len()
+    );
+    let mut last = None;
+    for (i, path) in files.iter().enumerate() {
+        assert_eq!(
+            path.file_name().unwrap().to_string_lossy(),
+            format!("pattern_{i:05}.png")
+        );
+        let img = image::open(path).unwrap().to_rgba8();
+        let n = read_frame_number(img.as_raw(), img.width(), img.height())
+            .unwrap_or_else(|| panic!("{path:?} has no frame number"));
+        // The frame at or after tick i, from tick i's interval or later, never earlier.
+        assert!(n >= 30 * i as u64, "file {i} holds frame {n}");
+        assert!(last.is_none_or(|l| n > l), "frames out of order");
+        last = Some(n);
+    }
+    let json = String::from_utf8_lossy(&out.stdout);
+    let captured = json_number(&json, "captured");
+    let processed = json_number(&json, "processed");
+    let delivered = json_number(&json, "delivered");
+    let before_gpu = json_number(&json, "before_gpu");
+    let before_sink = json_number(&json, "before_sink");
+    let by_interval = json_number(&json, "by_interval");
+    assert!(captured <= 180, "60 fps for 3 s: {captured} frames");
+    assert_eq!(processed + before_gpu, captured, "{json}");
+    assert_eq!(delivered + before_sink + by_interval, processed, "{json}");
+    assert_eq!(delivered, files.len() as u64);
+    assert!(json.contains("\"p99_ms\":"), "{json}");
+}
+
+#[test]
+fn a_missing_webcam_is_one_line_exit_1_no_panic() {
+    let tmp = TempDir::new().unwrap();
+    let out = shutter(&["run", "webcam:7", "-o", s(&tmp.path().join("out"))]);
+    let err = stderr(&out);
+    if out.status.success() {
+        // A machine with eight cameras: nothing to check here.
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("shutter: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("webcam:7"), "{err}");
+}
+
+#[test]
+fn frames_limit_and_stats_account_for_an_unpaced_pattern() {
+    let tmp = TempDir::new().unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = shutter(&[
+        "run",
+        "pattern:64x32",
+        "--frames",
+        "25",
+        "--format",
+        "npy",
+        "--mirror",
+        "--filter",
+        "sepia",
+        "-o",
+        s(&out_dir),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(json_number(&json, "captured"), 25);
+    assert_eq!(json_number(&json, "delivered"), 25);
+    // npy holds many frames: one (25, 32, 64, 3) array.
+    let bytes = std::fs::read(out_dir.join("pattern.npy")).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'shape': (25, 32, 64, 3)"), "{header}");
+}
+
+#[test]
+fn bad_stream_flags_exit_2() {
+    let tmp = TempDir::new().unwrap();
+    let out_dir = tmp.path().join("out");
+    for (args, named) in [
+        (vec!["pattern:axb"], "pattern:axb"),
+        (vec!["pattern", "--policy", "newest"], "--policy"),
+        (vec!["pattern", "--stream-every", "0"], "--stream-every"),
+        (vec!["pattern", "--time-limit", "-1"], "--time-limit"),
+        (vec!["webcam:x"], "webcam:x"),
+    ] {
+        let mut full = vec!["run"];
+        full.extend(args.iter().copied());
+        full.extend(["-o", s(&out_dir)]);
+        let out = shutter(&full);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(named), "{args:?}: {}", stderr(&out));
+        assert!(!out_dir.exists());
+    }
+}

@@ -1,0 +1,255 @@
+//! Live streams through the pipeline: stream_every, time_limit, frame policies, accounting,
+//! bounded lag and flat memory. Time is a manual clock or a count, never a sleep.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shutter::source::live::{Clock, FrameGrabber, ManualClock, RawFormat, RawFrame};
+use shutter::source::pattern::read_frame_number;
+use shutter::{DeviceChoice, Error, FrameArray, FramePolicy, Pipeline, Source, Stats};
+
+/// The frame's RGB array as RGBA bytes, for `read_frame_number`.
+fn rgba_of(array: &FrameArray) -> (Vec<u8>, u32, u32) {
+    let FrameArray::U8(rgb) = array else {
+        panic!("RGB frames are u8");
+    };
+    let (h, w) = (rgb.shape()[0], rgb.shape()[1]);
+    let bytes: Vec<u8> = rgb.iter().copied().collect();
+    let rgba = bytes
+        .chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect();
+    (rgba, w as u32, h as u32)
+}
+
+fn assert_accounts_for_every_frame(stats: &Stats) {
+    assert_eq!(
+        stats.frames + stats.drops.before_gpu,
+        stats.captured,
+        "processed + dropped before the GPU = captured: {stats:?}"
+    );
+    assert_eq!(
+        stats.delivered + stats.drops.before_sink + stats.drops.by_interval,
+        stats.frames,
+        "delivered + dropped after = processed: {stats:?}"
+    );
+}
+
+/// Runs `pattern:320x240@60` for 3 s of manual-clock time with a 0.5 s interval and returns
+/// the delivered frame numbers.
+fn pattern_ticks(policy: FramePolicy, device: DeviceChoice) -> (Vec<u64>, Stats) {
+    let clock = Arc::new(ManualClock::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let stats = Pipeline::builder()
+        .source(Source::Pattern {
+            width: 320,
+            height: 240,
+            fps: Some(60.0),
+        })
+        .clock(clock)
+        .device(device)
+        .policy(policy)
+        .stream_every(Duration::from_millis(500))
+        .time_limit(Duration::from_secs(3))
+        .on_frame(move |frame| {
+            let (rgba, w, h) = rgba_of(&frame.array());
+            let n = read_frame_number(&rgba, w, h).ok_or("no frame number in the pattern")?;
+            sink.lock().unwrap().push(n);
+            Ok::<(), &str>(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    let numbers = seen.lock().unwrap().clone();
+    (numbers, stats)
+}
+
+#[test]
+fn stream_every_half_second_delivers_the_frame_at_each_tick_of_a_3s_pattern() {
+    let (numbers, stats) = pattern_ticks(FramePolicy::Lossless, DeviceChoice::Cpu);
+    // 60 fps: the frame at tick t is number 60·t; the stream ends before t = 3 s.
+    assert_eq!(numbers, vec![0, 30, 60, 90, 120, 150]);
+    assert_eq!(stats.captured, 180);
+    assert_eq!(stats.delivered, 6);
+    assert_eq!(stats.drops.by_interval, 174);
+    assert_accounts_for_every_frame(&stats);
+}
+
+#[test]
+fn under_latest_at_most_one_frame_per_interval_goes_through() {
+    let device = if common::gpu_or_skip("latest ticks").is_some() {
+        DeviceChoice::Gpu
+    } else {
+        DeviceChoice::Cpu
+    };
+    let (numbers, stats) = pattern_ticks(FramePolicy::Latest, device);
+    // Virtual time runs as fast as the machine: the policy may drop the frame at a tick, and
+    // then the next frame through belongs to a later interval. Never two in one interval.
+    let intervals: Vec<u64> = numbers.iter().map(|n| n / 30).collect();
+    assert!(
+        intervals.windows(2).all(|w| w[0] < w[1]),
+        "one frame per interval, in order: {numbers:?}"
+    );
+    assert!(!numbers.is_empty() && numbers.len() <= 6, "{numbers:?}");
+    assert!(numbers.iter().all(|&n| n < 180));
+    assert_eq!(stats.captured, 180);
+    assert_accounts_for_every_frame(&stats);
+}
+
+/// Small RGB frames, one per token: the sink hands out `RATIO` tokens per delivered frame, so
+/// the source runs `RATIO` times faster than the sink, by count rather than by time.
+struct TokenGrabber {
+    produced: Arc<AtomicU64>,
+    tokens: crossbeam_channel::Receiver<()>,
+    clock: Arc<ManualClock>,
+}
+
+const RATIO: u64 = 10;
+
+impl FrameGrabber for TokenGrabber {
+    fn next_frame(&mut self) -> shutter::Result<Option<RawFrame>> {
+        if self.tokens.recv().is_err() {
+            return Ok(None);
+        }
+        let k = self.produced.fetch_add(1, Ordering::SeqCst);
+        self.clock.advance(Duration::from_millis(1));
+        let data = common::random_rgba(16, 8, k + 1)
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        Ok(Some(RawFrame {
+            width: 16,
+            height: 8,
+            format: RawFormat::Rgb,
+            data,
+            timestamp: self.clock.now(),
+        }))
+    }
+
+    fn describe(&self) -> String {
+        "token grabber".into()
+    }
+}
+
+/// Runs `frames` frames from a source `RATIO`× faster than the sink; returns, per delivered
+/// frame, how many frames the source had produced after it (the lag, in frames).
+fn run_slow_sink(policy: FramePolicy, frames: u64) -> (Vec<u64>, Stats) {
+    let produced = Arc::new(AtomicU64::new(0));
+    let clock = Arc::new(ManualClock::new());
+    let (token_tx, token_rx) = crossbeam_channel::unbounded();
+    // Enough to fill every queue once, so the source never waits on an idle sink.
+    for _ in 0..64 {
+        token_tx.send(()).unwrap();
+    }
+    let grabber = TokenGrabber {
+        produced: produced.clone(),
+        tokens: token_rx,
+        clock: clock.clone(),
+    };
+    let lags = Arc::new(Mutex::new(Vec::new()));
+    let record = lags.clone();
+    let stats = Pipeline::builder()
+        .source(Source::grabber(grabber))
+        .clock(clock)
+        .device(DeviceChoice::Cpu)
+        .policy(policy)
+        .in_flight(2)
+        .max_frames(frames)
+        .on_frame(move |frame| {
+            let lag = produced.load(Ordering::SeqCst) - 1 - frame.meta.seq;
+            record.lock().unwrap().push(lag);
+            for _ in 0..RATIO {
+                let _ = token_tx.send(());
+            }
+            Ok::<(), Error>(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    let lags = lags.lock().unwrap().clone();
+    (lags, stats)
+}
+
+#[test]
+fn a_slow_sink_under_latest_keeps_lag_bounded_and_lossless_drops_nothing() {
+    let (lags, stats) = run_slow_sink(FramePolicy::Latest, 20_000);
+    assert_accounts_for_every_frame(&stats);
+    assert!(
+        stats.drops.total() > 0,
+        "a slow sink must cause drops: {stats:?}"
+    );
+    // Queues hold a few frames; the source makes RATIO frames per delivered one. The lag is
+    // bounded by that, however long the run.
+    let bound = RATIO * 8 + 64;
+    let quarter = lags.len() / 4;
+    let early = lags[..quarter].iter().copied().max().unwrap_or(0);
+    let late = lags[lags.len() - quarter..]
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "lag in frames: first quarter max {early}, last quarter max {late}, {} deliveries",
+        lags.len()
+    );
+    assert!(late <= bound, "lag reached {late} frames (bound {bound})");
+    assert!(
+        late <= early + RATIO,
+        "lag grows with run length: {early} → {late}"
+    );
+
+    let (lags, stats) = run_slow_sink(FramePolicy::Lossless, 2_000);
+    assert_eq!(stats.drops.total(), 0);
+    assert_eq!(stats.delivered, 2_000);
+    assert_eq!(lags.len(), 2_000);
+    assert_accounts_for_every_frame(&stats);
+}
+
+#[test]
+fn drop_new_keeps_the_frames_already_waiting() {
+    let (_, stats) = run_slow_sink(FramePolicy::DropNew, 5000);
+    assert_accounts_for_every_frame(&stats);
+    assert!(stats.drops.total() > 0);
+}
+
+#[test]
+fn a_stop_flag_ends_the_stream_cleanly_and_completes_the_files() {
+    let tmp = tempfile::TempDir::new().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let trigger = stop.clone();
+    let out_dir = tmp.path().join("out");
+    let stats = Pipeline::builder()
+        .source(Source::Pattern {
+            width: 32,
+            height: 16,
+            fps: None,
+        })
+        .device(DeviceChoice::Cpu)
+        .stop_flag(stop)
+        .output(
+            shutter::pipeline::Output::Dir(out_dir.clone()),
+            shutter::Format::Png,
+        )
+        .on_frame(move |frame| {
+            if frame.meta.seq == 9 {
+                trigger.store(true, Ordering::SeqCst);
+            }
+            Ok::<(), Error>(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert!(stats.captured >= 10);
+    assert_eq!(stats.written.len() as u64, stats.delivered);
+    for path in &stats.written {
+        let img = image::open(path).expect("every written file is complete");
+        assert_eq!((img.width(), img.height()), (32, 16));
+    }
+}
