@@ -1,69 +1,117 @@
-//! Criterion benches for the ops: CPU reference vs GPU round trip (upload, fused pass,
-//! readback) on 1080p RGBA frames. `cargo bench --bench ops`; in `cargo test` they run once.
+//! Criterion benches for the kernels: the CPU reference, the CPU fast path and the GPU round
+//! trip (upload, fused pass, readback; 1 and 3 frames in flight), mirror + sepia on RGBA
+//! frames at 720p, 1080p and 4K. `cargo bench --bench ops`; under `cargo test` every bench
+//! runs once, on 64×48 frames, so that the suite stays quick.
+
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shutter::backend::Processor;
+use shutter::bench::{DISTINCT_FRAMES, synthetic_frames};
 use shutter::frame::{Frame, FrameMeta};
 use shutter::gpu::GpuContext;
-use shutter::ops::{Filter, Ops};
+use shutter::ops::{Filter, Ops, cpu, fast};
 
-const W: u32 = 1920;
-const H: u32 = 1080;
-
-/// Distinct non-zero frames, rotated so caches don't flatter.
-fn frames(n: usize) -> Vec<Frame> {
-    (0..n)
-        .map(|k| {
-            let rgba = (0..W as usize * H as usize * 4)
-                .map(|i| (i.wrapping_mul(2654435761).wrapping_add(k * 97) >> 7) as u8)
-                .collect();
-            Frame::new(W, H, rgba, false, FrameMeta::still(k as u64, 0))
-        })
-        .collect()
+/// True under `cargo bench` (criterion gets `--bench`), false under `cargo test`.
+fn benchmarking() -> bool {
+    std::env::args().any(|a| a == "--bench")
 }
 
-fn bench_ops(c: &mut Criterion) {
-    let ops = Ops {
-        mirror: true,
-        filters: vec![Filter::Sepia],
-        ..Default::default()
-    };
-    let inputs = frames(3);
-    let mut group = c.benchmark_group("mirror+sepia 1080p");
-    group.throughput(Throughput::Elements(1));
-    group.sample_size(10);
+fn sizes() -> Vec<(&'static str, u32, u32)> {
+    if benchmarking() {
+        vec![
+            ("720p", 1280, 720),
+            ("1080p", 1920, 1080),
+            ("4K", 3840, 2160),
+        ]
+    } else {
+        vec![("64x48", 64, 48)]
+    }
+}
 
-    let mut cpu = Processor::new(None, &ops, 1).expect("cpu");
-    let mut k = 0;
-    group.bench_function("cpu", |b| {
-        b.iter(|| {
-            k = (k + 1) % inputs.len();
-            cpu.process(inputs[k].clone()).expect("cpu process")
+/// Times `iters` in-place runs of `apply`, each on a fresh copy of the next input (the copy
+/// is not timed).
+fn in_place(
+    iters: u64,
+    inputs: &[Vec<u8>],
+    work: &mut [u8],
+    mut apply: impl FnMut(&mut [u8]),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for i in 0..iters as usize {
+        work.copy_from_slice(&inputs[i % inputs.len()]);
+        let start = Instant::now();
+        apply(work);
+        total += start.elapsed();
+    }
+    total
+}
+
+/// Times `iters` frames through `processor` with its ring kept full; returned frames are
+/// scheduled again.
+fn ring(iters: u64, processor: &mut Processor, inputs: &[Vec<u8>], w: u32, h: u32) -> Duration {
+    let mut spare: Vec<Frame> = (0..processor.capacity())
+        .map(|k| {
+            let px = inputs[k % inputs.len()].clone();
+            Frame::new(w, h, px, false, FrameMeta::still(k as u64, 0))
         })
-    });
+        .collect();
+    let start = Instant::now();
+    let mut done = 0;
+    while done < iters {
+        while processor.pending() < processor.capacity() {
+            let Some(frame) = spare.pop() else { break };
+            processor.schedule(frame).expect("schedule");
+        }
+        if let Some(frame) = processor.collect(true).expect("collect") {
+            done += 1;
+            spare.push(frame);
+        }
+    }
+    while processor.pending() > 0 {
+        processor.collect(true).expect("drain");
+    }
+    start.elapsed()
+}
 
-    match GpuContext::new() {
-        Ok(ctx) => {
+fn bench_kernels(c: &mut Criterion) {
+    let ops = Ops::new(true, vec![Filter::Sepia]);
+    let gpu = GpuContext::new()
+        .map_err(|err| eprintln!("no GPU adapter, GPU benches skipped: {err}"))
+        .ok();
+    for (name, w, h) in sizes() {
+        let inputs = synthetic_frames(w, h, DISTINCT_FRAMES);
+        let mut work = inputs[0].clone();
+        let mut group = c.benchmark_group(format!("mirror+sepia {name}"));
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(10);
+        group.warm_up_time(Duration::from_millis(500));
+        group.measurement_time(Duration::from_secs(2));
+
+        if name == "1080p" || !benchmarking() {
+            group.bench_function("cpu reference", |b| {
+                b.iter_custom(|iters| {
+                    in_place(iters, &inputs, &mut work, |px| cpu::apply(&ops, w, h, px))
+                })
+            });
+        }
+        group.bench_function("cpu fast", |b| {
+            b.iter_custom(|iters| {
+                in_place(iters, &inputs, &mut work, |px| fast::apply(&ops, w, h, px))
+            })
+        });
+        if let Some(ctx) = &gpu {
             for in_flight in [1usize, 3] {
-                let mut gpu = Processor::new(Some(ctx.clone()), &ops, in_flight).expect("gpu");
-                group.bench_function(format!("gpu in-flight {in_flight}"), |b| {
-                    b.iter(|| {
-                        k = (k + 1) % inputs.len();
-                        if gpu.pending() >= gpu.capacity() {
-                            gpu.collect(true).expect("collect");
-                        }
-                        gpu.schedule(inputs[k].clone()).expect("schedule");
-                    });
-                    while gpu.pending() > 0 {
-                        gpu.collect(true).expect("drain");
-                    }
+                let mut processor =
+                    Processor::new(Some(ctx.clone()), &ops, in_flight).expect("gpu processor");
+                group.bench_function(format!("gpu round trip, {in_flight} in flight"), |b| {
+                    b.iter_custom(|iters| ring(iters, &mut processor, &inputs, w, h))
                 });
             }
         }
-        Err(err) => eprintln!("no GPU adapter, GPU benches skipped: {err}"),
+        group.finish();
     }
-    group.finish();
 }
 
-criterion_group!(benches, bench_ops);
+criterion_group!(benches, bench_kernels);
 criterion_main!(benches);

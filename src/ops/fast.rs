@@ -1,0 +1,584 @@
+//! The CPU fast path: the same bytes as the reference in [`super::cpu`], computed with every
+//! core and with integer arithmetic the compiler turns into SIMD.
+//!
+//! ```text
+//! frame ──rows split across threads──▶ per row, blocks of 64 pixels held as u32 (R in the low byte):
+//!   gather (mirrored: read the row right to left) → filters in order → store   (one read, one write)
+//!
+//! sepia       t = ⌊(n + 500) / 1000⌋ = ((n + 500) >> 3) · 67109 >> 23      (n + 500 ≤ 345,005)
+//!             out = min(255, t − [t·1000 = n + 500 and t odd])             (half to even)
+//! sepia-norm  X = 2·255·n + N, D = 2N, t = ⌊X / D⌋ = X · M >> s with s = 28 + ⌈log₂ D⌉,
+//!             M = ⌈2^s / D⌉ (per frame; exact for every X < 2^28, and X ≤ 511·N < 2^28)
+//!             out = t − [t·D = X and t odd]                                 (half to even)
+//!             N = the frame's largest R sum (393R + 769G + 189B dominates the G and B sums
+//!             column by column, so it is the largest of the three)
+//! grayscale   L = (19595R + 38470G + 7471B + 0x8000) >> 16;  out = L·0x010101 | alpha
+//! invert      out = v ^ 0x00FFFFFF
+//! ```
+//! A sepia-norm needs the maximum over the whole frame before its first pixel: each one ends a
+//! pass, whose threads also reduce that maximum while they write, so a chain costs one pass
+//! per sepia-norm plus one. The mirror is a permutation, so a maximum taken before it is the
+//! same; a chain that starts with sepia-norm reduces read-only first and mirrors in the pass
+//! that writes.
+//!
+//! Why `M` is exact: `M·D − 2^s < D ≤ 2^⌈log₂ D⌉ = 2^(s−28)`, so for `X < 2^28` the error
+//! `X·(M·D − 2^s) / (D·2^s) < 1/D`, too small to carry `X/D` past the next integer. The
+//! sepia constant is checked exhaustively over its whole range by the unit tests, the
+//! sepia-norm divisor at both sides of every step for every `N` a frame can have.
+
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use super::{Filter, Ops, cpu};
+
+/// Pixels a row is processed in at a time: 256 bytes, a few vector registers' worth, held in
+/// L1 while every filter of the chain runs over it.
+const BLOCK: usize = 64;
+
+/// Pixels in the bands of rows that threads take one at a time (about 256 KB: a thread's
+/// share of L2, and 32 bands in a 1080p frame to balance the threads with).
+const BAND_PIXELS: usize = 1 << 16;
+
+/// Frames below this many pixels per thread run on fewer threads: starting a thread costs
+/// about as much as filtering this many pixels.
+const MIN_PIXELS_PER_THREAD: usize = 1 << 15;
+
+/// The largest sepia sum: `(393 + 769 + 189) · 255` for a white pixel.
+pub const SEPIA_SUM_MAX: u32 = 344_505;
+
+/// How [`apply_with`] runs. [`Tuning::default`] uses every core and the widest SIMD the CPU
+/// has; tests pin the thread count to split small frames, and turn AVX2 off to check the
+/// portable code too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Threads at most (at least 1; also capped by the frame's rows and its size).
+    pub threads: usize,
+    /// Whether small frames still run on `threads` threads (tests: to split 3×7 frames).
+    pub split_small_frames: bool,
+    /// Use AVX2 where the CPU has it (x86-64 only; elsewhere the portable code runs).
+    pub avx2: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            threads: available_threads(),
+            split_small_frames: false,
+            avx2: true,
+        }
+    }
+}
+
+/// The machine's cores, asked once (the answer reads cgroup files on Linux).
+pub fn available_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Applies `ops` (mirror and filters; not the mode) to an RGBA8 frame of `width × height`
+/// pixels, in place: byte for byte what [`cpu::apply`] gives, on every core.
+pub fn apply(ops: &Ops, width: u32, height: u32, rgba: &mut [u8]) {
+    apply_with(ops, width, height, rgba, Tuning::default());
+}
+
+/// [`apply`] with an explicit [`Tuning`].
+///
+/// A buffer whose length is not `width × height × 4` is handed to the reference, which defines
+/// what such a call does (in debug builds it asserts).
+pub fn apply_with(ops: &Ops, width: u32, height: u32, rgba: &mut [u8], tuning: Tuning) {
+    let (w, h) = (width as usize, height as usize);
+    if w.checked_mul(h).and_then(|n| n.checked_mul(4)) != Some(rgba.len()) {
+        cpu::apply(ops, width, height, rgba);
+        return;
+    }
+    if rgba.is_empty() || (!ops.mirror && ops.filters.is_empty()) {
+        return;
+    }
+    let threads = if tuning.split_small_frames {
+        tuning.threads
+    } else {
+        tuning.threads.min(w * h / MIN_PIXELS_PER_THREAD)
+    }
+    .clamp(1, h);
+    let pixels: &mut [[u8; 4]] = bytemuck::cast_slice_mut(rgba);
+    let frame = Frame {
+        width: w,
+        threads,
+        avx2: tuning.avx2 && has_avx2(),
+    };
+
+    let mut mirror_pending = ops.mirror;
+    let mut norm: Option<u32> = None;
+    let mut rest = &ops.filters[..];
+    loop {
+        let end = rest
+            .iter()
+            .position(|f| *f == Filter::SepiaNorm)
+            .unwrap_or(rest.len());
+        let point: Vec<Point> = rest[..end].iter().filter_map(|f| Point::of(*f)).collect();
+        let reduce = end < rest.len();
+        let changes_pixels = norm.is_some() || !point.is_empty();
+        // A maximum is the same before and after the mirror: defer it to a pass that writes.
+        let mirror = mirror_pending && (changes_pixels || !reduce);
+        let pass = Pass {
+            mirror,
+            norm: norm.map(NormDivisor::new),
+            point,
+            reduce,
+        };
+        let max = frame.run(&pass, pixels);
+        mirror_pending &= !mirror;
+        if !reduce {
+            return;
+        }
+        norm = Some(max);
+        rest = &rest[end + 1..];
+    }
+}
+
+/// A point-wise filter: what a block goes through between the reductions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Point {
+    Sepia,
+    Grayscale,
+    Invert,
+}
+
+impl Point {
+    /// `None` for sepia-norm, which is a reduction followed by [`NormDivisor`].
+    fn of(filter: Filter) -> Option<Point> {
+        match filter {
+            Filter::Sepia => Some(Point::Sepia),
+            Filter::Grayscale => Some(Point::Grayscale),
+            Filter::Invert => Some(Point::Invert),
+            Filter::SepiaNorm => None,
+        }
+    }
+}
+
+/// One pass over the frame: optional mirror, optional sepia-norm (with the frame's maximum
+/// already known), point filters, and optionally the maximum R sum of the result.
+struct Pass {
+    mirror: bool,
+    norm: Option<NormDivisor>,
+    point: Vec<Point>,
+    reduce: bool,
+}
+
+impl Pass {
+    fn writes(&self) -> bool {
+        self.mirror || self.norm.is_some() || !self.point.is_empty()
+    }
+}
+
+/// The frame's shape and how it is split.
+struct Frame {
+    width: usize,
+    threads: usize,
+    avx2: bool,
+}
+
+impl Frame {
+    /// Runs `pass` over all rows, split into one band of rows per thread; returns the maximum
+    /// R sum when the pass reduces (else 0).
+    fn run(&self, pass: &Pass, pixels: &mut [[u8; 4]]) -> u32 {
+        if self.threads <= 1 {
+            return self.run_band(pass, pixels);
+        }
+        let rows = pixels.len() / self.width;
+        let band_rows = BAND_PIXELS
+            .div_ceil(self.width)
+            .min(rows.div_ceil(self.threads))
+            .max(1);
+        let bands = Mutex::new(pixels.chunks_mut(band_rows * self.width));
+        // Each thread takes the next band when it finishes one, so a core that another
+        // process holds for a while delays only the band it is on, not half the frame.
+        let work = || {
+            let mut max = 0;
+            loop {
+                let band = bands.lock().unwrap_or_else(PoisonError::into_inner).next();
+                let Some(band) = band else { return max };
+                max = max.max(self.run_band(pass, band));
+            }
+        };
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..self.threads).map(|_| scope.spawn(work)).collect();
+            let mut max = work();
+            for helper in helpers {
+                // A kernel does not panic; if one did, the panic is passed on unchanged.
+                let band_max = helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                max = max.max(band_max);
+            }
+            max
+        })
+    }
+
+    fn run_band(&self, pass: &Pass, band: &mut [[u8; 4]]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `self.avx2` is only true when the CPU reported AVX2 (`has_avx2`).
+            return unsafe { run_band_avx2(pass, band, self.width) };
+        }
+        run_band_portable(pass, band, self.width)
+    }
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The band kernel compiled for AVX2 (8 pixels a vector instead of SSE2's 4).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn run_band_avx2(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
+    run_band_inline(pass, band, width)
+}
+
+fn run_band_portable(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
+    run_band_inline(pass, band, width)
+}
+
+/// Runs `pass` over the rows of `band` (`width` pixels each); every helper it calls is
+/// inlined so that the AVX2 copy is AVX2 throughout.
+#[inline(always)]
+fn run_band_inline(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
+    if !pass.writes() {
+        return if pass.reduce { max_r_sum(band) } else { 0 };
+    }
+    if pass.mirror && pass.norm.is_none() && pass.point.is_empty() && !pass.reduce {
+        for row in band.chunks_exact_mut(width) {
+            row.reverse();
+        }
+        return 0;
+    }
+    if !pass.reduce {
+        // One function per pixel: no block to go through, the compiler fuses gather, filter
+        // and store into one loop.
+        match (pass.norm, pass.point.as_slice()) {
+            (None, [Point::Sepia]) => return map_rows(band, width, pass.mirror, sepia_px),
+            (None, [Point::Grayscale]) => return map_rows(band, width, pass.mirror, grayscale_px),
+            (None, [Point::Invert]) => return map_rows(band, width, pass.mirror, invert_px),
+            (Some(d), []) if d.max > 0 => {
+                return map_rows(band, width, pass.mirror, |v| sepia_norm_px(v, d));
+            }
+            _ => {}
+        }
+    }
+    let mut max = 0;
+    let mut source = Vec::with_capacity(if pass.mirror { width } else { 0 });
+    let mut block = [0u32; BLOCK];
+    for row in band.chunks_exact_mut(width) {
+        if pass.mirror {
+            // The row is read whole before it is overwritten: the mirror is a gather.
+            source.clear();
+            source.extend_from_slice(row);
+        }
+        for (k, out) in row.chunks_mut(BLOCK).enumerate() {
+            let n = out.len();
+            let x0 = k * BLOCK;
+            if pass.mirror {
+                let from = &source[width - x0 - n..width - x0];
+                for (b, p) in block.iter_mut().zip(from.iter().rev()) {
+                    *b = u32::from_le_bytes(*p);
+                }
+            } else {
+                for (b, p) in block.iter_mut().zip(out.iter()) {
+                    *b = u32::from_le_bytes(*p);
+                }
+            }
+            if let Some(divisor) = pass.norm {
+                sepia_norm_block(&mut block, divisor);
+            }
+            for point in &pass.point {
+                match point {
+                    Point::Sepia => sepia_block(&mut block),
+                    Point::Grayscale => grayscale_block(&mut block),
+                    Point::Invert => invert_block(&mut block),
+                }
+            }
+            if pass.reduce {
+                max = max.max(block[..n].iter().map(|&v| r_sum(v)).fold(0, u32::max));
+            }
+            for (p, b) in out.iter_mut().zip(block.iter()) {
+                *p = b.to_le_bytes();
+            }
+        }
+    }
+    max
+}
+
+/// Applies `f` to every pixel of every row of `band`, reading each row right to left when
+/// `mirror` is set. Returns 0 (a pass that does not reduce).
+#[inline(always)]
+fn map_rows(band: &mut [[u8; 4]], width: usize, mirror: bool, f: impl Fn(u32) -> u32) -> u32 {
+    let px = |p: [u8; 4]| f(u32::from_le_bytes(p)).to_le_bytes();
+    for row in band.chunks_exact_mut(width) {
+        if mirror {
+            // Pixels x and W-1-x swap places: both are read before either is written.
+            let (left, rest) = row.split_at_mut(width / 2);
+            let (middle, right) = rest.split_at_mut(width % 2);
+            for (a, b) in left.iter_mut().zip(right.iter_mut().rev()) {
+                (*a, *b) = (px(*b), px(*a));
+            }
+            for m in middle {
+                *m = px(*m);
+            }
+        } else {
+            for out in row.iter_mut() {
+                *out = f(u32::from_le_bytes(*out)).to_le_bytes();
+            }
+        }
+    }
+    0
+}
+
+/// The sepia R sum of a packed pixel: `393R + 769G + 189B`, the largest of its three sums.
+#[inline(always)]
+fn r_sum(v: u32) -> u32 {
+    let [r, g, b] = channels(v);
+    393 * r + 769 * g + 189 * b
+}
+
+#[inline(always)]
+fn max_r_sum(pixels: &[[u8; 4]]) -> u32 {
+    pixels
+        .iter()
+        .map(|p| r_sum(u32::from_le_bytes(*p)))
+        .fold(0, u32::max)
+}
+
+#[inline(always)]
+fn channels(v: u32) -> [u32; 3] {
+    [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]
+}
+
+/// `⌊x / 1000⌋` for `x ≤ SEPIA_SUM_MAX + 500` as a multiply and shifts in u32:
+/// `⌊x/1000⌋ = ⌊⌊x/8⌋/125⌋`, and `⌊y · 67109 / 2^23⌋ = ⌊y/125⌋` for `y < 2^16` because
+/// `67109 · 125 − 2^23 = 17 ≤ 2^(23−16)`; `43125 · 67109 < 2^32`, so nothing overflows.
+#[inline(always)]
+fn div1000(x: u32) -> u32 {
+    ((x >> 3) * 67_109) >> 23
+}
+
+/// `rint(n / 1000)`, half to even, for `n ≤ SEPIA_SUM_MAX` (equal to `div_rint(n, 1000)`).
+#[inline(always)]
+fn rint1000(n: u32) -> u32 {
+    let up = n + 500;
+    let t = div1000(up);
+    // A tie rounded up lands on t; half to even keeps it there only when t is even.
+    let tie = u32::from(t * 1000 == up);
+    t - (tie & t)
+}
+
+#[inline(always)]
+fn sepia_px(v: u32) -> u32 {
+    let [r, g, b] = channels(v);
+    let out_r = rint1000(393 * r + 769 * g + 189 * b).min(255);
+    let out_g = rint1000(349 * r + 686 * g + 168 * b).min(255);
+    let out_b = rint1000(272 * r + 534 * g + 131 * b).min(255);
+    out_r | out_g << 8 | out_b << 16 | (v & 0xff00_0000)
+}
+
+#[inline(always)]
+fn grayscale_px(v: u32) -> u32 {
+    let [r, g, b] = channels(v);
+    let l = (19_595 * r + 38_470 * g + 7_471 * b + 0x8000) >> 16;
+    (l * 0x01_0101) | (v & 0xff00_0000)
+}
+
+#[inline(always)]
+fn invert_px(v: u32) -> u32 {
+    v ^ 0x00ff_ffff
+}
+
+#[inline(always)]
+fn sepia_block(block: &mut [u32; BLOCK]) {
+    for v in block.iter_mut() {
+        *v = sepia_px(*v);
+    }
+}
+
+#[inline(always)]
+fn grayscale_block(block: &mut [u32; BLOCK]) {
+    for v in block.iter_mut() {
+        *v = grayscale_px(*v);
+    }
+}
+
+#[inline(always)]
+fn invert_block(block: &mut [u32; BLOCK]) {
+    for v in block.iter_mut() {
+        *v = invert_px(*v);
+    }
+}
+
+/// `rint(255·n / N)` for the frame's maximum sum `N` as a multiply and a shift (see the module
+/// comment); `N = 0` (a black frame) gives black, as the reference does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormDivisor {
+    /// The frame's maximum sum `N`.
+    max: u32,
+    /// `D = 2N`.
+    d: u32,
+    /// `M = ⌈2^s / D⌉ ≤ 2^29 + 1`.
+    m: u32,
+    /// `s = 28 + ⌈log₂ D⌉`.
+    s: u32,
+}
+
+/// Every dividend `X = 2·255·n + N` with `n ≤ N ≤ SEPIA_SUM_MAX` is below `2^DIVIDEND_BITS`.
+const DIVIDEND_BITS: u32 = 28;
+
+impl NormDivisor {
+    /// The divisor for a frame whose largest sepia sum is `max` (at most [`SEPIA_SUM_MAX`]).
+    pub fn new(max: u32) -> Self {
+        let d = 2 * max;
+        if d == 0 {
+            return NormDivisor { max, d, m: 0, s: 0 };
+        }
+        let log2_ceil = u32::BITS - (d - 1).leading_zeros();
+        let s = DIVIDEND_BITS + log2_ceil;
+        let m = (1u64 << s).div_ceil(u64::from(d));
+        NormDivisor {
+            max,
+            d,
+            m: m as u32,
+            s,
+        }
+    }
+
+    /// `⌊x / 2N⌋` for `x < 2^28` (0 when `N = 0`).
+    #[inline(always)]
+    pub fn floor_div(self, x: u32) -> u32 {
+        ((u64::from(x) * u64::from(self.m)) >> self.s) as u32
+    }
+
+    /// `rint(255·n / N)`, half to even, for `n ≤ N` (0 when `N = 0`).
+    #[inline(always)]
+    pub fn rint_scaled(self, n: u32) -> u32 {
+        let x = 510 * n + self.max;
+        let t = self.floor_div(x);
+        let tie = u32::from(t * self.d == x);
+        t - (tie & t)
+    }
+}
+
+#[inline(always)]
+fn sepia_norm_block(block: &mut [u32; BLOCK], divisor: NormDivisor) {
+    if divisor.max == 0 {
+        for v in block.iter_mut() {
+            *v &= 0xff00_0000;
+        }
+        return;
+    }
+    for v in block.iter_mut() {
+        *v = sepia_norm_px(*v, divisor);
+    }
+}
+
+/// Sepia-norm of one pixel for a frame whose maximum is above 0.
+#[inline(always)]
+fn sepia_norm_px(v: u32, divisor: NormDivisor) -> u32 {
+    let [r, g, b] = channels(v);
+    let out_r = divisor.rint_scaled(393 * r + 769 * g + 189 * b);
+    let out_g = divisor.rint_scaled(349 * r + 686 * g + 168 * b);
+    let out_b = divisor.rint_scaled(272 * r + 534 * g + 131 * b);
+    out_r | out_g << 8 | out_b << 16 | (v & 0xff00_0000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{SEPIA_1000, div_rint, sepia_sums};
+
+    #[test]
+    fn sepia_sum_max_is_white() {
+        assert_eq!(sepia_sums(255, 255, 255)[0], SEPIA_SUM_MAX);
+    }
+
+    #[test]
+    fn div1000_is_exact_over_its_whole_range() {
+        for x in 0..=SEPIA_SUM_MAX + 500 {
+            assert_eq!(div1000(x), x / 1000, "x = {x}");
+        }
+    }
+
+    #[test]
+    fn rint1000_equals_div_rint_for_every_sepia_sum() {
+        for n in 0..=SEPIA_SUM_MAX {
+            assert_eq!(rint1000(n), div_rint(n, 1000), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn the_r_sum_is_the_largest_of_the_three() {
+        // Column by column the R row dominates the G row, which dominates the B row.
+        let [r, g, b] = SEPIA_1000;
+        for k in 0..3 {
+            assert!(r[k] >= g[k] && g[k] >= b[k], "column {k}");
+        }
+    }
+
+    /// `floor_div` is monotone in `x`, as is `⌊x / D⌋`: agreeing on both sides of every step
+    /// (`t·D − 1` and `t·D`) up to the largest dividend proves them equal on the whole range.
+    #[test]
+    fn norm_divisor_is_exact_for_every_frame_maximum() {
+        for max in 1..=SEPIA_SUM_MAX {
+            let div = NormDivisor::new(max);
+            let d = 2 * max;
+            let largest = 510 * max + max;
+            assert!(largest < 1 << DIVIDEND_BITS);
+            let mut t = 0u32;
+            loop {
+                let step = t * d;
+                if step > largest {
+                    break;
+                }
+                assert_eq!(div.floor_div(step), t, "max {max}, x = {step}");
+                if step > 0 {
+                    assert_eq!(
+                        div.floor_div(step - 1),
+                        t - 1,
+                        "max {max}, x = {}",
+                        step - 1
+                    );
+                }
+                t += 1;
+            }
+            assert_eq!(div.floor_div(largest), largest / d, "max {max}");
+        }
+    }
+
+    #[test]
+    fn rint_scaled_equals_div_rint_for_every_sum_of_some_maxima() {
+        for max in [
+            1,
+            2,
+            3,
+            7,
+            1000,
+            1001,
+            65_535,
+            65_536,
+            200_001,
+            SEPIA_SUM_MAX,
+        ] {
+            let div = NormDivisor::new(max);
+            for n in 0..=max {
+                assert_eq!(
+                    div.rint_scaled(n),
+                    div_rint(255 * n, max),
+                    "max {max}, n {n}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The CPU fast path (`ops::fast`) gives byte for byte what the reference (`ops::cpu`) gives:
+//! every op alone and every pair, with and without the mirror, on odd sizes, split across
+//! threads, with and without AVX2, on every RGB colour, and on a 4K frame.
+
+mod common;
+
+use shutter::backend::Processor;
+use shutter::frame::{Frame, FrameMeta};
+use shutter::ops::fast::{self, Tuning};
+use shutter::ops::{Filter, Ops, cpu};
+
+/// Sizes that hit a one-pixel row, rows shorter than a block, a tail after whole blocks and
+/// more rows than threads.
+const ODD_SIZES: [(u32, u32); 4] = [(1, 1), (3, 7), (37, 5), (1366, 768)];
+
+/// Every op list of at most two filters, each with and without the mirror.
+fn single_ops_and_pairs() -> Vec<Ops> {
+    let mut lists: Vec<Vec<Filter>> = vec![vec![]];
+    lists.extend(Filter::ALL.iter().map(|f| vec![*f]));
+    for a in Filter::ALL {
+        for b in Filter::ALL {
+            lists.push(vec![a, b]);
+        }
+    }
+    lists
+        .into_iter()
+        .flat_map(|filters| [Ops::new(false, filters.clone()), Ops::new(true, filters)])
+        .collect()
+}
+
+fn describe(ops: &Ops) -> String {
+    let names: Vec<&str> = ops.filters.iter().map(|f| f.name()).collect();
+    format!("mirror={} filters=[{}]", ops.mirror, names.join(","))
+}
+
+fn reference(ops: &Ops, w: u32, h: u32, input: &[u8]) -> Vec<u8> {
+    let mut out = input.to_vec();
+    cpu::apply(ops, w, h, &mut out);
+    out
+}
+
+fn fast_with(ops: &Ops, w: u32, h: u32, input: &[u8], tuning: Tuning) -> Vec<u8> {
+    let mut out = input.to_vec();
+    fast::apply_with(ops, w, h, &mut out, tuning);
+    out
+}
+
+/// Asserts equality and, on failure, names the first differing pixel instead of dumping MBs.
+fn assert_same(fast: &[u8], want: &[u8], w: u32, what: &str) {
+    assert_eq!(fast.len(), want.len(), "{what}: lengths differ");
+    if let Some(i) = fast.iter().zip(want).position(|(a, b)| a != b) {
+        let px = i / 4;
+        let (x, y) = (px % w as usize, px / w as usize);
+        let at = px * 4..px * 4 + 4;
+        panic!(
+            "{what}: pixel ({x}, {y}) is {:?}, the reference gives {:?}",
+            &fast[at.clone()],
+            &want[at]
+        );
+    }
+}
+
+fn tunings() -> Vec<Tuning> {
+    let mut out = Vec::new();
+    for threads in [1, 2, 3, 8] {
+        for avx2 in [true, false] {
+            out.push(Tuning {
+                threads,
+                split_small_frames: true,
+                avx2,
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn every_op_and_pair_matches_the_reference_on_odd_sizes() {
+    for (w, h) in ODD_SIZES {
+        let input = common::random_rgba(w, h, u64::from(w * 31 + h));
+        assert!(input.iter().any(|&b| b != 0));
+        for ops in single_ops_and_pairs() {
+            let want = reference(&ops, w, h, &input);
+            for tuning in tunings() {
+                let got = fast_with(&ops, w, h, &input, tuning);
+                let what = format!("{w}x{h} {} {tuning:?}", describe(&ops));
+                assert_same(&got, &want, w, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn default_tuning_matches_the_reference_on_odd_sizes() {
+    for (w, h) in ODD_SIZES {
+        let input = common::random_rgba(w, h, 7);
+        for ops in single_ops_and_pairs() {
+            let want = reference(&ops, w, h, &input);
+            let mut got = input.clone();
+            fast::apply(&ops, w, h, &mut got);
+            assert_same(&got, &want, w, &format!("{w}x{h} {}", describe(&ops)));
+        }
+    }
+}
+
+#[test]
+fn longer_chains_with_several_sepia_norms_match_the_reference() {
+    use Filter::*;
+    let chains = [
+        vec![SepiaNorm, SepiaNorm, SepiaNorm],
+        vec![Invert, SepiaNorm, Grayscale, SepiaNorm, Sepia],
+        vec![Sepia, Invert, Grayscale, Invert, Sepia],
+        vec![Grayscale, SepiaNorm, Invert],
+    ];
+    let (w, h) = (253, 41);
+    let input = common::random_rgba(w, h, 99);
+    for filters in chains {
+        for mirror in [false, true] {
+            let ops = Ops::new(mirror, filters.clone());
+            let want = reference(&ops, w, h, &input);
+            for tuning in tunings() {
+                let got = fast_with(&ops, w, h, &input, tuning);
+                let what = format!("{} {tuning:?}", describe(&ops));
+                assert_same(&got, &want, w, &what);
+            }
+        }
+    }
+}
+
+/// A 4096 × 4096 frame holds every RGB colour exactly once: every sum the point filters can
+/// see, including white's clamped sepia and every tie of the rounding.
+#[test]
+fn every_rgb_colour_matches_the_reference() {
+    let (w, h) = (4096u32, 4096u32);
+    let input: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let [r, g, b, _] = i.to_le_bytes();
+            [r, g, b, (i % 251) as u8]
+        })
+        .collect();
+    for filter in Filter::ALL {
+        let ops = Ops::new(false, vec![filter]);
+        let want = reference(&ops, w, h, &input);
+        let got = fast_with(&ops, w, h, &input, Tuning::default());
+        assert_same(&got, &want, w, &format!("all colours, {filter}"));
+    }
+}
+
+#[test]
+fn black_pixels_with_alpha_give_black_from_sepia_norm() {
+    // R = G = B = 0 everywhere: the frame's maximum is 0 (numpy would divide by zero); both
+    // paths give black and keep alpha.
+    let (w, h) = (37, 5);
+    let input: Vec<u8> = (0..w * h).flat_map(|i| [0, 0, 0, i as u8 | 1]).collect();
+    for mirror in [false, true] {
+        let ops = Ops::new(mirror, vec![Filter::SepiaNorm, Filter::Invert]);
+        let want = reference(&ops, w, h, &input);
+        for tuning in tunings() {
+            assert_same(
+                &fast_with(&ops, w, h, &input, tuning),
+                &want,
+                w,
+                &format!("black {} {tuning:?}", describe(&ops)),
+            );
+        }
+    }
+}
+
+#[test]
+fn mirror_then_sepia_matches_the_reference_on_a_4k_frame() {
+    use Filter::*;
+    let (w, h) = (3840, 2160);
+    let input = common::random_rgba(w, h, 4096);
+    for filters in [vec![Sepia], vec![SepiaNorm], vec![Grayscale, Invert]] {
+        let ops = Ops::new(true, filters);
+        let want = reference(&ops, w, h, &input);
+        for avx2 in [true, false] {
+            let tuning = Tuning {
+                avx2,
+                ..Tuning::default()
+            };
+            let got = fast_with(&ops, w, h, &input, tuning);
+            assert_same(&got, &want, w, &format!("4K {} {tuning:?}", describe(&ops)));
+        }
+    }
+}
+
+#[test]
+fn the_cpu_processor_gives_the_reference_pixels() {
+    let (w, h) = (1366, 768);
+    let input = common::random_rgba(w, h, 11);
+    let ops = Ops::new(true, vec![Filter::Sepia]);
+    let mut processor = Processor::new(None, &ops, 1).expect("a CPU processor");
+    let frame = Frame::new(w, h, input.clone(), true, FrameMeta::still(0, 0));
+    let done = processor.process(frame).expect("processed");
+    assert_same(&done.rgba, &reference(&ops, w, h, &input), w, "processor");
+}
