@@ -114,6 +114,13 @@ impl Processor {
         })
     }
 
+    /// Puts up to `frames` consecutive frames in one GPU submission (no effect on the CPU).
+    pub fn set_batch(&mut self, frames: usize) {
+        if let Processor::Gpu { gpu, .. } = self {
+            gpu.set_batch(frames);
+        }
+    }
+
     /// Frames that may be scheduled before one must be collected.
     pub fn capacity(&self) -> usize {
         match self {

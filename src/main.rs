@@ -55,7 +55,7 @@ struct BenchArgs {
     /// Frames on the GPU at once in the pipelined rows.
     #[arg(long, value_name = "N", default_value_t = 3)]
     in_flight: usize,
-    /// Timed frames per row (default 20, each row stopping early after 0.3 s with 3).
+    /// Timed frames per row (default 20; without it a row stops at 3 once it has used 0.2 s).
     #[arg(long, value_name = "N")]
     frames: Option<usize>,
     /// Print one JSON object instead of the table.
@@ -122,7 +122,7 @@ struct RunArgs {
     /// When a stage is busy: lossless (wait), latest (drop older frames), drop-new.
     #[arg(long, value_name = "POLICY")]
     policy: Option<String>,
-    /// Frames scheduled on the GPU back to back before waiting (Gradio's max_batch_size).
+    /// Up to N waiting frames go to the GPU in one submission (Gradio's max_batch_size).
     #[arg(long, value_name = "N", default_value_t = 1)]
     batch: usize,
     /// Print the run's statistics as one JSON object on stdout.

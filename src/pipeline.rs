@@ -299,8 +299,8 @@ impl PipelineBuilder {
         self
     }
 
-    /// Schedules up to `frames` frames on the GPU back to back before waiting for results
-    /// (Gradio's `max_batch_size`).
+    /// Puts up to `frames` waiting frames in one GPU submission (Gradio's `max_batch_size`);
+    /// the ring grows to hold them.
     pub fn batch(mut self, frames: usize) -> Self {
         self.batch = frames.max(1);
         self
@@ -498,7 +498,8 @@ impl Pipeline {
             Some((out, format)) => Some(OutputNamer::prepare(out, *format, &names, &stems)?),
             None => None,
         };
-        let mut processor = Processor::new(gpu.clone(), &ops, in_flight)?;
+        let mut processor = Processor::new(gpu.clone(), &ops, in_flight.max(batch))?;
+        processor.set_batch(batch);
 
         let counters = Arc::new(Counters::default());
         let (capture_tx, capture_rx) = bounded::<Msg>(in_flight);

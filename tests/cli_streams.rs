@@ -161,3 +161,31 @@ fn bad_stream_flags_exit_2() {
         assert!(!out_dir.exists());
     }
 }
+
+#[test]
+fn batched_submissions_write_the_same_arrays_as_single_ones() {
+    let tmp = TempDir::new().unwrap();
+    let mut outputs = Vec::new();
+    for batch in ["1", "4"] {
+        let out_dir = tmp.path().join(format!("b{batch}"));
+        let out = shutter(&[
+            "run",
+            "pattern:48x16",
+            "--frames",
+            "10",
+            "--batch",
+            batch,
+            "--filter",
+            "sepia-norm",
+            "--mode",
+            "HSV",
+            "--format",
+            "npy",
+            "-o",
+            s(&out_dir),
+        ]);
+        assert!(out.status.success(), "--batch {batch}: {}", stderr(&out));
+        outputs.push(std::fs::read(out_dir.join("pattern.npy")).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}

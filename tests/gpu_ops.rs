@@ -407,3 +407,46 @@ fn adapter_list_starts_with_the_adapter_new_opens() {
     assert_eq!(first.name, ctx.info.name);
     assert_eq!(first.backend, ctx.info.backend.to_str());
 }
+
+#[test]
+fn a_batch_of_frames_in_one_submission_matches_cpu_in_order() {
+    let Some(ctx) = gpu("batch") else {
+        return;
+    };
+    let chain = ops(true, &[SepiaNorm, Invert]);
+    let mut with_mode = chain.clone();
+    with_mode.mode = Some(shutter::ImageMode::L);
+    for ops in [chain, with_mode] {
+        let mut gpu = GpuBackend::new(ctx.clone(), &ops, 4).unwrap();
+        gpu.set_batch(3);
+        let sizes = [(5, 3), (64, 9), (1, 1), (33, 17), (7, 7)];
+        // Five frames through batches of three: one full batch, then a partial one that
+        // `collect` submits.
+        for (seed, &(w, h)) in sizes.iter().enumerate() {
+            let mut frame = random_frame(w, h, seed as u64 + 40);
+            frame.meta.seq = seed as u64;
+            if gpu.pending() == gpu.capacity() {
+                let done = gpu.collect(true).unwrap().expect("a frame");
+                check_batched(&ops, &sizes, done);
+            }
+            gpu.schedule(frame).unwrap();
+        }
+        while let Some(done) = gpu.collect(true).unwrap() {
+            check_batched(&ops, &sizes, done);
+        }
+    }
+}
+
+fn check_batched(ops: &Ops, sizes: &[(u32, u32)], done: Frame) {
+    let k = done.meta.seq as usize;
+    let (w, h) = sizes[k];
+    let mut want = random_frame(w, h, k as u64 + 40);
+    cpu::apply(ops, w, h, &mut want.rgba);
+    match ops.mode {
+        Some(mode) => {
+            let want = shutter::mode::cpu::convert_frame(mode, ops.dither, &want);
+            assert_eq!(done.image.as_ref(), Some(&want), "frame {k}");
+        }
+        None => assert_eq!(done.rgba, want.rgba, "frame {k}"),
+    }
+}

@@ -63,7 +63,8 @@ struct Job {
     bytes: u64,
     /// The packed mode when the readback holds one, else RGBA pixels.
     packed: Option<PackedMode>,
-    submission: wgpu::SubmissionIndex,
+    /// `None` while the frame's commands wait in a batch (see [`GpuBackend::set_batch`]).
+    submission: Option<wgpu::SubmissionIndex>,
     mapped: Arc<AtomicU8>,
 }
 
@@ -102,6 +103,10 @@ pub struct GpuBackend {
     free: Vec<usize>,
     queue: VecDeque<Scheduled>,
     allocations: u64,
+    /// Frames whose commands go to the GPU in one submission.
+    batch: usize,
+    /// Command buffers encoded and not yet submitted (at most `batch - 1` between calls).
+    deferred: Vec<wgpu::CommandBuffer>,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -152,7 +157,56 @@ impl GpuBackend {
             free: (0..n).rev().collect(),
             queue: VecDeque::with_capacity(n),
             allocations: 0,
+            batch: 1,
+            deferred: Vec::new(),
         })
+    }
+
+    /// Puts the commands of up to `frames` consecutive frames in one GPU submission (Gradio's
+    /// `max_batch_size`); fewer go together when `collect` is called first. Default 1.
+    pub fn set_batch(&mut self, frames: usize) {
+        self.batch = frames.max(1);
+    }
+
+    /// Submits the batched command buffers in one `queue.submit` and starts mapping each
+    /// frame's readback. Failures are kept in the frames' entries for `collect`.
+    fn flush(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let buffers: Vec<_> = self.deferred.drain(..).collect();
+        let ctx = Arc::clone(&self.ctx);
+        let submission = ctx.scoped("batch", || Ok(ctx.queue.submit(buffers)));
+        for entry in self.queue.iter_mut() {
+            let State::Gpu(job) = &mut entry.state else {
+                continue;
+            };
+            if job.submission.is_some() {
+                continue;
+            }
+            match &submission {
+                Ok(index) => {
+                    job.submission = Some(index.clone());
+                    let flag = Arc::clone(&job.mapped);
+                    let readback = self.slots[job.slot]
+                        .readback
+                        .as_ref()
+                        .expect("a submitted slot has a readback buffer");
+                    readback
+                        .slice(..job.bytes)
+                        .map_async(wgpu::MapMode::Read, move |result| {
+                            let state = if result.is_ok() { MAP_DONE } else { MAP_FAILED };
+                            flag.store(state, Ordering::Release);
+                        });
+                }
+                Err(err) => {
+                    let job = take_job(&mut entry.state);
+                    self.slots[job.slot] = Slot::default();
+                    self.free.push(job.slot);
+                    entry.state = State::Failed(Error::Gpu(err.to_string()));
+                }
+            }
+        }
     }
 
     /// Chooses where mode `1` with Floyd–Steinberg dithers: in GPU wavefronts (`true`; frames
@@ -262,6 +316,9 @@ impl GpuBackend {
                     state: State::Gpu(job),
                     route,
                 });
+                if self.deferred.len() >= self.batch {
+                    self.flush();
+                }
                 Ok(())
             }
             Err(err) => {
@@ -282,6 +339,7 @@ impl GpuBackend {
     /// [`Error::Gpu`] naming the frame when its work or its readback failed; the frame is
     /// dropped and the next call goes on with the next one.
     pub fn collect(&mut self, wait: bool) -> Result<Option<Frame>> {
+        self.flush();
         let Some(front) = self.queue.front_mut() else {
             return Ok(None);
         };
@@ -324,11 +382,15 @@ impl GpuBackend {
     /// Waits for the oldest frame still on the GPU and copies it back, freeing its slot; a
     /// failure is kept in the frame's entry for `collect` to report in order.
     fn finish_oldest_on_gpu(&mut self) {
-        let entry = self
+        self.flush();
+        let Some(entry) = self
             .queue
             .iter_mut()
             .find(|s| matches!(s.state, State::Gpu(_)))
-            .expect("with no free slot, some frame is on the GPU");
+        else {
+            // The flush failed: every frame it held is marked failed and its slot is free.
+            return;
+        };
         let job = take_job(&mut entry.state);
         let result = wait_job(&self.ctx, &job, true)
             .and_then(|_| copy_back(&self.slots[job.slot], &job, &mut entry.frame));
@@ -536,22 +598,15 @@ impl GpuBackend {
             }
             None => encoder.copy_buffer_to_buffer(input, 0, readback, 0, bytes),
         }
-        let submission = queue.submit([encoder.finish()]);
-        let mapped = Arc::new(AtomicU8::new(MAP_PENDING));
-        let flag = Arc::clone(&mapped);
-        readback
-            .slice(..bytes)
-            .map_async(wgpu::MapMode::Read, move |result| {
-                let state = if result.is_ok() { MAP_DONE } else { MAP_FAILED };
-                flag.store(state, Ordering::Release);
-            });
+        // Submitted (and its readback mapped) by `flush`, alone or with the rest of a batch.
+        self.deferred.push(encoder.finish());
         Ok(Job {
             seq: frame.meta.seq,
             slot,
             bytes,
             packed,
-            submission,
-            mapped,
+            submission: None,
+            mapped: Arc::new(AtomicU8::new(MAP_PENDING)),
         })
     }
 }
@@ -581,7 +636,7 @@ fn wait_job(ctx: &GpuContext, job: &Job, block: bool) -> Result<bool> {
         }
         let poll = if block {
             wgpu::PollType::Wait {
-                submission_index: Some(job.submission.clone()),
+                submission_index: job.submission.clone(),
                 timeout: None,
             }
         } else {
