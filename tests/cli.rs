@@ -4,21 +4,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
+use common::{s, shutter, stderr};
 use tempfile::TempDir;
-
-fn shutter(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shutter"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run shutter")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A small, non-uniform RGB picture saved as `name` (format from the extension).
 fn picture(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
@@ -46,10 +35,6 @@ fn files_in(dir: &Path) -> Vec<String> {
 fn assert_no_panic(out: &Output) {
     let err = stderr(out);
     assert!(!err.contains("panicked"), "panic in stderr: {err}");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
 }
 
 #[test]

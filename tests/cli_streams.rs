@@ -1,26 +1,11 @@
 //! Live streams from the command line: the pattern source with stream_every and time_limit,
 //! a missing webcam, statistics as JSON, and bad stream flags.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use common::{s, shutter, stderr};
 use shutter::source::pattern::read_frame_number;
 use tempfile::TempDir;
-
-fn shutter(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shutter"))
-        .args(args)
-        .output()
-        .expect("run shutter")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
 
 /// The value of a top-level numeric field in the one-line JSON statistics.
 fn json_number(json: &str, key: &str) -> u64 {

@@ -1,26 +1,13 @@
 //! `--mode` from the command line: npy arrays typed like `np.asarray(im.convert(mode))`, every
 //! mode written to every format that holds it, and impossible requests refused before work.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{s, shutter, stderr};
 use shutter::{Dither, ImageMode, ModeImage};
 use tempfile::TempDir;
-
-fn shutter(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shutter"))
-        .args(args)
-        .output()
-        .expect("run shutter")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
 
 /// A colourful RGB picture with hard edges and ramps (never uniform).
 fn picture(dir: &Path) -> (PathBuf, image::RgbaImage) {

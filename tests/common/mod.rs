@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: seeded random frames and the GPU-or-skip rule.
 #![allow(dead_code)]
 
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use shutter::gpu::GpuContext;
@@ -33,4 +35,23 @@ pub fn gpu_or_skip(test: &str) -> Option<Arc<GpuContext>> {
             None
         }
     }
+}
+
+/// Runs the `shutter` binary built for these tests, with no standard input.
+pub fn shutter(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shutter")
+}
+
+/// A command's standard error as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A temporary path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
 }
