@@ -37,7 +37,7 @@ pub const MIN_SAMPLES: usize = 3;
 /// Timed samples per row when `--frames` is not given.
 pub const DEFAULT_FRAMES: usize = 20;
 /// Time a row may take when `--frames` is not given (after which it stops at [`MIN_SAMPLES`]).
-pub const DEFAULT_ROW_BUDGET: Duration = Duration::from_millis(300);
+pub const DEFAULT_ROW_BUDGET: Duration = Duration::from_millis(200);
 /// The largest frame `--size` accepts, in pixels (the decoder's default limit).
 pub const MAX_PIXELS: u64 = 178_956_970;
 
@@ -1129,6 +1129,24 @@ mod tests {
             .map(|f| f.iter().map(|&b| u64::from(b)).sum())
             .collect();
         assert_eq!(sums, [149_901, 161_473, 173_258, 185_530]);
+    }
+
+    #[test]
+    fn bursts_average_out_over_the_window() {
+        // Frames finish in pairs 10 ms apart: single intervals are 0 or 10 ms; over a window of
+        // two frames every sample is 5 ms a frame.
+        let t0 = Instant::now();
+        let at = [0u64, 0, 10, 10, 20, 20, 30]
+            .map(|ms| t0 + Duration::from_millis(ms))
+            .to_vec();
+        let samples = windowed(&at, 2, 10);
+        assert_eq!(samples.len(), 5);
+        assert!(
+            samples.iter().all(|s| (s - 5.0).abs() < 1e-9),
+            "{samples:?}"
+        );
+        assert_eq!(windowed(&at, 2, 3).len(), 3);
+        assert!(windowed(&at[..2], 2, 10).is_empty());
     }
 
     #[test]

@@ -1,19 +1,9 @@
 //! The `shutter bench` command-line contract: `--json` prints one valid JSON object with a row
 //! per stage (no timing is asserted), and bad flags are one-line usage errors (exit 2).
 
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn shutter(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shutter"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run shutter")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{shutter, stderr};
 
 fn keys(report: &serde_json::Value, list: &str) -> Vec<String> {
     report[list]

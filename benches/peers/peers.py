@@ -277,7 +277,122 @@ def main():
     result["directory"] = directory_peers(args.shutter, w, h, args.files, work)
     result["machine"]["load_average_end"] = os.getloadavg()
     (work / "results.json").write_text(json.dumps(result, indent=1))
+    (work / "results.md").write_text(markdown(result))
     report(result)
+    print(f"\nwritten: {work / 'results.json'}, {work / 'results.md'}")
+
+
+def markdown(result):
+    """The tables of PERFORMANCE.md, from one run."""
+    sizes = list(result["sizes"])
+    mpx = {s: SIZES[s.lower()][0] * SIZES[s.lower()][1] / 1e6 for s in sizes}
+    out = []
+
+    def ms_of(size, bench, key):
+        r_ = row(result["sizes"][size]["shutter"][bench], key)
+        return r_["median_ms"] if r_ else None
+
+    def peer(size, key):
+        v = result["sizes"][size]["peers"].get(key)
+        return v["median_ms"] if v else None
+
+    n = result["sizes"][sizes[0]]["shutter"]["mirror_sepia"]["in_flight"]
+    lines = [
+        ("numpy: the Gradio demo (mirror, dot, / max), RGB", lambda s: peer(s, "numpy_demo_sepia_norm_mirror")),
+        ("OpenCV: flip + transform, BGR u8", lambda s: peer(s, "opencv_flip_transform")),
+        ("PyTorch CUDA, pinned round trip", lambda s: peer(s, "torch_cuda_sepia_mirror_roundtrip_pinned")),
+        ("shutter: memcpy of one RGBA frame", lambda s: ms_of(s, "mirror_sepia", "memcpy")),
+        ("shutter: CPU reference, mirror+sepia (1 thread)", lambda s: ms_of(s, "mirror_sepia", "cpu.ops.reference")),
+        ("shutter: **CPU fast, mirror+sepia**", lambda s: ms_of(s, "mirror_sepia", "cpu.ops.fast")),
+        ("shutter: CPU fast, mirror+sepia-norm (the demo's op)", lambda s: ms_of(s, "mirror_sepia_norm", "cpu.ops.fast")),
+        ("shutter: GPU round trip, mirror+sepia, 1 in flight", lambda s: ms_of(s, "mirror_sepia", "gpu.round_trip.in_flight_1")),
+        (f"shutter: GPU round trip, mirror+sepia, {n} in flight", lambda s: ms_of(s, "mirror_sepia", f"gpu.round_trip.in_flight_{n}")),
+        ("shutter: end to end to a callback (RGB), CPU", lambda s: ms_of(s, "mirror_sepia", "e2e.cpu")),
+        ("shutter: end to end to a callback (RGB), GPU", lambda s: ms_of(s, "mirror_sepia", "e2e.gpu")),
+    ]
+    out.append("| per frame, median | " + " | ".join(sizes) + " |")
+    out.append("|---|" + "---:|" * len(sizes))
+    for label, f in lines:
+        vals = [f(s) for s in sizes]
+        if all(v is None for v in vals):
+            continue
+        cells = [f"{v:.2f} ms ({1000 / v:,.0f} fps)" if v else "–" for v in vals]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    out.append("")
+    out.append("| ratio (same run) | " + " | ".join(sizes) + " | target |")
+    out.append("|---|" + "---:|" * len(sizes) + "---|")
+
+    def best(s):
+        return min(v for v in (ms_of(s, "mirror_sepia", "cpu.ops.fast"),
+                               ms_of(s, "mirror_sepia", f"gpu.round_trip.in_flight_{n}")) if v)
+
+    ratios = [
+        ("best backend mirror+sepia vs numpy demo", lambda s: peer(s, "numpy_demo_sepia_norm_mirror") / best(s), "≥ 20×"),
+        ("CPU fast mirror+sepia-norm vs numpy demo (same op)",
+         lambda s: peer(s, "numpy_demo_sepia_norm_mirror") / ms_of(s, "mirror_sepia_norm", "cpu.ops.fast"), ""),
+        ("best backend mirror+sepia vs OpenCV flip + transform", lambda s: peer(s, "opencv_flip_transform") / best(s), "≥ 1×"),
+        ("CPU fast vs CPU reference (mirror+sepia)",
+         lambda s: ms_of(s, "mirror_sepia", "cpu.ops.reference") / ms_of(s, "mirror_sepia", "cpu.ops.fast"), ""),
+        ("mode L convert vs Pillow `convert('L')`", lambda s: peer(s, "pillow_convert_L") / ms_of(s, "mode_L", "mode.L"), ""),
+        ("webp q80 encode vs Pillow's", lambda s: peer(s, "pillow_webp_q80_encode") / ms_of(s, "mirror_sepia", "encode.webp"), ""),
+    ]
+    for label, f, target in ratios:
+        out.append(f"| {label} | " + " | ".join(f"{f(s):.2f}×" for s in sizes) + f" | {target} |")
+
+    out.append("")
+    out.append("| cost per megapixel (ms / Mpx) | " + " | ".join(sizes) + " |")
+    out.append("|---|" + "---:|" * len(sizes))
+    for label, key, bench in [
+        ("memcpy", "memcpy", "mirror_sepia"),
+        ("CPU fast, mirror+sepia", "cpu.ops.fast", "mirror_sepia"),
+        ("CPU fast, mirror+sepia-norm", "cpu.ops.fast", "mirror_sepia_norm"),
+        (f"GPU round trip, {n} in flight", f"gpu.round_trip.in_flight_{n}", "mirror_sepia"),
+        ("mode RGB convert", "mode.RGB", "mirror_sepia"),
+        ("encode webp q80", "encode.webp", "mirror_sepia"),
+        ("end to end, CPU", "e2e.cpu", "mirror_sepia"),
+        ("end to end, GPU", "e2e.gpu", "mirror_sepia"),
+    ]:
+        vals = [ms_of(s, bench, key) for s in sizes]
+        if all(v is None for v in vals):
+            continue
+        out.append(f"| {label} | " + " | ".join(f"{v / mpx[s]:.2f}" if v else "–"
+                                                  for v, s in zip(vals, sizes)) + " |")
+
+    for s in sizes:
+        rep = result["sizes"][s]["shutter"]["mirror_sepia"]
+        out.append("")
+        out.append(f"Every stage at {s} (`{rep['command']}`):")
+        out.append("")
+        out.append("| stage | on | median ms | p10 | p90 | fps | n |")
+        out.append("|---|---|---:|---:|---:|---:|---:|")
+        for r_ in rep["rows"]:
+            out.append(f"| {r_['label']} | {r_['backend']} | {r_['median_ms']:.3f} | {r_['p10_ms']:.3f}"
+                       f" | {r_['p90_ms']:.3f} | {r_['fps']:,.1f} | {r_['samples']} |")
+        for key in ("pillow_convert_L", "pillow_convert_HSV", "pillow_webp_q80_encode", "pillow_png_encode"):
+            v = result["sizes"][s]["peers"][key]
+            out.append(f"| peer: {key.replace('_', ' ')} | – | {v['median_ms']:.3f} | {v['p10_ms']:.3f}"
+                       f" | {v['p90_ms']:.3f} | {1000 / v['median_ms']:,.1f} | {v['samples']} |")
+
+    d = result["directory"]
+    base = d["pillow_numpy_loop"]["fps"]
+    out.append("")
+    out.append(f"Directory of {d['files']} JPEGs ({d['size']}) → sepia → lossy webp q80, wall time:")
+    out.append("")
+    out.append("| | s | fps | vs Pillow + numpy |")
+    out.append("|---|---:|---:|---:|")
+    out.append(f"| Pillow + numpy loop | {d['pillow_numpy_loop']['seconds']:.2f} | {base:.2f} | 1.00× |")
+    for device in ("cpu", "auto"):
+        r_ = d[f"shutter_run_{device}"]
+        if "fps" in r_:
+            out.append(f"| `shutter run --device {device}` | {r_['seconds']:.2f} | {r_['fps']:.2f}"
+                       f" | {r_['fps'] / base:.2f}× |")
+    m = result["machine"]
+    out.append("")
+    out.append(f"Run {result['date']} on {m['cpu']} ({m['cores']} cores), load average "
+               f"{m['load_average_start'][0]:.2f} at the start, {m['load_average_end'][0]:.2f} at the end; "
+               f"{json.dumps(result['versions'])}.")
+    return "\n".join(out) + "\n"
 
 
 def report(result):

@@ -2,7 +2,8 @@
 //! core and with integer arithmetic the compiler turns into SIMD.
 //!
 //! ```text
-//! frame ──rows split across threads──▶ per row, blocks of 64 pixels held as u32 (R in the low byte):
+//! frame ──bands of rows, each thread taking the next free one──▶ per row, blocks of 64 pixels
+//!   held as u32 (R in the low byte):
 //!   gather (mirrored: read the row right to left) → filters in order → store   (one read, one write)
 //!
 //! sepia       t = ⌊(n + 500) / 1000⌋ = ((n + 500) >> 3) · 67109 >> 23      (n + 500 ≤ 345,005)
@@ -35,7 +36,7 @@ use super::{Filter, Ops, cpu};
 const BLOCK: usize = 64;
 
 /// Pixels in the bands of rows that threads take one at a time (about 256 KB: a thread's
-/// share of L2, and 32 bands in a 1080p frame to balance the threads with).
+/// share of L2, and about 30 bands in a 1080p frame to balance the threads with).
 const BAND_PIXELS: usize = 1 << 16;
 
 /// Frames below this many pixels per thread run on fewer threads: starting a thread costs
@@ -259,19 +260,6 @@ fn run_band_inline(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
         }
         return 0;
     }
-    if !pass.reduce {
-        // One function per pixel: no block to go through, the compiler fuses gather, filter
-        // and store into one loop.
-        match (pass.norm, pass.point.as_slice()) {
-            (None, [Point::Sepia]) => return map_rows(band, width, pass.mirror, sepia_px),
-            (None, [Point::Grayscale]) => return map_rows(band, width, pass.mirror, grayscale_px),
-            (None, [Point::Invert]) => return map_rows(band, width, pass.mirror, invert_px),
-            (Some(d), []) if d.max > 0 => {
-                return map_rows(band, width, pass.mirror, |v| sepia_norm_px(v, d));
-            }
-            _ => {}
-        }
-    }
     let mut max = 0;
     let mut source = Vec::with_capacity(if pass.mirror { width } else { 0 });
     let mut block = [0u32; BLOCK];
@@ -315,31 +303,6 @@ fn run_band_inline(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
     max
 }
 
-/// Applies `f` to every pixel of every row of `band`, reading each row right to left when
-/// `mirror` is set. Returns 0 (a pass that does not reduce).
-#[inline(always)]
-fn map_rows(band: &mut [[u8; 4]], width: usize, mirror: bool, f: impl Fn(u32) -> u32) -> u32 {
-    let px = |p: [u8; 4]| f(u32::from_le_bytes(p)).to_le_bytes();
-    for row in band.chunks_exact_mut(width) {
-        if mirror {
-            // Pixels x and W-1-x swap places: both are read before either is written.
-            let (left, rest) = row.split_at_mut(width / 2);
-            let (middle, right) = rest.split_at_mut(width % 2);
-            for (a, b) in left.iter_mut().zip(right.iter_mut().rev()) {
-                (*a, *b) = (px(*b), px(*a));
-            }
-            for m in middle {
-                *m = px(*m);
-            }
-        } else {
-            for out in row.iter_mut() {
-                *out = f(u32::from_le_bytes(*out)).to_le_bytes();
-            }
-        }
-    }
-    0
-}
-
 /// The sepia R sum of a packed pixel: `393R + 769G + 189B`, the largest of its three sums.
 #[inline(always)]
 fn r_sum(v: u32) -> u32 {
@@ -379,44 +342,29 @@ fn rint1000(n: u32) -> u32 {
 }
 
 #[inline(always)]
-fn sepia_px(v: u32) -> u32 {
-    let [r, g, b] = channels(v);
-    let out_r = rint1000(393 * r + 769 * g + 189 * b).min(255);
-    let out_g = rint1000(349 * r + 686 * g + 168 * b).min(255);
-    let out_b = rint1000(272 * r + 534 * g + 131 * b).min(255);
-    out_r | out_g << 8 | out_b << 16 | (v & 0xff00_0000)
-}
-
-#[inline(always)]
-fn grayscale_px(v: u32) -> u32 {
-    let [r, g, b] = channels(v);
-    let l = (19_595 * r + 38_470 * g + 7_471 * b + 0x8000) >> 16;
-    (l * 0x01_0101) | (v & 0xff00_0000)
-}
-
-#[inline(always)]
-fn invert_px(v: u32) -> u32 {
-    v ^ 0x00ff_ffff
-}
-
-#[inline(always)]
 fn sepia_block(block: &mut [u32; BLOCK]) {
     for v in block.iter_mut() {
-        *v = sepia_px(*v);
+        let [r, g, b] = channels(*v);
+        let out_r = rint1000(393 * r + 769 * g + 189 * b).min(255);
+        let out_g = rint1000(349 * r + 686 * g + 168 * b).min(255);
+        let out_b = rint1000(272 * r + 534 * g + 131 * b).min(255);
+        *v = out_r | out_g << 8 | out_b << 16 | (*v & 0xff00_0000);
     }
 }
 
 #[inline(always)]
 fn grayscale_block(block: &mut [u32; BLOCK]) {
     for v in block.iter_mut() {
-        *v = grayscale_px(*v);
+        let [r, g, b] = channels(*v);
+        let l = (19_595 * r + 38_470 * g + 7_471 * b + 0x8000) >> 16;
+        *v = (l * 0x01_0101) | (*v & 0xff00_0000);
     }
 }
 
 #[inline(always)]
 fn invert_block(block: &mut [u32; BLOCK]) {
     for v in block.iter_mut() {
-        *v = invert_px(*v);
+        *v ^= 0x00ff_ffff;
     }
 }
 
@@ -480,18 +428,12 @@ fn sepia_norm_block(block: &mut [u32; BLOCK], divisor: NormDivisor) {
         return;
     }
     for v in block.iter_mut() {
-        *v = sepia_norm_px(*v, divisor);
+        let [r, g, b] = channels(*v);
+        let out_r = divisor.rint_scaled(393 * r + 769 * g + 189 * b);
+        let out_g = divisor.rint_scaled(349 * r + 686 * g + 168 * b);
+        let out_b = divisor.rint_scaled(272 * r + 534 * g + 131 * b);
+        *v = out_r | out_g << 8 | out_b << 16 | (*v & 0xff00_0000);
     }
-}
-
-/// Sepia-norm of one pixel for a frame whose maximum is above 0.
-#[inline(always)]
-fn sepia_norm_px(v: u32, divisor: NormDivisor) -> u32 {
-    let [r, g, b] = channels(v);
-    let out_r = divisor.rint_scaled(393 * r + 769 * g + 189 * b);
-    let out_g = divisor.rint_scaled(349 * r + 686 * g + 168 * b);
-    let out_b = divisor.rint_scaled(272 * r + 534 * g + 131 * b);
-    out_r | out_g << 8 | out_b << 16 | (v & 0xff00_0000)
 }
 
 #[cfg(test)]
