@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use crate::mode::pixel::{D50_WHITE, SRGB_TO_XYZ_D50, hsv_tables, web_palette};
+use crate::mode::pixel::{D50_WHITE, SRGB_TO_XYZ_D50, hsv_tables, srgb_to_linear, web_palette};
 use crate::mode::{Dither, ImageMode, Locality, ModeData, ModeImage, Palette};
 
 /// How one frame's result comes back from the GPU.
@@ -149,17 +149,6 @@ fn hsv_words() -> Vec<u32> {
                 .fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
         })
         .collect()
-}
-
-/// sRGB decoding of one 8-bit value (the formula of `mode::pixel`'s private table, which
-/// the LAB products need in f64).
-fn srgb_to_linear(v: u8) -> f64 {
-    let c = f64::from(v) / 255.0;
-    if c <= 0.04045 {
-        c / 12.92
-    } else {
-        ((c + 0.055) / 1.055).powf(2.4)
-    }
 }
 
 /// `x` as a double-float `(hi, lo)` of f32 bit patterns: `hi = f32(x)`, `lo = f32(x − hi)`.

@@ -278,7 +278,7 @@ pub const SRGB_TO_XYZ_D50: [[f64; 3]; 3] = [
 pub const D50_WHITE: [f64; 3] = [0.9642, 1.0, 0.8249];
 
 /// sRGB decoding of one 8-bit value: `c/12.92` below 0.04045, else `((c+0.055)/1.055)^2.4`.
-fn srgb_to_linear(v: u8) -> f64 {
+pub fn srgb_to_linear(v: u8) -> f64 {
     let c = f64::from(v) / 255.0;
     if c <= 0.04045 {
         c / 12.92

@@ -140,7 +140,7 @@ pub fn div_rint(n: u32, d: u32) -> u32 {
     }
 }
 
-/// The three sepia sums n_c = Σ S[c][k]·v_k (×1000 of the float sepia value).
+/// The three sepia sums `n_c = Σ S[c][k]·v_k` (×1000 of the float sepia value).
 #[inline]
 pub fn sepia_sums(r: u32, g: u32, b: u32) -> [u32; 3] {
     SEPIA_1000.map(|row| row[0] * r + row[1] * g + row[2] * b)

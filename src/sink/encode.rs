@@ -2,9 +2,10 @@
 //! (webp, png, jpeg, gif, bmp, tiff, npy) and putting those bytes on disk without ever leaving a
 //! partial file.
 //!
-//! Outputs are RGB: alpha is dropped without compositing, as Gradio's default
-//! `image_mode="RGB"` (Pillow's `convert("RGB")`) does. That choice lives in one function,
-//! [`output_pixels`], which modes with alpha will extend.
+//! Each frame is written in its converted mode ([`Frame::image`]) where the format holds it
+//! ([`Format::holds`]); frames without a converted image are written as RGB, alpha dropped
+//! without compositing, as Gradio's default `image_mode="RGB"` (Pillow's `convert("RGB")`).
+//! That choice lives in one function, `output_image`.
 
 use std::borrow::Cow;
 use std::fs;
