@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-# Compilers for the bundled libwebp, and lavapipe (software Vulkan) for machines without a GPU.
+# Compilers for the bundled libwebp, libclang for the camera bindings (bindgen), and lavapipe
+# (software Vulkan) for machines without a GPU.
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends \
-    ca-certificates curl build-essential pkg-config mesa-vulkan-drivers libvulkan1 > /dev/null
+base="ca-certificates curl build-essential pkg-config mesa-vulkan-drivers libvulkan1"
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $base libclang1-14 > /dev/null \
+    || $SUDO apt-get install -y -qq --no-install-recommends $base libclang-dev > /dev/null
 
 if ! command -v cargo > /dev/null; then
     [ -x "$HOME/.cargo/bin/cargo" ] || \
