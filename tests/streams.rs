@@ -184,8 +184,9 @@ fn a_slow_sink_under_latest_keeps_lag_bounded_and_lossless_drops_nothing() {
         stats.drops.total() > 0,
         "a slow sink must cause drops: {stats:?}"
     );
-    // Queues hold a few frames; the source makes RATIO frames per delivered one. The lag is
-    // bounded by that, however long the run.
+    // Queues hold a few frames and the source can run at most 64 + RATIO frames ahead of the
+    // sink (its tokens). Were lag to grow with the run, 20,000 frames at a 10:1 ratio would
+    // take it into the thousands; it must stay under that fixed bound from start to end.
     let bound = RATIO * 8 + 64;
     let quarter = lags.len() / 4;
     let early = lags[..quarter].iter().copied().max().unwrap_or(0);
@@ -198,11 +199,8 @@ fn a_slow_sink_under_latest_keeps_lag_bounded_and_lossless_drops_nothing() {
         "lag in frames: first quarter max {early}, last quarter max {late}, {} deliveries",
         lags.len()
     );
-    assert!(late <= bound, "lag reached {late} frames (bound {bound})");
-    assert!(
-        late <= early + RATIO,
-        "lag grows with run length: {early} → {late}"
-    );
+    let worst = lags.iter().copied().max().unwrap_or(0);
+    assert!(worst <= bound, "lag reached {worst} frames (bound {bound})");
 
     let (lags, stats) = run_slow_sink(FramePolicy::Lossless, 2_000);
     assert_eq!(stats.drops.total(), 0);
