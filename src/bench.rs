@@ -22,7 +22,8 @@ use crate::DeviceChoice;
 use crate::backend::Processor;
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameMeta};
-use crate::gpu::GpuContext;
+use crate::gpu::copy::{par_copy, par_copy_with};
+use crate::gpu::{GpuContext, Upload};
 use crate::mode::{ImageMode, cpu as mode_cpu};
 use crate::ops::{Filter, Ops, cpu, fast};
 use crate::pipeline::Pipeline;
@@ -781,14 +782,12 @@ fn gpu_rows(
     let queue = &ctx.queue;
     let max = device.limits().max_buffer_size;
     if bytes > max {
-        rows.skip(
-            "gpu.upload",
-            format!("{bytes} bytes is over the adapter's buffer limit of {max}"),
-        );
-        rows.skip(
-            "gpu.readback",
-            format!("{bytes} bytes is over the adapter's buffer limit of {max}"),
-        );
+        for key in ["gpu.upload", "gpu.readback", "gpu.copy_bound"] {
+            rows.skip(
+                key,
+                format!("{bytes} bytes is over the adapter's buffer limit of {max}"),
+            );
+        }
     } else {
         let storage = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("bench storage"),
@@ -804,6 +803,12 @@ fn gpu_rows(
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("bench upload"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: true,
+        });
         let wait = |index: wgpu::SubmissionIndex| -> Result<()> {
             device
                 .poll(wgpu::PollType::Wait {
@@ -813,6 +818,20 @@ fn gpu_rows(
                 .map(|_| ())
                 .map_err(|err| Error::Gpu(format!("bench: waiting for the GPU: {err}")))
         };
+        // Maps `buffer` and waits for it (after `index`, the work that used it).
+        let map = |buffer: &wgpu::Buffer, mode, index| -> Result<()> {
+            let mapped = Arc::new(Mutex::new(None));
+            let flag = Arc::clone(&mapped);
+            buffer.slice(..).map_async(mode, move |result| {
+                *flag.lock().unwrap_or_else(PoisonError::into_inner) = Some(result.is_ok());
+            });
+            wait(index)?;
+            if *mapped.lock().unwrap_or_else(PoisonError::into_inner) != Some(true) {
+                ctx.take_error()?;
+                return Err(Error::Gpu("bench: a buffer did not map".into()));
+            }
+            Ok(())
+        };
         let samples = timing.measure(2, |k| {
             let start = Instant::now();
             queue.write_buffer(&storage, 0, &inputs[k % DISTINCT_FRAMES]);
@@ -821,45 +840,91 @@ fn gpu_rows(
         })?;
         ctx.take_error()?;
         rows.push(
-            "gpu.upload",
+            "gpu.upload.write_buffer",
             "upload: write_buffer + submit + wait",
             "gpu",
             samples,
         );
+        let threads = fast::available_threads();
+        let samples = timing.measure(2, |k| {
+            let start = Instant::now();
+            {
+                let mut view = staging
+                    .slice(..)
+                    .get_mapped_range_mut()
+                    .map_err(|err| Error::Gpu(format!("bench: {err}")))?;
+                par_copy(view.slice(..), &inputs[k % DISTINCT_FRAMES]);
+            }
+            staging.unmap();
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("bench upload"),
+            });
+            encoder.copy_buffer_to_buffer(&staging, 0, &storage, 0, bytes);
+            let index = queue.submit([encoder.finish()]);
+            map(&staging, wgpu::MapMode::Write, index)?;
+            Ok(start.elapsed())
+        })?;
+        ctx.take_error()?;
+        rows.push(
+            "gpu.upload.staging",
+            format!("upload: mapped buffer, {threads}-thread copy + wait"),
+            "gpu",
+            samples,
+        );
         let mut out = vec![0u8; inputs[0].len()];
+        for threads in [1, threads] {
+            let samples = timing.measure(2, |_| {
+                let start = Instant::now();
+                let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("bench readback"),
+                });
+                encoder.copy_buffer_to_buffer(&storage, 0, &readback, 0, bytes);
+                map(
+                    &readback,
+                    wgpu::MapMode::Read,
+                    queue.submit([encoder.finish()]),
+                )?;
+                {
+                    let view = readback
+                        .slice(..)
+                        .get_mapped_range()
+                        .map_err(|err| Error::Gpu(format!("bench: {err}")))?;
+                    par_copy_with((&mut out[..]).into(), &view, threads);
+                }
+                readback.unmap();
+                Ok(start.elapsed())
+            })?;
+            ctx.take_error()?;
+            rows.push(
+                format!("gpu.readback.threads_{threads}"),
+                format!("readback: copy + map + {threads}-thread copy out"),
+                "gpu",
+                samples,
+            );
+            if threads == 1 && fast::available_threads() == 1 {
+                break;
+            }
+        }
+        // The bound of a round trip: the GPU's copies alone, from a mapped upload buffer to a
+        // mapped readback, with no host copy and no compute (PyTorch's pinned copy peer).
         let samples = timing.measure(2, |_| {
             let start = Instant::now();
+            staging.unmap();
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("bench readback"),
+                label: Some("bench copy bound"),
             });
+            encoder.copy_buffer_to_buffer(&staging, 0, &storage, 0, bytes);
             encoder.copy_buffer_to_buffer(&storage, 0, &readback, 0, bytes);
             let index = queue.submit([encoder.finish()]);
-            let mapped = Arc::new(Mutex::new(None));
-            let flag = Arc::clone(&mapped);
-            readback
-                .slice(..)
-                .map_async(wgpu::MapMode::Read, move |result| {
-                    *flag.lock().unwrap_or_else(PoisonError::into_inner) = Some(result.is_ok());
-                });
-            wait(index)?;
-            if *mapped.lock().unwrap_or_else(PoisonError::into_inner) != Some(true) {
-                ctx.take_error()?;
-                return Err(Error::Gpu("bench: the readback did not map".into()));
-            }
-            {
-                let view = readback
-                    .slice(..)
-                    .get_mapped_range()
-                    .map_err(|err| Error::Gpu(format!("bench: {err}")))?;
-                out.copy_from_slice(&view);
-            }
+            map(&readback, wgpu::MapMode::Read, index.clone())?;
+            map(&staging, wgpu::MapMode::Write, index)?;
             readback.unmap();
             Ok(start.elapsed())
         })?;
         ctx.take_error()?;
         rows.push(
-            "gpu.readback",
-            "readback: copy + map + memcpy out",
+            "gpu.copy_bound",
+            "copy bound: mapped -> GPU -> mapped, no compute",
             "gpu",
             samples,
         );
@@ -869,7 +934,6 @@ fn gpu_rows(
         .ops
         .mode
         .map_or(String::new(), |m| format!(" + mode {m}"));
-    let mut processor = Processor::new(Some(ctx.clone()), &options.ops, 1)?;
     let frame = |k: usize| {
         Frame::new(
             w,
@@ -879,29 +943,58 @@ fn gpu_rows(
             FrameMeta::still(k as u64, 0),
         )
     };
-    let samples = timing.measure(2, |k| {
-        let input = frame(k);
-        let start = Instant::now();
-        processor.process(input)?;
-        Ok(start.elapsed())
-    })?;
-    rows.push(
-        "gpu.round_trip.in_flight_1",
-        format!("GPU round trip{mode_note}, 1 in flight"),
-        "gpu",
-        samples,
-    );
-
     let n = options.in_flight;
-    let mut processor = Processor::new(Some(ctx.clone()), &options.ops, n)?;
-    let samples = pipelined(&mut processor, timing, n, frame)?;
-    rows.push(
-        format!("gpu.round_trip.in_flight_{n}"),
-        format!("GPU round trip{mode_note}, {n} in flight"),
-        "gpu",
-        samples,
-    );
+    // The default upload (mapped buffers) and write_buffer, measured in the same run.
+    for (upload, key, note) in [
+        (Upload::Staging, "", ""),
+        (Upload::WriteBuffer, ".write_buffer", " (write_buffer)"),
+    ] {
+        let mut processor = Processor::new(Some(ctx.clone()), &options.ops, 1)?;
+        set_upload(&mut processor, upload);
+        let samples = timing.measure(2, |k| {
+            let input = frame(k);
+            let start = Instant::now();
+            processor.process(input)?;
+            Ok(start.elapsed())
+        })?;
+        rows.push(
+            format!("gpu.round_trip{key}.in_flight_1"),
+            format!("GPU round trip{mode_note}{note}, 1 in flight"),
+            "gpu",
+            samples,
+        );
+        if upload == Upload::Staging
+            && let Processor::Gpu { gpu, .. } = &mut processor
+        {
+            let samples = timing.measure(1, |_| {
+                gpu.replay_pass()?
+                    .ok_or_else(|| Error::Gpu("bench: no ops pass to replay".into()))
+            })?;
+            rows.push(
+                "gpu.pass",
+                format!("GPU pass alone{mode_note} (data on the GPU)"),
+                "gpu",
+                samples,
+            );
+        }
+
+        let mut processor = Processor::new(Some(ctx.clone()), &options.ops, n)?;
+        set_upload(&mut processor, upload);
+        let samples = pipelined(&mut processor, timing, n, frame)?;
+        rows.push(
+            format!("gpu.round_trip{key}.in_flight_{n}"),
+            format!("GPU round trip{mode_note}{note}, {n} in flight"),
+            "gpu",
+            samples,
+        );
+    }
     Ok(())
+}
+
+fn set_upload(processor: &mut Processor, upload: Upload) {
+    if let Processor::Gpu { gpu, .. } = processor {
+        gpu.set_upload(upload);
+    }
 }
 
 /// Keeps `processor` full and records when each frame comes back. Frames that come back

@@ -49,10 +49,15 @@ fn json_report_has_a_row_per_stage() {
     // GPU rows when an adapter exists (lavapipe counts); otherwise the reason is listed.
     if report["gpu"].is_string() {
         for key in [
-            "gpu.upload",
-            "gpu.readback",
+            "gpu.upload.write_buffer",
+            "gpu.upload.staging",
+            "gpu.readback.threads_1",
+            "gpu.copy_bound",
+            "gpu.pass",
             "gpu.round_trip.in_flight_1",
             "gpu.round_trip.in_flight_3",
+            "gpu.round_trip.write_buffer.in_flight_1",
+            "gpu.round_trip.write_buffer.in_flight_3",
             "e2e.gpu",
         ] {
             assert!(

@@ -8,6 +8,7 @@
 //! - `modes`: Pillow's `image_mode` on the GPU: which route each frame takes, the packed output
 //!   layouts, the HSV and LAB tables, the [`ModeImage`](crate::mode::ModeImage) read back.
 //! - `ring`: frames in flight, with reused upload/readback buffers.
+//! - `copy`: host-side frame copies split across threads.
 //!
 //! Pixels cross as storage buffers of packed u32 (one RGBA8 pixel each, R in the low byte): the
 //! buffer is byte-identical to the frame's `rgba`, so upload and readback are plain copies. A
@@ -15,13 +16,14 @@
 //! or 4 bytes a pixel); Floyd–Steinberg and RGBA → P come back as RGBA and finish on the CPU.
 
 pub mod context;
+pub(crate) mod copy;
 pub(crate) mod kernels;
 pub(crate) mod modes;
 pub mod ring;
 pub mod yuv;
 
 pub use context::{AdapterSummary, GpuContext};
-pub use ring::GpuBackend;
+pub use ring::{GpuBackend, Upload};
 
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ use crate::mode::{Dither, ImageMode};
 use crate::ops::Ops;
 
 use super::context::GpuContext;
+use super::copy::par_copy;
 use super::kernels::{self, Band, BandBuffers, BandLimits, Kernels, PARAMS_SIZE, QUAD};
 use super::modes::{self, PackedMode, Route};
 
@@ -21,6 +22,19 @@ use super::modes::{self, PackedMode, Route};
 /// (`floyd_steinberg_1_timings_cpu_after_gpu_vs_gpu_wavefronts` in `tests/gpu_modes.rs`), the
 /// only adapter measured; lavapipe is a CPU rasteriser, so a real GPU may well differ.
 const DITHER_ON_GPU_BY_DEFAULT: bool = false;
+
+/// How a frame's pixels reach the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Upload {
+    /// Copied (by several threads for large frames) into the slot's own upload buffer, which
+    /// stays mapped while the slot is free, then copied on the GPU's queue into the input
+    /// buffer. No allocation per frame.
+    #[default]
+    Staging,
+    /// `queue.write_buffer`: wgpu copies the pixels into a staging buffer it allocates for
+    /// the call. Kept to compare against (`shutter bench`).
+    WriteBuffer,
+}
 
 /// Map states written by the `map_async` callback.
 const MAP_PENDING: u8 = 0;
@@ -37,6 +51,13 @@ struct Slot {
     input: Option<wgpu::Buffer>,
     output: Option<wgpu::Buffer>,
     readback: Option<wgpu::Buffer>,
+    /// The upload buffer of [`Upload::Staging`] (MAP_WRITE | COPY_SRC, `capacity` bytes):
+    /// mapped while the slot is free, unmapped from its copy until the GPU has read it.
+    staging: Option<wgpu::Buffer>,
+    /// Map state of `staging` (MAP_DONE: mapped and writable).
+    staging_mapped: Arc<AtomicU8>,
+    /// The last submission that used this slot's buffers.
+    submission: Option<wgpu::SubmissionIndex>,
     params: Option<wgpu::Buffer>,
     maxes: Option<wgpu::Buffer>,
     /// The wavefront dithering kernel's error rows (with that kernel only) and their bytes.
@@ -44,6 +65,8 @@ struct Slot {
     errors_capacity: u64,
     /// Bind groups of the bands of the last frame size seen.
     bands: Option<BoundBands>,
+    /// The route of the last ops pass recorded for this slot (for [`GpuBackend::replay_pass`]).
+    last_pass: Option<(Route, bool)>,
 }
 
 /// The bands of one frame size and route with their bind groups, rebuilt only when the size,
@@ -63,6 +86,8 @@ struct Job {
     bytes: u64,
     /// The packed mode when the readback holds one, else RGBA pixels.
     packed: Option<PackedMode>,
+    /// Whether the pixels went up through the slot's staging buffer (re-mapped once submitted).
+    staged: bool,
     /// `None` while the frame's commands wait in a batch (see [`GpuBackend::set_batch`]).
     submission: Option<wgpu::SubmissionIndex>,
     mapped: Arc<AtomicU8>,
@@ -107,6 +132,7 @@ pub struct GpuBackend {
     batch: usize,
     /// Command buffers encoded and not yet submitted (at most `batch - 1` between calls).
     deferred: Vec<wgpu::CommandBuffer>,
+    upload: Upload,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -159,6 +185,7 @@ impl GpuBackend {
             allocations: 0,
             batch: 1,
             deferred: Vec::new(),
+            upload: Upload::default(),
         })
     }
 
@@ -166,6 +193,63 @@ impl GpuBackend {
     /// `max_batch_size`); fewer go together when `collect` is called first. Default 1.
     pub fn set_batch(&mut self, frames: usize) {
         self.batch = frames.max(1);
+    }
+
+    /// Chooses how pixels reach the GPU (default [`Upload::Staging`]); both give the same
+    /// results. For measuring one against the other.
+    pub fn set_upload(&mut self, upload: Upload) {
+        self.upload = upload;
+    }
+
+    /// Runs the ops of the last frame processed again on the data still on the GPU (no upload,
+    /// no readback), waits, and returns how long that took: the GPU pass alone, for
+    /// `shutter bench`. `Ok(None)` when no frame has run through the ops yet or frames are in
+    /// flight.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the submission fails.
+    #[doc(hidden)]
+    pub fn replay_pass(&mut self) -> Result<Option<std::time::Duration>> {
+        let Some(kernels) = &self.kernels else {
+            return Ok(None);
+        };
+        if !self.queue.is_empty() {
+            return Ok(None);
+        }
+        let Some(s) = self.slots.iter().find(|s| s.last_pass.is_some()) else {
+            return Ok(None);
+        };
+        let (Some((route, is_packed)), Some(bound), Some(maxes)) =
+            (s.last_pass, s.bands.as_ref(), s.maxes.as_ref())
+        else {
+            return Ok(None);
+        };
+        let ctx = &self.ctx;
+        ctx.scoped("replaying the ops pass", || {
+            let start = std::time::Instant::now();
+            let mut encoder = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("shutter replay"),
+                });
+            encode_pass(
+                &mut encoder,
+                kernels,
+                &bound.groups,
+                self.norms,
+                maxes,
+                route,
+                is_packed,
+            );
+            let index = ctx.queue.submit([encoder.finish()]);
+            ctx.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(index),
+                    timeout: None,
+                })
+                .map_err(|err| Error::Gpu(format!("waiting for the GPU: {err}")))?;
+            Ok(Some(start.elapsed()))
+        })
     }
 
     /// Submits the batched command buffers in one `queue.submit` and starts mapping each
@@ -187,8 +271,21 @@ impl GpuBackend {
             match &submission {
                 Ok(index) => {
                     job.submission = Some(index.clone());
+                    let slot = &mut self.slots[job.slot];
+                    slot.submission = Some(index.clone());
+                    if let (true, Some(staging)) = (job.staged, &slot.staging) {
+                        // Mapped again once the GPU has copied out of it: ready for the
+                        // slot's next frame.
+                        let flag = Arc::clone(&slot.staging_mapped);
+                        staging
+                            .slice(..)
+                            .map_async(wgpu::MapMode::Write, move |result| {
+                                let state = if result.is_ok() { MAP_DONE } else { MAP_FAILED };
+                                flag.store(state, Ordering::Release);
+                            });
+                    }
                     let flag = Arc::clone(&job.mapped);
-                    let readback = self.slots[job.slot]
+                    let readback = slot
                         .readback
                         .as_ref()
                         .expect("a submitted slot has a readback buffer");
@@ -452,6 +549,13 @@ impl GpuBackend {
             "shutter readback",
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         ));
+        s.staging = Some(device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("shutter upload"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: true,
+        }));
+        s.staging_mapped = Arc::new(AtomicU8::new(MAP_DONE));
         s.capacity = bytes;
         s.bands = None;
         self.allocations += 1;
@@ -511,11 +615,35 @@ impl GpuBackend {
             .readback
             .as_ref()
             .expect("ensure_capacity made the readback");
-        queue.write_buffer(input, 0, &frame.rgba);
-
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("shutter frame"),
         });
+        let staged = self.upload == Upload::Staging;
+        if staged {
+            let staging = s
+                .staging
+                .as_ref()
+                .expect("ensure_capacity made the upload buffer");
+            wait_mapped(
+                &self.ctx,
+                &s.staging_mapped,
+                s.submission.as_ref(),
+                frame.meta.seq,
+            )?;
+            {
+                let mut view = staging
+                    .slice(..rgba_bytes)
+                    .get_mapped_range_mut()
+                    .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
+                par_copy(view.slice(..), &frame.rgba);
+            }
+            staging.unmap();
+            s.staging_mapped.store(MAP_PENDING, Ordering::Release);
+            encoder.copy_buffer_to_buffer(staging, 0, input, 0, rgba_bytes);
+        } else {
+            queue.write_buffer(input, 0, &frame.rgba);
+        }
+
         match &self.kernels {
             Some(kernels) => {
                 let output = s.output.as_ref().expect("kernels imply an output buffer");
@@ -552,48 +680,16 @@ impl GpuBackend {
                     .as_ref()
                     .expect("bind groups were just built")
                     .groups;
-                if self.norms > 0 {
-                    encoder.clear_buffer(maxes, 0, None);
-                }
-                {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("shutter ops"),
-                        timestamp_writes: None,
-                    });
-                    // Each reduction sees the maxima of the ones before it; the last pass (RGBA,
-                    // packed mode or dithering) sees them all.
-                    for pipeline in &kernels.reductions {
-                        pass.set_pipeline(pipeline);
-                        for (band, group) in groups {
-                            pass.set_bind_group(0, group, &[]);
-                            pass.dispatch_workgroups(band.groups.0, band.groups.1, 1);
-                        }
-                    }
-                    let dither = kernels
-                        .dither
-                        .as_ref()
-                        .filter(|_| route == Route::GpuDither);
-                    let mode_pass = kernels.packed.as_ref().filter(|_| is_packed);
-                    if let (Some(dither), Some((_, group))) = (dither, groups.first()) {
-                        // One workgroup walks every wave of the one band (dither.wgsl).
-                        pass.set_pipeline(dither);
-                        pass.set_bind_group(0, group, &[]);
-                        pass.dispatch_workgroups(1, 1, 1);
-                    } else if let Some(mode_pass) = mode_pass {
-                        pass.set_pipeline(&mode_pass.pipeline);
-                        for (band, group) in groups {
-                            pass.set_bind_group(0, group, &[]);
-                            let (x, y) = band.mode_groups;
-                            pass.dispatch_workgroups(x, y, 1);
-                        }
-                    } else {
-                        pass.set_pipeline(&kernels.point);
-                        for (band, group) in groups {
-                            pass.set_bind_group(0, group, &[]);
-                            pass.dispatch_workgroups(band.groups.0, band.groups.1, 1);
-                        }
-                    }
-                }
+                encode_pass(
+                    &mut encoder,
+                    kernels,
+                    groups,
+                    self.norms,
+                    maxes,
+                    route,
+                    is_packed,
+                );
+                s.last_pass = Some((route, is_packed));
                 encoder.copy_buffer_to_buffer(output, 0, readback, 0, bytes);
             }
             None => encoder.copy_buffer_to_buffer(input, 0, readback, 0, bytes),
@@ -605,9 +701,63 @@ impl GpuBackend {
             slot,
             bytes,
             packed,
+            staged,
             submission: None,
             mapped: Arc::new(AtomicU8::new(MAP_PENDING)),
         })
+    }
+}
+
+/// Records the ops of one frame: the sepia-norm reductions, then the point pass (RGBA or a
+/// packed mode) or the dithering wavefronts, over every band's bind group.
+fn encode_pass(
+    encoder: &mut wgpu::CommandEncoder,
+    kernels: &Kernels,
+    groups: &[(Band, wgpu::BindGroup)],
+    norms: usize,
+    maxes: &wgpu::Buffer,
+    route: Route,
+    is_packed: bool,
+) {
+    if norms > 0 {
+        encoder.clear_buffer(maxes, 0, None);
+    }
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some("shutter ops"),
+        timestamp_writes: None,
+    });
+    // Each reduction sees the maxima of the ones before it; the last pass (RGBA, packed mode or
+    // dithering) sees them all.
+    for pipeline in &kernels.reductions {
+        pass.set_pipeline(pipeline);
+        for (band, group) in groups {
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(band.groups.0, band.groups.1, 1);
+        }
+    }
+    let dither = kernels
+        .dither
+        .as_ref()
+        .filter(|_| route == Route::GpuDither);
+    let mode_pass = kernels.packed.as_ref().filter(|_| is_packed);
+    if let (Some(dither), Some((_, group))) = (dither, groups.first()) {
+        // One workgroup walks every wave of the one band (dither.wgsl).
+        pass.set_pipeline(dither);
+        pass.set_bind_group(0, group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    } else if let Some(mode_pass) = mode_pass {
+        pass.set_pipeline(&mode_pass.pipeline);
+        for (band, group) in groups {
+            pass.set_bind_group(0, group, &[]);
+            let (x, y) = band.mode_groups;
+            pass.dispatch_workgroups(x, y, 1);
+        }
+    } else {
+        pass.set_pipeline(&kernels.point);
+        for (band, group) in groups {
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(band.groups.0, band.groups.1, 1);
+        }
     }
 }
 
@@ -656,6 +806,33 @@ fn wait_job(ctx: &GpuContext, job: &Job, block: bool) -> Result<bool> {
     )))
 }
 
+/// Waits until a slot's upload buffer is mapped again after its last frame (normally at once:
+/// the slot is free only once that frame's readback was mapped, after the same submission).
+fn wait_mapped(
+    ctx: &GpuContext,
+    state: &AtomicU8,
+    submission: Option<&wgpu::SubmissionIndex>,
+    seq: u64,
+) -> Result<()> {
+    for _ in 0..3 {
+        match state.load(Ordering::Acquire) {
+            MAP_DONE => return Ok(()),
+            MAP_FAILED => break,
+            _ => {}
+        }
+        ctx.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: submission.cloned(),
+                timeout: None,
+            })
+            .map_err(|err| Error::Gpu(format!("frame {seq}: waiting for the GPU: {err}")))?;
+    }
+    ctx.take_error()?;
+    Err(Error::Gpu(format!(
+        "frame {seq}: the upload buffer could not be mapped again"
+    )))
+}
+
 /// Copies a mapped readback into the frame's own pixel buffer (whole rows: the whole frame), or
 /// a packed mode's bytes into a new `Frame::image` sized exactly, and unmaps it.
 fn copy_back(slot: &Slot, job: &Job, frame: &mut Frame) -> Result<()> {
@@ -673,7 +850,7 @@ fn copy_back(slot: &Slot, job: &Job, frame: &mut Frame) -> Result<()> {
                 let image = modes::image_from_bytes(packed, frame.width, frame.height, &view);
                 frame.image = Some(image);
             }
-            None => frame.rgba.copy_from_slice(&view),
+            None => par_copy((&mut frame.rgba[..]).into(), &view),
         }
     }
     readback.unmap();

@@ -151,3 +151,41 @@ fn a_steady_stream_of_one_size_allocates_once_per_slot() {
     gpu.collect(true).unwrap().expect("scheduled");
     assert_eq!(gpu.buffer_allocations(), 3);
 }
+
+#[test]
+fn both_uploads_give_the_cpu_reference_bytes_over_many_slot_reuses() {
+    let Some(ctx) = gpu_or_skip("both_uploads") else {
+        return;
+    };
+    let ops = Ops {
+        mirror: true,
+        filters: vec![Filter::Sepia],
+        ..Default::default()
+    };
+    // Sizes that grow and shrink, so slots reallocate (a new, mapped upload buffer) and reuse
+    // a buffer larger than the frame (a partial copy into it); identity copies straight
+    // through. 1366×768 is over the parallel copy's threshold.
+    let sizes = [(3, 7), (1366, 768), (1, 1), (640, 3), (1366, 768), (2, 2)];
+    for upload in [super::Upload::Staging, super::Upload::WriteBuffer] {
+        for ops in [ops.clone(), Ops::default()] {
+            let mut gpu = GpuBackend::new(Arc::clone(&ctx), &ops, 2).unwrap();
+            gpu.set_upload(upload);
+            let mut expected = Vec::new();
+            for (seq, &(w, h)) in sizes.iter().cycle().take(14).enumerate() {
+                let f = frame(w, h, seq as u64);
+                let mut want = f.rgba.clone();
+                cpu::apply(&ops, w, h, &mut want);
+                expected.push(want);
+                if gpu.pending() == gpu.capacity() {
+                    let done = gpu.collect(true).unwrap().unwrap();
+                    assert!(done.rgba == expected[done.meta.seq as usize]);
+                }
+                gpu.schedule(f).unwrap();
+            }
+            while let Some(done) = gpu.collect(true).unwrap() {
+                let seq = done.meta.seq as usize;
+                assert!(done.rgba == expected[seq], "{upload:?} frame {seq}");
+            }
+        }
+    }
+}
