@@ -35,12 +35,8 @@ pub fn convert(
     let mut palette = None;
     let data = match mode {
         ImageMode::L => ModeData::U8(map(px, |[r, g, b, _]| [l_pixel(r, g, b)])),
-        ImageMode::I => ModeData::I32(
-            px.iter()
-                .map(|&[r, g, b, _]| l_pixel(r, g, b).into())
-                .collect(),
-        ),
-        ImageMode::F => ModeData::F32(px.iter().map(|&[r, g, b, _]| f_pixel(r, g, b)).collect()),
+        ImageMode::I => ModeData::I32(map(px, |[r, g, b, _]| [l_pixel(r, g, b).into()])),
+        ImageMode::F => ModeData::F32(map(px, |[r, g, b, _]| [f_pixel(r, g, b)])),
         ImageMode::One => ModeData::U8(match dither {
             Dither::None => map(px, |[r, g, b, _]| [bit_nodither(r, g, b)]),
             Dither::FloydSteinberg => bilevel_fs(w, h, px),
@@ -86,12 +82,40 @@ pub fn convert_frame(mode: ImageMode, dither: Dither, frame: &Frame) -> ModeImag
     )
 }
 
-/// Applies a point-wise function to every pixel, interleaving its `N` output bands.
-fn map<const N: usize>(px: &[[u8; 4]], f: impl Fn([u8; 4]) -> [u8; N]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(px.len() * N);
-    for &p in px {
-        out.extend_from_slice(&f(p));
+/// Pixels below which a point-wise conversion stays on one thread (starting a thread costs
+/// about what converting this many pixels does).
+const MIN_PIXELS_PER_THREAD: usize = 1 << 16;
+
+/// Applies a point-wise function to every pixel, interleaving its `N` output bands; large
+/// frames are split into one run of pixels per hardware thread.
+fn map<T, const N: usize>(px: &[[u8; 4]], f: impl Fn([u8; 4]) -> [T; N] + Sync) -> Vec<T>
+where
+    T: Copy + Default + Send,
+{
+    let mut out = vec![T::default(); px.len() * N];
+    let threads = crate::ops::fast::available_threads()
+        .min(px.len() / MIN_PIXELS_PER_THREAD)
+        .max(1);
+    let run = |src: &[[u8; 4]], dst: &mut [T]| {
+        for (p, o) in src.iter().zip(dst.chunks_exact_mut(N)) {
+            o.copy_from_slice(&f(*p));
+        }
+    };
+    if threads == 1 {
+        run(px, &mut out);
+        return out;
     }
+    let chunk = px.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut parts = px.chunks(chunk).zip(out.chunks_mut(chunk * N));
+        let first = parts.next();
+        for (src, dst) in parts {
+            scope.spawn(|| run(src, dst));
+        }
+        if let Some((src, dst)) = first {
+            run(src, dst);
+        }
+    });
     out
 }
 
@@ -183,6 +207,52 @@ pub fn web_fs(width: usize, height: usize, px: &[[u8; 4]]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn point_wise_modes_split_across_threads_equal_row_by_row() {
+        // 700 × 300 is over the threshold (split into one run per thread); one row is not.
+        let (w, h) = (700u32, 300u32);
+        let rgba: Vec<u8> = (0..w as usize * h as usize * 4)
+            .map(|i| ((i / 4) * 37 + (i % 4) * 101 + i / 2800) as u8)
+            .collect();
+        for mode in ImageMode::ALL {
+            if mode == ImageMode::P {
+                continue; // RGBA sources quantize the whole frame (octree), not point-wise
+            }
+            let whole = convert(mode, Dither::None, w, h, &rgba, true);
+            let rows: Vec<ModeData> = rgba
+                .chunks(w as usize * 4)
+                .map(|row| convert(mode, Dither::None, w, 1, row, true).data)
+                .collect();
+            let joined = match &whole.data {
+                ModeData::U8(_) => ModeData::U8(
+                    rows.iter()
+                        .flat_map(|d| match d {
+                            ModeData::U8(v) => v.clone(),
+                            _ => unreachable!(),
+                        })
+                        .collect(),
+                ),
+                ModeData::I32(_) => ModeData::I32(
+                    rows.iter()
+                        .flat_map(|d| match d {
+                            ModeData::I32(v) => v.clone(),
+                            _ => unreachable!(),
+                        })
+                        .collect(),
+                ),
+                ModeData::F32(_) => ModeData::F32(
+                    rows.iter()
+                        .flat_map(|d| match d {
+                            ModeData::F32(v) => v.clone(),
+                            _ => unreachable!(),
+                        })
+                        .collect(),
+                ),
+            };
+            assert!(whole.data == joined, "{mode}");
+        }
+    }
 
     fn rgb(px: &[[u8; 3]]) -> Vec<u8> {
         px.iter().flat_map(|&[r, g, b]| [r, g, b, 255]).collect()
