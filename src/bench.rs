@@ -585,6 +585,10 @@ pub fn run(options: &BenchOptions, on_progress: &mut dyn FnMut(Progress<'_>)) ->
         BenchDevice::Cpu => (true, None),
         BenchDevice::Gpu => (false, Some(GpuContext::new()?)),
         BenchDevice::Auto => match GpuContext::new() {
+            Ok(ctx) if ctx.is_software() => {
+                rows.skip("gpu", Error::SoftwareAdapter(ctx.describe()).to_string());
+                (true, None)
+            }
             Ok(ctx) => (false, Some(ctx)),
             Err(err) => {
                 rows.skip("gpu", err.to_string());

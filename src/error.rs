@@ -41,6 +41,13 @@ pub enum Error {
         "no GPU adapter found ({0}); use --device cpu, or install a Vulkan driver such as mesa-vulkan-drivers"
     )]
     NoAdapter(String),
+    /// `--device auto` found only a software adapter (such as lavapipe) and ran on the CPU,
+    /// whose fast path is many times faster than a rasteriser emulating a GPU on the same cores.
+    /// Never a failure: the reason given with [`crate::pipeline::Event::CpuFallback`].
+    #[error(
+        "the GPU adapter found, {0}, is a software renderer, slower than the CPU path (--device gpu uses it anyway)"
+    )]
+    SoftwareAdapter(String),
     /// The GPU reported an error (device creation, shader validation, buffer mapping, device lost).
     #[error("GPU error: {0}")]
     Gpu(String),

@@ -170,7 +170,11 @@ fn devices() -> ExitCode {
         println!("no GPU adapters: `--device auto` uses the CPU backend");
     }
     for (i, a) in adapters.iter().enumerate() {
-        let mark = if i == 0 { " (auto)" } else { "" };
+        let mark = match (i, a.is_software()) {
+            (0, false) => " (auto)",
+            (0, true) => " (--device gpu; auto runs on the CPU, faster than a software renderer)",
+            _ => "",
+        };
         println!(
             "gpu {i}: {} [{}, {}] {}{mark}",
             a.name, a.backend, a.device_type, a.driver
@@ -306,12 +310,9 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
                     events.set_draw_target(ProgressDrawTarget::stderr());
                 }
             }
-            Event::CpuFallback { reason } => events.suspend(|| {
-                eprintln!(
-                    "shutter: no GPU adapter ({}); running on the CPU",
-                    one_line(reason)
-                )
-            }),
+            Event::CpuFallback { reason } => {
+                events.suspend(|| eprintln!("shutter: {}; running on the CPU", one_line(reason)))
+            }
             Event::InputDone { error, .. } => {
                 if let Some(err) = error {
                     events.suspend(|| eprintln!("shutter: error: {}", one_line(err)));

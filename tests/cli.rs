@@ -429,11 +429,54 @@ fn devices_lists_an_adapter_when_the_gpu_is_required() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     if std::env::var("SHUTTER_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-        assert!(text.contains("gpu 0:") && text.contains("(auto)"), "{text}");
+        assert!(text.contains("gpu 0:"), "{text}");
+        // The first adapter is the one `auto` picks, unless it is a software renderer.
+        let first = text.lines().find(|l| l.starts_with("gpu 0:")).unwrap_or("");
+        if first.contains(", Cpu]") {
+            assert!(first.contains("auto runs on the CPU"), "{text}");
+        } else {
+            assert!(first.ends_with("(auto)"), "{text}");
+        }
     } else {
         assert!(
             text.contains("gpu 0:") || text.contains("no GPU adapters"),
             "{text}"
+        );
+    }
+}
+
+#[test]
+fn device_auto_prefers_the_cpu_to_a_software_adapter_and_says_why() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 5, 3);
+    let listed = shutter(&["devices"]);
+    let text = String::from_utf8_lossy(&listed.stdout).to_string();
+    let Some(first) = text.lines().find(|l| l.starts_with("gpu 0:")) else {
+        // No adapter (`devices_lists_an_adapter_when_the_gpu_is_required` fails then under
+        // SHUTTER_REQUIRE_GPU=1); the fallback test covers auto.
+        return;
+    };
+    let software = first.contains(", Cpu]");
+    for device in ["auto", "gpu"] {
+        let out = shutter(&[
+            "run",
+            s(&src),
+            "-o",
+            s(&tmp.path().join(device)),
+            "--device",
+            device,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stats: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        let on_cpu = stats["backend"] == "CPU";
+        assert_eq!(on_cpu, device == "auto" && software, "{device}: {stdout}");
+        assert_eq!(
+            stderr(&out).contains("is a software renderer"),
+            device == "auto" && software,
+            "{}",
+            stderr(&out)
         );
     }
 }

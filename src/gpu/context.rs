@@ -19,6 +19,11 @@ pub struct AdapterSummary {
 }
 
 impl AdapterSummary {
+    /// Whether this is a software renderer (see [`GpuContext::is_software`]).
+    pub fn is_software(&self) -> bool {
+        self.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+
     fn from_info(info: &wgpu::AdapterInfo) -> Self {
         let driver = match (info.driver.is_empty(), info.driver_info.is_empty()) {
             (false, false) => format!("{} {}", info.driver, info.driver_info),
@@ -152,6 +157,12 @@ impl GpuContext {
             }
         }
         all
+    }
+
+    /// Whether the adapter is a software renderer (lavapipe, llvmpipe, SwiftShader, WARP):
+    /// `--device auto` prefers the CPU backend to those.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
     }
 
     /// A short name for messages: `llvmpipe (LLVM 15.0.6, 256 bits) (vulkan)`.
