@@ -22,7 +22,7 @@ use crate::DeviceChoice;
 use crate::backend::Processor;
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameMeta};
-use crate::gpu::copy::{par_copy, par_copy_with};
+use crate::gpu::copy::{MAX_COPY_THREADS, par_copy_with};
 use crate::gpu::{GpuContext, Upload};
 use crate::mode::{ImageMode, cpu as mode_cpu};
 use crate::ops::{Filter, Ops, cpu, fast};
@@ -849,34 +849,37 @@ fn gpu_rows(
             "gpu",
             samples,
         );
-        let threads = fast::available_threads();
-        let samples = timing.measure(2, |k| {
-            let start = Instant::now();
-            {
-                let mut view = staging
-                    .slice(..)
-                    .get_mapped_range_mut()
-                    .map_err(|err| Error::Gpu(format!("bench: {err}")))?;
-                par_copy(view.slice(..), &inputs[k % DISTINCT_FRAMES]);
-            }
-            staging.unmap();
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("bench upload"),
-            });
-            encoder.copy_buffer_to_buffer(&staging, 0, &storage, 0, bytes);
-            let index = queue.submit([encoder.finish()]);
-            map(&staging, wgpu::MapMode::Write, index)?;
-            Ok(start.elapsed())
-        })?;
-        ctx.take_error()?;
-        rows.push(
-            "gpu.upload.staging",
-            format!("upload: mapped buffer, {threads}-thread copy + wait"),
-            "gpu",
-            samples,
-        );
+        let threads = fast::available_threads().min(MAX_COPY_THREADS);
+        let thread_counts: &[usize] = if threads > 1 { &[1, threads] } else { &[1] };
+        for &threads in thread_counts {
+            let samples = timing.measure(2, |k| {
+                let start = Instant::now();
+                {
+                    let mut view = staging
+                        .slice(..)
+                        .get_mapped_range_mut()
+                        .map_err(|err| Error::Gpu(format!("bench: {err}")))?;
+                    par_copy_with(view.slice(..), &inputs[k % DISTINCT_FRAMES], threads);
+                }
+                staging.unmap();
+                let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("bench upload"),
+                });
+                encoder.copy_buffer_to_buffer(&staging, 0, &storage, 0, bytes);
+                let index = queue.submit([encoder.finish()]);
+                map(&staging, wgpu::MapMode::Write, index)?;
+                Ok(start.elapsed())
+            })?;
+            ctx.take_error()?;
+            rows.push(
+                format!("gpu.upload.staging.threads_{threads}"),
+                format!("upload: mapped buffer, {threads}-thread copy + wait"),
+                "gpu",
+                samples,
+            );
+        }
         let mut out = vec![0u8; inputs[0].len()];
-        for threads in [1, threads] {
+        for &threads in thread_counts {
             let samples = timing.measure(2, |_| {
                 let start = Instant::now();
                 let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -905,9 +908,6 @@ fn gpu_rows(
                 "gpu",
                 samples,
             );
-            if threads == 1 && fast::available_threads() == 1 {
-                break;
-            }
         }
         // The bound of a round trip: the GPU's copies alone, from a mapped upload buffer to a
         // mapped readback, with no host copy and no compute (PyTorch's pinned copy peer).

@@ -50,7 +50,7 @@ fn json_report_has_a_row_per_stage() {
     if report["gpu"].is_string() {
         for key in [
             "gpu.upload.write_buffer",
-            "gpu.upload.staging",
+            "gpu.upload.staging.threads_1",
             "gpu.readback.threads_1",
             "gpu.copy_bound",
             "gpu.pass",

@@ -1,7 +1,9 @@
 //! Host-side copies of whole frames, split across threads: the copies into the mapped upload
 //! buffer and out of the mapped readback. One thread moves about 10 GB/s; a 4K RGBA frame is
-//! 33 MB, so on a many-core host these copies, not the PCIe transfer, bound a round trip unless
-//! they run in parallel.
+//! 33 MB, so on a many-core host these copies, not the PCIe transfer, may bound a round trip
+//! unless they run in parallel. On few cores they stay on one thread ([`copy_threads`]);
+//! `shutter bench` measures both (rows `gpu.upload.staging.threads_N`,
+//! `gpu.readback.threads_N`).
 
 use crate::ops::fast::available_threads;
 
@@ -61,9 +63,25 @@ impl Chunk<'_> {
 // thread before the borrow ends.
 unsafe impl Send for Chunk<'_> {}
 
-/// [`par_copy_with`] on every hardware thread.
+/// Fewest hardware threads with which frame copies are split at all. On the 2-core machine
+/// splitting was slower (`shutter bench`, 1080p readback: 3.08 ms on one thread, 3.82 on two;
+/// 720p while other work ran: 0.53 vs 3.99 ms): the GPU thread's helper waits for a core that
+/// the capture, the sink or the driver hold.
+pub(crate) const MIN_THREADS_TO_SPLIT: usize = 4;
+/// Most threads a copy is split into: past a few, memory bandwidth, not threads, bounds it.
+pub(crate) const MAX_COPY_THREADS: usize = 8;
+
+/// Threads the ring's frame copies use on this machine (1 below [`MIN_THREADS_TO_SPLIT`]).
+pub(crate) fn copy_threads() -> usize {
+    match available_threads() {
+        n if n < MIN_THREADS_TO_SPLIT => 1,
+        n => n.min(MAX_COPY_THREADS),
+    }
+}
+
+/// [`par_copy_with`] on [`copy_threads`] threads.
 pub(crate) fn par_copy(dst: wgpu::WriteOnly<'_, [u8]>, src: &[u8]) {
-    par_copy_with(dst, src, available_threads());
+    par_copy_with(dst, src, copy_threads());
 }
 
 #[cfg(test)]
