@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use common::{golden_manifest, num_of, read_golden, str_of};
 use serde_json::Value;
 use shutter::backend::Processor;
 use shutter::gpu::{GpuBackend, GpuContext};
@@ -184,27 +184,6 @@ fn assert_gpu_equals_cpu(test: &str, cases: &[Ops], sizes: &[(u32, u32)]) {
 
 // ---- the golden set ---------------------------------------------------------------------
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden")
-}
-
-fn read(name: &str) -> Vec<u8> {
-    let path = golden_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("manifest: '{key}' missing in {v}"))
-}
-
-fn num_of(v: &Value, key: &str) -> u32 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("manifest: '{key}' missing in {v}")) as u32
-}
-
 /// One golden conversion: the input frame, what to ask for, and Pillow's answer.
 struct Golden {
     id: String,
@@ -219,7 +198,7 @@ struct Golden {
 /// Every golden output of a mode (`1`, `P`, … and `1_nodither`, `P_web_nodither`), with the
 /// frame read from its input (RGB inputs widened with A = 255).
 fn golden(tags: &[&str]) -> Vec<Golden> {
-    let man: Value = serde_json::from_slice(&read("manifest.json")).expect("manifest is JSON");
+    let man: Value = golden_manifest();
     let mut out = Vec::new();
     for (seq, e) in man["outputs"]
         .as_array()
@@ -234,7 +213,7 @@ fn golden(tags: &[&str]) -> Vec<Golden> {
         }
         let input = &man["inputs"][str_of(e, "input")];
         let (width, height) = (num_of(input, "width"), num_of(input, "height"));
-        let src = read(str_of(input, "file"));
+        let src = read_golden(str_of(input, "file"));
         let has_alpha = str_of(input, "mode") == "RGBA";
         let rgba = if has_alpha {
             src
@@ -253,8 +232,8 @@ fn golden(tags: &[&str]) -> Vec<Golden> {
                 Dither::FloydSteinberg
             },
             frame: Frame::new(width, height, rgba, has_alpha, meta),
-            expected: read(str_of(e, "file")),
-            palette: e["palette_file"].as_str().map(read),
+            expected: read_golden(str_of(e, "file")),
+            palette: e["palette_file"].as_str().map(read_golden),
         });
     }
     assert!(!out.is_empty(), "no golden outputs for {tags:?}");

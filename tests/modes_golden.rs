@@ -1,37 +1,13 @@
 //! `mode::cpu::convert` against Pillow 13.0's own output: every input × mode of the golden set
 //! in `tests/data/golden/` (made by `make_golden.py`; see its `manifest.json`).
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::{golden_manifest, num_of, read_golden, str_of};
 use serde_json::Value;
 use shutter::mode::cpu::convert;
 use shutter::mode::pixel::{YCBCR_COEF, YCBCR_TABLES, hsv_tables};
 use shutter::mode::{Dither, Dtype, FrameArray, ImageMode, ModeImage};
-
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden")
-}
-
-fn read(name: &str) -> Vec<u8> {
-    let path = golden_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn manifest() -> Value {
-    serde_json::from_slice(&read("manifest.json")).expect("manifest.json is JSON")
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("manifest: '{key}' missing in {v}"))
-}
-
-fn num_of(v: &Value, key: &str) -> u32 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("manifest: '{key}' missing in {v}")) as u32
-}
 
 /// One golden conversion: the input frame, what to ask for, and Pillow's answer.
 struct Case {
@@ -78,7 +54,7 @@ const MODE_TAGS: [&str; 13] = [
 
 /// Every golden case whose tag is in `tags`.
 fn cases(tags: &[&str]) -> Vec<Case> {
-    let man = manifest();
+    let man = golden_manifest();
     let outputs = man["outputs"].as_array().expect("outputs is a list");
     let mut out = Vec::new();
     for e in outputs {
@@ -89,7 +65,7 @@ fn cases(tags: &[&str]) -> Vec<Case> {
         }
         let input = &man["inputs"][str_of(e, "input")];
         let (width, height) = (num_of(input, "width"), num_of(input, "height"));
-        let src = read(str_of(input, "file"));
+        let src = read_golden(str_of(input, "file"));
         let has_alpha = str_of(input, "mode") == "RGBA";
         let rgba = if has_alpha {
             src
@@ -113,7 +89,7 @@ fn cases(tags: &[&str]) -> Vec<Case> {
             height,
             rgba,
             has_alpha,
-            expected: read(str_of(e, "file")),
+            expected: read_golden(str_of(e, "file")),
             entry: e.clone(),
         });
     }
@@ -153,7 +129,7 @@ fn check_exact(tags: &[&str]) -> usize {
 
 #[test]
 fn every_golden_mode_output_is_covered() {
-    let man = manifest();
+    let man = golden_manifest();
     for e in man["outputs"].as_array().expect("outputs") {
         let id = str_of(e, "id");
         let tag = id.split_once("__").map_or("", |(_, t)| t);
@@ -219,7 +195,7 @@ fn p_web_palette_matches_pillow_indices_and_palette() {
         assert_eq!(pal.len(), num_of(&case.entry, "palette_entries") as usize);
         assert_eq!(
             pal.as_bytes(),
-            read(str_of(&case.entry, "palette_file")),
+            read_golden(str_of(&case.entry, "palette_file")),
             "{}",
             case.id
         );
@@ -238,7 +214,7 @@ fn rgba_source_p_matches_pillow_octree_quantize() {
         let pal = im.palette.as_ref().expect("P has a palette");
         assert_eq!(pal.mode(), "RGBA", "{}", case.id);
         assert_eq!(pal.len(), num_of(&case.entry, "palette_entries") as usize);
-        let expected = read(str_of(&case.entry, "palette_file"));
+        let expected = read_golden(str_of(&case.entry, "palette_file"));
         if pal.as_bytes() != expected {
             let n = pal
                 .as_bytes()
@@ -332,8 +308,8 @@ fn arrays_have_the_manifest_shape_bands_and_dtype() {
 
 #[test]
 fn ycbcr_tables_equal_pillow_tables_json() {
-    let json: Value =
-        serde_json::from_slice(&read("ycbcr_tables.json")).expect("ycbcr_tables.json is JSON");
+    let json: Value = serde_json::from_slice(&read_golden("ycbcr_tables.json"))
+        .expect("ycbcr_tables.json is JSON");
     for (k, (name, _)) in YCBCR_COEF.iter().enumerate() {
         let want: Vec<i64> = json[*name]
             .as_array()

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::gpu::kernels::{storage_entry, uniform_entry};
 use crate::source::live::RawFormat;
 use crate::source::yuv;
 
@@ -66,19 +67,6 @@ impl std::fmt::Debug for YuvConverter {
     }
 }
 
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
 impl YuvConverter {
     /// Compiles the pass on `ctx`'s device.
     ///
@@ -96,16 +84,7 @@ impl YuvConverter {
                 entries: &[
                     storage_entry(0, true),
                     storage_entry(1, false),
-                    wgpu::BindGroupLayoutEntry {
-                        binding: 2,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Uniform,
-                            has_dynamic_offset: false,
-                            min_binding_size: wgpu::BufferSize::new(PARAMS_SIZE),
-                        },
-                        count: None,
-                    },
+                    uniform_entry(2, PARAMS_SIZE),
                 ],
             });
             let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

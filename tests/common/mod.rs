@@ -55,3 +55,35 @@ pub fn stderr(out: &Output) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
+
+// ---- the golden set (Pillow's outputs copied into tests/data/golden, see its manifest.json) --
+
+/// The folder of the golden files.
+pub fn golden_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden")
+}
+
+/// The bytes of one golden file.
+pub fn read_golden(name: &str) -> Vec<u8> {
+    let path = golden_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The golden set's manifest.json.
+pub fn golden_manifest() -> serde_json::Value {
+    serde_json::from_slice(&read_golden("manifest.json")).expect("manifest.json is JSON")
+}
+
+/// A manifest entry's string field.
+pub fn str_of<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("manifest: '{key}' missing in {v}"))
+}
+
+/// A manifest entry's number field.
+pub fn num_of(v: &serde_json::Value, key: &str) -> u32 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("manifest: '{key}' missing in {v}")) as u32
+}
