@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The prepared device run of issue 5: shutter's GPU path and its peers (PyTorch CUDA pinned,
+# OpenCV, numpy, Pillow) on a lent NVIDIA machine, in one call of the `device` tool.
+#
+# That machine has no Rust and no network, but it has python3 with numpy, Pillow, OpenCV and a
+# CUDA PyTorch. Here, before the call, once per session:
+#
+#   cargo build --release --locked
+#   mkdir -p .gl /tmp/amd64/partial
+#   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+#   apt-get $o update && (cd .gl && apt-get $o download libvulkan1)
+#
+# Then the call (about 4 minutes of device time with the machine's start):
+#
+#   run(command="bash benches/device/h100.sh", carry=[".gl", "target/release/shutter"],
+#       timeout_s=420)
+#
+# Two files come back in $OUT (the tool returns at most 8): summary.txt (the machine, the bench
+# table, the peers' report with its ratios) and results.tar.gz (every JSON report and log).
+# Copy what PERFORMANCE.md cites into the repo. Locally, `OUT=/tmp/x SHUTTER_DEVICE_DRY=1
+# SHUTTER_DEVICE_SIZES=720p bash benches/device/h100.sh` runs the same steps on whatever
+# adapter this machine has, without touching the system (no dpkg, no ldconfig).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-target/device-out}
+sizes=${SHUTTER_DEVICE_SIZES:-1080p 4k}
+work=target/device-run
+rm -rf "$work"
+mkdir -p "$OUT" "$work"
+bin=${SHUTTER_BIN:-target/release/shutter}
+
+if [[ -z "${SHUTTER_DEVICE_DRY:-}" ]]; then
+    # The Vulkan loader (the machine has NVIDIA's driver and ICD, not the loader).
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+    icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    if [[ -f $icd ]]; then
+        export VK_DRIVER_FILES=$icd
+    fi
+fi
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+
+{
+    date -Is
+    nvidia-smi -L 2>&1 || true
+    nproc
+    "$bin" --version
+    "$bin" devices 2>&1
+} | tee "$work/device.txt"
+
+# Round trips, upload methods, the GPU pass alone and the copy bound, at 1080p and 4K; more
+# frames in flight as a scan (the GPU thread's host copies overlap the GPU's work).
+for size in $sizes; do
+    for n in 3 6; do
+        echo "== shutter bench $size, $n in flight" >&2
+        timeout 90 "$bin" bench --size "$size" --device gpu --in-flight "$n" \
+            --json >"$work/bench-$size-$n.json" 2>>"$work/bench.log" \
+            || echo "bench $size $n failed: $?" | tee -a "$work/device.txt"
+    done
+done
+first=${sizes%% *}
+timeout 90 "$bin" bench --size "$first" --device both 2>>"$work/bench.log" \
+    | tee "$work/bench-$first.txt"
+
+# The peers in the same run, with the machine's own python (no venv: no network there).
+SHUTTER_PEERS_PYTHON=${SHUTTER_PEERS_PYTHON:-python3} SHUTTER_BIN="$bin" timeout 240 \
+    benches/peers/run.sh --sizes "${sizes// /,}" --files 16 2>&1 | tee "$work/peers.txt"
+cp target/peers/results.json target/peers/results.md "$work/" 2>/dev/null
+cat "$work/device.txt" "$work/bench-$first.txt" "$work/peers.txt" >"$OUT/summary.txt"
+tar czf "$OUT/results.tar.gz" -C target device-run
+exit 0
