@@ -22,7 +22,7 @@ use crate::DeviceChoice;
 use crate::backend::Processor;
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameMeta};
-use crate::gpu::copy::{MAX_COPY_THREADS, par_copy_with};
+use crate::gpu::copy::{MAX_COPY_THREADS, copy_threads, par_copy_with};
 use crate::gpu::{GpuContext, Upload};
 use crate::mode::{ImageMode, cpu as mode_cpu};
 use crate::ops::{Filter, Ops, cpu, fast};
@@ -334,7 +334,7 @@ impl Report {
             .map_or("RGBA".to_string(), |m| m.to_string());
         format!(
             "shutter bench: {}x{} frames, ops {}, round trips to {round_trip_mode}, mode {} for convert/encode/end to end\n\
-             machine: {cpu_threads} CPU threads; GPU: {}\n\
+             machine: {cpu_threads} CPU threads; GPU: {}; the GPU ring's host copies on {} thread(s)\n\
              timed frames per row (warm-up excluded): median, p10, p90 in ms; fps = 1000 / median\n\
              {:<44} {:>4} {:>10} {:>9} {:>9} {:>9} {:>4}",
             options.width,
@@ -342,6 +342,7 @@ impl Report {
             ops_name(&options.ops),
             options.mode,
             gpu.unwrap_or("none"),
+            copy_threads(),
             "stage",
             "on",
             "median",
@@ -368,10 +369,11 @@ impl Report {
             json_str(&o.mode.to_string()),
         );
         out += &format!(
-            "\"in_flight\":{},\"frames\":{},\"cpu_threads\":{},\"gpu\":{},\"gpu_max_buffer\":{},\"gpu_max_binding\":{},\"elapsed_s\":{},",
+            "\"in_flight\":{},\"frames\":{},\"cpu_threads\":{},\"copy_threads\":{},\"gpu\":{},\"gpu_max_buffer\":{},\"gpu_max_binding\":{},\"elapsed_s\":{},",
             o.in_flight,
             o.frames,
             self.cpu_threads,
+            copy_threads(),
             self.gpu.as_deref().map_or("null".to_string(), json_str),
             self.gpu_limits
                 .map_or("null".to_string(), |l| l.0.to_string()),

@@ -152,3 +152,31 @@ fn bad_flags_are_one_line_usage_errors() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn copy_threads_are_reported_and_can_be_set_for_measuring() {
+    let run = |threads: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shutter"));
+        cmd.args([
+            "bench", "--size", "64x48", "--frames", "1", "--device", "cpu",
+        ])
+        .arg("--json");
+        if let Some(n) = threads {
+            cmd.env("SHUTTER_COPY_THREADS", n);
+        } else {
+            cmd.env_remove("SHUTTER_COPY_THREADS");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+        report["copy_threads"].as_u64().unwrap_or(0)
+    };
+    let default = run(None);
+    assert!((1..=8).contains(&default), "{default}");
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 4 {
+        assert_eq!(default, 1, "few cores: copies stay on one thread");
+    }
+    assert_eq!(run(Some("3")), 3);
+    assert_eq!(run(Some("0")), 1);
+}

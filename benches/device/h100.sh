@@ -58,6 +58,13 @@ for size in $sizes; do
             || echo "bench $size $n failed: $?" | tee -a "$work/device.txt"
     done
 done
+# The ring's host copies on 1, 4, 8 and 16 threads (the default is 8 on 16 cores).
+for t in 1 4 16; do
+    echo "== shutter bench 1080p, 3 in flight, SHUTTER_COPY_THREADS=$t" >&2
+    SHUTTER_COPY_THREADS=$t timeout 60 "$bin" bench --size "${sizes%% *}" --device gpu \
+        --json >"$work/bench-copy-threads-$t.json" 2>>"$work/bench.log" \
+        || echo "bench copy threads $t failed: $?" | tee -a "$work/device.txt"
+done
 first=${sizes%% *}
 timeout 90 "$bin" bench --size "$first" --device both 2>>"$work/bench.log" \
     | tee "$work/bench-$first.txt"

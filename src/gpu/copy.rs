@@ -71,12 +71,22 @@ pub(crate) const MIN_THREADS_TO_SPLIT: usize = 4;
 /// Most threads a copy is split into: past a few, memory bandwidth, not threads, bounds it.
 pub(crate) const MAX_COPY_THREADS: usize = 8;
 
-/// Threads the ring's frame copies use on this machine (1 below [`MIN_THREADS_TO_SPLIT`]).
+/// Threads the ring's frame copies use on this machine: 1 below [`MIN_THREADS_TO_SPLIT`]
+/// hardware threads, else up to [`MAX_COPY_THREADS`]. `SHUTTER_COPY_THREADS=N` overrides it
+/// (for measuring on a machine where the release binary cannot be rebuilt, such as a lent GPU
+/// machine: `benches/device/h100.sh` scans it).
 pub(crate) fn copy_threads() -> usize {
-    match available_threads() {
-        n if n < MIN_THREADS_TO_SPLIT => 1,
-        n => n.min(MAX_COPY_THREADS),
-    }
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let set = std::env::var("SHUTTER_COPY_THREADS").ok();
+        match set.and_then(|v| v.trim().parse::<usize>().ok()) {
+            Some(n) => n.clamp(1, 64),
+            None => match available_threads() {
+                n if n < MIN_THREADS_TO_SPLIT => 1,
+                n => n.min(MAX_COPY_THREADS),
+            },
+        }
+    })
 }
 
 /// [`par_copy_with`] on [`copy_threads`] threads.
