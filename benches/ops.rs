@@ -9,7 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shutter::backend::Processor;
 use shutter::bench::{DISTINCT_FRAMES, synthetic_frames};
 use shutter::frame::{Frame, FrameMeta};
-use shutter::gpu::GpuContext;
+use shutter::gpu::{GpuContext, Upload};
 use shutter::ops::{Filter, Ops, cpu, fast};
 
 /// True under `cargo bench` (criterion gets `--bench`), false under `cargo test`.
@@ -101,12 +101,22 @@ fn bench_kernels(c: &mut Criterion) {
             })
         });
         if let Some(ctx) = &gpu {
-            for in_flight in [1usize, 3] {
-                let mut processor =
-                    Processor::new(Some(ctx.clone()), &ops, in_flight).expect("gpu processor");
-                group.bench_function(format!("gpu round trip, {in_flight} in flight"), |b| {
-                    b.iter_custom(|iters| ring(iters, &mut processor, &inputs, w, h))
-                });
+            // The ring's mapped upload buffers (the default) and wgpu's write_buffer.
+            for (upload, note) in [
+                (Upload::Staging, ""),
+                (Upload::WriteBuffer, ", write_buffer"),
+            ] {
+                for in_flight in [1usize, 3] {
+                    let mut processor =
+                        Processor::new(Some(ctx.clone()), &ops, in_flight).expect("gpu processor");
+                    if let Processor::Gpu { gpu, .. } = &mut processor {
+                        gpu.set_upload(upload);
+                    }
+                    let label = format!("gpu round trip, {in_flight} in flight{note}");
+                    group.bench_function(label, |b| {
+                        b.iter_custom(|iters| ring(iters, &mut processor, &inputs, w, h))
+                    });
+                }
             }
         }
         group.finish();
