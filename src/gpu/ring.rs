@@ -26,9 +26,10 @@ const DITHER_ON_GPU_BY_DEFAULT: bool = false;
 /// How a frame's pixels reach the GPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Upload {
-    /// Copied (by several threads for large frames) into the slot's own upload buffer, which
-    /// stays mapped while the slot is free, then copied on the GPU's queue into the input
-    /// buffer. No allocation per frame.
+    /// Copied into the slot's own upload buffer, which stays mapped while the slot is free,
+    /// then copied on the GPU's queue into the input buffer. No allocation per frame. Large
+    /// frames are copied by several threads on hosts with 4 or more hardware threads
+    /// (`SHUTTER_COPY_THREADS` overrides the count).
     #[default]
     Staging,
     /// `queue.write_buffer`: wgpu copies the pixels into a staging buffer it allocates for
