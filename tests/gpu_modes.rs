@@ -6,8 +6,7 @@ mod common;
 
 use std::sync::{Arc, OnceLock};
 
-use common::{golden_manifest, num_of, read_golden, str_of};
-use serde_json::Value;
+use common::read_golden;
 use shutter::backend::Processor;
 use shutter::gpu::{GpuBackend, GpuContext};
 use shutter::mode::{Dither, ImageMode, ModeData, ModeImage};
@@ -198,46 +197,23 @@ struct Golden {
 /// Every golden output of a mode (`1`, `P`, … and `1_nodither`, `P_web_nodither`), with the
 /// frame read from its input (RGB inputs widened with A = 255).
 fn golden(tags: &[&str]) -> Vec<Golden> {
-    let man: Value = golden_manifest();
-    let mut out = Vec::new();
-    for (seq, e) in man["outputs"]
-        .as_array()
-        .expect("outputs is a list")
-        .iter()
-        .enumerate()
-    {
-        let id = str_of(e, "id");
-        let tag = id.split_once("__").map_or("", |(_, t)| t);
-        if !tags.contains(&tag) {
-            continue;
-        }
-        let input = &man["inputs"][str_of(e, "input")];
-        let (width, height) = (num_of(input, "width"), num_of(input, "height"));
-        let src = read_golden(str_of(input, "file"));
-        let has_alpha = str_of(input, "mode") == "RGBA";
-        let rgba = if has_alpha {
-            src
-        } else {
-            src.chunks_exact(3)
-                .flat_map(|p| [p[0], p[1], p[2], 255])
-                .collect()
-        };
-        let meta = FrameMeta::still(seq as u64, 0);
-        out.push(Golden {
-            id: id.to_string(),
-            mode: str_of(e, "mode").parse().expect("a Pillow mode"),
-            dither: if tag.ends_with("nodither") {
-                Dither::None
-            } else {
-                Dither::FloydSteinberg
-            },
-            frame: Frame::new(width, height, rgba, has_alpha, meta),
-            expected: read_golden(str_of(e, "file")),
-            palette: e["palette_file"].as_str().map(read_golden),
-        });
-    }
-    assert!(!out.is_empty(), "no golden outputs for {tags:?}");
-    out
+    common::golden_cases(tags)
+        .into_iter()
+        .map(|case| Golden {
+            palette: case.entry["palette_file"].as_str().map(read_golden),
+            frame: Frame::new(
+                case.width,
+                case.height,
+                case.rgba,
+                case.has_alpha,
+                FrameMeta::still(case.seq as u64, 0),
+            ),
+            id: case.id,
+            mode: case.mode,
+            dither: case.dither,
+            expected: case.expected,
+        })
+        .collect()
 }
 
 /// The GPU images of golden cases, each (mode, dither) through one backend with all its

@@ -7,20 +7,9 @@ use common::{golden_manifest, num_of, read_golden, str_of};
 use serde_json::Value;
 use shutter::mode::cpu::convert;
 use shutter::mode::pixel::{YCBCR_COEF, YCBCR_TABLES, hsv_tables};
-use shutter::mode::{Dither, Dtype, FrameArray, ImageMode, ModeImage};
+use shutter::mode::{Dtype, FrameArray, ImageMode, ModeImage};
 
-/// One golden conversion: the input frame, what to ask for, and Pillow's answer.
-struct Case {
-    id: String,
-    mode: ImageMode,
-    dither: Dither,
-    width: u32,
-    height: u32,
-    rgba: Vec<u8>,
-    has_alpha: bool,
-    expected: Vec<u8>,
-    entry: Value,
-}
+use common::GoldenCase as Case;
 
 impl Case {
     fn convert(&self) -> ModeImage {
@@ -54,47 +43,7 @@ const MODE_TAGS: [&str; 13] = [
 
 /// Every golden case whose tag is in `tags`.
 fn cases(tags: &[&str]) -> Vec<Case> {
-    let man = golden_manifest();
-    let outputs = man["outputs"].as_array().expect("outputs is a list");
-    let mut out = Vec::new();
-    for e in outputs {
-        let id = str_of(e, "id");
-        let tag = id.split_once("__").map_or("", |(_, t)| t);
-        if !tags.contains(&tag) {
-            continue;
-        }
-        let input = &man["inputs"][str_of(e, "input")];
-        let (width, height) = (num_of(input, "width"), num_of(input, "height"));
-        let src = read_golden(str_of(input, "file"));
-        let has_alpha = str_of(input, "mode") == "RGBA";
-        let rgba = if has_alpha {
-            src
-        } else {
-            src.chunks_exact(3)
-                .flat_map(|p| [p[0], p[1], p[2], 255])
-                .collect()
-        };
-        assert_eq!(rgba.len(), (width * height * 4) as usize, "{id}");
-        out.push(Case {
-            id: id.to_string(),
-            mode: str_of(e, "mode")
-                .parse()
-                .expect("manifest mode is a Pillow mode"),
-            dither: if tag.ends_with("nodither") {
-                Dither::None
-            } else {
-                Dither::FloydSteinberg
-            },
-            width,
-            height,
-            rgba,
-            has_alpha,
-            expected: read_golden(str_of(e, "file")),
-            entry: e.clone(),
-        });
-    }
-    assert!(!out.is_empty(), "no golden cases for {tags:?}");
-    out
+    common::golden_cases(tags)
 }
 
 /// Asserts byte equality, naming the first differing pixel.

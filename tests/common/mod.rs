@@ -87,3 +87,69 @@ pub fn num_of(v: &serde_json::Value, key: &str) -> u32 {
         .as_u64()
         .unwrap_or_else(|| panic!("manifest: '{key}' missing in {v}")) as u32
 }
+
+/// One golden conversion of the manifest: the input (RGB inputs widened with A = 255), what to
+/// ask for, and Pillow's answer.
+pub struct GoldenCase {
+    /// The output's id, `input__tag`.
+    pub id: String,
+    /// Its index in the manifest's outputs.
+    pub seq: usize,
+    pub mode: shutter::ImageMode,
+    /// Floyd–Steinberg unless the tag ends in `nodither`.
+    pub dither: shutter::Dither,
+    pub width: u32,
+    pub height: u32,
+    pub rgba: Vec<u8>,
+    pub has_alpha: bool,
+    /// Pillow's bytes.
+    pub expected: Vec<u8>,
+    /// The manifest entry (palette file, tolerances).
+    pub entry: serde_json::Value,
+}
+
+/// Every golden output whose tag (`1`, `P`, … and `1_nodither`, `P_web_nodither`) is in `tags`.
+pub fn golden_cases(tags: &[&str]) -> Vec<GoldenCase> {
+    let man = golden_manifest();
+    let outputs = man["outputs"].as_array().expect("outputs is a list");
+    let mut out = Vec::new();
+    for (seq, e) in outputs.iter().enumerate() {
+        let id = str_of(e, "id");
+        let tag = id.split_once("__").map_or("", |(_, t)| t);
+        if !tags.contains(&tag) {
+            continue;
+        }
+        let input = &man["inputs"][str_of(e, "input")];
+        let (width, height) = (num_of(input, "width"), num_of(input, "height"));
+        let src = read_golden(str_of(input, "file"));
+        let has_alpha = str_of(input, "mode") == "RGBA";
+        let rgba = if has_alpha {
+            src
+        } else {
+            src.chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect()
+        };
+        assert_eq!(rgba.len(), (width * height * 4) as usize, "{id}");
+        out.push(GoldenCase {
+            id: id.to_string(),
+            seq,
+            mode: str_of(e, "mode")
+                .parse()
+                .expect("manifest mode is a Pillow mode"),
+            dither: if tag.ends_with("nodither") {
+                shutter::Dither::None
+            } else {
+                shutter::Dither::FloydSteinberg
+            },
+            width,
+            height,
+            rgba,
+            has_alpha,
+            expected: read_golden(str_of(e, "file")),
+            entry: e.clone(),
+        });
+    }
+    assert!(!out.is_empty(), "no golden cases for {tags:?}");
+    out
+}
