@@ -640,7 +640,9 @@ impl GpuBackend {
             }
             staging.unmap();
             s.staging_mapped.store(MAP_PENDING, Ordering::Release);
-            encoder.copy_buffer_to_buffer(staging, 0, input, 0, rgba_bytes);
+            if self.kernels.is_some() {
+                encoder.copy_buffer_to_buffer(staging, 0, input, 0, rgba_bytes);
+            }
         } else {
             queue.write_buffer(input, 0, &frame.rgba);
         }
@@ -693,7 +695,14 @@ impl GpuBackend {
                 s.last_pass = Some((route, is_packed));
                 encoder.copy_buffer_to_buffer(output, 0, readback, 0, bytes);
             }
-            None => encoder.copy_buffer_to_buffer(input, 0, readback, 0, bytes),
+            // The identity: straight from the upload buffer back, one GPU copy.
+            None => {
+                let source = match (staged, s.staging.as_ref()) {
+                    (true, Some(staging)) => staging,
+                    _ => input,
+                };
+                encoder.copy_buffer_to_buffer(source, 0, readback, 0, bytes);
+            }
         }
         // Submitted (and its readback mapped) by `flush`, alone or with the rest of a batch.
         self.deferred.push(encoder.finish());
