@@ -417,8 +417,8 @@ impl Report {
     }
 }
 
-/// A JSON string literal.
-fn json_str(s: &str) -> String {
+/// A JSON string literal (also used by `shutter run --json`).
+pub fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -384,19 +384,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
 
 /// The run's statistics as one JSON object (hand-written: a handful of numbers and strings).
 fn stats_json(stats: &shutter::Stats) -> String {
-    let text = |s: &str| {
-        let mut out = String::from('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    };
+    let text = shutter::bench::json_str;
     let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1e3);
     let latency = stats.latency.map_or_else(
         || "null".to_string(),

@@ -295,27 +295,10 @@ fn assert_gpu_dithering_equals_pillow(test: &str, tags: &[&str], dither_on_gpu: 
     cases.len()
 }
 
-/// Every mode tag of the golden set (mirror and sepia belong to the ops tests).
-const MODE_TAGS: [&str; 13] = [
-    "1",
-    "L",
-    "P",
-    "RGB",
-    "RGBA",
-    "CMYK",
-    "YCbCr",
-    "LAB",
-    "HSV",
-    "I",
-    "F",
-    "1_nodither",
-    "P_web_nodither",
-];
-
 #[test]
 fn every_golden_mode_output_has_a_gpu_check() {
     // 7 inputs (5 RGB, 2 RGBA) × 13 tags; the tests below cover these tags between them.
-    assert_eq!(golden(&MODE_TAGS).len(), 7 * 13);
+    assert_eq!(golden(&common::GOLDEN_MODE_TAGS).len(), 7 * 13);
 }
 
 #[test]

@@ -24,23 +24,6 @@ impl Case {
     }
 }
 
-/// The golden tags this file checks (mirror and sepia belong to the ops tests).
-const MODE_TAGS: [&str; 13] = [
-    "1",
-    "L",
-    "P",
-    "RGB",
-    "RGBA",
-    "CMYK",
-    "YCbCr",
-    "LAB",
-    "HSV",
-    "I",
-    "F",
-    "1_nodither",
-    "P_web_nodither",
-];
-
 /// Every golden case whose tag is in `tags`.
 fn cases(tags: &[&str]) -> Vec<Case> {
     common::golden_cases(tags)
@@ -83,11 +66,11 @@ fn every_golden_mode_output_is_covered() {
         let id = str_of(e, "id");
         let tag = id.split_once("__").map_or("", |(_, t)| t);
         assert!(
-            MODE_TAGS.contains(&tag) || tag == "mirror" || tag == "sepia",
+            common::GOLDEN_MODE_TAGS.contains(&tag) || tag == "mirror" || tag == "sepia",
             "untested golden output {id}"
         );
     }
-    assert_eq!(cases(&MODE_TAGS).len(), 7 * 13);
+    assert_eq!(cases(&common::GOLDEN_MODE_TAGS).len(), 7 * 13);
 }
 
 #[test]
@@ -219,7 +202,7 @@ fn lab_is_within_one_of_littlecms() {
 
 #[test]
 fn arrays_have_the_manifest_shape_bands_and_dtype() {
-    for case in cases(&MODE_TAGS) {
+    for case in cases(&common::GOLDEN_MODE_TAGS) {
         let im = case.convert();
         let (h, w) = (case.height as usize, case.width as usize);
         let bands = num_of(&case.entry, "bands") as usize;

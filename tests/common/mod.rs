@@ -88,6 +88,23 @@ pub fn num_of(v: &serde_json::Value, key: &str) -> u32 {
         .unwrap_or_else(|| panic!("manifest: '{key}' missing in {v}")) as u32
 }
 
+/// Every mode tag of the golden set (its `mirror` and `sepia` outputs belong to the ops tests).
+pub const GOLDEN_MODE_TAGS: [&str; 13] = [
+    "1",
+    "L",
+    "P",
+    "RGB",
+    "RGBA",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+    "I",
+    "F",
+    "1_nodither",
+    "P_web_nodither",
+];
+
 /// One golden conversion of the manifest: the input (RGB inputs widened with A = 255), what to
 /// ask for, and Pillow's answer.
 pub struct GoldenCase {
