@@ -9,6 +9,7 @@ use super::pixel::{
 };
 use super::{Dither, ImageMode, ModeData, ModeImage, Palette};
 use crate::frame::Frame;
+use std::mem::MaybeUninit;
 
 /// Converts one frame. `rgba` is `width × height` RGBA8 pixels, straight alpha; `has_alpha`
 /// says whether the source was RGBA (Pillow mode `RGBA`) or RGB (A is then 255 and ignored).
@@ -87,35 +88,43 @@ pub fn convert_frame(mode: ImageMode, dither: Dither, frame: &Frame) -> ModeImag
 const MIN_PIXELS_PER_THREAD: usize = 1 << 16;
 
 /// Applies a point-wise function to every pixel, interleaving its `N` output bands; large
-/// frames are split into one run of pixels per hardware thread.
+/// frames are split into one run of pixels per hardware thread. The output is written once,
+/// straight into uninitialised memory (zeroing it first cost 5–25% of a 1080p conversion,
+/// depending on the mode).
 fn map<T, const N: usize>(px: &[[u8; 4]], f: impl Fn([u8; 4]) -> [T; N] + Sync) -> Vec<T>
 where
-    T: Copy + Default + Send,
+    T: Copy + Send,
 {
-    let mut out = vec![T::default(); px.len() * N];
+    let len = px.len() * N;
+    let mut out: Vec<T> = Vec::with_capacity(len);
     let threads = crate::ops::fast::available_threads()
         .min(px.len() / MIN_PIXELS_PER_THREAD)
         .max(1);
-    let run = |src: &[[u8; 4]], dst: &mut [T]| {
+    let run = |src: &[[u8; 4]], dst: &mut [MaybeUninit<T>]| {
         for (p, o) in src.iter().zip(dst.chunks_exact_mut(N)) {
-            o.copy_from_slice(&f(*p));
+            o.copy_from_slice(&f(*p).map(MaybeUninit::new));
         }
     };
+    let spare = &mut out.spare_capacity_mut()[..len];
     if threads == 1 {
-        run(px, &mut out);
-        return out;
+        run(px, spare);
+    } else {
+        let chunk = px.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut parts = px.chunks(chunk).zip(spare.chunks_mut(chunk * N));
+            let first = parts.next();
+            for (src, dst) in parts {
+                scope.spawn(|| run(src, dst));
+            }
+            if let Some((src, dst)) = first {
+                run(src, dst);
+            }
+        });
     }
-    let chunk = px.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut parts = px.chunks(chunk).zip(out.chunks_mut(chunk * N));
-        let first = parts.next();
-        for (src, dst) in parts {
-            scope.spawn(|| run(src, dst));
-        }
-        if let Some((src, dst)) = first {
-            run(src, dst);
-        }
-    });
+    // SAFETY: the capacity is `len`, and every element of `0..len` was written above: each
+    // pixel writes its `N` values, the parts pair `chunk` pixels with `chunk × N` values,
+    // and together they cover all `px.len()` pixels (a panic in `f` unwinds before this).
+    unsafe { out.set_len(len) };
     out
 }
 
