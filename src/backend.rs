@@ -151,10 +151,15 @@ impl Processor {
         match self {
             Processor::Gpu { gpu, .. } => gpu.schedule(frame),
             Processor::Cpu { ops, done } => {
-                // The fast path: the reference's bytes, on every core (`tests/fast_cpu.rs`).
-                fast::apply(ops, frame.width, frame.height, &mut frame.rgba);
-                if let Some(mode) = ops.mode {
-                    frame.image = Some(crate::mode::cpu::convert_frame(mode, ops.dither, &frame));
+                // The fast path: the reference's bytes, on every core (`tests/fast_cpu.rs`),
+                // converted to the mode in the same pass where the mode is point-wise.
+                match ops.mode {
+                    Some(mode) => {
+                        let image =
+                            crate::mode::cpu::apply_and_convert(ops, mode, ops.dither, &mut frame);
+                        frame.image = Some(image);
+                    }
+                    None => fast::apply(ops, frame.width, frame.height, &mut frame.rgba),
                 }
                 done.push_back(frame);
                 Ok(())

@@ -645,6 +645,25 @@ pub fn run(options: &BenchOptions, on_progress: &mut dyn FnMut(Progress<'_>)) ->
             samples,
         );
     }
+    if want_cpu {
+        // What the CPU backend does with a mode set: the ops and the conversion in one pass
+        // where the mode is point-wise (compare with the ops row plus the convert row).
+        let (mode, ops) = (options.mode, &options.ops);
+        let dither = mode.dither_for(None)?;
+        let mut frame = Frame::new(w, h, work.clone(), false, FrameMeta::still(0, 0));
+        let samples = timing.measure(2, |k| {
+            frame.rgba.copy_from_slice(input(k));
+            Ok(timed(|| {
+                std::hint::black_box(mode_cpu::apply_and_convert(ops, mode, dither, &mut frame));
+            }))
+        })?;
+        rows.push(
+            format!("cpu.ops_mode.{mode}"),
+            format!("ops + convert to {mode}, CPU fast path"),
+            "cpu",
+            samples,
+        );
+    }
 
     if let Some(ctx) = &gpu {
         gpu_rows(ctx, options, &inputs, timing, &mut rows)?;

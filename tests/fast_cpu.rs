@@ -1,13 +1,16 @@
 //! The CPU fast path (`ops::fast`) gives byte for byte what the reference (`ops::cpu`) gives:
 //! every op alone and every pair, with and without the mirror, on odd sizes, split across
-//! threads, with and without AVX2, on every RGB colour, and on a 4K frame.
+//! threads, with and without AVX2, on every RGB colour, and on a 4K frame; and with a mode's
+//! map in the same pass, what the reference's pixels give through that map.
 
 mod common;
 
 use shutter::backend::Processor;
 use shutter::frame::{Frame, FrameMeta};
+use shutter::mode::cpu::convert;
 use shutter::ops::fast::{self, Tuning};
 use shutter::ops::{Filter, Ops, cpu};
+use shutter::{Dither, ImageMode};
 
 /// Sizes that hit a one-pixel row, rows shorter than a block, a tail after whole blocks and
 /// more rows than threads.
@@ -194,4 +197,74 @@ fn the_cpu_processor_gives_the_reference_pixels() {
     let frame = Frame::new(w, h, input.clone(), true, FrameMeta::still(0, 0));
     let done = processor.process(frame).expect("processed");
     assert_same(&done.rgba, &reference(&ops, w, h, &input), w, "processor");
+}
+
+/// `apply_map_with` against the reference followed by the map, pixel by pixel: a map that
+/// keeps the pixel (4 values) and one that folds it into one value, so a value out of place
+/// or a block written twice or not at all shows.
+#[test]
+fn mapping_in_the_same_pass_matches_the_reference_then_the_map() {
+    use Filter::*;
+    let fold = |[r, g, b, a]: [u8; 4]| [r ^ g.rotate_left(3) ^ b.rotate_left(5) ^ a.rotate_left(7)];
+    let mut lists = single_ops_and_pairs();
+    for filters in [
+        vec![Invert, SepiaNorm, Grayscale, SepiaNorm, Sepia],
+        vec![SepiaNorm],
+    ] {
+        lists.push(Ops::new(false, filters.clone()));
+        lists.push(Ops::new(true, filters));
+    }
+    for (w, h) in ODD_SIZES {
+        let input = common::random_rgba(w, h, u64::from(w * 17 + h));
+        for ops in &lists {
+            let want = reference(ops, w, h, &input);
+            let want_folded: Vec<u8> = want
+                .chunks_exact(4)
+                .flat_map(|p| fold([p[0], p[1], p[2], p[3]]))
+                .collect();
+            for tuning in tunings() {
+                let what = format!("{w}x{h} {} {tuning:?}", describe(ops));
+                let kept = fast::apply_map_with(ops, w, h, &mut input.clone(), |p| p, tuning);
+                assert_same(&kept, &want, w, &format!("kept, {what}"));
+                let folded = fast::apply_map_with(ops, w, h, &mut input.clone(), fold, tuning);
+                assert!(folded == want_folded, "folded, {what}");
+            }
+        }
+    }
+}
+
+/// The CPU processor converts in the same pass where the mode is point-wise, and filters then
+/// converts where it is not: either way, the reference's pixels converted by the reference.
+#[test]
+fn the_cpu_processor_converts_every_mode_like_the_reference() {
+    for (w, h) in [(1, 1), (3, 7), (1366, 768)] {
+        let input = common::random_rgba(w, h, u64::from(w + h));
+        for ops in [
+            Ops::new(true, vec![Filter::Sepia]),
+            Ops::new(false, vec![]),
+            Ops::new(true, vec![Filter::SepiaNorm, Filter::Invert]),
+        ] {
+            let filtered = reference(&ops, w, h, &input);
+            for mode in ImageMode::ALL {
+                for dither in [Dither::None, Dither::FloydSteinberg] {
+                    for has_alpha in [true, false] {
+                        let mut with_mode = ops.clone();
+                        with_mode.mode = Some(mode);
+                        with_mode.dither = dither;
+                        let mut processor =
+                            Processor::new(None, &with_mode, 1).expect("a CPU processor");
+                        let frame =
+                            Frame::new(w, h, input.clone(), has_alpha, FrameMeta::still(0, 0));
+                        let done = processor.process(frame).expect("processed");
+                        let want = convert(mode, dither, w, h, &filtered, has_alpha);
+                        assert!(
+                            done.image.as_ref() == Some(&want),
+                            "{w}x{h} {} to {mode} ({dither:?}, alpha {has_alpha})",
+                            describe(&ops)
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ use super::pixel::{
 };
 use super::{Dither, ImageMode, ModeData, ModeImage, Palette};
 use crate::frame::Frame;
+use crate::ops::{Ops, fast};
 use std::mem::MaybeUninit;
 
 /// Converts one frame. `rgba` is `width × height` RGBA8 pixels, straight alpha; `has_alpha`
@@ -33,41 +34,147 @@ pub fn convert(
         w * h * 4
     );
     let px: &[[u8; 4]] = bytemuck::cast_slice(rgba);
-    let mut palette = None;
-    let data = match mode {
-        ImageMode::L => ModeData::U8(map(px, |[r, g, b, _]| [l_pixel(r, g, b)])),
-        ImageMode::I => ModeData::I32(map(px, |[r, g, b, _]| [l_pixel(r, g, b).into()])),
-        ImageMode::F => ModeData::F32(map(px, |[r, g, b, _]| [f_pixel(r, g, b)])),
-        ImageMode::One => ModeData::U8(match dither {
-            Dither::None => map(px, |[r, g, b, _]| [bit_nodither(r, g, b)]),
-            Dither::FloydSteinberg => bilevel_fs(w, h, px),
-        }),
-        ImageMode::P if has_alpha => {
-            let (indices, pal) = octree::quantize(px, octree::MAX_COLORS);
-            palette = Some(Palette::Rgba(pal));
-            ModeData::U8(indices)
-        }
-        ImageMode::P => {
-            palette = Some(Palette::Rgb(web_palette()));
-            ModeData::U8(match dither {
-                Dither::None => map(px, |[r, g, b, _]| [web_index_nodither(r, g, b)]),
-                Dither::FloydSteinberg => web_fs(w, h, px),
-            })
-        }
-        ImageMode::Rgb => ModeData::U8(map(px, |[r, g, b, _]| [r, g, b])),
-        ImageMode::Rgba if has_alpha => ModeData::U8(rgba.to_vec()),
-        ImageMode::Rgba => ModeData::U8(map(px, |[r, g, b, _]| [r, g, b, 255])),
-        ImageMode::Cmyk => ModeData::U8(map(px, |[r, g, b, _]| cmyk_pixel(r, g, b))),
-        ImageMode::YCbCr => ModeData::U8(map(px, |[r, g, b, _]| ycbcr_pixel(r, g, b))),
-        ImageMode::Hsv => ModeData::U8(map(px, |[r, g, b, _]| hsv_pixel(r, g, b))),
-        ImageMode::Lab => ModeData::U8(map(px, |[r, g, b, _]| lab_pixel(r, g, b))),
+    let data = match point_wise(mode, dither, has_alpha, ToValues(px)) {
+        Some(data) => data,
+        None => match mode {
+            ImageMode::One => ModeData::U8(bilevel_fs(w, h, px)),
+            ImageMode::P if has_alpha => {
+                let (indices, pal) = octree::quantize(px, octree::MAX_COLORS);
+                return ModeImage {
+                    width,
+                    height,
+                    mode,
+                    data: ModeData::U8(indices),
+                    palette: Some(Palette::Rgba(pal)),
+                };
+            }
+            // `P` from RGB with Floyd–Steinberg, the last mode `point_wise` leaves out.
+            _ => ModeData::U8(web_fs(w, h, px)),
+        },
     };
+    image(mode, has_alpha, width, height, data)
+}
+
+/// A converted frame: `data` with the palette its mode has (the web palette for `P` from RGB;
+/// `P` from RGBA is built with its own).
+fn image(mode: ImageMode, has_alpha: bool, width: u32, height: u32, data: ModeData) -> ModeImage {
+    let palette = (mode == ImageMode::P && !has_alpha).then(|| Palette::Rgb(web_palette()));
     ModeImage {
         width,
         height,
         mode,
         data,
         palette,
+    }
+}
+
+/// The values of one band type, and the [`ModeData`] a `Vec` of them is.
+trait Band: Copy + Send {
+    fn data(values: Vec<Self>) -> ModeData;
+}
+
+impl Band for u8 {
+    fn data(values: Vec<u8>) -> ModeData {
+        ModeData::U8(values)
+    }
+}
+
+impl Band for i32 {
+    fn data(values: Vec<i32>) -> ModeData {
+        ModeData::I32(values)
+    }
+}
+
+impl Band for f32 {
+    fn data(values: Vec<f32>) -> ModeData {
+        ModeData::F32(values)
+    }
+}
+
+/// What to do with a mode's point-wise map (one pixel in, its `N` values out).
+trait WithMap {
+    fn with<T: Band, const N: usize>(self, f: impl Fn([u8; 4]) -> [T; N] + Sync) -> ModeData;
+}
+
+/// Maps the pixels of a frame (already filtered).
+struct ToValues<'a>(&'a [[u8; 4]]);
+
+impl WithMap for ToValues<'_> {
+    fn with<T: Band, const N: usize>(self, f: impl Fn([u8; 4]) -> [T; N] + Sync) -> ModeData {
+        T::data(map(self.0, f))
+    }
+}
+
+/// Filters a frame and maps it in the same pass ([`fast::apply_map`]).
+struct FilterThenMap<'a> {
+    ops: &'a Ops,
+    width: u32,
+    height: u32,
+    rgba: &'a mut [u8],
+}
+
+impl WithMap for FilterThenMap<'_> {
+    fn with<T: Band, const N: usize>(self, f: impl Fn([u8; 4]) -> [T; N] + Sync) -> ModeData {
+        T::data(fast::apply_map(
+            self.ops,
+            self.width,
+            self.height,
+            self.rgba,
+            f,
+        ))
+    }
+}
+
+/// Hands `m` the point-wise map of `mode`, or `None` for the conversions that look at more
+/// than one pixel: dithered `1` and `P`, and `P` from RGBA (an octree over the whole frame).
+fn point_wise<M: WithMap>(
+    mode: ImageMode,
+    dither: Dither,
+    has_alpha: bool,
+    m: M,
+) -> Option<ModeData> {
+    let plain = dither == Dither::None;
+    Some(match mode {
+        ImageMode::L => m.with(|[r, g, b, _]| [l_pixel(r, g, b)]),
+        ImageMode::I => m.with(|[r, g, b, _]| [i32::from(l_pixel(r, g, b))]),
+        ImageMode::F => m.with(|[r, g, b, _]| [f_pixel(r, g, b)]),
+        ImageMode::One if plain => m.with(|[r, g, b, _]| [bit_nodither(r, g, b)]),
+        ImageMode::P if plain && !has_alpha => m.with(|[r, g, b, _]| [web_index_nodither(r, g, b)]),
+        ImageMode::One | ImageMode::P => return None,
+        ImageMode::Rgb => m.with(|[r, g, b, _]| [r, g, b]),
+        ImageMode::Rgba if has_alpha => m.with(|p| p),
+        ImageMode::Rgba => m.with(|[r, g, b, _]| [r, g, b, 255]),
+        ImageMode::Cmyk => m.with(|[r, g, b, _]| cmyk_pixel(r, g, b)),
+        ImageMode::YCbCr => m.with(|[r, g, b, _]| ycbcr_pixel(r, g, b)),
+        ImageMode::Hsv => m.with(|[r, g, b, _]| hsv_pixel(r, g, b)),
+        ImageMode::Lab => m.with(|[r, g, b, _]| lab_pixel(r, g, b)),
+    })
+}
+
+/// Applies `ops` to `frame` and converts it to `mode`: for point-wise modes in one pass over
+/// the pixels ([`fast::apply_map`]), leaving `frame.rgba` unfiltered (or half-way through a
+/// chain with `sepia-norm`) as the GPU's packed modes do; for the others, filters in place
+/// with [`fast::apply`] and then converts. The same values as [`crate::ops::cpu::apply`]
+/// followed by [`convert_frame`] (`tests/fast_cpu.rs`).
+pub fn apply_and_convert(
+    ops: &Ops,
+    mode: ImageMode,
+    dither: Dither,
+    frame: &mut Frame,
+) -> ModeImage {
+    let (width, height, has_alpha) = (frame.width, frame.height, frame.has_alpha);
+    let fused = FilterThenMap {
+        ops,
+        width,
+        height,
+        rgba: &mut frame.rgba,
+    };
+    match point_wise(mode, dither, has_alpha, fused) {
+        Some(data) => image(mode, has_alpha, width, height, data),
+        None => {
+            fast::apply(ops, width, height, &mut frame.rgba);
+            convert_frame(mode, dither, frame)
+        }
     }
 }
 

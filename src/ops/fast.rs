@@ -31,6 +31,7 @@
 //! sepia rounding is checked exhaustively over its whole range by the unit tests, the
 //! sepia-norm divisor at both sides of every step for every `N` a frame can have.
 
+use std::mem::MaybeUninit;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::{Filter, Ops, cpu};
@@ -98,15 +99,94 @@ pub fn apply_with(ops: &Ops, width: u32, height: u32, rgba: &mut [u8], tuning: T
     if rgba.is_empty() || (!ops.mirror && ops.filters.is_empty()) {
         return;
     }
+    run_chain::<u8, 4, InPlace>(ops, w, rgba, tuning, None);
+}
+
+/// Applies `ops` and maps every resulting pixel through `f` (a mode's point-wise conversion)
+/// in the same pass, returning `f`'s `N` values a pixel, row by row: what [`apply`] followed
+/// by mapping each pixel gives, reading the frame once instead of three times (read, write
+/// back, read again). `rgba` is left as it was, or, in chains with `sepia-norm`, as the
+/// passes before the last one left it.
+///
+/// A buffer whose length is not `width × height × 4` goes through [`cpu::apply`] and then
+/// `f`, pixel by pixel.
+pub fn apply_map<T, const N: usize>(
+    ops: &Ops,
+    width: u32,
+    height: u32,
+    rgba: &mut [u8],
+    f: impl Fn([u8; 4]) -> [T; N] + Sync,
+) -> Vec<T>
+where
+    T: Copy + Send,
+{
+    apply_map_with(ops, width, height, rgba, f, Tuning::default())
+}
+
+/// [`apply_map`] with an explicit [`Tuning`].
+pub fn apply_map_with<T, const N: usize>(
+    ops: &Ops,
+    width: u32,
+    height: u32,
+    rgba: &mut [u8],
+    f: impl Fn([u8; 4]) -> [T; N] + Sync,
+    tuning: Tuning,
+) -> Vec<T>
+where
+    T: Copy + Send,
+{
+    let (w, h) = (width as usize, height as usize);
+    if w.checked_mul(h).and_then(|n| n.checked_mul(4)) != Some(rgba.len()) || rgba.is_empty() {
+        cpu::apply(ops, width, height, rgba);
+        return rgba
+            .chunks_exact(4)
+            .flat_map(|p| f([p[0], p[1], p[2], p[3]]))
+            .collect();
+    }
+    let len = w * h * N;
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    run_chain(
+        ops,
+        w,
+        rgba,
+        tuning,
+        Some((&mut out.spare_capacity_mut()[..len], &f)),
+    );
+    // SAFETY: the capacity is `len`, and the chain's last pass wrote all of `0..len`: every
+    // band of rows gets the part of `out` that lies under it, and every block of every row
+    // writes its `N` values a pixel (a panic unwinds before this).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// The type of the map a chain without one is instantiated with (never called).
+type InPlace = fn([u8; 4]) -> [u8; 4];
+
+/// A mode's point-wise map and where its values go: `N` a pixel, row by row.
+type Mapped<'a, T, F> = (&'a mut [MaybeUninit<T>], &'a F);
+
+/// Runs the whole chain on a frame of `width`-pixel rows, one pass per `sepia-norm` plus one;
+/// with `map`, the last pass writes through it instead of back into `rgba`.
+fn run_chain<T, const N: usize, F>(
+    ops: &Ops,
+    width: usize,
+    rgba: &mut [u8],
+    tuning: Tuning,
+    mut map: Option<Mapped<'_, T, F>>,
+) where
+    T: Copy + Send,
+    F: Fn([u8; 4]) -> [T; N] + Sync,
+{
+    let h = rgba.len() / 4 / width;
     let threads = if tuning.split_small_frames {
         tuning.threads
     } else {
-        tuning.threads.min(w * h / MIN_PIXELS_PER_THREAD)
+        tuning.threads.min(width * h / MIN_PIXELS_PER_THREAD)
     }
     .clamp(1, h);
     let pixels: &mut [[u8; 4]] = bytemuck::cast_slice_mut(rgba);
     let frame = Frame {
-        width: w,
+        width,
         threads,
         avx2: tuning.avx2 && has_avx2(),
     };
@@ -130,7 +210,7 @@ pub fn apply_with(ops: &Ops, width: u32, height: u32, rgba: &mut [u8], tuning: T
             point,
             reduce,
         };
-        let max = frame.run(&pass, pixels);
+        let max = frame.run(&pass, pixels, if reduce { None } else { map.take() });
         mirror_pending &= !mirror;
         if !reduce {
             return;
@@ -183,26 +263,50 @@ struct Frame {
 }
 
 impl Frame {
-    /// Runs `pass` over all rows, split into one band of rows per thread; returns the maximum
-    /// R sum when the pass reduces (else 0).
-    fn run(&self, pass: &Pass, pixels: &mut [[u8; 4]]) -> u32 {
+    /// Runs `pass` over all rows, split into bands of rows that the threads take in turn;
+    /// returns the maximum R sum when the pass reduces (else 0). With `map`, the pixels go
+    /// through it into its buffer instead of back into `pixels`.
+    fn run<T, const N: usize, F>(
+        &self,
+        pass: &Pass,
+        pixels: &mut [[u8; 4]],
+        map: Option<Mapped<'_, T, F>>,
+    ) -> u32
+    where
+        T: Copy + Send,
+        F: Fn([u8; 4]) -> [T; N] + Sync,
+    {
+        let (mut out, f) = match map {
+            Some((out, f)) => (out, Some(f)),
+            None => (&mut [][..], None),
+        };
         if self.threads <= 1 {
-            return self.run_band(pass, pixels);
+            return self.run_band(pass, pixels, out, f);
         }
         let rows = pixels.len() / self.width;
         let band_rows = BAND_PIXELS
             .div_ceil(self.width)
             .min(rows.div_ceil(self.threads))
             .max(1);
-        let bands = Mutex::new(pixels.chunks_mut(band_rows * self.width));
+        // Each band of pixels with the part of the output under it (none in place).
+        let parts: Vec<_> = pixels
+            .chunks_mut(band_rows * self.width)
+            .map(|band| {
+                let take = if f.is_some() { band.len() * N } else { 0 };
+                let (part, after) = std::mem::take(&mut out).split_at_mut(take);
+                out = after;
+                (band, part)
+            })
+            .collect();
+        let bands = Mutex::new(parts.into_iter());
         // Each thread takes the next band when it finishes one, so a core that another
         // process holds for a while delays only the band it is on, not half the frame.
         let work = || {
             let mut max = 0;
             loop {
                 let band = bands.lock().unwrap_or_else(PoisonError::into_inner).next();
-                let Some(band) = band else { return max };
-                max = max.max(self.run_band(pass, band));
+                let Some((band, part)) = band else { return max };
+                max = max.max(self.run_band(pass, band, part, f));
             }
         };
         std::thread::scope(|scope| {
@@ -219,13 +323,23 @@ impl Frame {
         })
     }
 
-    fn run_band(&self, pass: &Pass, band: &mut [[u8; 4]]) -> u32 {
+    fn run_band<T, const N: usize, F>(
+        &self,
+        pass: &Pass,
+        band: &mut [[u8; 4]],
+        out: &mut [MaybeUninit<T>],
+        f: Option<&F>,
+    ) -> u32
+    where
+        T: Copy,
+        F: Fn([u8; 4]) -> [T; N],
+    {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: `self.avx2` is only true when the CPU reported AVX2 (`has_avx2`).
-            return unsafe { run_band_avx2(pass, band, self.width) };
+            return unsafe { run_band_avx2(pass, band, self.width, out, f) };
         }
-        run_band_portable(pass, band, self.width)
+        run_band_portable(pass, band, self.width, out, f)
     }
 }
 
@@ -243,35 +357,56 @@ fn has_avx2() -> bool {
 /// The band kernel compiled for AVX2 (8 pixels a vector instead of SSE2's 4).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn run_band_avx2(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
-    run_band_inline(pass, band, width)
+fn run_band_avx2<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
+    pass: &Pass,
+    band: &mut [[u8; 4]],
+    width: usize,
+    out: &mut [MaybeUninit<T>],
+    f: Option<&F>,
+) -> u32 {
+    run_band_inline(pass, band, width, out, f)
 }
 
-fn run_band_portable(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
-    run_band_inline(pass, band, width)
+fn run_band_portable<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
+    pass: &Pass,
+    band: &mut [[u8; 4]],
+    width: usize,
+    out: &mut [MaybeUninit<T>],
+    f: Option<&F>,
+) -> u32 {
+    run_band_inline(pass, band, width, out, f)
 }
 
-/// Runs `pass` over the rows of `band` (`width` pixels each); every helper it calls is
-/// inlined so that the AVX2 copy is AVX2 throughout.
+/// Runs `pass` over the rows of `band` (`width` pixels each), writing back into `band`, or,
+/// with `f`, through `f` into `out` (`N` values a pixel, `band` only read); every helper it
+/// calls is inlined so that the AVX2 copy is AVX2 throughout.
 #[inline(always)]
-fn run_band_inline(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
-    if !pass.writes() {
+fn run_band_inline<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
+    pass: &Pass,
+    band: &mut [[u8; 4]],
+    width: usize,
+    out: &mut [MaybeUninit<T>],
+    f: Option<&F>,
+) -> u32 {
+    if !pass.writes() && f.is_none() {
         return if pass.reduce { max_r_sum(band) } else { 0 };
     }
     let mut max = 0;
-    let mut source = Vec::with_capacity(if pass.mirror { width } else { 0 });
+    // Rows written back are read whole first (the mirror is a gather); mapped ones are not
+    // written, so the mirror reads them in place.
+    let copy_rows = pass.mirror && f.is_none();
+    let mut source = Vec::with_capacity(if copy_rows { width } else { 0 });
     let mut block = [0u32; BLOCK];
     let rows = band.len() / width;
     for y in 0..rows {
         let (row, next) = band[y * width..].split_at_mut(width);
-        if pass.mirror {
-            // The row is read whole before it is overwritten: the mirror is a gather.
+        if copy_rows {
             source.clear();
             source.extend_from_slice(row);
         }
-        for (k, out) in row.chunks_mut(BLOCK).enumerate() {
-            let n = out.len();
+        for k in 0..width.div_ceil(BLOCK) {
             let x0 = k * BLOCK;
+            let n = BLOCK.min(width - x0);
             if pass.mirror {
                 // The next row, a block at a time, while this one is filtered (module doc).
                 for line in next.get(x0..(x0 + n)).unwrap_or_default().chunks(16) {
@@ -279,12 +414,13 @@ fn run_band_inline(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
                 }
             }
             if pass.mirror {
-                let from = &source[width - x0 - n..width - x0];
+                let rows_source = if copy_rows { &source[..] } else { &row[..] };
+                let from = &rows_source[width - x0 - n..width - x0];
                 for (b, p) in block.iter_mut().zip(from.iter().rev()) {
                     *b = u32::from_le_bytes(*p);
                 }
             } else {
-                for (b, p) in block.iter_mut().zip(out.iter()) {
+                for (b, p) in block.iter_mut().zip(row[x0..x0 + n].iter()) {
                     *b = u32::from_le_bytes(*p);
                 }
             }
@@ -301,8 +437,19 @@ fn run_band_inline(pass: &Pass, band: &mut [[u8; 4]], width: usize) -> u32 {
             if pass.reduce {
                 max = max.max(block[..n].iter().map(|&v| r_sum(v)).fold(0, u32::max));
             }
-            for (p, b) in out.iter_mut().zip(block.iter()) {
-                *p = b.to_le_bytes();
+            match f {
+                Some(f) => {
+                    let at = (y * width + x0) * N;
+                    let values = out[at..at + n * N].chunks_exact_mut(N);
+                    for (o, v) in values.zip(block.iter()) {
+                        o.copy_from_slice(&f(v.to_le_bytes()).map(MaybeUninit::new));
+                    }
+                }
+                None => {
+                    for (p, b) in row[x0..x0 + n].iter_mut().zip(block.iter()) {
+                        *p = b.to_le_bytes();
+                    }
+                }
             }
         }
     }
