@@ -33,6 +33,10 @@ pub fn convert(
         "convert: {width}×{height} RGBA needs {} bytes",
         w * h * 4
     );
+    if mode == ImageMode::Rgba && has_alpha {
+        // The pixels as they are: one copy, not a map.
+        return image(mode, has_alpha, width, height, ModeData::U8(rgba.to_vec()));
+    }
     let px: &[[u8; 4]] = bytemuck::cast_slice(rgba);
     let data = match point_wise(mode, dither, has_alpha, ToValues(px)) {
         Some(data) => data,
