@@ -24,7 +24,9 @@
 //!
 //! Mirrored rows are copied whole before they are overwritten; while a row is filtered the
 //! next one is prefetched, so that the copy finds it in cache and reading the frame overlaps
-//! the arithmetic. Unmirrored rows stream in order and the hardware prefetcher keeps up.
+//! the arithmetic. Unmirrored rows stream in order and the hardware prefetcher keeps up. A
+//! pass that ends in a mode's map ([`apply_map`]) writes only the mode's values, so its rows
+//! are never overwritten and the mirror reads them in place.
 //!
 //! Why `M` is exact: `M·D − 2^s < D ≤ 2^⌈log₂ D⌉ = 2^(s−28)`, so for `X < 2^28` the error
 //! `X·(M·D − 2^s) / (D·2^s) < 1/D`, too small to carry `X/D` past the next integer. The
