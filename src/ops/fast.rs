@@ -283,7 +283,7 @@ impl Frame {
             None => (&mut [][..], None),
         };
         if self.threads <= 1 {
-            return self.run_band(pass, pixels, out, f);
+            return self.run_band(pass, Band::new(pixels, self.width, out, f));
         }
         let rows = pixels.len() / self.width;
         let band_rows = BAND_PIXELS
@@ -308,7 +308,7 @@ impl Frame {
             loop {
                 let band = bands.lock().unwrap_or_else(PoisonError::into_inner).next();
                 let Some((band, part)) = band else { return max };
-                max = max.max(self.run_band(pass, band, part, f));
+                max = max.max(self.run_band(pass, Band::new(band, self.width, part, f)));
             }
         };
         std::thread::scope(|scope| {
@@ -325,23 +325,42 @@ impl Frame {
         })
     }
 
-    fn run_band<T, const N: usize, F>(
+    fn run_band<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
         &self,
         pass: &Pass,
-        band: &mut [[u8; 4]],
-        out: &mut [MaybeUninit<T>],
-        f: Option<&F>,
-    ) -> u32
-    where
-        T: Copy,
-        F: Fn([u8; 4]) -> [T; N],
-    {
+        band: Band<'_, T, F>,
+    ) -> u32 {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: `self.avx2` is only true when the CPU reported AVX2 (`has_avx2`).
-            return unsafe { run_band_avx2(pass, band, self.width, out, f) };
+            return unsafe { run_band_avx2(pass, band) };
         }
-        run_band_portable(pass, band, self.width, out, f)
+        run_band_inline(pass, band)
+    }
+}
+
+/// One band of rows for a kernel: its pixels (`width` a row) and, for a pass that ends in a
+/// mode's map, the map and the part of the output under the band (`N` values a pixel).
+struct Band<'a, T, F> {
+    rows: &'a mut [[u8; 4]],
+    width: usize,
+    out: &'a mut [MaybeUninit<T>],
+    map: Option<&'a F>,
+}
+
+impl<'a, T, F> Band<'a, T, F> {
+    fn new(
+        rows: &'a mut [[u8; 4]],
+        width: usize,
+        out: &'a mut [MaybeUninit<T>],
+        map: Option<&'a F>,
+    ) -> Self {
+        Band {
+            rows,
+            width,
+            out,
+            map,
+        }
     }
 }
 
@@ -361,22 +380,9 @@ fn has_avx2() -> bool {
 #[target_feature(enable = "avx2")]
 fn run_band_avx2<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
     pass: &Pass,
-    band: &mut [[u8; 4]],
-    width: usize,
-    out: &mut [MaybeUninit<T>],
-    f: Option<&F>,
+    band: Band<'_, T, F>,
 ) -> u32 {
-    run_band_inline(pass, band, width, out, f)
-}
-
-fn run_band_portable<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
-    pass: &Pass,
-    band: &mut [[u8; 4]],
-    width: usize,
-    out: &mut [MaybeUninit<T>],
-    f: Option<&F>,
-) -> u32 {
-    run_band_inline(pass, band, width, out, f)
+    run_band_inline(pass, band)
 }
 
 /// Runs `pass` over the rows of `band` (`width` pixels each), writing back into `band`, or,
@@ -385,11 +391,14 @@ fn run_band_portable<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
 #[inline(always)]
 fn run_band_inline<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
     pass: &Pass,
-    band: &mut [[u8; 4]],
-    width: usize,
-    out: &mut [MaybeUninit<T>],
-    f: Option<&F>,
+    band: Band<'_, T, F>,
 ) -> u32 {
+    let Band {
+        rows: band,
+        width,
+        out,
+        map: f,
+    } = band;
     if !pass.writes() && f.is_none() {
         return if pass.reduce { max_r_sum(band) } else { 0 };
     }
