@@ -23,6 +23,7 @@ use crate::backend::Processor;
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameMeta};
 use crate::gpu::copy::{MAX_COPY_THREADS, copy_threads, par_copy_with};
+use crate::gpu::map::{MapSignal, MapState, SETTLE_LIMIT};
 use crate::gpu::{GpuContext, Upload};
 use crate::mode::{ImageMode, cpu as mode_cpu};
 use crate::ops::{Filter, Ops, cpu, fast};
@@ -845,13 +846,10 @@ fn gpu_rows(
         };
         // Maps `buffer` and waits for it (after `index`, the work that used it).
         let map = |buffer: &wgpu::Buffer, mode, index| -> Result<()> {
-            let mapped = Arc::new(Mutex::new(None));
-            let flag = Arc::clone(&mapped);
-            buffer.slice(..).map_async(mode, move |result| {
-                *flag.lock().unwrap_or_else(PoisonError::into_inner) = Some(result.is_ok());
-            });
+            let mapped = MapSignal::new(MapState::Pending);
+            mapped.map(buffer.slice(..), mode);
             wait(index)?;
-            if *mapped.lock().unwrap_or_else(PoisonError::into_inner) != Some(true) {
+            if mapped.settle(SETTLE_LIMIT) != MapState::Mapped {
                 ctx.take_error()?;
                 return Err(Error::Gpu("bench: a buffer did not map".into()));
             }

@@ -450,3 +450,71 @@ fn check_batched(ops: &Ops, sizes: &[(u32, u32)], done: Frame) {
         None => assert_eq!(done.rgba, want.rgba, "frame {k}"),
     }
 }
+
+/// wgpu runs a readback's map callback on whichever thread's poll finds it ready, so with a
+/// second thread polling the same device (another pipeline, another test), `collect(true)` can
+/// return from its own wait before the callback has run. It must wait for the callback, not
+/// report the frame as failed (CI once failed on "the GPU finished but its readback never
+/// mapped" for this reason).
+#[test]
+fn frames_come_back_while_another_thread_polls_the_same_device() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let Some(ctx) = gpu("another_thread_polls") else {
+        return;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    // More pollers than this machine has cores, so that one is now and then descheduled
+    // between taking a callback and running it.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 2;
+    let pollers: Vec<_> = (0..threads)
+        .map(|_| {
+            let ctx = Arc::clone(&ctx);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut polls = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    ctx.device
+                        .poll(wgpu::PollType::Poll)
+                        .expect("polling a live device succeeds");
+                    polls += 1;
+                }
+                polls
+            })
+        })
+        .collect();
+    let ops = ops(true, &[Sepia]);
+    let (w, h) = (37, 23);
+    let frames: Vec<Frame> = (0..8).map(|seed| random_frame(w, h, 900 + seed)).collect();
+    let wanted: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|frame| {
+            let mut want = frame.rgba.clone();
+            cpu::apply(&ops, w, h, &mut want);
+            want
+        })
+        .collect();
+    let mut gpu = GpuBackend::new(Arc::clone(&ctx), &ops, 2).unwrap();
+    let mut failures = Vec::new();
+    for round in 0..400 {
+        let k = round % frames.len();
+        let mut frame = frames[k].clone();
+        frame.meta.seq = round as u64;
+        gpu.schedule(frame).unwrap();
+        match gpu.collect(true) {
+            Ok(Some(got)) => assert_eq!(difference(&got.rgba, &wanted[k], w), None),
+            Ok(None) => panic!("round {round}: a frame was pending"),
+            Err(err) => failures.push(format!("round {round}: {err}")),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for poller in pollers {
+        let polls = poller.join().expect("a poller does not panic");
+        assert!(polls > 0, "a polling thread never polled");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {failures:?}",
+        failures.len()
+    );
+}

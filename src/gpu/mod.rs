@@ -9,6 +9,8 @@
 //!   layouts, the HSV and LAB tables, the [`ModeImage`](crate::mode::ModeImage) read back.
 //! - `ring`: frames in flight, with reused upload/readback buffers.
 //! - `copy`: host-side frame copies split across threads.
+//! - `map`: a buffer mapping's state and a wait for its callback that holds when several
+//!   threads poll one device.
 //!
 //! Pixels cross as storage buffers of packed u32 (one RGBA8 pixel each, R in the low byte): the
 //! buffer is byte-identical to the frame's `rgba`, so upload and readback are plain copies. A
@@ -18,6 +20,7 @@
 pub mod context;
 pub(crate) mod copy;
 pub(crate) mod kernels;
+pub(crate) mod map;
 pub(crate) mod modes;
 pub mod ring;
 pub mod yuv;

@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -15,6 +14,7 @@ use crate::ops::Ops;
 use super::context::GpuContext;
 use super::copy::par_copy;
 use super::kernels::{self, Band, BandBuffers, BandLimits, Kernels, PARAMS_SIZE, QUAD};
+use super::map::{MapSignal, MapState, SETTLE_LIMIT};
 use super::modes::{self, PackedMode, Route};
 
 /// Where mode `1` with Floyd–Steinberg dithers unless [`GpuBackend::set_dither_on_gpu`] says
@@ -37,11 +37,6 @@ pub enum Upload {
     WriteBuffer,
 }
 
-/// Map states written by the `map_async` callback.
-const MAP_PENDING: u8 = 0;
-const MAP_DONE: u8 = 1;
-const MAP_FAILED: u8 = 2;
-
 /// One frame's worth of GPU buffers, reused from frame to frame and grown only when a frame is
 /// larger than any before it. The same buffers serve RGBA and packed output (a packed mode needs
 /// at most 4 bytes a pixel, rounded up to whole 4-pixel quads).
@@ -55,8 +50,8 @@ struct Slot {
     /// The upload buffer of [`Upload::Staging`] (MAP_WRITE | COPY_SRC, `capacity` bytes):
     /// mapped while the slot is free, unmapped from its copy until the GPU has read it.
     staging: Option<wgpu::Buffer>,
-    /// Map state of `staging` (MAP_DONE: mapped and writable).
-    staging_mapped: Arc<AtomicU8>,
+    /// Map state of `staging` (`Mapped`: mapped and writable).
+    staging_mapped: Arc<MapSignal>,
     /// The last submission that used this slot's buffers.
     submission: Option<wgpu::SubmissionIndex>,
     params: Option<wgpu::Buffer>,
@@ -91,7 +86,7 @@ struct Job {
     staged: bool,
     /// `None` while the frame's commands wait in a batch (see [`GpuBackend::set_batch`]).
     submission: Option<wgpu::SubmissionIndex>,
-    mapped: Arc<AtomicU8>,
+    mapped: Arc<MapSignal>,
 }
 
 /// Where a scheduled frame stands.
@@ -277,25 +272,15 @@ impl GpuBackend {
                     if let (true, Some(staging)) = (job.staged, &slot.staging) {
                         // Mapped again once the GPU has copied out of it: ready for the
                         // slot's next frame.
-                        let flag = Arc::clone(&slot.staging_mapped);
-                        staging
-                            .slice(..)
-                            .map_async(wgpu::MapMode::Write, move |result| {
-                                let state = if result.is_ok() { MAP_DONE } else { MAP_FAILED };
-                                flag.store(state, Ordering::Release);
-                            });
+                        slot.staging_mapped
+                            .map(staging.slice(..), wgpu::MapMode::Write);
                     }
-                    let flag = Arc::clone(&job.mapped);
                     let readback = slot
                         .readback
                         .as_ref()
                         .expect("a submitted slot has a readback buffer");
-                    readback
-                        .slice(..job.bytes)
-                        .map_async(wgpu::MapMode::Read, move |result| {
-                            let state = if result.is_ok() { MAP_DONE } else { MAP_FAILED };
-                            flag.store(state, Ordering::Release);
-                        });
+                    job.mapped
+                        .map(readback.slice(..job.bytes), wgpu::MapMode::Read);
                 }
                 Err(err) => {
                     let job = take_job(&mut entry.state);
@@ -556,7 +541,7 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: true,
         }));
-        s.staging_mapped = Arc::new(AtomicU8::new(MAP_DONE));
+        s.staging_mapped = MapSignal::new(MapState::Mapped);
         s.capacity = bytes;
         s.bands = None;
         self.allocations += 1;
@@ -639,7 +624,7 @@ impl GpuBackend {
                 par_copy(view.slice(..), &frame.rgba);
             }
             staging.unmap();
-            s.staging_mapped.store(MAP_PENDING, Ordering::Release);
+            s.staging_mapped.set(MapState::Pending);
             if self.kernels.is_some() {
                 encoder.copy_buffer_to_buffer(staging, 0, input, 0, rgba_bytes);
             }
@@ -713,7 +698,7 @@ impl GpuBackend {
             packed,
             staged,
             submission: None,
-            mapped: Arc::new(AtomicU8::new(MAP_PENDING)),
+            mapped: MapSignal::new(MapState::Pending),
         })
     }
 }
@@ -780,20 +765,10 @@ fn take_job(state: &mut State) -> Job {
 }
 
 /// True once `job`'s readback is mapped. Polls the device without blocking, or (with `block`)
-/// waits for the job's submission.
+/// waits for the job's submission and then for the mapping's callback, which another thread
+/// polling the same device may be the one to run (see [`super::map`]).
 fn wait_job(ctx: &GpuContext, job: &Job, block: bool) -> Result<bool> {
-    for _ in 0..3 {
-        match job.mapped.load(Ordering::Acquire) {
-            MAP_DONE => return Ok(true),
-            MAP_FAILED => {
-                ctx.take_error()?;
-                return Err(Error::Gpu(format!(
-                    "frame {}: mapping its readback failed (device lost or validation error)",
-                    job.seq
-                )));
-            }
-            _ => {}
-        }
+    if job.mapped.state() == MapState::Pending {
         let poll = if block {
             wgpu::PollType::Wait {
                 submission_index: job.submission.clone(),
@@ -805,37 +780,50 @@ fn wait_job(ctx: &GpuContext, job: &Job, block: bool) -> Result<bool> {
         ctx.device
             .poll(poll)
             .map_err(|err| Error::Gpu(format!("frame {}: waiting for the GPU: {err}", job.seq)))?;
-        if !block {
-            return Ok(job.mapped.load(Ordering::Acquire) == MAP_DONE);
+    }
+    let state = if block {
+        job.mapped.settle(SETTLE_LIMIT)
+    } else {
+        job.mapped.state()
+    };
+    match state {
+        MapState::Mapped => Ok(true),
+        MapState::Pending if !block => Ok(false),
+        MapState::Pending => {
+            ctx.take_error()?;
+            Err(Error::Gpu(format!(
+                "frame {}: the GPU finished but its readback never mapped",
+                job.seq
+            )))
+        }
+        MapState::Failed => {
+            ctx.take_error()?;
+            Err(Error::Gpu(format!(
+                "frame {}: mapping its readback failed (device lost or validation error)",
+                job.seq
+            )))
         }
     }
-    ctx.take_error()?;
-    Err(Error::Gpu(format!(
-        "frame {}: the GPU finished but its readback never mapped",
-        job.seq
-    )))
 }
 
 /// Waits until a slot's upload buffer is mapped again after its last frame (normally at once:
 /// the slot is free only once that frame's readback was mapped, after the same submission).
 fn wait_mapped(
     ctx: &GpuContext,
-    state: &AtomicU8,
+    signal: &MapSignal,
     submission: Option<&wgpu::SubmissionIndex>,
     seq: u64,
 ) -> Result<()> {
-    for _ in 0..3 {
-        match state.load(Ordering::Acquire) {
-            MAP_DONE => return Ok(()),
-            MAP_FAILED => break,
-            _ => {}
-        }
+    if signal.state() == MapState::Pending {
         ctx.device
             .poll(wgpu::PollType::Wait {
                 submission_index: submission.cloned(),
                 timeout: None,
             })
             .map_err(|err| Error::Gpu(format!("frame {seq}: waiting for the GPU: {err}")))?;
+    }
+    if signal.settle(SETTLE_LIMIT) == MapState::Mapped {
+        return Ok(());
     }
     ctx.take_error()?;
     Err(Error::Gpu(format!(

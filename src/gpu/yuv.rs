@@ -12,11 +12,11 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::kernels::{storage_entry, uniform_entry};
+use crate::gpu::map::{MapSignal, MapState, SETTLE_LIMIT};
 use crate::source::live::RawFormat;
 use crate::source::yuv;
 
@@ -27,10 +27,6 @@ const WORKGROUP: u32 = 16;
 
 /// Bytes of the `Params` uniform: width, height, format, uv_offset.
 const PARAMS_SIZE: u64 = 16;
-
-const MAP_PENDING: u8 = 0;
-const MAP_DONE: u8 = 1;
-const MAP_FAILED: u8 = 2;
 
 /// The buffers of one frame size class, grown when a larger frame comes and then reused.
 struct Buffers {
@@ -211,13 +207,9 @@ impl YuvConverter {
             encoder.copy_buffer_to_buffer(&buffers.output, 0, &buffers.readback, 0, out_bytes);
             let submission = queue.submit([encoder.finish()]);
 
-            let mapped = Arc::new(AtomicU8::new(MAP_PENDING));
-            let flag = Arc::clone(&mapped);
+            let mapped = MapSignal::new(MapState::Pending);
             let slice = buffers.readback.slice(..out_bytes);
-            slice.map_async(wgpu::MapMode::Read, move |result| {
-                let state = if result.is_ok() { MAP_DONE } else { MAP_FAILED };
-                flag.store(state, Ordering::Release);
-            });
+            mapped.map(slice, wgpu::MapMode::Read);
             self.ctx
                 .device
                 .poll(wgpu::PollType::Wait {
@@ -225,7 +217,7 @@ impl YuvConverter {
                     timeout: None,
                 })
                 .map_err(|err| Error::Gpu(format!("{what}: waiting for the GPU: {err}")))?;
-            if mapped.load(Ordering::Acquire) != MAP_DONE {
+            if mapped.settle(SETTLE_LIMIT) != MapState::Mapped {
                 self.ctx.take_error()?;
                 return Err(Error::Gpu(format!(
                     "{what}: the readback could not be mapped"
