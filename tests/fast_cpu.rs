@@ -200,12 +200,14 @@ fn the_cpu_processor_gives_the_reference_pixels() {
 }
 
 /// `apply_map_with` against the reference followed by the map, pixel by pixel: a map that
-/// keeps the pixel (4 values) and one that folds it into one value, so a value out of place
-/// or a block written twice or not at all shows.
+/// keeps the pixel (4 values), one that folds it into one value, and one of three bytes a
+/// pixel (packed four pixels at a time, as RGB is), so a value out of place or a block
+/// written twice or not at all shows.
 #[test]
 fn mapping_in_the_same_pass_matches_the_reference_then_the_map() {
     use Filter::*;
     let fold = |[r, g, b, a]: [u8; 4]| [r ^ g.rotate_left(3) ^ b.rotate_left(5) ^ a.rotate_left(7)];
+    let three = |[r, g, b, a]: [u8; 4]| [r ^ a, g ^ r.rotate_left(1), b ^ a.rotate_left(2)];
     let mut lists = single_ops_and_pairs();
     for filters in [
         vec![Invert, SepiaNorm, Grayscale, SepiaNorm, Sepia],
@@ -222,12 +224,18 @@ fn mapping_in_the_same_pass_matches_the_reference_then_the_map() {
                 .chunks_exact(4)
                 .flat_map(|p| fold([p[0], p[1], p[2], p[3]]))
                 .collect();
+            let want_three: Vec<u8> = want
+                .chunks_exact(4)
+                .flat_map(|p| three([p[0], p[1], p[2], p[3]]))
+                .collect();
             for tuning in tunings() {
                 let what = format!("{w}x{h} {} {tuning:?}", describe(ops));
                 let kept = fast::apply_map_with(ops, w, h, &mut input.clone(), |p| p, tuning);
                 assert_same(&kept, &want, w, &format!("kept, {what}"));
                 let folded = fast::apply_map_with(ops, w, h, &mut input.clone(), fold, tuning);
                 assert!(folded == want_folded, "folded, {what}");
+                let packed = fast::apply_map_with(ops, w, h, &mut input.clone(), three, tuning);
+                assert!(packed == want_three, "three bytes a pixel, {what}");
             }
         }
     }

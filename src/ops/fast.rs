@@ -335,7 +335,7 @@ impl Frame {
             // SAFETY: `self.avx2` is only true when the CPU reported AVX2 (`has_avx2`).
             return unsafe { run_band_avx2(pass, band) };
         }
-        run_band_inline(pass, band)
+        run_band_inline(pass, band, false)
     }
 }
 
@@ -382,16 +382,18 @@ fn run_band_avx2<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
     pass: &Pass,
     band: Band<'_, T, F>,
 ) -> u32 {
-    run_band_inline(pass, band)
+    run_band_inline(pass, band, true)
 }
 
 /// Runs `pass` over the rows of `band` (`width` pixels each), writing back into `band`, or,
 /// with `f`, through `f` into `out` (`N` values a pixel, `band` only read); every helper it
 /// calls is inlined so that the AVX2 copy is AVX2 throughout.
+/// `ssse3` says the caller was compiled for it (the AVX2 copy), so byte shuffles may be used.
 #[inline(always)]
 fn run_band_inline<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
     pass: &Pass,
     band: Band<'_, T, F>,
+    ssse3: bool,
 ) -> u32 {
     let Band {
         rows: band,
@@ -451,10 +453,7 @@ fn run_band_inline<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
             match f {
                 Some(f) => {
                     let at = (y * width + x0) * N;
-                    let values = out[at..at + n * N].chunks_exact_mut(N);
-                    for (o, v) in values.zip(block.iter()) {
-                        o.copy_from_slice(&f(v.to_le_bytes()).map(MaybeUninit::new));
-                    }
+                    store_mapped(f, &block[..n], &mut out[at..at + n * N], ssse3);
                 }
                 None => {
                     for (p, b) in row[x0..x0 + n].iter_mut().zip(block.iter()) {
@@ -465,6 +464,92 @@ fn run_band_inline<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
         }
     }
     max
+}
+
+/// Writes `f` of each pixel of `block` into `out`, `N` values a pixel.
+///
+/// Modes of three bytes a pixel (RGB, YCbCr, HSV, LAB) are the common case (`image_mode`'s
+/// default is RGB) and the slow one to store a pixel at a time: two scalar stores of 2 and 1
+/// bytes each. Their values are put in a block of `u32` with a zero fourth byte and packed
+/// four pixels (12 bytes) at a time instead; at 1080p that took mirror + sepia to RGB from
+/// about 2.55 to 2.1 ms on one core.
+#[inline(always)]
+fn store_mapped<T: Copy, const N: usize, F: Fn([u8; 4]) -> [T; N]>(
+    f: &F,
+    block: &[u32],
+    out: &mut [MaybeUninit<T>],
+    ssse3: bool,
+) {
+    if N == 3 && std::mem::size_of::<T>() == 1 {
+        let mut padded = [0u32; BLOCK];
+        for (w, &v) in padded.iter_mut().zip(block) {
+            let values = f(v.to_le_bytes());
+            // SAFETY: `T` is one byte, so `[T; 3]` is three bytes, each a valid `u8`; the
+            // bytes go back out as the same `T` values, only moved.
+            let [a, b, c] = unsafe { std::mem::transmute_copy::<[T; N], [u8; 3]>(&values) };
+            *w = u32::from_le_bytes([a, b, c, 0]);
+        }
+        // SAFETY: `T` is one byte with alignment 1, as `MaybeUninit<u8>` is.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<MaybeUninit<u8>>(), out.len())
+        };
+        pack3(&padded, bytes, ssse3);
+        return;
+    }
+    for (o, v) in out.chunks_exact_mut(N).zip(block) {
+        o.copy_from_slice(&f(v.to_le_bytes()).map(MaybeUninit::new));
+    }
+}
+
+/// Writes the low three bytes of the first `out.len() / 3` of `words` into `out`, in order.
+#[inline(always)]
+fn pack3(words: &[u32; BLOCK], out: &mut [MaybeUninit<u8>], ssse3: bool) {
+    debug_assert!(out.len().is_multiple_of(3) && out.len() <= BLOCK * 3);
+    // Four words make 12 bytes. They go into `packed` first, a whole group at a time (the
+    // shuffle's 16-byte stores, 12 bytes apart, need 4 spare bytes at the end), and the bytes
+    // wanted are then copied out.
+    let mut packed = [0u8; BLOCK * 3 + 4];
+    let groups = (out.len() / 3).div_ceil(4);
+    #[cfg(target_arch = "x86_64")]
+    if ssse3 {
+        use std::arch::x86_64::{
+            __m128i, _mm_loadu_si128, _mm_setr_epi8, _mm_shuffle_epi8, _mm_storeu_si128,
+        };
+        // SAFETY: `ssse3` is only true in code compiled for AVX2 (which includes SSSE3), run
+        // on a CPU that has it. Group `g < BLOCK / 4` loads words `4g..4g + 4` of `words` and
+        // stores 16 bytes at `12g`, which ends at most at `3 · BLOCK + 4`, inside `packed`.
+        unsafe {
+            let keep_three = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+            for g in 0..groups {
+                let quad = _mm_loadu_si128(words.as_ptr().add(4 * g).cast::<__m128i>());
+                let to = packed.as_mut_ptr().add(12 * g).cast::<__m128i>();
+                _mm_storeu_si128(to, _mm_shuffle_epi8(quad, keep_three));
+            }
+        }
+        write_bytes(out, &packed);
+        return;
+    }
+    let _ = ssse3;
+    for (g, p) in words.chunks_exact(4).take(groups).enumerate() {
+        let three = [
+            (p[0] & 0xFF_FFFF) | (p[1] << 24),
+            ((p[1] >> 8) & 0xFFFF) | (p[2] << 16),
+            ((p[2] >> 16) & 0xFF) | (p[3] << 8),
+        ];
+        for (k, w) in three.iter().enumerate() {
+            let at = 12 * g + 4 * k;
+            packed[at..at + 4].copy_from_slice(&w.to_le_bytes());
+        }
+    }
+    write_bytes(out, &packed);
+}
+
+/// Fills `to` with the first `to.len()` bytes of `from` (a `memcpy` once compiled).
+#[inline(always)]
+fn write_bytes(to: &mut [MaybeUninit<u8>], from: &[u8]) {
+    for (t, &b) in to.iter_mut().zip(from) {
+        t.write(b);
+    }
 }
 
 /// Asks the CPU to bring the cache line at `pixels` in (a hint: no effect on the result).
