@@ -1,10 +1,11 @@
 //! The CPU reference converter: one RGBA8 frame to any [`ImageMode`], exactly as Pillow's
-//! `im.convert(mode)`. Point-wise modes map [`super::pixel`] over the pixels; `1` and `P` with
-//! Floyd–Steinberg run Pillow's serial error diffusion; RGBA → P is [`super::octree`].
+//! `im.convert(mode)`. Point-wise modes map [`super::pixel`] over the pixels (HSV through its
+//! exact tables, [`super::pixel::HsvTables`]); `1` and `P` with Floyd–Steinberg run Pillow's
+//! serial error diffusion; RGBA → P is [`super::octree`].
 
 use super::octree;
 use super::pixel::{
-    bit_nodither, cmyk_pixel, f_pixel, hsv_pixel, l_pixel, l1000, lab_pixel, web_entry,
+    bit_nodither, cmyk_pixel, f_pixel, hsv_tables, l_pixel, l1000, lab_pixel, web_entry,
     web_index_nodither, web_palette, ycbcr_pixel,
 };
 use super::{Dither, ImageMode, ModeData, ModeImage, Palette};
@@ -150,7 +151,12 @@ fn point_wise<M: WithMap>(
         ImageMode::Rgba => m.with(|[r, g, b, _]| [r, g, b, 255]),
         ImageMode::Cmyk => m.with(|[r, g, b, _]| cmyk_pixel(r, g, b)),
         ImageMode::YCbCr => m.with(|[r, g, b, _]| ycbcr_pixel(r, g, b)),
-        ImageMode::Hsv => m.with(|[r, g, b, _]| hsv_pixel(r, g, b)),
+        ImageMode::Hsv => {
+            // The GPU's exact tables (equal to `hsv_pixel` on every colour): two lookups
+            // instead of three divisions and f64 arithmetic a pixel.
+            let tables = hsv_tables();
+            m.with(|[r, g, b, _]| tables.pixel(r, g, b))
+        }
         ImageMode::Lab => m.with(|[r, g, b, _]| lab_pixel(r, g, b)),
     })
 }

@@ -447,29 +447,9 @@ mod tests {
         assert_eq!(hsv_pixel(7, 7, 7), [0, 0, 7]);
     }
 
+    /// The CPU converts to HSV through these tables too, so they must equal the formula on
+    /// every colour (under a second in a debug build).
     #[test]
-    fn hsv_tables_equal_direct_path_on_a_large_sample() {
-        let t = hsv_tables();
-        // Every 7th colour (2.4 M) plus all colours with a channel at 0 or 255.
-        let mut n = 0u32;
-        while n < 1 << 24 {
-            let [r, g, b, _] = n.to_le_bytes();
-            assert_eq!(t.pixel(r, g, b), hsv_pixel(r, g, b), "({r}, {g}, {b})");
-            n += 7;
-        }
-        for x in 0..=255u8 {
-            for y in 0..=255u8 {
-                for e in [0u8, 255] {
-                    for [r, g, b] in [[e, x, y], [x, e, y], [x, y, e]] {
-                        assert_eq!(t.pixel(r, g, b), hsv_pixel(r, g, b), "({r}, {g}, {b})");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    #[ignore = "all 2^24 colours: about 4 s in a debug build"]
     fn hsv_tables_equal_direct_path_on_every_colour() {
         let t = hsv_tables();
         for n in 0..1u32 << 24 {
