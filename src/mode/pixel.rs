@@ -162,6 +162,15 @@ pub fn ycbcr_pixel(r: u8, g: u8, b: u8) -> [u8; 3] {
 /// Mode `HSV` computed as Pillow's C does: f32 quotients, f64 where C promotes, truncation.
 #[inline]
 pub fn hsv_pixel(r: u8, g: u8, b: u8) -> [u8; 3] {
+    // Pillow's fmod(x, 1.0), as x − trunc(x): the same value for every finite x (the
+    // subtraction is exact: trunc(x) lies within a factor of 2 of x, or is 0), without the
+    // software fmod that `%` on f64 calls.
+    hsv_with(r, g, b, |x| x - x.trunc())
+}
+
+/// [`hsv_pixel`] with the hue's `fmod(x, 1.0)` step given.
+#[inline(always)]
+fn hsv_with(r: u8, g: u8, b: u8, fraction: impl Fn(f64) -> f64) -> [u8; 3] {
     let maxc = r.max(g).max(b);
     let minc = r.min(g).min(b);
     if maxc == minc {
@@ -179,11 +188,7 @@ pub fn hsv_pixel(r: u8, g: u8, b: u8) -> [u8; 3] {
     } else {
         (4.0 + f64::from(gc) - f64::from(rc)) as f32
     };
-    // Pillow's fmod(x, 1.0), as x − trunc(x): the same value for every finite x (the
-    // subtraction is exact: trunc(x) lies within a factor of 2 of x, or is 0), without the
-    // software fmod that `%` on f64 calls (8% of a 1080p conversion).
-    let x = f64::from(h) / 6.0 + 1.0;
-    let h = (x - x.trunc()) as f32;
+    let h = fraction(f64::from(h) / 6.0 + 1.0) as f32;
     let to_byte = |x: f32| (f64::from(x) * 255.0).clamp(0.0, 255.0) as u8; // `as` truncates
     [to_byte(h), to_byte(s), maxc]
 }
@@ -341,28 +346,8 @@ mod tests {
     /// `fmod(x, 1.0)` changes no byte.
     #[test]
     fn hsv_equals_pillows_fmod_formula_on_every_colour() {
-        let pillow = |r: u8, g: u8, b: u8| -> [u8; 3] {
-            let maxc = r.max(g).max(b);
-            let minc = r.min(g).min(b);
-            if maxc == minc {
-                return [0, 0, maxc];
-            }
-            let cr = f32::from(maxc - minc);
-            let s = cr / f32::from(maxc);
-            let rc = f32::from(maxc - r) / cr;
-            let gc = f32::from(maxc - g) / cr;
-            let bc = f32::from(maxc - b) / cr;
-            let h: f32 = if r == maxc {
-                bc - gc
-            } else if g == maxc {
-                (2.0 + f64::from(rc) - f64::from(bc)) as f32
-            } else {
-                (4.0 + f64::from(gc) - f64::from(rc)) as f32
-            };
-            let h = ((f64::from(h) / 6.0 + 1.0) % 1.0) as f32;
-            let to_byte = |x: f32| (f64::from(x) * 255.0).clamp(0.0, 255.0) as u8;
-            [to_byte(h), to_byte(s), maxc]
-        };
+        // Rust's `%` on f64 is C's fmod.
+        let pillow = |r, g, b| hsv_with(r, g, b, |x| x % 1.0);
         for rgb in 0..1u32 << 24 {
             let [r, g, b, _] = rgb.to_le_bytes();
             assert_eq!(hsv_pixel(r, g, b), pillow(r, g, b), "({r}, {g}, {b})");
