@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::{FinishedFrame, Frame, FrameMeta};
 use crate::gpu::{GpuBackend, GpuContext};
 use crate::ops::{Ops, fast};
 
@@ -164,6 +164,63 @@ impl Processor {
                 done.push_back(frame);
                 Ok(())
             }
+        }
+    }
+
+    /// Starts processing a `width × height` frame whose RGBA8 pixels `fill` writes: on the GPU
+    /// straight into the ring's mapped upload buffer ([`GpuBackend::schedule_with`]), on the CPU
+    /// into a new buffer. `fill` must write every byte. Call only while
+    /// `pending() < capacity()`.
+    ///
+    /// ```
+    /// use shutter::backend::Processor;
+    /// use shutter::{Filter, FrameMeta, Ops};
+    ///
+    /// // `Some(GpuContext::new()?)` for the GPU; the CPU here, so that the example runs anywhere.
+    /// let mut processor = Processor::new(None, &Ops::new(false, vec![Filter::Invert]), 1)?;
+    /// processor.schedule_with(2, 1, false, FrameMeta::still(0, 0), |mut pixels| {
+    ///     pixels.copy_from_slice(&[10, 20, 30, 255, 40, 50, 60, 255]);
+    /// })?;
+    /// let first = processor.collect_with(true, |out| out.bytes[..4].to_vec())?;
+    /// assert_eq!(first, Some(vec![245, 235, 225, 255]));
+    /// # Ok::<(), shutter::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Processor::schedule`].
+    pub fn schedule_with(
+        &mut self,
+        width: u32,
+        height: u32,
+        has_alpha: bool,
+        meta: FrameMeta,
+        fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
+    ) -> Result<()> {
+        match self {
+            Processor::Gpu { gpu, .. } => gpu.schedule_with(width, height, has_alpha, meta, fill),
+            Processor::Cpu { .. } => {
+                let mut rgba = vec![0u8; width as usize * height as usize * 4];
+                fill((&mut rgba[..]).into());
+                self.schedule(Frame::new(width, height, rgba, has_alpha, meta))
+            }
+        }
+    }
+
+    /// The oldest finished frame's output lent to `read` (see [`FinishedFrame`]), and `read`'s
+    /// result: on the GPU from the mapped readback without a copy
+    /// ([`GpuBackend::collect_with`]), on the CPU from the frame's buffers. `Ok(None)` as
+    /// [`Processor::collect`].
+    ///
+    /// # Errors
+    /// As [`Processor::collect`].
+    pub fn collect_with<R>(
+        &mut self,
+        wait: bool,
+        read: impl FnOnce(FinishedFrame<'_>) -> R,
+    ) -> Result<Option<R>> {
+        match self {
+            Processor::Gpu { gpu, .. } => gpu.collect_with(wait, read),
+            Processor::Cpu { done, .. } => Ok(done.pop_front().map(|frame| frame.lend(read))),
         }
     }
 

@@ -1011,6 +1011,33 @@ fn gpu_rows(
             samples,
         );
     }
+    // Frames that live in the ring's mapped buffers, as PyTorch's pinned peer keeps its frames
+    // in pinned memory: each slot's upload buffer is written once (the first frame in each),
+    // then frames go up and come back with no host copy (`schedule_with` writing nothing,
+    // `collect_with` reading in place). The gap to the round trips above is what the two host
+    // copies cost.
+    let mut processor = Processor::new(Some(ctx.clone()), &options.ops, n)?;
+    let slots = processor.capacity();
+    let samples = drive(
+        &mut processor,
+        timing,
+        n,
+        |p, k| {
+            let meta = FrameMeta::still(k as u64, 0);
+            p.schedule_with(w, h, false, meta, |mut dst| {
+                if k < slots {
+                    dst.copy_from_slice(&inputs[k % DISTINCT_FRAMES]);
+                }
+            })
+        },
+        |p| Ok(p.collect_with(true, |f| f.bytes.len())?.is_some()),
+    )?;
+    rows.push(
+        format!("gpu.round_trip.in_place.in_flight_{n}"),
+        format!("GPU round trip{mode_note}, no host copy, {n} in flight"),
+        "gpu",
+        samples,
+    );
     Ok(())
 }
 
@@ -1028,24 +1055,49 @@ fn pipelined(
     in_flight: usize,
     frame: impl Fn(usize) -> Frame,
 ) -> Result<Vec<f64>> {
+    let spare = std::cell::RefCell::new((0..in_flight).map(&frame).collect::<Vec<_>>());
+    drive(
+        processor,
+        timing,
+        in_flight,
+        |p, k| {
+            let next = spare.borrow_mut().pop();
+            let mut next = next.unwrap_or_else(|| frame(k));
+            next.image = None;
+            p.schedule(next)
+        },
+        |p| {
+            let done = p.collect(true)?;
+            Ok(done.map(|done| spare.borrow_mut().push(done)).is_some())
+        },
+    )
+}
+
+/// Keeps `processor` full (`schedule(processor, k)` starts the `k`th frame) and records when
+/// each frame comes back (`collect(processor)` waits for the oldest and says whether one came).
+fn drive(
+    processor: &mut Processor,
+    timing: Timing,
+    in_flight: usize,
+    mut schedule: impl FnMut(&mut Processor, usize) -> Result<()>,
+    mut collect: impl FnMut(&mut Processor) -> Result<bool>,
+) -> Result<Vec<f64>> {
     let warmup = in_flight + 2;
     let window = in_flight.max(2);
-    let mut spare: Vec<Frame> = (0..in_flight).map(&frame).collect();
     let mut finished: Vec<Instant> = Vec::with_capacity(warmup + window + timing.frames);
+    let mut scheduled = 0;
     loop {
         while processor.pending() < processor.capacity() {
-            let mut next = spare.pop().unwrap_or_else(|| frame(finished.len()));
-            next.image = None;
-            processor.schedule(next)?;
+            schedule(processor, scheduled)?;
+            scheduled += 1;
         }
-        let Some(done) = processor.collect(true)? else {
+        if !collect(processor)? {
             return Err(Error::Gpu(
                 "bench: a scheduled frame never came back".into(),
             ));
-        };
+        }
         let now = Instant::now();
         finished.push(now);
-        spare.push(done);
         let timed = finished.len().saturating_sub(warmup + window);
         let out_of_time = timing.budget.is_some_and(|b| {
             timed >= MIN_SAMPLES && finished.get(warmup).is_some_and(|t0| now - *t0 > b)
@@ -1055,7 +1107,7 @@ fn pipelined(
         }
     }
     while processor.pending() > 0 {
-        processor.collect(true)?;
+        collect(processor)?;
     }
     Ok(windowed(&finished[warmup..], window, timing.frames))
 }

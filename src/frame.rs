@@ -1,8 +1,9 @@
 //! A frame travelling through the pipeline: RGBA8 pixels plus where it came from.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use crate::mode::{FrameArray, ModeImage};
+use crate::mode::{FrameArray, ImageMode, ModeImage, Palette};
 
 /// Where a frame came from and where it sits in its stream.
 #[derive(Debug, Clone)]
@@ -110,5 +111,43 @@ impl Frame {
     pub fn rgba_view(&self) -> ndarray::ArrayView3<'_, u8> {
         ndarray::ArrayView3::from_shape((self.height as usize, self.width as usize, 4), &self.rgba)
             .expect("rgba holds height * width * 4 bytes")
+    }
+}
+
+/// A finished frame's output lent to a reader: by [`GpuBackend::collect_with`] straight from the
+/// ring's mapped readback (no copy), or by [`Processor::collect_with`] from the frame's own
+/// buffers.
+///
+/// [`GpuBackend::collect_with`]: crate::gpu::GpuBackend::collect_with
+/// [`Processor::collect_with`]: crate::backend::Processor::collect_with
+#[derive(Debug, Clone, Copy)]
+pub struct FinishedFrame<'a> {
+    pub meta: &'a FrameMeta,
+    pub width: u32,
+    pub height: u32,
+    /// The mode `bytes` are in; `None` for RGBA8 (no `image_mode` set).
+    pub mode: Option<ImageMode>,
+    /// Exactly the output's bytes: `width × height × 4` of RGBA8, or the mode's pixels in
+    /// [`ModeImage::as_bytes`]'s layout (I and F as little-endian words).
+    pub bytes: &'a [u8],
+    /// The palette of mode `P`.
+    pub palette: Option<&'a Palette>,
+}
+
+impl Frame {
+    /// Lends this frame's output to `read`: its mode image when it has one, else its RGBA pixels.
+    pub fn lend<R>(&self, read: impl FnOnce(FinishedFrame<'_>) -> R) -> R {
+        let (mode, bytes, palette) = match &self.image {
+            Some(image) => (Some(image.mode), image.as_bytes(), image.palette.as_ref()),
+            None => (None, Cow::Borrowed(&self.rgba[..]), None),
+        };
+        read(FinishedFrame {
+            meta: &self.meta,
+            width: self.width,
+            height: self.height,
+            mode,
+            bytes: &bytes,
+            palette,
+        })
     }
 }

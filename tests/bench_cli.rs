@@ -58,6 +58,7 @@ fn json_report_has_a_row_per_stage() {
             "gpu.round_trip.in_flight_3",
             "gpu.round_trip.write_buffer.in_flight_1",
             "gpu.round_trip.write_buffer.in_flight_3",
+            "gpu.round_trip.in_place.in_flight_3",
             "e2e.gpu",
         ] {
             assert!(

@@ -8,9 +8,9 @@ use std::sync::{Arc, OnceLock};
 
 use common::read_golden;
 use shutter::backend::Processor;
-use shutter::gpu::{GpuBackend, GpuContext};
-use shutter::mode::{Dither, ImageMode, ModeData, ModeImage};
-use shutter::{Filter, Frame, FrameMeta, Ops};
+use shutter::gpu::{GpuBackend, GpuContext, Upload};
+use shutter::mode::{Dither, ImageMode, ModeData, ModeImage, Palette};
+use shutter::{Filter, FinishedFrame, Frame, FrameMeta, Ops};
 
 /// One device for the whole binary (device creation is the slow part on lavapipe).
 fn gpu(test: &str) -> Option<Arc<GpuContext>> {
@@ -695,4 +695,121 @@ fn empty_frames_and_frames_without_a_mode_keep_the_cpu_behaviour() {
     let mut want = frame.rgba;
     shutter::ops::cpu::apply(&ops, 9, 4, &mut want);
     assert_eq!(got[0].rgba, want);
+}
+
+// ---- pixels written and read in place ---------------------------------------------------
+
+/// A lent output, kept: size, mode, bytes, palette.
+type Output = (u32, u32, Option<ImageMode>, Vec<u8>, Option<Palette>);
+
+fn keep(f: FinishedFrame<'_>) -> (u64, Output) {
+    let out = (
+        f.width,
+        f.height,
+        f.mode,
+        f.bytes.to_vec(),
+        f.palette.cloned(),
+    );
+    (f.meta.seq, out)
+}
+
+/// Runs `frames` through `processor`, scheduling even ones with `schedule_with` (the pixels
+/// written into the upload buffer) and odd ones with `schedule`, collecting every third with
+/// `collect` and the others with `collect_with`. At most `capacity` frames are pending, except
+/// that frame 3 is scheduled into a full ring (which makes it copy the oldest frame back).
+fn run_mixed(processor: &mut Processor, frames: &[Frame]) -> Vec<(u64, Output)> {
+    let mut out = Vec::new();
+    let mut collected = 0;
+    let mut collect = |p: &mut Processor| {
+        let got = if collected % 3 == 2 {
+            p.collect(true)
+                .expect("collect")
+                .map(|frame| frame.lend(keep))
+        } else {
+            p.collect_with(true, keep).expect("collect_with")
+        };
+        collected += 1;
+        out.push(got.expect("a frame is pending"));
+    };
+    for (i, frame) in frames.iter().enumerate() {
+        if processor.pending() == processor.capacity() && i != 3 {
+            collect(processor);
+        }
+        let result = if i % 2 == 0 {
+            processor.schedule_with(
+                frame.width,
+                frame.height,
+                frame.has_alpha,
+                frame.meta.clone(),
+                |mut dst| dst.copy_from_slice(&frame.rgba),
+            )
+        } else {
+            processor.schedule(frame.clone())
+        };
+        result.expect("schedule");
+    }
+    while processor.pending() > 0 {
+        collect(processor);
+    }
+    out
+}
+
+#[test]
+fn pixels_written_into_and_read_from_the_rings_buffers_equal_the_copying_path() {
+    let Some(ctx) = gpu("in_place") else {
+        return;
+    };
+    let mut cases = vec![Ops::new(true, vec![Filter::Sepia])];
+    cases.extend(mirrored_and_filtered(&every_mode_and_dither()));
+    let sizes = [(1, 1), (3, 7), (1366, 768), (64, 33), (5, 2), (3, 7)];
+    let mut failures = Vec::new();
+    for (i, ops) in cases.iter().enumerate() {
+        // Large frames only where they are quick on the CPU (no mode, and RGB).
+        let big = ops.mode.is_none() || ops.mode == Some(ImageMode::Rgb);
+        let frames: Vec<Frame> = sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &(w, h))| {
+                let (w, h) = if big || w < 1000 { (w, h) } else { (31, 17) };
+                let mut frame = random_frame(w, h, 7000 + 10 * i as u64 + k as u64, k % 2 == 1);
+                frame.meta.seq = k as u64;
+                frame
+            })
+            .collect();
+        let mut cpu = Processor::new(None, ops, 1).expect("the CPU processor opens");
+        let want = run_mixed(&mut cpu, &frames);
+        let uploads: &[Upload] = if ops.mode.is_none() {
+            &[Upload::Staging, Upload::WriteBuffer]
+        } else {
+            &[Upload::Staging]
+        };
+        for &upload in uploads {
+            let mut gpu = Processor::new(Some(Arc::clone(&ctx)), ops, 2).expect("GPU processor");
+            if let Processor::Gpu { gpu, .. } = &mut gpu {
+                gpu.set_upload(upload);
+            }
+            let got = run_mixed(&mut gpu, &frames);
+            assert_eq!(got.len(), frames.len());
+            for ((seq, g), (_, w)) in got.iter().zip(&want) {
+                if g != w {
+                    let first = g.3.iter().zip(&w.3).position(|(a, b)| a != b);
+                    failures.push(format!(
+                        "{ops:?} {upload:?} frame {seq}: got {}×{} {:?} {} bytes, \
+                         want {}×{} {:?} {} bytes, first difference at byte {first:?}",
+                        g.0,
+                        g.1,
+                        g.2,
+                        g.3.len(),
+                        w.0,
+                        w.1,
+                        w.2,
+                        w.3.len()
+                    ));
+                }
+            }
+            let order: Vec<u64> = got.iter().map(|(seq, _)| *seq).collect();
+            assert_eq!(order, (0..frames.len() as u64).collect::<Vec<_>>());
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -307,6 +307,8 @@ def markdown(result):
         ("shutter: CPU fast, mirror+sepia-norm (the demo's op)", lambda s: ms_of(s, "mirror_sepia_norm", "cpu.ops.fast")),
         ("shutter: GPU round trip, mirror+sepia, 1 in flight", lambda s: ms_of(s, "mirror_sepia", "gpu.round_trip.in_flight_1")),
         (f"shutter: GPU round trip, mirror+sepia, {n} in flight", lambda s: ms_of(s, "mirror_sepia", f"gpu.round_trip.in_flight_{n}")),
+        (f"shutter: GPU round trip, mirror+sepia, no host copy, {n} in flight",
+         lambda s: ms_of(s, "mirror_sepia", f"gpu.round_trip.in_place.in_flight_{n}")),
         ("shutter: end to end to a callback (RGB), CPU", lambda s: ms_of(s, "mirror_sepia", "e2e.cpu")),
         ("shutter: end to end to a callback (RGB), GPU", lambda s: ms_of(s, "mirror_sepia", "e2e.gpu")),
     ]
@@ -337,8 +339,30 @@ def markdown(result):
         ("mode L convert vs Pillow `convert('L')`", lambda s: peer(s, "pillow_convert_L") / ms_of(s, "mode_L", "mode.L"), ""),
         ("webp q80 encode vs Pillow's", lambda s: peer(s, "pillow_webp_q80_encode") / ms_of(s, "mirror_sepia", "encode.webp"), ""),
     ]
+    rt = f"gpu.round_trip.in_flight_{n}"
+    in_place = f"gpu.round_trip.in_place.in_flight_{n}"
+    ratios += [
+        ("GPU round trip vs PyTorch CUDA pinned",
+         lambda s: peer(s, "torch_cuda_sepia_mirror_roundtrip_pinned") / ms_of(s, "mirror_sepia", rt), "> 1×"),
+        ("GPU round trip vs pinned PCIe copy bound",
+         lambda s: peer(s, "pcie_copy_roundtrip_pinned") / ms_of(s, "mirror_sepia", rt), "≥ 0.65×"),
+        ("GPU round trip, no host copy, vs PyTorch CUDA pinned",
+         lambda s: peer(s, "torch_cuda_sepia_mirror_roundtrip_pinned") / ms_of(s, "mirror_sepia", in_place), ""),
+        ("GPU round trip, no host copy, vs pinned PCIe copy bound",
+         lambda s: peer(s, "pcie_copy_roundtrip_pinned") / ms_of(s, "mirror_sepia", in_place), ""),
+    ]
+
+    def ratio_cell(f, s):
+        try:
+            return f"{f(s):.2f}×"
+        except (TypeError, ZeroDivisionError):  # a row or peer this run lacks (no CUDA)
+            return None
+
     for label, f, target in ratios:
-        out.append(f"| {label} | " + " | ".join(f"{f(s):.2f}×" for s in sizes) + f" | {target} |")
+        cells = [ratio_cell(f, s) for s in sizes]
+        if all(c is None for c in cells):
+            continue
+        out.append(f"| {label} | " + " | ".join(c or "–" for c in cells) + f" | {target} |")
 
     out.append("")
     out.append("| cost per megapixel (ms / Mpx) | " + " | ".join(sizes) + " |")
@@ -440,6 +464,11 @@ def report(result):
             b = peers["pcie_copy_roundtrip_pinned"]["median_ms"]
             print(f"  GPU round trip vs PyTorch CUDA pinned:         {t / gpu_rt:8.2f}x   (target > 1)")
             print(f"  GPU round trip vs pinned PCIe copy bound:      {b / gpu_rt:8.2%}   (target >= 65%)")
+            in_place = ms(sh["mirror_sepia"],
+                          f"gpu.round_trip.in_place.in_flight_{sh['mirror_sepia']['in_flight']}")
+            if in_place:
+                print(f"  no host copy: vs PyTorch CUDA pinned:          {t / in_place:8.2f}x")
+                print(f"  no host copy: vs pinned PCIe copy bound:       {b / in_place:8.2%}")
     d = result["directory"]
     print(f"\n## directory: {d['files']} JPEGs {d['size']} -> sepia -> webp q80 "
           f"(max |shutter - numpy sepia| = {d['max_abs_diff_vs_numpy_sepia']}; the JPEG decoders"

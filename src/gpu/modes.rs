@@ -182,6 +182,12 @@ pub(crate) fn lab_table() -> Vec<u32> {
     words
 }
 
+/// The palette of `P` as the GPU packs it (from RGB sources): the WEB palette, as the CPU
+/// converter gives RGB sources.
+pub(crate) fn gpu_palette() -> Palette {
+    Palette::Rgb(web_palette())
+}
+
 /// The [`ModeImage`] of a `width × height` frame from the packed bytes read back (at least
 /// `width × height × bytes_per_pixel` of them; the rest of the last word is ignored).
 /// `P` gets the WEB palette, as the CPU converter gives RGB sources.
@@ -214,7 +220,7 @@ pub(crate) fn image_from_bytes(
         }
         _ => ModeData::U8(bytes.to_vec()),
     };
-    let palette = (packed.mode == ImageMode::P).then(|| Palette::Rgb(web_palette()));
+    let palette = (packed.mode == ImageMode::P).then(gpu_palette);
     ModeImage {
         width,
         height,

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::{FinishedFrame, Frame, FrameMeta};
 use crate::mode::{Dither, ImageMode};
 use crate::ops::Ops;
 
@@ -35,6 +35,17 @@ pub enum Upload {
     /// `queue.write_buffer`: wgpu copies the pixels into a staging buffer it allocates for
     /// the call. Kept to compare against (`shutter bench`).
     WriteBuffer,
+}
+
+/// A caller's writer of a frame's pixels into an upload buffer ([`GpuBackend::schedule_with`]).
+type Fill<'a> = &'a mut dyn FnMut(wgpu::WriteOnly<'_, [u8]>);
+
+/// Where the pixels of a frame being scheduled come from.
+enum Pixels<'a> {
+    /// The frame's own buffer, copied up.
+    Copy(&'a [u8]),
+    /// Written by the caller straight into the upload buffer.
+    Fill(Fill<'a>),
 }
 
 /// One frame's worth of GPU buffers, reused from frame to frame and grown only when a frame is
@@ -329,16 +340,62 @@ impl GpuBackend {
     /// [`Error::Usage`] when the pixel buffer does not hold `width × height × 4` bytes;
     /// [`Error::Gpu`] when the frame exceeds the adapter's limits or wgpu reports an error.
     pub fn schedule(&mut self, frame: Frame) -> Result<()> {
-        self.ctx.take_error()?;
-        let seq = frame.meta.seq;
         let expected = u64::from(frame.width) * u64::from(frame.height) * 4;
         let bytes = frame.rgba.len() as u64;
         if bytes != expected {
             return Err(Error::Usage(format!(
-                "frame {seq}: {bytes} bytes of pixels for {}×{} RGBA (expected {expected})",
-                frame.width, frame.height
+                "frame {}: {bytes} bytes of pixels for {}×{} RGBA (expected {expected})",
+                frame.meta.seq, frame.width, frame.height
             )));
         }
+        self.schedule_frame(frame, None)
+    }
+
+    /// As [`GpuBackend::schedule`], with no host copy on the way up: `fill` writes the frame's
+    /// RGBA8 pixels (`width × height × 4` bytes, row-major, straight alpha) straight into the
+    /// slot's mapped upload buffer. Use it where the pixels are produced anyway (a generator,
+    /// a conversion such as RGB → RGBA, a capture callback): that write is then the only one.
+    ///
+    /// `fill` gets a write-only view of exactly the frame's bytes and must write every one of
+    /// them; bytes it skips are unspecified (with the staging upload, what the slot last held). It is not called for a frame
+    /// with no pixels, nor when scheduling fails before the upload (too large, wgpu error).
+    /// With [`Upload::WriteBuffer`] the view is wgpu's own staging memory instead.
+    /// Collect the result with [`GpuBackend::collect_with`] to read it without a copy, or with
+    /// [`GpuBackend::collect`] to get it in a new buffer.
+    ///
+    /// # Errors
+    /// As [`GpuBackend::schedule`].
+    pub fn schedule_with(
+        &mut self,
+        width: u32,
+        height: u32,
+        has_alpha: bool,
+        meta: FrameMeta,
+        fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
+    ) -> Result<()> {
+        let frame = Frame {
+            width,
+            height,
+            rgba: Vec::new(),
+            has_alpha,
+            meta,
+            image: None,
+        };
+        let mut fill = Some(fill);
+        let mut once = |dst: wgpu::WriteOnly<'_, [u8]>| {
+            if let Some(fill) = fill.take() {
+                fill(dst);
+            }
+        };
+        self.schedule_frame(frame, Some(&mut once))
+    }
+
+    /// Schedules `frame`, whose pixels are its own buffer (`fill` is `None`) or written by
+    /// `fill` into the upload buffer.
+    fn schedule_frame(&mut self, frame: Frame, fill: Option<Fill<'_>>) -> Result<()> {
+        self.ctx.take_error()?;
+        let seq = frame.meta.seq;
+        let bytes = u64::from(frame.width) * u64::from(frame.height) * 4;
         let mut route = Route::of(self.mode, self.dither, frame.has_alpha, frame.pixels());
         if bytes == 0 {
             self.queue.push_back(Scheduled {
@@ -389,8 +446,12 @@ impl GpuBackend {
         }
         let slot = self.free.pop().expect("the loop above frees a slot");
         let ctx = Arc::clone(&self.ctx);
+        let pixels = match fill {
+            Some(fill) => Pixels::Fill(fill),
+            None => Pixels::Copy(&frame.rgba),
+        };
         let submitted = ctx.scoped(&format!("frame {seq}"), || {
-            self.submit(slot, &frame, route, packed, &bands)
+            self.submit(slot, &frame, pixels, route, packed, &bands)
         });
         match submitted {
             Ok(job) => {
@@ -459,6 +520,68 @@ impl GpuBackend {
             }
             State::Failed(err) => Err(err),
             State::Gpu(_) => unreachable!("a frame still on the GPU is never popped"),
+        }
+    }
+
+    /// As [`GpuBackend::collect`], with no host copy on the way down: `read` sees the oldest
+    /// finished frame's output where the GPU left it, in the mapped readback, and its result is
+    /// returned. The bytes are RGBA8, or with a mode its pixels in
+    /// [`ModeImage::as_bytes`](crate::mode::ModeImage::as_bytes)'s layout: exactly what
+    /// [`collect`](GpuBackend::collect) would put in the frame (`tests/gpu_ops.rs` checks it).
+    ///
+    /// Frames whose mode finishes on the CPU (Floyd–Steinberg dithering, `P` from an RGBA
+    /// source) and frames already copied back (when `schedule` had to wait for a slot) are lent
+    /// from the frame's own buffers instead. The frame itself is dropped after `read`.
+    ///
+    /// # Errors
+    /// As [`GpuBackend::collect`].
+    pub fn collect_with<R>(
+        &mut self,
+        wait: bool,
+        read: impl FnOnce(FinishedFrame<'_>) -> R,
+    ) -> Result<Option<R>> {
+        self.flush();
+        let mode = self.mode;
+        let in_place = match self.queue.front() {
+            None => return Ok(None),
+            Some(front) => match &front.state {
+                State::Gpu(job) => job.packed.is_some() || mode.is_none(),
+                _ => false,
+            },
+        };
+        if !in_place {
+            let Some(mut frame) = self.collect(wait)? else {
+                return Ok(None);
+            };
+            if let (Some(mode), None) = (mode, &frame.image) {
+                // A frame without pixels: its (empty) image in the mode all the same.
+                frame.image = Some(crate::mode::cpu::convert_frame(mode, self.dither, &frame));
+            }
+            return Ok(Some(frame.lend(read)));
+        }
+        let front = self.queue.front_mut().expect("looked at above");
+        let State::Gpu(job) = &front.state else {
+            unreachable!("in_place implies a frame on the GPU")
+        };
+        match wait_job(&self.ctx, job, wait) {
+            Ok(false) => Ok(None),
+            Ok(true) => {
+                let job = take_job(&mut front.state);
+                let done = self.queue.pop_front().expect("the front entry");
+                let result = read_mapped(&self.slots[job.slot], &job, &done.frame, read);
+                if result.is_err() {
+                    self.slots[job.slot] = Slot::default();
+                }
+                self.free.push(job.slot);
+                result.map(Some)
+            }
+            Err(err) => {
+                let job = take_job(&mut front.state);
+                self.queue.pop_front();
+                self.slots[job.slot] = Slot::default();
+                self.free.push(job.slot);
+                Err(err)
+            }
         }
     }
 
@@ -574,11 +697,12 @@ impl GpuBackend {
         &mut self,
         slot: usize,
         frame: &Frame,
+        pixels: Pixels<'_>,
         route: Route,
         packed: Option<PackedMode>,
         bands: &[Band],
     ) -> Result<Job> {
-        let rgba_bytes = frame.rgba.len() as u64;
+        let rgba_bytes = frame.pixels() as u64 * 4;
         let bytes = match packed {
             Some(p) => p.image_bytes(frame.pixels() as u64).div_ceil(4) * 4,
             None => rgba_bytes,
@@ -621,7 +745,10 @@ impl GpuBackend {
                     .slice(..rgba_bytes)
                     .get_mapped_range_mut()
                     .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
-                par_copy(view.slice(..), &frame.rgba);
+                match pixels {
+                    Pixels::Copy(rgba) => par_copy(view.slice(..), rgba),
+                    Pixels::Fill(fill) => fill(view.slice(..)),
+                }
             }
             staging.unmap();
             s.staging_mapped.set(MapState::Pending);
@@ -629,7 +756,20 @@ impl GpuBackend {
                 encoder.copy_buffer_to_buffer(staging, 0, input, 0, rgba_bytes);
             }
         } else {
-            queue.write_buffer(input, 0, &frame.rgba);
+            match pixels {
+                Pixels::Copy(rgba) => queue.write_buffer(input, 0, rgba),
+                Pixels::Fill(fill) => {
+                    let size = wgpu::BufferSize::new(rgba_bytes)
+                        .expect("frames without pixels are never submitted");
+                    let mut view = queue.write_buffer_with(input, 0, size).ok_or_else(|| {
+                        Error::Gpu(format!(
+                            "frame {}: wgpu gave no staging memory for the upload",
+                            frame.meta.seq
+                        ))
+                    })?;
+                    fill(view.slice(..));
+                }
+            }
         }
 
         match &self.kernels {
@@ -848,9 +988,49 @@ fn copy_back(slot: &Slot, job: &Job, frame: &mut Frame) -> Result<()> {
                 let image = modes::image_from_bytes(packed, frame.width, frame.height, &view);
                 frame.image = Some(image);
             }
-            None => par_copy((&mut frame.rgba[..]).into(), &view),
+            None => {
+                // A frame scheduled with `schedule_with` has no buffer of its own yet.
+                frame.rgba.resize(frame.pixels() * 4, 0);
+                par_copy((&mut frame.rgba[..]).into(), &view)
+            }
         }
     }
     readback.unmap();
     Ok(())
+}
+
+/// Lends a mapped readback to `read` as the frame's output (RGBA, or the packed mode's exact
+/// bytes), then unmaps it.
+fn read_mapped<R>(
+    slot: &Slot,
+    job: &Job,
+    frame: &Frame,
+    read: impl FnOnce(FinishedFrame<'_>) -> R,
+) -> Result<R> {
+    let readback = slot
+        .readback
+        .as_ref()
+        .expect("a submitted slot has a readback buffer");
+    let result = {
+        let view = readback
+            .slice(..job.bytes)
+            .get_mapped_range()
+            .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
+        let pixels = frame.pixels() as u64;
+        let (mode, len) = match &job.packed {
+            Some(packed) => (Some(packed.mode), packed.image_bytes(pixels)),
+            None => (None, pixels * 4),
+        };
+        let palette = (mode == Some(ImageMode::P)).then(modes::gpu_palette);
+        read(FinishedFrame {
+            meta: &frame.meta,
+            width: frame.width,
+            height: frame.height,
+            mode,
+            bytes: &view[..len as usize],
+            palette: palette.as_ref(),
+        })
+    };
+    readback.unmap();
+    Ok(result)
 }
