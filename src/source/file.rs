@@ -209,6 +209,8 @@ pub fn to_rgba8(image: DynamicImage) -> Vec<u8> {
     }
     match image {
         DynamicImage::ImageRgba8(buf) => buf.into_raw(),
+        DynamicImage::ImageRgb8(buf) => super::widen::rgb(&buf),
+        DynamicImage::ImageLuma8(buf) => super::widen::gray(&buf),
         DynamicImage::ImageLuma16(buf) => buf
             .into_raw()
             .into_iter()

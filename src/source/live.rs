@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::gpu::yuv::YuvConverter;
 use crate::source::pattern::{self, PatternGrabber};
-use crate::source::{DecodeLimits, DecodedFrame, yuv};
+use crate::source::{DecodeLimits, DecodedFrame, widen, yuv};
 
 /// How a [`RawFrame`]'s bytes are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -273,26 +273,19 @@ pub fn to_rgba(raw: RawFrame, gpu: Option<&mut YuvConverter>) -> Result<DecodedF
     }
     let pixels = width as usize * height as usize;
     let size = (width, height);
-    let expand = |data: &[u8], step: usize, px: fn(&[u8]) -> [u8; 4]| -> Vec<u8> {
-        let mut out = Vec::with_capacity(pixels * 4);
-        for p in data.chunks_exact(step) {
-            out.extend_from_slice(&px(p));
-        }
-        out
-    };
     let (width, height, rgba) = match format {
         RawFormat::Rgba => (width, height, take_bytes(format, data, pixels * 4, size)?),
         RawFormat::Rgb => {
             let data = take_bytes(format, data, pixels * 3, size)?;
-            (width, height, expand(&data, 3, |p| [p[0], p[1], p[2], 255]))
+            (width, height, widen::rgb(&data))
         }
         RawFormat::Bgr => {
             let data = take_bytes(format, data, pixels * 3, size)?;
-            (width, height, expand(&data, 3, |p| [p[2], p[1], p[0], 255]))
+            (width, height, widen::bgr(&data))
         }
         RawFormat::Gray => {
             let data = take_bytes(format, data, pixels, size)?;
-            (width, height, expand(&data, 1, |p| [p[0], p[0], p[0], 255]))
+            (width, height, widen::gray(&data))
         }
         RawFormat::Yuyv | RawFormat::Nv12 => {
             let rgba = match (gpu, format) {

@@ -10,6 +10,7 @@ pub mod live;
 pub mod pattern;
 pub mod svg;
 pub mod webcam;
+pub(crate) mod widen;
 pub mod yuv;
 
 use std::ffi::OsStr;
