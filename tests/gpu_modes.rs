@@ -687,6 +687,17 @@ fn empty_frames_and_frames_without_a_mode_keep_the_cpu_behaviour() {
     let empty = Frame::new(0, 4, Vec::new(), false, FrameMeta::still(0, 0));
     let got = run_gpu(&ctx, &ops, vec![empty.clone()]);
     assert_eq!(difference(image_of(&got[0]), &cpu_image(&ops, empty)), None);
+    // Written in place and lent, an empty frame is an empty image in the mode.
+    let mut gpu = Processor::new(Some(Arc::clone(&ctx)), &ops, 2).expect("GPU processor");
+    gpu.schedule_with(0, 4, false, FrameMeta::still(1, 0), |dst| {
+        assert!(dst.is_empty())
+    })
+    .expect("an empty frame schedules");
+    let lent = gpu.collect_with(true, |f| (f.mode, f.width, f.height, f.bytes.len()));
+    assert_eq!(
+        lent.expect("collect_with"),
+        Some((Some(ImageMode::Hsv), 0, 4, 0))
+    );
     // Without a mode the RGBA result stays in `rgba` and there is no image.
     let ops = Ops::new(true, vec![Filter::Invert]);
     let frame = random_frame(9, 4, 3, true);
