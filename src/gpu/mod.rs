@@ -7,7 +7,8 @@
 //!   frames larger than one storage binding.
 //! - `modes`: Pillow's `image_mode` on the GPU: which route each frame takes, the packed output
 //!   layouts, the HSV and LAB tables, the [`ModeImage`](crate::mode::ModeImage) read back.
-//! - `ring`: frames in flight, with reused upload/readback buffers.
+//! - `ring`: frames in flight, with reused upload/readback buffers (which callers may also
+//!   write and read in place).
 //! - `copy`: host-side frame copies split across threads.
 //! - `map`: a buffer mapping's state and a wait for its callback that holds when several
 //!   threads poll one device.

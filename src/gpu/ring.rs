@@ -1,7 +1,8 @@
 //! Frames in flight: a ring of slots with reused upload, output, readback and uniform buffers;
 //! `schedule` uploads and submits one frame, `collect` maps the oldest one back (into the
 //! frame's own pixel buffer, or its mode's packed bytes into `Frame::image`) without blocking
-//! unless asked to.
+//! unless asked to. `schedule_with` and `collect_with` do the same with no host copy: the caller
+//! writes the pixels into the mapped upload buffer and reads the mapped readback in place.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -357,11 +358,11 @@ impl GpuBackend {
     /// a conversion such as RGB → RGBA, a capture callback): that write is then the only one.
     ///
     /// `fill` gets a write-only view of exactly the frame's bytes and must write every one of
-    /// them; bytes it skips are unspecified (with the staging upload, what the slot last held). It is not called for a frame
-    /// with no pixels, nor when scheduling fails before the upload (too large, wgpu error).
-    /// With [`Upload::WriteBuffer`] the view is wgpu's own staging memory instead.
-    /// Collect the result with [`GpuBackend::collect_with`] to read it without a copy, or with
-    /// [`GpuBackend::collect`] to get it in a new buffer.
+    /// them; bytes it skips are unspecified (with the staging upload, what the slot last held).
+    /// It is not called for a frame with no pixels, nor when scheduling fails before the upload
+    /// (too large, wgpu error). With [`Upload::WriteBuffer`] the view is wgpu's own staging
+    /// memory instead. Collect the result with [`GpuBackend::collect_with`] to read it without
+    /// a copy, or with [`GpuBackend::collect`] to get it in a new buffer.
     ///
     /// # Errors
     /// As [`GpuBackend::schedule`].
@@ -527,7 +528,7 @@ impl GpuBackend {
     /// finished frame's output where the GPU left it, in the mapped readback, and its result is
     /// returned. The bytes are RGBA8, or with a mode its pixels in
     /// [`ModeImage::as_bytes`](crate::mode::ModeImage::as_bytes)'s layout: exactly what
-    /// [`collect`](GpuBackend::collect) would put in the frame (`tests/gpu_ops.rs` checks it).
+    /// [`collect`](GpuBackend::collect) would put in the frame (`tests/gpu_modes.rs` checks it).
     ///
     /// Frames whose mode finishes on the CPU (Floyd–Steinberg dithering, `P` from an RGBA
     /// source) and frames already copied back (when `schedule` had to wait for a slot) are lent
