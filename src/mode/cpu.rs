@@ -5,7 +5,7 @@
 
 use super::octree;
 use super::pixel::{
-    bit_nodither, cmyk_pixel, f_pixel, hsv_tables, l_pixel, l1000, lab_pixel, web_entry,
+    bit_nodither, cmyk_pixel, f_pixel, hsv_tables, l_pixel, l1000, lab_tables, web_entry,
     web_index_nodither, web_palette, ycbcr_pixel,
 };
 use super::{Dither, ImageMode, ModeData, ModeImage, Palette};
@@ -157,7 +157,12 @@ fn point_wise<M: WithMap>(
             let tables = hsv_tables();
             m.with(|[r, g, b, _]| tables.pixel(r, g, b))
         }
-        ImageMode::Lab => m.with(|[r, g, b, _]| lab_pixel(r, g, b)),
+        ImageMode::Lab => {
+            // Tables and Newton steps instead of three `cbrt` and divisions; equal to
+            // `lab_pixel` on every colour (falling back to it near a rounding boundary).
+            let tables = lab_tables();
+            m.with(|[r, g, b, _]| tables.pixel(r, g, b))
+        }
     })
 }
 

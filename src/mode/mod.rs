@@ -35,6 +35,8 @@
 //! LAB    LittleCMS sRGB → Lab (D50, perceptual). Here: analytic sRGB → linear → XYZ (D50,
 //!        Bradford matrix) → Lab in f64, stored L = round(L*·255/100), a, b = round(a*), round(b*)
 //!        as two's-complement bytes (np.asarray / tobytes form). Within ±1 of LittleCMS.
+//!        The CPU uses pixel::lab_tables (table sums and Newton cube roots, the reference
+//!        where a value is within 1e-9 of rounding), equal to pixel::lab_pixel on all colours.
 //! RGBA source: alpha ignored by every mode but RGBA; `1` and P(dither) as from RGB, except
 //!        P, which is Pillow's quantize(256) fast octree (RGBA palette, no dither): see octree.
 //! ```

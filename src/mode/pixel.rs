@@ -338,6 +338,98 @@ pub fn lab_pixel(r: u8, g: u8, b: u8) -> [u8; 3] {
     ]
 }
 
+/// Mode `LAB` on the CPU, fast and equal to [`lab_pixel`] on every colour.
+///
+/// [`lab_pixel`] is the reference: f64 arithmetic as written, three `cbrt` calls and three
+/// divisions a pixel. Here each `t_k = (Σ_j M[k][j]·lin(v_j)) / W[k]` is a sum of three table
+/// entries `M[k][j]/W[k]·lin(v)` and `cbrt` is four Newton steps on `t^(-1/3)` (no division).
+/// Both differ from the reference by a few units in the last place; after scaling the three
+/// values differ by under 1e-12, far below [`LabTables::MARGIN`]. So wherever a value is more
+/// than `MARGIN` from a rounding boundary both round to the same byte, and where one is not
+/// (no colour is, but the guard does not rely on that) the pixel is recomputed with
+/// [`lab_pixel`]. `lab_tables_equal_lab_pixel_on_every_colour` checks all 2^24 colours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabTables {
+    /// `t[k][j][v] = M[k][j] / W[k] · lin(v)` for XYZ row `k` and input channel `j`.
+    t: [[[f64; 256]; 3]; 3],
+}
+
+impl LabTables {
+    /// How close (in output units) a value may come to a rounding boundary before the pixel is
+    /// recomputed with the reference.
+    pub const MARGIN: f64 = 1e-9;
+
+    /// The tables from [`SRGB_TO_XYZ_D50`], [`D50_WHITE`] and [`srgb_to_linear`].
+    pub fn build() -> Self {
+        let mut t = [[[0.0; 256]; 3]; 3];
+        for (k, row) in SRGB_TO_XYZ_D50.iter().enumerate() {
+            for (j, m) in row.iter().enumerate() {
+                for (v, entry) in t[k][j].iter_mut().enumerate() {
+                    *entry = m / D50_WHITE[k] * srgb_to_linear(v as u8);
+                }
+            }
+        }
+        LabTables { t }
+    }
+
+    /// Mode `LAB` for one colour; equal to [`lab_pixel`].
+    #[inline]
+    pub fn pixel(&self, r: u8, g: u8, b: u8) -> [u8; 3] {
+        self.pixel_with_margin(r, g, b, Self::MARGIN)
+    }
+
+    /// [`LabTables::pixel`] with another margin (the tests widen it to exercise the fallback).
+    #[inline]
+    fn pixel_with_margin(&self, r: u8, g: u8, b: u8, margin: f64) -> [u8; 3] {
+        const DELTA: f64 = 6.0 / 29.0;
+        let f: [f64; 3] = std::array::from_fn(|k| {
+            let [tr, tg, tb] = &self.t[k];
+            let t = tr[usize::from(r)] + tg[usize::from(g)] + tb[usize::from(b)];
+            if t > DELTA * DELTA * DELTA {
+                cbrt_newton(t)
+            } else {
+                t * (1.0 / (3.0 * DELTA * DELTA)) + 4.0 / 29.0
+            }
+        });
+        // The reference's values plus its rounding's 0.5: bytes are their floors.
+        let x = [
+            (116.0 * f[1] - 16.0) * 2.55 + 0.5,
+            500.0 * (f[0] - f[1]) + 128.5,
+            200.0 * (f[1] - f[2]) + 128.5,
+        ];
+        let mut out = [0u8; 3];
+        for (o, x) in out.iter_mut().zip(x) {
+            let floor = x.floor();
+            if !(margin..=1.0 - margin).contains(&(x - floor)) {
+                return lab_pixel(r, g, b);
+            }
+            *o = floor.clamp(0.0, 255.0) as u8;
+        }
+        [out[0], out[1] ^ 0x80, out[2] ^ 0x80]
+    }
+}
+
+/// `t^(1/3)` for `t` in `(0.008, 1.1]` (LAB's range above `δ³`), within a few units in the last
+/// place: an estimate of `t^(-1/3)` from the bits, four Newton steps `r·(4 − t·r³)/3` (each
+/// squares the relative error: 3% → 1e-17), then `t·r²`.
+#[inline]
+fn cbrt_newton(t: f64) -> f64 {
+    let mut r = f64::from_bits(0x553E_F0FF_289D_D796_u64.wrapping_sub(t.to_bits() / 3));
+    let third = t * (1.0 / 3.0);
+    for _ in 0..4 {
+        // r·(4 − t·r³)/3 as 4/3·r − t/3·r⁴: four dependent operations a step instead of six.
+        let r2 = r * r;
+        r = r * (4.0 / 3.0) - third * (r2 * r2);
+    }
+    t * r * r
+}
+
+/// The LAB tables, built once on first use (18 KB).
+pub fn lab_tables() -> &'static LabTables {
+    static TABLES: OnceLock<LabTables> = OnceLock::new();
+    TABLES.get_or_init(LabTables::build)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +443,42 @@ mod tests {
         for rgb in 0..1u32 << 24 {
             let [r, g, b, _] = rgb.to_le_bytes();
             assert_eq!(hsv_pixel(r, g, b), pillow(r, g, b), "({r}, {g}, {b})");
+        }
+    }
+
+    #[test]
+    fn lab_tables_equal_lab_pixel_on_every_colour() {
+        let tables = lab_tables();
+        for rgb in 0..1u32 << 24 {
+            let [r, g, b, _] = rgb.to_le_bytes();
+            assert_eq!(tables.pixel(r, g, b), lab_pixel(r, g, b), "({r}, {g}, {b})");
+        }
+    }
+
+    #[test]
+    fn lab_tables_fall_back_to_the_reference_near_a_rounding_boundary() {
+        // With the margin at 0.4 most values are "near" a boundary and take the fallback; the
+        // bytes stay the reference's. A margin of 0.5 sends every pixel to the fallback.
+        let tables = lab_tables();
+        for rgb in (0..1u32 << 24).step_by(4099) {
+            let [r, g, b, _] = rgb.to_le_bytes();
+            for margin in [0.4, 0.5] {
+                let got = tables.pixel_with_margin(r, g, b, margin);
+                assert_eq!(got, lab_pixel(r, g, b), "({r}, {g}, {b}), margin {margin}");
+            }
+        }
+    }
+
+    #[test]
+    fn cbrt_newton_is_within_four_ulps_on_labs_range() {
+        let mut t = 0.008_856;
+        while t < 1.1 {
+            let (got, want) = (cbrt_newton(t), t.cbrt());
+            assert!(
+                (got - want).abs() <= 4.0 * f64::EPSILON * want,
+                "cbrt({t}): {got} vs {want}"
+            );
+            t *= 1.000_37;
         }
     }
 
