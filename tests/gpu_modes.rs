@@ -824,3 +824,42 @@ fn pixels_written_into_and_read_from_the_rings_buffers_equal_the_copying_path() 
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn a_reader_that_panics_leaves_the_ring_whole() {
+    let Some(ctx) = gpu("reader_panics") else {
+        return;
+    };
+    let ops = Ops::new(true, vec![Filter::Sepia]);
+    let frame = random_frame(33, 9, 5, false);
+    let mut want = frame.rgba.clone();
+    shutter::ops::cpu::apply(&ops, 33, 9, &mut want);
+    // One slot: had the panic kept it, the next `schedule` would wait for it forever, so the
+    // rest runs on a thread and the test fails if it does not finish.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut gpu = Processor::new(Some(ctx), &ops, 1).expect("GPU processor");
+        let fill = |mut dst: wgpu::WriteOnly<'_, [u8]>| dst.copy_from_slice(&frame.rgba);
+        let meta = FrameMeta::still(0, 0);
+        gpu.schedule_with(33, 9, false, meta.clone(), fill)
+            .expect("schedule");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gpu.collect_with(true, |_| -> () { panic!("the reader fails") })
+        }));
+        assert!(panicked.is_err());
+        let mut outputs = Vec::new();
+        for _ in 0..3 {
+            gpu.schedule_with(33, 9, false, meta.clone(), fill)
+                .expect("schedule after the panic");
+            let out = gpu.collect_with(true, |f| f.bytes.to_vec());
+            outputs.push(out.expect("collect after the panic").expect("a frame"));
+        }
+        done.send(outputs).expect("the test waits");
+    });
+    let outputs = finished
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("frames after a panicking reader never came back");
+    for out in outputs {
+        assert_eq!(out, want);
+    }
+}

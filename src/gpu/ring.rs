@@ -569,11 +569,13 @@ impl GpuBackend {
             Ok(true) => {
                 let job = take_job(&mut front.state);
                 let done = self.queue.pop_front().expect("the front entry");
+                // Free before `read` runs: `read_mapped` unmaps the readback on every path,
+                // a panic in `read` included, so the ring stays whole if the caller catches it.
+                self.free.push(job.slot);
                 let result = read_mapped(&self.slots[job.slot], &job, &done.frame, read);
                 if result.is_err() {
                     self.slots[job.slot] = Slot::default();
                 }
-                self.free.push(job.slot);
                 result.map(Some)
             }
             Err(err) => {
@@ -1000,8 +1002,22 @@ fn copy_back(slot: &Slot, job: &Job, frame: &mut Frame) -> Result<()> {
     Ok(())
 }
 
+/// A mapped readback's view that unmaps the buffer when dropped, unwinding included.
+struct MappedView<'a> {
+    buffer: &'a wgpu::Buffer,
+    /// `Some` until dropped: the view must go before the buffer is unmapped.
+    view: Option<wgpu::BufferView>,
+}
+
+impl Drop for MappedView<'_> {
+    fn drop(&mut self) {
+        self.view = None;
+        self.buffer.unmap();
+    }
+}
+
 /// Lends a mapped readback to `read` as the frame's output (RGBA, or the packed mode's exact
-/// bytes), then unmaps it.
+/// bytes), then unmaps it (also when `read` panics).
 fn read_mapped<R>(
     slot: &Slot,
     job: &Job,
@@ -1012,26 +1028,27 @@ fn read_mapped<R>(
         .readback
         .as_ref()
         .expect("a submitted slot has a readback buffer");
-    let result = {
-        let view = readback
-            .slice(..job.bytes)
-            .get_mapped_range()
-            .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
-        let pixels = frame.pixels() as u64;
-        let (mode, len) = match &job.packed {
-            Some(packed) => (Some(packed.mode), packed.image_bytes(pixels)),
-            None => (None, pixels * 4),
-        };
-        let palette = (mode == Some(ImageMode::P)).then(modes::gpu_palette);
-        read(FinishedFrame {
-            meta: &frame.meta,
-            width: frame.width,
-            height: frame.height,
-            mode,
-            bytes: &view[..len as usize],
-            palette: palette.as_ref(),
-        })
+    let view = readback
+        .slice(..job.bytes)
+        .get_mapped_range()
+        .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
+    let mapped = MappedView {
+        buffer: readback,
+        view: Some(view),
     };
-    readback.unmap();
-    Ok(result)
+    let view = mapped.view.as_ref().expect("set above");
+    let pixels = frame.pixels() as u64;
+    let (mode, len) = match &job.packed {
+        Some(packed) => (Some(packed.mode), packed.image_bytes(pixels)),
+        None => (None, pixels * 4),
+    };
+    let palette = (mode == Some(ImageMode::P)).then(modes::gpu_palette);
+    Ok(read(FinishedFrame {
+        meta: &frame.meta,
+        width: frame.width,
+        height: frame.height,
+        mode,
+        bytes: &view[..len as usize],
+        palette: palette.as_ref(),
+    }))
 }
