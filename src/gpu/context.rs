@@ -1,7 +1,9 @@
 //! Opening the GPU: adapter choice, device creation with the limits large frames need, and
 //! turning wgpu's asynchronous error reports into [`Error::Gpu`] values instead of panics.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::ThreadId;
 
 use crate::error::{Error, Result};
 
@@ -48,9 +50,20 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     /// Which adapter this is (name, backend, device type, driver).
     pub info: wgpu::AdapterInfo,
-    /// The first error wgpu reported outside an error scope, or the reason the device was lost;
-    /// handed out (once) by [`GpuContext::take_error`].
-    reported: Arc<Mutex<Option<String>>>,
+    /// Errors wgpu reported outside an error scope and the reason the device was lost, handed
+    /// out by [`GpuContext::take_error`].
+    reported: Arc<Mutex<Reported>>,
+}
+
+/// What [`GpuContext::take_error`] hands out.
+#[derive(Default)]
+struct Reported {
+    /// The first uncaptured error of each thread that has not taken it yet. wgpu calls the
+    /// uncaptured-error handler on the thread whose call failed, so with several threads on
+    /// one device (pipelines, the YUV converter) each is told of its own errors only.
+    by_thread: HashMap<ThreadId, String>,
+    /// Why the device was lost: every thread's next use fails with it, for good.
+    lost: Option<String>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -82,12 +95,19 @@ fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
     })
 }
 
-/// Stores `message` unless an earlier one is already waiting to be reported.
-fn record(slot: &Mutex<Option<String>>, message: String) {
-    let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-    if slot.is_none() {
-        *slot = Some(message);
-    }
+/// Stores `message` for the calling thread unless an earlier one is waiting to be reported.
+fn record(reported: &Mutex<Reported>, message: String) {
+    let mut reported = reported.lock().unwrap_or_else(PoisonError::into_inner);
+    reported
+        .by_thread
+        .entry(std::thread::current().id())
+        .or_insert(message);
+}
+
+/// Stores why the device was lost (the first reason only).
+fn record_lost(reported: &Mutex<Reported>, message: String) {
+    let mut reported = reported.lock().unwrap_or_else(PoisonError::into_inner);
+    reported.lost.get_or_insert(message);
 }
 
 impl GpuContext {
@@ -120,7 +140,7 @@ impl GpuContext {
         }))
         .map_err(|err| Error::Gpu(format!("{}: cannot create a device: {err}", info.name)))?;
 
-        let reported = Arc::new(Mutex::new(None));
+        let reported = Arc::new(Mutex::new(Reported::default()));
         let sink = Arc::clone(&reported);
         device.on_uncaptured_error(Arc::new(move |err: wgpu::Error| {
             record(&sink, err.to_string());
@@ -129,7 +149,7 @@ impl GpuContext {
         let name = info.name.clone();
         device.set_device_lost_callback(move |reason, message| {
             if reason != wgpu::DeviceLostReason::Destroyed {
-                record(&sink, format!("{name}: device lost: {message}"));
+                record_lost(&sink, format!("{name}: device lost: {message}"));
             }
         });
         Ok(Arc::new(GpuContext {
@@ -170,18 +190,17 @@ impl GpuContext {
         format!("{} ({})", self.info.name, self.info.backend)
     }
 
-    /// The first error wgpu reported outside an error scope since the last call (a validation
-    /// error, or the device being lost), as [`Error::Gpu`].
+    /// The loss of the device, or else the first error wgpu reported outside an error scope
+    /// for a call made on this thread since its last `take_error`, as [`Error::Gpu`].
     ///
     /// # Errors
-    /// That error, once.
+    /// The device's loss (on every call from then on), or this thread's error (once).
     pub fn take_error(&self) -> Result<()> {
-        let taken = self
-            .reported
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match taken {
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lost) = &reported.lost {
+            return Err(Error::Gpu(lost.clone()));
+        }
+        match reported.by_thread.remove(&std::thread::current().id()) {
             Some(message) => Err(Error::Gpu(message)),
             None => Ok(()),
         }

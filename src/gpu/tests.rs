@@ -189,3 +189,39 @@ fn both_uploads_give_the_cpu_reference_bytes_over_many_slot_reuses() {
         }
     }
 }
+
+/// An error wgpu reports outside any error scope goes to the thread whose call failed: another
+/// thread on the same device is not told of it, and the failing thread is told once.
+#[test]
+fn an_uncaptured_error_is_reported_to_the_thread_that_caused_it() {
+    let Some(ctx) = gpu_or_skip("uncaptured_error_by_thread") else {
+        return;
+    };
+    assert!(ctx.take_error().is_ok(), "a fresh device has no error");
+    let caused = std::sync::Barrier::new(2);
+    let checked = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        let failing = scope.spawn(|| {
+            // A storage buffer that is also mappable for reading: invalid without a feature.
+            let _ = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("invalid on purpose"),
+                size: 16,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            caused.wait();
+            checked.wait();
+            (ctx.take_error(), ctx.take_error())
+        });
+        caused.wait();
+        let other = ctx.take_error();
+        checked.wait();
+        let (first, second) = failing.join().expect("the failing thread returns");
+        assert!(other.is_ok(), "another thread was told: {other:?}");
+        let Err(crate::Error::Gpu(message)) = first else {
+            panic!("the failing thread was not told: {first:?}")
+        };
+        assert!(message.contains("invalid on purpose"), "{message}");
+        assert!(second.is_ok(), "told twice: {second:?}");
+    });
+}
