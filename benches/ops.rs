@@ -1,7 +1,8 @@
 //! Criterion benches for the kernels: the CPU reference, the CPU fast path and the GPU round
-//! trip (upload, fused pass, readback; 1 and 3 frames in flight), mirror + sepia on RGBA
-//! frames at 720p, 1080p and 4K. `cargo bench --bench ops`; under `cargo test` every bench
-//! runs once, on 64×48 frames, so that the suite stays quick.
+//! trip (upload, fused pass, readback; 1 and 3 frames in flight, and with no host copy), mirror
+//! and sepia on RGBA frames at 720p, 1080p and 4K; and the CPU fast path with a mode (L, RGB,
+//! HSV, LAB). `cargo bench --bench ops`; under `cargo test` every bench runs once, on 64×48
+//! frames, so that the suite stays quick.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,8 @@ use shutter::backend::Processor;
 use shutter::bench::{DISTINCT_FRAMES, synthetic_frames};
 use shutter::frame::{Frame, FrameMeta};
 use shutter::gpu::{GpuContext, Upload};
+use shutter::mode::cpu::apply_and_convert;
+use shutter::mode::{Dither, ImageMode};
 use shutter::ops::{Filter, Ops, cpu, fast};
 
 /// True under `cargo bench` (criterion gets `--bench`), false under `cargo test`.
@@ -74,6 +77,80 @@ fn ring(iters: u64, processor: &mut Processor, inputs: &[Vec<u8>], w: u32, h: u3
     start.elapsed()
 }
 
+/// As [`ring`], with no host copy: each slot's upload buffer is written once (the first frame
+/// in each), then frames go up and come back without a copy (`schedule_with` writing nothing,
+/// `collect_with` reading in place), as a PyTorch user's frames stay in pinned memory.
+fn ring_in_place(
+    iters: u64,
+    processor: &mut Processor,
+    inputs: &[Vec<u8>],
+    w: u32,
+    h: u32,
+) -> Duration {
+    let slots = processor.capacity();
+    let mut scheduled = 0usize;
+    let start = Instant::now();
+    let mut done = 0;
+    while done < iters {
+        while processor.pending() < processor.capacity() {
+            let meta = FrameMeta::still(scheduled as u64, 0);
+            let first = scheduled < slots;
+            let input = &inputs[scheduled % inputs.len()];
+            processor
+                .schedule_with(w, h, false, meta, |mut dst| {
+                    if first {
+                        dst.copy_from_slice(input);
+                    }
+                })
+                .expect("schedule_with");
+            scheduled += 1;
+        }
+        if processor
+            .collect_with(true, |f| f.bytes.len())
+            .expect("collect_with")
+            .is_some()
+        {
+            done += 1;
+        }
+    }
+    while processor.pending() > 0 {
+        processor.collect_with(true, |_| ()).expect("drain");
+    }
+    start.elapsed()
+}
+
+/// The CPU fast path's ops + mode conversion in one pass, for the modes whose conversion costs
+/// the most (and L, the cheapest), at each size.
+fn bench_modes(c: &mut Criterion) {
+    for (name, w, h) in sizes() {
+        let inputs = synthetic_frames(w, h, DISTINCT_FRAMES);
+        let mut group = c.benchmark_group(format!("mirror+sepia + mode, CPU fast path {name}"));
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(10);
+        group.warm_up_time(Duration::from_millis(500));
+        group.measurement_time(Duration::from_secs(2));
+        for mode in [ImageMode::L, ImageMode::Rgb, ImageMode::Hsv, ImageMode::Lab] {
+            let mut ops = Ops::new(true, vec![Filter::Sepia]);
+            ops.mode = Some(mode);
+            group.bench_function(mode.to_string(), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for i in 0..iters as usize {
+                        let px = inputs[i % inputs.len()].clone();
+                        let mut frame = Frame::new(w, h, px, false, FrameMeta::still(0, 0));
+                        let start = Instant::now();
+                        let image = apply_and_convert(&ops, mode, Dither::None, &mut frame);
+                        total += start.elapsed();
+                        std::hint::black_box(image);
+                    }
+                    total
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
 fn bench_kernels(c: &mut Criterion) {
     let ops = Ops::new(true, vec![Filter::Sepia]);
     let gpu = GpuContext::new()
@@ -118,10 +195,14 @@ fn bench_kernels(c: &mut Criterion) {
                     });
                 }
             }
+            let mut processor = Processor::new(Some(ctx.clone()), &ops, 3).expect("gpu processor");
+            group.bench_function("gpu round trip, 3 in flight, no host copy", |b| {
+                b.iter_custom(|iters| ring_in_place(iters, &mut processor, &inputs, w, h))
+            });
         }
         group.finish();
     }
 }
 
-criterion_group!(benches, bench_kernels);
+criterion_group!(benches, bench_kernels, bench_modes);
 criterion_main!(benches);
