@@ -826,7 +826,7 @@ fn pixels_written_into_and_read_from_the_rings_buffers_equal_the_copying_path() 
 }
 
 #[test]
-fn a_reader_that_panics_leaves_the_ring_whole() {
+fn a_reader_or_writer_that_panics_leaves_the_ring_whole() {
     let Some(ctx) = gpu("reader_panics") else {
         return;
     };
@@ -847,6 +847,15 @@ fn a_reader_that_panics_leaves_the_ring_whole() {
             gpu.collect_with(true, |_| -> () { panic!("the reader fails") })
         }));
         assert!(panicked.is_err());
+        // And a writer that panics half-way through the frame.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gpu.schedule_with(33, 9, false, meta.clone(), |mut dst| {
+                dst.slice(..100).copy_from_slice(&frame.rgba[..100]);
+                panic!("the writer fails")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(gpu.pending(), 0);
         let mut outputs = Vec::new();
         for _ in 0..3 {
             gpu.schedule_with(33, 9, false, meta.clone(), fill)

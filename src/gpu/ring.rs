@@ -362,7 +362,8 @@ impl GpuBackend {
     /// It is not called for a frame with no pixels, nor when scheduling fails before the upload
     /// (too large, wgpu error). With [`Upload::WriteBuffer`] the view is wgpu's own staging
     /// memory instead. Collect the result with [`GpuBackend::collect_with`] to read it without
-    /// a copy, or with [`GpuBackend::collect`] to get it in a new buffer.
+    /// a copy, or with [`GpuBackend::collect`] to get it in a new buffer. If `fill` panics, the
+    /// frame is not scheduled and its slot is given back before the panic goes on.
     ///
     /// # Errors
     /// As [`GpuBackend::schedule`].
@@ -443,6 +444,12 @@ impl GpuBackend {
             bands = plan(packed.map(|p| p.bytes_per_pixel))?;
         }
         while self.free.is_empty() {
+            if !self.queue.iter().any(|s| matches!(s.state, State::Gpu(_))) {
+                // Not reached: every taken slot holds a frame on the GPU. An error, not a hang.
+                return Err(Error::Gpu(format!(
+                    "frame {seq}: every slot of the ring is taken and none is on the GPU"
+                )));
+            }
             self.finish_oldest_on_gpu();
         }
         let slot = self.free.pop().expect("the loop above frees a slot");
@@ -451,8 +458,17 @@ impl GpuBackend {
             Some(fill) => Pixels::Fill(fill),
             None => Pixels::Copy(&frame.rgba),
         };
-        let submitted = ctx.scoped(&format!("frame {seq}"), || {
-            self.submit(slot, &frame, pixels, route, packed, &bands)
+        let submitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ctx.scoped(&format!("frame {seq}"), || {
+                self.submit(slot, &frame, pixels, route, packed, &bands)
+            })
+        }));
+        let submitted = submitted.unwrap_or_else(|panic| {
+            // A panic in the caller's `fill`: give the slot back afresh (its upload buffer is
+            // left mapped and half-written), then let the panic go on.
+            self.slots[slot] = Slot::default();
+            self.free.push(slot);
+            std::panic::resume_unwind(panic)
         });
         match submitted {
             Ok(job) => {
