@@ -993,36 +993,49 @@ fn wait_mapped(
 /// Copies a mapped readback into the frame's own pixel buffer (whole rows: the whole frame), or
 /// a packed mode's bytes into a new `Frame::image` sized exactly, and unmaps it.
 fn copy_back(slot: &Slot, job: &Job, frame: &mut Frame) -> Result<()> {
-    let readback = slot
-        .readback
-        .as_ref()
-        .expect("a submitted slot has a readback buffer");
-    {
-        let view = readback
-            .slice(..job.bytes)
-            .get_mapped_range()
-            .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
-        match &job.packed {
-            Some(packed) => {
-                let image = modes::image_from_bytes(packed, frame.width, frame.height, &view);
-                frame.image = Some(image);
-            }
-            None => {
-                // A frame scheduled with `schedule_with` has no buffer of its own yet.
-                frame.rgba.resize(frame.pixels() * 4, 0);
-                par_copy((&mut frame.rgba[..]).into(), &view)
-            }
+    let mapped = MappedView::of(slot, job, frame.meta.seq)?;
+    let view = mapped.bytes();
+    match &job.packed {
+        Some(packed) => {
+            let image = modes::image_from_bytes(packed, frame.width, frame.height, view);
+            frame.image = Some(image);
+        }
+        None => {
+            // A frame scheduled with `schedule_with` has no buffer of its own yet.
+            frame.rgba.resize(frame.pixels() * 4, 0);
+            par_copy((&mut frame.rgba[..]).into(), view)
         }
     }
-    readback.unmap();
     Ok(())
 }
 
-/// A mapped readback's view that unmaps the buffer when dropped, unwinding included.
+/// A job's mapped readback, unmapped when dropped (unwinding included).
 struct MappedView<'a> {
     buffer: &'a wgpu::Buffer,
     /// `Some` until dropped: the view must go before the buffer is unmapped.
     view: Option<wgpu::BufferView>,
+}
+
+impl<'a> MappedView<'a> {
+    /// The first `job.bytes` of `slot`'s readback, which `job`'s mapping made readable.
+    fn of(slot: &'a Slot, job: &Job, seq: u64) -> Result<Self> {
+        let buffer = slot
+            .readback
+            .as_ref()
+            .expect("a submitted slot has a readback buffer");
+        let view = buffer
+            .slice(..job.bytes)
+            .get_mapped_range()
+            .map_err(|err| Error::Gpu(format!("frame {seq}: {err}")))?;
+        Ok(MappedView {
+            buffer,
+            view: Some(view),
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.view.as_ref().expect("set until dropped")
+    }
 }
 
 impl Drop for MappedView<'_> {
@@ -1040,19 +1053,7 @@ fn read_mapped<R>(
     frame: &Frame,
     read: impl FnOnce(FinishedFrame<'_>) -> R,
 ) -> Result<R> {
-    let readback = slot
-        .readback
-        .as_ref()
-        .expect("a submitted slot has a readback buffer");
-    let view = readback
-        .slice(..job.bytes)
-        .get_mapped_range()
-        .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
-    let mapped = MappedView {
-        buffer: readback,
-        view: Some(view),
-    };
-    let view = mapped.view.as_ref().expect("set above");
+    let mapped = MappedView::of(slot, job, frame.meta.seq)?;
     let pixels = frame.pixels() as u64;
     let (mode, len) = match &job.packed {
         Some(packed) => (Some(packed.mode), packed.image_bytes(pixels)),
@@ -1064,7 +1065,7 @@ fn read_mapped<R>(
         width: frame.width,
         height: frame.height,
         mode,
-        bytes: &view[..len as usize],
+        bytes: &mapped.bytes()[..len as usize],
         palette: palette.as_ref(),
     }))
 }
