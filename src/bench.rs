@@ -1015,7 +1015,7 @@ fn gpu_rows(
     // in pinned memory: each slot's upload buffer is written once (the first frame in each),
     // then frames go up and come back with no host copy (`schedule_with` writing nothing,
     // `collect_with` reading in place). The gap to the round trips above is what the two host
-    // copies cost.
+    // copies cost. (Modes that finish on the CPU, `1`/`P` with dithering, still copy down.)
     let mut processor = Processor::new(Some(ctx.clone()), &options.ops, n)?;
     let slots = processor.capacity();
     let samples = drive(

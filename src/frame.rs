@@ -122,8 +122,11 @@ impl Frame {
 /// [`Processor::collect_with`]: crate::backend::Processor::collect_with
 #[derive(Debug, Clone, Copy)]
 pub struct FinishedFrame<'a> {
+    /// Where the frame came from (sequence number, input, timestamps).
     pub meta: &'a FrameMeta,
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
     /// The mode `bytes` are in; `None` for RGBA8 (no `image_mode` set).
     pub mode: Option<ImageMode>,
