@@ -183,9 +183,10 @@ pub(crate) fn lab_table() -> Vec<u32> {
 }
 
 /// The palette of `P` as the GPU packs it (from RGB sources): the WEB palette, as the CPU
-/// converter gives RGB sources.
-pub(crate) fn gpu_palette() -> Palette {
-    Palette::Rgb(web_palette())
+/// converter gives RGB sources. Built once: `collect_with` lends it to every `P` frame.
+pub(crate) fn gpu_palette() -> &'static Palette {
+    static PALETTE: std::sync::OnceLock<Palette> = std::sync::OnceLock::new();
+    PALETTE.get_or_init(|| Palette::Rgb(web_palette()))
 }
 
 /// The [`ModeImage`] of a `width × height` frame from the packed bytes read back (at least
@@ -220,7 +221,7 @@ pub(crate) fn image_from_bytes(
         }
         _ => ModeData::U8(bytes.to_vec()),
     };
-    let palette = (packed.mode == ImageMode::P).then(gpu_palette);
+    let palette = (packed.mode == ImageMode::P).then(|| gpu_palette().clone());
     ModeImage {
         width,
         height,

@@ -1066,6 +1066,6 @@ fn read_mapped<R>(
         height: frame.height,
         mode,
         bytes: &mapped.bytes()[..len as usize],
-        palette: palette.as_ref(),
+        palette,
     }))
 }
