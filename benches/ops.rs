@@ -79,13 +79,14 @@ fn ring(iters: u64, processor: &mut Processor, inputs: &[Vec<u8>], w: u32, h: u3
 
 /// As [`ring`], with no host copy: each slot's upload buffer is written once (the first frame
 /// in each), then frames go up and come back without a copy (`schedule_with` writing nothing,
-/// `collect_with` reading in place), as a PyTorch user's frames stay in pinned memory.
+/// `collect_with` reading in place), as a PyTorch user's frames stay in pinned memory. With
+/// `rgb`, `inputs` are RGB frames uploaded at 3 bytes a pixel (`schedule_rgb_with`).
 fn ring_in_place(
     iters: u64,
     processor: &mut Processor,
     inputs: &[Vec<u8>],
-    w: u32,
-    h: u32,
+    (w, h): (u32, u32),
+    rgb: bool,
 ) -> Duration {
     let slots = processor.capacity();
     let mut scheduled = 0usize;
@@ -96,13 +97,17 @@ fn ring_in_place(
             let meta = FrameMeta::still(scheduled as u64, 0);
             let first = scheduled < slots;
             let input = &inputs[scheduled % inputs.len()];
-            processor
-                .schedule_with(w, h, false, meta, |mut dst| {
-                    if first {
-                        dst.copy_from_slice(input);
-                    }
-                })
-                .expect("schedule_with");
+            let fill = |mut dst: wgpu::WriteOnly<'_, [u8]>| {
+                if first {
+                    dst.copy_from_slice(input);
+                }
+            };
+            let scheduled_ok = if rgb {
+                processor.schedule_rgb_with(w, h, meta, fill)
+            } else {
+                processor.schedule_with(w, h, false, meta, fill)
+            };
+            scheduled_ok.expect("schedule_with");
             scheduled += 1;
         }
         if processor
@@ -197,7 +202,19 @@ fn bench_kernels(c: &mut Criterion) {
             }
             let mut processor = Processor::new(Some(ctx.clone()), &ops, 3).expect("gpu processor");
             group.bench_function("gpu round trip, 3 in flight, no host copy", |b| {
-                b.iter_custom(|iters| ring_in_place(iters, &mut processor, &inputs, w, h))
+                b.iter_custom(|iters| ring_in_place(iters, &mut processor, &inputs, (w, h), false))
+            });
+            let rgb: Vec<Vec<u8>> = inputs
+                .iter()
+                .map(|rgba| {
+                    rgba.chunks_exact(4)
+                        .flat_map(|p| [p[0], p[1], p[2]])
+                        .collect()
+                })
+                .collect();
+            let mut processor = Processor::new(Some(ctx.clone()), &ops, 3).expect("gpu processor");
+            group.bench_function("gpu round trip, 3 in flight, no host copy, RGB up", |b| {
+                b.iter_custom(|iters| ring_in_place(iters, &mut processor, &rgb, (w, h), true))
             });
         }
         group.finish();

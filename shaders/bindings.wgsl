@@ -2,18 +2,20 @@
 // A band is the whole frame unless the frame exceeds the adapter's storage-binding limit.
 
 struct Params {
-    // Frame width in pixels. The band's row count is arrayLength(&src) / width: the host binds
-    // exactly the band's bytes.
+    // Frame width in pixels.
     width: u32,
     // 1 when the frame's source had alpha (Pillow mode RGBA), 0 for RGB sources (modes.wgsl).
     has_alpha: u32,
     // Always 0. Mixed into values the driver's optimiser must not rewrite (modes.wgsl `opaque`):
     // it cannot prove `x | zero == x`, so it keeps the exact IEEE operations written.
     zero: u32,
-    _pad: u32,
+    // Rows in this band (each band binds its own params).
+    rows: u32,
 }
 
-// Input pixels, packed RGBA8 (see filters.wgsl).
+// Input pixels, read through the generated `load(i)` (pixel i of the band as RGBA): packed RGBA8
+// (see filters.wgsl), or RGB8 at 3 bytes a pixel, four bytes to a word, first byte in the low
+// bits, the binding rounded up to whole words.
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 // Output: pixels packed like `src` (the RGBA pass), or a Pillow mode's bytes packed in words
 // (the mode pass of modes.wgsl: 1, 3 or 4 bytes per pixel, 4 pixels per invocation).

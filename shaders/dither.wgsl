@@ -56,7 +56,7 @@ fn dither_block(bx: u32, y: u32, width: u32) {
         if (MIRROR) {
             sx = width - 1u - x;
         }
-        let c = chain(unpack_rgba(src[y * width + sx]), CHAIN_ALL);
+        let c = chain(load(y * width + sx), CHAIN_ALL);
         let luma = i32(luma_1000(c) / 1000u);
         let v = clamp(luma + (carry + dither_below(x + 1u, y, width)) / 16, 0, 255);
         let o = select(0, 255, v > 128);
@@ -71,7 +71,7 @@ fn dither_block(bx: u32, y: u32, width: u32) {
 @compute @workgroup_size(256)
 fn dither1_main(@builtin(local_invocation_index) lane: u32) {
     let width = params.width;
-    let rows = arrayLength(&src) / width;
+    let rows = params.rows;
     let blocks = width / 4u;
     let waves = blocks + 2u * (rows - 1u);
     for (var t = 0u; t < waves; t++) {

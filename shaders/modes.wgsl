@@ -321,7 +321,7 @@ fn band_pixel(p: u32, width: u32) -> vec4<u32> {
     if (MIRROR) {
         x = width - 1u - x;
     }
-    return chain(unpack_rgba(src[row * width + x]), CHAIN_ALL);
+    return chain(load(row * width + x), CHAIN_ALL);
 }
 
 // The mode pass: invocation `quad` converts the band's pixels 4·quad .. 4·quad + 3 (flat, so
@@ -334,7 +334,7 @@ fn mode_main(
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     let width = params.width;
-    let pixels = (arrayLength(&src) / width) * width;
+    let pixels = params.rows * width;
     let quad = gid.y * groups.x * MODE_GROUP + gid.x;
     let first = quad * QUAD;
     if (first >= pixels) {

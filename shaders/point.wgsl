@@ -4,7 +4,7 @@
 @compute @workgroup_size(16, 16)
 fn point_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let width = params.width;
-    let rows = arrayLength(&dst) / width;
+    let rows = params.rows;
     if (gid.x >= width || gid.y >= rows) {
         return;
     }
@@ -13,5 +13,5 @@ fn point_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (MIRROR) {
         x = width - 1u - gid.x;
     }
-    dst[row + gid.x] = pack_rgba(chain(unpack_rgba(src[row + x]), CHAIN_ALL));
+    dst[row + gid.x] = pack_rgba(chain(load(row + x), CHAIN_ALL));
 }

@@ -18,9 +18,9 @@ fn reduce_max_main(
     }
     workgroupBarrier();
     let width = params.width;
-    let rows = arrayLength(&src) / width;
+    let rows = params.rows;
     if (gid.x < width && gid.y < rows) {
-        let c = chain(unpack_rgba(src[gid.y * width + gid.x]), STOP);
+        let c = chain(load(gid.y * width + gid.x), STOP);
         atomicMax(&group_max, sepia_sum_max(c));
     }
     workgroupBarrier();

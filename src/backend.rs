@@ -90,10 +90,10 @@ pub fn open(choice: DeviceChoice) -> Result<(Option<Arc<GpuContext>>, Option<Err
 /// Frames in flight on one backend: `schedule` starts a frame, `collect` hands finished frames
 /// back in scheduling order.
 pub enum Processor {
-    /// The GPU ring; `ops` is kept to convert on the CPU any frame the GPU returns without
-    /// the requested mode.
+    /// The GPU ring (boxed: it is several times the CPU variant's size); `ops` is kept to
+    /// convert on the CPU any frame the GPU returns without the requested mode.
     Gpu {
-        gpu: GpuBackend,
+        gpu: Box<GpuBackend>,
         ops: Ops,
     },
     Cpu {
@@ -110,7 +110,7 @@ impl Processor {
     pub fn new(gpu: Option<Arc<GpuContext>>, ops: &Ops, in_flight: usize) -> Result<Self> {
         Ok(match gpu {
             Some(ctx) => Processor::Gpu {
-                gpu: GpuBackend::new(ctx, ops, in_flight.max(1))?,
+                gpu: Box::new(GpuBackend::new(ctx, ops, in_flight.max(1))?),
                 ops: ops.clone(),
             },
             None => Processor::Cpu {
@@ -202,6 +202,64 @@ impl Processor {
                 let mut rgba = vec![0u8; width as usize * height as usize * 4];
                 fill((&mut rgba[..]).into());
                 self.schedule(Frame::new(width, height, rgba, has_alpha, meta))
+            }
+        }
+    }
+
+    /// Starts processing a `width × height` frame of RGB8 pixels (`width × height × 3` bytes,
+    /// row-major): on the GPU they go up at 3 bytes a pixel ([`GpuBackend::schedule_rgb`]), on
+    /// the CPU they are widened to RGBA first. The result is that of [`Processor::schedule`]
+    /// for the same pixels with alpha 255 and `has_alpha` false. Call only while
+    /// `pending() < capacity()`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when `rgb` does not hold `width × height × 3` bytes; otherwise as
+    /// [`Processor::schedule`].
+    pub fn schedule_rgb(
+        &mut self,
+        width: u32,
+        height: u32,
+        rgb: &[u8],
+        meta: FrameMeta,
+    ) -> Result<()> {
+        match self {
+            Processor::Gpu { gpu, .. } => gpu.schedule_rgb(width, height, rgb, meta),
+            Processor::Cpu { .. } => {
+                let expected = width as usize * height as usize * 3;
+                if rgb.len() != expected {
+                    return Err(Error::Usage(format!(
+                        "frame {}: {} bytes of pixels for {width}×{height} RGB (expected \
+                         {expected})",
+                        meta.seq,
+                        rgb.len()
+                    )));
+                }
+                let rgba = crate::source::widen::rgb(rgb);
+                self.schedule(Frame::new(width, height, rgba, false, meta))
+            }
+        }
+    }
+
+    /// As [`Processor::schedule_rgb`], with the RGB8 pixels written by `fill`: on the GPU
+    /// straight into the ring's mapped upload buffer ([`GpuBackend::schedule_rgb_with`]), on
+    /// the CPU into a new buffer that is then widened. `fill` must write every byte.
+    ///
+    /// # Errors
+    /// As [`Processor::schedule`].
+    pub fn schedule_rgb_with(
+        &mut self,
+        width: u32,
+        height: u32,
+        meta: FrameMeta,
+        fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
+    ) -> Result<()> {
+        match self {
+            Processor::Gpu { gpu, .. } => gpu.schedule_rgb_with(width, height, meta, fill),
+            Processor::Cpu { .. } => {
+                let mut rgb = vec![0u8; width as usize * height as usize * 3];
+                fill((&mut rgb[..]).into());
+                let rgba = crate::source::widen::rgb(&rgb);
+                self.schedule(Frame::new(width, height, rgba, false, meta))
             }
         }
     }

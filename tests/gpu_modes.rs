@@ -872,3 +872,95 @@ fn a_reader_or_writer_that_panics_leaves_the_ring_whole() {
         assert_eq!(out, want);
     }
 }
+
+// ---- RGB frames uploaded at 3 bytes a pixel ---------------------------------------------
+
+#[test]
+fn rgb_frames_uploaded_at_3_bytes_a_pixel_equal_the_widened_frames_in_every_mode() {
+    let Some(ctx) = gpu("rgb_upload") else {
+        return;
+    };
+    let mut cases = vec![Ops::default(), Ops::new(true, vec![Filter::SepiaNorm])];
+    cases.extend(mirrored_and_filtered(&every_mode_and_dither()));
+    let sizes = [(1, 1), (3, 7), (64, 33), (5, 2), (1366, 768), (2, 3)];
+    let mut failures = Vec::new();
+    for (i, ops) in cases.iter().enumerate() {
+        let big = ops.mode.is_none() || ops.mode == Some(ImageMode::Rgb);
+        let frames: Vec<Frame> = sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &(w, h))| {
+                let (w, h) = if big || w < 1000 { (w, h) } else { (31, 17) };
+                let mut frame = random_frame(w, h, 9000 + 10 * i as u64 + k as u64, false);
+                frame.meta.seq = k as u64;
+                frame
+            })
+            .collect();
+        // What the CPU makes of the frames widened to RGBA (A = 255, an RGB source).
+        let mut cpu = Processor::new(None, ops, 1).expect("the CPU processor opens");
+        let want: Vec<(u64, Output)> = frames
+            .iter()
+            .map(|frame| {
+                cpu.schedule(frame.clone()).expect("CPU schedule");
+                cpu.collect_with(true, keep)
+                    .expect("CPU collect")
+                    .expect("a frame")
+            })
+            .collect();
+        let wavefronts: &[bool] = if ops.dither == Dither::FloydSteinberg {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &on_gpu in wavefronts {
+            let mut gpu = GpuBackend::new(Arc::clone(&ctx), ops, 2).expect("GPU backend");
+            gpu.set_dither_on_gpu(on_gpu);
+            let mut got = Vec::new();
+            for (k, frame) in frames.iter().enumerate() {
+                if gpu.pending() == gpu.capacity() {
+                    got.push(
+                        gpu.collect_with(true, keep)
+                            .expect("collect")
+                            .expect("frame"),
+                    );
+                }
+                let rgb: Vec<u8> = frame
+                    .rgba
+                    .chunks(4)
+                    .flat_map(|p| [p[0], p[1], p[2]])
+                    .collect();
+                let (w, h, meta) = (frame.width, frame.height, frame.meta.clone());
+                let result = if k % 2 == 0 {
+                    gpu.schedule_rgb_with(w, h, meta, |mut dst| dst.copy_from_slice(&rgb))
+                } else {
+                    gpu.schedule_rgb(w, h, &rgb, meta)
+                };
+                result.unwrap_or_else(|e| panic!("{ops:?}: {e}"));
+            }
+            while gpu.pending() > 0 {
+                let frame = if got.len() % 3 == 2 {
+                    gpu.collect(true).expect("collect").map(|f| f.lend(keep))
+                } else {
+                    gpu.collect_with(true, keep).expect("collect")
+                };
+                got.push(frame.expect("a frame is pending"));
+            }
+            for ((seq, g), (_, w)) in got.iter().zip(&want) {
+                if g != w {
+                    let first = g.3.iter().zip(&w.3).position(|(a, b)| a != b);
+                    failures.push(format!(
+                        "{ops:?} (wavefronts {on_gpu}) frame {seq}: got {}×{} {:?} {} bytes, \
+                         want {} bytes, first difference at byte {first:?}",
+                        g.0,
+                        g.1,
+                        g.2,
+                        g.3.len(),
+                        w.3.len()
+                    ));
+                }
+            }
+            assert_eq!(got.len(), frames.len());
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -309,6 +309,12 @@ def markdown(result):
         (f"shutter: GPU round trip, mirror+sepia, {n} in flight", lambda s: ms_of(s, "mirror_sepia", f"gpu.round_trip.in_flight_{n}")),
         (f"shutter: GPU round trip, mirror+sepia, no host copy, {n} in flight",
          lambda s: ms_of(s, "mirror_sepia", f"gpu.round_trip.in_place.in_flight_{n}")),
+        (f"shutter: GPU round trip, mirror+sepia, RGB up at 3 B/px, {n} in flight",
+         lambda s: ms_of(s, "mirror_sepia", f"gpu.round_trip.rgb.in_flight_{n}")),
+        (f"shutter: GPU round trip, mirror+sepia, RGB up at 3 B/px, no host copy, {n} in flight",
+         lambda s: ms_of(s, "mirror_sepia", f"gpu.round_trip.in_place.rgb.in_flight_{n}")),
+        ("shutter: GPU pass alone, mirror+sepia", lambda s: ms_of(s, "mirror_sepia", "gpu.pass")),
+        ("shutter: GPU pass alone, mirror+sepia, RGB input", lambda s: ms_of(s, "mirror_sepia", "gpu.pass.rgb")),
         ("shutter: end to end to a callback (RGB), CPU", lambda s: ms_of(s, "mirror_sepia", "e2e.cpu")),
         ("shutter: end to end to a callback (RGB), GPU", lambda s: ms_of(s, "mirror_sepia", "e2e.gpu")),
     ]
@@ -469,6 +475,10 @@ def report(result):
             if in_place:
                 print(f"  no host copy: vs PyTorch CUDA pinned:          {t / in_place:8.2f}x")
                 print(f"  no host copy: vs pinned PCIe copy bound:       {b / in_place:8.2%}")
+            rgb_rt = ms(sh["mirror_sepia"],
+                        f"gpu.round_trip.rgb.in_flight_{sh['mirror_sepia']['in_flight']}")
+            if rgb_rt:
+                print(f"  RGB up at 3 B/px: vs the RGBA round trip:      {gpu_rt / rgb_rt:8.2f}x")
     d = result["directory"]
     print(f"\n## directory: {d['files']} JPEGs {d['size']} -> sepia -> webp q80 "
           f"(max |shutter - numpy sepia| = {d['max_abs_diff_vs_numpy_sepia']}; the JPEG decoders"

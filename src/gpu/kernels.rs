@@ -43,8 +43,51 @@ const ERRORS: u32 = 5;
 /// Rows of Floyd–Steinberg errors the dithering kernel keeps (`DITHER_ROWS` in dither.wgsl).
 pub(crate) const DITHER_ROWS: u64 = 4;
 
-/// Size of the `Params` uniform (`width`, `has_alpha`, `zero`, padding).
+/// Size of the `Params` uniform (`width`, `has_alpha`, `zero`, `rows`); each band binds its
+/// own, at a multiple of the uniform offset alignment.
 pub(crate) const PARAMS_SIZE: u64 = 16;
+
+/// How the pixels the kernels read are laid out in the input buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum InputLayout {
+    /// RGBA8, a word a pixel.
+    #[default]
+    Rgba,
+    /// RGB8, 3 bytes a pixel (alpha is 255): a quarter fewer bytes to upload.
+    Rgb,
+}
+
+impl InputLayout {
+    /// Bytes one pixel takes in the input buffer.
+    pub(crate) fn bytes_per_pixel(self) -> u32 {
+        match self {
+            InputLayout::Rgba => 4,
+            InputLayout::Rgb => 3,
+        }
+    }
+
+    /// The WGSL `load(i)`: pixel `i` of the band as RGBA.
+    fn load_wgsl(self) -> &'static str {
+        match self {
+            InputLayout::Rgba => {
+                "fn load(i: u32) -> vec4<u32> {\n    return unpack_rgba(src[i]);\n}\n"
+            }
+            // Bytes 3i .. 3i + 2: within one word, or across two when they start in its last
+            // two bytes.
+            InputLayout::Rgb => concat!(
+                "fn load(i: u32) -> vec4<u32> {\n",
+                "    let at = i * 3u;\n",
+                "    let shift = (at & 3u) * 8u;\n",
+                "    var bits = src[at >> 2u] >> shift;\n",
+                "    if (shift > 8u) {\n",
+                "        bits |= src[(at >> 2u) + 1u] << (32u - shift);\n",
+                "    }\n",
+                "    return vec4<u32>(bits & 0xffu, (bits >> 8u) & 0xffu, (bits >> 16u) & 0xffu, 255u);\n",
+                "}\n",
+            ),
+        }
+    }
+}
 
 /// The WGSL function that applies `ops.filters` in order, plus the `MIRROR` constant.
 ///
@@ -80,12 +123,14 @@ pub(crate) fn dithers_bilevel(ops: &Ops) -> bool {
     ops.mode == Some(ImageMode::One) && ops.dither == Dither::FloydSteinberg
 }
 
-/// The whole shader module for `ops`, with the mode pass when `packed` is set and the
-/// wavefront dithering pass when `ops` dithers to `1`.
-pub(crate) fn module_wgsl(ops: &Ops, packed: Option<&PackedMode>) -> String {
+/// The whole shader module for `ops` reading `input`, with the mode pass when `packed` is set
+/// and the wavefront dithering pass when `ops` dithers to `1`.
+pub(crate) fn module_wgsl(ops: &Ops, packed: Option<&PackedMode>, input: InputLayout) -> String {
     let mut parts = vec![
         BINDINGS_WGSL.to_string(),
         FILTERS_WGSL.to_string(),
+        format!("// ---- generated: {input:?} input ----"),
+        input.load_wgsl().to_string(),
         "// ---- generated from the op list ----".to_string(),
         chain_wgsl(ops),
         POINT_WGSL.to_string(),
@@ -168,12 +213,13 @@ pub(crate) fn uniform_entry(binding: u32, size: u64) -> wgpu::BindGroupLayoutEnt
 }
 
 impl Kernels {
-    /// Compiles the kernels for `ops`; `Ok(None)` when `ops` is the identity.
+    /// Compiles the kernels for `ops` reading `input`; `Ok(None)` when `ops` is the identity on
+    /// RGBA input (a copy). RGB input always has kernels: the point pass widens it.
     ///
     /// # Errors
     /// [`Error::Gpu`](crate::error::Error::Gpu) when the shader or a pipeline fails validation.
-    pub fn new(ctx: &GpuContext, ops: &Ops) -> Result<Option<Self>> {
-        if ops.is_identity() {
+    pub fn new(ctx: &GpuContext, ops: &Ops, input: InputLayout) -> Result<Option<Self>> {
+        if ops.is_identity() && input == InputLayout::Rgba {
             return Ok(None);
         }
         let device = &ctx.device;
@@ -181,7 +227,9 @@ impl Kernels {
         ctx.scoped("compiling the kernels", || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some("shutter ops"),
-                source: wgpu::ShaderSource::Wgsl(module_wgsl(ops, packed_mode.as_ref()).into()),
+                source: wgpu::ShaderSource::Wgsl(
+                    module_wgsl(ops, packed_mode.as_ref(), input).into(),
+                ),
             });
             let tables = packed_mode
                 .as_ref()
@@ -257,13 +305,15 @@ impl Kernels {
         })
     }
 
-    /// The bind group of one band: `src` and `dst` ranges, the slot's params and maxes, the
-    /// mode's tables when it has some, and the dithering errors with the dithering kernel.
+    /// The bind group of one band: `src` and `dst` ranges, the band's params (at
+    /// `params_offset` in the slot's params buffer) and the slot's maxes, the mode's tables
+    /// when it has some, and the dithering errors with the dithering kernel.
     pub fn bind_group(
         &self,
         device: &wgpu::Device,
         buffers: &BandBuffers<'_>,
         band: &Band,
+        params_offset: u64,
     ) -> wgpu::BindGroup {
         let range = |buffer, offset, bytes| {
             wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -283,7 +333,7 @@ impl Kernels {
             },
             wgpu::BindGroupEntry {
                 binding: PARAMS,
-                resource: buffers.params.as_entire_binding(),
+                resource: range(buffers.params, params_offset, PARAMS_SIZE),
             },
             wgpu::BindGroupEntry {
                 binding: MAXES,
@@ -323,15 +373,19 @@ pub(crate) struct BandBuffers<'a> {
 /// A run of whole rows of a frame that one storage binding covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Band {
-    /// Byte offset of the band's first row (a multiple of the storage offset alignment).
+    /// Byte offset of the band's first row in the input (a multiple of the storage offset
+    /// alignment).
     pub offset: u64,
-    /// Bytes in the band (rows × width × 4).
+    /// Bytes of the band's input binding: rows × width × the input's bytes per pixel, rounded
+    /// up to a whole word.
     pub bytes: u64,
-    /// Byte offset of the band's output: `offset` for RGBA output, the band's first pixel ×
-    /// bytes per pixel for a packed mode (aligned too).
+    /// Rows in the band.
+    pub rows: u32,
+    /// Byte offset of the band's output: the band's first pixel × 4 for RGBA output, × bytes
+    /// per pixel for a packed mode (aligned too).
     pub out_offset: u64,
-    /// Bytes of the band's output binding: `bytes` for RGBA output; for a packed mode, the
-    /// band's pixels rounded up to whole 4-pixel quads × bytes per pixel.
+    /// Bytes of the band's output binding: its pixels × 4 for RGBA output; for a packed mode,
+    /// the band's pixels rounded up to whole 4-pixel quads × bytes per pixel.
     pub out_bytes: u64,
     /// Workgroups to dispatch along x and y for the 16×16 passes (reductions, RGBA point pass).
     pub groups: (u32, u32),
@@ -345,8 +399,10 @@ pub(crate) struct Band {
 pub(crate) struct BandLimits {
     /// Largest storage binding, in bytes.
     pub max_binding: u64,
-    /// Required alignment of a binding's offset, in bytes.
+    /// Required alignment of a storage binding's offset, in bytes.
     pub offset_alignment: u64,
+    /// Required alignment of a uniform binding's offset (each band's params), in bytes.
+    pub uniform_alignment: u64,
     /// Largest workgroup count per dispatch dimension.
     pub max_groups: u32,
 }
@@ -358,6 +414,7 @@ impl BandLimits {
         BandLimits {
             max_binding: limits.max_storage_buffer_binding_size,
             offset_alignment: u64::from(limits.min_storage_buffer_offset_alignment.max(4)),
+            uniform_alignment: u64::from(limits.min_uniform_buffer_offset_alignment.max(16)),
             max_groups: limits.max_compute_workgroups_per_dimension,
         }
     }
@@ -374,12 +431,12 @@ fn lcm(a: u64, b: u64) -> u64 {
     a / gcd(a, b) * b
 }
 
-/// Splits a `width × height` frame into bands of whole rows, each within `limits`: one band
-/// when the frame fits one binding, else bands of equal row counts (the last one shorter) whose
-/// offsets are aligned. With `packed_bpp` (a mode's bytes per pixel) the output bands are that
-/// mode's packed bytes: their offsets are aligned as well, and every band but the last holds a
-/// multiple of 4 pixels so that no 4-pixel quad straddles two bands. Empty for a frame without
-/// pixels.
+/// Splits a `width × height` frame whose input takes `in_bpp` bytes a pixel (4: RGBA, 3: RGB)
+/// into bands of whole rows, each within `limits`: one band when the frame fits one binding,
+/// else bands of equal row counts (the last one shorter) whose input and output offsets are
+/// aligned. The output is RGBA, or with `packed_bpp` (a mode's bytes per pixel) that mode's
+/// packed bytes, where every band but the last holds a multiple of 4 pixels so that no 4-pixel
+/// quad straddles two bands. Empty for a frame without pixels.
 ///
 /// # Errors
 /// Why, when not even one aligned group of rows fits or the frame is wider than a dispatch
@@ -388,6 +445,7 @@ pub(crate) fn plan_bands(
     width: u32,
     height: u32,
     limits: BandLimits,
+    in_bpp: u32,
     packed_bpp: Option<u32>,
 ) -> std::result::Result<Vec<Band>, String> {
     if width == 0 || height == 0 {
@@ -400,19 +458,21 @@ pub(crate) fn plan_bands(
             limits.max_groups
         ));
     }
-    let row_bytes = u64::from(width) * 4;
+    let in_row = u64::from(width) * u64::from(in_bpp);
+    let out_bpp = u64::from(packed_bpp.unwrap_or(4));
+    let out_row = u64::from(width) * out_bpp;
     let align = limits.offset_alignment;
     // Rows per band: bounded by the binding size and the dispatch's y extent, and (when the frame
-    // needs several bands) a multiple of the rows it takes to reach an aligned offset. A packed
-    // output's last quad may reach 12 bytes past the band's pixels: keep room for it.
-    let slack = if packed_bpp.is_some() { 16 } else { 0 };
+    // needs several bands) a multiple of the rows it takes to reach aligned offsets in both the
+    // input and the output. A packed output's last quad may reach 12 bytes past the band's
+    // pixels, and a 3-byte input is bound rounded up to a whole word: keep room for both.
+    let slack = if packed_bpp.is_some() { 16 } else { 0 } + if in_row % 4 != 0 { 4 } else { 0 };
     let max_rows_by_groups = u64::from(limits.max_groups) * u64::from(WORKGROUP);
-    let mut rows = (limits.max_binding.saturating_sub(slack) / row_bytes).min(max_rows_by_groups);
+    let mut rows =
+        (limits.max_binding.saturating_sub(slack) / in_row.max(out_row)).min(max_rows_by_groups);
     if rows < u64::from(height) {
-        let mut step = align / gcd(row_bytes, align);
-        if let Some(bpp) = packed_bpp {
-            let out_row = u64::from(width) * u64::from(bpp);
-            step = lcm(step, align / gcd(out_row, align));
+        let mut step = lcm(align / gcd(in_row, align), align / gcd(out_row, align));
+        if packed_bpp.is_some() {
             step = lcm(step, QUAD / gcd(u64::from(width), QUAD));
         }
         rows -= rows % step;
@@ -428,13 +488,13 @@ pub(crate) fn plan_bands(
     let mut y = 0u64;
     while y < u64::from(height) {
         let band_rows = rows.min(u64::from(height) - y);
+        // Both fit u32: rows are capped by max_groups × WORKGROUP, and y extents by that too.
         let groups_y = u32::try_from(band_rows.div_ceil(u64::from(WORKGROUP)))
             .expect("band rows are capped by max_groups × WORKGROUP");
-        let (offset, bytes) = (y * row_bytes, band_rows * row_bytes);
+        let (offset, bytes) = (y * in_row, (band_rows * in_row).div_ceil(4) * 4);
         let (out_offset, out_bytes, mode_groups) = match packed_bpp {
-            None => (offset, bytes, (0, 0)),
-            Some(bpp) => {
-                let bpp = u64::from(bpp);
+            None => (y * out_row, band_rows * out_row, (0, 0)),
+            Some(_) => {
                 let quads = (band_rows * u64::from(width)).div_ceil(QUAD);
                 let groups = quads.div_ceil(u64::from(MODE_GROUP));
                 let across = groups.min(u64::from(limits.max_groups));
@@ -448,12 +508,13 @@ pub(crate) fn plan_bands(
                 }
                 // Both fit u32: across ≤ max_groups, down checked above.
                 let mode_groups = (across as u32, down as u32);
-                (y * u64::from(width) * bpp, quads * QUAD * bpp, mode_groups)
+                (y * out_row, quads * QUAD * out_bpp, mode_groups)
             }
         };
         bands.push(Band {
             offset,
             bytes,
+            rows: u32::try_from(band_rows).expect("band rows fit the frame's u32 height"),
             out_offset,
             out_bytes,
             groups: (groups_x, groups_y),
@@ -464,6 +525,23 @@ pub(crate) fn plan_bands(
     Ok(bands)
 }
 
+/// The params of every band of a frame, each at its multiple of `uniform_alignment`, as one
+/// buffer write (see `Params` in `shaders/bindings.wgsl`).
+pub(crate) fn band_params(
+    bands: &[Band],
+    width: u32,
+    has_alpha: bool,
+    uniform_alignment: u64,
+) -> Vec<u8> {
+    let stride = uniform_alignment.max(PARAMS_SIZE) as usize;
+    let mut bytes = vec![0u8; stride * bands.len().max(1)];
+    for (band, at) in bands.iter().zip(bytes.chunks_mut(stride)) {
+        let words = [width, u32::from(has_alpha), 0, band.rows];
+        at[..PARAMS_SIZE as usize].copy_from_slice(bytemuck::bytes_of(&words));
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +549,7 @@ mod tests {
     const LAVAPIPE: BandLimits = BandLimits {
         max_binding: 128 << 20,
         offset_alignment: 256,
+        uniform_alignment: 256,
         max_groups: 65_535,
     };
 
@@ -516,12 +595,13 @@ mod tests {
 
     #[test]
     fn a_4k_frame_is_one_band_with_2d_dispatch() {
-        let bands = plan_bands(3840, 2160, LAVAPIPE, None).unwrap();
+        let bands = plan_bands(3840, 2160, LAVAPIPE, 4, None).unwrap();
         assert_eq!(
             bands,
             vec![Band {
                 offset: 0,
                 bytes: 3840 * 2160 * 4,
+                rows: 2160,
                 out_offset: 0,
                 out_bytes: 3840 * 2160 * 4,
                 groups: (240, 135),
@@ -532,7 +612,7 @@ mod tests {
 
     #[test]
     fn a_packed_4k_frame_is_one_band_of_quads_in_a_1d_dispatch() {
-        let bands = plan_bands(3840, 2160, LAVAPIPE, Some(3)).unwrap();
+        let bands = plan_bands(3840, 2160, LAVAPIPE, 4, Some(3)).unwrap();
         assert_eq!(bands.len(), 1);
         let band = bands[0];
         assert_eq!((band.out_offset, band.out_bytes), (0, 3840 * 2160 * 3));
@@ -543,10 +623,10 @@ mod tests {
 
     #[test]
     fn packed_output_of_an_odd_frame_rounds_up_to_whole_quads() {
-        let bands = plan_bands(3, 7, LAVAPIPE, Some(1)).unwrap();
+        let bands = plan_bands(3, 7, LAVAPIPE, 4, Some(1)).unwrap();
         // 21 pixels: 6 quads, 24 bytes (the host reads back 21).
         assert_eq!((bands[0].out_bytes, bands[0].mode_groups), (24, (1, 1)));
-        let bands = plan_bands(1, 1, LAVAPIPE, Some(3)).unwrap();
+        let bands = plan_bands(1, 1, LAVAPIPE, 4, Some(3)).unwrap();
         assert_eq!(bands[0].out_bytes, 12);
     }
 
@@ -558,7 +638,7 @@ mod tests {
             ..LAVAPIPE
         };
         for bpp in [1, 3, 4] {
-            let bands = plan_bands(1366, 700, limits, Some(bpp)).unwrap();
+            let bands = plan_bands(1366, 700, limits, 4, Some(bpp)).unwrap();
             assert!(bands.len() > 1);
             let mut next_in = 0;
             let mut next_out = 0;
@@ -584,7 +664,7 @@ mod tests {
             ..LAVAPIPE
         };
         // 16384 × 16384 pixels: 67,108,864 quads, 1,048,576 groups of 64.
-        let bands = plan_bands(16_384, 16_384, limits, Some(1)).unwrap();
+        let bands = plan_bands(16_384, 16_384, limits, 4, Some(1)).unwrap();
         let (x, y) = bands[0].mode_groups;
         assert!(x <= 65_535 && y > 1);
         assert!(u64::from(x) * u64::from(y) * 64 * 4 >= 16_384 * 16_384);
@@ -593,8 +673,8 @@ mod tests {
     #[test]
     fn a_frame_over_128_mib_splits_into_aligned_bands_that_cover_every_row() {
         // 8K RGBA (7680 × 4320 × 4 = 132.7 MB) still fits 128 MiB; 8192 × 4352 does not.
-        assert_eq!(plan_bands(7680, 4320, LAVAPIPE, None).unwrap().len(), 1);
-        let bands = plan_bands(8192, 4352, LAVAPIPE, None).unwrap();
+        assert_eq!(plan_bands(7680, 4320, LAVAPIPE, 4, None).unwrap().len(), 1);
+        let bands = plan_bands(8192, 4352, LAVAPIPE, 4, None).unwrap();
         assert_eq!(bands.len(), 2);
         let mut next = 0;
         for band in &bands {
@@ -614,7 +694,7 @@ mod tests {
             max_binding: 100 * 5464,
             ..LAVAPIPE
         };
-        let bands = plan_bands(1366, 250, limits, None).unwrap();
+        let bands = plan_bands(1366, 250, limits, 4, None).unwrap();
         assert!(bands.iter().all(|b| b.offset % 256 == 0));
         assert_eq!(bands[0].bytes, 96 * 5464);
         assert_eq!(bands.iter().map(|b| b.bytes).sum::<u64>(), 250 * 5464);
@@ -622,12 +702,74 @@ mod tests {
 
     #[test]
     fn frames_too_wide_for_a_dispatch_or_a_binding_are_errors() {
-        assert!(plan_bands(65_535 * 16 + 1, 1, LAVAPIPE, None).is_err());
+        assert!(plan_bands(65_535 * 16 + 1, 1, LAVAPIPE, 4, None).is_err());
         let tiny = BandLimits {
             max_binding: 1024,
             ..LAVAPIPE
         };
-        assert!(plan_bands(1000, 2, tiny, None).is_err());
-        assert!(plan_bands(0, 5, LAVAPIPE, None).unwrap().is_empty());
+        assert!(plan_bands(1000, 2, tiny, 4, None).is_err());
+        assert!(plan_bands(0, 5, LAVAPIPE, 4, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rgb_input_bands_keep_input_and_output_aligned_and_cover_every_row() {
+        // 1366 × 3 = 4098 bytes a row in, 5464 out (RGBA) or 1366 × bpp (packed).
+        let limits = BandLimits {
+            max_binding: 300 * 5464,
+            ..LAVAPIPE
+        };
+        for packed in [None, Some(1), Some(3), Some(4)] {
+            let bands = plan_bands(1366, 701, limits, 3, packed).unwrap();
+            assert!(bands.len() > 1, "{packed:?}");
+            let out_bpp = u64::from(packed.unwrap_or(4));
+            let (mut rows, mut next_out) = (0u64, 0u64);
+            for band in &bands {
+                assert_eq!(band.offset, rows * 1366 * 3, "{packed:?}");
+                assert_eq!(band.out_offset, next_out, "{packed:?}");
+                assert_eq!(band.offset % 256, 0, "{packed:?}");
+                assert_eq!(band.out_offset % 256, 0, "{packed:?}");
+                let in_bytes = u64::from(band.rows) * 1366 * 3;
+                assert_eq!(band.bytes, in_bytes.div_ceil(4) * 4);
+                assert!(band.bytes <= limits.max_binding && band.out_bytes <= limits.max_binding);
+                rows += u64::from(band.rows);
+                next_out += band.out_bytes;
+            }
+            assert_eq!(rows, 701);
+            // RGBA output is exact; a packed one is whole quads in every band but the last,
+            // which rounds 1366 × 701 up to one.
+            let pixels = match packed {
+                None => 1366 * 701u64,
+                Some(_) => (1366 * 701u64).div_ceil(4) * 4,
+            };
+            assert_eq!(next_out, pixels * out_bpp, "{packed:?}");
+        }
+    }
+
+    #[test]
+    fn an_rgb_band_is_bound_rounded_up_to_whole_words() {
+        let band = plan_bands(3, 7, LAVAPIPE, 3, None).unwrap()[0];
+        // 63 bytes of pixels, bound as 64; the output is 21 RGBA pixels.
+        assert_eq!((band.bytes, band.rows, band.out_bytes), (64, 7, 84));
+        let band = plan_bands(1, 1, LAVAPIPE, 3, Some(1)).unwrap()[0];
+        assert_eq!((band.bytes, band.rows, band.out_bytes), (4, 1, 4));
+    }
+
+    #[test]
+    fn each_band_gets_its_own_params_at_an_aligned_offset() {
+        let limits = BandLimits {
+            max_binding: 100 * 5464,
+            ..LAVAPIPE
+        };
+        let bands = plan_bands(1366, 250, limits, 4, None).unwrap();
+        let bytes = band_params(&bands, 1366, true, 256);
+        assert_eq!(bytes.len(), 256 * bands.len());
+        for (band, at) in bands.iter().zip(bytes.chunks(256)) {
+            let words: [u32; 4] = bytemuck::pod_read_unaligned(&at[..16]);
+            assert_eq!(words, [1366, 1, 0, band.rows]);
+        }
+        assert_eq!(
+            bands.iter().map(|b| b.rows).collect::<Vec<_>>(),
+            vec![96, 96, 58]
+        );
     }
 }

@@ -14,7 +14,9 @@ use crate::ops::Ops;
 
 use super::context::GpuContext;
 use super::copy::par_copy;
-use super::kernels::{self, Band, BandBuffers, BandLimits, Kernels, PARAMS_SIZE, QUAD};
+use super::kernels::{
+    self, Band, BandBuffers, BandLimits, InputLayout, Kernels, PARAMS_SIZE, QUAD,
+};
 use super::map::{MapSignal, MapState, SETTLE_LIMIT};
 use super::modes::{self, PackedMode, Route};
 
@@ -41,9 +43,19 @@ pub enum Upload {
 /// A caller's writer of a frame's pixels into an upload buffer ([`GpuBackend::schedule_with`]).
 type Fill<'a> = &'a mut dyn FnMut(wgpu::WriteOnly<'_, [u8]>);
 
+/// What `schedule_frame` uploads.
+enum Source<'a> {
+    /// The frame's own RGBA buffer.
+    Own,
+    /// A caller's buffer in the frame's input layout.
+    Borrowed(&'a [u8]),
+    /// Written by the caller into the upload buffer.
+    Fill(Fill<'a>),
+}
+
 /// Where the pixels of a frame being scheduled come from.
 enum Pixels<'a> {
-    /// The frame's own buffer, copied up.
+    /// A buffer of the caller's (the frame's own RGBA, or RGB), copied up.
     Copy(&'a [u8]),
     /// Written by the caller straight into the upload buffer.
     Fill(Fill<'a>),
@@ -56,6 +68,9 @@ enum Pixels<'a> {
 struct Slot {
     /// Bytes `input`, `output` and `readback` hold.
     capacity: u64,
+    /// Whether `input` is a storage buffer and `output` exists (every frame with kernels; an
+    /// identity op list on RGBA frames needs neither).
+    kernel_buffers: bool,
     input: Option<wgpu::Buffer>,
     output: Option<wgpu::Buffer>,
     readback: Option<wgpu::Buffer>,
@@ -66,22 +81,34 @@ struct Slot {
     staging_mapped: Arc<MapSignal>,
     /// The last submission that used this slot's buffers.
     submission: Option<wgpu::SubmissionIndex>,
+    /// Each band's params, at multiples of the uniform offset alignment, and its bytes.
     params: Option<wgpu::Buffer>,
+    params_capacity: u64,
     maxes: Option<wgpu::Buffer>,
     /// The wavefront dithering kernel's error rows (with that kernel only) and their bytes.
     errors: Option<wgpu::Buffer>,
     errors_capacity: u64,
     /// Bind groups of the bands of the last frame size seen.
     bands: Option<BoundBands>,
-    /// The route of the last ops pass recorded for this slot (for [`GpuBackend::replay_pass`]).
-    last_pass: Option<(Route, bool)>,
+    /// The last ops pass recorded for this slot (for [`GpuBackend::replay_pass`]).
+    last_pass: Option<Pass>,
 }
 
-/// The bands of one frame size and route with their bind groups, rebuilt only when the size,
-/// the route (RGBA or packed output) or the buffers change.
+/// What one frame's ops pass was: its route, whether the output was packed, and which kernels
+/// (by input layout) ran it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pass {
+    route: Route,
+    packed: bool,
+    input: InputLayout,
+}
+
+/// The bands of one frame size, output and input layout with their bind groups, rebuilt only
+/// when one of those or the buffers change.
 struct BoundBands {
     size: (u32, u32),
     packed: bool,
+    input: InputLayout,
     groups: Vec<(Band, wgpu::BindGroup)>,
 }
 
@@ -121,8 +148,14 @@ struct Scheduled {
 /// frames in the order they were scheduled.
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
-    /// `None` for the identity op list: frames are copied through the GPU unchanged.
+    /// The op list, kept to compile `rgb_kernels` when the first RGB frame comes.
+    ops: Ops,
+    /// The kernels reading RGBA frames; `None` for the identity op list: frames are copied
+    /// through the GPU unchanged.
     kernels: Option<Kernels>,
+    /// The kernels reading 3-byte RGB frames ([`GpuBackend::schedule_rgb`]), compiled for the
+    /// first one (boxed: most rings never see one, and it keeps `GpuBackend` small).
+    rgb_kernels: Option<Box<Kernels>>,
     /// Sepia-norms in the chain (slots in each `maxes` buffer).
     norms: usize,
     /// The mode frames are converted to (`ops.mode`) and its dither.
@@ -171,7 +204,7 @@ impl GpuBackend {
         in_flight: usize,
         max_binding: Option<u64>,
     ) -> Result<Self> {
-        let kernels = Kernels::new(&ctx, ops)?;
+        let kernels = Kernels::new(&ctx, ops, InputLayout::Rgba)?;
         let mut limits = BandLimits::of(&ctx.device);
         if let Some(cap) = max_binding {
             limits.max_binding = limits.max_binding.min(cap);
@@ -180,7 +213,9 @@ impl GpuBackend {
         let n = in_flight.max(1);
         Ok(GpuBackend {
             ctx,
+            ops: ops.clone(),
             kernels,
+            rgb_kernels: None,
             norms: kernels::sepia_norms(ops),
             mode: ops.mode,
             dither: ops.dither,
@@ -218,18 +253,18 @@ impl GpuBackend {
     /// [`Error::Gpu`] when the submission fails.
     #[doc(hidden)]
     pub fn replay_pass(&mut self) -> Result<Option<std::time::Duration>> {
-        let Some(kernels) = &self.kernels else {
-            return Ok(None);
-        };
         if !self.queue.is_empty() {
             return Ok(None);
         }
         let Some(s) = self.slots.iter().find(|s| s.last_pass.is_some()) else {
             return Ok(None);
         };
-        let (Some((route, is_packed)), Some(bound), Some(maxes)) =
+        let (Some(pass), Some(bound), Some(maxes)) =
             (s.last_pass, s.bands.as_ref(), s.maxes.as_ref())
         else {
+            return Ok(None);
+        };
+        let Some(kernels) = self.kernels_for(pass.input) else {
             return Ok(None);
         };
         let ctx = &self.ctx;
@@ -246,8 +281,8 @@ impl GpuBackend {
                 &bound.groups,
                 self.norms,
                 maxes,
-                route,
-                is_packed,
+                pass.route,
+                pass.packed,
             );
             let index = ctx.queue.submit([encoder.finish()]);
             ctx.device
@@ -349,7 +384,7 @@ impl GpuBackend {
                 frame.meta.seq, frame.width, frame.height
             )));
         }
-        self.schedule_frame(frame, None)
+        self.schedule_frame(frame, InputLayout::Rgba, Source::Own)
     }
 
     /// As [`GpuBackend::schedule`], with no host copy on the way up: `fill` writes the frame's
@@ -389,13 +424,97 @@ impl GpuBackend {
                 fill(dst);
             }
         };
-        self.schedule_frame(frame, Some(&mut once))
+        self.schedule_frame(frame, InputLayout::Rgba, Source::Fill(&mut once))
     }
 
-    /// Schedules `frame`, whose pixels are its own buffer (`fill` is `None`) or written by
-    /// `fill` into the upload buffer.
-    fn schedule_frame(&mut self, frame: Frame, fill: Option<Fill<'_>>) -> Result<()> {
+    /// As [`GpuBackend::schedule`] for a frame of RGB8 pixels (`width × height × 3` bytes,
+    /// row-major, as JPEG decoders and most cameras give them): they go up as they are, a
+    /// quarter fewer bytes than RGBA and no widening on the host, and the kernels read them
+    /// 3 bytes a pixel. The result is what `schedule` gives for the same pixels with alpha 255
+    /// and `has_alpha` false (an RGB source): RGBA pixels, or the mode's bytes
+    /// (`tests/gpu_modes.rs` checks every mode). `rgb` is copied into the slot's upload buffer
+    /// and may be reused as soon as this returns.
+    ///
+    /// The first RGB frame compiles a second set of kernels (one more shader module).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when `rgb` does not hold `width × height × 3` bytes; otherwise as
+    /// [`GpuBackend::schedule`].
+    pub fn schedule_rgb(
+        &mut self,
+        width: u32,
+        height: u32,
+        rgb: &[u8],
+        meta: FrameMeta,
+    ) -> Result<()> {
+        let expected = u64::from(width) * u64::from(height) * 3;
+        if rgb.len() as u64 != expected {
+            return Err(Error::Usage(format!(
+                "frame {}: {} bytes of pixels for {width}×{height} RGB (expected {expected})",
+                meta.seq,
+                rgb.len()
+            )));
+        }
+        let frame = Frame {
+            width,
+            height,
+            rgba: Vec::new(),
+            has_alpha: false,
+            meta,
+            image: None,
+        };
+        self.schedule_frame(frame, InputLayout::Rgb, Source::Borrowed(rgb))
+    }
+
+    /// As [`GpuBackend::schedule_rgb`], with no host copy on the way up: `fill` writes the
+    /// frame's RGB8 pixels (`width × height × 3` bytes) straight into the slot's mapped upload
+    /// buffer, under the same terms as [`GpuBackend::schedule_with`]'s `fill`.
+    ///
+    /// # Errors
+    /// As [`GpuBackend::schedule`].
+    pub fn schedule_rgb_with(
+        &mut self,
+        width: u32,
+        height: u32,
+        meta: FrameMeta,
+        fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
+    ) -> Result<()> {
+        let frame = Frame {
+            width,
+            height,
+            rgba: Vec::new(),
+            has_alpha: false,
+            meta,
+            image: None,
+        };
+        let mut fill = Some(fill);
+        let mut once = |dst: wgpu::WriteOnly<'_, [u8]>| {
+            if let Some(fill) = fill.take() {
+                fill(dst);
+            }
+        };
+        self.schedule_frame(frame, InputLayout::Rgb, Source::Fill(&mut once))
+    }
+
+    /// The kernels that read `input`.
+    fn kernels_for(&self, input: InputLayout) -> Option<&Kernels> {
+        match input {
+            InputLayout::Rgba => self.kernels.as_ref(),
+            InputLayout::Rgb => self.rgb_kernels.as_deref(),
+        }
+    }
+
+    /// Schedules `frame` in `input`'s layout, its pixels from `source`.
+    fn schedule_frame(
+        &mut self,
+        frame: Frame,
+        input: InputLayout,
+        source: Source<'_>,
+    ) -> Result<()> {
         self.ctx.take_error()?;
+        if input == InputLayout::Rgb && self.rgb_kernels.is_none() {
+            self.rgb_kernels = Kernels::new(&self.ctx, &self.ops, InputLayout::Rgb)?.map(Box::new);
+        }
         let seq = frame.meta.seq;
         let bytes = u64::from(frame.width) * u64::from(frame.height) * 4;
         let mut route = Route::of(self.mode, self.dither, frame.has_alpha, frame.pixels());
@@ -413,11 +532,13 @@ impl GpuBackend {
                 frame.width, frame.height, self.max_buffer
             )));
         }
+        let in_bpp = input.bytes_per_pixel();
         let plan = |bpp| {
-            kernels::plan_bands(frame.width, frame.height, self.limits, bpp)
+            kernels::plan_bands(frame.width, frame.height, self.limits, in_bpp, bpp)
                 .map_err(|err| Error::Gpu(format!("frame {seq}: {err}")))
         };
-        let mut packed = match (route, &self.kernels) {
+        let frame_kernels = self.kernels_for(input);
+        let mut packed = match (route, frame_kernels) {
             (Route::Packed, Some(kernels)) => kernels.packed.as_ref().map(|p| p.mode),
             _ => None,
         };
@@ -426,7 +547,7 @@ impl GpuBackend {
             route = Route::RgbaThenCpu;
         }
         let mut bands = Vec::new();
-        let wavefront = self.kernels.as_ref().is_some_and(|k| k.dither.is_some());
+        let wavefront = frame_kernels.is_some_and(|k| k.dither.is_some());
         if route == Route::RgbaThenCpu
             && self.dither_on_gpu
             && wavefront
@@ -440,7 +561,7 @@ impl GpuBackend {
                 (route, packed, bands) = (Route::GpuDither, Some(bilevel), one_band);
             }
         }
-        if bands.is_empty() && self.kernels.is_some() {
+        if bands.is_empty() && frame_kernels.is_some() {
             bands = plan(packed.map(|p| p.bytes_per_pixel))?;
         }
         while self.free.is_empty() {
@@ -454,13 +575,14 @@ impl GpuBackend {
         }
         let slot = self.free.pop().expect("the loop above frees a slot");
         let ctx = Arc::clone(&self.ctx);
-        let pixels = match fill {
-            Some(fill) => Pixels::Fill(fill),
-            None => Pixels::Copy(&frame.rgba),
+        let pixels = match source {
+            Source::Own => Pixels::Copy(&frame.rgba),
+            Source::Borrowed(bytes) => Pixels::Copy(bytes),
+            Source::Fill(fill) => Pixels::Fill(fill),
         };
         let submitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             ctx.scoped(&format!("frame {seq}"), || {
-                self.submit(slot, &frame, pixels, route, packed, &bands)
+                self.submit(slot, &frame, input, pixels, route, packed, &bands)
             })
         }));
         let submitted = submitted.unwrap_or_else(|panic| {
@@ -629,18 +751,23 @@ impl GpuBackend {
         self.free.push(job.slot);
     }
 
-    /// Makes `slot`'s buffers hold `bytes` (allocating only when they are smaller).
-    fn ensure_capacity(&mut self, slot: usize, bytes: u64) {
+    /// Makes `slot`'s buffers hold `bytes` (allocating only when they are smaller), with the
+    /// kernels' storage buffers and `params_bytes` of band params when the frame has `kernels`.
+    fn ensure_capacity(&mut self, slot: usize, bytes: u64, kernels: bool, params_bytes: u64) {
         let device = &self.ctx.device;
-        let kernels = self.kernels.is_some();
         let s = &mut self.slots[slot];
-        if kernels && s.params.is_none() {
+        if kernels && (s.params.is_none() || s.params_capacity < params_bytes) {
+            let size = params_bytes.max(PARAMS_SIZE);
             s.params = Some(device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("shutter params"),
-                size: PARAMS_SIZE,
+                size,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             }));
+            s.params_capacity = size;
+            s.bands = None;
+        }
+        if kernels && s.maxes.is_none() {
             s.maxes = Some(device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("shutter sepia-norm maxima"),
                 size: 4 * self.norms.max(1) as u64,
@@ -648,9 +775,12 @@ impl GpuBackend {
                 mapped_at_creation: false,
             }));
         }
-        if s.capacity >= bytes {
+        if s.capacity >= bytes && (s.kernel_buffers || !kernels) {
             return;
         }
+        // Keep what the slot had: RGBA and RGB frames may take turns in it.
+        let kernels = kernels || s.kernel_buffers;
+        let bytes = bytes.max(s.capacity);
         let buffer = |label, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -685,6 +815,7 @@ impl GpuBackend {
         }));
         s.staging_mapped = MapSignal::new(MapState::Mapped);
         s.capacity = bytes;
+        s.kernel_buffers = kernels;
         s.bands = None;
         self.allocations += 1;
     }
@@ -692,7 +823,7 @@ impl GpuBackend {
     /// Makes `slot`'s dithering error rows hold `width` pixels, with the dithering kernel (every
     /// bind group then binds them, whatever the frame's route). Returns true when it allocated.
     fn ensure_errors(&mut self, slot: usize, width: u32) -> bool {
-        if self.kernels.as_ref().is_none_or(|k| k.dither.is_none()) {
+        if !kernels::dithers_bilevel(&self.ops) {
             return false;
         }
         let bytes = (kernels::DITHER_ROWS * u64::from(width) * 4).max(16);
@@ -710,36 +841,49 @@ impl GpuBackend {
         true
     }
 
-    /// Uploads, encodes and submits one frame in `slot`, then starts mapping its readback: RGBA
-    /// pixels, or with `packed` the mode's bytes (rounded up to a whole word).
+    /// Uploads, encodes and submits one frame in `slot` (its pixels in `input`'s layout), then
+    /// starts mapping its readback: RGBA pixels, or with `packed` the mode's bytes (rounded up
+    /// to a whole word).
+    #[allow(clippy::too_many_arguments)]
     fn submit(
         &mut self,
         slot: usize,
         frame: &Frame,
+        input: InputLayout,
         pixels: Pixels<'_>,
         route: Route,
         packed: Option<PackedMode>,
         bands: &[Band],
     ) -> Result<Job> {
         let rgba_bytes = frame.pixels() as u64 * 4;
+        let in_bytes = frame.pixels() as u64 * u64::from(input.bytes_per_pixel());
+        // Buffer copies and writes go in whole words; the last word's spare bytes go unread.
+        let upload_bytes = in_bytes.div_ceil(4) * 4;
         let bytes = match packed {
             Some(p) => p.image_bytes(frame.pixels() as u64).div_ceil(4) * 4,
             None => rgba_bytes,
         };
+        let has_kernels = self.kernels_for(input).is_some();
         // With kernels, room for a packed output's last quad (4 pixels × up to 4 bytes).
-        let capacity = if self.kernels.is_some() {
+        let capacity = if has_kernels {
             (frame.pixels() as u64).div_ceil(QUAD) * QUAD * 4
         } else {
             rgba_bytes
         };
-        self.ensure_capacity(slot, capacity);
+        let params_stride = self.limits.uniform_alignment.max(PARAMS_SIZE);
+        let params_bytes = params_stride * bands.len().max(1) as u64;
+        self.ensure_capacity(slot, capacity, has_kernels, params_bytes);
         if self.ensure_errors(slot, frame.width) {
             self.slots[slot].bands = None;
         }
+        let frame_kernels = match input {
+            InputLayout::Rgba => self.kernels.as_ref(),
+            InputLayout::Rgb => self.rgb_kernels.as_deref(),
+        };
         let device = &self.ctx.device;
         let queue = &self.ctx.queue;
         let s = &mut self.slots[slot];
-        let input = s.input.as_ref().expect("ensure_capacity made the input");
+        let input_buffer = s.input.as_ref().expect("ensure_capacity made the input");
         let readback = s
             .readback
             .as_ref()
@@ -761,52 +905,63 @@ impl GpuBackend {
             )?;
             {
                 let mut view = staging
-                    .slice(..rgba_bytes)
+                    .slice(..upload_bytes)
                     .get_mapped_range_mut()
                     .map_err(|err| Error::Gpu(format!("frame {}: {err}", frame.meta.seq)))?;
                 match pixels {
-                    Pixels::Copy(rgba) => par_copy(view.slice(..), rgba),
-                    Pixels::Fill(fill) => fill(view.slice(..)),
+                    Pixels::Copy(src) => par_copy(view.slice(..in_bytes as usize), src),
+                    Pixels::Fill(fill) => fill(view.slice(..in_bytes as usize)),
                 }
             }
             staging.unmap();
             s.staging_mapped.set(MapState::Pending);
-            if self.kernels.is_some() {
-                encoder.copy_buffer_to_buffer(staging, 0, input, 0, rgba_bytes);
+            if has_kernels {
+                encoder.copy_buffer_to_buffer(staging, 0, input_buffer, 0, upload_bytes);
             }
         } else {
             match pixels {
-                Pixels::Copy(rgba) => queue.write_buffer(input, 0, rgba),
-                Pixels::Fill(fill) => {
-                    let size = wgpu::BufferSize::new(rgba_bytes)
+                Pixels::Copy(src) if in_bytes == upload_bytes => {
+                    queue.write_buffer(input_buffer, 0, src)
+                }
+                pixels => {
+                    let size = wgpu::BufferSize::new(upload_bytes)
                         .expect("frames without pixels are never submitted");
-                    let mut view = queue.write_buffer_with(input, 0, size).ok_or_else(|| {
-                        Error::Gpu(format!(
-                            "frame {}: wgpu gave no staging memory for the upload",
-                            frame.meta.seq
-                        ))
-                    })?;
-                    fill(view.slice(..));
+                    let mut view =
+                        queue
+                            .write_buffer_with(input_buffer, 0, size)
+                            .ok_or_else(|| {
+                                Error::Gpu(format!(
+                                    "frame {}: wgpu gave no staging memory for the upload",
+                                    frame.meta.seq
+                                ))
+                            })?;
+                    match pixels {
+                        Pixels::Copy(src) => par_copy(view.slice(..in_bytes as usize), src),
+                        Pixels::Fill(fill) => fill(view.slice(..in_bytes as usize)),
+                    }
                 }
             }
         }
 
-        match &self.kernels {
+        match frame_kernels {
             Some(kernels) => {
                 let output = s.output.as_ref().expect("kernels imply an output buffer");
                 let params = s.params.as_ref().expect("kernels imply a params buffer");
                 let maxes = s.maxes.as_ref().expect("kernels imply a maxes buffer");
-                // Params: width, has_alpha, zero (see shaders/bindings.wgsl), padding.
-                let params_words = [frame.width, u32::from(frame.has_alpha), 0, 0];
-                queue.write_buffer(params, 0, bytemuck::bytes_of(&params_words));
+                let params_bytes = kernels::band_params(
+                    bands,
+                    frame.width,
+                    frame.has_alpha,
+                    self.limits.uniform_alignment,
+                );
+                queue.write_buffer(params, 0, &params_bytes);
                 let size = (frame.width, frame.height);
                 let is_packed = packed.is_some();
-                if s.bands
-                    .as_ref()
-                    .is_none_or(|bound| bound.size != size || bound.packed != is_packed)
-                {
+                if s.bands.as_ref().is_none_or(|bound| {
+                    bound.size != size || bound.packed != is_packed || bound.input != input
+                }) {
                     let buffers = BandBuffers {
-                        src: input,
+                        src: input_buffer,
                         dst: output,
                         params,
                         maxes,
@@ -814,11 +969,13 @@ impl GpuBackend {
                     };
                     let groups = bands
                         .iter()
-                        .map(|band| (*band, kernels.bind_group(device, &buffers, band)))
+                        .zip((0..).map(|k| k * params_stride))
+                        .map(|(band, at)| (*band, kernels.bind_group(device, &buffers, band, at)))
                         .collect();
                     s.bands = Some(BoundBands {
                         size,
                         packed: is_packed,
+                        input,
                         groups,
                     });
                 }
@@ -836,14 +993,18 @@ impl GpuBackend {
                     route,
                     is_packed,
                 );
-                s.last_pass = Some((route, is_packed));
+                s.last_pass = Some(Pass {
+                    route,
+                    packed: is_packed,
+                    input,
+                });
                 encoder.copy_buffer_to_buffer(output, 0, readback, 0, bytes);
             }
             // The identity: straight from the upload buffer back, one GPU copy.
             None => {
                 let source = match (staged, s.staging.as_ref()) {
                     (true, Some(staging)) => staging,
-                    _ => input,
+                    _ => input_buffer,
                 };
                 encoder.copy_buffer_to_buffer(source, 0, readback, 0, bytes);
             }

@@ -225,3 +225,112 @@ fn an_uncaptured_error_is_reported_to_the_thread_that_caused_it() {
         assert!(second.is_ok(), "told twice: {second:?}");
     });
 }
+
+/// An RGB frame's bytes (`pattern` without its alpha) and the RGBA frame the CPU sees for it:
+/// alpha 255, no alpha in the source.
+fn rgb_and_rgba(width: u32, height: u32, seq: u64) -> (Vec<u8>, Frame) {
+    let rgba = pattern(width, height);
+    let rgb: Vec<u8> = rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    let widened = rgb
+        .chunks(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect();
+    let frame = Frame::new(width, height, widened, false, FrameMeta::still(seq, 0));
+    (rgb, frame)
+}
+
+#[test]
+fn rgb_frames_over_the_binding_limit_are_read_in_bands_and_match_cpu() {
+    let Some(ctx) = gpu_or_skip("rgb_frames_over_the_binding_limit") else {
+        return;
+    };
+    // 1366 × 3 = 4098 bytes a row in, 5464 out; 800 KiB bindings give bands of 128 rows (the
+    // multiple that aligns both), so 301 rows are 3 bands, the last one's input ending mid-word.
+    for mode in [
+        None,
+        Some(ImageMode::L),
+        Some(ImageMode::Rgb),
+        Some(ImageMode::Lab),
+    ] {
+        let ops = Ops {
+            mirror: true,
+            filters: vec![Filter::Sepia, Filter::SepiaNorm],
+            mode,
+            dither: Dither::None,
+        };
+        let mut gpu = GpuBackend::with_limits(Arc::clone(&ctx), &ops, 2, Some(800 << 10)).unwrap();
+        let (rgb, input) = rgb_and_rgba(1366, 301, 0);
+        let mut want = input.clone();
+        cpu::apply(&ops, 1366, 301, &mut want.rgba);
+        if let Some(mode) = mode {
+            want.image = Some(crate::mode::cpu::convert_frame(mode, Dither::None, &want));
+        }
+        gpu.schedule_rgb(1366, 301, &rgb, input.meta).unwrap();
+        let got = gpu.collect(true).unwrap().expect("one frame was scheduled");
+        match mode {
+            None => assert!(
+                got.rgba == want.rgba,
+                "banded RGB input differs from the CPU"
+            ),
+            Some(mode) => assert!(
+                got.image == want.image,
+                "{mode}: banded RGB input differs from the CPU"
+            ),
+        }
+    }
+}
+
+#[test]
+fn rgb_and_rgba_frames_take_turns_in_one_ring_even_with_no_ops() {
+    let Some(ctx) = gpu_or_skip("rgb_and_rgba_frames_take_turns") else {
+        return;
+    };
+    for ops in [
+        Ops::default(),
+        Ops {
+            mirror: true,
+            filters: vec![Filter::Invert],
+            ..Default::default()
+        },
+    ] {
+        // One slot: each frame reuses the buffers (and bind groups) the one before it left.
+        let mut gpu = GpuBackend::new(Arc::clone(&ctx), &ops, 1).unwrap();
+        for (seq, (width, height)) in [(5, 3), (5, 3), (7, 2), (64, 33), (3, 1)]
+            .into_iter()
+            .enumerate()
+        {
+            let seq = seq as u64;
+            let (rgb, mut want) = rgb_and_rgba(width, height, seq);
+            cpu::apply(&ops, width, height, &mut want.rgba);
+            if seq.is_multiple_of(2) {
+                gpu.schedule_rgb(width, height, &rgb, want.meta).unwrap();
+            } else {
+                gpu.schedule(frame(width, height, seq)).unwrap();
+                want = frame(width, height, seq);
+                cpu::apply(&ops, width, height, &mut want.rgba);
+            }
+            let got = gpu.collect(true).unwrap().expect("one frame was scheduled");
+            assert_eq!(got.meta.seq, seq);
+            assert!(
+                got.rgba == want.rgba,
+                "{ops:?}, frame {seq} ({width}×{height}) differs from the CPU"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_rgb_buffer_of_the_wrong_length_is_a_usage_error() {
+    let Some(ctx) = gpu_or_skip("an_rgb_buffer_of_the_wrong_length") else {
+        return;
+    };
+    let mut gpu = GpuBackend::new(ctx, &Ops::default(), 1).unwrap();
+    let err = gpu
+        .schedule_rgb(4, 4, &[7; 4 * 4 * 4], FrameMeta::still(9, 0))
+        .unwrap_err();
+    assert!(
+        matches!(&err, crate::Error::Usage(msg) if msg.contains("frame 9") && msg.contains("48")),
+        "{err}"
+    );
+    assert_eq!(gpu.pending(), 0);
+}
