@@ -48,8 +48,9 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
     "$bin" devices 2>&1
 } | tee "$work/device.txt"
 
-# Round trips, upload methods, the GPU pass alone and the copy bound, at 1080p and 4K; more
-# frames in flight as a scan (the GPU thread's host copies overlap the GPU's work).
+# Round trips (RGBA, and RGB uploaded at 3 bytes a pixel), upload methods, the GPU pass alone and
+# the copy bound, at 1080p and 4K; more frames in flight as a scan (the GPU thread's host copies
+# overlap the GPU's work).
 for size in $sizes; do
     for n in 3 6; do
         echo "== shutter bench $size, $n in flight" >&2

@@ -1,8 +1,9 @@
 """Shutter and its peers on the same frames, in one run: fps and ratios.
 
 Peers: the Gradio sepia demo's numpy code (mirror + dot + divide by max), OpenCV flip +
-transform, Pillow's convert for a mode, PyTorch CUDA (pinned round trip) when a GPU is present,
-and a Pillow + numpy loop over a directory of JPEGs -> sepia -> lossy webp q80. Shutter:
+transform, ffmpeg's hflip + colorchannelmixer (sepia) on raw frames, Pillow's convert for a
+mode, PyTorch CUDA (pinned round trip) when a GPU is present, and a Pillow + numpy loop over a
+directory of JPEGs -> sepia -> lossy webp q80. Shutter:
 `shutter bench --json` for its stages and `shutter run` on the same JPEG directory.
 
 The frames are shutter's own synthetic frames (`shutter::bench::synthetic_frames`),
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -100,7 +102,54 @@ def row(report, key):
     return None
 
 
-def kernel_peers(w, h, have_torch):
+def ffmpeg_exe():
+    """An ffmpeg binary: the system's, else imageio-ffmpeg's static build; None without."""
+    exe = shutil.which("ffmpeg")
+    if exe:
+        return exe
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
+
+
+FFMPEG_FRAMES = 64
+
+
+# ffmpeg's mirror + sepia: hflip, then colorchannelmixer with the sepia matrix.
+FFMPEG_SEPIA = "hflip,colorchannelmixer=" + ":".join(f"{v}" for row in SEP for v in (*row, 0))
+
+
+def ffmpeg_peer(exe, rgb, work, vf):
+    """ffmpeg's filter graph `vf` on raw RGB frames, as a user would run it: rawvideo in, the
+    filters (their default threads), the null muxer out. Per frame = (time for FFMPEG_FRAMES
+    frames - time for DISTINCT_FRAMES frames) / the difference, which takes out the process
+    start; median of 3 pairs. With vf "null" it is ffmpeg's own frame I/O."""
+    h, w = rgb[0].shape[:2]
+    raw = work / f"frames_{w}x{h}.rgb"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    with open(raw, "wb") as f:
+        for a in rgb:
+            f.write(a.tobytes())
+
+    def run(loops):
+        cmd = [exe, "-v", "error", "-nostdin", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s",
+               f"{w}x{h}", "-stream_loop", str(loops), "-i", str(raw), "-vf", vf, "-f", "null", "-"]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        return (time.perf_counter() - t) * 1e3
+
+    loops = FFMPEG_FRAMES // DISTINCT_FRAMES - 1
+    run(0)  # warm-up: page cache, the binary
+    per_frame = sorted((run(loops) - run(0)) / (FFMPEG_FRAMES - DISTINCT_FRAMES) for _ in range(3))
+    version = subprocess.run([exe, "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {"median_ms": per_frame[1], "p10_ms": per_frame[0], "p90_ms": per_frame[2],
+            "samples": 3, "version": version, "filter": vf}
+
+
+def kernel_peers(w, h, have_torch, work):
     frames = synthetic_frames(w, h, DISTINCT_FRAMES)
     rgb = [np.ascontiguousarray(f[..., :3]) for f in frames]
     bgr = [np.ascontiguousarray(f[..., 2::-1]) for f in frames]
@@ -117,6 +166,10 @@ def kernel_peers(w, h, have_torch):
     res["opencv_flip_transform"] = timings(
         lambda k: cv2.transform(cv2.flip(bgr[k % DISTINCT_FRAMES], 1), m), 20
     )
+    exe = ffmpeg_exe()
+    if exe:
+        res["ffmpeg_hflip_colorchannelmixer"] = ffmpeg_peer(exe, rgb, work, FFMPEG_SEPIA)
+        res["ffmpeg_rawvideo_io"] = ffmpeg_peer(exe, rgb, work, "null")
     ims = [Image.fromarray(a) for a in rgb]
     for mode in ("L", "HSV"):
         res[f"pillow_convert_{mode}"] = timings(lambda k: ims[k % DISTINCT_FRAMES].convert(mode), 10)
@@ -263,7 +316,9 @@ def main():
     for size in args.sizes.split(","):
         w, h = SIZES[size.lower()]
         print(f"== {size} ({w}x{h}): peers ...", file=sys.stderr)
-        peers = kernel_peers(w, h, have_torch)
+        peers = kernel_peers(w, h, have_torch, work)
+        if "ffmpeg_hflip_colorchannelmixer" in peers:
+            result["versions"]["ffmpeg"] = peers["ffmpeg_hflip_colorchannelmixer"]["version"]
         print(f"== {size}: shutter bench ...", file=sys.stderr)
         sepia = shutter_bench(args.shutter, size, "--ops", "mirror,sepia", "--device", "both")
         norm = shutter_bench(args.shutter, size, "--ops", "mirror,sepia-norm", "--device", "cpu")
@@ -300,6 +355,8 @@ def markdown(result):
     lines = [
         ("numpy: the Gradio demo (mirror, dot, / max), RGB", lambda s: peer(s, "numpy_demo_sepia_norm_mirror")),
         ("OpenCV: flip + transform, BGR u8", lambda s: peer(s, "opencv_flip_transform")),
+        ("ffmpeg: hflip + colorchannelmixer (sepia), rgb24", lambda s: peer(s, "ffmpeg_hflip_colorchannelmixer")),
+        ("ffmpeg: the same command with no filter (its frame I/O)", lambda s: peer(s, "ffmpeg_rawvideo_io")),
         ("PyTorch CUDA, pinned round trip", lambda s: peer(s, "torch_cuda_sepia_mirror_roundtrip_pinned")),
         ("shutter: memcpy of one RGBA frame", lambda s: ms_of(s, "mirror_sepia", "memcpy")),
         ("shutter: CPU reference, mirror+sepia (1 thread)", lambda s: ms_of(s, "mirror_sepia", "cpu.ops.reference")),
@@ -340,6 +397,8 @@ def markdown(result):
         ("CPU fast mirror+sepia-norm vs numpy demo (same op)",
          lambda s: peer(s, "numpy_demo_sepia_norm_mirror") / ms_of(s, "mirror_sepia_norm", "cpu.ops.fast"), ""),
         ("best backend mirror+sepia vs OpenCV flip + transform", lambda s: peer(s, "opencv_flip_transform") / best(s), "≥ 1×"),
+        ("best backend mirror+sepia vs ffmpeg hflip + colorchannelmixer",
+         lambda s: peer(s, "ffmpeg_hflip_colorchannelmixer") / best(s), ""),
         ("CPU fast vs CPU reference (mirror+sepia)",
          lambda s: ms_of(s, "mirror_sepia", "cpu.ops.reference") / ms_of(s, "mirror_sepia", "cpu.ops.fast"), ""),
         ("mode L convert vs Pillow `convert('L')`", lambda s: peer(s, "pillow_convert_L") / ms_of(s, "mode_L", "mode.L"), ""),
@@ -459,6 +518,9 @@ def report(result):
         print(f"  best backend mirror+sepia vs numpy demo:       {demo / best:8.1f}x   (target >= 20)")
         print(f"  CPU fast mirror+sepia-norm vs numpy demo:      {demo / norm:8.1f}x   (same op)")
         print(f"  best backend mirror+sepia vs OpenCV:           {ocv / best:8.2f}x   (target >= 1)")
+        if "ffmpeg_hflip_colorchannelmixer" in peers:
+            ff = peers["ffmpeg_hflip_colorchannelmixer"]["median_ms"]
+            print(f"  best backend mirror+sepia vs ffmpeg:           {ff / best:8.2f}x")
         lmode = ms(sh["mode_L"], "mode.L")
         print(f"  mode L convert vs Pillow convert('L'):         "
               f"{peers['pillow_convert_L']['median_ms'] / lmode:8.2f}x")
