@@ -212,6 +212,21 @@ impl Processor {
     /// for the same pixels with alpha 255 and `has_alpha` false. Call only while
     /// `pending() < capacity()`.
     ///
+    /// ```
+    /// use shutter::backend::Processor;
+    /// use shutter::{Filter, FrameMeta, Ops};
+    ///
+    /// // `Some(GpuContext::new()?)` for the GPU; the CPU here, so that the example runs anywhere.
+    /// let mut processor = Processor::new(None, &Ops::new(true, vec![Filter::Invert]), 1)?;
+    /// processor.schedule_rgb(2, 1, &[10, 20, 30, 40, 50, 60], FrameMeta::still(0, 0))?;
+    /// let out = processor.collect_with(true, |out| out.bytes.to_vec())?;
+    /// assert_eq!(out, Some(vec![215, 205, 195, 255, 245, 235, 225, 255]));
+    /// // Three bytes a pixel, or a usage error naming the frame.
+    /// let err = processor.schedule_rgb(2, 1, &[0; 8], FrameMeta::still(1, 0)).unwrap_err();
+    /// assert!(err.to_string().contains("frame 1"), "{err}");
+    /// # Ok::<(), shutter::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Usage`] when `rgb` does not hold `width × height × 3` bytes; otherwise as
     /// [`Processor::schedule`].

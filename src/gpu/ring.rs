@@ -439,7 +439,10 @@ impl GpuBackend {
     ///
     /// # Errors
     /// [`Error::Usage`] when `rgb` does not hold `width × height × 3` bytes; otherwise as
-    /// [`GpuBackend::schedule`].
+    /// [`GpuBackend::schedule`]. A frame over the storage binding limit is split into bands
+    /// whose offsets must be aligned for 3-byte rows too: an odd width then needs bands of
+    /// 256 rows (with the usual 256-byte alignment), which at 128 MiB bindings fails only past
+    /// about 170,000 pixels across.
     pub fn schedule_rgb(
         &mut self,
         width: u32,
@@ -794,7 +797,12 @@ impl GpuBackend {
                 "shutter output",
                 wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             );
-            (wgpu::BufferUsages::STORAGE, Some(output))
+            // COPY_SRC too: a slot that once held an RGB frame keeps these buffers, and an
+            // identity RGBA frame after it is copied straight from `input` (`write_buffer`).
+            (
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                Some(output),
+            )
         } else {
             (wgpu::BufferUsages::COPY_SRC, None)
         };

@@ -30,6 +30,9 @@ pub fn apply(ops: &Ops, width: u32, height: u32, rgba: &mut [u8]) {
 
 /// Reverses every row: `out(x, y) = in(W-1-x, y)`.
 pub fn mirror(width: usize, height: usize, rgba: &mut [u8]) {
+    if width == 0 {
+        return;
+    }
     for row in rgba.chunks_exact_mut(width * 4).take(height) {
         let px: &mut [[u8; 4]] = bytemuck::cast_slice_mut(row);
         px.reverse();
@@ -84,6 +87,21 @@ mod tests {
         let mut px = vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
         mirror(3, 1, &mut px);
         assert_eq!(px, vec![9, 10, 11, 12, 5, 6, 7, 8, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn frames_without_pixels_go_through_every_op() {
+        let ops = Ops {
+            mirror: true,
+            filters: vec![Filter::Sepia, Filter::SepiaNorm, Filter::Invert],
+            ..Default::default()
+        };
+        for (w, h) in [(0, 4), (4, 0), (0, 0)] {
+            let mut px = Vec::new();
+            apply(&ops, w, h, &mut px);
+            crate::ops::fast::apply(&ops, w, h, &mut px);
+            assert!(px.is_empty());
+        }
     }
 
     #[test]
