@@ -870,12 +870,20 @@ impl OutputNamer {
         for stem in stems {
             *seen.entry(stem.as_str()).or_default() += 1;
         }
+        // A stem that another input's frames would be named by (`anim_00001` next to a
+        // multi-frame `anim`) counts as a repeat too: which inputs have several frames is only
+        // known once they are decoded.
+        let frame_name_of_another = |stem: &str| {
+            stem.rsplit_once('_').is_some_and(|(base, k)| {
+                k.len() >= 5 && k.bytes().all(|b| b.is_ascii_digit()) && seen.contains_key(base)
+            })
+        };
         let mut used = HashSet::new();
         let stems = names
             .iter()
             .zip(stems)
             .map(|(name, stem)| {
-                let mut stem = if seen[stem.as_str()] > 1 {
+                let mut stem = if seen[stem.as_str()] > 1 || frame_name_of_another(stem) {
                     Path::new(name)
                         .file_name()
                         .map_or_else(|| stem.clone(), |n| n.to_string_lossy().into_owned())
@@ -916,6 +924,27 @@ impl OutputNamer {
             (Output::Dir(dir), None) => dir.join(format!("{}.{ext}", self.stems[input])),
             (Output::Dir(dir), Some(k)) => dir.join(format!("{}_{k:05}.{ext}", self.stems[input])),
         }
+    }
+}
+
+/// Records that `job` writes its path, or says which input of this run already does.
+fn claim(claimed: &mut HashMap<PathBuf, usize>, job: &Job, names: &[String]) -> Result<()> {
+    match claimed.entry(job.path.clone()) {
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(job.input);
+            Ok(())
+        }
+        std::collections::hash_map::Entry::Occupied(first) => Err(Error::Encode {
+            output: job.path.display().to_string(),
+            format: job
+                .path
+                .extension()
+                .map_or_else(String::new, |e| e.to_string_lossy().into_owned()),
+            reason: format!(
+                "{} already wrote this file in this run; not overwriting it",
+                names[*first.get()]
+            ),
+        }),
     }
 }
 
@@ -1022,6 +1051,9 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         let mut failed = HashSet::new();
         // Frames delivered per input: live frames are numbered by delivery, not capture.
         let mut delivered: HashMap<usize, usize> = HashMap::new();
+        // Every path this run writes, and the input it belongs to: a second input's output
+        // under the same name fails instead of overwriting the first one's.
+        let mut claimed: HashMap<PathBuf, usize> = HashMap::new();
         let mut next_tick = self.stream_start;
         for msg in rx {
             while let Ok(done) = done_rx.try_recv() {
@@ -1047,7 +1079,13 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                                 frames,
                                 closes_input: true,
                             };
-                            if job_tx.send(job).is_err() {
+                            if let Err(error) = claim(&mut claimed, &job, self.names) {
+                                (self.emit)(Event::InputDone {
+                                    name: &self.names[input],
+                                    error: Some(&error),
+                                });
+                                result.failures.push(error);
+                            } else if job_tx.send(job).is_err() {
                                 return Err(Error::Gpu("the encoder pool stopped".into()));
                             }
                         }
@@ -1121,9 +1159,18 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             frames: vec![frame],
                         })
                     };
-                    if let Some(job) = job
-                        && job_tx.send(job).is_err()
-                    {
+                    let Some(job) = job else {
+                        continue;
+                    };
+                    if let Err(error) = claim(&mut claimed, &job, self.names) {
+                        pending.remove(&input);
+                        failed.insert(input);
+                        (self.emit)(Event::InputDone {
+                            name: &self.names[input],
+                            error: Some(&error),
+                        });
+                        result.failures.push(error);
+                    } else if job_tx.send(job).is_err() {
                         return Err(Error::Gpu("the encoder pool stopped".into()));
                     }
                 }

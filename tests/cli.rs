@@ -398,6 +398,41 @@ fn inputs_with_the_same_stem_do_not_overwrite_each_other() {
 }
 
 #[test]
+fn an_input_named_like_another_inputs_frame_does_not_overwrite_it() {
+    let tmp = TempDir::new().unwrap();
+    let gif = tmp.path().join("anim.gif");
+    animated_gif(&gif, 3);
+    let single = picture(tmp.path(), "anim_00001.png", 2, 3);
+    let out_dir = tmp.path().join("out");
+    let out = shutter(&[
+        "run",
+        s(&gif),
+        s(&single),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "png",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        files_in(&out_dir),
+        vec![
+            "anim_00000.png",
+            "anim_00001.png",
+            "anim_00001.png.png",
+            "anim_00002.png"
+        ]
+    );
+    // The GIF's second frame is the GIF's (5×4), the single picture is its own (2×3).
+    let dims = |name: &str| image::image_dimensions(out_dir.join(name)).unwrap();
+    assert_eq!(dims("anim_00001.png"), (5, 4));
+    assert_eq!(dims("anim_00001.png.png"), (2, 3));
+    assert!(stderr(&out).contains("4 files written"), "{}", stderr(&out));
+}
+
+#[test]
 fn device_auto_falls_back_to_the_cpu_and_says_so_while_gpu_fails() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "in.png", 4, 4);
