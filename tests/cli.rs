@@ -146,8 +146,14 @@ fn each_bad_input_alone_fails_with_one_line_and_no_output() {
     let tmp = TempDir::new().unwrap();
     let good = picture(tmp.path(), "good.png", 8, 6);
     let good_png = std::fs::read(&good).unwrap();
+    let good_jpg = std::fs::read(picture(tmp.path(), "good.jpg", 200, 150)).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("truncated.png", good_png[..good_png.len() - 20].to_vec()),
+        // Cut in the middle of the image data (the decoder alone would fill it with grey).
+        (
+            "truncated.jpg",
+            good_jpg[..good_jpg.len() * 6 / 10].to_vec(),
+        ),
         ("random.png", common::random_rgba(9, 9, 1)),
         ("empty.png", Vec::new()),
         ("unknown.xyz", b"GIF89a".to_vec()),

@@ -570,6 +570,63 @@ fn png_bytes(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A q90 JPEG of `gradient(w, h)`.
+fn jpeg_bytes(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+        .encode_image(&opaque(&gradient(width, height)))
+        .unwrap();
+    bytes
+}
+
+/// `jpeg` with an APP1 segment after SOI holding an end-of-image marker (as an EXIF
+/// thumbnail's own JPEG does).
+fn with_thumbnail_marker(jpeg: &[u8]) -> Vec<u8> {
+    let payload = b"Exif\0\0\xFF\xD8thumb\xFF\xD9";
+    let len = (payload.len() + 2) as u16;
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn a_jpeg_cut_off_in_its_image_data_is_a_decode_error_not_grey_pixels() {
+    let dir = TempDir::new().unwrap();
+    let bytes = jpeg_bytes(200, 150);
+    let cut = bytes.len() * 6 / 10;
+    // A cut inside the scan, and the same with an FF D9 in a segment before the scan.
+    for (name, data) in [
+        ("cut.jpg", bytes[..cut].to_vec()),
+        ("cut_thumb.jpg", with_thumbnail_marker(&bytes[..cut])),
+    ] {
+        let path = dir.path().join(name);
+        fs::write(&path, data).unwrap();
+        let err = decode_err(&path, &DecodeLimits::default());
+        assert!(
+            matches!(&err, Error::Decode { format, reason, .. }
+                if format == "jpeg" && reason.contains("ends early")),
+            "{name}: {err:?}"
+        );
+    }
+    // Complete, with a thumbnail marker or bytes after the end, it decodes as before.
+    let whole = decode_one(&{
+        let path = dir.path().join("whole.jpg");
+        fs::write(&path, &bytes).unwrap();
+        path
+    });
+    for (name, data) in [
+        ("thumb.jpg", with_thumbnail_marker(&bytes)),
+        ("trailing.jpg", [&bytes[..], b"trailing bytes"].concat()),
+    ] {
+        let path = dir.path().join(name);
+        fs::write(&path, data).unwrap();
+        assert_eq!(decode_one(&path).rgba, whole.rgba, "{name}");
+    }
+}
+
 #[test]
 fn truncated_png_is_a_decode_error() {
     let dir = TempDir::new().unwrap();

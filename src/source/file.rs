@@ -13,7 +13,7 @@
 //! composited frame has a pixel that is not fully opaque.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -178,6 +178,23 @@ where
         input: name.to_string(),
         reason: format!("{} is not a raster format", format.name()),
     })?;
+    let mut reader = reader;
+    if format == InputFormat::Jpeg {
+        // The JPEG decoder fills the rest of a cut-off scan with grey and says nothing (Pillow
+        // raises "image file is truncated"): look for the end-of-image marker first.
+        let complete = jpeg_has_end(&mut reader)
+            .and_then(|complete| reader.seek(SeekFrom::Start(0)).map(|_| complete))
+            .map_err(|e| err(ImageError::IoError(e)))?;
+        if !complete {
+            return Err(Error::Decode {
+                input: name.to_string(),
+                format: format.name().to_string(),
+                reason: "the data ends early (truncated file: no end-of-image marker after \
+                         the image data)"
+                    .to_string(),
+            });
+        }
+    }
     let mut reader = ImageReader::with_format(reader, image_format);
     reader.limits(image_limits(limits, false));
     let mut decoder = reader.into_decoder().map_err(err)?;
@@ -200,6 +217,36 @@ where
         delay: None,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
+}
+
+/// Whether a JPEG stream holds an end-of-image marker (FF D9) after its first start-of-scan
+/// segment. Markers before the scan are walked by their lengths, so an EXIF thumbnail's own
+/// FF D9 does not count; inside entropy-coded data every FF byte is followed by 00 or a
+/// restart marker, so an FF D9 there is the real end. A stream whose header is itself cut off
+/// counts as complete here: the decoder reports that one.
+fn jpeg_has_end<R: Read + Seek>(reader: &mut R) -> std::io::Result<bool> {
+    reader.seek(SeekFrom::Start(0))?;
+    let mut data = Vec::new();
+    reader.read_to_end(&mut data)?;
+    let mut at = 2; // after SOI (FF D8)
+    let scan = loop {
+        // Fill bytes (FF FF ...) may precede a marker.
+        while data.get(at) == Some(&0xFF) && data.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        match (data.get(at), data.get(at + 1)) {
+            (Some(0xFF), Some(0xDA)) => break at,
+            // Markers without a length: TEM, RST0..7.
+            (Some(0xFF), Some(0x01 | 0xD0..=0xD7)) => at += 2,
+            (Some(0xFF), Some(_)) => match (data.get(at + 2), data.get(at + 3)) {
+                (Some(&hi), Some(&lo)) => at += 2 + usize::from(u16::from_be_bytes([hi, lo])),
+                _ => return Ok(true),
+            },
+            // Not a marker where one should be, or the header ends: the decoder's to report.
+            _ => return Ok(true),
+        }
+    };
+    Ok(data[scan..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 /// RGBA8 pixels from any decoded image, converting as Pillow would (see the module comment).
