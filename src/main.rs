@@ -281,6 +281,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         return Err(Error::Usage("--batch: must be at least 1".into()));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let interrupted = stop.clone();
     let on_signal = stop.clone();
     // Without a handler Ctrl-C still ends the process, just not cleanly: not worth failing for.
     let _ = ctrlc::set_handler(move || on_signal.store(true, Ordering::Relaxed));
@@ -343,8 +344,14 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .backend
         .as_ref()
         .map_or_else(String::new, |b| format!(", {b}"));
+    let interrupted = interrupted.load(Ordering::Relaxed);
+    let not_reached = match (stats.not_reached, interrupted) {
+        (0, _) => String::new(),
+        (n, true) => format!(", {n} not reached (interrupted)"),
+        (n, false) => format!(", {n} not reached (--frames or --time-limit)"),
+    };
     eprintln!(
-        "shutter: {} input{}, {} frame{}, {} failed, {} file{} written to {} in {:.2} s ({:.1} fps{backend})",
+        "shutter: {} input{}, {} frame{}, {} failed{not_reached}, {} file{} written to {} in {:.2} s ({:.1} fps{backend})",
         stats.inputs,
         plural(stats.inputs as u64),
         stats.frames,
@@ -375,10 +382,13 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
             stats.drops.by_interval,
         );
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if failed > 0 {
         ExitCode::from(1)
+    } else if interrupted && stats.not_reached > 0 {
+        // A batch cut short by Ctrl-C: not every input was written (128 + SIGINT).
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
@@ -409,7 +419,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         .map(|p| text(&p.display().to_string()))
         .collect();
     format!(
-        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
+        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
         stats.inputs,
         stats.captured,
         stats.frames,
@@ -420,6 +430,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         stats.drops.total(),
         written.join(","),
         failures.join(","),
+        stats.not_reached,
         stats.elapsed.as_secs_f64(),
         stats.fps(),
         latency,

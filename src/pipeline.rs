@@ -134,6 +134,9 @@ pub struct Stats {
     pub written: Vec<PathBuf>,
     /// One error per failed input, each naming its file.
     pub failures: Vec<Error>,
+    /// Inputs never started because the run stopped first (the stop flag, `time_limit` or
+    /// `max_frames`); 0 for a live source.
+    pub not_reached: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// The backend that processed the frames.
@@ -527,14 +530,17 @@ impl Pipeline {
                     &to_gpu,
                     &capture_counters,
                 ),
-                Capture::Live { grabber, restamp } => capture_live(
-                    grabber,
-                    restamp.then_some(&*capture_clock),
-                    gpu,
-                    &rules,
-                    &to_gpu,
-                    &capture_counters,
-                ),
+                Capture::Live { grabber, restamp } => {
+                    capture_live(
+                        grabber,
+                        restamp.then_some(&*capture_clock),
+                        gpu,
+                        &rules,
+                        &to_gpu,
+                        &capture_counters,
+                    );
+                    0
+                }
             })
             .map_err(|e| Error::Gpu(format!("cannot start the capture thread: {e}")))?;
         let gpu_counters = counters.clone();
@@ -559,7 +565,7 @@ impl Pipeline {
         let gpu_result = gpu_thread
             .join()
             .map_err(|_| Error::Gpu("the GPU thread panicked".into()))?;
-        capture
+        let not_reached = capture
             .join()
             .map_err(|_| Error::Gpu("the capture thread panicked".into()))?;
         gpu_result?;
@@ -580,6 +586,7 @@ impl Pipeline {
             latency: sunk.latency.summary(),
             written: sunk.written,
             failures,
+            not_reached,
             elapsed: started.elapsed(),
             backend: Some(backend_kind),
         })
@@ -600,6 +607,7 @@ fn send_frame(link: &Link<Msg>, frame: Frame, dropped: &std::sync::atomic::Atomi
 }
 
 /// Decodes every input in order, sending its frames (marking the last) or its failure.
+/// Returns how many inputs it never started (a stop rule fired, or the pipeline stopped).
 fn capture_files(
     inputs: &[Input],
     limits: &DecodeLimits,
@@ -607,11 +615,12 @@ fn capture_files(
     clock: &dyn Clock,
     link: &Link<Msg>,
     counters: &Counters,
-) {
+) -> usize {
     let mut seq = 0u64;
     for (index, input) in inputs.iter().enumerate() {
+        let after = inputs.len() - index - 1;
         if rules.reached(seq, clock.now()) {
-            return;
+            return after + 1;
         }
         let frames = match source::decode(input, limits) {
             Ok(frames) => frames,
@@ -623,7 +632,7 @@ fn capture_files(
                     })
                     .is_err()
                 {
-                    return;
+                    return after;
                 }
                 continue;
             }
@@ -656,13 +665,14 @@ fn capture_files(
             Counters::add(&counters.captured, 1);
             let frame = Frame::new(d.width, d.height, d.rgba, d.has_alpha, meta);
             if !send_frame(link, frame, &counters.dropped_before_gpu) {
-                return;
+                return after;
             }
             if stop_after {
-                return;
+                return after;
             }
         }
     }
+    0
 }
 
 /// Grabs frames from a live source until it ends or a stop rule fires, then sends `End`.
@@ -1070,6 +1080,10 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     result.failures.push(error);
                 }
                 Msg::End { input } => {
+                    if failed.contains(&input) {
+                        // Already reported as failed.
+                        continue;
+                    }
                     let frames = pending.remove(&input).unwrap_or_default();
                     match &self.namer {
                         Some(namer) if !frames.is_empty() => {

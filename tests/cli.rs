@@ -439,6 +439,36 @@ fn an_input_named_like_another_inputs_frame_does_not_overwrite_it() {
 }
 
 #[test]
+fn a_batch_cut_short_by_frames_says_how_many_inputs_it_did_not_reach() {
+    let tmp = TempDir::new().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    for k in 0..4 {
+        picture(&inputs, &format!("p{k}.png"), 3, 2);
+    }
+    let out_dir = tmp.path().join("out");
+    let args = [
+        "run",
+        s(&inputs),
+        "-o",
+        s(&out_dir),
+        "--frames",
+        "1",
+        "--json",
+    ];
+    let out = shutter(&[&args[..], &["--device", "cpu"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("0 failed, 3 not reached (--frames or --time-limit)"),
+        "{}",
+        stderr(&out)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(json.contains("\"not_reached\":3"), "{json}");
+    assert_eq!(files_in(&out_dir), vec!["p0.webp"]);
+}
+
+#[test]
 fn device_auto_falls_back_to_the_cpu_and_says_so_while_gpu_fails() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "in.png", 4, 4);

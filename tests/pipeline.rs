@@ -135,6 +135,33 @@ fn files_and_callback_together_and_failures_are_listed_by_name() {
 }
 
 #[test]
+fn inputs_a_stopped_run_never_started_are_counted_not_reached() {
+    let tmp = TempDir::new().unwrap();
+    let paths: Vec<PathBuf> = (0..5)
+        .map(|k| noisy_png(tmp.path(), &format!("p{k}.png"), 4, 3, k))
+        .collect();
+    let run = |builder: shutter::pipeline::PipelineBuilder| {
+        builder
+            .sources(paths.iter().cloned().map(Source::Path))
+            .device(DeviceChoice::Cpu)
+            .on_frame(|_| Ok::<(), Error>(()))
+            .build()
+            .unwrap()
+            .run()
+            .unwrap()
+    };
+    let all = run(Pipeline::builder());
+    assert_eq!((all.frames, all.not_reached), (5, 0));
+    let two = run(Pipeline::builder().max_frames(2));
+    assert_eq!((two.frames, two.not_reached), (2, 3));
+    // Stopped before it began (as after Ctrl-C): nothing processed, every input not reached.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let stopped = run(Pipeline::builder().stop_flag(stop));
+    assert_eq!((stopped.frames, stopped.not_reached), (0, 5));
+    assert!(stopped.failures.is_empty());
+}
+
+#[test]
 fn building_without_sources_or_sinks_is_a_usage_error() {
     let no_source = Pipeline::builder()
         .on_frame(|_| Ok::<(), Error>(()))
