@@ -132,9 +132,7 @@ impl BenchOptions {
             }
             None => ImageMode::Rgb,
         };
-        if in_flight == 0 {
-            return Err(Error::Usage("--in-flight: must be at least 1".into()));
-        }
+        crate::pipeline::check_in_flight("--in-flight", in_flight)?;
         if frames == Some(0) {
             return Err(Error::Usage("--frames: must be at least 1".into()));
         }
@@ -755,6 +753,12 @@ pub fn run(options: &BenchOptions, on_progress: &mut dyn FnMut(Progress<'_>)) ->
             }
         };
         let limits = DecodeLimits::default();
+        let first: Result<Vec<_>> =
+            decode_bytes("bench", files[0].clone(), &limits).and_then(Iterator::collect);
+        if let Err(err) = first {
+            rows.skip(key, err.to_string());
+            continue;
+        }
         let samples = timing.measure(1, |k| {
             let file = files[k % DISTINCT_FRAMES].clone();
             let start = Instant::now();

@@ -113,7 +113,8 @@ struct RunArgs {
     /// Deliver at most one frame per SECS, the newest at each tick (webcam default 0.5).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     stream_every: Option<f64>,
-    /// End a live stream after SECS; in-flight frames finish and files are complete.
+    /// End the run after SECS (a live stream or a batch); in-flight frames finish and files are
+    /// complete.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     time_limit: Option<f64>,
     /// Stop after N frames.
@@ -212,21 +213,43 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     for list in &args.filter {
         filters.extend(Ops::parse_filters(list)?);
     }
-    let out_is_file =
-        !args.out.is_dir() && Format::from_path(&args.out, args.quality, args.lossless).is_some();
-    let format = match (&args.format, out_is_file) {
-        (Some(name), _) => Format::from_name(name, args.quality, args.lossless)?,
-        (None, true) => Format::from_path(&args.out, args.quality, args.lossless)
-            .unwrap_or_else(|| Format::from_name("webp", args.quality, args.lossless))?,
-        (None, false) => Format::from_name("webp", args.quality, args.lossless)?,
+    // `-o out.png` names one file; `-o out.png/`, an existing directory or any other name is a
+    // directory.
+    let out_text = args.out.as_os_str().to_string_lossy();
+    let names_dir = out_text.ends_with('/') || out_text.ends_with(std::path::MAIN_SEPARATOR);
+    let path_format = if names_dir || args.out.is_dir() {
+        None
+    } else {
+        Format::from_path(&args.out, args.quality, args.lossless).transpose()?
+    };
+    let out_is_file = path_format.is_some();
+    let format = match (&args.format, path_format) {
+        (Some(name), Some(by_path)) => {
+            let format = Format::from_name(name, args.quality, args.lossless)?;
+            if format.extension() != by_path.extension() {
+                return Err(Error::Usage(format!(
+                    "--out {}: the name says {}, --format says {}; give a matching file name, \
+                     or a directory",
+                    args.out.display(),
+                    by_path.extension(),
+                    format.extension()
+                )));
+            }
+            format
+        }
+        (Some(name), None) => Format::from_name(name, args.quality, args.lossless)?,
+        (None, Some(by_path)) => by_path,
+        (None, None) => Format::from_name("webp", args.quality, args.lossless)?,
     };
     let mode: ImageMode = match &args.mode {
         Some(name) => name.parse()?,
         None => ImageMode::Rgb,
     };
     let dither = mode.dither_for(args.dither.as_deref().map(str::parse).transpose()?)?;
-    if args.in_flight == 0 {
-        return Err(Error::Usage("--in-flight: must be at least 1".into()));
+    shutter::pipeline::check_in_flight("--in-flight", args.in_flight)?;
+    shutter::pipeline::check_in_flight("--batch", args.batch)?;
+    if args.frames == Some(0) {
+        return Err(Error::Usage("--frames: must be at least 1".into()));
     }
     let output = if out_is_file {
         Output::File(args.out.clone())
@@ -277,9 +300,6 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .or(webcam.then_some(Duration::from_millis(500)));
     let time_limit = seconds("--time-limit", args.time_limit)?;
     let policy: Option<FramePolicy> = args.policy.as_deref().map(str::parse).transpose()?;
-    if args.batch == 0 {
-        return Err(Error::Usage("--batch: must be at least 1".into()));
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let interrupted = stop.clone();
     let on_signal = stop.clone();

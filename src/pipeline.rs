@@ -44,6 +44,15 @@ pub enum Output {
     File(PathBuf),
 }
 
+impl Output {
+    /// The directory or file named.
+    pub fn path(&self) -> &Path {
+        match self {
+            Output::Dir(path) | Output::File(path) => path,
+        }
+    }
+}
+
 /// Something that happened during a run, for progress displays.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -340,8 +349,18 @@ impl PipelineBuilder {
                 "nothing receives the frames: give an output or an on_frame callback".into(),
             ));
         }
-        if self.in_flight == 0 {
-            return Err(Error::Usage("--in-flight: must be at least 1".into()));
+        check_in_flight("--in-flight", self.in_flight)?;
+        check_in_flight("--batch", self.batch)?;
+        if self
+            .sources
+            .iter()
+            .filter(|s| matches!(s, Source::Stdin))
+            .count()
+            > 1
+        {
+            return Err(Error::Usage(
+                "'-' (standard input) can be given only once".into(),
+            ));
         }
         let live = self.sources.iter().filter(|s| s.is_live()).count();
         if live > 0 && self.sources.len() > 1 {
@@ -590,6 +609,24 @@ impl Pipeline {
             elapsed: started.elapsed(),
             backend: Some(backend_kind),
         })
+    }
+}
+
+/// The most frames a pipeline keeps in flight, or batches into one submission: each one holds
+/// a frame's buffers on the GPU (and a channel slot), so far more than this only costs memory.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// `Ok` when `n` (the value of `flag`) is within 1 ..= [`MAX_IN_FLIGHT`].
+///
+/// # Errors
+/// [`Error::Usage`] naming `flag` otherwise.
+pub fn check_in_flight(flag: &str, n: usize) -> Result<()> {
+    if (1..=MAX_IN_FLIGHT).contains(&n) {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{flag}: {n} is out of range (1 to {MAX_IN_FLIGHT})"
+        )))
     }
 }
 
@@ -869,6 +906,13 @@ impl OutputNamer {
                     .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
             }
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "--out {}: {} is a file, not a directory",
+                output.path().display(),
+                dir.display()
+            )));
+        }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         if !dir.is_dir() {
             return Err(Error::io(

@@ -210,12 +210,17 @@ fn usage_errors_exit_2_and_write_nothing() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "in.png", 4, 4);
     let out_dir = tmp.path().join("out");
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--quality", "500"], "--quality"),
         (&["--filter", "sepia,blurry"], "blurry"),
         (&["--format", "heic"], "heic"),
         (&["--device", "tpu"], "tpu"),
         (&["--format", "png", "--lossless"], "--lossless"),
+        (&["--in-flight", "100000000"], "--in-flight"),
+        (&["--batch", "100000000000"], "--batch"),
+        (&["--frames", "0"], "--frames"),
+        (&["-", "-"], "standard input"),
+        (&["--in-flight", "0"], "--in-flight"),
     ];
     for (flags, named) in cases {
         let mut args = vec!["run", s(&src), "-o", s(&out_dir)];
@@ -227,6 +232,45 @@ fn usage_errors_exit_2_and_write_nothing() {
         assert!(err.contains(named), "{flags:?}: {err}");
         assert!(!out_dir.exists(), "{flags:?} created the output directory");
     }
+    // A file name whose extension disagrees with --format, and an existing file as the
+    // output directory (or under it).
+    let plain = tmp.path().join("plain");
+    std::fs::write(&plain, b"a file").unwrap();
+    let named_png = tmp.path().join("y.png");
+    for (out, flags, named) in [
+        (&named_png, &["--format", "npy"][..], "--format says npy"),
+        (&plain, &[][..], "plain is a file, not a directory"),
+        (
+            &plain.join("x.png"),
+            &[][..],
+            "plain is a file, not a directory",
+        ),
+    ] {
+        let mut args = vec!["run", s(&src), "-o", s(out), "--device", "cpu"];
+        args.extend_from_slice(flags);
+        let run = shutter(&args);
+        assert_eq!(run.status.code(), Some(2), "{out:?}: {}", stderr(&run));
+        assert!(stderr(&run).contains(named), "{out:?}: {}", stderr(&run));
+    }
+    assert!(!named_png.exists());
+    assert_eq!(std::fs::read(&plain).unwrap(), b"a file");
+}
+
+#[test]
+fn an_out_name_ending_in_a_slash_is_a_directory_even_with_an_image_extension() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 4, 4);
+    let dir = tmp.path().join("res.png");
+    let out = shutter(&[
+        "run",
+        s(&src),
+        "-o",
+        &format!("{}/", dir.display()),
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(files_in(&dir), vec!["in.webp"]);
 }
 
 #[test]

@@ -191,7 +191,8 @@ impl GpuBackend {
     /// least 1). Compiles the kernels now; buffers are allocated by the first frames.
     ///
     /// # Errors
-    /// [`Error::Gpu`] when the kernels fail to compile or validate.
+    /// [`Error::Gpu`] when the kernels fail to compile or validate; [`Error::Usage`] when
+    /// `in_flight` is over [`MAX_IN_FLIGHT`](crate::pipeline::MAX_IN_FLIGHT).
     pub fn new(ctx: Arc<GpuContext>, ops: &Ops, in_flight: usize) -> Result<Self> {
         Self::with_limits(ctx, ops, in_flight, None)
     }
@@ -204,6 +205,7 @@ impl GpuBackend {
         in_flight: usize,
         max_binding: Option<u64>,
     ) -> Result<Self> {
+        crate::pipeline::check_in_flight("in_flight", in_flight.max(1))?;
         let kernels = Kernels::new(&ctx, ops, InputLayout::Rgba)?;
         let mut limits = BandLimits::of(&ctx.device);
         if let Some(cap) = max_binding {
