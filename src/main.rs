@@ -65,7 +65,8 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Image files, directories (their images, by name) or `-` for stdin. None: a built-in image.
+    /// Image files, directories (their images, by name), `-` for stdin, `webcam[:INDEX]` or
+    /// `pattern[:WxH][@FPS]`. None: a built-in image.
     #[arg(value_name = "SOURCE")]
     sources: Vec<String>,
     /// Output directory (created), or one output file whose extension picks the format.
@@ -110,7 +111,8 @@ struct RunArgs {
     /// Webcam: requested frame rate.
     #[arg(long, value_name = "FPS")]
     fps: Option<u32>,
-    /// Deliver at most one frame per SECS, the newest at each tick (webcam default 0.5).
+    /// Deliver at most one frame per SECS, the first captured at or after each tick (webcam
+    /// default 0.5).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     stream_every: Option<f64>,
     /// End the run after SECS (a live stream or a batch); in-flight frames finish and files are
@@ -129,7 +131,8 @@ struct RunArgs {
     /// Print the run's statistics as one JSON object on stdout.
     #[arg(long)]
     json: bool,
-    /// Largest image accepted, in pixels (width × height); larger inputs fail with an error.
+    /// Largest image accepted, in pixels (width × height; default 178956970, Pillow's bomb
+    /// limit); larger inputs fail with an error.
     #[arg(long, value_name = "N")]
     max_pixels: Option<u64>,
 }
@@ -290,7 +293,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     Error::Usage(format!(
-                        "{flag}: {secs} is not a positive number of seconds"
+                        "{flag}: {secs} is not a positive number of seconds a timer can hold"
                     ))
                 })
         })

@@ -27,21 +27,28 @@ use super::{DecodeLimits, DecodedFrame, Frames, InputFormat, svg};
 use crate::error::{Error, Result};
 
 /// Decodes the file at `path`, choosing the decoder by its extension; `name` is how messages
-/// refer to it.
+/// refer to it. As Pillow opens files by their content, a file whose extension is missing,
+/// unknown or wrong is decoded as the format its first bytes show, when they show one.
 ///
 /// # Errors
-/// [`Error::Unsupported`] for an extension shutter does not read (or none), [`Error::Io`] when
-/// the file cannot be opened or read, [`Error::Decode`] for an empty or malformed file (the
-/// reason says when the content looks like another format), [`Error::Limits`] for an image
-/// over `limits`.
+/// [`Error::Unsupported`] for a file with no image extension whose content is no format
+/// shutter reads, [`Error::Io`] when the file cannot be opened or read, [`Error::Decode`] for
+/// an empty or malformed file (the reason says when the content looks like another format),
+/// [`Error::Limits`] for an image over `limits`.
 pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Frames> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let Some(format) = InputFormat::from_extension(&ext) else {
+    let by_name = InputFormat::from_extension(&ext);
+    let file = File::open(path).map_err(|err| Error::io(path, err))?;
+    let len = file.metadata().map_err(|err| Error::io(path, err))?.len();
+    let sniffed = sniff_file(path);
+    let Some(format) = by_name.or(sniffed) else {
         let reason = if ext.is_empty() {
-            "no file extension to tell the format by".to_string()
+            "no file extension to tell the format by, and the content is no image format \
+             shutter reads"
+                .to_string()
         } else {
             format!("'.{ext}' is not an image extension shutter reads")
         };
@@ -53,8 +60,6 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
             ),
         });
     };
-    let file = File::open(path).map_err(|err| Error::io(path, err))?;
-    let len = file.metadata().map_err(|err| Error::io(path, err))?.len();
     if len == 0 {
         return Err(Error::Decode {
             input: name.to_string(),
@@ -62,7 +67,35 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
             reason: "the file is empty (0 bytes)".to_string(),
         });
     }
-    let result = if format == InputFormat::Svg {
+    match decode_as(name, path, file, format, limits) {
+        // The extension was wrong (a PNG saved as .jpg): the content decides, as in Pillow.
+        Err(Error::Decode { .. }) if sniffed.is_some_and(|s| s != format) => {
+            let actual = sniffed.expect("checked just above");
+            let file = File::open(path).map_err(|err| Error::io(path, err))?;
+            decode_as(name, path, file, actual, limits)
+        }
+        result => result,
+    }
+}
+
+/// The format the first bytes of the file at `path` show, if any.
+fn sniff_file(path: &Path) -> Option<InputFormat> {
+    let mut head = Vec::with_capacity(512);
+    File::open(path)
+        .and_then(|f| f.take(512).read_to_end(&mut head))
+        .ok()
+        .and_then(|_| InputFormat::sniff(&head))
+}
+
+/// Decodes `file` (the file at `path`) as `format`.
+fn decode_as(
+    name: &str,
+    path: &Path,
+    file: File,
+    format: InputFormat,
+    limits: &DecodeLimits,
+) -> Result<Frames> {
+    if format == InputFormat::Svg {
         let mut data = Vec::new();
         BufReader::new(file)
             .read_to_end(&mut data)
@@ -70,37 +103,6 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
         svg::decode(name, &data, path.parent(), limits)
     } else {
         decode_reader(name, format, BufReader::new(file), limits)
-    };
-    result.map_err(|err| hint_other_format(err, path, format))
-}
-
-/// When decoding by extension failed, says so if the content looks like another format.
-fn hint_other_format(err: Error, path: &Path, claimed: InputFormat) -> Error {
-    let Error::Decode {
-        input,
-        format,
-        reason,
-    } = err
-    else {
-        return err;
-    };
-    let mut head = Vec::with_capacity(512);
-    let sniffed = File::open(path)
-        .and_then(|f| f.take(512).read_to_end(&mut head))
-        .ok()
-        .and_then(|_| InputFormat::sniff(&head));
-    let reason = match sniffed {
-        Some(actual) if actual != claimed => format!(
-            "{reason} (the content looks like {}, not {})",
-            actual.name(),
-            claimed.name()
-        ),
-        _ => reason,
-    };
-    Error::Decode {
-        input,
-        format,
-        reason,
     }
 }
 
