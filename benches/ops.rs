@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shutter::backend::Processor;
-use shutter::bench::{DISTINCT_FRAMES, synthetic_frames};
+use shutter::bench::{DISTINCT_FRAMES, rgb_frames, synthetic_frames};
 use shutter::frame::{Frame, FrameMeta};
 use shutter::gpu::{GpuContext, Upload};
 use shutter::mode::cpu::apply_and_convert;
@@ -204,14 +204,7 @@ fn bench_kernels(c: &mut Criterion) {
             group.bench_function("gpu round trip, 3 in flight, no host copy", |b| {
                 b.iter_custom(|iters| ring_in_place(iters, &mut processor, &inputs, (w, h), false))
             });
-            let rgb: Vec<Vec<u8>> = inputs
-                .iter()
-                .map(|rgba| {
-                    rgba.chunks_exact(4)
-                        .flat_map(|p| [p[0], p[1], p[2]])
-                        .collect()
-                })
-                .collect();
+            let rgb = rgb_frames(&inputs);
             let mut processor = Processor::new(Some(ctx.clone()), &ops, 3).expect("gpu processor");
             group.bench_function("gpu round trip, 3 in flight, no host copy, RGB up", |b| {
                 b.iter_custom(|iters| ring_in_place(iters, &mut processor, &rgb, (w, h), true))

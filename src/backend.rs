@@ -240,15 +240,7 @@ impl Processor {
         match self {
             Processor::Gpu { gpu, .. } => gpu.schedule_rgb(width, height, rgb, meta),
             Processor::Cpu { .. } => {
-                let expected = width as usize * height as usize * 3;
-                if rgb.len() != expected {
-                    return Err(Error::Usage(format!(
-                        "frame {}: {} bytes of pixels for {width}×{height} RGB (expected \
-                         {expected})",
-                        meta.seq,
-                        rgb.len()
-                    )));
-                }
+                crate::frame::check_rgb_len(width, height, rgb.len(), meta.seq)?;
                 let rgba = crate::source::widen::rgb(rgb);
                 self.schedule(Frame::new(width, height, rgba, false, meta))
             }

@@ -149,6 +149,17 @@ impl BenchOptions {
     }
 }
 
+/// RGBA frames with their alpha dropped: what an RGB source hands over (`schedule_rgb`).
+pub fn rgb_frames(rgba: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    rgba.iter()
+        .map(|px| {
+            px.chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect()
+        })
+        .collect()
+}
+
 /// `720p`, `1080p`, `1440p`, `4k` (`2160p`), `8k` (`4320p`) or `WIDTHxHEIGHT`.
 ///
 /// # Errors
@@ -1020,22 +1031,7 @@ fn gpu_rows(
     // then frames go up and come back with no host copy (`schedule_with` writing nothing,
     // `collect_with` reading in place). The gap to the round trips above is what the two host
     // copies cost. (Modes that finish on the CPU, `1`/`P` with dithering, still copy down.)
-    let mut processor = Processor::new(Some(ctx.clone()), &options.ops, n)?;
-    let slots = processor.capacity();
-    let samples = drive(
-        &mut processor,
-        timing,
-        n,
-        |p, k| {
-            let meta = FrameMeta::still(k as u64, 0);
-            p.schedule_with(w, h, false, meta, |mut dst| {
-                if k < slots {
-                    dst.copy_from_slice(&inputs[k % DISTINCT_FRAMES]);
-                }
-            })
-        },
-        |p| Ok(p.collect_with(true, |f| f.bytes.len())?.is_some()),
-    )?;
+    let samples = in_place_round_trip(ctx, options, timing, inputs, false)?;
     rows.push(
         format!("gpu.round_trip.in_place.in_flight_{n}"),
         format!("GPU round trip{mode_note}, no host copy, {n} in flight"),
@@ -1047,14 +1043,7 @@ fn gpu_rows(
     // 3 bytes a pixel (`schedule_rgb`): a quarter fewer bytes up than the rows above, which
     // start from RGBA; the kernels widen on the GPU. The copying one copies the RGB frame up
     // and the result out into one reused buffer, as the plain round trip does.
-    let rgb: Vec<Vec<u8>> = inputs
-        .iter()
-        .map(|rgba| {
-            rgba.chunks_exact(4)
-                .flat_map(|p| [p[0], p[1], p[2]])
-                .collect()
-        })
-        .collect();
+    let rgb = rgb_frames(inputs);
     let mut processor = Processor::new(Some(ctx.clone()), &options.ops, n)?;
     let out = std::cell::RefCell::new(Vec::new());
     let samples = drive(
@@ -1096,22 +1085,7 @@ fn gpu_rows(
             samples,
         );
     }
-    let mut processor = Processor::new(Some(ctx.clone()), &options.ops, n)?;
-    let slots = processor.capacity();
-    let samples = drive(
-        &mut processor,
-        timing,
-        n,
-        |p, k| {
-            let meta = FrameMeta::still(k as u64, 0);
-            p.schedule_rgb_with(w, h, meta, |mut dst| {
-                if k < slots {
-                    dst.copy_from_slice(&rgb[k % DISTINCT_FRAMES]);
-                }
-            })
-        },
-        |p| Ok(p.collect_with(true, |f| f.bytes.len())?.is_some()),
-    )?;
+    let samples = in_place_round_trip(ctx, options, timing, &rgb, true)?;
     rows.push(
         format!("gpu.round_trip.in_place.rgb.in_flight_{n}"),
         format!("GPU round trip{mode_note}, RGB up at 3 B/px, no host copy, {n} in flight"),
@@ -1119,6 +1093,41 @@ fn gpu_rows(
         samples,
     );
     Ok(())
+}
+
+/// The round trip with no host copy: frames live in the ring's mapped buffers, each slot's
+/// upload buffer written once (its first frame, from `frames`: RGBA, or RGB with `rgb`), then
+/// frames go up and come back with no copy (`schedule_with` / `schedule_rgb_with` writing
+/// nothing, `collect_with` reading in place).
+fn in_place_round_trip(
+    ctx: &Arc<GpuContext>,
+    options: &BenchOptions,
+    timing: Timing,
+    frames: &[Vec<u8>],
+    rgb: bool,
+) -> Result<Vec<f64>> {
+    let (w, h, n) = (options.width, options.height, options.in_flight);
+    let mut processor = Processor::new(Some(ctx.clone()), &options.ops, n)?;
+    let slots = processor.capacity();
+    drive(
+        &mut processor,
+        timing,
+        n,
+        |p, k| {
+            let meta = FrameMeta::still(k as u64, 0);
+            let fill = |mut dst: wgpu::WriteOnly<'_, [u8]>| {
+                if k < slots {
+                    dst.copy_from_slice(&frames[k % DISTINCT_FRAMES]);
+                }
+            };
+            if rgb {
+                p.schedule_rgb_with(w, h, meta, fill)
+            } else {
+                p.schedule_with(w, h, false, meta, fill)
+            }
+        },
+        |p| Ok(p.collect_with(true, |f| f.bytes.len())?.is_some()),
+    )
 }
 
 fn set_upload(processor: &mut Processor, upload: Upload) {

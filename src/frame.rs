@@ -73,6 +73,19 @@ impl Frame {
         }
     }
 
+    /// A frame with no pixel buffer yet, for the ring's `schedule_with` paths (the pixels are
+    /// written straight into the upload buffer).
+    pub(crate) fn unfilled(width: u32, height: u32, has_alpha: bool, meta: FrameMeta) -> Self {
+        Frame {
+            width,
+            height,
+            rgba: Vec::new(),
+            has_alpha,
+            meta,
+            image: None,
+        }
+    }
+
     /// Number of pixels.
     pub fn pixels(&self) -> usize {
         self.width as usize * self.height as usize
@@ -152,5 +165,20 @@ impl Frame {
             bytes: &bytes,
             palette,
         })
+    }
+}
+
+/// `Ok` when `len` bytes are a `width × height` frame of RGB8 pixels.
+///
+/// # Errors
+/// [`crate::Error::Usage`] naming frame `seq` and both lengths otherwise.
+pub(crate) fn check_rgb_len(width: u32, height: u32, len: usize, seq: u64) -> crate::Result<()> {
+    let expected = u64::from(width) * u64::from(height) * 3;
+    if len as u64 == expected {
+        Ok(())
+    } else {
+        Err(crate::Error::Usage(format!(
+            "frame {seq}: {len} bytes of pixels for {width}×{height} RGB (expected {expected})"
+        )))
     }
 }

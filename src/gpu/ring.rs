@@ -412,21 +412,24 @@ impl GpuBackend {
         meta: FrameMeta,
         fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
     ) -> Result<()> {
-        let frame = Frame {
-            width,
-            height,
-            rgba: Vec::new(),
-            has_alpha,
-            meta,
-            image: None,
-        };
+        let frame = Frame::unfilled(width, height, has_alpha, meta);
+        self.schedule_filled(frame, InputLayout::Rgba, fill)
+    }
+
+    /// Schedules `frame` (no pixels of its own) with `fill` writing them in `input`'s layout.
+    fn schedule_filled(
+        &mut self,
+        frame: Frame,
+        input: InputLayout,
+        fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
+    ) -> Result<()> {
         let mut fill = Some(fill);
         let mut once = |dst: wgpu::WriteOnly<'_, [u8]>| {
             if let Some(fill) = fill.take() {
                 fill(dst);
             }
         };
-        self.schedule_frame(frame, InputLayout::Rgba, Source::Fill(&mut once))
+        self.schedule_frame(frame, input, Source::Fill(&mut once))
     }
 
     /// As [`GpuBackend::schedule`] for a frame of RGB8 pixels (`width × height × 3` bytes,
@@ -452,22 +455,8 @@ impl GpuBackend {
         rgb: &[u8],
         meta: FrameMeta,
     ) -> Result<()> {
-        let expected = u64::from(width) * u64::from(height) * 3;
-        if rgb.len() as u64 != expected {
-            return Err(Error::Usage(format!(
-                "frame {}: {} bytes of pixels for {width}×{height} RGB (expected {expected})",
-                meta.seq,
-                rgb.len()
-            )));
-        }
-        let frame = Frame {
-            width,
-            height,
-            rgba: Vec::new(),
-            has_alpha: false,
-            meta,
-            image: None,
-        };
+        crate::frame::check_rgb_len(width, height, rgb.len(), meta.seq)?;
+        let frame = Frame::unfilled(width, height, false, meta);
         self.schedule_frame(frame, InputLayout::Rgb, Source::Borrowed(rgb))
     }
 
@@ -484,21 +473,8 @@ impl GpuBackend {
         meta: FrameMeta,
         fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
     ) -> Result<()> {
-        let frame = Frame {
-            width,
-            height,
-            rgba: Vec::new(),
-            has_alpha: false,
-            meta,
-            image: None,
-        };
-        let mut fill = Some(fill);
-        let mut once = |dst: wgpu::WriteOnly<'_, [u8]>| {
-            if let Some(fill) = fill.take() {
-                fill(dst);
-            }
-        };
-        self.schedule_frame(frame, InputLayout::Rgb, Source::Fill(&mut once))
+        let frame = Frame::unfilled(width, height, false, meta);
+        self.schedule_filled(frame, InputLayout::Rgb, fill)
     }
 
     /// The kernels that read `input`.
