@@ -1246,7 +1246,7 @@ fn end_to_end(
         DeviceChoice::Cpu
     };
     let mode = options.mode;
-    Pipeline::builder()
+    let stats = Pipeline::builder()
         .source(Source::grabber(grabber))
         .mirror(options.ops.mirror)
         .filters(options.ops.filters.clone())
@@ -1282,9 +1282,14 @@ fn end_to_end(
         format!(", mode {mode}")
     };
     if samples.is_empty() {
+        // Why, when the pipeline said (frames over the decode limits, say).
+        let why = stats
+            .failures
+            .first()
+            .map_or_else(String::new, |err| format!(": {err}"));
         rows.skip(
             format!("e2e.{backend}"),
-            format!("only {} frames reached the callback", seen.len()),
+            format!("only {} frames reached the callback{why}", seen.len()),
         );
     } else {
         rows.push(
