@@ -146,11 +146,13 @@ impl Processor {
     /// Starts processing `frame`. Call only while `pending() < capacity()`.
     ///
     /// # Errors
-    /// [`Error::Gpu`] when the submission fails.
+    /// [`Error::Usage`] when `frame.rgba` does not hold `width × height × 4` bytes (on both
+    /// backends); [`Error::Gpu`] when the submission fails.
     pub fn schedule(&mut self, mut frame: Frame) -> Result<()> {
         match self {
             Processor::Gpu { gpu, .. } => gpu.schedule(frame),
             Processor::Cpu { ops, done } => {
+                crate::frame::check_len(&frame)?;
                 // The fast path: the reference's bytes, on every core (`tests/fast_cpu.rs`),
                 // converted to the mode in the same pass where the mode is point-wise.
                 match ops.mode {
@@ -312,10 +314,11 @@ impl Processor {
     /// Processes one frame start to finish (for callers with one frame, and tests).
     ///
     /// # Errors
-    /// As [`Processor::schedule`] and [`Processor::collect`]; also when frames are in flight.
+    /// As [`Processor::schedule`] and [`Processor::collect`]; [`Error::Usage`] when frames are in
+    /// flight.
     pub fn process(&mut self, frame: Frame) -> Result<Frame> {
         if self.pending() != 0 {
-            return Err(Error::Gpu(
+            return Err(Error::Usage(
                 "process() needs an idle processor: collect the frames in flight first".into(),
             ));
         }

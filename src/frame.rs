@@ -14,7 +14,8 @@ pub struct FrameMeta {
     pub input: usize,
     /// Index of the frame within its input (animated GIFs have several).
     pub index: usize,
-    /// True for the last frame of its input.
+    /// True for the last frame of its input. Always false for live sources (a camera, the
+    /// pattern, a closure): their end is only known when the next frame fails to come.
     pub last: bool,
     /// Display time of this frame (animated GIFs), if the source has one.
     pub delay: Option<Duration>,
@@ -120,7 +121,9 @@ impl Frame {
         }
     }
 
-    /// A view of the frame as an (H, W, 4) u8 array, alpha included.
+    /// A view of `rgba` as an (H, W, 4) u8 array, alpha included. Once a mode is set that is
+    /// no longer the result (a [`Pipeline`](crate::Pipeline) always sets one, RGB by default):
+    /// there use [`Frame::array`], and mode `RGBA` to keep the alpha.
     pub fn rgba_view(&self) -> ndarray::ArrayView3<'_, u8> {
         ndarray::ArrayView3::from_shape((self.height as usize, self.width as usize, 4), &self.rgba)
             .expect("rgba holds height * width * 4 bytes")
@@ -179,6 +182,23 @@ pub(crate) fn check_rgb_len(width: u32, height: u32, len: usize, seq: u64) -> cr
     } else {
         Err(crate::Error::Usage(format!(
             "frame {seq}: {len} bytes of pixels for {width}×{height} RGB (expected {expected})"
+        )))
+    }
+}
+
+/// `Ok` when `frame.rgba` holds `width × height × 4` bytes.
+///
+/// # Errors
+/// [`crate::Error::Usage`] naming the frame and both lengths otherwise.
+pub(crate) fn check_len(frame: &Frame) -> crate::Result<()> {
+    let expected = u64::from(frame.width) * u64::from(frame.height) * 4;
+    let bytes = frame.rgba.len() as u64;
+    if bytes == expected {
+        Ok(())
+    } else {
+        Err(crate::Error::Usage(format!(
+            "frame {}: {bytes} bytes of pixels for {}×{} RGBA (expected {expected})",
+            frame.meta.seq, frame.width, frame.height
         )))
     }
 }

@@ -318,8 +318,8 @@ impl PipelineBuilder {
         self
     }
 
-    /// The clock live sources pace on and timestamps come from (default: the system's
-    /// monotonic clock; tests use a manual one).
+    /// The clock live sources pace on and timestamps come from (default:
+    /// [`SystemClock::shared`], the clock grabbers stamp on by default; tests use a manual one).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -415,17 +415,25 @@ enum Capture {
 struct StopRules {
     max_frames: Option<u64>,
     time_limit: Option<Duration>,
+    /// The caller's stop flag.
     stop: Option<Arc<AtomicBool>>,
+    /// Set by the run itself once the sink has stopped (a callback's error, say): the capture
+    /// stops at its next frame, and the stages behind it drain and end.
+    halt: Arc<AtomicBool>,
     start: Duration,
 }
 
 impl StopRules {
+    fn stopped(&self) -> bool {
+        self.halt.load(Ordering::Relaxed)
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
     fn reached(&self, captured: u64, now: Duration) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
-            || self.max_frames.is_some_and(|n| captured >= n)
-            || self.past_limit(now)
+        self.stopped() || self.max_frames.is_some_and(|n| captured >= n) || self.past_limit(now)
     }
 
     fn past_limit(&self, t: Duration) -> bool {
@@ -467,7 +475,8 @@ impl Pipeline {
                 f(event);
             }
         };
-        let clock: Arc<dyn Clock> = clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
+        // The shared clock: a grabber built before the run stamps its frames on it too.
+        let clock: Arc<dyn Clock> = clock.unwrap_or_else(SystemClock::shared);
 
         let (gpu, fallback) = backend::open(device)?;
         if let Some(reason) = &fallback {
@@ -527,11 +536,14 @@ impl Pipeline {
         let (capture_tx, capture_rx) = bounded::<Msg>(in_flight);
         let (gpu_tx, gpu_rx) = bounded::<Msg>(in_flight);
         let to_gpu = Link::new(capture_tx, capture_rx.clone(), policy);
+        let capture_drain = capture_rx.clone();
         let to_sink = Link::new(gpu_tx, gpu_rx.clone(), policy);
+        let halt = Arc::new(AtomicBool::new(false));
         let rules = StopRules {
             max_frames,
             time_limit,
             stop,
+            halt: halt.clone(),
             start: clock.now(),
         };
         let stream_start = rules.start;
@@ -580,10 +592,16 @@ impl Pipeline {
             counters: &counters,
         };
         let sink_result = sink.run(&gpu_rx);
-        drop(gpu_rx); // unblocks the GPU thread if the sink stopped early
+        // If the sink stopped early (a callback's error), the stages before it must too: the
+        // capture stops at its next frame, and what is still in flight is drained here until
+        // the GPU thread has ended, so that none of its sends waits for a reader that left.
+        halt.store(true, Ordering::Relaxed);
+        while gpu_rx.recv().is_ok() {}
         let gpu_result = gpu_thread
             .join()
             .map_err(|_| Error::Gpu("the GPU thread panicked".into()))?;
+        // Likewise for the capture after a GPU error: the GPU thread no longer reads.
+        while capture_drain.recv().is_ok() {}
         let not_reached = capture
             .join()
             .map_err(|_| Error::Gpu("the capture thread panicked".into()))?;
@@ -725,11 +743,7 @@ fn capture_live(
     let mut yuv = gpu.and_then(|ctx| crate::gpu::yuv::YuvConverter::new(ctx).ok());
     let mut seq = 0u64;
     loop {
-        if rules
-            .stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
-        {
+        if rules.stopped() || rules.max_frames.is_some_and(|n| seq >= n) {
             break;
         }
         let raw = match grabber.next_frame() {

@@ -58,8 +58,10 @@ impl FromStr for FramePolicy {
 /// are not droppable (end of stream, failures) are always sent blocking.
 pub(crate) struct Link<T> {
     tx: Sender<T>,
-    /// The same channel's receiving end, to drop the oldest message under `Latest`.
-    rx: Receiver<T>,
+    /// The same channel's receiving end, to drop the oldest message under `Latest` (only
+    /// then: a receiver kept here would keep the channel open after its consumer is gone, and
+    /// a blocking send would wait for it forever).
+    rx: Option<Receiver<T>>,
     policy: FramePolicy,
 }
 
@@ -73,6 +75,7 @@ pub(crate) enum Sent<T> {
 
 impl<T> Link<T> {
     pub(crate) fn new(tx: Sender<T>, rx: Receiver<T>, policy: FramePolicy) -> Self {
+        let rx = (policy == FramePolicy::Latest).then_some(rx);
         Link { tx, rx, policy }
     }
 
@@ -100,7 +103,7 @@ impl<T> Link<T> {
                         Ok(()) => return Ok(Sent::Queued { evicted }),
                         Err(TrySendError::Full(back)) => {
                             msg = back;
-                            if let Ok(old) = self.rx.try_recv() {
+                            if let Some(Ok(old)) = self.rx.as_ref().map(Receiver::try_recv) {
                                 evicted = Some(old);
                             }
                         }

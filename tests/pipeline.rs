@@ -106,6 +106,114 @@ fn a_callback_error_stops_the_run_and_is_returned() {
     }
 }
 
+/// Runs `build` on a thread and returns its result, or fails the test if it does not return
+/// within a minute (a hang, not a timing: a healthy run of these takes milliseconds).
+fn run_or_hang(
+    build: impl FnOnce() -> shutter::pipeline::PipelineBuilder + Send + 'static,
+) -> Result<shutter::Stats, Error> {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(build().build().and_then(Pipeline::run));
+    });
+    result
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the run never returned")
+}
+
+#[test]
+fn a_callback_error_stops_long_and_endless_runs_on_every_policy_and_device() {
+    use shutter::FramePolicy;
+    use shutter::source::live::FuncGrabber;
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("many");
+    std::fs::create_dir(&dir).unwrap();
+    for k in 0..12 {
+        noisy_png(&dir, &format!("p{k:02}.png"), 5, 3, k);
+    }
+    for device in devices() {
+        for policy in [
+            FramePolicy::Lossless,
+            FramePolicy::Latest,
+            FramePolicy::DropNew,
+        ] {
+            for endless in [false, true] {
+                let dir = dir.clone();
+                let result = run_or_hang(move || {
+                    let source = if endless {
+                        let grabber = FuncGrabber::from_fn(|| {
+                            Some(Ok::<_, Error>((3u32, 2u32, vec![7u8; 3 * 2 * 4])))
+                        });
+                        Source::grabber(grabber)
+                    } else {
+                        Source::Path(dir)
+                    };
+                    let mut calls = 0;
+                    let builder = Pipeline::builder()
+                        .source(source)
+                        .device(device)
+                        .in_flight(1)
+                        .on_frame(move |_frame| {
+                            calls += 1;
+                            if calls == 2 { Err("enough") } else { Ok(()) }
+                        });
+                    // Files take only the lossless policy.
+                    if endless {
+                        builder.policy(policy)
+                    } else {
+                        builder
+                    }
+                });
+                match result {
+                    Err(Error::User(msg)) => assert_eq!(msg, "enough"),
+                    other => panic!("{device:?} {policy:?} endless {endless}: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn max_frames_counts_from_zero_on_live_sources_too() {
+    use shutter::source::live::FuncGrabber;
+    for max in [0, 1, 3] {
+        let stats = run_or_hang(move || {
+            let grabber =
+                FuncGrabber::from_fn(|| Some(Ok::<_, Error>((2u32, 2u32, vec![9u8; 16]))));
+            Pipeline::builder()
+                .source(Source::grabber(grabber))
+                .device(DeviceChoice::Cpu)
+                .max_frames(max)
+                .on_frame(|_frame| Ok::<(), Error>(()))
+        })
+        .unwrap();
+        assert_eq!(
+            (stats.captured, stats.delivered),
+            (max, max),
+            "max_frames({max})"
+        );
+    }
+}
+
+#[test]
+fn a_frame_whose_buffer_is_the_wrong_length_is_a_usage_error_on_both_backends() {
+    use shutter::backend::Processor;
+    use shutter::{Frame, FrameMeta};
+    let gpu = common::gpu_or_skip("wrong_length");
+    let ops = Ops::new(true, vec![Filter::Invert]);
+    for ctx in [None, gpu] {
+        let on_gpu = ctx.is_some();
+        let mut processor = Processor::new(ctx, &ops, 1).unwrap();
+        let mut frame = Frame::new(1, 1, vec![1, 2, 3, 255], false, FrameMeta::still(4, 0));
+        (frame.width, frame.height) = (3, 7);
+        let err = processor.schedule(frame).unwrap_err();
+        assert!(
+            matches!(&err, Error::Usage(msg) if msg.contains("frame 4") && msg.contains("84")),
+            "gpu {on_gpu}: {err}"
+        );
+        assert_eq!(processor.pending(), 0);
+    }
+}
+
 #[test]
 fn files_and_callback_together_and_failures_are_listed_by_name() {
     let tmp = TempDir::new().unwrap();

@@ -378,14 +378,7 @@ impl GpuBackend {
     /// [`Error::Usage`] when the pixel buffer does not hold `width × height × 4` bytes;
     /// [`Error::Gpu`] when the frame exceeds the adapter's limits or wgpu reports an error.
     pub fn schedule(&mut self, frame: Frame) -> Result<()> {
-        let expected = u64::from(frame.width) * u64::from(frame.height) * 4;
-        let bytes = frame.rgba.len() as u64;
-        if bytes != expected {
-            return Err(Error::Usage(format!(
-                "frame {}: {bytes} bytes of pixels for {}×{} RGBA (expected {expected})",
-                frame.meta.seq, frame.width, frame.height
-            )));
-        }
+        crate::frame::check_len(&frame)?;
         self.schedule_frame(frame, InputLayout::Rgba, Source::Own)
     }
 

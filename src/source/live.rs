@@ -143,9 +143,12 @@ impl SystemClock {
         }
     }
 
-    /// The same clock behind an `Arc`, as grabbers take it.
+    /// The process's one shared system clock, behind an `Arc` as grabbers and pipelines take
+    /// it: its origin is the first call's instant, so the frames a grabber stamps and the
+    /// pipeline that reads them agree, however long before the run the grabber was built.
     pub fn shared() -> Arc<dyn Clock> {
-        Arc::new(SystemClock::new())
+        static SHARED: std::sync::OnceLock<SystemClock> = std::sync::OnceLock::new();
+        Arc::new(*SHARED.get_or_init(SystemClock::new))
     }
 
     /// The instant this clock's `Duration`s count from (to turn a frame's timestamp into an
@@ -717,5 +720,26 @@ impl FrameGrabber for SyntheticCamera {
 
     fn paced(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shared_system_clock_counts_from_one_origin() {
+        let first = SystemClock::shared();
+        // Spin (no sleep) until the first clock has moved past 1 ms.
+        let early = loop {
+            let t = first.now();
+            if t > Duration::from_millis(1) {
+                break t;
+            }
+        };
+        // A clock taken later (as a pipeline takes one after its grabber was built) reads at
+        // least as late: a clock of its own would start again from 0.
+        let later = SystemClock::shared();
+        assert!(later.now() >= early);
     }
 }
