@@ -1131,11 +1131,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 Msg::Failed { input, error } => {
                     pending.remove(&input);
                     failed.insert(input);
-                    (self.emit)(Event::InputDone {
-                        name: &self.names[input],
-                        error: Some(&error),
-                    });
-                    result.failures.push(error);
+                    self.fail(input, error, result);
                 }
                 Msg::End { input } => {
                     if failed.contains(&input) {
@@ -1152,11 +1148,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                                 closes_input: true,
                             };
                             if let Err(error) = claim(&mut claimed, &job, self.names) {
-                                (self.emit)(Event::InputDone {
-                                    name: &self.names[input],
-                                    error: Some(&error),
-                                });
-                                result.failures.push(error);
+                                self.fail(input, error, result);
                             } else if job_tx.send(job).is_err() {
                                 return Err(Error::Gpu("the encoder pool stopped".into()));
                             }
@@ -1237,11 +1229,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     if let Err(error) = claim(&mut claimed, &job, self.names) {
                         pending.remove(&input);
                         failed.insert(input);
-                        (self.emit)(Event::InputDone {
-                            name: &self.names[input],
-                            error: Some(&error),
-                        });
-                        result.failures.push(error);
+                        self.fail(input, error, result);
                     } else if job_tx.send(job).is_err() {
                         return Err(Error::Gpu("the encoder pool stopped".into()));
                     }
@@ -1249,6 +1237,15 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             }
         }
         Ok(())
+    }
+
+    /// Reports input `input` as failed with `error`, in the events and the result.
+    fn fail(&self, input: usize, error: Error, result: &mut SinkResult) {
+        (self.emit)(Event::InputDone {
+            name: &self.names[input],
+            error: Some(&error),
+        });
+        result.failures.push(error);
     }
 
     fn finish_job(&self, done: JobDone, result: &mut SinkResult) {
@@ -1262,13 +1259,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     });
                 }
             }
-            Err(error) => {
-                (self.emit)(Event::InputDone {
-                    name: &self.names[done.input],
-                    error: Some(&error),
-                });
-                result.failures.push(error);
-            }
+            Err(error) => self.fail(done.input, error, result),
         }
     }
 }
