@@ -268,8 +268,10 @@ impl PipelineBuilder {
         self
     }
 
-    /// Calls `f` with every processed frame, in input order, on the sink thread. Returning an
-    /// error stops the run, and [`Pipeline::run`] returns it as [`Error::User`].
+    /// Calls `f` with every processed frame, in input order, on the thread that called
+    /// [`Pipeline::run`]. Returning an error stops the run, and [`Pipeline::run`] returns it as
+    /// [`Error::User`]. A panic in `f` unwinds out of [`Pipeline::run`]; the pipeline's own
+    /// threads, and its source, stop by themselves.
     pub fn on_frame<E: std::fmt::Display>(
         mut self,
         mut f: impl FnMut(&Frame) -> std::result::Result<(), E> + Send + 'static,
@@ -423,6 +425,15 @@ struct StopRules {
     start: Duration,
 }
 
+/// Sets its flag when dropped.
+struct HaltOnDrop(Arc<AtomicBool>);
+
+impl Drop for HaltOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 impl StopRules {
     fn stopped(&self) -> bool {
         self.halt.load(Ordering::Relaxed)
@@ -448,8 +459,14 @@ impl Pipeline {
     /// Bad inputs do not stop the run: they are listed in [`Stats::failures`].
     ///
     /// # Errors
-    /// A problem with the run as a whole: the output directory cannot be created, `--out FILE`
-    /// with several inputs, no GPU for `--device gpu`, a GPU failure, a callback's error.
+    /// A problem with the run as a whole: the output directory cannot be created,
+    /// [`Output::File`] with several inputs, no GPU for [`DeviceChoice::Gpu`], a GPU failure, a
+    /// callback's error.
+    ///
+    /// # Panics
+    /// A panic in the [`on_frame`](PipelineBuilder::on_frame) callback, or in the function of
+    /// a [`FuncGrabber`](crate::source::live::FuncGrabber) source, goes on in the caller with
+    /// its own payload.
     pub fn run(self) -> Result<Stats> {
         let started = Instant::now();
         let PipelineBuilder {
@@ -539,6 +556,9 @@ impl Pipeline {
         let capture_drain = capture_rx.clone();
         let to_sink = Link::new(gpu_tx, gpu_rx.clone(), policy);
         let halt = Arc::new(AtomicBool::new(false));
+        // Set on every way out of this function, a panic in the callback included: the
+        // threads are not joined then, and an endless source must not run on without a reader.
+        let halt_on_exit = HaltOnDrop(halt.clone());
         let rules = StopRules {
             max_frames,
             time_limit,
@@ -595,16 +615,18 @@ impl Pipeline {
         // If the sink stopped early (a callback's error), the stages before it must too: the
         // capture stops at its next frame, and what is still in flight is drained here until
         // the GPU thread has ended, so that none of its sends waits for a reader that left.
-        halt.store(true, Ordering::Relaxed);
+        drop(halt_on_exit);
         while gpu_rx.recv().is_ok() {}
-        let gpu_result = gpu_thread
-            .join()
-            .map_err(|_| Error::Gpu("the GPU thread panicked".into()))?;
+        let gpu_joined = gpu_thread.join();
         // Likewise for the capture after a GPU error: the GPU thread no longer reads.
         while capture_drain.recv().is_ok() {}
-        let not_reached = capture
-            .join()
-            .map_err(|_| Error::Gpu("the capture thread panicked".into()))?;
+        let capture_joined = capture.join();
+        // A panic on either thread (a grabber's closure, say) goes on in the caller, with its
+        // own message, as a panic in `on_frame` does; both threads have ended by now.
+        let (gpu_result, not_reached) = match (gpu_joined, capture_joined) {
+            (Err(panic), _) | (_, Err(panic)) => std::panic::resume_unwind(panic),
+            (Ok(gpu), Ok(capture)) => (gpu, capture),
+        };
         gpu_result?;
         let sunk = sink_result?;
         failures.extend(sunk.failures);

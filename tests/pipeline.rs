@@ -173,6 +173,68 @@ fn a_callback_error_stops_long_and_endless_runs_on_every_policy_and_device() {
 }
 
 #[test]
+fn a_panicking_callback_unwinds_out_of_run_and_the_endless_source_stops() {
+    use shutter::FramePolicy;
+    use shutter::source::live::FuncGrabber;
+    for device in devices() {
+        for policy in [
+            FramePolicy::Lossless,
+            FramePolicy::Latest,
+            FramePolicy::DropNew,
+        ] {
+            // The grabber owns `alive`: the receiver disconnects once the capture thread has
+            // dropped it, which is when the endless source has stopped.
+            let (alive, stopped) = std::sync::mpsc::channel::<()>();
+            let grabber = FuncGrabber::from_fn(move || {
+                let _alive = &alive;
+                Some(Ok::<_, Error>((3u32, 2u32, vec![7u8; 3 * 2 * 4])))
+            });
+            let pipeline = Pipeline::builder()
+                .source(Source::grabber(grabber))
+                .device(device)
+                .policy(policy)
+                .on_frame(|_frame| -> Result<(), Error> { panic!("callback panic") })
+                .build()
+                .unwrap();
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run()));
+            let payload = unwound.expect_err("the callback's panic should unwind out of run");
+            assert_eq!(payload.downcast_ref::<&str>(), Some(&"callback panic"));
+            // A bound on a hang, not a timing: a stopped source disconnects at once.
+            match stopped.recv_timeout(std::time::Duration::from_secs(60)) {
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {}
+                other => panic!("{device:?} {policy:?}: the source still runs: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_panic_in_a_closure_source_goes_on_in_the_caller_with_its_message() {
+    use shutter::source::live::FuncGrabber;
+    for device in devices() {
+        let mut calls = 0;
+        let grabber = FuncGrabber::from_fn(move || {
+            calls += 1;
+            assert!(calls < 3, "grabber panic");
+            Some(Ok::<_, Error>((3u32, 2u32, vec![7u8; 3 * 2 * 4])))
+        });
+        let pipeline = Pipeline::builder()
+            .source(Source::grabber(grabber))
+            .device(device)
+            .on_frame(|_frame| Ok::<(), Error>(()))
+            .build()
+            .unwrap();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run()));
+        let payload = unwound.expect_err("the source's panic should reach the caller");
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        assert_eq!(message, Some("grabber panic"), "{device:?}");
+    }
+}
+
+#[test]
 fn max_frames_counts_from_zero_on_live_sources_too() {
     use shutter::source::live::FuncGrabber;
     for max in [0, 1, 3] {
