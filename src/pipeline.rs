@@ -294,7 +294,9 @@ impl PipelineBuilder {
     }
 
     /// Delivers at most one frame per `interval`: the first captured at or after each tick
-    /// (Gradio's `stream_every`; a webcam's default is 0.5 s).
+    /// (Gradio's `stream_every`; a webcam's default is 0.5 s). Other frames are counted in
+    /// [`Drops::by_interval`]. Files are captured as fast as they decode, so on a batch of
+    /// files this keeps few of them; an animation is written with its delivered frames.
     pub fn stream_every(mut self, interval: Duration) -> Self {
         self.stream_every = Some(interval);
         self
@@ -1161,25 +1163,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         continue;
                     }
                     let frames = pending.remove(&input).unwrap_or_default();
-                    match &self.namer {
-                        Some(namer) if !frames.is_empty() => {
-                            let job = Job {
-                                input,
-                                path: namer.path(input, None),
-                                frames,
-                                closes_input: true,
-                            };
-                            if let Err(error) = claim(&mut claimed, &job, self.names) {
-                                self.fail(input, error, result);
-                            } else if job_tx.send(job).is_err() {
-                                return Err(Error::Gpu("the encoder pool stopped".into()));
-                            }
-                        }
-                        _ => (self.emit)(Event::InputDone {
-                            name: &self.names[input],
-                            error: None,
-                        }),
-                    }
+                    self.close(input, frames, &mut claimed, job_tx, result)?;
                 }
                 Msg::Frame(mut frame) => {
                     let input = frame.meta.input;
@@ -1190,6 +1174,12 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         // The first frame captured at or after each tick goes through.
                         if frame.meta.timestamp < next_tick {
                             Counters::add(&self.counters.dropped_by_interval, 1);
+                            // An input's last frame closes it even when dropped: an animation
+                            // is written with the frames that were delivered.
+                            if frame.meta.last {
+                                let frames = pending.remove(&input).unwrap_or_default();
+                                self.close(input, frames, &mut claimed, job_tx, result)?;
+                            }
                             continue;
                         }
                         let ticks = frame
@@ -1257,6 +1247,38 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Ends input `input` with no more frames to come: writes the animation that `frames`
+    /// (those still pending) make, or reports the input done.
+    fn close(
+        &self,
+        input: usize,
+        frames: Vec<Frame>,
+        claimed: &mut HashMap<PathBuf, usize>,
+        job_tx: &Sender<Job>,
+        result: &mut SinkResult,
+    ) -> Result<()> {
+        match &self.namer {
+            Some(namer) if !frames.is_empty() => {
+                let job = Job {
+                    input,
+                    path: namer.path(input, None),
+                    frames,
+                    closes_input: true,
+                };
+                if let Err(error) = claim(claimed, &job, self.names) {
+                    self.fail(input, error, result);
+                } else if job_tx.send(job).is_err() {
+                    return Err(Error::Gpu("the encoder pool stopped".into()));
+                }
+            }
+            _ => (self.emit)(Event::InputDone {
+                name: &self.names[input],
+                error: None,
+            }),
         }
         Ok(())
     }

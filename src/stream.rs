@@ -144,7 +144,8 @@ pub struct Drops {
     pub before_gpu: u64,
     /// At the GPU → sink link, by the frame policy (encoding or the callback was busy).
     pub before_sink: u64,
-    /// By `stream_every`: processed, but not the newest frame at a tick.
+    /// By `stream_every`: processed, but captured before the next tick (only the first frame
+    /// captured at or after each tick is delivered).
     pub by_interval: u64,
 }
 
