@@ -342,3 +342,39 @@ fn building_without_sources_or_sinks_is_a_usage_error() {
         .build();
     assert!(matches!(no_sink, Err(Error::Usage(_))));
 }
+
+#[test]
+fn in_memory_sources_are_written_inside_the_output_directory_whatever_their_name() {
+    let tmp = TempDir::new().unwrap();
+    let png = noisy_png(tmp.path(), "src.png", 3, 2, 5);
+    let data: std::sync::Arc<[u8]> = std::fs::read(&png).unwrap().into();
+    let out = tmp.path().join("nested").join("out");
+    let outside = tmp.path().join("nested").join("escaped.png");
+    let names = [
+        "../escaped".to_string(),
+        tmp.path().join("absolute").display().to_string(),
+        "sub/dir/upload.png".to_string(),
+    ];
+    let stats = Pipeline::builder()
+        .sources(names.iter().map(|name| Source::Bytes {
+            name: name.clone(),
+            data: data.clone(),
+        }))
+        .device(DeviceChoice::Cpu)
+        .output(Output::Dir(out.clone()), Format::Png)
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert!(stats.failures.is_empty(), "{stats:?}");
+    let mut written = stats.written.clone();
+    written.sort();
+    let mut expected: Vec<PathBuf> = ["absolute.png", "escaped.png", "upload.png"]
+        .iter()
+        .map(|f| out.join(f))
+        .collect();
+    expected.sort();
+    assert_eq!(written, expected);
+    assert!(!outside.exists());
+    assert!(!tmp.path().join("absolute.png").exists());
+}

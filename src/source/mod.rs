@@ -30,7 +30,9 @@ pub enum Source {
     /// One image read from standard input (`-`).
     Stdin,
     /// An image held in memory (its format sniffed from the content); `name` names it in
-    /// messages and gives the output file its stem.
+    /// messages and gives the output file its stem: only its last component, without an image
+    /// extension or leading dots, so that the file stays in the output directory
+    /// (`../up/photo.png` → `photo`; `bytes` when nothing is left).
     Bytes { name: String, data: Arc<[u8]> },
     /// A moving synthetic test pattern, `pattern[:WxH][@FPS]`: paced at `fps` on the
     /// pipeline's clock, or as fast as possible.
@@ -398,6 +400,20 @@ fn looks_like_svg(bytes: &[u8]) -> bool {
     text.windows(4).any(|w| w == b"<svg")
 }
 
+/// The output stem of in-memory bytes named `name` (an upload's file name, say): its last
+/// component (`/` or `\\`), without an image extension or leading dots, or `bytes`.
+fn bytes_stem(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let base = match Path::new(last).file_stem().and_then(OsStr::to_str) {
+        Some(stem) if has_image_extension(Path::new(last)) => stem,
+        _ => last,
+    };
+    match base.trim_start_matches('.') {
+        "" => "bytes".to_string(),
+        stem => stem.to_string(),
+    }
+}
+
 /// True when `path` has one of the [`IMAGE_EXTENSIONS`] (any case).
 fn has_image_extension(path: &Path) -> bool {
     path.extension()
@@ -427,7 +443,7 @@ pub fn expand(sources: &[Source]) -> Vec<Result<Input>> {
             }
             Source::Bytes { name, data } => out.push(Ok(Input {
                 name: name.clone(),
-                stem: name.clone(),
+                stem: bytes_stem(name),
                 kind: InputKind::Bytes(data.clone()),
             })),
             Source::Path(path) => match fs::metadata(path) {
@@ -539,6 +555,28 @@ pub fn decode_bytes(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> Result
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bytes_stems_stay_in_the_output_directory() {
+        for (name, stem) in [
+            ("shutter-default", "shutter-default"),
+            ("photo.png", "photo"),
+            ("photo.JPEG", "photo"),
+            ("notes.v2", "notes.v2"),
+            ("../escaped", "escaped"),
+            ("/tmp/absolute", "absolute"),
+            ("sub/dir/name.gif", "name"),
+            ("C:\\Users\\me\\cat.webp", "cat"),
+            ("..", "bytes"),
+            (".", "bytes"),
+            ("", "bytes"),
+            ("dir/", "bytes"),
+            (".png", "png"),
+            (".hidden", "hidden"),
+        ] {
+            assert_eq!(super::bytes_stem(name), stem, "{name:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
