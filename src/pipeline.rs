@@ -40,7 +40,9 @@ pub enum Output {
     /// A directory (created if missing): `<stem>.<ext>` per input, or `<stem>_<00000>.<ext>` per
     /// frame when a multi-frame input meets a format that holds one frame.
     Dir(PathBuf),
-    /// One file, for a run with exactly one input.
+    /// One file, for a run with exactly one input. An extension that names a format must
+    /// agree with the run's format. A multi-frame input in a format that holds one frame is
+    /// written beside it, one file per frame: `result.png` → `result_00000.png`, ….
     File(PathBuf),
 }
 
@@ -342,8 +344,21 @@ impl PipelineBuilder {
     /// format cannot hold the mode (naming the formats that can).
     pub fn build(mut self) -> Result<Pipeline> {
         let mode = *self.ops.mode.get_or_insert(ImageMode::Rgb);
-        if let Some((_, format)) = &self.output {
+        if let Some((output, format)) = &self.output {
+            format.check()?;
             format.check_mode(mode)?;
+            // A file named for one format and written in another would mislead every reader.
+            if let Output::File(file) = output
+                && let Some(Ok(named)) = Format::from_path(file, None, false)
+                && named.extension() != format.extension()
+            {
+                return Err(Error::Usage(format!(
+                    "output {}: the name says {}, the format is {}; give a matching file name",
+                    file.display(),
+                    named.extension(),
+                    format.extension()
+                )));
+            }
         }
         if self.sources.is_empty() {
             return Err(Error::Usage("no input given".into()));

@@ -378,3 +378,76 @@ fn in_memory_sources_are_written_inside_the_output_directory_whatever_their_name
     assert!(!outside.exists());
     assert!(!tmp.path().join("absolute.png").exists());
 }
+
+#[test]
+fn the_builder_refuses_out_of_range_qualities_and_a_file_named_for_another_format() {
+    let tmp = TempDir::new().unwrap();
+    let src = noisy_png(tmp.path(), "src.png", 3, 2, 9);
+    let build = |output: Output, format: Format| {
+        Pipeline::builder()
+            .source(Source::Path(src.clone()))
+            .output(output, format)
+            .build()
+            .map(|_| ())
+    };
+    let dir = || Output::Dir(tmp.path().join("out"));
+    let webp = |quality| Format::Webp {
+        quality,
+        lossless: false,
+    };
+    for format in [
+        Format::Jpeg { quality: 0 },
+        Format::Jpeg { quality: 101 },
+        Format::Jpeg { quality: 255 },
+        webp(-5.0),
+        webp(100.5),
+        webp(1e9),
+        webp(f32::NAN),
+    ] {
+        match build(dir(), format) {
+            Err(Error::Usage(msg)) => assert!(msg.contains("quality"), "{format:?}: {msg}"),
+            other => panic!("{format:?}: {other:?}"),
+        }
+    }
+    for format in [
+        Format::Jpeg { quality: 1 },
+        Format::Jpeg { quality: 100 },
+        webp(0.0),
+        webp(100.0),
+        // Lossless WebP has no quality to check.
+        Format::Webp {
+            quality: f32::NAN,
+            lossless: true,
+        },
+    ] {
+        build(dir(), format).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+    }
+
+    let file = |name: &str| Output::File(tmp.path().join(name));
+    match build(file("photo.jpg"), Format::Png) {
+        Err(Error::Usage(msg)) => {
+            assert!(msg.contains("photo.jpg") && msg.contains("png"), "{msg}");
+        }
+        other => panic!("photo.jpg as png: {other:?}"),
+    }
+    assert!(build(file("photo.PNG"), Format::Gif).is_err());
+    for (name, format) in [
+        ("photo.jpg", Format::Jpeg { quality: 90 }),
+        ("photo.JPEG", Format::Jpeg { quality: 90 }),
+        ("photo.tif", Format::Tiff),
+        ("photo.PNG", Format::Png),
+        // No extension, or one that names no format: the caller's choice.
+        ("photo", Format::Png),
+        ("photo.dat", Format::Npy),
+    ] {
+        build(file(name), format).unwrap_or_else(|e| panic!("{name} {format:?}: {e}"));
+    }
+    assert!(
+        !tmp.path().join("out").exists()
+            || std::fs::read_dir(tmp.path().join("out"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "building writes nothing"
+    );
+}

@@ -153,6 +153,22 @@ impl Format {
             .then(|| Format::from_name(&ext, quality, lossless))
     }
 
+    /// Checks the settings of a format built by hand: a lossy WebP quality within 0–100, a
+    /// JPEG quality within 1–100 ([`Format::from_name`] checks its own).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the quality and its range.
+    pub fn check(&self) -> Result<()> {
+        match *self {
+            Format::Webp {
+                quality,
+                lossless: false,
+            } => check_range(quality, 0.0, "webp"),
+            Format::Jpeg { quality } => check_range(f32::from(quality), 1.0, "jpeg"),
+            _ => Ok(()),
+        }
+    }
+
     /// File extension without the dot.
     pub fn extension(&self) -> &'static str {
         match self {
