@@ -560,6 +560,27 @@ fn expand_keeps_order_and_reports_missing_paths() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn a_dangling_image_link_in_a_directory_fails_by_name_instead_of_vanishing() {
+    let dir = TempDir::new().unwrap();
+    fs::write(dir.path().join("a.png"), png_bytes(3, 2)).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone.png"), dir.path().join("b.png")).unwrap();
+    // A link to a directory is still no input.
+    fs::create_dir(dir.path().join("sub.png")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("sub.png"), dir.path().join("c.png")).unwrap();
+    let inputs: Vec<_> = source::expand(&[Source::Path(dir.path().to_path_buf())])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let stems: Vec<&str> = inputs.iter().map(|i| i.stem.as_str()).collect();
+    assert_eq!(stems, ["a", "b"]);
+    match source::decode(&inputs[1], &DecodeLimits::default()).map(|_| ()) {
+        Err(err @ Error::Io { .. }) => assert!(err.to_string().contains("b.png"), "{err}"),
+        other => panic!("expected Error::Io naming b.png, got {other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------- bad input
 
 fn png_bytes(width: u32, height: u32) -> Vec<u8> {

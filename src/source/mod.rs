@@ -427,7 +427,8 @@ fn has_image_extension(path: &Path) -> bool {
 /// its image files (extensions in [`IMAGE_EXTENSIONS`], any case), not recursively, sorted by
 /// file name (byte order), skipping other files, subdirectories and hidden files (names
 /// starting with `.`, such as macOS `._photo.jpg` leftovers and shutter's own temp files);
-/// `-` is standard input.
+/// an image name that cannot be followed (a dangling link) is kept, to fail by name when
+/// decoded; `-` is standard input.
 ///
 /// A path that does not exist, or a directory that cannot be listed, gives an
 /// [`Error::Io`] naming it in its place; the other sources are still expanded.
@@ -480,7 +481,8 @@ fn expand_dir(dir: &Path, out: &mut Vec<Result<Input>>) {
         }
         let path = entry.path();
         // fs::metadata follows symlinks: a link to an image counts, a link to a directory not.
-        if has_image_extension(&path) && fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        // One that cannot be followed (a dangling link) is kept, so that it fails by name.
+        if has_image_extension(&path) && fs::metadata(&path).map_or(true, |m| m.is_file()) {
             files.push((name, path));
         }
     }
