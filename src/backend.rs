@@ -103,11 +103,16 @@ pub enum Processor {
 }
 
 impl Processor {
-    /// A processor for `ops` on `gpu` (or the CPU when `None`) with `in_flight` frames at once.
+    /// A processor for `ops` on `gpu` (or the CPU when `None`) with `in_flight` frames at once
+    /// (0 counts as 1). The CPU processes each frame as it is scheduled: its
+    /// [`capacity`](Processor::capacity) is 1 whatever `in_flight` says.
     ///
     /// # Errors
-    /// [`Error::Gpu`] when the kernels cannot be built.
+    /// - [`Error::Usage`] when `in_flight` is over [`MAX_IN_FLIGHT`](crate::pipeline::MAX_IN_FLIGHT),
+    ///   on either backend.
+    /// - [`Error::Gpu`] when the kernels cannot be built.
     pub fn new(gpu: Option<Arc<GpuContext>>, ops: &Ops, in_flight: usize) -> Result<Self> {
+        crate::pipeline::check_in_flight("in_flight", in_flight.max(1))?;
         Ok(match gpu {
             Some(ctx) => Processor::Gpu {
                 gpu: Box::new(GpuBackend::new(ctx, ops, in_flight.max(1))?),

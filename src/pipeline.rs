@@ -304,8 +304,10 @@ impl PipelineBuilder {
         self
     }
 
-    /// Ends a live stream after this long on the pipeline clock (Gradio's `time_limit`);
-    /// frames in flight finish and files are complete.
+    /// Stops capturing after this long on the pipeline clock (Gradio's `time_limit`): no frame
+    /// captured later is taken. Frames already captured (up to the in-flight count at each
+    /// stage) still finish, and files are complete; on a batch of files the inputs not started
+    /// are counted in [`Stats::not_reached`].
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = Some(limit);
         self

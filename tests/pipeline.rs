@@ -257,14 +257,14 @@ fn max_frames_counts_from_zero_on_live_sources_too() {
 }
 
 #[test]
-fn a_frame_whose_buffer_is_the_wrong_length_is_a_usage_error_on_both_backends() {
+fn wrong_length_frames_and_too_many_in_flight_are_usage_errors_on_both_backends() {
     use shutter::backend::Processor;
     use shutter::{Frame, FrameMeta};
     let gpu = common::gpu_or_skip("wrong_length");
     let ops = Ops::new(true, vec![Filter::Invert]);
     for ctx in [None, gpu] {
         let on_gpu = ctx.is_some();
-        let mut processor = Processor::new(ctx, &ops, 1).unwrap();
+        let mut processor = Processor::new(ctx.clone(), &ops, 1).unwrap();
         let mut frame = Frame::new(1, 1, vec![1, 2, 3, 255], false, FrameMeta::still(4, 0));
         (frame.width, frame.height) = (3, 7);
         let err = processor.schedule(frame).unwrap_err();
@@ -273,6 +273,13 @@ fn a_frame_whose_buffer_is_the_wrong_length_is_a_usage_error_on_both_backends() 
             "gpu {on_gpu}: {err}"
         );
         assert_eq!(processor.pending(), 0);
+        // The in-flight bound is the same on both backends.
+        let over = shutter::pipeline::MAX_IN_FLIGHT + 1;
+        match Processor::new(ctx, &ops, over) {
+            Err(Error::Usage(msg)) => assert!(msg.contains("in_flight"), "gpu {on_gpu}: {msg}"),
+            Err(other) => panic!("gpu {on_gpu}: {other}"),
+            Ok(_) => panic!("gpu {on_gpu}: {over} frames in flight accepted"),
+        }
     }
 }
 

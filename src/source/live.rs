@@ -408,7 +408,8 @@ type NextFn = Box<dyn FnMut() -> Option<Result<RawFrame>> + Send>;
 /// The closure is called once per frame from the capture thread; `None` ends the stream.
 /// Frames may be anything [`IntoRawFrame`]: `image::RgbaImage`, `RgbImage`, `DynamicImage`,
 /// `(width, height, rgba_vec)`, a [`RawFrame`]. Timestamps come from the grabber's clock
-/// ([`SystemClock`] unless [`with_clock`](FuncGrabber::with_clock)); with
+/// (the process-wide [`SystemClock::shared`], which pipelines use by default, unless
+/// [`with_clock`](FuncGrabber::with_clock)); with
 /// [`with_fps`](FuncGrabber::with_fps) frame `k` is held back until `k / fps` after the first.
 ///
 /// ```
@@ -490,7 +491,7 @@ impl FuncGrabber {
         self
     }
 
-    /// Stamps (and paces) frames on `clock` instead of a new [`SystemClock`].
+    /// Stamps (and paces) frames on `clock` instead of [`SystemClock::shared`].
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

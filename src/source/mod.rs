@@ -35,7 +35,10 @@ pub enum Source {
     /// (`../up/photo.png` → `photo`; `bytes` when nothing is left).
     Bytes { name: String, data: Arc<[u8]> },
     /// A moving synthetic test pattern, `pattern[:WxH][@FPS]`: paced at `fps` on the
-    /// pipeline's clock, or as fast as possible.
+    /// pipeline's clock, or as fast as possible. Each side is
+    /// [`MIN_SIDE`](pattern::MIN_SIDE)`..=`[`MAX_SIDE`](pattern::MAX_SIDE) pixels and `fps` is
+    /// above 0 and at most [`MAX_FPS`](pattern::MAX_FPS); the run refuses others with
+    /// [`Error::Usage`].
     Pattern {
         width: u32,
         height: u32,
