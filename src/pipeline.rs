@@ -370,8 +370,8 @@ impl PipelineBuilder {
                 "nothing receives the frames: give an output or an on_frame callback".into(),
             ));
         }
-        check_in_flight("--in-flight", self.in_flight)?;
-        check_in_flight("--batch", self.batch)?;
+        check_in_flight("in_flight (--in-flight)", self.in_flight)?;
+        check_in_flight("batch (--batch)", self.batch)?;
         if self
             .sources
             .iter()
@@ -392,13 +392,14 @@ impl PipelineBuilder {
         }
         if live == 0 && self.policy.is_some_and(|p| p != FramePolicy::Lossless) {
             return Err(Error::Usage(
-                "--policy: files are processed losslessly; latest and drop-new apply to live sources"
+                "policy (--policy): files are processed losslessly; latest and drop-new apply to live \
+                 sources"
                     .into(),
             ));
         }
         if self.stream_every.is_some_and(|d| d.is_zero()) {
             return Err(Error::Usage(
-                "--stream-every: must be more than 0 seconds".into(),
+                "stream_every (--stream-every): must be more than 0 seconds".into(),
             ));
         }
         Ok(Pipeline { builder: self })
@@ -951,7 +952,7 @@ impl OutputNamer {
             Output::File(file) => {
                 if names.len() > 1 {
                     return Err(Error::Usage(format!(
-                        "--out {}: a file takes one input, {} were given; use a directory",
+                        "output {} (--out): a file takes one input, {} were given; use a directory",
                         file.display(),
                         names.len()
                     )));
@@ -963,7 +964,7 @@ impl OutputNamer {
         };
         if dir.exists() && !dir.is_dir() {
             return Err(Error::Usage(format!(
-                "--out {}: {} is a file, not a directory",
+                "output {} (--out): {} is a file, not a directory",
                 output.path().display(),
                 dir.display()
             )));

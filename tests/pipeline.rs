@@ -458,3 +458,30 @@ fn the_builder_refuses_out_of_range_qualities_and_a_file_named_for_another_forma
         "building writes nothing"
     );
 }
+
+#[test]
+fn builder_errors_name_the_builder_setting() {
+    use shutter::FramePolicy;
+    let tmp = TempDir::new().unwrap();
+    let src = noisy_png(tmp.path(), "src.png", 3, 2, 4);
+    let base = || {
+        Pipeline::builder()
+            .source(Source::Path(src.clone()))
+            .on_frame(|_frame| Ok::<(), Error>(()))
+    };
+    let cases: [(shutter::pipeline::PipelineBuilder, &str); 4] = [
+        (base().in_flight(0), "in_flight"),
+        (base().batch(65), "batch"),
+        (base().policy(FramePolicy::Latest), "policy"),
+        (
+            base().stream_every(std::time::Duration::ZERO),
+            "stream_every",
+        ),
+    ];
+    for (builder, setting) in cases {
+        match builder.build().map(|_| ()) {
+            Err(Error::Usage(msg)) => assert!(msg.starts_with(setting), "{setting}: {msg}"),
+            other => panic!("{setting}: {other:?}"),
+        }
+    }
+}
