@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameMeta};
 use crate::gpu::copy::{MAX_COPY_THREADS, copy_threads, par_copy_with};
 use crate::gpu::map::{MapSignal, MapState, SETTLE_LIMIT};
-use crate::gpu::{GpuContext, Upload};
+use crate::gpu::{GpuBackend, GpuContext, Upload};
 use crate::mode::{ImageMode, cpu as mode_cpu};
 use crate::ops::{Filter, Ops, cpu, fast};
 use crate::pipeline::Pipeline;
@@ -297,10 +297,16 @@ impl Row {
     }
 
     /// The row as one table line (see [`Report::table_header`]).
+    /// The row as a line of the table; a label wider than its column goes on a line of its
+    /// own, so that the figures stay in their columns.
     pub fn table_line(&self) -> String {
+        let (label, first_line) = if self.label.chars().count() > LABEL_COLUMN {
+            ("", format!("{}\n", self.label))
+        } else {
+            (self.label.as_str(), String::new())
+        };
         format!(
-            "{:<44} {:>4} {:>10.3} {:>9.3} {:>9.3} {:>9.1} {:>4}",
-            self.label,
+            "{first_line}{label:<LABEL_COLUMN$} {:>4} {:>10.3} {:>9.3} {:>9.3} {:>9.1} {:>4}",
             self.backend,
             self.median_ms(),
             self.quantile_ms(0.1),
@@ -310,6 +316,9 @@ impl Row {
         )
     }
 }
+
+/// Characters of the table's stage column.
+const LABEL_COLUMN: usize = 44;
 
 /// A stage that was not measured, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,7 +355,7 @@ impl Report {
             "shutter bench: {}x{} frames, ops {}, round trips to {round_trip_mode}, mode {} for convert/encode/end to end\n\
              machine: {cpu_threads} CPU threads; GPU: {}; the GPU ring's host copies on {} thread(s)\n\
              timed frames per row (warm-up excluded): median, p10, p90 in ms; fps = 1000 / median\n\
-             {:<44} {:>4} {:>10} {:>9} {:>9} {:>9} {:>4}",
+             {:<LABEL_COLUMN$} {:>4} {:>10} {:>9} {:>9} {:>9} {:>4}",
             options.width,
             options.height,
             ops_name(&options.ops),
@@ -533,6 +542,30 @@ impl Rows<'_> {
             reason: reason.into(),
         });
     }
+}
+
+/// The row `key`: the last frame's pass replayed on data already on the GPU; skipped, with
+/// the reason, when the ops run no pass (`--ops none` in RGB: the frame only goes up and back).
+fn pass_alone(
+    gpu: &mut GpuBackend,
+    timing: Timing,
+    rows: &mut Rows<'_>,
+    key: &str,
+    label: String,
+) -> Result<()> {
+    if gpu.replay_pass()?.is_none() {
+        rows.skip(
+            key,
+            "no pass runs: with no ops the frame only goes up and back",
+        );
+        return Ok(());
+    }
+    let samples = timing.measure(1, |_| {
+        gpu.replay_pass()?
+            .ok_or_else(|| Error::Gpu("bench: the ops pass could not be replayed".into()))
+    })?;
+    rows.push(key, label, "gpu", samples);
+    Ok(())
 }
 
 fn timed(f: impl FnOnce()) -> Duration {
@@ -1004,16 +1037,17 @@ fn gpu_rows(
         if upload == Upload::Staging
             && let Processor::Gpu { gpu, .. } = &mut processor
         {
-            let samples = timing.measure(1, |_| {
-                gpu.replay_pass()?
-                    .ok_or_else(|| Error::Gpu("bench: no ops pass to replay".into()))
-            })?;
-            rows.push(
+            pass_alone(
+                gpu,
+                timing,
+                rows,
                 "gpu.pass",
                 format!("GPU pass alone{mode_note} (data on the GPU)"),
-                "gpu",
-                samples,
-            );
+            )?;
+        }
+        if n == 1 {
+            // The round trip with 1 in flight is the row above.
+            continue;
         }
 
         let mut processor = Processor::new(Some(ctx.clone()), &options.ops, n)?;
@@ -1074,16 +1108,13 @@ fn gpu_rows(
         samples,
     );
     if let Processor::Gpu { gpu, .. } = &mut processor {
-        let samples = timing.measure(1, |_| {
-            gpu.replay_pass()?
-                .ok_or_else(|| Error::Gpu("bench: no ops pass to replay".into()))
-        })?;
-        rows.push(
+        pass_alone(
+            gpu,
+            timing,
+            rows,
             "gpu.pass.rgb",
             format!("GPU pass alone{mode_note}, RGB input"),
-            "gpu",
-            samples,
-        );
+        )?;
     }
     let samples = in_place_round_trip(ctx, options, timing, &rgb, true)?;
     rows.push(

@@ -181,3 +181,34 @@ fn copy_threads_are_reported_and_can_be_set_for_measuring() {
     assert_eq!(run(Some("3")), 3);
     assert_eq!(run(Some("0")), 1);
 }
+
+#[test]
+fn ops_none_and_one_in_flight_report_every_row_once() {
+    let out = shutter(&[
+        "bench",
+        "--size",
+        "17x5",
+        "--frames",
+        "2",
+        "--ops",
+        "none",
+        "--in-flight",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}): {stdout}"));
+    let mut rows = keys(&report, "rows");
+    let count = rows.len();
+    rows.sort();
+    rows.dedup();
+    assert_eq!(rows.len(), count, "a key appears twice: {stdout}");
+    if report["gpu"].is_string() {
+        // With no ops there is no pass to time alone: the row is skipped with its reason.
+        assert!(rows.contains(&"gpu.round_trip.in_flight_1".to_string()));
+        assert!(!rows.contains(&"gpu.pass".to_string()));
+        assert!(keys(&report, "skipped").contains(&"gpu.pass".to_string()));
+    }
+}
