@@ -111,8 +111,8 @@ struct RunArgs {
     /// Webcam: requested frame rate.
     #[arg(long, value_name = "FPS")]
     fps: Option<u32>,
-    /// Deliver at most one frame per SECS, the first captured at or after each tick (webcam
-    /// default 0.5).
+    /// Live sources: deliver at most one frame per SECS, the first captured at or after each
+    /// tick (webcam default 0.5).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     stream_every: Option<f64>,
     /// End the run after SECS (a live stream or a batch); in-flight frames finish and files are

@@ -297,8 +297,8 @@ impl PipelineBuilder {
 
     /// Delivers at most one frame per `interval`: the first captured at or after each tick
     /// (Gradio's `stream_every`; a webcam's default is 0.5 s). Other frames are counted in
-    /// [`Drops::by_interval`]. Files are captured as fast as they decode, so on a batch of
-    /// files this keeps few of them; an animation is written with its delivered frames.
+    /// [`Drops::by_interval`]. Live sources only: [`build`](PipelineBuilder::build) refuses it
+    /// on files, which are all delivered.
     pub fn stream_every(mut self, interval: Duration) -> Self {
         self.stream_every = Some(interval);
         self
@@ -394,6 +394,15 @@ impl PipelineBuilder {
             return Err(Error::Usage(
                 "policy (--policy): files are processed losslessly; latest and drop-new apply to live \
                  sources"
+                    .into(),
+            ));
+        }
+        if live == 0 && self.stream_every.is_some() {
+            // Files are captured as fast as they decode: an interval would keep one file of a
+            // batch and drop the rest without failing them.
+            return Err(Error::Usage(
+                "stream_every (--stream-every): applies to live sources (webcam, pattern, \
+                 grabber); files are all delivered"
                     .into(),
             ));
         }
@@ -1192,12 +1201,6 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         // The first frame captured at or after each tick goes through.
                         if frame.meta.timestamp < next_tick {
                             Counters::add(&self.counters.dropped_by_interval, 1);
-                            // An input's last frame closes it even when dropped: an animation
-                            // is written with the frames that were delivered.
-                            if frame.meta.last {
-                                let frames = pending.remove(&input).unwrap_or_default();
-                                self.close(input, frames, &mut claimed, job_tx, result)?;
-                            }
                             continue;
                         }
                         let ticks = frame

@@ -130,8 +130,14 @@ fn frames_limit_and_stats_account_for_an_unpaced_pattern() {
 fn bad_stream_flags_exit_2() {
     let tmp = TempDir::new().unwrap();
     let out_dir = tmp.path().join("out");
+    let png = tmp.path().join("still.png");
+    image::RgbImage::from_pixel(3, 2, image::Rgb([200, 90, 10]))
+        .save(&png)
+        .unwrap();
     for (args, named) in [
         (vec!["pattern:axb"], "pattern:axb"),
+        // Files are all delivered: an interval would drop them without failing them.
+        (vec![s(&png), "--stream-every", "0.5"], "--stream-every"),
         (vec!["pattern", "--policy", "newest"], "--policy"),
         (vec!["pattern", "--stream-every", "0"], "--stream-every"),
         (vec!["pattern", "--time-limit", "-1"], "--time-limit"),
