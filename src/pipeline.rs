@@ -798,6 +798,9 @@ fn capture_live(
             break;
         }
         let raw = match grabber.next_frame() {
+            // A stop (Ctrl-C, a callback's error) while the source was waiting: the frame that
+            // came after it is not taken.
+            Ok(Some(_)) if rules.stopped() => break,
             Ok(Some(raw)) => raw,
             Ok(None) => break,
             Err(error) => {

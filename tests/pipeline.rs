@@ -485,3 +485,31 @@ fn builder_errors_name_the_builder_setting() {
         }
     }
 }
+
+#[test]
+fn a_frame_that_arrives_after_the_stop_flag_is_not_taken() {
+    use shutter::source::live::FuncGrabber;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for device in devices() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let mut calls = 0;
+        // The second frame comes after a Ctrl-C that arrived while the source was waiting.
+        let grabber = FuncGrabber::from_fn(move || {
+            calls += 1;
+            if calls == 2 {
+                flag.store(true, Ordering::Relaxed);
+            }
+            Some(Ok::<_, Error>((3u32, 2u32, vec![calls as u8; 3 * 2 * 4])))
+        });
+        let stats = run_or_hang(move || {
+            Pipeline::builder()
+                .source(Source::grabber(grabber))
+                .device(device)
+                .stop_flag(stop)
+                .on_frame(|_frame| Ok::<(), Error>(()))
+        })
+        .unwrap();
+        assert_eq!((stats.captured, stats.delivered), (1, 1), "{device:?}");
+    }
+}
