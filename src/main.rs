@@ -119,7 +119,8 @@ struct RunArgs {
     /// complete.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     time_limit: Option<f64>,
-    /// Stop after N frames.
+    /// Stop after capturing N frames (with --stream-every or a dropping --policy, fewer are
+    /// delivered).
     #[arg(long, value_name = "N")]
     frames: Option<u64>,
     /// When a stage is busy: lossless (wait), latest (drop older frames), drop-new.
@@ -273,6 +274,26 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     };
     let webcam = sources.iter().any(|s| matches!(s, Source::Webcam { .. }));
     let live = sources.iter().any(Source::is_live);
+    if !webcam {
+        // The pattern takes its size and rate in its own argument (`pattern:WxH@FPS`).
+        for (flag, given) in [
+            ("--width", args.width.is_some()),
+            ("--height", args.height.is_some()),
+            ("--fps", args.fps.is_some()),
+        ] {
+            if given {
+                return Err(Error::Usage(format!(
+                    "{flag}: applies to a webcam source only (a pattern takes pattern:WxH@FPS)"
+                )));
+            }
+        }
+    }
+    // `-o -` is not standard output: refuse it rather than write into a directory named `-`.
+    if args.out.as_os_str() == "-" {
+        return Err(Error::Usage(
+            "--out -: shutter does not write to standard output; give a file or directory".into(),
+        ));
+    }
     for source in &mut sources {
         if let Source::Webcam {
             width, height, fps, ..

@@ -254,6 +254,17 @@ fn usage_errors_exit_2_and_write_nothing() {
     }
     assert!(!named_png.exists());
     assert_eq!(std::fs::read(&plain).unwrap(), b"a file");
+    // `-o -` is not standard output, nor a directory named `-` (run where one would appear).
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args(["run", s(&src), "-o", "-", "--device", "cpu"])
+        .current_dir(tmp.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(stderr(&run).contains("--out -"), "{}", stderr(&run));
+    assert!(run.stdout.is_empty());
+    assert!(!tmp.path().join("-").exists());
 }
 
 #[test]

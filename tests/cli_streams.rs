@@ -138,6 +138,10 @@ fn bad_stream_flags_exit_2() {
         (vec!["pattern:axb"], "pattern:axb"),
         // Files are all delivered: an interval would drop them without failing them.
         (vec![s(&png), "--stream-every", "0.5"], "--stream-every"),
+        // Camera constraints on sources that are not cameras.
+        (vec!["pattern:64x48", "--fps", "5"], "--fps"),
+        (vec!["pattern", "--width", "1000"], "--width"),
+        (vec![s(&png), "--height", "20"], "--height"),
         (vec!["pattern", "--policy", "newest"], "--policy"),
         (vec!["pattern", "--stream-every", "0"], "--stream-every"),
         (vec!["pattern", "--time-limit", "-1"], "--time-limit"),
