@@ -32,6 +32,8 @@ pub const DEFAULT_WEBP_QUALITY: f32 = 80.0;
 pub const DEFAULT_JPEG_QUALITY: u8 = 75;
 /// Delay given to animated-GIF frames that carry none (Pillow's default duration).
 pub const DEFAULT_GIF_DELAY: Duration = Duration::from_millis(100);
+/// The shortest delay given to a stream's frame (2 cs: browsers show shorter ones at 10 cs).
+pub const MIN_GIF_DELAY: Duration = Duration::from_millis(20);
 /// NeuQuant speed for GIF frames with more than 256 colours (1 best … 30 fastest); 10 is the
 /// `gif` crate's suggested balance. Frames with at most 256 colours get an exact palette.
 pub const GIF_SPEED: i32 = 10;
@@ -276,7 +278,9 @@ impl Format {
 /// Each frame's converted image is written in its mode where the format holds it (see
 /// [`Format::holds`]); frames without one are written as RGB. Only
 /// [`Format::holds_many_frames`] formats take several frames: GIF makes an animation (each
-/// frame's `meta.delay`, [`DEFAULT_GIF_DELAY`] when none; looping forever), NPY stacks them
+/// frame's `meta.delay`; for a stream's frames, which carry none, the time to the next frame's
+/// timestamp, at least [`MIN_GIF_DELAY`]; [`DEFAULT_GIF_DELAY`] when neither tells; looping
+/// forever), NPY stacks them
 /// into an (N, …) array. Every frame must share the first one's size and mode.
 ///
 /// # Errors
@@ -579,6 +583,37 @@ fn png_indexed(img: &ModeImage) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// How long each frame of an animation shows: its own delay (a GIF's frames); else, as for a
+/// stream's frames, the time until the next frame was captured (at least [`MIN_GIF_DELAY`]),
+/// a stream's last frame keeping the one before it; else [`DEFAULT_GIF_DELAY`].
+fn gif_delays(frames: &[Frame]) -> Vec<Duration> {
+    let mut delays: Vec<Duration> = Vec::with_capacity(frames.len());
+    for (k, frame) in frames.iter().enumerate() {
+        let until_next = frames.get(k + 1).map(|next| {
+            next.meta
+                .timestamp
+                .saturating_sub(frame.meta.timestamp)
+                .max(MIN_GIF_DELAY)
+        });
+        let delay = frame
+            .meta
+            .delay
+            .or(until_next)
+            // A stream's last frame: as long as the one before it.
+            .or_else(|| {
+                let previous = frames[..k].last()?;
+                previous
+                    .meta
+                    .delay
+                    .is_none()
+                    .then(|| delays.last().copied())?
+            })
+            .unwrap_or(DEFAULT_GIF_DELAY);
+        delays.push(delay);
+    }
+    delays
+}
+
 /// A still GIF for one frame; an animation looping forever for several. P images keep their
 /// palette (and indices) exactly; other modes are quantised by `image`'s encoder.
 fn gif(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, String> {
@@ -594,8 +629,7 @@ fn gif(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, Strin
                 .set_repeat(Repeat::Infinite)
                 .map_err(|e| one_line(&e))?;
         }
-        for (frame, img) in frames.iter().zip(images) {
-            let delay = frame.meta.delay.unwrap_or(DEFAULT_GIF_DELAY);
+        for (img, delay) in images.iter().zip(gif_delays(frames)) {
             let buffer = RgbaImage::from_raw(img.width, img.height, to_rgba(img)?)
                 .ok_or_else(|| "frame buffer does not match its size".to_string())?;
             let delay = if images.len() > 1 {
@@ -629,7 +663,7 @@ fn gif_indexed(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8
                 .set_repeat(gif::Repeat::Infinite)
                 .map_err(|e| one_line(&e))?;
         }
-        for (frame, img) in frames.iter().zip(images) {
+        for (img, delay) in images.iter().zip(gif_delays(frames)) {
             let ModeData::U8(indices) = &img.data else {
                 return Err("P image without 8-bit indices".to_string());
             };
@@ -646,7 +680,6 @@ fn gif_indexed(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8
                 ..gif::Frame::default()
             };
             if images.len() > 1 {
-                let delay = frame.meta.delay.unwrap_or(DEFAULT_GIF_DELAY);
                 gif_frame.delay = u16::try_from(delay.as_millis() / 10).unwrap_or(u16::MAX);
             }
             encoder.write_frame(&gif_frame).map_err(|e| one_line(&e))?;
@@ -715,6 +748,49 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 4×3 frame of shade `v` captured at `at_ms`, with the delay given.
+    fn timed_frame(v: u8, at_ms: u64, delay_ms: Option<u64>) -> Frame {
+        let mut meta = crate::frame::FrameMeta::still(u64::from(v), 0);
+        meta.timestamp = Duration::from_millis(at_ms);
+        meta.delay = delay_ms.map(Duration::from_millis);
+        Frame::new(4, 3, vec![v; 4 * 3 * 4], false, meta)
+    }
+
+    #[test]
+    fn a_streams_gif_frames_show_until_the_next_was_captured() {
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|&m| Duration::from_millis(m))
+                .collect::<Vec<_>>()
+        };
+        let stream = [
+            timed_frame(10, 1_000, None),
+            timed_frame(60, 1_500, None),
+            timed_frame(110, 2_250, None),
+            timed_frame(160, 2_251, None),
+        ];
+        // The last keeps the one before it, which is raised to the 20 ms floor.
+        assert_eq!(gif_delays(&stream), ms(&[500, 750, 20, 20]));
+        // A GIF's own delays win; a lone frame with none gets the default.
+        let own = [timed_frame(1, 0, Some(70)), timed_frame(2, 900, Some(40))];
+        assert_eq!(gif_delays(&own), ms(&[70, 40]));
+        // A last frame without one after frames with their own: the default.
+        let mixed = [timed_frame(1, 0, Some(70)), timed_frame(2, 900, None)];
+        assert_eq!(gif_delays(&mixed), ms(&[70, 100]));
+        assert_eq!(gif_delays(&[timed_frame(3, 5, None)]), ms(&[100]));
+
+        // Through the encoder and back.
+        use image::AnimationDecoder;
+        let bytes = encode(&Format::Gif, &stream).unwrap();
+        let decoded = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes))
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap();
+        let got: Vec<Duration> = decoded.iter().map(|f| Duration::from(f.delay())).collect();
+        assert_eq!(got, ms(&[500, 750, 20, 20]));
+    }
 
     #[test]
     fn defaults_follow_pillow() {
