@@ -305,7 +305,8 @@ impl PipelineBuilder {
     }
 
     /// Stops capturing after this long on the pipeline clock (Gradio's `time_limit`): no frame
-    /// captured later is taken. Frames already captured (up to the in-flight count at each
+    /// captured later is taken, nor waited for when a paced source says it is due later
+    /// ([`FrameGrabber::next_due`]). Frames already captured (up to the in-flight count at each
     /// stage) still finish, and files are complete; on a batch of files the inputs not started
     /// are counted in [`Stats::not_reached`].
     pub fn time_limit(mut self, limit: Duration) -> Self {
@@ -795,6 +796,10 @@ fn capture_live(
     let mut seq = 0u64;
     loop {
         if rules.stopped() || rules.max_frames.is_some_and(|n| seq >= n) {
+            break;
+        }
+        // A paced source's next frame due after the time limit is not waited for.
+        if grabber.next_due().is_some_and(|due| rules.past_limit(due)) {
             break;
         }
         let raw = match grabber.next_frame() {

@@ -293,3 +293,42 @@ fn stream_every_is_refused_on_files_which_it_would_drop_without_failing() {
         .unwrap();
     assert_eq!(stats.delivered, 5);
 }
+
+#[test]
+fn a_time_limit_does_not_wait_for_a_paced_frame_due_after_it() {
+    use shutter::source::live::FuncGrabber;
+    for device in [DeviceChoice::Cpu, DeviceChoice::Auto] {
+        // The pattern at one frame per 5 s and a closure at one per 4 s, with a 1 s limit: the
+        // manual clock moves only when a source waits, so it tells whether the run waited for
+        // the second frame.
+        let pattern = Source::Pattern {
+            width: 32,
+            height: 16,
+            fps: Some(0.2),
+        };
+        let clock = Arc::new(ManualClock::new());
+        let closure = Source::grabber(
+            FuncGrabber::from_fn(|| Some(Ok::<_, Error>((2u32, 2u32, vec![40u8; 16]))))
+                .with_fps(0.25)
+                .with_clock(clock.clone()),
+        );
+        for (source, clock) in [(pattern, Arc::new(ManualClock::new())), (closure, clock)] {
+            let stats = Pipeline::builder()
+                .source(source)
+                .clock(clock.clone())
+                .device(device)
+                .time_limit(Duration::from_secs(1))
+                .on_frame(|_frame| Ok::<(), Error>(()))
+                .build()
+                .unwrap()
+                .run()
+                .unwrap();
+            assert_eq!(stats.captured, 1, "{device:?}");
+            assert!(
+                clock.now() < Duration::from_secs(1),
+                "{device:?}: the run waited until {:?}",
+                clock.now()
+            );
+        }
+    }
+}

@@ -104,6 +104,13 @@ pub trait FrameGrabber: Send {
     fn paced(&self) -> bool {
         false
     }
+
+    /// When the next frame is due, on the clock its timestamp will be on, for a paced source
+    /// that knows (the pattern, a closure with [`with_fps`](FuncGrabber::with_fps)); `None`
+    /// otherwise. A run with a time limit ends without waiting for a frame due after it.
+    fn next_due(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl<G: FrameGrabber + ?Sized> FrameGrabber for Box<G> {
@@ -117,6 +124,10 @@ impl<G: FrameGrabber + ?Sized> FrameGrabber for Box<G> {
 
     fn paced(&self) -> bool {
         (**self).paced()
+    }
+
+    fn next_due(&self) -> Option<Duration> {
+        (**self).next_due()
     }
 }
 
@@ -555,6 +566,11 @@ impl FrameGrabber for FuncGrabber {
 
     fn paced(&self) -> bool {
         self.fps.is_some()
+    }
+
+    fn next_due(&self) -> Option<Duration> {
+        let (fps, start) = (self.fps?, self.start?);
+        (!self.ended).then(|| start + Duration::from_secs_f64(self.produced as f64 / fps))
     }
 }
 

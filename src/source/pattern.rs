@@ -339,6 +339,11 @@ impl FrameGrabber for PatternGrabber {
     fn paced(&self) -> bool {
         self.fps.is_some()
     }
+
+    fn next_due(&self) -> Option<Duration> {
+        let (fps, start) = (self.fps?, self.start?);
+        Some(start + Duration::from_secs_f64((self.next - self.first) as f64 / fps))
+    }
 }
 
 /// The usage error for a bad `pattern` argument.
