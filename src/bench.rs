@@ -296,9 +296,8 @@ impl Row {
         1000.0 / self.median_ms()
     }
 
-    /// The row as one table line (see [`Report::table_header`]).
-    /// The row as a line of the table; a label wider than its column goes on a line of its
-    /// own, so that the figures stay in their columns.
+    /// The row as one table line (see [`Report::table_header`]); a label wider than its column
+    /// goes on a line of its own, so that the figures stay in their columns.
     pub fn table_line(&self) -> String {
         let (label, first_line) = if self.label.chars().count() > LABEL_COLUMN {
             ("", format!("{}\n", self.label))
@@ -553,6 +552,7 @@ fn pass_alone(
     key: &str,
     label: String,
 ) -> Result<()> {
+    // The probe is the row's warm-up.
     if gpu.replay_pass()?.is_none() {
         rows.skip(
             key,
@@ -560,7 +560,7 @@ fn pass_alone(
         );
         return Ok(());
     }
-    let samples = timing.measure(1, |_| {
+    let samples = timing.measure(0, |_| {
         gpu.replay_pass()?
             .ok_or_else(|| Error::Gpu("bench: the ops pass could not be replayed".into()))
     })?;

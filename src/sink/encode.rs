@@ -600,14 +600,7 @@ fn gif_delays(frames: &[Frame]) -> Vec<Duration> {
             .delay
             .or(until_next)
             // A stream's last frame: as long as the one before it.
-            .or_else(|| {
-                let previous = frames[..k].last()?;
-                previous
-                    .meta
-                    .delay
-                    .is_none()
-                    .then(|| delays.last().copied())?
-            })
+            .or_else(|| (k > 0 && frames[k - 1].meta.delay.is_none()).then(|| delays[k - 1]))
             .unwrap_or(DEFAULT_GIF_DELAY);
         delays.push(delay);
     }

@@ -526,10 +526,10 @@ impl FrameGrabber for FuncGrabber {
         if self.ended {
             return Ok(None);
         }
-        let due = self.fps.map(|fps| {
-            let start = *self.start.get_or_insert_with(|| self.clock.now());
-            start + Duration::from_secs_f64(self.produced as f64 / fps)
-        });
+        if self.fps.is_some() {
+            self.start.get_or_insert_with(|| self.clock.now());
+        }
+        let due = self.next_due();
         let frame = match (self.next)() {
             None => {
                 self.ended = true;

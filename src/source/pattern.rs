@@ -302,12 +302,14 @@ impl PatternGrabber {
 
     /// Produces the next frame's number and timestamp, sleeping on the clock when paced.
     pub(crate) fn advance(&mut self) -> (u64, Duration) {
+        if self.fps.is_some() {
+            self.start.get_or_insert_with(|| self.clock.now());
+        }
+        let due = self.next_due();
         let k = self.next;
         self.next = self.next.wrapping_add(1);
-        let timestamp = match self.fps {
-            Some(fps) => {
-                let start = *self.start.get_or_insert_with(|| self.clock.now());
-                let due = start + Duration::from_secs_f64((k - self.first) as f64 / fps);
+        let timestamp = match due {
+            Some(due) => {
                 self.clock.sleep_until(due);
                 due
             }
