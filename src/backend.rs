@@ -158,6 +158,7 @@ impl Processor {
             Processor::Gpu { gpu, .. } => gpu.schedule(frame),
             Processor::Cpu { ops, done } => {
                 crate::frame::check_len(&frame)?;
+                crate::mode::source::settle(&mut frame, ops)?;
                 // The fast path: the reference's bytes, on every core (`tests/fast_cpu.rs`),
                 // converted to the mode in the same pass where the mode is point-wise.
                 match ops.mode {

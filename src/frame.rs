@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
+use crate::mode::source::SourceMode;
 use crate::mode::{FrameArray, ImageMode, ModeImage, Palette};
 
 /// Where a frame came from and where it sits in its stream.
@@ -53,6 +54,10 @@ pub struct Frame {
     pub rgba: Vec<u8>,
     /// True when the source carried an alpha channel (RGBA PNG, GIF with transparency, SVG).
     pub has_alpha: bool,
+    /// The Pillow mode the source opened in (`L`, `P`, `I;16`, or RGB(A)): some conversions
+    /// start from it, as in Pillow ([`crate::mode::source`]). [`SourceMode::Color`] unless a
+    /// decoder says otherwise.
+    pub source: SourceMode,
     pub meta: FrameMeta,
     /// The frame converted to the pipeline's `image_mode`, once processed with a mode set
     /// ([`Ops::mode`](crate::Ops::mode)). When it is set, `rgba` no longer holds the result.
@@ -69,6 +74,7 @@ impl Frame {
             height,
             rgba,
             has_alpha,
+            source: SourceMode::Color,
             meta,
             image: None,
         }
@@ -82,6 +88,7 @@ impl Frame {
             height,
             rgba: Vec::new(),
             has_alpha,
+            source: SourceMode::Color,
             meta,
             image: None,
         }

@@ -770,7 +770,8 @@ fn capture_files(
             seq += 1;
             frame_index += 1;
             Counters::add(&counters.captured, 1);
-            let frame = Frame::new(d.width, d.height, d.rgba, d.has_alpha, meta);
+            let mut frame = Frame::new(d.width, d.height, d.rgba, d.has_alpha, meta);
+            frame.source = d.source;
             if !send_frame(link, frame, &counters.dropped_before_gpu) {
                 return after;
             }
@@ -835,13 +836,14 @@ fn capture_live(
             timestamp,
         };
         seq += 1;
-        let frame = Frame::new(
+        let mut frame = Frame::new(
             decoded.width,
             decoded.height,
             decoded.rgba,
             decoded.has_alpha,
             meta,
         );
+        frame.source = decoded.source;
         if !send_frame(link, frame, &counters.dropped_before_gpu) {
             return;
         }

@@ -367,6 +367,7 @@ fn wrong_sized_pixel_buffer_is_a_usage_error_not_a_panic() {
         height: 4,
         rgba: vec![0; 10],
         has_alpha: true,
+        source: Default::default(),
         meta: FrameMeta::still(0, 0),
         image: None,
     };

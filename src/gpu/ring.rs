@@ -481,17 +481,25 @@ impl GpuBackend {
     /// Schedules `frame` in `input`'s layout, its pixels from `source`.
     fn schedule_frame(
         &mut self,
-        frame: Frame,
+        mut frame: Frame,
         input: InputLayout,
         source: Source<'_>,
     ) -> Result<()> {
         self.ctx.take_error()?;
+        crate::mode::source::settle(&mut frame, &self.ops)?;
         if input == InputLayout::Rgb && self.rgb_kernels.is_none() {
             self.rgb_kernels = Kernels::new(&self.ctx, &self.ops, InputLayout::Rgb)?.map(Box::new);
         }
         let seq = frame.meta.seq;
         let bytes = u64::from(frame.width) * u64::from(frame.height) * 4;
         let mut route = Route::of(self.mode, self.dither, frame.has_alpha, frame.pixels());
+        let own_mode = self
+            .mode
+            .is_some_and(|mode| frame.source.converts_itself(mode));
+        if own_mode {
+            // Pillow converts this source from its own mode: the pass runs the ops alone.
+            route = Route::RgbaThenCpu;
+        }
         if bytes == 0 {
             self.queue.push_back(Scheduled {
                 frame,
@@ -523,6 +531,7 @@ impl GpuBackend {
         let mut bands = Vec::new();
         let wavefront = frame_kernels.is_some_and(|k| k.dither.is_some());
         if route == Route::RgbaThenCpu
+            && !own_mode
             && self.dither_on_gpu
             && wavefront
             && frame.width.is_multiple_of(4)

@@ -178,6 +178,11 @@ pub fn apply_and_convert(
     frame: &mut Frame,
 ) -> ModeImage {
     let (width, height, has_alpha) = (frame.width, frame.height, frame.has_alpha);
+    if frame.source.converts_itself(mode) {
+        // Pillow converts this source from its own mode (`L` → `CMYK`, `P` → `P`, ...).
+        fast::apply(ops, width, height, &mut frame.rgba);
+        return convert_frame(mode, dither, frame);
+    }
     let fused = FilterThenMap {
         ops,
         width,
@@ -193,8 +198,12 @@ pub fn apply_and_convert(
     }
 }
 
-/// [`convert`] on a [`Frame`].
+/// [`convert`] on a [`Frame`], or where Pillow converts the frame's source from its own mode
+/// (a gray, 16-bit or palette file, [`super::source`]), that conversion.
 pub fn convert_frame(mode: ImageMode, dither: Dither, frame: &Frame) -> ModeImage {
+    if let Some(image) = super::source::convert(mode, frame) {
+        return image;
+    }
     convert(
         mode,
         dither,

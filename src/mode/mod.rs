@@ -44,6 +44,7 @@
 pub mod cpu;
 pub mod octree;
 pub mod pixel;
+pub mod source;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -6,7 +6,13 @@
 //! - 16-bit RGB(A) and gray+alpha keep the high byte of each sample (Pillow's `;16B` unpackers);
 //! - 16-bit gray without alpha opens as Pillow mode `I;16`, whose conversion to RGB(A) *clips*
 //!   at 255 rather than scaling (`I16_RGB`): values above 255 become white. Kept for parity.
+//!   A tRNS colour key on such a PNG is ignored, as Pillow's `I;16` has no transparency.
 //! - float samples are clamped to [0, 1] and scaled to 0–255.
+//!
+//! Each frame also says which Pillow mode the file opens in ([`SourceMode`]): gray files
+//! (`1`, `L`, `LA`), 16-bit gray ones (`I;16`, with their samples) and palette PNGs (`P`,
+//! with their indices and palette, read with `png` next to `image`'s pixels), so that
+//! conversions start from it as in Pillow ([`crate::mode::source`]).
 //!
 //! `has_alpha` is true when the decoder reports an alpha channel (a PNG `tRNS` chunk counts);
 //! for GIF, whose decoder always reports RGBA, it is decided per frame: true when that
@@ -25,6 +31,8 @@ use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageReader};
 
 use super::{DecodeLimits, DecodedFrame, Frames, InputFormat, svg};
 use crate::error::{Error, Result};
+use crate::mode::Palette;
+use crate::mode::source::SourceMode;
 
 /// Decodes the file at `path`, choosing the decoder by its extension; `name` is how messages
 /// refer to it. As Pillow opens files by their content, a file whose extension is missing,
@@ -197,28 +205,154 @@ where
             });
         }
     }
-    let mut reader = ImageReader::with_format(reader, image_format);
-    reader.limits(image_limits(limits, false));
-    let mut decoder = reader.into_decoder().map_err(err)?;
+    // A palette PNG opens as Pillow's `P` (its indices are read after the pixels), a 16-bit
+    // gray one as `I;16`, its tRNS colour ignored.
+    let png = if format == InputFormat::Png {
+        png_header(&mut reader)
+    } else {
+        PngHeader::default()
+    };
+    let mut image_reader = ImageReader::with_format(&mut reader, image_format);
+    image_reader.limits(image_limits(limits, false));
+    let mut decoder = image_reader.into_decoder().map_err(err)?;
     check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
     decoder
         .set_limits(image_limits(limits, true))
         .map_err(err)?;
-    let has_alpha = decoder.color_type().has_alpha();
+    let mut has_alpha = decoder.color_type().has_alpha();
     // A broken EXIF block should not make the image unreadable: Pillow's exif_transpose
     // leaves such images as they are too.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(err)?;
     image.apply_orientation(orientation);
     let (width, height) = (image.width(), image.height());
+    if png.gray16_key
+        && let DynamicImage::ImageLumaA16(gray_alpha) = &image
+    {
+        // `image` made the tRNS colour an alpha channel; Pillow's `I;16` has none.
+        let samples = gray_alpha.as_raw().chunks_exact(2).map(|p| p[0]).collect();
+        if let Some(gray) = image::ImageBuffer::from_raw(width, height, samples) {
+            image = DynamicImage::ImageLuma16(gray);
+            has_alpha = false;
+        }
+    }
+    let source = match &image {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageLumaA16(_) => SourceMode::Gray,
+        DynamicImage::ImageLuma16(samples) => SourceMode::Gray16(samples.as_raw().clone()),
+        // The indices are the file's, in its own orientation: a rotated one converts as RGB.
+        _ if png.indexed && orientation == Orientation::NoTransforms => {
+            png_palette(&mut reader, limits).unwrap_or_default()
+        }
+        _ => SourceMode::Color,
+    };
     let frame = DecodedFrame {
         width,
         height,
         rgba: to_rgba8(image),
         has_alpha,
         delay: None,
+        source,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
+}
+
+/// What a PNG's header says about the mode Pillow opens it in.
+#[derive(Debug, Default, Clone, Copy)]
+struct PngHeader {
+    /// Palette indices (and not an animated PNG): Pillow's `P`.
+    indexed: bool,
+    /// 16-bit gray with a tRNS colour key: Pillow's `I;16`, which keeps no transparency.
+    gray16_key: bool,
+}
+
+/// Reads `reader`'s PNG header and leaves `reader` at its start. An unreadable header says
+/// nothing: the decoder reports it.
+fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
+    let header = png::Decoder::new(&mut *reader)
+        .read_info()
+        .map(|png| {
+            let info = png.info();
+            PngHeader {
+                indexed: info.color_type == png::ColorType::Indexed
+                    && info.animation_control.is_none(),
+                gray16_key: info.color_type == png::ColorType::Grayscale
+                    && info.bit_depth == png::BitDepth::Sixteen
+                    && info.trns.is_some(),
+            }
+        })
+        .unwrap_or_default();
+    match reader.seek(SeekFrom::Start(0)) {
+        Ok(_) => header,
+        Err(_) => PngHeader::default(),
+    }
+}
+
+/// A palette PNG's indices (one byte each, row-major) and palette, the file's transparency
+/// as RGBA entries, for [`SourceMode::Palette`]. Entries are added, black, up to the largest
+/// index, as Pillow's 256-entry palette has them. `None` when the file cannot be read so (the
+/// pixels were, so it then converts as RGB).
+fn png_palette<R: BufRead + Seek>(reader: &mut R, limits: &DecodeLimits) -> Option<SourceMode> {
+    reader.seek(SeekFrom::Start(0)).ok()?;
+    let bytes = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
+    let mut decoder = png::Decoder::new_with_limits(reader, png::Limits { bytes });
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut png = decoder.read_info().ok()?;
+    let info = png.info();
+    if info.color_type != png::ColorType::Indexed {
+        return None;
+    }
+    let (width, height) = (info.width as usize, info.height as usize);
+    let bits = info.bit_depth as usize;
+    let mut rgb: Vec<[u8; 3]> = info
+        .palette
+        .as_deref()?
+        .chunks_exact(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    let alpha = info.trns.as_deref().map(<[u8]>::to_vec);
+    let mut packed = vec![0; png.output_buffer_size()?];
+    let line = png.next_frame(&mut packed).ok()?.line_size;
+    let indices = unpack_indices(&packed, line, width, height, bits)?;
+    let largest = indices.iter().max().map_or(0, |&i| usize::from(i));
+    if rgb.len() <= largest {
+        rgb.resize(largest + 1, [0, 0, 0]);
+    }
+    let palette = match alpha {
+        Some(alpha) => Palette::Rgba(
+            rgb.iter()
+                .enumerate()
+                .map(|(i, &[r, g, b])| [r, g, b, alpha.get(i).copied().unwrap_or(255)])
+                .collect(),
+        ),
+        None => Palette::Rgb(rgb),
+    };
+    Some(SourceMode::Palette { indices, palette })
+}
+
+/// `height` rows of `width` indices of `bits` bits each (1, 2, 4 or 8, leftmost pixel in the
+/// high bits), `line` bytes a row, as one byte per index.
+fn unpack_indices(
+    packed: &[u8],
+    line: usize,
+    width: usize,
+    height: usize,
+    bits: usize,
+) -> Option<Vec<u8>> {
+    if !matches!(bits, 1 | 2 | 4 | 8) || packed.len() < line * height {
+        return None;
+    }
+    let per_byte = 8 / bits;
+    let mask = (1u16 << bits) - 1;
+    let mut out = Vec::with_capacity(width * height);
+    for row in packed.chunks_exact(line.max(1)).take(height) {
+        out.extend((0..width).map(|x| {
+            let shift = 8 - bits * (x % per_byte + 1);
+            ((u16::from(row[x / per_byte]) >> shift) & mask) as u8
+        }));
+    }
+    (out.len() == width * height).then_some(out)
 }
 
 /// Whether a JPEG stream holds an end-of-image marker (FF D9) after its first start-of-scan
@@ -347,6 +481,7 @@ fn gif_frame(frame: image::Frame) -> DecodedFrame {
         rgba,
         has_alpha,
         delay: Some(delay),
+        source: SourceMode::Color,
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::gpu::yuv::YuvConverter;
+use crate::mode::source::SourceMode;
 use crate::source::pattern::{self, PatternGrabber};
 use crate::source::{DecodeLimits, DecodedFrame, widen, yuv};
 
@@ -318,6 +319,7 @@ pub fn to_rgba(raw: RawFrame, gpu: Option<&mut YuvConverter>) -> Result<DecodedF
         rgba,
         has_alpha,
         delay: None,
+        source: SourceMode::Color,
     })
 }
 

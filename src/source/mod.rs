@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::mode::source::SourceMode;
 
 /// Something frames come from, as named on the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -308,6 +309,9 @@ pub struct DecodedFrame {
     pub has_alpha: bool,
     /// Display time of this frame (every GIF frame has one), `None` for stills.
     pub delay: Option<Duration>,
+    /// The Pillow mode the file opens in, where conversions start from it (gray, 16-bit gray
+    /// and palette PNGs, gray JPEG, BMP and TIFF; see [`crate::mode::source`]).
+    pub source: SourceMode,
 }
 
 /// The frames of one input, decoded lazily where the format allows (animated GIFs).

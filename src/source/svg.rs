@@ -12,6 +12,7 @@ use resvg::usvg;
 
 use super::{DecodeLimits, DecodedFrame, Frames};
 use crate::error::{Error, Result};
+use crate::mode::source::SourceMode;
 
 /// Rasterises the SVG document `data` (`name` is how messages refer to it; relative
 /// references resolve against `resources_dir`).
@@ -60,6 +61,7 @@ pub fn decode(
         rgba,
         has_alpha: true,
         delay: None,
+        source: SourceMode::Color,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
 }

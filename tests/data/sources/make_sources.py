@@ -1,0 +1,114 @@
+"""Makes the source-mode fixtures and Pillow's conversions of them (tests/source_modes.rs).
+
+Pillow converts a gray, 16-bit or palette file from its own mode; these files are small
+images in those modes. For each file, mode and mirror (ImageOps.mirror first, or not),
+`pillow.bin` holds `np.asarray(im.convert(mode))` as Gradio's numpy users get it (bool as
+0/255 bytes, I and F little-endian) and, for P, `getpalette()` (RGBA entries when the image
+has transparency); `manifest.json` gives each one's offset and length, shape and dtype.
+
+Run from this directory with Pillow 13 and numpy: `python make_sources.py`.
+"""
+
+import json
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+W, H = 13, 7
+MODES = ["1", "L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "F"]
+rng = np.random.default_rng(20261128)
+
+
+def gray8():
+    v = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    v[0, :4] = [0, 1, 254, 255]
+    v[1, :3] = [127, 128, 129]
+    return v
+
+
+def fixtures():
+    yield "gray.png", Image.fromarray(gray8(), "L"), {}
+    yield "gray_alpha.png", Image.fromarray(np.dstack([gray8(), gray8()]), "LA"), {}
+    yield "bilevel.png", Image.fromarray(gray8() > 100), {}
+    v16 = rng.integers(0, 65536, (H, W)).astype("<u2")
+    v16[0, :6] = [0, 1, 255, 256, 300, 65535]
+    v16[1, :] = rng.integers(0, 256, W)  # a row Pillow's 8-bit conversions keep
+    yield "gray16.png", Image.frombytes("I;16", (W, H), v16.tobytes()), {}
+    yield "gray16.tif", Image.frombytes("I;16", (W, H), v16.tobytes()), {}
+    # A tRNS colour key: `image` makes it an alpha channel, Pillow's I;16 keeps none.
+    yield "gray16_trns.png", Image.frombytes("I;16", (W, H), v16.tobytes()), {
+        "transparency": int(v16[0, 4])
+    }
+    p = Image.fromarray(rng.integers(0, 200, (H, W), dtype=np.uint8), "L").convert("P")
+    pal = rng.integers(0, 256, (200, 3), dtype=np.uint8)
+    pal[7] = pal[3]  # a duplicate entry: indices, not colours, are kept
+    pal[8] = [128, 128, 128]
+    pal[9] = [127, 128, 128]  # either side of the `1` threshold
+    p.putpalette(pal.flatten().tolist())
+    yield "palette.png", p, {}
+    p4 = Image.fromarray(rng.integers(0, 16, (H, W), dtype=np.uint8), "L").convert("P")
+    p4.putpalette(rng.integers(0, 256, 48, dtype=np.uint8).tolist())
+    trns = bytes(rng.integers(0, 256, 16, dtype=np.uint8))
+    yield "palette4_trns.png", p4, {"bits": 4, "transparency": trns}
+
+
+def pillow_bytes(im):
+    a = np.asarray(im)
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    return a.astype(a.dtype.newbyteorder("<")).tobytes(), list(a.shape), str(a.dtype)
+
+
+def palette_bytes(im):
+    """getpalette() of a P result, as RGBA entries when it has transparency."""
+    trns = im.info.get("transparency")
+    if isinstance(trns, int) and trns >= len(im.getpalette()) // 3:
+        trns = None  # I;16's key (300 here) is carried over as is, and names no entry
+    if trns is None:
+        return bytes(im.getpalette(rawmode="RGB")), "RGB"
+    if isinstance(trns, int):
+        trns = bytes([255] * trns + [0])
+    entries = np.array(im.getpalette(rawmode="RGBA"), np.uint8).reshape(-1, 4)
+    entries[: len(trns), 3] = np.frombuffer(trns, np.uint8)[: len(entries)]
+    return entries.tobytes(), "RGBA"
+
+
+warnings.simplefilter("ignore")
+manifest = {"width": W, "height": H, "files": []}
+blob = bytearray()
+
+
+def put(data):
+    blob.extend(data)
+    return [len(blob) - len(data), len(data)]
+
+
+for name, im, save in fixtures():
+    im.save(name, **save)
+    src = Image.open(name)
+    src.load()
+    entry = {"file": name, "pillow_mode": src.mode, "outputs": []}
+    for mirror in (False, True):
+        base = ImageOps.mirror(src) if mirror else src
+        for mode in MODES:
+            out = base.convert(mode)
+            data, shape, dtype = pillow_bytes(out)
+            item = {"mode": mode, "mirror": mirror, "shape": shape, "dtype": dtype,
+                    "bytes": put(data)}
+            if mode == "P":
+                pal, pal_mode = palette_bytes(out)
+                item["palette"], item["palette_mode"] = put(pal), pal_mode
+            entry["outputs"].append(item)
+    manifest["files"].append(entry)
+
+with open("pillow.bin", "wb") as f:
+    f.write(blob)
+with open("manifest.json", "w") as f:  # one output a line
+    files = ",\n".join(
+        f'  {{"file": "{e["file"]}", "pillow_mode": "{e["pillow_mode"]}", "outputs": [\n'
+        + ",\n".join("   " + json.dumps(o) for o in e["outputs"])
+        + "]}"
+        for e in manifest["files"]
+    )
+    f.write(f'{{"width": {W}, "height": {H}, "files": [\n{files}\n]}}\n')

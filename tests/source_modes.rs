@@ -1,0 +1,218 @@
+//! Files that open in a mode other than RGB(A) — `1`, `L`, `LA`, `I;16`, `P` — converted to
+//! every mode, mirrored or not, on both backends, against Pillow 13's `np.asarray(im.convert(m))`
+//! (`tests/data/sources/`, made by its `make_sources.py`). Pillow converts these from their own
+//! mode, so `L` → `CMYK` is (0, 0, 0, 255 − v) and a palette PNG → `P` keeps its indices.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use shutter::backend::Processor;
+use shutter::frame::{Frame, FrameMeta};
+use shutter::mode::ImageMode;
+use shutter::mode::source::SourceMode;
+use shutter::ops::Ops;
+use shutter::source::DecodeLimits;
+use shutter::source::file::decode_path;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sources")
+}
+
+struct Expected {
+    file: String,
+    mode: ImageMode,
+    mirror: bool,
+    bytes: Vec<u8>,
+    palette: Option<Vec<u8>>,
+}
+
+/// Every output of the manifest.
+fn expected() -> Vec<Expected> {
+    let text = std::fs::read_to_string(dir().join("manifest.json")).expect("manifest");
+    let manifest: Value = serde_json::from_str(&text).expect("manifest json");
+    let blob = std::fs::read(dir().join("pillow.bin")).expect("pillow.bin");
+    let slice = |range: &Value| {
+        let at = range[0].as_u64().expect("offset") as usize;
+        let len = range[1].as_u64().expect("length") as usize;
+        blob[at..at + len].to_vec()
+    };
+    let mut out = Vec::new();
+    for file in manifest["files"].as_array().expect("files") {
+        for o in file["outputs"].as_array().expect("outputs") {
+            out.push(Expected {
+                file: file["file"].as_str().expect("file").to_string(),
+                mode: o["mode"].as_str().expect("mode").parse().expect("a mode"),
+                mirror: o["mirror"].as_bool().expect("mirror"),
+                bytes: slice(&o["bytes"]),
+                palette: o.get("palette").map(slice),
+            });
+        }
+    }
+    out
+}
+
+fn decode(file: &str) -> Frame {
+    let path = dir().join(file);
+    let mut frames = decode_path(file, &path, &DecodeLimits::default()).expect("decodes");
+    let d = frames.next().expect("one frame").expect("decodes");
+    let mut frame = Frame::new(
+        d.width,
+        d.height,
+        d.rgba,
+        d.has_alpha,
+        FrameMeta::still(0, 0),
+    );
+    frame.source = d.source;
+    frame
+}
+
+/// Converts every file to every mode on `processor_for`'s backend and compares with Pillow;
+/// returns how many outputs were checked.
+fn check_all(label: &str, processor_for: impl Fn(&Ops) -> Processor) -> usize {
+    let all = expected();
+    for e in &all {
+        let mut ops = Ops::new(e.mirror, vec![]);
+        ops.mode = Some(e.mode);
+        let mut processor = processor_for(&ops);
+        let frame = processor.process(decode(&e.file)).expect("processes");
+        let image = frame.image.expect("a mode image");
+        let got = image.as_bytes();
+        let what = format!("{label}: {} → {} (mirror {})", e.file, e.mode, e.mirror);
+        assert_eq!(got.len(), e.bytes.len(), "{what}: length");
+        let tolerance = if e.mode == ImageMode::Lab { 1 } else { 0 };
+        let worst = got
+            .iter()
+            .zip(&e.bytes)
+            .map(|(&a, &b)| (a as i8 as i16 - b as i8 as i16).unsigned_abs())
+            .max()
+            .unwrap_or(0);
+        assert!(
+            worst <= tolerance,
+            "{what}: off by {worst}\n got    {:?}\n Pillow {:?}",
+            &got[..got.len().min(48)],
+            &e.bytes[..e.bytes.len().min(48)]
+        );
+        if let Some(palette) = &e.palette {
+            let ours = image.palette.as_ref().expect("P has a palette");
+            assert_eq!(ours.as_bytes(), &palette[..], "{what}: palette");
+        }
+    }
+    all.len()
+}
+
+#[test]
+fn every_source_mode_converts_as_pillow_does_on_the_cpu() {
+    let checked = check_all("cpu", |ops| Processor::new(None, ops, 1).expect("cpu"));
+    assert_eq!(checked, 8 * 11 * 2, "8 files × 11 modes × mirror or not");
+}
+
+#[test]
+fn every_source_mode_converts_as_pillow_does_on_the_gpu() {
+    let Some(ctx) = common::gpu_or_skip("every_source_mode_converts_as_pillow_does_on_the_gpu")
+    else {
+        return;
+    };
+    let checked = check_all("gpu", |ops| {
+        Processor::new(Some(ctx.clone()), ops, 2).expect("gpu")
+    });
+    assert_eq!(checked, 8 * 11 * 2);
+}
+
+#[test]
+fn files_report_the_mode_pillow_opens_them_in() {
+    let kind = |file| match decode(file).source {
+        SourceMode::Color => "RGB",
+        SourceMode::Gray => "gray",
+        SourceMode::Gray16(_) => "I;16",
+        SourceMode::Palette { .. } => "P",
+    };
+    for (file, want) in [
+        ("gray.png", "gray"),
+        ("gray_alpha.png", "gray"),
+        ("bilevel.png", "gray"),
+        ("gray16.png", "I;16"),
+        ("gray16.tif", "I;16"),
+        ("gray16_trns.png", "I;16"),
+        ("palette.png", "P"),
+        ("palette4_trns.png", "P"),
+    ] {
+        assert_eq!(kind(file), want, "{file}");
+    }
+}
+
+#[test]
+fn a_palette_file_expands_to_the_same_pixels_as_its_indices_say() {
+    // The palette path reads the indices with `png` next to `image`'s RGBA: both must agree.
+    for file in ["palette.png", "palette4_trns.png"] {
+        let frame = decode(file);
+        let SourceMode::Palette { indices, palette } = &frame.source else {
+            panic!("{file}: a palette source");
+        };
+        let entries = palette.as_bytes();
+        let bpe = entries.len() / palette.len();
+        for (k, &i) in indices.iter().enumerate() {
+            let entry = &entries[usize::from(i) * bpe..][..bpe];
+            let px = &frame.rgba[k * 4..k * 4 + 4];
+            assert_eq!(&px[..3], &entry[..3], "{file}: pixel {k} colour");
+            assert_eq!(
+                px[3],
+                if bpe == 4 { entry[3] } else { 255 },
+                "{file}: alpha"
+            );
+        }
+    }
+}
+
+#[test]
+fn after_a_filter_a_gray_file_converts_from_its_rgb_pixels() {
+    // Invert keeps a gray image gray, but filters make RGB images: CMYK is then 255 − v in
+    // C, M and Y, as from any RGB frame.
+    let mut ops = Ops::new(false, vec![shutter::Filter::Invert]);
+    ops.mode = Some(ImageMode::Cmyk);
+    let frame = decode("gray.png");
+    let v = frame.rgba[0];
+    let out = Processor::new(None, &ops, 1)
+        .expect("cpu")
+        .process(frame)
+        .expect("processes");
+    let image = out.image.expect("CMYK");
+    assert_eq!(
+        image.as_bytes()[..4],
+        [v, v, v, 0],
+        "inverted, then RGB → CMYK"
+    );
+}
+
+#[test]
+fn the_cli_writes_pillows_arrays_for_a_gray_and_a_palette_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (file, mode) in [
+        ("gray.png", "CMYK"),
+        ("palette.png", "P"),
+        ("gray16.png", "I"),
+    ] {
+        let out = tmp.path().join(format!("{file}.{mode}.npy"));
+        let run = common::shutter(&[
+            "run",
+            common::s(&dir().join(file)),
+            "--device",
+            "cpu",
+            "--mode",
+            mode,
+            "-o",
+            common::s(&out),
+        ]);
+        assert!(run.status.success(), "{file}: {}", common::stderr(&run));
+        let npy = std::fs::read(&out).expect("npy written");
+        let want = expected()
+            .into_iter()
+            .find(|e| e.file == file && e.mode.name() == mode && !e.mirror)
+            .expect("in the manifest");
+        assert!(
+            npy.ends_with(&want.bytes),
+            "{file} → {mode}: the npy's data is not Pillow's"
+        );
+    }
+}
