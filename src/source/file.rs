@@ -212,18 +212,37 @@ where
     } else {
         PngHeader::default()
     };
-    let mut image_reader = ImageReader::with_format(&mut reader, image_format);
-    image_reader.limits(image_limits(limits, false));
-    let mut decoder = image_reader.into_decoder().map_err(err)?;
-    check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
-    decoder
-        .set_limits(image_limits(limits, true))
-        .map_err(err)?;
-    let mut has_alpha = decoder.color_type().has_alpha();
-    // A broken EXIF block should not make the image unreadable: Pillow's exif_transpose
-    // leaves such images as they are too.
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(err)?;
+    // A TIFF's alpha may be premultiplied, which Pillow undoes; `image` reads no gray+alpha
+    // TIFF, which Pillow opens as `LA`.
+    let tiff = if format == InputFormat::Tiff {
+        tiff_header(&mut reader)
+    } else {
+        TiffHeader::default()
+    };
+    let (mut image, orientation) = if tiff.gray_alpha {
+        tiff_gray_alpha(name, &mut reader, limits)?
+    } else {
+        let mut image_reader = ImageReader::with_format(&mut reader, image_format);
+        image_reader.limits(image_limits(limits, false));
+        let mut decoder = image_reader.into_decoder().map_err(err)?;
+        check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
+        decoder
+            .set_limits(image_limits(limits, true))
+            .map_err(err)?;
+        // A broken EXIF block should not make the image unreadable: Pillow's exif_transpose
+        // leaves such images as they are too.
+        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        (
+            DynamicImage::from_decoder(decoder).map_err(err)?,
+            orientation,
+        )
+    };
+    let mut has_alpha = image.color().has_alpha();
+    if tiff.premultiplied
+        && let DynamicImage::ImageRgba8(pixels) = &mut image
+    {
+        unpremultiply(pixels);
+    }
     image.apply_orientation(orientation);
     let (width, height) = (image.width(), image.height());
     if png.gray16_key
@@ -287,6 +306,113 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
         Ok(_) => header,
         Err(_) => PngHeader::default(),
     }
+}
+
+/// What a TIFF's first image directory says about the mode Pillow opens it in.
+#[derive(Debug, Default, Clone, Copy)]
+struct TiffHeader {
+    /// RGBA with associated (premultiplied) alpha, 8 bits a sample: Pillow's `RGBa` reader.
+    premultiplied: bool,
+    /// Gray with unassociated alpha (BlackIsZero, 2 samples of 8 or 16 bits): Pillow's `LA`.
+    gray_alpha: bool,
+}
+
+/// Reads `reader`'s TIFF tags and leaves `reader` at its start. Unreadable tags say nothing:
+/// the decoder reports them.
+fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
+    const ASSOCIATED: u16 = 1;
+    const UNASSOCIATED: u16 = 2;
+    const BLACK_IS_ZERO: u16 = 1;
+    const RGB: u16 = 2;
+    let header = (|| {
+        use tiff::tags::Tag;
+        let mut tiff = tiff::decoder::Decoder::new(&mut *reader).ok()?;
+        let extra: Vec<u16> = tiff.find_tag_unsigned_vec(Tag::ExtraSamples).ok()??;
+        let photometric: u16 = tiff
+            .find_tag_unsigned(Tag::PhotometricInterpretation)
+            .ok()??;
+        let samples: u16 = tiff.find_tag_unsigned(Tag::SamplesPerPixel).ok()??;
+        let bits: Vec<u16> = tiff.find_tag_unsigned_vec(Tag::BitsPerSample).ok()??;
+        let all_bits = |n: u16| bits.iter().all(|&b| b == n);
+        Some(TiffHeader {
+            premultiplied: photometric == RGB
+                && samples == 4
+                && extra == [ASSOCIATED]
+                && all_bits(8),
+            gray_alpha: photometric == BLACK_IS_ZERO
+                && samples == 2
+                && extra == [UNASSOCIATED]
+                && (all_bits(8) || all_bits(16)),
+        })
+    })()
+    .unwrap_or_default();
+    match reader.seek(SeekFrom::Start(0)) {
+        Ok(_) => header,
+        Err(_) => TiffHeader::default(),
+    }
+}
+
+/// Pillow's `RGBa` unpacker: colour × 255 / alpha (truncated, clipped to 255); a pixel with
+/// alpha 0 becomes (0, 0, 0, 0).
+fn unpremultiply(pixels: &mut image::RgbaImage) {
+    for px in pixels.pixels_mut() {
+        let a = u32::from(px[3]);
+        if a == 0 {
+            px.0 = [0; 4];
+        } else if a < 255 {
+            for c in &mut px.0[..3] {
+                *c = (u32::from(*c) * 255 / a).min(255) as u8;
+            }
+        }
+    }
+}
+
+/// A gray+alpha TIFF (see [`TiffHeader::gray_alpha`]), decoded with `tiff`, and its orientation.
+fn tiff_gray_alpha<R: BufRead + Seek>(
+    name: &str,
+    reader: &mut R,
+    limits: &DecodeLimits,
+) -> Result<(DynamicImage, Orientation)> {
+    use tiff::decoder::DecodingResult;
+    let fail = |e: tiff::TiffError| Error::Decode {
+        input: name.to_string(),
+        format: "tiff".to_string(),
+        reason: one_line(&e.to_string()),
+    };
+    let mut tiff_limits = tiff::decoder::Limits::default();
+    tiff_limits.decoding_buffer_size = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
+    let mut tiff = tiff::decoder::Decoder::new(reader)
+        .map_err(fail)?
+        .with_limits(tiff_limits);
+    let (width, height) = tiff.dimensions().map_err(fail)?;
+    check_header(
+        name,
+        (width, height),
+        u64::from(width) * u64::from(height) * 2,
+        limits,
+    )?;
+    let orientation = tiff
+        .find_tag_unsigned::<u8>(tiff::tags::Tag::Orientation)
+        .ok()
+        .flatten()
+        .and_then(Orientation::from_exif)
+        .unwrap_or(Orientation::NoTransforms);
+    let bad_size = || Error::Decode {
+        input: name.to_string(),
+        format: "tiff".to_string(),
+        reason: "the gray+alpha samples do not fill the image".to_string(),
+    };
+    let image = match tiff.read_image().map_err(fail)? {
+        DecodingResult::U8(samples) => {
+            image::ImageBuffer::from_raw(width, height, samples).map(DynamicImage::ImageLumaA8)
+        }
+        DecodingResult::U16(samples) => {
+            image::ImageBuffer::from_raw(width, height, samples).map(DynamicImage::ImageLumaA16)
+        }
+        _ => None,
+    }
+    .ok_or_else(bad_size)?;
+    Ok((image, orientation))
 }
 
 /// A palette PNG's indices (one byte each, row-major) and palette, the file's transparency

@@ -1,7 +1,8 @@
 """Makes the source-mode fixtures and Pillow's conversions of them (tests/source_modes.rs).
 
 Pillow converts a gray, 16-bit or palette file from its own mode; these files are small
-images in those modes. For each file, mode and mirror (ImageOps.mirror first, or not),
+images in those modes, with a gray+alpha TIFF and a premultiplied RGBA TIFF (which Pillow
+un-premultiplies). For each file, mode and mirror (ImageOps.mirror first, or not),
 `pillow.bin` holds `np.asarray(im.convert(mode))` as Gradio's numpy users get it (bool as
 0/255 bytes, I and F little-endian) and, for P, `getpalette()` (RGBA entries when the image
 has transparency); `manifest.json` gives each one's offset and length, shape and dtype.
@@ -10,6 +11,7 @@ Run from this directory with Pillow 13 and numpy: `python make_sources.py`.
 """
 
 import json
+import struct
 import warnings
 
 import numpy as np
@@ -40,6 +42,10 @@ def fixtures():
     yield "gray16_trns.png", Image.frombytes("I;16", (W, H), v16.tobytes()), {
         "transparency": int(v16[0, 4])
     }
+    yield "gray_alpha.tif", Image.fromarray(np.dstack([gray8(), gray8()]), "LA"), {}
+    rgba = rng.integers(0, 256, (H, W, 4), dtype=np.uint8)
+    rgba[0, :3, 3] = [0, 255, 1]
+    yield "rgba_premultiplied.tif", Image.fromarray(rgba, "RGBA"), {"associated": True}
     p = Image.fromarray(rng.integers(0, 200, (H, W), dtype=np.uint8), "L").convert("P")
     pal = rng.integers(0, 256, (200, 3), dtype=np.uint8)
     pal[7] = pal[3]  # a duplicate entry: indices, not colours, are kept
@@ -51,6 +57,19 @@ def fixtures():
     p4.putpalette(rng.integers(0, 256, 48, dtype=np.uint8).tolist())
     trns = bytes(rng.integers(0, 256, 16, dtype=np.uint8))
     yield "palette4_trns.png", p4, {"bits": 4, "transparency": trns}
+
+
+def with_associated_alpha(path):
+    """Rewrites an RGBA TIFF's ExtraSamples from 2 (unassociated) to 1 (associated alpha):
+    Pillow cannot write premultiplied TIFFs, and reads them as RGBa, un-premultiplied."""
+    data = bytearray(open(path, "rb").read())
+    assert data[:4] == b"II*\0"
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for k in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * k
+        if struct.unpack_from("<H", data, entry)[0] == 338:
+            struct.pack_into("<H", data, entry + 8, 1)
+    open(path, "wb").write(data)
 
 
 def pillow_bytes(im):
@@ -65,8 +84,8 @@ def palette_bytes(im):
     trns = im.info.get("transparency")
     if isinstance(trns, int) and trns >= len(im.getpalette()) // 3:
         trns = None  # I;16's key (300 here) is carried over as is, and names no entry
-    if trns is None:
-        return bytes(im.getpalette(rawmode="RGB")), "RGB"
+    if trns is None:  # RGB, or RGBA for quantize()'s palette of an RGBA image
+        return bytes(im.getpalette(rawmode=im.palette.mode)), im.palette.mode
     if isinstance(trns, int):
         trns = bytes([255] * trns + [0])
     entries = np.array(im.getpalette(rawmode="RGBA"), np.uint8).reshape(-1, 4)
@@ -85,7 +104,10 @@ def put(data):
 
 
 for name, im, save in fixtures():
+    associated = save.pop("associated", False)
     im.save(name, **save)
+    if associated:
+        with_associated_alpha(name)
     src = Image.open(name)
     src.load()
     entry = {"file": name, "pillow_mode": src.mode, "outputs": []}
