@@ -138,7 +138,22 @@ struct RunArgs {
     max_pixels: Option<u64>,
 }
 
+/// Mesa's device-select layer asks Wayland which GPU drives the display, and where there is
+/// no session (a server, a container: no `XDG_RUNTIME_DIR`) libwayland prints "error:
+/// XDG_RUNTIME_DIR is invalid or not set" twice, lines that read like shutter's own errors.
+/// shutter picks its adapter itself, so there the layer is turned off (`NODEVICE_SELECT=1`),
+/// unless the user set that variable.
+fn quiet_headless_vulkan() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        // SAFETY: the first thing `main` does, before any thread is started.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_headless_vulkan();
     let cli = Cli::parse();
     match cli.command {
         Command::Devices => devices(),

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use common::{s, shutter, stderr};
 use tempfile::TempDir;
@@ -605,4 +605,34 @@ fn device_auto_prefers_the_cpu_to_a_software_adapter_and_says_why() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn a_headless_run_prints_no_wayland_errors() {
+    // Without XDG_RUNTIME_DIR, Mesa's device-select layer made libwayland print
+    // "error: XDG_RUNTIME_DIR is invalid or not set" twice on every run that opened Vulkan.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args([
+            "run",
+            "pattern:32x16",
+            "--frames",
+            "1",
+            "--device",
+            "auto",
+            "-o",
+        ])
+        .arg(dir.path())
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shutter");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    assert!(
+        err.lines().all(|l| l.starts_with("shutter")),
+        "every line is shutter's own: {err}"
+    );
 }
