@@ -114,7 +114,7 @@ fn check_all(label: &str, processor_for: impl Fn(&Ops) -> Processor) -> usize {
 #[test]
 fn every_source_mode_converts_as_pillow_does_on_the_cpu() {
     let checked = check_all("cpu", |ops| Processor::new(None, ops, 1).expect("cpu"));
-    assert_eq!(checked, 10 * 11 * 2, "10 files × 11 modes × mirror or not");
+    assert_eq!(checked, 12 * 11 * 2, "12 files × 11 modes × mirror or not");
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn every_source_mode_converts_as_pillow_does_on_the_gpu() {
     let checked = check_all("gpu", |ops| {
         Processor::new(Some(ctx.clone()), ops, 2).expect("gpu")
     });
-    assert_eq!(checked, 10 * 11 * 2);
+    assert_eq!(checked, 12 * 11 * 2);
 }
 
 #[test]
@@ -136,6 +136,7 @@ fn files_report_the_mode_pillow_opens_them_in() {
         SourceMode::Gray => "gray",
         SourceMode::Gray16(_) => "I;16",
         SourceMode::Palette { .. } => "P",
+        SourceMode::ColorKey(_) => "RGB key",
     };
     for (file, want) in [
         ("gray.png", "gray"),
@@ -146,6 +147,8 @@ fn files_report_the_mode_pillow_opens_them_in() {
         ("gray16_trns.png", "I;16"),
         ("gray_alpha.tif", "gray"),
         ("rgba_premultiplied.tif", "RGB"),
+        ("rgb_key.png", "RGB key"),
+        ("rgb_key_web.png", "RGB key"),
         ("palette.png", "P"),
         ("palette4_trns.png", "P"),
     ] {

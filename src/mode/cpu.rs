@@ -201,7 +201,7 @@ pub fn apply_and_convert(
 /// [`convert`] on a [`Frame`], or where Pillow converts the frame's source from its own mode
 /// (a gray, 16-bit or palette file, [`super::source`]), that conversion.
 pub fn convert_frame(mode: ImageMode, dither: Dither, frame: &Frame) -> ModeImage {
-    if let Some(image) = super::source::convert(mode, frame) {
+    if let Some(image) = super::source::convert(mode, dither, frame) {
         return image;
     }
     convert(

@@ -12,6 +12,9 @@
 //!                  → I, F   the 16-bit sample itself
 //! P, PA (palette)  → P      the file's own indices and palette (a copy)
 //!                  → 1      255 iff the entry's L1000 ≥ 128000: a threshold, never dithered
+//! RGB + tRNS key   → P      the WEB palette conversion of the RGB pixels (not RGBA's
+//!                           quantize), the key colour's entry (appended when the palette
+//!                           lacks it) transparent
 //! ```
 //!
 //! A [`SourceMode`] travels with each frame ([`Frame::source`]); the pass runs its ops as
@@ -20,7 +23,7 @@
 //! (the planes are mirrored with the pixels).
 
 use super::pixel::bit_nodither;
-use super::{ImageMode, ModeData, ModeImage, Palette};
+use super::{Dither, ImageMode, ModeData, ModeImage, Palette};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::ops::Ops;
@@ -41,6 +44,9 @@ pub enum SourceMode {
     /// Pillow's `P` (a palette PNG): the indices, row-major, and the palette, with the
     /// file's transparency as RGBA entries.
     Palette { indices: Vec<u8>, palette: Palette },
+    /// Pillow's `RGB` with a transparency colour (an 8-bit RGB PNG with a tRNS chunk): the
+    /// RGBA pixels have alpha 0 where the colour is, as Pillow's `convert("RGBA")` gives.
+    ColorKey([u8; 3]),
 }
 
 impl SourceMode {
@@ -53,13 +59,14 @@ impl SourceMode {
             SourceMode::Gray => matches!(mode, P | Cmyk | YCbCr),
             SourceMode::Gray16(_) => matches!(mode, P | Cmyk | YCbCr | I | F),
             SourceMode::Palette { .. } => matches!(mode, P | One),
+            SourceMode::ColorKey(_) => mode == P,
         }
     }
 
     /// Pillow's name for the mode (`RGB` stands for both RGB and RGBA here).
     pub fn name(&self) -> &'static str {
         match self {
-            SourceMode::Color => "RGB",
+            SourceMode::Color | SourceMode::ColorKey(_) => "RGB",
             SourceMode::Gray => "L",
             SourceMode::Gray16(_) => "I;16",
             SourceMode::Palette { .. } => "P",
@@ -71,7 +78,7 @@ impl SourceMode {
         match self {
             SourceMode::Gray16(samples) => Some(samples.len()),
             SourceMode::Palette { indices, .. } => Some(indices.len()),
-            SourceMode::Color | SourceMode::Gray => None,
+            SourceMode::Color | SourceMode::Gray | SourceMode::ColorKey(_) => None,
         }
     }
 }
@@ -105,7 +112,7 @@ pub(crate) fn settle(frame: &mut Frame, ops: &Ops) -> Result<()> {
         match &mut frame.source {
             SourceMode::Gray16(samples) => mirror_rows(samples, width),
             SourceMode::Palette { indices, .. } => mirror_rows(indices, width),
-            SourceMode::Color | SourceMode::Gray => {}
+            SourceMode::Color | SourceMode::Gray | SourceMode::ColorKey(_) => {}
         }
     }
     Ok(())
@@ -117,12 +124,16 @@ fn mirror_rows<T>(plane: &mut [T], width: usize) {
     }
 }
 
-/// Pillow's conversion of `frame` from its source's own mode to `mode`, or `None` when that
-/// equals converting its RGB(A) pixels ([`SourceMode::converts_itself`] is false). `frame.rgba`
-/// holds the pixels after the ops, and its planes have been mirrored with them.
-pub fn convert(mode: ImageMode, frame: &Frame) -> Option<ModeImage> {
+/// Pillow's conversion of `frame` from its source's own mode to `mode` (with `dither` where
+/// that applies), or `None` when that equals converting its RGB(A) pixels
+/// ([`SourceMode::converts_itself`] is false). `frame.rgba` holds the pixels after the ops,
+/// and its planes have been mirrored with them.
+pub fn convert(mode: ImageMode, dither: Dither, frame: &Frame) -> Option<ModeImage> {
     if !frame.source.converts_itself(mode) {
         return None;
+    }
+    if let SourceMode::ColorKey(key) = frame.source {
+        return Some(keyed_palette(dither, frame, key));
     }
     let px: &[[u8; 4]] = bytemuck::cast_slice(&frame.rgba);
     let gray = || px.iter().map(|p| p[0]);
@@ -161,6 +172,30 @@ pub fn convert(mode: ImageMode, frame: &Frame) -> Option<ModeImage> {
     })
 }
 
+/// `P` from RGB with a transparency colour: the WEB conversion of the RGB pixels, and the
+/// palette with the key's entry transparent (Pillow's `palette.getcolor(key)`: the first
+/// entry of that colour, else a new one at the end).
+fn keyed_palette(dither: Dither, frame: &Frame, key: [u8; 3]) -> ModeImage {
+    let mut image = super::cpu::convert(
+        ImageMode::P,
+        dither,
+        frame.width,
+        frame.height,
+        &frame.rgba,
+        false,
+    );
+    let Some(Palette::Rgb(entries)) = &image.palette else {
+        return image; // not reached: P from RGB has the WEB palette
+    };
+    let mut entries: Vec<[u8; 4]> = entries.iter().map(|&[r, g, b]| [r, g, b, 255]).collect();
+    match entries.iter().position(|e| e[..3] == key) {
+        Some(at) => entries[at][3] = 0,
+        None => entries.push([key[0], key[1], key[2], 0]),
+    }
+    image.palette = Some(Palette::Rgba(entries));
+    image
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,19 +213,24 @@ mod tests {
     #[test]
     fn gray_sources_convert_to_p_cmyk_and_ycbcr_from_the_gray_value() {
         let frame = gray_frame(&[0, 1, 127, 200], 2, SourceMode::Gray);
-        let p = convert(ImageMode::P, &frame).expect("L → P is its own");
+        let p = convert(ImageMode::P, Dither::FloydSteinberg, &frame).expect("L → P is its own");
         assert_eq!(p.data, ModeData::U8(vec![0, 1, 127, 200]));
         assert_eq!(p.palette.as_ref().map(Palette::len), Some(256));
-        let cmyk = convert(ImageMode::Cmyk, &frame).expect("L → CMYK is its own");
+        let cmyk =
+            convert(ImageMode::Cmyk, Dither::FloydSteinberg, &frame).expect("L → CMYK is its own");
         assert_eq!(
             cmyk.as_bytes()[..8],
             [0, 0, 0, 255, 0, 0, 0, 254],
             "K = 255 − v, C = M = Y = 0"
         );
-        let ycc = convert(ImageMode::YCbCr, &frame).expect("L → YCbCr is its own");
+        let ycc = convert(ImageMode::YCbCr, Dither::FloydSteinberg, &frame)
+            .expect("L → YCbCr is its own");
         assert_eq!(ycc.as_bytes()[6..], [127, 128, 128, 200, 128, 128]);
         for mode in [ImageMode::L, ImageMode::Rgb, ImageMode::I, ImageMode::One] {
-            assert!(convert(mode, &frame).is_none(), "{mode} from L is RGB's");
+            assert!(
+                convert(mode, Dither::FloydSteinberg, &frame).is_none(),
+                "{mode} from L is RGB's"
+            );
         }
     }
 
@@ -198,11 +238,11 @@ mod tests {
     fn sixteen_bit_gray_keeps_its_samples_in_i_and_f() {
         let samples = vec![0, 300, 65535, 7];
         let frame = gray_frame(&[0, 255, 255, 7], 4, SourceMode::Gray16(samples));
-        let i = convert(ImageMode::I, &frame).expect("I;16 → I is its own");
+        let i = convert(ImageMode::I, Dither::FloydSteinberg, &frame).expect("I;16 → I is its own");
         assert_eq!(i.data, ModeData::I32(vec![0, 300, 65535, 7]));
-        let f = convert(ImageMode::F, &frame).expect("I;16 → F is its own");
+        let f = convert(ImageMode::F, Dither::FloydSteinberg, &frame).expect("I;16 → F is its own");
         assert_eq!(f.data, ModeData::F32(vec![0.0, 300.0, 65535.0, 7.0]));
-        assert!(convert(ImageMode::L, &frame).is_none());
+        assert!(convert(ImageMode::L, Dither::FloydSteinberg, &frame).is_none());
     }
 
     #[test]
@@ -224,9 +264,10 @@ mod tests {
             indices: indices.clone(),
             palette: palette.clone(),
         };
-        let p = convert(ImageMode::P, &frame).expect("P → P is a copy");
+        let p = convert(ImageMode::P, Dither::FloydSteinberg, &frame).expect("P → P is a copy");
         assert_eq!((p.data, p.palette), (ModeData::U8(indices), Some(palette)));
-        let one = convert(ImageMode::One, &frame).expect("P → 1 thresholds");
+        let one =
+            convert(ImageMode::One, Dither::FloydSteinberg, &frame).expect("P → 1 thresholds");
         assert_eq!(one.data, ModeData::U8(vec![0, 255, 0, 255]));
     }
 

@@ -264,6 +264,9 @@ where
         _ if png.indexed && orientation == Orientation::NoTransforms => {
             png_palette(&mut reader, limits).unwrap_or_default()
         }
+        DynamicImage::ImageRgba8(_) if png.rgb_key.is_some() => {
+            png.rgb_key.map_or(SourceMode::Color, SourceMode::ColorKey)
+        }
         _ => SourceMode::Color,
     };
     let frame = DecodedFrame {
@@ -284,6 +287,8 @@ struct PngHeader {
     indexed: bool,
     /// 16-bit gray with a tRNS colour key: Pillow's `I;16`, which keeps no transparency.
     gray16_key: bool,
+    /// The tRNS colour of an 8-bit RGB PNG: Pillow's `RGB` with a transparency colour.
+    rgb_key: Option<[u8; 3]>,
 }
 
 /// Reads `reader`'s PNG header and leaves `reader` at its start. An unreadable header says
@@ -299,6 +304,16 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
                 gray16_key: info.color_type == png::ColorType::Grayscale
                     && info.bit_depth == png::BitDepth::Sixteen
                     && info.trns.is_some(),
+                // `png` keeps one byte a sample at 8 bits.
+                rgb_key: match info.trns.as_deref() {
+                    Some(&[r, g, b])
+                        if info.color_type == png::ColorType::Rgb
+                            && info.bit_depth == png::BitDepth::Eight =>
+                    {
+                        Some([r, g, b])
+                    }
+                    _ => None,
+                },
             }
         })
         .unwrap_or_default();

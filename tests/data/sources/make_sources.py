@@ -1,8 +1,8 @@
 """Makes the source-mode fixtures and Pillow's conversions of them (tests/source_modes.rs).
 
 Pillow converts a gray, 16-bit or palette file from its own mode; these files are small
-images in those modes, with a gray+alpha TIFF and a premultiplied RGBA TIFF (which Pillow
-un-premultiplies). For each file, mode and mirror (ImageOps.mirror first, or not),
+images in those modes, with a gray+alpha TIFF, a premultiplied RGBA TIFF (which Pillow
+un-premultiplies) and RGB PNGs with a tRNS colour (`RGB` with transparency in Pillow). For each file, mode and mirror (ImageOps.mirror first, or not),
 `pillow.bin` holds `np.asarray(im.convert(mode))` as Gradio's numpy users get it (bool as
 0/255 bytes, I and F little-endian) and, for P, `getpalette()` (RGBA entries when the image
 has transparency); `manifest.json` gives each one's offset and length, shape and dtype.
@@ -46,6 +46,11 @@ def fixtures():
     rgba = rng.integers(0, 256, (H, W, 4), dtype=np.uint8)
     rgba[0, :3, 3] = [0, 255, 1]
     yield "rgba_premultiplied.tif", Image.fromarray(rgba, "RGBA"), {"associated": True}
+    rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    rgb[0, :2] = [[10, 20, 30], [51, 102, 0]]
+    # A tRNS colour on RGB: Pillow's `RGB` with transparency, not RGBA.
+    yield "rgb_key.png", Image.fromarray(rgb), {"transparency": (10, 20, 30)}
+    yield "rgb_key_web.png", Image.fromarray(rgb), {"transparency": (51, 102, 0)}
     p = Image.fromarray(rng.integers(0, 200, (H, W), dtype=np.uint8), "L").convert("P")
     pal = rng.integers(0, 256, (200, 3), dtype=np.uint8)
     pal[7] = pal[3]  # a duplicate entry: indices, not colours, are kept
