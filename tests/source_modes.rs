@@ -114,7 +114,7 @@ fn check_all(label: &str, processor_for: impl Fn(&Ops) -> Processor) -> usize {
 #[test]
 fn every_source_mode_converts_as_pillow_does_on_the_cpu() {
     let checked = check_all("cpu", |ops| Processor::new(None, ops, 1).expect("cpu"));
-    assert_eq!(checked, 12 * 11 * 2, "12 files × 11 modes × mirror or not");
+    assert_eq!(checked, 15 * 11 * 2, "15 files × 11 modes × mirror or not");
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn every_source_mode_converts_as_pillow_does_on_the_gpu() {
     let checked = check_all("gpu", |ops| {
         Processor::new(Some(ctx.clone()), ops, 2).expect("gpu")
     });
-    assert_eq!(checked, 12 * 11 * 2);
+    assert_eq!(checked, 15 * 11 * 2);
 }
 
 #[test]
@@ -147,6 +147,9 @@ fn files_report_the_mode_pillow_opens_them_in() {
         ("gray16_trns.png", "I;16"),
         ("gray_alpha.tif", "gray"),
         ("rgba_premultiplied.tif", "RGB"),
+        ("gray.bmp", "gray"),
+        ("bilevel.bmp", "gray"),
+        ("palette.bmp", "P"),
         ("rgb_key.png", "RGB key"),
         ("rgb_key_web.png", "RGB key"),
         ("palette.png", "P"),
@@ -159,7 +162,7 @@ fn files_report_the_mode_pillow_opens_them_in() {
 #[test]
 fn a_palette_file_expands_to_the_same_pixels_as_its_indices_say() {
     // The palette path reads the indices with `png` next to `image`'s RGBA: both must agree.
-    for file in ["palette.png", "palette4_trns.png"] {
+    for file in ["palette.png", "palette4_trns.png", "palette.bmp"] {
         let frame = decode(file);
         let SourceMode::Palette { indices, palette } = &frame.source else {
             panic!("{file}: a palette source");

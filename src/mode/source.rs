@@ -33,15 +33,16 @@ use crate::ops::Ops;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum SourceMode {
     /// RGB or RGBA ([`Frame::has_alpha`] says which), and everything decoded as such: cameras,
-    /// patterns, GIF frames, palette BMP and TIFF, CMYK JPEG.
+    /// patterns, GIF frames, CMYK JPEG.
     #[default]
     Color,
-    /// Pillow's `1`, `L` or `LA`: R = G = B in every pixel.
+    /// Pillow's `1`, `L` or `LA` (gray PNG, JPEG, TIFF, or a BMP with a gray-ramp palette):
+    /// R = G = B in every pixel.
     Gray,
     /// Pillow's `I;16` (16-bit gray PNG or TIFF): the samples, row-major. The RGBA pixels
     /// hold them clipped to 255, as Pillow's conversions to 8 bits do.
     Gray16(Vec<u16>),
-    /// Pillow's `P` (a palette PNG): the indices, row-major, and the palette, with the
+    /// Pillow's `P` (a palette PNG or BMP): the indices, row-major, and the palette, with the
     /// file's transparency as RGBA entries.
     Palette { indices: Vec<u8>, palette: Palette },
     /// Pillow's `RGB` with a transparency colour (an 8-bit RGB PNG with a tRNS chunk): the

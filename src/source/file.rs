@@ -219,6 +219,12 @@ where
     } else {
         TiffHeader::default()
     };
+    // A BMP with a palette opens as Pillow's `P`, or `L` / `1` when the palette is a gray ramp.
+    let bmp = if format == InputFormat::Bmp {
+        bmp_palette(&mut reader)
+    } else {
+        BmpPalette::None
+    };
     let (mut image, orientation) = if tiff.gray_alpha {
         tiff_gray_alpha(name, &mut reader, limits)?
     } else {
@@ -264,6 +270,7 @@ where
         _ if png.indexed && orientation == Orientation::NoTransforms => {
             png_palette(&mut reader, limits).unwrap_or_default()
         }
+        DynamicImage::ImageRgb8(pixels) if bmp != BmpPalette::None => bmp.source(pixels),
         DynamicImage::ImageRgba8(_) if png.rgb_key.is_some() => {
             png.rgb_key.map_or(SourceMode::Color, SourceMode::ColorKey)
         }
@@ -428,6 +435,96 @@ fn tiff_gray_alpha<R: BufRead + Seek>(
     }
     .ok_or_else(bad_size)?;
     Ok((image, orientation))
+}
+
+/// The palette of a BMP of 1, 4 or 8 bits a pixel, as Pillow's BMP reader judges it.
+#[derive(Debug, Clone, PartialEq)]
+enum BmpPalette {
+    /// No palette (16 bits a pixel or more), or an unreadable header.
+    None,
+    /// Entry i is (i, i, i) (with two entries: black then white): Pillow's `L` or `1`.
+    Gray,
+    /// Any other palette, as RGB entries: Pillow's `P`.
+    Colors(Vec<[u8; 3]>),
+}
+
+impl BmpPalette {
+    /// The source mode of the BMP whose palette this is, now expanded to `pixels`: `P`'s
+    /// indices are found again from the colours, so a palette with repeated colours (where
+    /// the file's own index cannot be told) converts as RGB.
+    fn source(&self, pixels: &image::RgbImage) -> SourceMode {
+        let entries = match self {
+            BmpPalette::None => return SourceMode::Color,
+            BmpPalette::Gray => return SourceMode::Gray,
+            BmpPalette::Colors(entries) => entries,
+        };
+        let mut index = std::collections::HashMap::with_capacity(entries.len());
+        for (i, &entry) in entries.iter().enumerate() {
+            let Ok(i) = u8::try_from(i) else {
+                return SourceMode::Color;
+            };
+            if index.insert(entry, i).is_some() {
+                return SourceMode::Color;
+            }
+        }
+        let indices: Option<Vec<u8>> = pixels.pixels().map(|p| index.get(&p.0).copied()).collect();
+        match indices {
+            Some(indices) => SourceMode::Palette {
+                indices,
+                palette: Palette::Rgb(entries.clone()),
+            },
+            None => SourceMode::Color,
+        }
+    }
+}
+
+/// Reads a BMP's header and palette as Pillow's BMP reader does (the entry count from the
+/// header, else 2^bits; 3-byte entries after a 12-byte OS/2 header, 4-byte ones otherwise)
+/// and leaves `reader` at its start.
+fn bmp_palette<R: BufRead + Seek>(reader: &mut R) -> BmpPalette {
+    let palette = (|| {
+        let mut head = [0u8; 14 + 4];
+        reader.read_exact(&mut head).ok()?;
+        let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+        let u32_at =
+            |b: &[u8], at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        if &head[..2] != b"BM" {
+            return None;
+        }
+        let header_size = u32_at(&head, 14);
+        let mut info = vec![0u8; usize::try_from(header_size.checked_sub(4)?).ok()?.min(124)];
+        reader.read_exact(&mut info).ok()?;
+        let (bits, colors, entry_size) = match header_size {
+            12 => (u16_at(&info, 6), 0, 3),
+            40 | 52 | 56 | 64 | 108 | 124 => (u16_at(&info, 10), u32_at(&info, 28), 4),
+            _ => return None,
+        };
+        if !matches!(bits, 1 | 4 | 8) {
+            return None;
+        }
+        let colors = if colors == 0 { 1u32 << bits } else { colors };
+        if colors > 256 {
+            return None;
+        }
+        let mut raw = vec![0u8; colors as usize * entry_size];
+        reader.read_exact(&mut raw).ok()?;
+        let entries: Vec<[u8; 3]> = raw
+            .chunks_exact(entry_size)
+            .map(|e| [e[2], e[1], e[0]])
+            .collect();
+        let ramp = |i: usize| -> u8 { if colors == 2 { [0, 255][i] } else { i as u8 } };
+        let gray = entries.iter().enumerate().all(|(i, e)| *e == [ramp(i); 3]);
+        Some(if gray {
+            BmpPalette::Gray
+        } else {
+            BmpPalette::Colors(entries)
+        })
+    })()
+    .unwrap_or(BmpPalette::None);
+    match reader.seek(SeekFrom::Start(0)) {
+        Ok(_) => palette,
+        Err(_) => BmpPalette::None,
+    }
 }
 
 /// A palette PNG's indices (one byte each, row-major) and palette, the file's transparency
@@ -677,4 +774,35 @@ pub(crate) fn one_line(text: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bmp_indices_are_found_again_only_when_the_colours_tell_them_apart() {
+        let pixels = image::RgbImage::from_raw(2, 1, vec![9, 9, 9, 1, 2, 3]).expect("2×1");
+        let distinct = BmpPalette::Colors(vec![[1, 2, 3], [9, 9, 9]]);
+        assert_eq!(
+            distinct.source(&pixels),
+            SourceMode::Palette {
+                indices: vec![1, 0],
+                palette: Palette::Rgb(vec![[1, 2, 3], [9, 9, 9]]),
+            }
+        );
+        let repeated = BmpPalette::Colors(vec![[1, 2, 3], [9, 9, 9], [1, 2, 3]]);
+        assert_eq!(
+            repeated.source(&pixels),
+            SourceMode::Color,
+            "which [1, 2, 3]?"
+        );
+        let missing = BmpPalette::Colors(vec![[1, 2, 3]]);
+        assert_eq!(
+            missing.source(&pixels),
+            SourceMode::Color,
+            "[9, 9, 9] is no entry"
+        );
+        assert_eq!(BmpPalette::Gray.source(&pixels), SourceMode::Gray);
+    }
 }

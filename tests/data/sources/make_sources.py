@@ -2,7 +2,8 @@
 
 Pillow converts a gray, 16-bit or palette file from its own mode; these files are small
 images in those modes, with a gray+alpha TIFF, a premultiplied RGBA TIFF (which Pillow
-un-premultiplies) and RGB PNGs with a tRNS colour (`RGB` with transparency in Pillow). For each file, mode and mirror (ImageOps.mirror first, or not),
+un-premultiplies), RGB PNGs with a tRNS colour (`RGB` with transparency in Pillow) and
+palette BMPs (`L`, `1` or `P` by their palette). For each file, mode and mirror (ImageOps.mirror first, or not),
 `pillow.bin` holds `np.asarray(im.convert(mode))` as Gradio's numpy users get it (bool as
 0/255 bytes, I and F little-endian) and, for P, `getpalette()` (RGBA entries when the image
 has transparency); `manifest.json` gives each one's offset and length, shape and dtype.
@@ -46,6 +47,13 @@ def fixtures():
     rgba = rng.integers(0, 256, (H, W, 4), dtype=np.uint8)
     rgba[0, :3, 3] = [0, 255, 1]
     yield "rgba_premultiplied.tif", Image.fromarray(rgba, "RGBA"), {"associated": True}
+    # BMP palettes: a gray ramp opens as L (two entries black, white: 1), any other as P.
+    yield "gray.bmp", Image.fromarray(gray8(), "L"), {}
+    yield "bilevel.bmp", Image.fromarray(gray8() > 100), {}
+    pb = Image.fromarray(rng.integers(0, 64, (H, W), dtype=np.uint8), "L").convert("P")
+    pb.putpalette(rng.permutation(256 * 256 * 256)[:64].astype(">u4").view(np.uint8)
+                  .reshape(64, 4)[:, 1:].flatten().tolist())  # 64 distinct colours
+    yield "palette.bmp", pb, {}
     rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     rgb[0, :2] = [[10, 20, 30], [51, 102, 0]]
     # A tRNS colour on RGB: Pillow's `RGB` with transparency, not RGBA.
