@@ -12,12 +12,12 @@ pub struct FrameMeta {
     pub seq: u64,
     /// Index of the input (file, stdin, camera) that produced it.
     pub input: usize,
-    /// Index of the frame within its input (animated GIFs have several).
+    /// Index of the frame within its input (animated GIFs, WebPs and PNGs have several).
     pub index: usize,
     /// True for the last frame of its input. Always false for live sources (a camera, the
     /// pattern, a closure): their end is only known when the next frame fails to come.
     pub last: bool,
-    /// Display time of this frame (animated GIFs), if the source has one.
+    /// Display time of this frame (animations), if the source has one.
     pub delay: Option<Duration>,
     /// When the capture stage produced the frame.
     pub captured: Instant,

@@ -10,6 +10,7 @@ pub mod live;
 pub mod pattern;
 pub mod svg;
 pub mod webcam;
+mod webp_anim;
 pub(crate) mod widen;
 pub mod yuv;
 
@@ -304,13 +305,14 @@ pub struct DecodedFrame {
     pub height: u32,
     /// The pixels; A is 255 everywhere when the source has no alpha.
     pub rgba: Vec<u8>,
-    /// True when the source carried alpha (see [`file`](mod@file) for the GIF rule).
+    /// True when the source carried alpha (see [`file`](mod@file) for the animation rule).
     pub has_alpha: bool,
-    /// Display time of this frame (every GIF frame has one), `None` for stills.
+    /// Display time of this frame (every frame of an animation has one), `None` for stills.
     pub delay: Option<Duration>,
 }
 
-/// The frames of one input, decoded lazily where the format allows (animated GIFs).
+/// The frames of one input, decoded lazily where the format allows (animated GIFs, WebPs and
+/// PNGs).
 pub type Frames = Box<dyn Iterator<Item = Result<DecodedFrame>> + Send>;
 
 /// The image formats shutter reads.
@@ -501,8 +503,8 @@ fn expand_dir(dir: &Path, out: &mut Vec<Result<Input>>) {
 ///
 /// Files are decoded by the format their extension names (see [`file`](mod@file) and [`svg`]); standard
 /// input is read whole and its format sniffed from the content ([`InputFormat::sniff`]).
-/// Stills are decoded before this returns; animated GIFs frame by frame as the iterator is
-/// advanced (an error part-way through is the iterator's last item).
+/// Stills are decoded before this returns; animations (GIF, WebP, APNG) frame by frame as the
+/// iterator is advanced (an error part-way through is the iterator's last item).
 ///
 /// # Errors
 /// - [`Error::Io`] when the file cannot be opened or read (naming the path; `<stdin>`).
