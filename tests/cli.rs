@@ -476,6 +476,48 @@ fn an_animated_webp_keeps_every_frame_and_delay_as_gif_and_splits_as_png() {
     );
 }
 
+/// The NETSCAPE loop count of the GIF at `path` (`Finite(0)`: none, the GIF plays once).
+fn gif_repeat(path: &Path) -> gif::Repeat {
+    gif::DecodeOptions::new()
+        .read_info(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .repeat()
+}
+
+#[test]
+fn a_gifs_loop_count_is_kept_and_other_animations_keep_their_plays() {
+    let tmp = TempDir::new().unwrap();
+    for (name, mode, repeat) in [
+        ("once.gif", "RGB", gif::Repeat::Finite(0)),
+        ("loop3.gif", "RGB", gif::Repeat::Finite(3)),
+        ("loop3.gif", "P", gif::Repeat::Finite(3)),
+        ("composite.webp", "RGB", gif::Repeat::Infinite),
+        // Three plays: two repeats after the first.
+        ("anim.webp", "RGB", gif::Repeat::Finite(2)),
+        ("anim.png", "P", gif::Repeat::Finite(1)),
+    ] {
+        let fixture = common::anim_fixture(name);
+        let out_file = tmp.path().join(format!("{name}.{mode}.gif"));
+        let out = shutter(&[
+            "run",
+            s(&fixture.path),
+            "-o",
+            s(&out_file),
+            "--mode",
+            mode,
+            "--device",
+            "cpu",
+        ]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(gif_repeat(&out_file), repeat, "{name} as {mode}");
+    }
+    assert_eq!(
+        gif_repeat(&common::anim_fixture("once.gif").path),
+        gif::Repeat::Finite(0),
+        "the play-once input has no NETSCAPE extension"
+    );
+}
+
 #[test]
 fn npy_output_is_the_array_a_gradio_numpy_user_gets() {
     let tmp = TempDir::new().unwrap();

@@ -6,13 +6,14 @@ mod common;
 
 use std::fs;
 use std::io::Cursor;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, RgbImage, Rgba, RgbaImage};
-use shutter::Error;
 use shutter::source::{self, DecodeLimits, DecodedFrame, Input, Source};
+use shutter::{Error, Plays};
 use tempfile::TempDir;
 
 /// A smooth, never-zero RGBA gradient with varied alpha.
@@ -396,6 +397,47 @@ fn a_webp_of_blended_and_disposed_sub_frames_composites_as_pillow_does() {
 fn apng_gives_every_frame_as_pillow_composites_it() {
     let frames = decode_fixture("anim.png");
     assert_pillow_frames("anim.png", &frames);
+}
+
+#[test]
+fn animations_carry_their_loop_count_as_plays() {
+    let times = |n| Some(Plays::Times(NonZeroU32::new(n).unwrap()));
+    for (name, plays) in [
+        // No NETSCAPE extension: one play. NETSCAPE 3: three repeats after the first play.
+        ("once.gif", times(1)),
+        ("loop3.gif", times(4)),
+        // WebP and APNG count plays.
+        ("anim.webp", times(3)),
+        ("anim.png", times(2)),
+        ("composite.webp", Some(Plays::Forever)),
+        ("still.webp", None),
+        ("still.png", None),
+    ] {
+        for (k, frame) in decode_fixture(name).iter().enumerate() {
+            assert_eq!(frame.plays, plays, "{name} frame {k}");
+        }
+    }
+}
+
+#[test]
+fn image_reports_a_play_once_gif_as_looping_forever() {
+    // Why the GIF's loop count is read with the gif crate: image cannot tell these apart.
+    use image::AnimationDecoder;
+    use image::metadata::LoopCount;
+    for name in ["once.gif", "composite.webp"] {
+        let path = common::anim_fixture(name).path;
+        let reader = std::io::BufReader::new(fs::File::open(&path).unwrap());
+        let count = if name.ends_with(".gif") {
+            image::codecs::gif::GifDecoder::new(reader)
+                .unwrap()
+                .loop_count()
+        } else {
+            image::codecs::webp::WebPDecoder::new(reader)
+                .unwrap()
+                .loop_count()
+        };
+        assert!(matches!(count, LoopCount::Infinite), "{name}");
+    }
 }
 
 #[test]

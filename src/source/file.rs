@@ -20,6 +20,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -28,11 +29,12 @@ use image::codecs::gif::GifDecoder;
 use image::codecs::png::PngDecoder;
 use image::codecs::webp::WebPDecoder;
 use image::error::ImageError;
-use image::metadata::Orientation;
+use image::metadata::{LoopCount, Orientation};
 use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageReader};
 
 use super::{DecodeLimits, DecodedFrame, Frames, InputFormat, svg};
 use crate::error::{Error, Result};
+use crate::frame::Plays;
 
 /// Decodes the file at `path`, choosing the decoder by its extension; `name` is how messages
 /// refer to it. As Pillow opens files by their content, a file whose extension is missing,
@@ -254,6 +256,7 @@ where
         rgba: to_rgba8(image),
         has_alpha,
         delay: None,
+        plays: None,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
 }
@@ -329,12 +332,33 @@ where
     R: BufRead + Seek + Send + 'static,
 {
     let err = |e| image_error(name, InputFormat::Gif, e);
+    let mut reader = reader;
+    let plays = gif_plays(&mut reader).map_err(|e| err(ImageError::IoError(e)))?;
     let mut decoder = GifDecoder::new(reader).map_err(err)?;
     check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
     decoder
         .set_limits(image_limits(limits, true))
         .map_err(err)?;
-    animation(name, InputFormat::Gif, decoder)
+    animation(name, InputFormat::Gif, decoder, plays)
+}
+
+/// How many times the GIF in `reader` plays, from its NETSCAPE extension (a count of repeats
+/// after the first play; none: it plays once); the reader is left at the start.
+///
+/// `image`'s `loop_count` reports a GIF without the extension as looping forever, so the
+/// `gif` crate reads the header here. A header it cannot read counts as looping forever, for
+/// `GifDecoder` to report.
+fn gif_plays<R: Read + Seek>(reader: &mut R) -> std::io::Result<Plays> {
+    let repeat = gif::DecodeOptions::new()
+        .read_info(&mut *reader)
+        .map(|d| d.repeat());
+    reader.seek(SeekFrom::Start(0))?;
+    Ok(match repeat {
+        Ok(gif::Repeat::Finite(repeats)) => {
+            Plays::Times(NonZeroU32::MIN.saturating_add(u32::from(repeats)))
+        }
+        Ok(gif::Repeat::Infinite) | Err(_) => Plays::Forever,
+    })
 }
 
 /// An APNG: every frame of the animation, composited onto the full canvas, with its delay. A
@@ -353,7 +377,8 @@ where
         .set_limits(image_limits(limits, true))
         .map_err(err)?;
     let decoder = decoder.apng().map_err(err)?;
-    animation(name, InputFormat::Png, decoder)
+    let plays = plays_of(decoder.loop_count());
+    animation(name, InputFormat::Png, decoder, plays)
 }
 
 /// The frames of an animation, decoded as the caller asks for them.
@@ -361,7 +386,7 @@ where
 /// `image`'s frame iterator is not `Send`, so a small thread owns the decoder and hands frames
 /// over a one-slot channel: frames are decoded one ahead of the caller. Dropping the iterator
 /// stops the thread at its next frame.
-fn animation<D>(name: &str, format: InputFormat, decoder: D) -> Result<Frames>
+fn animation<D>(name: &str, format: InputFormat, decoder: D, plays: Plays) -> Result<Frames>
 where
     D: AnimationDecoder<'static> + Send + 'static,
 {
@@ -378,7 +403,7 @@ where
             let mut count = 0usize;
             for frame in decoder.into_frames() {
                 let item = match frame {
-                    Ok(frame) => Ok(animation_frame(frame)),
+                    Ok(frame) => Ok(animation_frame(frame, plays)),
                     Err(e) => Err(image_error(&thread_name, format, e)),
                 };
                 let failed = item.is_err();
@@ -403,8 +428,16 @@ where
     Ok(Box::new(rx.into_iter()))
 }
 
+/// The plays of an APNG's loop count (`num_plays`, 0 for forever).
+fn plays_of(count: LoopCount) -> Plays {
+    match count {
+        LoopCount::Infinite => Plays::Forever,
+        LoopCount::Finite(n) => Plays::Times(n),
+    }
+}
+
 /// One composited frame of an animation; it has alpha when a pixel is not fully opaque.
-fn animation_frame(frame: image::Frame) -> DecodedFrame {
+fn animation_frame(frame: image::Frame, plays: Plays) -> DecodedFrame {
     let delay = Duration::from(frame.delay());
     let buffer = frame.into_buffer();
     let (width, height) = buffer.dimensions();
@@ -416,6 +449,7 @@ fn animation_frame(frame: image::Frame) -> DecodedFrame {
         rgba,
         has_alpha,
         delay: Some(delay),
+        plays: Some(plays),
     }
 }
 

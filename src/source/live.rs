@@ -318,6 +318,7 @@ pub fn to_rgba(raw: RawFrame, gpu: Option<&mut YuvConverter>) -> Result<DecodedF
         rgba,
         has_alpha,
         delay: None,
+        plays: None,
     })
 }
 

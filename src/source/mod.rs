@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::frame::Plays;
 
 /// Something frames come from, as named on the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -309,6 +310,8 @@ pub struct DecodedFrame {
     pub has_alpha: bool,
     /// Display time of this frame (every frame of an animation has one), `None` for stills.
     pub delay: Option<Duration>,
+    /// How many times the animation plays (its loop count), `None` for stills.
+    pub plays: Option<Plays>,
 }
 
 /// The frames of one input, decoded lazily where the format allows (animated GIFs, WebPs and

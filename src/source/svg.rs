@@ -60,6 +60,7 @@ pub fn decode(
         rgba,
         has_alpha: true,
         delay: None,
+        plays: None,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
 }

@@ -21,10 +21,13 @@
 //!               the file's background colour is ignored, as libwebp does
 //! ```
 //!
+//! The ANIM chunk's loop count is of plays (0 for forever), as [`Plays`] counts them.
+//!
 //! The file's VP8X alpha flag decides whether the output has alpha: without it Pillow opens
 //! the animation as RGB, so every output pixel is opaque.
 
 use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use image::ImageDecoder;
@@ -33,6 +36,7 @@ use image::codecs::webp::WebPDecoder;
 use super::file::{check_header, image_error, image_limits};
 use super::{DecodeLimits, DecodedFrame, Frames, InputFormat};
 use crate::error::{Error, Result};
+use crate::frame::Plays;
 
 /// Where one frame sits on the canvas and how it is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +64,7 @@ struct Animation<R> {
     has_alpha: bool,
     /// Offset and length of each ANMF chunk's payload.
     frames: Vec<(u64, u32)>,
+    plays: Plays,
     next: usize,
     /// The canvas after the previous frame's disposal, RGBA8.
     disposed: Vec<u8>,
@@ -77,8 +82,13 @@ pub(super) fn decode<R>(name: &str, mut reader: R, limits: &DecodeLimits) -> Res
 where
     R: Read + Seek + Send + 'static,
 {
-    let (width, height, has_alpha, frames) =
-        read_container(&mut reader).map_err(|e| decode_error(name, e))?;
+    let Container {
+        width,
+        height,
+        has_alpha,
+        plays,
+        frames,
+    } = read_container(&mut reader).map_err(|e| decode_error(name, e))?;
     let bytes = u64::from(width) * u64::from(height) * 4;
     check_header(name, (width, height), bytes, limits)?;
     if frames.is_empty() {
@@ -93,6 +103,7 @@ where
         height,
         has_alpha,
         frames,
+        plays,
         next: 0,
         disposed: vec![0; width * height * 4],
         previous: None,
@@ -126,11 +137,19 @@ fn u24(b: &[u8]) -> u32 {
     u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16
 }
 
-/// The canvas size, the VP8X alpha flag and the ANMF chunks of a RIFF WebP container.
-#[allow(clippy::type_complexity)]
-fn read_container<R: Read + Seek>(
-    reader: &mut R,
-) -> std::result::Result<(u32, u32, bool, Vec<(u64, u32)>), String> {
+/// What the chunks of a RIFF WebP container say about its animation.
+struct Container {
+    width: u32,
+    height: u32,
+    /// The VP8X alpha flag.
+    has_alpha: bool,
+    plays: Plays,
+    /// Offset and length of each ANMF chunk's payload.
+    frames: Vec<(u64, u32)>,
+}
+
+/// Reads the chunk headers of a RIFF WebP container (and the VP8X and ANIM chunks).
+fn read_container<R: Read + Seek>(reader: &mut R) -> std::result::Result<Container, String> {
     let len = reader.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
     reader.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     let head = read_bytes(reader, 12)?;
@@ -139,6 +158,7 @@ fn read_container<R: Read + Seek>(
     }
     let end = (u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]])) + 8).min(len);
     let mut canvas = None;
+    let mut plays = Plays::Forever;
     let mut frames = Vec::new();
     let mut at = 12u64;
     while at + 8 <= end {
@@ -156,13 +176,24 @@ fn read_container<R: Read + Seek>(
                     vp8x[0] & 0x10 != 0,
                 ));
             }
+            b"ANIM" if size >= 6 => {
+                let anim = read_bytes(reader, 6)?;
+                let count = u32::from(u16::from_le_bytes([anim[4], anim[5]]));
+                plays = NonZeroU32::new(count).map_or(Plays::Forever, Plays::Times);
+            }
             b"ANMF" => frames.push((at + 8, size)),
             _ => {}
         }
         at += 8 + u64::from(size) + u64::from(size & 1);
     }
     let (width, height, has_alpha) = canvas.ok_or("no VP8X chunk in an animated WebP")?;
-    Ok((width, height, has_alpha, frames))
+    Ok(Container {
+        width,
+        height,
+        has_alpha,
+        plays,
+        frames,
+    })
 }
 
 /// One ANMF payload: where the frame goes, and its bitstream as a still WebP file.
@@ -306,6 +337,7 @@ impl<R: Read + Seek> Animation<R> {
             rgba: canvas,
             has_alpha,
             delay: Some(Duration::from_millis(u64::from(duration))),
+            plays: Some(self.plays),
         })
     }
 
