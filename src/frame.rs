@@ -1,6 +1,7 @@
 //! A frame travelling through the pipeline: RGBA8 pixels plus where it came from.
 
 use std::borrow::Cow;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use crate::mode::source::SourceMode;
@@ -13,13 +14,16 @@ pub struct FrameMeta {
     pub seq: u64,
     /// Index of the input (file, stdin, camera) that produced it.
     pub input: usize,
-    /// Index of the frame within its input (animated GIFs have several).
+    /// Index of the frame within its input (animated GIFs, WebPs and PNGs have several).
     pub index: usize,
     /// True for the last frame of its input. Always false for live sources (a camera, the
     /// pattern, a closure): their end is only known when the next frame fails to come.
     pub last: bool,
-    /// Display time of this frame (animated GIFs), if the source has one.
+    /// Display time of this frame (animations), if the source has one.
     pub delay: Option<Duration>,
+    /// How many times the animation this frame belongs to plays, as its file says; `None`
+    /// for stills and streams (a GIF written from them loops forever).
+    pub plays: Option<Plays>,
     /// When the capture stage produced the frame.
     pub captured: Instant,
     /// Capture time on the pipeline's clock (a camera's or paced pattern's frame time); the
@@ -36,10 +40,25 @@ impl FrameMeta {
             index: 0,
             last: true,
             delay: None,
+            plays: None,
             captured: Instant::now(),
             timestamp: Duration::ZERO,
         }
     }
+}
+
+/// How many times an animation plays: the loop count of its file, in plays rather than in
+/// each format's own count.
+///
+/// A GIF's NETSCAPE count is of repeats after the first play (browsers show `loop=3` four
+/// times) and a GIF without one plays once; a WebP's or APNG's count is of plays. Pillow's
+/// `info["loop"]` is the raw count (0 for forever; none for a GIF that plays once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plays {
+    /// Over and over (a count of 0 in every format).
+    Forever,
+    /// This many times in all.
+    Times(NonZeroU32),
 }
 
 /// Pixels of one frame: RGBA8, row-major, `width * height * 4` bytes, straight (not

@@ -18,7 +18,7 @@ pub mod stream;
 
 pub use backend::DeviceChoice;
 pub use error::{Error, Result};
-pub use frame::{FinishedFrame, Frame, FrameMeta};
+pub use frame::{FinishedFrame, Frame, FrameMeta, Plays};
 pub use mode::{Dither, FrameArray, ImageMode, ModeImage};
 pub use ops::{Filter, Ops};
 pub use pipeline::{Pipeline, PipelineBuilder, Stats};

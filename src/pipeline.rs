@@ -764,6 +764,7 @@ fn capture_files(
                 index: frame_index,
                 last: stop_after || frames.peek().is_none(),
                 delay: d.delay,
+                plays: d.plays,
                 captured: Instant::now(),
                 timestamp: clock.now(),
             };
@@ -832,6 +833,7 @@ fn capture_live(
             index: seq as usize,
             last: false,
             delay: None,
+            plays: None,
             captured: Instant::now(),
             timestamp,
         };

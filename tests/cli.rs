@@ -409,6 +409,116 @@ fn an_animated_gif_keeps_every_frame_as_gif_and_splits_as_png() {
 }
 
 #[test]
+fn an_animated_webp_keeps_every_frame_and_delay_as_gif_and_splits_as_png() {
+    let tmp = TempDir::new().unwrap();
+    let fixture = common::anim_fixture("anim.webp");
+    let out_dir = tmp.path().join("gif");
+    let out = shutter(&[
+        "run",
+        s(&fixture.path),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "gif",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(files_in(&out_dir), vec!["anim.gif"]);
+    use image::AnimationDecoder;
+    let frames = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(out_dir.join("anim.gif")).unwrap(),
+    ))
+    .unwrap()
+    .into_frames()
+    .collect_frames()
+    .unwrap();
+    let delays: Vec<Option<u64>> = frames
+        .iter()
+        .map(|f| Some(std::time::Duration::from(f.delay()).as_millis() as u64))
+        .collect();
+    assert_eq!(delays, fixture.delays_ms);
+    // Gradio's default RGB: Pillow's composited frames with alpha dropped (few colours, so
+    // the GIF palette is exact).
+    for (k, (frame, want)) in frames.iter().zip(fixture.frames()).enumerate() {
+        let got: Vec<u8> = frame
+            .buffer()
+            .pixels()
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        let want: Vec<u8> = want
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        assert!(got == want, "frame {k}: pixels differ from Pillow's");
+    }
+
+    let out_dir = tmp.path().join("png");
+    let out = shutter(&[
+        "run",
+        s(&fixture.path),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "png",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        files_in(&out_dir),
+        vec![
+            "anim_00000.png",
+            "anim_00001.png",
+            "anim_00002.png",
+            "anim_00003.png"
+        ]
+    );
+}
+
+/// The NETSCAPE loop count of the GIF at `path` (`Finite(0)`: none, the GIF plays once).
+fn gif_repeat(path: &Path) -> gif::Repeat {
+    gif::DecodeOptions::new()
+        .read_info(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .repeat()
+}
+
+#[test]
+fn a_gifs_loop_count_is_kept_and_other_animations_keep_their_plays() {
+    let tmp = TempDir::new().unwrap();
+    for (name, mode, repeat) in [
+        ("once.gif", "RGB", gif::Repeat::Finite(0)),
+        ("loop3.gif", "RGB", gif::Repeat::Finite(3)),
+        ("loop3.gif", "P", gif::Repeat::Finite(3)),
+        ("composite.webp", "RGB", gif::Repeat::Infinite),
+        // Three plays: two repeats after the first.
+        ("anim.webp", "RGB", gif::Repeat::Finite(2)),
+        ("anim.png", "P", gif::Repeat::Finite(1)),
+    ] {
+        let fixture = common::anim_fixture(name);
+        let out_file = tmp.path().join(format!("{name}.{mode}.gif"));
+        let out = shutter(&[
+            "run",
+            s(&fixture.path),
+            "-o",
+            s(&out_file),
+            "--mode",
+            mode,
+            "--device",
+            "cpu",
+        ]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(gif_repeat(&out_file), repeat, "{name} as {mode}");
+    }
+    assert_eq!(
+        gif_repeat(&common::anim_fixture("once.gif").path),
+        gif::Repeat::Finite(0),
+        "the play-once input has no NETSCAPE extension"
+    );
+}
+
+#[test]
 fn npy_output_is_the_array_a_gradio_numpy_user_gets() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "x.png", 7, 3);

@@ -1,16 +1,19 @@
-//! Capture: every format decodes to the pixels that were encoded, animated GIFs keep their
-//! frames and delays, EXIF orientation is applied, SVG comes out with straight alpha,
+//! Capture: every format decodes to the pixels that were encoded, animated GIFs, WebPs and
+//! PNGs keep their frames and delays (composited as Pillow does), EXIF orientation is applied, SVG comes out with straight alpha,
 //! directories expand in order, and every kind of bad input is a typed error naming the file.
+
+mod common;
 
 use std::fs;
 use std::io::Cursor;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, DynamicImage, ImageBuffer, ImageFormat, Luma, Rgb, RgbImage, Rgba, RgbaImage};
-use shutter::Error;
 use shutter::source::{self, DecodeLimits, DecodedFrame, Input, Source};
+use shutter::{Error, Plays};
 use tempfile::TempDir;
 
 /// A smooth, never-zero RGBA gradient with varied alpha.
@@ -339,6 +342,161 @@ fn truncated_gif_ends_with_an_error_not_a_panic() {
     fs::write(&path, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let err = decode_err(&path, &DecodeLimits::default());
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------- animated WebP and APNG
+
+/// Asserts that `frames` are Pillow's reading of fixture `name`: count, size, composited
+/// pixels, delays, and alpha exactly where a composited frame has a non-opaque pixel.
+fn assert_pillow_frames(name: &str, frames: &[DecodedFrame]) {
+    let fixture = common::anim_fixture(name);
+    let expected = fixture.frames();
+    assert_eq!(frames.len(), expected.len(), "{name}: frame count");
+    for (k, (frame, want)) in frames.iter().zip(&expected).enumerate() {
+        assert_eq!(
+            (frame.width, frame.height),
+            (fixture.width, fixture.height),
+            "{name} frame {k}"
+        );
+        assert!(
+            frame.rgba == *want,
+            "{name} frame {k}: pixels differ from Pillow's"
+        );
+        assert_eq!(
+            frame.delay.map(|d| d.as_millis() as u64),
+            fixture.delays_ms[k],
+            "{name} frame {k}: delay"
+        );
+        let translucent = want.chunks_exact(4).any(|px| px[3] != 255);
+        assert_eq!(frame.has_alpha, translucent, "{name} frame {k}: has_alpha");
+    }
+}
+
+fn decode_fixture(name: &str) -> Vec<DecodedFrame> {
+    let path = common::anim_fixture(name).path;
+    decode_path(&path, &DecodeLimits::default()).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn animated_webp_gives_every_frame_as_pillow_composites_it() {
+    let frames = decode_fixture("anim.webp");
+    // Frame 2 is a sub-frame blended over frame 1's translucent pixels.
+    assert!(frames[1].has_alpha && frames[2].has_alpha && !frames[3].has_alpha);
+    assert_pillow_frames("anim.webp", &frames);
+}
+
+#[test]
+fn a_webp_of_blended_and_disposed_sub_frames_composites_as_pillow_does() {
+    // Translucent sub-frames over translucent pixels, disposal next to and under later
+    // frames, a key frame after a full-canvas disposal, a background colour to ignore.
+    let frames = decode_fixture("composite.webp");
+    assert_pillow_frames("composite.webp", &frames);
+}
+
+#[test]
+fn apng_gives_every_frame_as_pillow_composites_it() {
+    let frames = decode_fixture("anim.png");
+    assert_pillow_frames("anim.png", &frames);
+}
+
+#[test]
+fn animations_carry_their_loop_count_as_plays() {
+    let times = |n| Some(Plays::Times(NonZeroU32::new(n).unwrap()));
+    for (name, plays) in [
+        // No NETSCAPE extension: one play. NETSCAPE 3: three repeats after the first play.
+        ("once.gif", times(1)),
+        ("loop3.gif", times(4)),
+        // WebP and APNG count plays.
+        ("anim.webp", times(3)),
+        ("anim.png", times(2)),
+        ("composite.webp", Some(Plays::Forever)),
+        ("still.webp", None),
+        ("still.png", None),
+    ] {
+        for (k, frame) in decode_fixture(name).iter().enumerate() {
+            assert_eq!(frame.plays, plays, "{name} frame {k}");
+        }
+    }
+}
+
+#[test]
+fn image_reports_a_play_once_gif_as_looping_forever() {
+    // Why the GIF's loop count is read with the gif crate: image cannot tell these apart.
+    use image::AnimationDecoder;
+    use image::metadata::LoopCount;
+    for name in ["once.gif", "composite.webp"] {
+        let path = common::anim_fixture(name).path;
+        let reader = std::io::BufReader::new(fs::File::open(&path).unwrap());
+        let count = if name.ends_with(".gif") {
+            image::codecs::gif::GifDecoder::new(reader)
+                .unwrap()
+                .loop_count()
+        } else {
+            image::codecs::webp::WebPDecoder::new(reader)
+                .unwrap()
+                .loop_count()
+        };
+        assert!(matches!(count, LoopCount::Infinite), "{name}");
+    }
+}
+
+#[test]
+fn animations_from_bytes_keep_every_frame() {
+    for name in ["anim.webp", "anim.png"] {
+        let bytes = fs::read(common::anim_fixture(name).path).unwrap();
+        let frames: Vec<DecodedFrame> = source::decode_bytes(name, bytes, &DecodeLimits::default())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_pillow_frames(name, &frames);
+    }
+}
+
+#[test]
+fn a_still_webp_or_png_stays_one_still_frame() {
+    for name in ["still.webp", "still.png"] {
+        let frames = decode_fixture(name);
+        assert_eq!(frames.len(), 1, "{name}");
+        let frame = &frames[0];
+        assert_eq!(frame.delay, None, "{name}: a still has no delay");
+        assert!(frame.has_alpha, "{name}: the decoder reports alpha");
+        assert!(
+            frame.rgba == common::anim_fixture(name).rgba,
+            "{name}: pixels differ from Pillow's"
+        );
+    }
+}
+
+#[test]
+fn animations_obey_the_limits() {
+    let few_pixels = DecodeLimits {
+        max_pixels: 20,
+        ..DecodeLimits::default()
+    };
+    let little_memory = DecodeLimits {
+        max_alloc: 100,
+        ..DecodeLimits::default()
+    };
+    for name in ["anim.webp", "anim.png"] {
+        let path = common::anim_fixture(name).path;
+        for limits in [few_pixels, little_memory] {
+            let err = decode_err(&path, &limits);
+            assert!(matches!(err, Error::Limits { .. }), "{name}: {err:?}");
+            assert!(err.to_string().contains("7×5"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn a_truncated_animation_is_a_decode_error_not_a_panic() {
+    let dir = TempDir::new().unwrap();
+    for name in ["anim.webp", "anim.png"] {
+        let bytes = fs::read(common::anim_fixture(name).path).unwrap();
+        let path = dir.path().join(format!("cut-{name}"));
+        fs::write(&path, &bytes[..bytes.len() * 3 / 4]).unwrap();
+        let err = decode_err(&path, &DecodeLimits::default());
+        assert!(matches!(err, Error::Decode { .. }), "{name}: {err:?}");
+    }
 }
 
 // ---------------------------------------------------------------- EXIF orientation

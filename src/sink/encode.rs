@@ -23,7 +23,7 @@ use image::{Delay, ExtendedColorType, ImageEncoder, RgbaImage};
 
 use super::npy;
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Frame, Plays};
 use crate::mode::{ImageMode, ModeData, ModeImage, Palette};
 
 /// Pillow's (and Gradio's) default lossy WebP quality.
@@ -51,7 +51,8 @@ pub enum Format {
     Png,
     /// JPEG at `quality` 1–100.
     Jpeg { quality: u8 },
-    /// GIF: still for one frame, animated (looping forever) for several.
+    /// GIF: still for one frame, animated for several (playing as often as the input
+    /// animation did, else looping forever).
     Gif,
     /// Windows bitmap.
     Bmp,
@@ -279,8 +280,8 @@ impl Format {
 /// [`Format::holds`]); frames without one are written as RGB. Only
 /// [`Format::holds_many_frames`] formats take several frames: GIF makes an animation (each
 /// frame's `meta.delay`; for a stream's frames, which carry none, the time to the next frame's
-/// timestamp, at least [`MIN_GIF_DELAY`]; [`DEFAULT_GIF_DELAY`] when neither tells; looping
-/// forever), NPY stacks them
+/// timestamp, at least [`MIN_GIF_DELAY`]; [`DEFAULT_GIF_DELAY`] when neither tells; playing
+/// as many times as the first frame's `meta.plays`, forever when it has none), NPY stacks them
 /// into an (N, …) array. Every frame must share the first one's size and mode.
 ///
 /// # Errors
@@ -607,8 +608,22 @@ fn gif_delays(frames: &[Frame]) -> Vec<Duration> {
     delays
 }
 
-/// A still GIF for one frame; an animation looping forever for several. P images keep their
-/// palette (and indices) exactly; other modes are quantised by `image`'s encoder.
+/// The NETSCAPE loop count of an animation of `frames`, which counts repeats after the first
+/// play: the input animation's plays (`None`, no extension, for one play), else forever.
+fn gif_repeat(frames: &[Frame]) -> Option<gif::Repeat> {
+    match frames[0].meta.plays {
+        None | Some(Plays::Forever) => Some(gif::Repeat::Infinite),
+        Some(Plays::Times(plays)) => match u16::try_from(plays.get() - 1) {
+            Ok(0) => None,
+            Ok(repeats) => Some(gif::Repeat::Finite(repeats)),
+            Err(_) => Some(gif::Repeat::Finite(u16::MAX)),
+        },
+    }
+}
+
+/// A still GIF for one frame; an animation for several, playing as [`gif_repeat`] says. P
+/// images keep their palette (and indices) exactly; other modes are quantised by `image`'s
+/// encoder.
 fn gif(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, String> {
     let first = &images[0];
     if first.mode == ImageMode::P {
@@ -617,10 +632,14 @@ fn gif(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, Strin
     let mut out = Vec::new();
     {
         let mut encoder = GifEncoder::new_with_speed(&mut out, GIF_SPEED);
-        if images.len() > 1 {
-            encoder
-                .set_repeat(Repeat::Infinite)
-                .map_err(|e| one_line(&e))?;
+        let repeat = match gif_repeat(frames) {
+            _ if images.len() == 1 => None,
+            Some(gif::Repeat::Finite(n)) => Some(Repeat::Finite(n)),
+            Some(gif::Repeat::Infinite) => Some(Repeat::Infinite),
+            None => None,
+        };
+        if let Some(repeat) = repeat {
+            encoder.set_repeat(repeat).map_err(|e| one_line(&e))?;
         }
         for (img, delay) in images.iter().zip(gif_delays(frames)) {
             let buffer = RgbaImage::from_raw(img.width, img.height, to_rgba(img)?)
@@ -651,10 +670,8 @@ fn gif_indexed(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8
     let mut out = Vec::new();
     {
         let mut encoder = gif::Encoder::new(&mut out, w, h, &[]).map_err(|e| one_line(&e))?;
-        if images.len() > 1 {
-            encoder
-                .set_repeat(gif::Repeat::Infinite)
-                .map_err(|e| one_line(&e))?;
+        if let Some(repeat) = gif_repeat(frames).filter(|_| images.len() > 1) {
+            encoder.set_repeat(repeat).map_err(|e| one_line(&e))?;
         }
         for (img, delay) in images.iter().zip(gif_delays(frames)) {
             let ModeData::U8(indices) = &img.data else {

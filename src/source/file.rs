@@ -1,6 +1,12 @@
 //! Raster decoding: PNG, JPEG, WebP, BMP, TIFF and GIF files into RGBA8 frames, through the
 //! `image` crate, with EXIF orientation applied and the limits checked before pixels are read.
 //!
+//! Animated GIFs, WebPs and PNGs (APNG) give every frame, composited onto the full canvas as
+//! Pillow's `ImageSequence` shows it, with its delay (WebP frames by the `webp_anim` module,
+//! which blends as libwebp does); a WebP or PNG without animation is a still. `image` cannot
+//! composite 16-bit APNGs: those give their default image, as a still. EXIF orientation is
+//! applied to stills only.
+//!
 //! Colour conversion follows Pillow's `convert("RGBA")` as Gradio would see it:
 //! - 8-bit gray, gray+alpha, RGB and palette images expand to RGBA (A = 255 without alpha);
 //! - 16-bit RGB(A) and gray+alpha keep the high byte of each sample (Pillow's `;16B` unpackers);
@@ -15,22 +21,26 @@
 //! conversions start from it as in Pillow ([`crate::mode::source`]).
 //!
 //! `has_alpha` is true when the decoder reports an alpha channel (a PNG `tRNS` chunk counts);
-//! for GIF, whose decoder always reports RGBA, it is decided per frame: true when that
+//! for animations, whose frames are always RGBA, it is decided per frame: true when that
 //! composited frame has a pixel that is not fully opaque.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use image::codecs::gif::GifDecoder;
+use image::codecs::png::PngDecoder;
+use image::codecs::webp::WebPDecoder;
 use image::error::ImageError;
-use image::metadata::Orientation;
+use image::metadata::{LoopCount, Orientation};
 use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageReader};
 
 use super::{DecodeLimits, DecodedFrame, Frames, InputFormat, svg};
 use crate::error::{Error, Result};
+use crate::frame::Plays;
 use crate::mode::Palette;
 use crate::mode::source::SourceMode;
 
@@ -128,8 +138,13 @@ pub fn decode_reader<R>(
 where
     R: BufRead + Seek + Send + 'static,
 {
+    let mut reader = reader;
     match format {
         InputFormat::Gif => decode_gif(name, reader, limits),
+        InputFormat::Webp if is_animated_webp(&mut reader) => {
+            super::webp_anim::decode(name, reader, limits)
+        }
+        InputFormat::Png if is_animated_png(&mut reader) => decode_apng(name, reader, limits),
         InputFormat::Svg => Err(Error::Unsupported {
             input: name.to_string(),
             reason: "SVG is not a raster format; use svg::decode".to_string(),
@@ -138,9 +153,33 @@ where
     }
 }
 
+/// Whether `reader` holds an animated WebP, judged from its chunk headers; the reader is left
+/// at the start. Anything unreadable counts as a still, for [`decode_still`] to report.
+fn is_animated_webp<R: BufRead + Seek>(reader: &mut R) -> bool {
+    let animated = WebPDecoder::new(&mut *reader).is_ok_and(|d| d.has_animation());
+    reader.seek(SeekFrom::Start(0)).is_ok() && animated
+}
+
+/// Whether `reader` holds an APNG (an `acTL` chunk before the image data) whose frames `image`
+/// can composite (8-bit samples); the reader is left at the start. Anything unreadable counts
+/// as a still, for [`decode_still`] to report.
+fn is_animated_png<R: BufRead + Seek>(reader: &mut R) -> bool {
+    let animated = PngDecoder::new(&mut *reader).is_ok_and(|d| {
+        let eight_bit = !matches!(
+            d.color_type(),
+            image::ColorType::L16
+                | image::ColorType::La16
+                | image::ColorType::Rgb16
+                | image::ColorType::Rgba16
+        );
+        eight_bit && d.is_apng().unwrap_or(false)
+    });
+    reader.seek(SeekFrom::Start(0)).is_ok() && animated
+}
+
 /// `image`'s limits for `limits`. Width and height are left out while the header is read
 /// (so that our own check can name the dimensions) and set afterwards.
-fn image_limits(limits: &DecodeLimits, with_dimensions: bool) -> image::Limits {
+pub(super) fn image_limits(limits: &DecodeLimits, with_dimensions: bool) -> image::Limits {
     let mut out = image::Limits::default();
     out.max_alloc = Some(limits.max_alloc);
     if with_dimensions {
@@ -154,7 +193,7 @@ fn image_limits(limits: &DecodeLimits, with_dimensions: bool) -> image::Limits {
 }
 
 /// Checks the header's dimensions and the decoder's output size before any pixel is decoded.
-fn check_header(
+pub(super) fn check_header(
     name: &str,
     (width, height): (u32, u32),
     total_bytes: u64,
@@ -283,6 +322,7 @@ where
         has_alpha,
         delay: None,
         source,
+        plays: None,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
 }
@@ -659,31 +699,84 @@ pub fn to_rgba8(image: DynamicImage) -> Vec<u8> {
 }
 
 /// An animated (or still) GIF: every frame, composited onto the full canvas, with its delay.
-///
-/// `image`'s frame iterator is not `Send`, so a small thread owns the decoder and hands frames
-/// over a one-slot channel: frames are decoded as the caller asks for them, one ahead. Dropping
-/// the iterator stops the thread at its next frame.
 fn decode_gif<R>(name: &str, reader: R, limits: &DecodeLimits) -> Result<Frames>
 where
     R: BufRead + Seek + Send + 'static,
 {
     let err = |e| image_error(name, InputFormat::Gif, e);
+    let mut reader = reader;
+    let plays = gif_plays(&mut reader).map_err(|e| err(ImageError::IoError(e)))?;
     let mut decoder = GifDecoder::new(reader).map_err(err)?;
     check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
     decoder
         .set_limits(image_limits(limits, true))
         .map_err(err)?;
+    animation(name, InputFormat::Gif, decoder, plays)
+}
 
+/// How many times the GIF in `reader` plays, from its NETSCAPE extension (a count of repeats
+/// after the first play; none: it plays once); the reader is left at the start.
+///
+/// `image`'s `loop_count` reports a GIF without the extension as looping forever, so the
+/// `gif` crate reads the header here. A header it cannot read counts as looping forever, for
+/// `GifDecoder` to report.
+fn gif_plays<R: Read + Seek>(reader: &mut R) -> std::io::Result<Plays> {
+    let repeat = gif::DecodeOptions::new()
+        .read_info(&mut *reader)
+        .map(|d| d.repeat());
+    reader.seek(SeekFrom::Start(0))?;
+    Ok(match repeat {
+        Ok(gif::Repeat::Finite(repeats)) => {
+            Plays::Times(NonZeroU32::MIN.saturating_add(u32::from(repeats)))
+        }
+        Ok(gif::Repeat::Infinite) | Err(_) => Plays::Forever,
+    })
+}
+
+/// An APNG: every frame of the animation, composited onto the full canvas, with its delay. A
+/// default image that is not part of the animation is skipped, as Pillow does.
+fn decode_apng<R>(name: &str, reader: R, limits: &DecodeLimits) -> Result<Frames>
+where
+    R: BufRead + Seek + Send + 'static,
+{
+    let err = |e| image_error(name, InputFormat::Png, e);
+    let mut decoder = PngDecoder::with_limits(reader, image_limits(limits, false)).map_err(err)?;
+    // The canvas as RGBA8, whatever the file's colour type.
+    let (width, height) = decoder.dimensions();
+    let canvas_bytes = u64::from(width) * u64::from(height) * 4;
+    check_header(name, (width, height), canvas_bytes, limits)?;
+    decoder
+        .set_limits(image_limits(limits, true))
+        .map_err(err)?;
+    let decoder = decoder.apng().map_err(err)?;
+    let plays = plays_of(decoder.loop_count());
+    animation(name, InputFormat::Png, decoder, plays)
+}
+
+/// The frames of an animation, decoded as the caller asks for them.
+///
+/// `image`'s frame iterator is not `Send`, so a small thread owns the decoder and hands frames
+/// over a one-slot channel: frames are decoded one ahead of the caller. Dropping the iterator
+/// stops the thread at its next frame.
+fn animation<D>(name: &str, format: InputFormat, decoder: D, plays: Plays) -> Result<Frames>
+where
+    D: AnimationDecoder<'static> + Send + 'static,
+{
+    let kind = if format == InputFormat::Png {
+        "APNG"
+    } else {
+        "GIF"
+    };
     let (tx, rx) = mpsc::sync_channel::<Result<DecodedFrame>>(1);
     let thread_name = name.to_string();
     std::thread::Builder::new()
-        .name("shutter-gif".into())
+        .name(format!("shutter-{}", format.name()))
         .spawn(move || {
             let mut count = 0usize;
             for frame in decoder.into_frames() {
                 let item = match frame {
-                    Ok(frame) => Ok(gif_frame(frame)),
-                    Err(e) => Err(image_error(&thread_name, InputFormat::Gif, e)),
+                    Ok(frame) => Ok(animation_frame(frame, plays)),
+                    Err(e) => Err(image_error(&thread_name, format, e)),
                 };
                 let failed = item.is_err();
                 count += 1;
@@ -694,20 +787,29 @@ where
             if count == 0 {
                 let _ = tx.send(Err(Error::Decode {
                     input: thread_name,
-                    format: "gif".to_string(),
-                    reason: "the GIF has no frames".to_string(),
+                    format: format.name().to_string(),
+                    reason: format!("the {kind} has no frames"),
                 }));
             }
         })
         .map_err(|e| Error::Decode {
             input: name.to_string(),
-            format: "gif".to_string(),
-            reason: format!("cannot start the GIF decoding thread: {e}"),
+            format: format.name().to_string(),
+            reason: format!("cannot start the {kind} decoding thread: {e}"),
         })?;
     Ok(Box::new(rx.into_iter()))
 }
 
-fn gif_frame(frame: image::Frame) -> DecodedFrame {
+/// The plays of an APNG's loop count (`num_plays`, 0 for forever).
+fn plays_of(count: LoopCount) -> Plays {
+    match count {
+        LoopCount::Infinite => Plays::Forever,
+        LoopCount::Finite(n) => Plays::Times(n),
+    }
+}
+
+/// One composited frame of an animation; it has alpha when a pixel is not fully opaque.
+fn animation_frame(frame: image::Frame, plays: Plays) -> DecodedFrame {
     let delay = Duration::from(frame.delay());
     let buffer = frame.into_buffer();
     let (width, height) = buffer.dimensions();
@@ -720,6 +822,7 @@ fn gif_frame(frame: image::Frame) -> DecodedFrame {
         has_alpha,
         delay: Some(delay),
         source: SourceMode::Color,
+        plays: Some(plays),
     }
 }
 

@@ -320,6 +320,7 @@ pub fn to_rgba(raw: RawFrame, gpu: Option<&mut YuvConverter>) -> Result<DecodedF
         has_alpha,
         delay: None,
         source: SourceMode::Color,
+        plays: None,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod live;
 pub mod pattern;
 pub mod svg;
 pub mod webcam;
+mod webp_anim;
 pub(crate) mod widen;
 pub mod yuv;
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::frame::Plays;
 use crate::mode::source::SourceMode;
 
 /// Something frames come from, as named on the command line.
@@ -305,16 +307,19 @@ pub struct DecodedFrame {
     pub height: u32,
     /// The pixels; A is 255 everywhere when the source has no alpha.
     pub rgba: Vec<u8>,
-    /// True when the source carried alpha (see [`file`](mod@file) for the GIF rule).
+    /// True when the source carried alpha (see [`file`](mod@file) for the animation rule).
     pub has_alpha: bool,
-    /// Display time of this frame (every GIF frame has one), `None` for stills.
+    /// Display time of this frame (every frame of an animation has one), `None` for stills.
     pub delay: Option<Duration>,
     /// The Pillow mode the file opens in, where conversions start from it (gray, 16-bit gray
     /// and palette PNGs, gray JPEG, BMP and TIFF; see [`crate::mode::source`]).
     pub source: SourceMode,
+    /// How many times the animation plays (its loop count), `None` for stills.
+    pub plays: Option<Plays>,
 }
 
-/// The frames of one input, decoded lazily where the format allows (animated GIFs).
+/// The frames of one input, decoded lazily where the format allows (animated GIFs, WebPs and
+/// PNGs).
 pub type Frames = Box<dyn Iterator<Item = Result<DecodedFrame>> + Send>;
 
 /// The image formats shutter reads.
@@ -505,8 +510,8 @@ fn expand_dir(dir: &Path, out: &mut Vec<Result<Input>>) {
 ///
 /// Files are decoded by the format their extension names (see [`file`](mod@file) and [`svg`]); standard
 /// input is read whole and its format sniffed from the content ([`InputFormat::sniff`]).
-/// Stills are decoded before this returns; animated GIFs frame by frame as the iterator is
-/// advanced (an error part-way through is the iterator's last item).
+/// Stills are decoded before this returns; animations (GIF, WebP, APNG) frame by frame as the
+/// iterator is advanced (an error part-way through is the iterator's last item).
 ///
 /// # Errors
 /// - [`Error::Io`] when the file cannot be opened or read (naming the path; `<stdin>`).

@@ -62,6 +62,7 @@ pub fn decode(
         has_alpha: true,
         delay: None,
         source: SourceMode::Color,
+        plays: None,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
 }

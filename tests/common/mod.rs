@@ -170,3 +170,59 @@ pub fn golden_cases(tags: &[&str]) -> Vec<GoldenCase> {
     assert!(!out.is_empty(), "no golden cases for {tags:?}");
     out
 }
+
+// ---- the animated fixtures (made with Pillow by tests/data/anim/make_anim.py) ----------------
+
+/// One fixture of `tests/data/anim/` and Pillow's reading of it.
+pub struct AnimFixture {
+    pub path: std::path::PathBuf,
+    pub width: u32,
+    pub height: u32,
+    /// Display time of each frame in ms (`None` where Pillow gives none: stills).
+    pub delays_ms: Vec<Option<u64>>,
+    /// Pillow's `info.get("loop")`.
+    pub loop_count: Option<u64>,
+    /// Every frame as Pillow composites it, RGBA8, one after the other.
+    pub rgba: Vec<u8>,
+}
+
+impl AnimFixture {
+    /// The composited RGBA8 frames, each `width × height × 4` bytes.
+    pub fn frames(&self) -> Vec<&[u8]> {
+        let len = self.width as usize * self.height as usize * 4;
+        self.rgba.chunks_exact(len).collect()
+    }
+}
+
+/// The fixture `name` (`anim.webp`, `once.gif`, …) with Pillow's reading of it.
+pub fn anim_fixture(name: &str) -> AnimFixture {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/anim");
+    let read = |file: &str| {
+        let path = dir.join(file);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read("manifest.json")).expect("manifest.json is JSON");
+    let entry = &manifest["fixtures"][name];
+    let delays_ms = entry["durations_ms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("manifest: no durations for {name}"))
+        .iter()
+        // APNG durations are floats (40.0), WebP and GIF ones integers; 0 is none too.
+        .map(|d| d.as_f64().map(|ms| ms as u64).filter(|&ms| ms > 0))
+        .collect();
+    let fixture = AnimFixture {
+        path: dir.join(name),
+        width: num_of(entry, "width"),
+        height: num_of(entry, "height"),
+        delays_ms,
+        loop_count: entry["loop"].as_u64(),
+        rgba: read(str_of(entry, "rgba")),
+    };
+    assert_eq!(
+        fixture.frames().len(),
+        num_of(entry, "frames") as usize,
+        "{name}: the .rgba file holds every frame"
+    );
+    fixture
+}

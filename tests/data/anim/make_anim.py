@@ -1,0 +1,185 @@
+"""Makes the animated fixtures in this folder with Pillow, and Pillow's reading of them.
+
+Run from this folder with Pillow 13 and numpy:
+
+    python make_anim.py
+
+For each fixture it writes the file and `<file>.rgba`: every frame as Pillow composites it
+(`ImageSequence`, `.convert("RGBA")`), N x H x W x 4 bytes, row-major, no header. The
+manifest gives each fixture's size, frame count, delays in ms (`info["duration"]`) and
+`info.get("loop")` (null when Pillow reports none, as for a GIF that plays once).
+
+`composite.webp` is assembled here from lossless frames Pillow encodes, so that it holds what
+Pillow's own writer rarely chooses: translucent sub-frames blended over translucent pixels,
+frames disposed to the background next to and under later ones, a key frame after a
+full-canvas disposal, and a background colour (opaque red) that readers must ignore.
+
+The frames are 7x5 and differ everywhere: frame 1 is partly transparent (alpha 0 to 240),
+frame 2 changes a 3x2 patch of frame 1 only (so the writers store a sub-frame and the reader
+must composite it over frame 1's translucent pixels), frame 3 is opaque again.
+"""
+
+import hashlib
+import io
+import json
+import struct
+import sys
+
+import numpy as np
+import PIL
+from PIL import Image, ImageSequence
+
+W, H = 7, 5
+
+
+def frames():
+    y, x = np.mgrid[0:H, 0:W]
+    out = []
+    for i in range(4):
+        rgba = np.zeros((H, W, 4), np.uint8)
+        rgba[..., 0] = (x * 37 + y * 11 + i * 90) % 256
+        rgba[..., 1] = (x * 13 + y * 53 + i * 40) % 256
+        rgba[..., 2] = (255 - x * 20 - y * 30 - i * 25) % 256
+        rgba[..., 3] = 255
+        out.append(rgba)
+    out[1][..., 3] = np.where(x < 2, 255, (x * 40 + y * 30 - 80).clip(0, 240))
+    out[2] = out[1].copy()
+    out[2][1:3, 4:7, :3] = [[[250, 20, 5]]]
+    out[2][1:3, 4:7, 3] = 255
+    return [Image.fromarray(a, "RGBA") for a in out]
+
+
+def opaque_frames():
+    """The frames without alpha, few colours, for the GIFs (whose palette is then exact)."""
+    return [f.convert("RGB") for f in frames()]
+
+
+DELAYS = [40, 130, 70, 250]
+
+
+def vp8l(image):
+    """The VP8L chunk (header included) of `image` saved as a still lossless WebP."""
+    buf = io.BytesIO()
+    image.save(buf, "WEBP", lossless=True, exact=True)
+    data = buf.getvalue()
+    at = 12
+    while at < len(data):
+        size = struct.unpack("<I", data[at + 4 : at + 8])[0]
+        if data[at : at + 4] == b"VP8L":
+            return data[at : at + 8 + size] + b"\0" * (size & 1)
+        at += 8 + size + (size & 1)
+    raise ValueError("no VP8L chunk")
+
+
+def chunk(kind, payload):
+    return kind + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) & 1)
+
+
+def u24(v):
+    return struct.pack("<I", v)[:3]
+
+
+def composite_webp():
+    """A 9x7 animation of hand-placed frames: (x, y, w, h, blend, dispose, duration)."""
+    cw, ch = 9, 7
+    plan = [
+        (0, 0, 9, 7, True, False, 30),
+        (2, 2, 4, 3, True, True, 60),
+        (4, 2, 5, 4, True, False, 90),
+        (0, 0, 3, 3, False, True, 20),
+        (0, 0, 9, 7, True, True, 50),
+        (6, 4, 2, 2, True, False, 80),
+    ]
+    frames = []
+    for i, (x, y, w, h, blend, dispose, ms) in enumerate(plan):
+        yy, xx = np.mgrid[0:h, 0:w]
+        a = np.zeros((h, w, 4), np.uint8)
+        a[..., 0] = (xx * 53 + yy * 17 + i * 71) % 256
+        a[..., 1] = (xx * 19 + yy * 67 + i * 29) % 256
+        a[..., 2] = (200 - xx * 23 + yy * 31 + i * 13) % 256
+        a[..., 3] = (xx * 61 + yy * 43 + i * 37) % 256
+        if i == 5:
+            a[..., 3] = 255
+        if i == 3:
+            a[..., 3] = np.where((xx + yy) % 3 == 0, 0, 255)
+        flags = (0 if blend else 2) | (1 if dispose else 0)
+        header = u24(x // 2) + u24(y // 2) + u24(w - 1) + u24(h - 1) + u24(ms) + bytes([flags])
+        frames.append(chunk(b"ANMF", header + vp8l(Image.fromarray(a, "RGBA"))))
+    vp8x = bytes([0x10 | 0x02, 0, 0, 0]) + u24(cw - 1) + u24(ch - 1)
+    anim = bytes([0, 0, 255, 255]) + struct.pack("<H", 0)  # BGRA: opaque red, loop forever
+    body = b"WEBP" + chunk(b"VP8X", vp8x) + chunk(b"ANIM", anim) + b"".join(frames)
+    with open("composite.webp", "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def write_all():
+    composite_webp()
+    rgba = frames()
+    rgba[0].save(
+        "anim.webp",
+        save_all=True,
+        append_images=rgba[1:],
+        duration=DELAYS,
+        loop=3,
+        lossless=True,
+    )
+    rgba[0].save(
+        "anim.png",
+        format="PNG",
+        save_all=True,
+        append_images=rgba[1:],
+        duration=DELAYS,
+        loop=2,
+    )
+    rgb = opaque_frames()
+    rgb[0].save("once.gif", save_all=True, append_images=rgb[1:], duration=DELAYS)
+    rgb[0].save(
+        "loop3.gif", save_all=True, append_images=rgb[1:], duration=DELAYS, loop=3
+    )
+    # A still WebP and PNG: these stay on the still path.
+    rgba[1].save("still.webp", lossless=True)
+    rgba[1].save("still.png")
+
+
+def describe(name):
+    with Image.open(name) as im:
+        loop = im.info.get("loop")
+        composited, delays = [], []
+        for frame in ImageSequence.Iterator(im):
+            # convert() loads the frame, which is when WebP sets its duration.
+            composited.append(np.asarray(frame.convert("RGBA")))
+            delays.append(frame.info.get("duration"))
+        data = np.stack(composited).tobytes()
+        with open(name + ".rgba", "wb") as f:
+            f.write(data)
+        return {
+            "file": name,
+            "format": im.format,
+            "width": im.width,
+            "height": im.height,
+            "frames": len(composited),
+            "durations_ms": delays,
+            "loop": loop,
+            "rgba": name + ".rgba",
+            "sha256": hashlib.sha256(open(name, "rb").read()).hexdigest(),
+        }
+
+
+def main():
+    write_all()
+    names = ["anim.webp", "composite.webp", "anim.png", "once.gif", "loop3.gif", "still.webp", "still.png"]
+    manifest = {
+        "generator": "make_anim.py",
+        "pillow_version": PIL.__version__,
+        "numpy_version": np.__version__,
+        "python_version": sys.version.split()[0],
+        "layout": "<file>.rgba: frames x height x width x RGBA, row-major, no header",
+        "fixtures": {name: describe(name) for name in names},
+    }
+    with open("manifest.json", "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
