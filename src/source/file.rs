@@ -771,33 +771,60 @@ where
     let thread_name = name.to_string();
     std::thread::Builder::new()
         .name(format!("shutter-{}", format.name()))
-        .spawn(move || {
-            let mut count = 0usize;
-            for frame in decoder.into_frames() {
-                let item = match frame {
-                    Ok(frame) => Ok(animation_frame(frame, plays)),
-                    Err(e) => Err(image_error(&thread_name, format, e)),
-                };
-                let failed = item.is_err();
-                count += 1;
-                if tx.send(item).is_err() || failed {
-                    return;
-                }
-            }
-            if count == 0 {
-                let _ = tx.send(Err(Error::Decode {
-                    input: thread_name,
-                    format: format.name().to_string(),
-                    reason: format!("the {kind} has no frames"),
-                }));
-            }
-        })
+        .spawn(move || send_frames(decoder.into_frames(), &tx, &thread_name, format, plays))
         .map_err(|e| Error::Decode {
             input: name.to_string(),
             format: format.name().to_string(),
             reason: format!("cannot start the {kind} decoding thread: {e}"),
         })?;
     Ok(Box::new(rx.into_iter()))
+}
+
+/// Sends each frame of `frames` (then nothing more after an error) until the receiver hangs
+/// up. An animation without frames, or a decoder that panics part-way, is sent as an error:
+/// the receiver would otherwise take the frames so far for the whole animation.
+fn send_frames<I>(
+    frames: I,
+    tx: &mpsc::SyncSender<Result<DecodedFrame>>,
+    name: &str,
+    format: InputFormat,
+    plays: Plays,
+) where
+    I: Iterator<Item = image::ImageResult<image::Frame>>,
+{
+    let kind = if format == InputFormat::Png {
+        "APNG"
+    } else {
+        "GIF"
+    };
+    let decode_error = |reason: String| Error::Decode {
+        input: name.to_string(),
+        format: format.name().to_string(),
+        reason,
+    };
+    let mut count = 0usize;
+    let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for frame in frames {
+            let item = match frame {
+                Ok(frame) => Ok(animation_frame(frame, plays)),
+                Err(e) => Err(image_error(name, format, e)),
+            };
+            let failed = item.is_err();
+            count += 1;
+            if tx.send(item).is_err() || failed {
+                return;
+            }
+        }
+        if count == 0 {
+            let _ = tx.send(Err(decode_error(format!("the {kind} has no frames"))));
+        }
+    }));
+    if finished.is_err() {
+        let frames = if count == 1 { "frame" } else { "frames" };
+        let _ = tx.send(Err(decode_error(format!(
+            "the {kind} decoder failed after {count} {frames} (it panicked: a decoder bug)"
+        ))));
+    }
 }
 
 /// The plays of an APNG's loop count (`num_plays`, 0 for forever).
@@ -882,6 +909,27 @@ pub(crate) fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decoder_that_panics_part_way_ends_the_animation_with_an_error() {
+        let frame = || image::Frame::new(image::RgbaImage::new(2, 2));
+        let frames = [0, 1].into_iter().map(move |k| {
+            assert!(k == 0, "the decoder's bug");
+            Ok(frame())
+        });
+        let (tx, rx) = mpsc::sync_channel(4);
+        send_frames(frames, &tx, "anim.gif", InputFormat::Gif, Plays::Forever);
+        drop(tx);
+        let got: Vec<_> = rx.into_iter().collect();
+        assert_eq!(got.len(), 2, "the frame before the panic, then an error");
+        assert!(got[0].is_ok());
+        assert!(
+            matches!(&got[1], Err(Error::Decode { input, reason, .. })
+                if input == "anim.gif" && reason.contains("after 1 frame ")),
+            "{:?}",
+            got[1].as_ref().err()
+        );
+    }
 
     #[test]
     fn bmp_indices_are_found_again_only_when_the_colours_tell_them_apart() {
