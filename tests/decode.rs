@@ -394,6 +394,25 @@ fn a_webp_of_blended_and_disposed_sub_frames_composites_as_pillow_does() {
 }
 
 #[test]
+fn a_gifs_transparent_pixels_keep_the_transparent_colour_as_in_pillow() {
+    // Pillow fills the canvas and disposed areas with the transparent index's colour at
+    // alpha 0; it shows once the alpha is dropped (`convert("RGB")`, Gradio's default mode).
+    let frames = decode_fixture("transparent.gif");
+    assert!(frames.iter().all(|f| f.has_alpha));
+    let hidden: Vec<&[u8]> = frames[0]
+        .rgba
+        .chunks_exact(4)
+        .filter(|px| px[3] == 0)
+        .collect();
+    assert!(!hidden.is_empty());
+    assert!(
+        hidden.iter().all(|px| px[..3] == [200, 100, 50]),
+        "{hidden:?}"
+    );
+    assert_pillow_frames("transparent.gif", &frames);
+}
+
+#[test]
 fn apng_gives_every_frame_as_pillow_composites_it() {
     let frames = decode_fixture("anim.png");
     assert_pillow_frames("anim.png", &frames);

@@ -705,31 +705,49 @@ where
 {
     let err = |e| image_error(name, InputFormat::Gif, e);
     let mut reader = reader;
-    let plays = gif_plays(&mut reader).map_err(|e| err(ImageError::IoError(e)))?;
+    let (plays, hidden) = gif_header(&mut reader).map_err(|e| err(ImageError::IoError(e)))?;
     let mut decoder = GifDecoder::new(reader).map_err(err)?;
     check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
     decoder
         .set_limits(image_limits(limits, true))
         .map_err(err)?;
-    animation(name, InputFormat::Gif, decoder, plays)
+    animation(name, InputFormat::Gif, decoder, plays, hidden)
 }
 
 /// How many times the GIF in `reader` plays, from its NETSCAPE extension (a count of repeats
-/// after the first play; none: it plays once); the reader is left at the start.
+/// after the first play; none: it plays once), and the colour of its transparent pixels; the
+/// reader is left at the start.
 ///
 /// `image`'s `loop_count` reports a GIF without the extension as looping forever, so the
 /// `gif` crate reads the header here. A header it cannot read counts as looping forever, for
 /// `GifDecoder` to report.
-fn gif_plays<R: Read + Seek>(reader: &mut R) -> std::io::Result<Plays> {
-    let repeat = gif::DecodeOptions::new()
+///
+/// `image` gives transparent pixels as (0, 0, 0, 0). Pillow fills the canvas, and disposed
+/// areas, with the transparent index's colour at alpha 0, which shows once the alpha is
+/// dropped (`convert("RGB")`): that colour is the first frame's transparent index in its
+/// palette (its own, else the global one).
+fn gif_header<R: Read + Seek>(reader: &mut R) -> std::io::Result<(Plays, Option<[u8; 3]>)> {
+    let header = gif::DecodeOptions::new()
         .read_info(&mut *reader)
-        .map(|d| d.repeat());
+        .map(|mut d| {
+            let repeat = d.repeat();
+            let global = d.global_palette().map(<[u8]>::to_vec);
+            let hidden = d.next_frame_info().ok().flatten().and_then(|frame| {
+                let index = usize::from(frame.transparent?);
+                let palette = frame.palette.as_deref().or(global.as_deref())?;
+                let rgb = palette.get(index * 3..index * 3 + 3)?;
+                Some([rgb[0], rgb[1], rgb[2]])
+            });
+            (repeat, hidden)
+        });
     reader.seek(SeekFrom::Start(0))?;
-    Ok(match repeat {
-        Ok(gif::Repeat::Finite(repeats)) => {
-            Plays::Times(NonZeroU32::MIN.saturating_add(u32::from(repeats)))
-        }
-        Ok(gif::Repeat::Infinite) | Err(_) => Plays::Forever,
+    Ok(match header {
+        Ok((gif::Repeat::Finite(repeats), hidden)) => (
+            Plays::Times(NonZeroU32::MIN.saturating_add(u32::from(repeats))),
+            hidden,
+        ),
+        Ok((gif::Repeat::Infinite, hidden)) => (Plays::Forever, hidden),
+        Err(_) => (Plays::Forever, None),
     })
 }
 
@@ -750,7 +768,7 @@ where
         .map_err(err)?;
     let decoder = decoder.apng().map_err(err)?;
     let plays = plays_of(decoder.loop_count());
-    animation(name, InputFormat::Png, decoder, plays)
+    animation(name, InputFormat::Png, decoder, plays, None)
 }
 
 /// The frames of an animation, decoded as the caller asks for them.
@@ -758,7 +776,13 @@ where
 /// `image`'s frame iterator is not `Send`, so a small thread owns the decoder and hands frames
 /// over a one-slot channel: frames are decoded one ahead of the caller. Dropping the iterator
 /// stops the thread at its next frame.
-fn animation<D>(name: &str, format: InputFormat, decoder: D, plays: Plays) -> Result<Frames>
+fn animation<D>(
+    name: &str,
+    format: InputFormat,
+    decoder: D,
+    plays: Plays,
+    hidden: Option<[u8; 3]>,
+) -> Result<Frames>
 where
     D: AnimationDecoder<'static> + Send + 'static,
 {
@@ -771,7 +795,10 @@ where
     let thread_name = name.to_string();
     std::thread::Builder::new()
         .name(format!("shutter-{}", format.name()))
-        .spawn(move || send_frames(decoder.into_frames(), &tx, &thread_name, format, plays))
+        .spawn(move || {
+            let frames = decoder.into_frames();
+            send_frames(frames, &tx, &thread_name, format, plays, hidden);
+        })
         .map_err(|e| Error::Decode {
             input: name.to_string(),
             format: format.name().to_string(),
@@ -789,6 +816,7 @@ fn send_frames<I>(
     name: &str,
     format: InputFormat,
     plays: Plays,
+    hidden: Option<[u8; 3]>,
 ) where
     I: Iterator<Item = image::ImageResult<image::Frame>>,
 {
@@ -806,7 +834,7 @@ fn send_frames<I>(
     let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for frame in frames {
             let item = match frame {
-                Ok(frame) => Ok(animation_frame(frame, plays)),
+                Ok(frame) => Ok(animation_frame(frame, plays, hidden)),
                 Err(e) => Err(image_error(name, format, e)),
             };
             let failed = item.is_err();
@@ -836,12 +864,19 @@ fn plays_of(count: LoopCount) -> Plays {
 }
 
 /// One composited frame of an animation; it has alpha when a pixel is not fully opaque.
-fn animation_frame(frame: image::Frame, plays: Plays) -> DecodedFrame {
+/// `hidden` is the colour fully transparent pixels take (see [`gif_header`]).
+fn animation_frame(frame: image::Frame, plays: Plays, hidden: Option<[u8; 3]>) -> DecodedFrame {
     let delay = Duration::from(frame.delay());
     let buffer = frame.into_buffer();
     let (width, height) = buffer.dimensions();
-    let rgba = buffer.into_raw();
-    let has_alpha = rgba.chunks_exact(4).any(|px| px[3] != 255);
+    let mut rgba = buffer.into_raw();
+    let mut has_alpha = false;
+    for px in rgba.chunks_exact_mut(4) {
+        has_alpha |= px[3] != 255;
+        if let (0, Some(rgb)) = (px[3], hidden) {
+            px[..3].copy_from_slice(&rgb);
+        }
+    }
     DecodedFrame {
         width,
         height,
@@ -918,7 +953,14 @@ mod tests {
             Ok(frame())
         });
         let (tx, rx) = mpsc::sync_channel(4);
-        send_frames(frames, &tx, "anim.gif", InputFormat::Gif, Plays::Forever);
+        send_frames(
+            frames,
+            &tx,
+            "anim.gif",
+            InputFormat::Gif,
+            Plays::Forever,
+            None,
+        );
         drop(tx);
         let got: Vec<_> = rx.into_iter().collect();
         assert_eq!(got.len(), 2, "the frame before the panic, then an error");

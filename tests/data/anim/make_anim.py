@@ -136,6 +136,16 @@ def write_all():
     rgb[0].save(
         "loop3.gif", save_all=True, append_images=rgb[1:], duration=DELAYS, loop=3
     )
+    # Palette frames with a transparent index, disposed to the background: Pillow fills the
+    # canvas and the disposed areas with that index's colour at alpha 0.
+    indices = [(np.indices((H, W)).sum(0) * (i + 2)) % 5 for i in range(3)]
+    pal = [Image.fromarray(a.astype(np.uint8), "P") for a in indices]
+    for p in pal:
+        p.putpalette([200, 100, 50, 10, 20, 30, 90, 250, 40, 0, 0, 255, 255, 255, 255])
+    pal[0].save(
+        "transparent.gif", save_all=True, append_images=pal[1:], duration=DELAYS[:3],
+        transparency=0, disposal=2,
+    )
     # A still WebP and PNG: these stay on the still path.
     rgba[1].save("still.webp", lossless=True)
     rgba[1].save("still.png")
@@ -167,7 +177,10 @@ def describe(name):
 
 def main():
     write_all()
-    names = ["anim.webp", "composite.webp", "anim.png", "once.gif", "loop3.gif", "still.webp", "still.png"]
+    names = [
+        "anim.webp", "composite.webp", "anim.png", "once.gif", "loop3.gif", "transparent.gif",
+        "still.webp", "still.png",
+    ]
     manifest = {
         "generator": "make_anim.py",
         "pillow_version": PIL.__version__,
