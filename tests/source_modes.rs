@@ -114,7 +114,7 @@ fn check_all(label: &str, processor_for: impl Fn(&Ops) -> Processor) -> usize {
 #[test]
 fn every_source_mode_converts_as_pillow_does_on_the_cpu() {
     let checked = check_all("cpu", |ops| Processor::new(None, ops, 1).expect("cpu"));
-    assert_eq!(checked, 15 * 11 * 2, "15 files × 11 modes × mirror or not");
+    assert_eq!(checked, 18 * 11 * 2, "18 files × 11 modes × mirror or not");
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn every_source_mode_converts_as_pillow_does_on_the_gpu() {
     let checked = check_all("gpu", |ops| {
         Processor::new(Some(ctx.clone()), ops, 2).expect("gpu")
     });
-    assert_eq!(checked, 15 * 11 * 2);
+    assert_eq!(checked, 18 * 11 * 2);
 }
 
 #[test]
@@ -137,6 +137,8 @@ fn files_report_the_mode_pillow_opens_them_in() {
         SourceMode::Gray16(_) => "I;16",
         SourceMode::Palette { .. } => "P",
         SourceMode::ColorKey(_) => "RGB key",
+        SourceMode::Int32(_) => "I",
+        SourceMode::Float32(_) => "F",
     };
     for (file, want) in [
         ("gray.png", "gray"),
@@ -147,6 +149,9 @@ fn files_report_the_mode_pillow_opens_them_in() {
         ("gray16_trns.png", "I;16"),
         ("gray_alpha.tif", "gray"),
         ("rgba_premultiplied.tif", "RGB"),
+        ("int32.tif", "I"),
+        ("float32.tif", "F"),
+        ("float32_turned.tif", "F"),
         ("gray.bmp", "gray"),
         ("bilevel.bmp", "gray"),
         ("palette.bmp", "P"),
@@ -230,6 +235,58 @@ fn the_cli_writes_pillows_arrays_for_a_gray_and_a_palette_file() {
         assert!(
             npy.ends_with(&want.bytes),
             "{file} → {mode}: the npy's data is not Pillow's"
+        );
+    }
+}
+
+#[test]
+fn i_and_f_tiffs_shutter_writes_read_back_exactly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = dir().join("gray16.png");
+    for mode in ["I", "F"] {
+        let run = |args: &[&str]| {
+            let out = common::shutter(args);
+            assert!(out.status.success(), "{mode}: {}", common::stderr(&out));
+        };
+        let tiff = tmp.path().join(format!("{mode}.tiff"));
+        let direct = tmp.path().join(format!("{mode}.npy"));
+        let back = tmp.path().join(format!("{mode}.back.npy"));
+        let input = common::s(&input);
+        run(&[
+            "run",
+            input,
+            "--device",
+            "cpu",
+            "--mode",
+            mode,
+            "-o",
+            common::s(&tiff),
+        ]);
+        run(&[
+            "run",
+            input,
+            "--device",
+            "cpu",
+            "--mode",
+            mode,
+            "-o",
+            common::s(&direct),
+        ]);
+        let tiff = common::s(&tiff);
+        run(&[
+            "run",
+            tiff,
+            "--device",
+            "cpu",
+            "--mode",
+            mode,
+            "-o",
+            common::s(&back),
+        ]);
+        let (direct, back) = (std::fs::read(direct).unwrap(), std::fs::read(back).unwrap());
+        assert_eq!(
+            direct, back,
+            "{mode}: the TIFF's samples, all 16 bits of them"
         );
     }
 }

@@ -10,6 +10,8 @@
 //!                  → YCbCr  (v, 128, 128)
 //! I;16 (16-bit gray) the same on v clipped to 255, and
 //!                  → I, F   the 16-bit sample itself
+//! I, F (32-bit TIFF) the same on v clipped to 0–255 (F truncated), and
+//!                  → I, F   the sample itself (F → I truncated toward zero)
 //! P, PA (palette)  → P      the file's own indices and palette (a copy)
 //!                  → 1      255 iff the entry's L1000 ≥ 128000: a threshold, never dithered
 //! RGB + tRNS key   → P      the WEB palette conversion of the RGB pixels (not RGBA's
@@ -45,6 +47,12 @@ pub enum SourceMode {
     /// Pillow's `P` (a palette PNG or BMP): the indices, row-major, and the palette, with the
     /// file's transparency as RGBA entries.
     Palette { indices: Vec<u8>, palette: Palette },
+    /// Pillow's `I` (a 32-bit integer TIFF): the samples, row-major. The RGBA pixels hold
+    /// them clipped to 0–255, as Pillow's `I` → `L` does.
+    Int32(Vec<i32>),
+    /// Pillow's `F` (a 32-bit float TIFF): the samples, row-major. The RGBA pixels hold them
+    /// truncated and clipped to 0–255, as Pillow's `F` → `L` does.
+    Float32(Vec<f32>),
     /// Pillow's `RGB` with a transparency colour (an 8-bit RGB PNG with a tRNS chunk): the
     /// RGBA pixels have alpha 0 where the colour is, as Pillow's `convert("RGBA")` gives.
     ColorKey([u8; 3]),
@@ -58,7 +66,9 @@ impl SourceMode {
         match self {
             SourceMode::Color => false,
             SourceMode::Gray => matches!(mode, P | Cmyk | YCbCr),
-            SourceMode::Gray16(_) => matches!(mode, P | Cmyk | YCbCr | I | F),
+            SourceMode::Gray16(_) | SourceMode::Int32(_) | SourceMode::Float32(_) => {
+                matches!(mode, P | Cmyk | YCbCr | I | F)
+            }
             SourceMode::Palette { .. } => matches!(mode, P | One),
             SourceMode::ColorKey(_) => mode == P,
         }
@@ -70,6 +80,8 @@ impl SourceMode {
             SourceMode::Color | SourceMode::ColorKey(_) => "RGB",
             SourceMode::Gray => "L",
             SourceMode::Gray16(_) => "I;16",
+            SourceMode::Int32(_) => "I",
+            SourceMode::Float32(_) => "F",
             SourceMode::Palette { .. } => "P",
         }
     }
@@ -78,6 +90,8 @@ impl SourceMode {
     fn plane_len(&self) -> Option<usize> {
         match self {
             SourceMode::Gray16(samples) => Some(samples.len()),
+            SourceMode::Int32(samples) => Some(samples.len()),
+            SourceMode::Float32(samples) => Some(samples.len()),
             SourceMode::Palette { indices, .. } => Some(indices.len()),
             SourceMode::Color | SourceMode::Gray | SourceMode::ColorKey(_) => None,
         }
@@ -112,6 +126,8 @@ pub(crate) fn settle(frame: &mut Frame, ops: &Ops) -> Result<()> {
         let width = frame.width as usize;
         match &mut frame.source {
             SourceMode::Gray16(samples) => mirror_rows(samples, width),
+            SourceMode::Int32(samples) => mirror_rows(samples, width),
+            SourceMode::Float32(samples) => mirror_rows(samples, width),
             SourceMode::Palette { indices, .. } => mirror_rows(indices, width),
             SourceMode::Color | SourceMode::Gray | SourceMode::ColorKey(_) => {}
         }
@@ -147,6 +163,17 @@ pub fn convert(mode: ImageMode, dither: Dither, frame: &Frame) -> Option<ModeIma
             ModeData::F32(samples.iter().map(|&v| f32::from(v)).collect()),
             None,
         ),
+        (SourceMode::Int32(samples), ImageMode::I) => (ModeData::I32(samples.clone()), None),
+        (SourceMode::Int32(samples), ImageMode::F) => (
+            ModeData::F32(samples.iter().map(|&v| v as f32).collect()),
+            None,
+        ),
+        // Truncated toward zero (saturating), as Pillow's F → I.
+        (SourceMode::Float32(samples), ImageMode::I) => (
+            ModeData::I32(samples.iter().map(|&v| v as i32).collect()),
+            None,
+        ),
+        (SourceMode::Float32(samples), ImageMode::F) => (ModeData::F32(samples.clone()), None),
         (SourceMode::Palette { indices, palette }, ImageMode::P) => {
             (ModeData::U8(indices.clone()), Some(palette.clone()))
         }

@@ -264,8 +264,14 @@ where
     } else {
         BmpPalette::None
     };
+    // A 32-bit TIFF's samples, in the file's orientation.
+    let mut wide = None;
     let (mut image, orientation) = if tiff.gray_alpha {
         tiff_gray_alpha(name, &mut reader, limits)?
+    } else if tiff.wide {
+        let (image, orientation, samples) = tiff_wide(name, &mut reader, limits)?;
+        wide = Some(samples);
+        (image, orientation)
     } else {
         let mut image_reader = ImageReader::with_format(&mut reader, image_format);
         image_reader.limits(image_limits(limits, false));
@@ -288,8 +294,17 @@ where
     {
         unpremultiply(pixels);
     }
+    let (unturned_width, unturned_height) = (image.width(), image.height());
     image.apply_orientation(orientation);
     let (width, height) = (image.width(), image.height());
+    let wide = wide.map(|samples| {
+        let (w, h) = (unturned_width as usize, unturned_height as usize);
+        match samples {
+            SourceMode::Int32(v) => SourceMode::Int32(orient_plane(&v, w, h, orientation)),
+            SourceMode::Float32(v) => SourceMode::Float32(orient_plane(&v, w, h, orientation)),
+            other => other,
+        }
+    });
     if png.gray16_key
         && let DynamicImage::ImageLumaA16(gray_alpha) = &image
     {
@@ -301,6 +316,7 @@ where
         }
     }
     let source = match &image {
+        _ if wide.is_some() => wide.unwrap_or_default(),
         DynamicImage::ImageLuma8(_)
         | DynamicImage::ImageLumaA8(_)
         | DynamicImage::ImageLumaA16(_) => SourceMode::Gray,
@@ -377,6 +393,8 @@ struct TiffHeader {
     premultiplied: bool,
     /// Gray with unassociated alpha (BlackIsZero, 2 samples of 8 or 16 bits): Pillow's `LA`.
     gray_alpha: bool,
+    /// One 32-bit gray sample, integer or float: Pillow's `I` or `F`.
+    wide: bool,
 }
 
 /// Reads `reader`'s TIFF tags and leaves `reader` at its start. Unreadable tags say nothing:
@@ -389,12 +407,25 @@ fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
     let header = (|| {
         use tiff::tags::Tag;
         let mut tiff = tiff::decoder::Decoder::new(&mut *reader).ok()?;
-        let extra: Vec<u16> = tiff.find_tag_unsigned_vec(Tag::ExtraSamples).ok()??;
+        let extra: Vec<u16> = tiff
+            .find_tag_unsigned_vec(Tag::ExtraSamples)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let photometric: u16 = tiff
             .find_tag_unsigned(Tag::PhotometricInterpretation)
             .ok()??;
-        let samples: u16 = tiff.find_tag_unsigned(Tag::SamplesPerPixel).ok()??;
-        let bits: Vec<u16> = tiff.find_tag_unsigned_vec(Tag::BitsPerSample).ok()??;
+        // Both default to 1 when absent (Pillow writes neither for one-sample images).
+        let samples: u16 = tiff
+            .find_tag_unsigned(Tag::SamplesPerPixel)
+            .ok()
+            .flatten()
+            .unwrap_or(1);
+        let bits: Vec<u16> = tiff
+            .find_tag_unsigned_vec(Tag::BitsPerSample)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| vec![1]);
         let all_bits = |n: u16| bits.iter().all(|&b| b == n);
         Some(TiffHeader {
             premultiplied: photometric == RGB
@@ -405,6 +436,7 @@ fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
                 && samples == 2
                 && extra == [UNASSOCIATED]
                 && (all_bits(8) || all_bits(16)),
+            wide: photometric == BLACK_IS_ZERO && samples == 1 && all_bits(32),
         })
     })()
     .unwrap_or_default();
@@ -475,6 +507,101 @@ fn tiff_gray_alpha<R: BufRead + Seek>(
     }
     .ok_or_else(bad_size)?;
     Ok((image, orientation))
+}
+
+/// A TIFF of one 32-bit gray sample (see [`TiffHeader::wide`]), decoded with `tiff`: the
+/// samples clipped to 8 bits as Pillow's `I` and `F` convert to `L` (truncating floats), its
+/// orientation, and the samples themselves (`SourceMode::Int32` or `Float32`), unturned.
+fn tiff_wide<R: BufRead + Seek>(
+    name: &str,
+    reader: &mut R,
+    limits: &DecodeLimits,
+) -> Result<(DynamicImage, Orientation, SourceMode)> {
+    use tiff::decoder::DecodingResult;
+    let fail = |reason: String| Error::Decode {
+        input: name.to_string(),
+        format: "tiff".to_string(),
+        reason,
+    };
+    let mut tiff_limits = tiff::decoder::Limits::default();
+    tiff_limits.decoding_buffer_size = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
+    let mut tiff = tiff::decoder::Decoder::new(reader)
+        .map_err(|e| fail(one_line(&e.to_string())))?
+        .with_limits(tiff_limits);
+    let (width, height) = tiff
+        .dimensions()
+        .map_err(|e| fail(one_line(&e.to_string())))?;
+    check_header(
+        name,
+        (width, height),
+        u64::from(width) * u64::from(height) * 4,
+        limits,
+    )?;
+    let orientation = tiff
+        .find_tag_unsigned::<u8>(tiff::tags::Tag::Orientation)
+        .ok()
+        .flatten()
+        .and_then(Orientation::from_exif)
+        .unwrap_or(Orientation::NoTransforms);
+    let samples = match tiff
+        .read_image()
+        .map_err(|e| fail(one_line(&e.to_string())))?
+    {
+        DecodingResult::I32(v) => SourceMode::Int32(v),
+        DecodingResult::U32(v) => SourceMode::Int32(
+            v.into_iter()
+                .map(|x| x.min(i32::MAX as u32) as i32)
+                .collect(),
+        ),
+        DecodingResult::F32(v) => SourceMode::Float32(v),
+        _ => return Err(fail("32-bit samples of an unknown kind".to_string())),
+    };
+    let gray: Vec<u8> = match &samples {
+        SourceMode::Int32(v) => v.iter().map(|&x| x.clamp(0, 255) as u8).collect(),
+        // `as` truncates toward zero and saturates (NaN to 0), as Pillow's F → L does.
+        SourceMode::Float32(v) => v.iter().map(|&x| x as u8).collect(),
+        _ => Vec::new(),
+    };
+    let image = image::ImageBuffer::from_raw(width, height, gray)
+        .map(DynamicImage::ImageLuma8)
+        .ok_or_else(|| fail("the 32-bit samples do not fill the image".to_string()))?;
+    Ok((image, orientation, samples))
+}
+
+/// `plane` (`width × height` values, row-major) turned by `orientation` as
+/// `DynamicImage::apply_orientation` turns pixels.
+fn orient_plane<T: Copy>(
+    plane: &[T],
+    width: usize,
+    height: usize,
+    orientation: Orientation,
+) -> Vec<T> {
+    let (w, h) = (width, height);
+    let at = |x: usize, y: usize| plane[y * w + x];
+    let turned = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (out_w, out_h) = if turned { (h, w) } else { (w, h) };
+    let mut out = Vec::with_capacity(plane.len());
+    for y in 0..out_h {
+        for x in 0..out_w {
+            out.push(match orientation {
+                Orientation::NoTransforms => at(x, y),
+                Orientation::Rotate90 => at(y, h - 1 - x),
+                Orientation::Rotate180 => at(w - 1 - x, h - 1 - y),
+                Orientation::Rotate270 => at(w - 1 - y, x),
+                Orientation::FlipHorizontal => at(w - 1 - x, y),
+                Orientation::FlipVertical => at(x, h - 1 - y),
+                Orientation::Rotate90FlipH => at(y, x),
+                Orientation::Rotate270FlipH => at(w - 1 - y, h - 1 - x),
+            });
+        }
+    }
+    out
 }
 
 /// The palette of a BMP of 1, 4 or 8 bits a pixel, as Pillow's BMP reader judges it.
@@ -971,6 +1098,31 @@ mod tests {
             "{:?}",
             got[1].as_ref().err()
         );
+    }
+
+    #[test]
+    fn planes_turn_as_image_turns_pixels() {
+        let (w, h) = (3usize, 2usize);
+        let plane: Vec<u8> = (1..=6).collect();
+        for orientation in [
+            Orientation::NoTransforms,
+            Orientation::Rotate90,
+            Orientation::Rotate180,
+            Orientation::Rotate270,
+            Orientation::FlipHorizontal,
+            Orientation::FlipVertical,
+            Orientation::Rotate90FlipH,
+            Orientation::Rotate270FlipH,
+        ] {
+            let gray = image::GrayImage::from_raw(w as u32, h as u32, plane.clone()).expect("3×2");
+            let mut image = DynamicImage::ImageLuma8(gray);
+            image.apply_orientation(orientation);
+            assert_eq!(
+                orient_plane(&plane, w, h, orientation),
+                image.into_luma8().into_raw(),
+                "{orientation:?}"
+            );
+        }
     }
 
     #[test]

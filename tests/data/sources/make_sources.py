@@ -2,7 +2,8 @@
 
 Pillow converts a gray, 16-bit or palette file from its own mode; these files are small
 images in those modes, with a gray+alpha TIFF, a premultiplied RGBA TIFF (which Pillow
-un-premultiplies), RGB PNGs with a tRNS colour (`RGB` with transparency in Pillow) and
+un-premultiplies), 32-bit TIFFs (`I`, `F`, one turned by its Orientation tag, which
+ImageOps.exif_transpose applies first, as Gradio does), RGB PNGs with a tRNS colour (`RGB` with transparency in Pillow) and
 palette BMPs (`L`, `1` or `P` by their palette). For each file, mode and mirror (ImageOps.mirror first, or not),
 `pillow.bin` holds `np.asarray(im.convert(mode))` as Gradio's numpy users get it (bool as
 0/255 bytes, I and F little-endian) and, for P, `getpalette()` (RGBA entries when the image
@@ -47,6 +48,14 @@ def fixtures():
     rgba = rng.integers(0, 256, (H, W, 4), dtype=np.uint8)
     rgba[0, :3, 3] = [0, 255, 1]
     yield "rgba_premultiplied.tif", Image.fromarray(rgba, "RGBA"), {"associated": True}
+    # 32-bit TIFFs open as I and F: below 0, above 255, fractions; one turned by its tag.
+    i32 = rng.integers(-300, 70000, (H, W)).astype(np.int32)
+    i32[0, :6] = [-1, 0, 1, 255, 256, 2**31 - 1]
+    yield "int32.tif", Image.fromarray(i32, "I"), {}
+    f32 = (rng.standard_normal((H, W)) * 200 + 100).astype(np.float32)
+    f32[0, :6] = [-0.5, 0.4, 0.6, 1.5, 254.99, 1e9]
+    yield "float32.tif", Image.fromarray(f32, "F"), {}
+    yield "float32_turned.tif", Image.fromarray(f32, "F"), {"tiffinfo": {274: 6}}
     # BMP palettes: a gray ramp opens as L (two entries black, white: 1), any other as P.
     yield "gray.bmp", Image.fromarray(gray8(), "L"), {}
     yield "bilevel.bmp", Image.fromarray(gray8() > 100), {}
@@ -121,7 +130,7 @@ for name, im, save in fixtures():
     im.save(name, **save)
     if associated:
         with_associated_alpha(name)
-    src = Image.open(name)
+    src = ImageOps.exif_transpose(Image.open(name))
     src.load()
     entry = {"file": name, "pillow_mode": src.mode, "outputs": []}
     for mirror in (False, True):
