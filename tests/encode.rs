@@ -10,7 +10,7 @@ use image::codecs::gif::GifDecoder;
 use image::metadata::LoopCount;
 use image::{AnimationDecoder, ImageFormat};
 use shutter::sink::encode::{self, Format};
-use shutter::{Error, Frame, FrameMeta};
+use shutter::{Dither, Error, Frame, FrameMeta, ImageMode};
 use tempfile::TempDir;
 
 /// A smooth, never-zero RGBA gradient with varied alpha (alpha is dropped by the encoders).
@@ -150,6 +150,99 @@ fn jpeg_round_trips_within_30_db() {
     assert!(best.len() > bytes.len());
     let (_, _, rgb) = decode_rgb(&best, ImageFormat::Jpeg);
     assert!(psnr(&rgb, &frame.to_rgb()) > db);
+}
+
+/// `frame` converted to `mode` by the CPU backend, as the pipeline hands it to the encoders.
+fn in_mode(mut frame: Frame, mode: ImageMode) -> Frame {
+    frame.image = Some(shutter::mode::cpu::convert_frame(
+        mode,
+        Dither::FloydSteinberg,
+        &frame,
+    ));
+    frame
+}
+
+/// The marker and payload of each segment of a JPEG before its first scan.
+fn jpeg_segments(bytes: &[u8]) -> Vec<(u8, &[u8])> {
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8], "starts with SOI");
+    let mut segments = Vec::new();
+    let mut i = 2;
+    while bytes[i + 1] != 0xDA {
+        assert_eq!(bytes[i], 0xFF, "a marker at byte {i}");
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        segments.push((bytes[i + 1], &bytes[i + 4..i + 2 + len]));
+        i += 2 + len;
+    }
+    segments
+}
+
+/// (horizontal sampling, vertical sampling, quantization table number) of each component,
+/// from the baseline frame header (SOF0).
+fn jpeg_components(bytes: &[u8]) -> Vec<(u8, u8, u8)> {
+    let (_, sof) = jpeg_segments(bytes)
+        .into_iter()
+        .find(|&(marker, _)| marker == 0xC0)
+        .expect("a baseline JPEG");
+    sof[6..]
+        .chunks_exact(3)
+        .take(usize::from(sof[5]))
+        .map(|c| (c[1] >> 4, c[1] & 0x0F, c[2]))
+        .collect()
+}
+
+/// The 8-bit quantization table numbered `number`, in zigzag order, from the DQT segments.
+fn jpeg_table(bytes: &[u8], number: u8) -> Vec<u8> {
+    for (marker, mut dqt) in jpeg_segments(bytes) {
+        while marker == 0xDB && dqt.len() >= 65 {
+            if dqt[0] == number {
+                return dqt[1..65].to_vec();
+            }
+            dqt = &dqt[65..];
+        }
+    }
+    panic!("no quantization table {number}");
+}
+
+#[test]
+fn cmyk_jpeg_has_four_full_resolution_components_quantized_like_pillow() {
+    // Pillow (libjpeg) subsamples no CMYK component and quantizes each with the luma table.
+    let frame = gradient(37, 21);
+    for quality in [1, 75, 90, 100] {
+        let bytes = encode::encode(
+            &Format::Jpeg { quality },
+            &[in_mode(frame.clone(), ImageMode::Cmyk)],
+        )
+        .unwrap();
+        let components = jpeg_components(&bytes);
+        assert_eq!(components.len(), 4, "quality {quality}");
+        for (h, v, table) in components {
+            assert_eq!((h, v), (1, 1), "quality {quality}");
+            if quality == 75 {
+                // Pillow's luma table at quality 75, in zigzag order.
+                assert_eq!(
+                    jpeg_table(&bytes, table)[..8],
+                    [8, 6, 6, 7, 6, 5, 8, 7],
+                    "table {table}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn cmyk_jpeg_decodes_back_to_the_source_colours_at_the_default_quality() {
+    // RGB → CMYK is (255 − R, 255 − G, 255 − B, 0), so the decoded RGB is the source's.
+    for frame in [gradient(37, 21), gradient(96, 64)] {
+        let bytes = encode::encode(
+            &Format::Jpeg { quality: 75 },
+            &[in_mode(frame.clone(), ImageMode::Cmyk)],
+        )
+        .unwrap();
+        let (w, h, rgb) = decode_rgb(&bytes, ImageFormat::Jpeg);
+        assert_eq!((w, h), (frame.width, frame.height));
+        let db = psnr(&rgb, &frame.to_rgb());
+        assert!(db >= 35.0, "CMYK jpeg q75 {w}×{h} PSNR {db:.1} dB");
+    }
 }
 
 #[test]

@@ -529,8 +529,10 @@ fn tiff(img: &ModeImage) -> Result<Vec<u8>, String> {
     Ok(out.into_inner())
 }
 
-/// CMYK (Adobe APP14, as Pillow writes it) and YCbCr (samples written as they are, no colour
-/// transform) JPEGs, through `jpeg-encoder`: `image`'s JPEG encoder takes only gray and RGB.
+/// CMYK (Adobe APP14 with inverted samples, as Pillow writes and reads it) and YCbCr (samples
+/// written as they are, no colour transform) JPEGs, through `jpeg-encoder`: `image`'s JPEG
+/// encoder takes only gray and RGB. CMYK is written as libjpeg (so Pillow) writes it: four
+/// components at full resolution, each quantized with the luma table.
 fn jpeg_direct(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
     let ModeData::U8(data) = &img.data else {
         return Err(format!("mode {} has no 8-bit samples", img.mode));
@@ -546,11 +548,52 @@ fn jpeg_direct(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
             img.width, img.height
         ));
     };
+    let quality = quality.clamp(1, 100);
     let mut out = Vec::new();
-    jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    if img.mode == ImageMode::Cmyk {
+        // `jpeg-encoder` would subsample K 2×2 below quality 90 (which our own decoder then
+        // misreads) and quantize C, M and Y with the chroma table.
+        use jpeg_encoder::{QuantizationTableType, SamplingFactor};
+        encoder.set_sampling_factor(SamplingFactor::F_1_1);
+        let luma = QuantizationTableType::Custom(Box::new(annex_k_luma(quality)));
+        encoder.set_quantization_tables(luma.clone(), luma);
+    }
+    encoder
         .encode(data, w, h, color)
         .map_err(|e| one_line(&e))?;
     Ok(out)
+}
+
+/// The luminance quantization table of the JPEG standard (ITU-T T.81 Annex K, table K.1), in
+/// natural (row-major) order.
+const ANNEX_K_LUMA: [u16; 64] = [
+    16, 11, 10, 16, 24, 40, 51, 61, //
+    12, 12, 14, 19, 26, 58, 60, 55, //
+    14, 13, 16, 24, 40, 57, 69, 56, //
+    14, 17, 22, 29, 51, 87, 80, 62, //
+    18, 22, 37, 56, 68, 109, 103, 77, //
+    24, 35, 55, 64, 81, 104, 113, 92, //
+    49, 64, 78, 87, 103, 121, 120, 101, //
+    72, 92, 95, 98, 112, 100, 103, 99, //
+];
+
+/// [`ANNEX_K_LUMA`] scaled to `quality` 1–100 as libjpeg's `jpeg_set_quality` does (and
+/// `jpeg-encoder` for its own tables), limited to 1–255 (baseline):
+///
+/// ```text
+/// scale = 5000 / q        for q < 50
+///       = 200 - 2 q       otherwise
+/// entry = clamp((base * scale + 50) / 100, 1, 255)
+/// ```
+fn annex_k_luma(quality: u8) -> [u16; 64] {
+    let q = u32::from(quality.clamp(1, 100));
+    let scale = if q < 50 { 5000 / q } else { 200 - 2 * q };
+    ANNEX_K_LUMA.map(|base| {
+        let entry = (u32::from(base) * scale + 50) / 100;
+        // At most 255 after the clamp, so the conversion cannot fail.
+        u16::try_from(entry.clamp(1, 255)).unwrap_or(255)
+    })
 }
 
 /// An indexed PNG: the indices and the palette (with a tRNS chunk for an RGBA palette).
