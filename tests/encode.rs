@@ -230,6 +230,33 @@ fn cmyk_jpeg_has_four_full_resolution_components_quantized_like_pillow() {
 }
 
 #[test]
+fn rgb_and_ycbcr_jpegs_are_4_2_0_at_every_quality_like_pillow() {
+    // Pillow (libjpeg) subsamples chroma 2×2 whatever the quality; gray has one component.
+    let frame = gradient(37, 21);
+    let cases = [
+        (ImageMode::Rgb, vec![(2, 2), (1, 1), (1, 1)]),
+        (ImageMode::YCbCr, vec![(2, 2), (1, 1), (1, 1)]),
+        (ImageMode::L, vec![(1, 1)]),
+        (ImageMode::One, vec![(1, 1)]),
+    ];
+    for (mode, want) in cases {
+        for quality in [1, 75, 90, 100] {
+            let bytes =
+                encode::encode(&Format::Jpeg { quality }, &[in_mode(frame.clone(), mode)]).unwrap();
+            let sampling: Vec<(u8, u8)> = jpeg_components(&bytes)
+                .into_iter()
+                .map(|(h, v, _)| (h, v))
+                .collect();
+            assert_eq!(sampling, want, "{mode} at quality {quality}");
+        }
+    }
+    // A frame without a converted image is written as RGB, the same way.
+    let bytes = encode::encode(&Format::Jpeg { quality: 75 }, &[frame]).unwrap();
+    assert_eq!(jpeg_components(&bytes).len(), 3);
+    assert_eq!(jpeg_components(&bytes)[0], (2, 2, 0));
+}
+
+#[test]
 fn cmyk_jpeg_decodes_back_to_the_source_colours_at_the_default_quality() {
     // RGB → CMYK is (255 − R, 255 − G, 255 − B, 0), so the decoded RGB is the source's.
     for frame in [gradient(37, 21), gradient(96, 64)] {

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use image::codecs::bmp::BmpEncoder;
 use image::codecs::gif::{GifEncoder, Repeat};
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{Delay, ExtendedColorType, ImageEncoder, RgbaImage};
@@ -49,7 +48,7 @@ pub enum Format {
     Webp { quality: f32, lossless: bool },
     /// PNG (lossless).
     Png,
-    /// JPEG at `quality` 1–100.
+    /// JPEG at `quality` 1–100, laid out as Pillow writes it (RGB and YCbCr 4:2:0).
     Jpeg { quality: u8 },
     /// GIF: still for one frame, animated (looping forever) for several.
     Gif,
@@ -330,9 +329,7 @@ pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
         Format::Npy => return npy_bytes(&images),
         Format::Gif => return gif(frames, &images),
         Format::Tiff => return tiff(img),
-        Format::Jpeg { quality } if matches!(img.mode, ImageMode::Cmyk | ImageMode::YCbCr) => {
-            return jpeg_direct(img, quality);
-        }
+        Format::Jpeg { quality } => return jpeg(img, quality),
         Format::Png if img.mode == ImageMode::P => return png_indexed(img),
         _ => {}
     }
@@ -348,15 +345,10 @@ pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
             write_with(WebPEncoder::new_lossless(&mut out), &data, w, h, color)?;
         }
         Format::Png => write_with(PngEncoder::new(&mut out), &data, w, h, color)?,
-        Format::Jpeg { quality } => write_with(
-            JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)),
-            &data,
-            w,
-            h,
-            color,
-        )?,
         Format::Bmp => write_with(BmpEncoder::new(&mut out), &data, w, h, color)?,
-        Format::Tiff | Format::Gif | Format::Npy => unreachable!("handled above"),
+        Format::Jpeg { .. } | Format::Tiff | Format::Gif | Format::Npy => {
+            unreachable!("handled above")
+        }
     }
     Ok(out)
 }
@@ -529,17 +521,22 @@ fn tiff(img: &ModeImage) -> Result<Vec<u8>, String> {
     Ok(out.into_inner())
 }
 
-/// CMYK (Adobe APP14 with inverted samples, as Pillow writes and reads it) and YCbCr (samples
-/// written as they are, no colour transform) JPEGs, through `jpeg-encoder`: `image`'s JPEG
-/// encoder takes only gray and RGB. CMYK is written as libjpeg (so Pillow) writes it: four
-/// components at full resolution, each quantized with the luma table.
-fn jpeg_direct(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
+/// JPEG through `jpeg-encoder`, laid out as Pillow's libjpeg writes it by default: RGB and
+/// YCbCr 4:2:0 at every quality (each chroma sample the average of a 2×2 block, as libjpeg's
+/// downsampler makes it), `1` and L one gray component, CMYK four components at full
+/// resolution, each quantized with the luma table, in an Adobe APP14 file with inverted samples
+/// (what Pillow writes and reads). YCbCr samples are written as they are, with no colour
+/// transform.
+fn jpeg(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
+    use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, QuantizationTableType, SamplingFactor};
     let ModeData::U8(data) = &img.data else {
         return Err(format!("mode {} has no 8-bit samples", img.mode));
     };
     let color = match img.mode {
-        ImageMode::Cmyk => jpeg_encoder::ColorType::Cmyk,
-        ImageMode::YCbCr => jpeg_encoder::ColorType::Ycbcr,
+        ImageMode::One | ImageMode::L => ColorType::Luma,
+        ImageMode::Rgb => ColorType::Rgb,
+        ImageMode::YCbCr => ColorType::Ycbcr,
+        ImageMode::Cmyk => ColorType::Cmyk,
         other => return Err(format!("jpeg cannot hold mode {other}")),
     };
     let (Ok(w), Ok(h)) = (u16::try_from(img.width), u16::try_from(img.height)) else {
@@ -554,10 +551,14 @@ fn jpeg_direct(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
     if img.mode == ImageMode::Cmyk {
         // `jpeg-encoder` would subsample K 2×2 below quality 90 (which our own decoder then
         // misreads) and quantize C, M and Y with the chroma table.
-        use jpeg_encoder::{QuantizationTableType, SamplingFactor};
         encoder.set_sampling_factor(SamplingFactor::F_1_1);
         let luma = QuantizationTableType::Custom(Box::new(annex_k_luma(quality)));
         encoder.set_quantization_tables(luma.clone(), luma);
+    } else {
+        // `jpeg-encoder` subsamples only below quality 90, Pillow at every quality. A gray
+        // image has one component, which this leaves alone.
+        encoder.set_sampling_factor(SamplingFactor::F_2_2);
+        encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
     }
     encoder
         .encode(data, w, h, color)
