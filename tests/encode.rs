@@ -272,6 +272,81 @@ fn cmyk_jpeg_decodes_back_to_the_source_colours_at_the_default_quality() {
     }
 }
 
+/// A 13×5 black-and-white picture (1 for white), and Pillow 13's BMP of its `1` image
+/// (`Image.fromarray(rows).convert("1").save("x.bmp")`).
+const ONE_BIT_ROWS: [&str; 5] = [
+    "1101110101011",
+    "1011010111010",
+    "1101111010101",
+    "0010100000010",
+    "0011101010100",
+];
+#[rustfmt::skip]
+const PILLOW_ONE_BIT_BMP: [u8; 82] = [
+    // BITMAPFILEHEADER: size 82, pixels at 62.
+    0x42, 0x4d, 0x52, 0, 0, 0, 0, 0, 0, 0, 0x3e, 0, 0, 0,
+    // BITMAPINFOHEADER: 13×5, 1 plane, 1 bit, uncompressed, 20 bytes, 3780 px/m, 2 colours.
+    0x28, 0, 0, 0, 0x0d, 0, 0, 0, 0x05, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0x14, 0, 0, 0,
+    0xc4, 0x0e, 0, 0, 0xc4, 0x0e, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0,
+    // Palette: black, white.
+    0, 0, 0, 0, 0xff, 0xff, 0xff, 0,
+    // Rows bottom-up, 4 bytes each.
+    0x3a, 0xa0, 0, 0, 0x28, 0x10, 0, 0, 0xde, 0xa8, 0, 0, 0xb5, 0xd0, 0, 0, 0xdd, 0x58, 0, 0,
+];
+
+/// [`ONE_BIT_ROWS`] as a `1` frame, and its 0/255 samples.
+fn one_bit_frame() -> (Frame, Vec<u8>) {
+    let gray: Vec<u8> = ONE_BIT_ROWS
+        .concat()
+        .bytes()
+        .map(|b| if b == b'1' { 255 } else { 0 })
+        .collect();
+    let rgba = gray.iter().flat_map(|&v| [v, v, v, 255]).collect();
+    let frame = Frame::new(13, 5, rgba, false, FrameMeta::still(0, 0));
+    let frame = in_mode(frame, ImageMode::One);
+    (frame, gray)
+}
+
+#[test]
+fn one_bit_png_bmp_and_tiff_hold_one_bit_a_pixel_like_pillow() {
+    let (frame, gray) = one_bit_frame();
+    let frames = std::slice::from_ref(&frame);
+
+    let png = encode::encode(&Format::Png, frames).unwrap();
+    let reader = png::Decoder::new(std::io::Cursor::new(&png))
+        .read_info()
+        .unwrap();
+    let info = reader.info();
+    assert_eq!(
+        (info.color_type, info.bit_depth),
+        (png::ColorType::Grayscale, png::BitDepth::One)
+    );
+
+    let bmp = encode::encode(&Format::Bmp, frames).unwrap();
+    assert_eq!(bmp, PILLOW_ONE_BIT_BMP, "Pillow's bytes");
+
+    let tiff = encode::encode(&Format::Tiff, frames).unwrap();
+    let mut decoder = tiff::decoder::Decoder::new(std::io::Cursor::new(&tiff)).unwrap();
+    let tag = |decoder: &mut tiff::decoder::Decoder<_>, tag| decoder.get_tag_u32(tag).unwrap();
+    use tiff::tags::Tag;
+    // What Pillow writes: 1 bit, BlackIsZero, uncompressed, one strip of 2-byte rows.
+    assert_eq!(tag(&mut decoder, Tag::BitsPerSample), 1);
+    assert_eq!(tag(&mut decoder, Tag::PhotometricInterpretation), 1);
+    assert_eq!(tag(&mut decoder, Tag::Compression), 1);
+    assert_eq!(tag(&mut decoder, Tag::RowsPerStrip), 5);
+    assert_eq!(tag(&mut decoder, Tag::StripByteCounts), 10);
+
+    // Our decoder reads each back as black and white.
+    for (bytes, format) in [
+        (&png, ImageFormat::Png),
+        (&bmp, ImageFormat::Bmp),
+        (&tiff, ImageFormat::Tiff),
+    ] {
+        let image = image::load_from_memory_with_format(bytes, format).unwrap();
+        assert_eq!(image.to_luma8().into_raw(), gray, "{format:?}");
+    }
+}
+
 #[test]
 fn lossy_webp_round_trips_within_30_db() {
     // Smooth 96×64 gradient at the default quality 80: PSNR must be ≥ 30 dB.

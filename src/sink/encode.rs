@@ -331,6 +331,8 @@ pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
         Format::Tiff => return tiff(img),
         Format::Jpeg { quality } => return jpeg(img, quality),
         Format::Png if img.mode == ImageMode::P => return png_indexed(img),
+        Format::Png if img.mode == ImageMode::One => return png_one_bit(img),
+        Format::Bmp if img.mode == ImageMode::One => return bmp_one_bit(img),
         _ => {}
     }
     let (data, color) = eight_bit(img)?;
@@ -500,9 +502,13 @@ fn parts_of<'a, T>(
 }
 
 /// TIFF through the `tiff` crate, which writes every mode Pillow's TIFF plugin shares with
-/// us: gray (`1` as 0/255 bytes, L), RGB, RGBA, CMYK, 32-bit signed I and 32-bit float F.
+/// us: `1` (1 bit a pixel, [`tiff_one_bit`]), L, RGB, RGBA, CMYK, 32-bit signed I and 32-bit
+/// float F.
 fn tiff(img: &ModeImage) -> Result<Vec<u8>, String> {
     use tiff::encoder::{TiffEncoder, colortype};
+    if img.mode == ImageMode::One {
+        return tiff_one_bit(img);
+    }
     let mut out = Cursor::new(Vec::new());
     let mut encoder = TiffEncoder::new(&mut out).map_err(|e| one_line(&e))?;
     let (w, h) = (img.width, img.height);
@@ -518,6 +524,127 @@ fn tiff(img: &ModeImage) -> Result<Vec<u8>, String> {
         (_, mode) => return Err(format!("tiff cannot hold mode {mode}")),
     };
     written.map_err(|e| one_line(&e))?;
+    Ok(out.into_inner())
+}
+
+/// The rows of a `1` image (0/255 bytes) packed 8 pixels a byte, the first pixel in the most
+/// significant bit, 1 for white, each row padded with zero bits to `stride` bytes: the layout
+/// 1-bit PNG, BMP and TIFF share. Rows run top to bottom.
+fn packed_rows(img: &ModeImage, stride: usize) -> Result<Vec<u8>, String> {
+    let ModeData::U8(data) = &img.data else {
+        return Err("1 image without 8-bit samples".to_string());
+    };
+    let width = img.width as usize;
+    let mut packed = vec![0u8; stride * img.height as usize];
+    if width == 0 {
+        return Ok(packed);
+    }
+    for (row, out) in data
+        .chunks_exact(width)
+        .zip(packed.chunks_exact_mut(stride))
+    {
+        for (x, _) in row.iter().enumerate().filter(|&(_, &v)| v != 0) {
+            out[x / 8] |= 0x80 >> (x % 8);
+        }
+    }
+    Ok(packed)
+}
+
+/// Bytes in one packed row of a `1` image: a bit a pixel, rounded up to a byte.
+fn one_bit_row(img: &ModeImage) -> usize {
+    (img.width as usize).div_ceil(8)
+}
+
+/// A 1-bit grayscale PNG, as Pillow writes a `1` image (and reads back as `1`).
+fn png_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
+    let packed = packed_rows(img, one_bit_row(img))?;
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, img.width, img.height);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::One);
+        let mut writer = encoder.write_header().map_err(|e| one_line(&e))?;
+        writer.write_image_data(&packed).map_err(|e| one_line(&e))?;
+        writer.finish().map_err(|e| one_line(&e))?;
+    }
+    Ok(out)
+}
+
+/// A 1-bit BMP byte for byte as Pillow writes a `1` image: a BITMAPINFOHEADER, a black and a
+/// white palette entry, rows bottom-up padded to 4 bytes, 96 dpi (3780 pixels a metre).
+fn bmp_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
+    const HEADERS: u32 = 14 + 40 + 2 * 4;
+    const PIXELS_PER_METRE: u32 = 3780;
+    let stride = one_bit_row(img).div_ceil(4) * 4;
+    let too_big = || format!("bmp cannot hold a {}×{} 1-bit image", img.width, img.height);
+    let (Ok(width), Ok(height)) = (i32::try_from(img.width), i32::try_from(img.height)) else {
+        return Err(too_big());
+    };
+    let image_size = u32::try_from(stride * img.height as usize).map_err(|_| too_big())?;
+    let file_size = image_size.checked_add(HEADERS).ok_or_else(too_big)?;
+    let packed = packed_rows(img, stride)?;
+    let mut out = Vec::with_capacity(file_size as usize);
+    out.extend_from_slice(b"BM");
+    out.extend_from_slice(&file_size.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&HEADERS.to_le_bytes());
+    out.extend_from_slice(&40u32.to_le_bytes());
+    out.extend_from_slice(&width.to_le_bytes());
+    // Positive: rows stored bottom-up.
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&image_size.to_le_bytes());
+    out.extend_from_slice(&PIXELS_PER_METRE.to_le_bytes());
+    out.extend_from_slice(&PIXELS_PER_METRE.to_le_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 255, 255, 255, 0]);
+    for row in packed.chunks_exact(stride).rev() {
+        out.extend_from_slice(row);
+    }
+    Ok(out)
+}
+
+/// A 1-bit TIFF as Pillow writes a `1` image: BlackIsZero, uncompressed, one strip. The
+/// `tiff` crate's image encoder takes whole samples only, so the packed rows go through its
+/// directory encoder with the tags written by hand.
+fn tiff_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
+    use tiff::encoder::TiffEncoder;
+    use tiff::tags::Tag;
+    let packed = packed_rows(img, one_bit_row(img))?;
+    let strip_bytes = u32::try_from(packed.len())
+        .map_err(|_| format!("tiff cannot hold a {}×{} image", img.width, img.height))?;
+    let mut out = Cursor::new(Vec::new());
+    {
+        let tiff_err = |e: tiff::TiffError| one_line(&e);
+        let mut encoder = TiffEncoder::new(&mut out).map_err(tiff_err)?;
+        let mut dir = encoder.image_directory().map_err(tiff_err)?;
+        let offset = dir.write_data(packed.as_slice()).map_err(tiff_err)?;
+        let offset = u32::try_from(offset).map_err(|_| "tiff over 4 GiB".to_string())?;
+        dir.write_tag(Tag::ImageWidth, img.width)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::ImageLength, img.height)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::BitsPerSample, 1u16).map_err(tiff_err)?;
+        // No compression.
+        dir.write_tag(Tag::Compression, 1u16).map_err(tiff_err)?;
+        // BlackIsZero.
+        dir.write_tag(Tag::PhotometricInterpretation, 1u16)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::StripOffsets, offset).map_err(tiff_err)?;
+        dir.write_tag(Tag::SamplesPerPixel, 1u16)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::RowsPerStrip, img.height)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::StripByteCounts, strip_bytes)
+            .map_err(tiff_err)?;
+        // Chunky.
+        dir.write_tag(Tag::PlanarConfiguration, 1u16)
+            .map_err(tiff_err)?;
+        dir.finish().map_err(tiff_err)?;
+    }
     Ok(out.into_inner())
 }
 
