@@ -6,8 +6,8 @@
 //!  decode inputs ──Msg──▶  schedule / collect on the  ──Msg──▶  group frames per input,
 //!  (bounded: in_flight)    Processor (GPU ring or CPU)           name outputs, or call back
 //! ```
-//! A bad input fails alone: its error travels down the same channels, in order, and the
-//! others are still written. A GPU or callback error stops the whole run.
+//! A bad input fails alone: its error travels down the same channels, in order, the frame
+//! files it had written are removed, and the others are still written. A GPU or callback error stops the whole run.
 //!
 //! Live sources (webcams, patterns, user grabbers) run through the same stages; each link
 //! applies the [`FramePolicy`] (block, latest wins, or drop the new frame) and the sink
@@ -535,6 +535,7 @@ impl Pipeline {
         };
 
         let mut failures = Vec::new();
+        let live = sources.first().is_some_and(Source::is_live);
         let (capture, names, stems, default_policy) = match sources.first() {
             Some(live) if live.is_live() => {
                 let (grabber, name, stem, policy) = live.open_live(clock.clone())?;
@@ -640,6 +641,9 @@ impl Pipeline {
             stream_start,
             clock: &*clock,
             counters: &counters,
+            all_or_nothing: !live,
+            failed: HashSet::new(),
+            frame_files: HashMap::new(),
         };
         let sink_result = sink.run(&gpu_rx);
         // If the sink stopped early (a callback's error), the stages before it must too: the
@@ -1086,6 +1090,8 @@ struct Job {
     frames: Vec<Frame>,
     /// True when this job writes the input's last output.
     closes_input: bool,
+    /// True when this job writes one frame of an input written as one file per frame.
+    one_of_many: bool,
 }
 
 struct JobDone {
@@ -1093,6 +1099,7 @@ struct JobDone {
     path: PathBuf,
     result: Result<()>,
     closes_input: bool,
+    one_of_many: bool,
 }
 
 struct SinkResult {
@@ -1113,6 +1120,15 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     stream_start: Duration,
     clock: &'a dyn Clock,
     counters: &'a Counters,
+    /// Inputs are files, each complete or failed: a failed one's frame files are removed, so
+    /// that a file cut short never passes for a shorter animation. A live stream, which has
+    /// no "complete", keeps every frame it wrote.
+    all_or_nothing: bool,
+    /// Inputs that failed: their frames still coming are dropped.
+    failed: HashSet<usize>,
+    /// The frame files written so far of each input written one file per frame and not yet
+    /// complete (with `all_or_nothing` only).
+    frame_files: HashMap<usize, Vec<PathBuf>>,
 }
 
 impl<F: Fn(Event<'_>)> Sink<'_, F> {
@@ -1149,6 +1165,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             path: job.path,
                             result,
                             closes_input: job.closes_input,
+                            one_of_many: job.one_of_many,
                         };
                         if done_tx.send(done).is_err() {
                             return;
@@ -1179,7 +1196,6 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     ) -> Result<()> {
         // Frames of multi-frame inputs waiting for their last frame (formats that animate).
         let mut pending: HashMap<usize, Vec<Frame>> = HashMap::new();
-        let mut failed = HashSet::new();
         // Frames delivered per input: live frames are numbered by delivery, not capture.
         let mut delivered: HashMap<usize, usize> = HashMap::new();
         // Every path this run writes, and the input it belongs to: a second input's output
@@ -1193,11 +1209,11 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             match msg {
                 Msg::Failed { input, error } => {
                     pending.remove(&input);
-                    failed.insert(input);
+                    self.failed.insert(input);
                     self.fail(input, error, result);
                 }
                 Msg::End { input } => {
-                    if failed.contains(&input) {
+                    if self.failed.contains(&input) {
                         // Already reported as failed.
                         continue;
                     }
@@ -1206,7 +1222,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 }
                 Msg::Frame(mut frame) => {
                     let input = frame.meta.input;
-                    if failed.contains(&input) {
+                    if self.failed.contains(&input) {
                         continue;
                     }
                     if let Some(interval) = self.stream_every {
@@ -1249,6 +1265,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             path: namer.path(input, None),
                             frames: vec![frame],
                             closes_input: true,
+                            one_of_many: false,
                         })
                     } else if namer.format.holds_many_frames() {
                         let last = frame.meta.last;
@@ -1259,12 +1276,14 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             path: namer.path(input, None),
                             frames: pending.remove(&input).unwrap_or_default(),
                             closes_input: true,
+                            one_of_many: false,
                         })
                     } else {
                         Some(Job {
                             input,
                             path: namer.path(input, Some(frame.meta.index)),
                             closes_input: frame.meta.last,
+                            one_of_many: true,
                             frames: vec![frame],
                         })
                     };
@@ -1273,7 +1292,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     };
                     if let Err(error) = claim(&mut claimed, &job, self.names) {
                         pending.remove(&input);
-                        failed.insert(input);
+                        self.failed.insert(input);
                         self.fail(input, error, result);
                     } else if job_tx.send(job).is_err() {
                         return Err(Error::Gpu("the encoder pool stopped".into()));
@@ -1287,7 +1306,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     /// Ends input `input` with no more frames to come: writes the animation that `frames`
     /// (those still pending) make, or reports the input done.
     fn close(
-        &self,
+        &mut self,
         input: usize,
         frames: Vec<Frame>,
         claimed: &mut HashMap<PathBuf, usize>,
@@ -1301,6 +1320,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     path: namer.path(input, None),
                     frames,
                     closes_input: true,
+                    one_of_many: false,
                 };
                 if let Err(error) = claim(claimed, &job, self.names) {
                     self.fail(input, error, result);
@@ -1316,8 +1336,19 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         Ok(())
     }
 
-    /// Reports input `input` as failed with `error`, in the events and the result.
-    fn fail(&self, input: usize, error: Error, result: &mut SinkResult) {
+    /// Reports input `input` as failed with `error`, in the events and the result. With
+    /// `all_or_nothing`, removes the frame files it has written (those still being encoded
+    /// are removed as they finish) and drops its frames still coming.
+    fn fail(&mut self, input: usize, error: Error, result: &mut SinkResult) {
+        if self.all_or_nothing {
+            self.failed.insert(input);
+            if let Some(paths) = self.frame_files.remove(&input) {
+                for path in &paths {
+                    remove_frame_file(path);
+                }
+                result.written.retain(|written| !paths.contains(written));
+            }
+        }
         (self.emit)(Event::InputDone {
             name: &self.names[input],
             error: Some(&error),
@@ -1325,8 +1356,28 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         result.failures.push(error);
     }
 
-    fn finish_job(&self, done: JobDone, result: &mut SinkResult) {
+    fn finish_job(&mut self, done: JobDone, result: &mut SinkResult) {
         match done.result {
+            Ok(()) if done.one_of_many && self.all_or_nothing => {
+                if self.failed.contains(&done.input) {
+                    // The input failed while this frame was being encoded.
+                    remove_frame_file(&done.path);
+                    return;
+                }
+                result.written.push(done.path.clone());
+                if done.closes_input {
+                    self.frame_files.remove(&done.input);
+                    (self.emit)(Event::InputDone {
+                        name: &self.names[done.input],
+                        error: None,
+                    });
+                } else {
+                    self.frame_files
+                        .entry(done.input)
+                        .or_default()
+                        .push(done.path);
+                }
+            }
             Ok(()) => {
                 result.written.push(done.path);
                 if done.closes_input {
@@ -1339,4 +1390,10 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             Err(error) => self.fail(done.input, error, result),
         }
     }
+}
+
+/// Removes a frame file of a failed input. Like a temp file of [`encode::write_atomic`], one
+/// that cannot be removed is left: the input's failure is what gets reported.
+fn remove_frame_file(path: &Path) {
+    let _ = std::fs::remove_file(path);
 }

@@ -519,6 +519,58 @@ fn a_gifs_loop_count_is_kept_and_other_animations_keep_their_plays() {
 }
 
 #[test]
+fn an_animated_gif_cut_short_leaves_none_of_its_frame_files() {
+    let tmp = TempDir::new().unwrap();
+    let whole = tmp.path().join("whole.gif");
+    animated_gif(&whole, 5);
+    let bytes = std::fs::read(&whole).unwrap();
+    // Cut inside the 4th frame's data, half-way to the 5th frame's control extension: three
+    // frames decode, then the input fails.
+    let frame_starts: Vec<usize> = bytes
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| *w == [0x21, 0xF9, 0x04])
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        frame_starts.len(),
+        5,
+        "one graphic control extension a frame"
+    );
+    let cut = tmp.path().join("cut.gif");
+    std::fs::write(&cut, &bytes[..(frame_starts[3] + frame_starts[4]) / 2]).unwrap();
+
+    for format in ["png", "bmp", "gif", "npy"] {
+        let out_dir = tmp.path().join(format!("out-{format}"));
+        let out = shutter(&[
+            "run",
+            s(&whole),
+            s(&cut),
+            "-o",
+            s(&out_dir),
+            "--format",
+            format,
+            "--device",
+            "cpu",
+        ]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{format}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cut.gif"),
+            "{format}: {}",
+            stderr(&out)
+        );
+        // The whole GIF is written; nothing of the cut one, not even a temp file.
+        let want: Vec<String> = if format == "gif" || format == "npy" {
+            vec![format!("whole.{format}")]
+        } else {
+            (0..5).map(|k| format!("whole_{k:05}.{format}")).collect()
+        };
+        assert_eq!(files_in(&out_dir), want, "{format}");
+    }
+}
+
+#[test]
 fn npy_output_is_the_array_a_gradio_numpy_user_gets() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "x.png", 7, 3);

@@ -10,7 +10,7 @@ use image::codecs::gif::GifDecoder;
 use image::metadata::LoopCount;
 use image::{AnimationDecoder, ImageFormat};
 use shutter::sink::encode::{self, Format};
-use shutter::{Error, Frame, FrameMeta};
+use shutter::{Dither, Error, Frame, FrameMeta, ImageMode};
 use tempfile::TempDir;
 
 /// A smooth, never-zero RGBA gradient with varied alpha (alpha is dropped by the encoders).
@@ -150,6 +150,201 @@ fn jpeg_round_trips_within_30_db() {
     assert!(best.len() > bytes.len());
     let (_, _, rgb) = decode_rgb(&best, ImageFormat::Jpeg);
     assert!(psnr(&rgb, &frame.to_rgb()) > db);
+}
+
+/// `frame` converted to `mode` by the CPU backend, as the pipeline hands it to the encoders.
+fn in_mode(mut frame: Frame, mode: ImageMode) -> Frame {
+    frame.image = Some(shutter::mode::cpu::convert_frame(
+        mode,
+        Dither::FloydSteinberg,
+        &frame,
+    ));
+    frame
+}
+
+/// The marker and payload of each segment of a JPEG before its first scan.
+fn jpeg_segments(bytes: &[u8]) -> Vec<(u8, &[u8])> {
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8], "starts with SOI");
+    let mut segments = Vec::new();
+    let mut i = 2;
+    while bytes[i + 1] != 0xDA {
+        assert_eq!(bytes[i], 0xFF, "a marker at byte {i}");
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        segments.push((bytes[i + 1], &bytes[i + 4..i + 2 + len]));
+        i += 2 + len;
+    }
+    segments
+}
+
+/// (horizontal sampling, vertical sampling, quantization table number) of each component,
+/// from the baseline frame header (SOF0).
+fn jpeg_components(bytes: &[u8]) -> Vec<(u8, u8, u8)> {
+    let (_, sof) = jpeg_segments(bytes)
+        .into_iter()
+        .find(|&(marker, _)| marker == 0xC0)
+        .expect("a baseline JPEG");
+    sof[6..]
+        .chunks_exact(3)
+        .take(usize::from(sof[5]))
+        .map(|c| (c[1] >> 4, c[1] & 0x0F, c[2]))
+        .collect()
+}
+
+/// The 8-bit quantization table numbered `number`, in zigzag order, from the DQT segments.
+fn jpeg_table(bytes: &[u8], number: u8) -> Vec<u8> {
+    for (marker, mut dqt) in jpeg_segments(bytes) {
+        while marker == 0xDB && dqt.len() >= 65 {
+            if dqt[0] == number {
+                return dqt[1..65].to_vec();
+            }
+            dqt = &dqt[65..];
+        }
+    }
+    panic!("no quantization table {number}");
+}
+
+#[test]
+fn cmyk_jpeg_has_four_full_resolution_components_quantized_like_pillow() {
+    // Pillow (libjpeg) subsamples no CMYK component and quantizes each with the luma table.
+    let frame = gradient(37, 21);
+    for quality in [1, 75, 90, 100] {
+        let bytes = encode::encode(
+            &Format::Jpeg { quality },
+            &[in_mode(frame.clone(), ImageMode::Cmyk)],
+        )
+        .unwrap();
+        let components = jpeg_components(&bytes);
+        assert_eq!(components.len(), 4, "quality {quality}");
+        for (h, v, table) in components {
+            assert_eq!((h, v), (1, 1), "quality {quality}");
+            if quality == 75 {
+                // Pillow's luma table at quality 75, in zigzag order.
+                assert_eq!(
+                    jpeg_table(&bytes, table)[..8],
+                    [8, 6, 6, 7, 6, 5, 8, 7],
+                    "table {table}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rgb_and_ycbcr_jpegs_are_4_2_0_at_every_quality_like_pillow() {
+    // Pillow (libjpeg) subsamples chroma 2×2 whatever the quality; gray has one component.
+    let frame = gradient(37, 21);
+    let cases = [
+        (ImageMode::Rgb, vec![(2, 2), (1, 1), (1, 1)]),
+        (ImageMode::YCbCr, vec![(2, 2), (1, 1), (1, 1)]),
+        (ImageMode::L, vec![(1, 1)]),
+        (ImageMode::One, vec![(1, 1)]),
+    ];
+    for (mode, want) in cases {
+        for quality in [1, 75, 90, 100] {
+            let bytes =
+                encode::encode(&Format::Jpeg { quality }, &[in_mode(frame.clone(), mode)]).unwrap();
+            let sampling: Vec<(u8, u8)> = jpeg_components(&bytes)
+                .into_iter()
+                .map(|(h, v, _)| (h, v))
+                .collect();
+            assert_eq!(sampling, want, "{mode} at quality {quality}");
+        }
+    }
+    // A frame without a converted image is written as RGB, the same way.
+    let bytes = encode::encode(&Format::Jpeg { quality: 75 }, &[frame]).unwrap();
+    assert_eq!(jpeg_components(&bytes).len(), 3);
+    assert_eq!(jpeg_components(&bytes)[0], (2, 2, 0));
+}
+
+#[test]
+fn cmyk_jpeg_decodes_back_to_the_source_colours_at_the_default_quality() {
+    // RGB → CMYK is (255 − R, 255 − G, 255 − B, 0), so the decoded RGB is the source's.
+    for frame in [gradient(37, 21), gradient(96, 64)] {
+        let bytes = encode::encode(
+            &Format::Jpeg { quality: 75 },
+            &[in_mode(frame.clone(), ImageMode::Cmyk)],
+        )
+        .unwrap();
+        let (w, h, rgb) = decode_rgb(&bytes, ImageFormat::Jpeg);
+        assert_eq!((w, h), (frame.width, frame.height));
+        let db = psnr(&rgb, &frame.to_rgb());
+        assert!(db >= 35.0, "CMYK jpeg q75 {w}×{h} PSNR {db:.1} dB");
+    }
+}
+
+/// A 13×5 black-and-white picture (1 for white), and Pillow 13's BMP of its `1` image
+/// (`Image.fromarray(rows).convert("1").save("x.bmp")`).
+const ONE_BIT_ROWS: [&str; 5] = [
+    "1101110101011",
+    "1011010111010",
+    "1101111010101",
+    "0010100000010",
+    "0011101010100",
+];
+#[rustfmt::skip]
+const PILLOW_ONE_BIT_BMP: [u8; 82] = [
+    // BITMAPFILEHEADER: size 82, pixels at 62.
+    0x42, 0x4d, 0x52, 0, 0, 0, 0, 0, 0, 0, 0x3e, 0, 0, 0,
+    // BITMAPINFOHEADER: 13×5, 1 plane, 1 bit, uncompressed, 20 bytes, 3780 px/m, 2 colours.
+    0x28, 0, 0, 0, 0x0d, 0, 0, 0, 0x05, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0x14, 0, 0, 0,
+    0xc4, 0x0e, 0, 0, 0xc4, 0x0e, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0,
+    // Palette: black, white.
+    0, 0, 0, 0, 0xff, 0xff, 0xff, 0,
+    // Rows bottom-up, 4 bytes each.
+    0x3a, 0xa0, 0, 0, 0x28, 0x10, 0, 0, 0xde, 0xa8, 0, 0, 0xb5, 0xd0, 0, 0, 0xdd, 0x58, 0, 0,
+];
+
+/// [`ONE_BIT_ROWS`] as a `1` frame, and its 0/255 samples.
+fn one_bit_frame() -> (Frame, Vec<u8>) {
+    let gray: Vec<u8> = ONE_BIT_ROWS
+        .concat()
+        .bytes()
+        .map(|b| if b == b'1' { 255 } else { 0 })
+        .collect();
+    let rgba = gray.iter().flat_map(|&v| [v, v, v, 255]).collect();
+    let frame = Frame::new(13, 5, rgba, false, FrameMeta::still(0, 0));
+    let frame = in_mode(frame, ImageMode::One);
+    (frame, gray)
+}
+
+#[test]
+fn one_bit_png_bmp_and_tiff_hold_one_bit_a_pixel_like_pillow() {
+    let (frame, gray) = one_bit_frame();
+    let frames = std::slice::from_ref(&frame);
+
+    let png = encode::encode(&Format::Png, frames).unwrap();
+    let reader = png::Decoder::new(std::io::Cursor::new(&png))
+        .read_info()
+        .unwrap();
+    let info = reader.info();
+    assert_eq!(
+        (info.color_type, info.bit_depth),
+        (png::ColorType::Grayscale, png::BitDepth::One)
+    );
+
+    let bmp = encode::encode(&Format::Bmp, frames).unwrap();
+    assert_eq!(bmp, PILLOW_ONE_BIT_BMP, "Pillow's bytes");
+
+    let tiff = encode::encode(&Format::Tiff, frames).unwrap();
+    let mut decoder = tiff::decoder::Decoder::new(std::io::Cursor::new(&tiff)).unwrap();
+    let tag = |decoder: &mut tiff::decoder::Decoder<_>, tag| decoder.get_tag_u32(tag).unwrap();
+    use tiff::tags::Tag;
+    // What Pillow writes: 1 bit, BlackIsZero, uncompressed, one strip of 2-byte rows.
+    assert_eq!(tag(&mut decoder, Tag::BitsPerSample), 1);
+    assert_eq!(tag(&mut decoder, Tag::PhotometricInterpretation), 1);
+    assert_eq!(tag(&mut decoder, Tag::Compression), 1);
+    assert_eq!(tag(&mut decoder, Tag::RowsPerStrip), 5);
+    assert_eq!(tag(&mut decoder, Tag::StripByteCounts), 10);
+
+    // Our decoder reads each back as black and white.
+    for (bytes, format) in [
+        (&png, ImageFormat::Png),
+        (&bmp, ImageFormat::Bmp),
+        (&tiff, ImageFormat::Tiff),
+    ] {
+        let image = image::load_from_memory_with_format(bytes, format).unwrap();
+        assert_eq!(image.to_luma8().into_raw(), gray, "{format:?}");
+    }
 }
 
 #[test]

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use image::codecs::bmp::BmpEncoder;
 use image::codecs::gif::{GifEncoder, Repeat};
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{Delay, ExtendedColorType, ImageEncoder, RgbaImage};
@@ -49,7 +48,7 @@ pub enum Format {
     Webp { quality: f32, lossless: bool },
     /// PNG (lossless).
     Png,
-    /// JPEG at `quality` 1–100.
+    /// JPEG at `quality` 1–100, laid out as Pillow writes it (RGB and YCbCr 4:2:0).
     Jpeg { quality: u8 },
     /// GIF: still for one frame, animated for several (playing as often as the input
     /// animation did, else looping forever).
@@ -331,10 +330,10 @@ pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
         Format::Npy => return npy_bytes(&images),
         Format::Gif => return gif(frames, &images),
         Format::Tiff => return tiff(img),
-        Format::Jpeg { quality } if matches!(img.mode, ImageMode::Cmyk | ImageMode::YCbCr) => {
-            return jpeg_direct(img, quality);
-        }
+        Format::Jpeg { quality } => return jpeg(img, quality),
         Format::Png if img.mode == ImageMode::P => return png_indexed(img),
+        Format::Png if img.mode == ImageMode::One => return png_one_bit(img),
+        Format::Bmp if img.mode == ImageMode::One => return bmp_one_bit(img),
         _ => {}
     }
     let (data, color) = eight_bit(img)?;
@@ -349,15 +348,10 @@ pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
             write_with(WebPEncoder::new_lossless(&mut out), &data, w, h, color)?;
         }
         Format::Png => write_with(PngEncoder::new(&mut out), &data, w, h, color)?,
-        Format::Jpeg { quality } => write_with(
-            JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)),
-            &data,
-            w,
-            h,
-            color,
-        )?,
         Format::Bmp => write_with(BmpEncoder::new(&mut out), &data, w, h, color)?,
-        Format::Tiff | Format::Gif | Format::Npy => unreachable!("handled above"),
+        Format::Jpeg { .. } | Format::Tiff | Format::Gif | Format::Npy => {
+            unreachable!("handled above")
+        }
     }
     Ok(out)
 }
@@ -509,9 +503,13 @@ fn parts_of<'a, T>(
 }
 
 /// TIFF through the `tiff` crate, which writes every mode Pillow's TIFF plugin shares with
-/// us: gray (`1` as 0/255 bytes, L), RGB, RGBA, CMYK, 32-bit signed I and 32-bit float F.
+/// us: `1` (1 bit a pixel, [`tiff_one_bit`]), L, RGB, RGBA, CMYK, 32-bit signed I and 32-bit
+/// float F.
 fn tiff(img: &ModeImage) -> Result<Vec<u8>, String> {
     use tiff::encoder::{TiffEncoder, colortype};
+    if img.mode == ImageMode::One {
+        return tiff_one_bit(img);
+    }
     let mut out = Cursor::new(Vec::new());
     let mut encoder = TiffEncoder::new(&mut out).map_err(|e| one_line(&e))?;
     let (w, h) = (img.width, img.height);
@@ -530,15 +528,143 @@ fn tiff(img: &ModeImage) -> Result<Vec<u8>, String> {
     Ok(out.into_inner())
 }
 
-/// CMYK (Adobe APP14, as Pillow writes it) and YCbCr (samples written as they are, no colour
-/// transform) JPEGs, through `jpeg-encoder`: `image`'s JPEG encoder takes only gray and RGB.
-fn jpeg_direct(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
+/// The rows of a `1` image (0/255 bytes) packed 8 pixels a byte, the first pixel in the most
+/// significant bit, 1 for white, each row padded with zero bits to `stride` bytes: the layout
+/// 1-bit PNG, BMP and TIFF share. Rows run top to bottom.
+fn packed_rows(img: &ModeImage, stride: usize) -> Result<Vec<u8>, String> {
+    let ModeData::U8(data) = &img.data else {
+        return Err("1 image without 8-bit samples".to_string());
+    };
+    let width = img.width as usize;
+    let mut packed = vec![0u8; stride * img.height as usize];
+    if width == 0 {
+        return Ok(packed);
+    }
+    for (row, out) in data
+        .chunks_exact(width)
+        .zip(packed.chunks_exact_mut(stride))
+    {
+        for (x, _) in row.iter().enumerate().filter(|&(_, &v)| v != 0) {
+            out[x / 8] |= 0x80 >> (x % 8);
+        }
+    }
+    Ok(packed)
+}
+
+/// Bytes in one packed row of a `1` image: a bit a pixel, rounded up to a byte.
+fn one_bit_row(img: &ModeImage) -> usize {
+    (img.width as usize).div_ceil(8)
+}
+
+/// A 1-bit grayscale PNG, as Pillow writes a `1` image (and reads back as `1`).
+fn png_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
+    let packed = packed_rows(img, one_bit_row(img))?;
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, img.width, img.height);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::One);
+        let mut writer = encoder.write_header().map_err(|e| one_line(&e))?;
+        writer.write_image_data(&packed).map_err(|e| one_line(&e))?;
+        writer.finish().map_err(|e| one_line(&e))?;
+    }
+    Ok(out)
+}
+
+/// A 1-bit BMP byte for byte as Pillow writes a `1` image: a BITMAPINFOHEADER, a black and a
+/// white palette entry, rows bottom-up padded to 4 bytes, 96 dpi (3780 pixels a metre).
+fn bmp_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
+    const HEADERS: u32 = 14 + 40 + 2 * 4;
+    const PIXELS_PER_METRE: u32 = 3780;
+    let stride = one_bit_row(img).div_ceil(4) * 4;
+    let too_big = || format!("bmp cannot hold a {}×{} 1-bit image", img.width, img.height);
+    let (Ok(width), Ok(height)) = (i32::try_from(img.width), i32::try_from(img.height)) else {
+        return Err(too_big());
+    };
+    let image_size = u32::try_from(stride * img.height as usize).map_err(|_| too_big())?;
+    let file_size = image_size.checked_add(HEADERS).ok_or_else(too_big)?;
+    let packed = packed_rows(img, stride)?;
+    let mut out = Vec::with_capacity(file_size as usize);
+    out.extend_from_slice(b"BM");
+    out.extend_from_slice(&file_size.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&HEADERS.to_le_bytes());
+    out.extend_from_slice(&40u32.to_le_bytes());
+    out.extend_from_slice(&width.to_le_bytes());
+    // Positive: rows stored bottom-up.
+    out.extend_from_slice(&height.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&image_size.to_le_bytes());
+    out.extend_from_slice(&PIXELS_PER_METRE.to_le_bytes());
+    out.extend_from_slice(&PIXELS_PER_METRE.to_le_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 255, 255, 255, 0]);
+    for row in packed.chunks_exact(stride).rev() {
+        out.extend_from_slice(row);
+    }
+    Ok(out)
+}
+
+/// A 1-bit TIFF as Pillow writes a `1` image: BlackIsZero, uncompressed, one strip. The
+/// `tiff` crate's image encoder takes whole samples only, so the packed rows go through its
+/// directory encoder with the tags written by hand.
+fn tiff_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
+    use tiff::encoder::TiffEncoder;
+    use tiff::tags::Tag;
+    let packed = packed_rows(img, one_bit_row(img))?;
+    let strip_bytes = u32::try_from(packed.len())
+        .map_err(|_| format!("tiff cannot hold a {}×{} image", img.width, img.height))?;
+    let mut out = Cursor::new(Vec::new());
+    {
+        let tiff_err = |e: tiff::TiffError| one_line(&e);
+        let mut encoder = TiffEncoder::new(&mut out).map_err(tiff_err)?;
+        let mut dir = encoder.image_directory().map_err(tiff_err)?;
+        let offset = dir.write_data(packed.as_slice()).map_err(tiff_err)?;
+        let offset = u32::try_from(offset).map_err(|_| "tiff over 4 GiB".to_string())?;
+        dir.write_tag(Tag::ImageWidth, img.width)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::ImageLength, img.height)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::BitsPerSample, 1u16).map_err(tiff_err)?;
+        // No compression.
+        dir.write_tag(Tag::Compression, 1u16).map_err(tiff_err)?;
+        // BlackIsZero.
+        dir.write_tag(Tag::PhotometricInterpretation, 1u16)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::StripOffsets, offset).map_err(tiff_err)?;
+        dir.write_tag(Tag::SamplesPerPixel, 1u16)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::RowsPerStrip, img.height)
+            .map_err(tiff_err)?;
+        dir.write_tag(Tag::StripByteCounts, strip_bytes)
+            .map_err(tiff_err)?;
+        // Chunky.
+        dir.write_tag(Tag::PlanarConfiguration, 1u16)
+            .map_err(tiff_err)?;
+        dir.finish().map_err(tiff_err)?;
+    }
+    Ok(out.into_inner())
+}
+
+/// JPEG through `jpeg-encoder`, laid out as Pillow's libjpeg writes it by default: RGB and
+/// YCbCr 4:2:0 at every quality (each chroma sample the average of a 2×2 block, as libjpeg's
+/// downsampler makes it), `1` and L one gray component, CMYK four components at full
+/// resolution, each quantized with the luma table, in an Adobe APP14 file with inverted samples
+/// (what Pillow writes and reads). YCbCr samples are written as they are, with no colour
+/// transform.
+fn jpeg(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
+    use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, QuantizationTableType, SamplingFactor};
     let ModeData::U8(data) = &img.data else {
         return Err(format!("mode {} has no 8-bit samples", img.mode));
     };
     let color = match img.mode {
-        ImageMode::Cmyk => jpeg_encoder::ColorType::Cmyk,
-        ImageMode::YCbCr => jpeg_encoder::ColorType::Ycbcr,
+        ImageMode::One | ImageMode::L => ColorType::Luma,
+        ImageMode::Rgb => ColorType::Rgb,
+        ImageMode::YCbCr => ColorType::Ycbcr,
+        ImageMode::Cmyk => ColorType::Cmyk,
         other => return Err(format!("jpeg cannot hold mode {other}")),
     };
     let (Ok(w), Ok(h)) = (u16::try_from(img.width), u16::try_from(img.height)) else {
@@ -547,11 +673,56 @@ fn jpeg_direct(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
             img.width, img.height
         ));
     };
+    let quality = quality.clamp(1, 100);
     let mut out = Vec::new();
-    jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    if img.mode == ImageMode::Cmyk {
+        // `jpeg-encoder` would subsample K 2×2 below quality 90 (which our own decoder then
+        // misreads) and quantize C, M and Y with the chroma table.
+        encoder.set_sampling_factor(SamplingFactor::F_1_1);
+        let luma = QuantizationTableType::Custom(Box::new(annex_k_luma(quality)));
+        encoder.set_quantization_tables(luma.clone(), luma);
+    } else {
+        // `jpeg-encoder` subsamples only below quality 90, Pillow at every quality. A gray
+        // image has one component, which this leaves alone.
+        encoder.set_sampling_factor(SamplingFactor::F_2_2);
+        encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
+    }
+    encoder
         .encode(data, w, h, color)
         .map_err(|e| one_line(&e))?;
     Ok(out)
+}
+
+/// The luminance quantization table of the JPEG standard (ITU-T T.81 Annex K, table K.1), in
+/// natural (row-major) order.
+const ANNEX_K_LUMA: [u16; 64] = [
+    16, 11, 10, 16, 24, 40, 51, 61, //
+    12, 12, 14, 19, 26, 58, 60, 55, //
+    14, 13, 16, 24, 40, 57, 69, 56, //
+    14, 17, 22, 29, 51, 87, 80, 62, //
+    18, 22, 37, 56, 68, 109, 103, 77, //
+    24, 35, 55, 64, 81, 104, 113, 92, //
+    49, 64, 78, 87, 103, 121, 120, 101, //
+    72, 92, 95, 98, 112, 100, 103, 99, //
+];
+
+/// [`ANNEX_K_LUMA`] scaled to `quality` 1–100 as libjpeg's `jpeg_set_quality` does (and
+/// `jpeg-encoder` for its own tables), limited to 1–255 (baseline):
+///
+/// ```text
+/// scale = 5000 / q        for q < 50
+///       = 200 - 2 q       otherwise
+/// entry = clamp((base * scale + 50) / 100, 1, 255)
+/// ```
+fn annex_k_luma(quality: u8) -> [u16; 64] {
+    let q = u32::from(quality.clamp(1, 100));
+    let scale = if q < 50 { 5000 / q } else { 200 - 2 * q };
+    ANNEX_K_LUMA.map(|base| {
+        let entry = (u32::from(base) * scale + 50) / 100;
+        // At most 255 after the clamp, so the conversion cannot fail.
+        u16::try_from(entry.clamp(1, 255)).unwrap_or(255)
+    })
 }
 
 /// An indexed PNG: the indices and the palette (with a tRNS chunk for an RGBA palette).
