@@ -461,6 +461,40 @@ fn unpremultiply(pixels: &mut image::RgbaImage) {
     }
 }
 
+/// A decode error of TIFF `name`.
+fn tiff_error(name: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Decode {
+        input: name.to_string(),
+        format: "tiff".to_string(),
+        reason: one_line(&reason.to_string()),
+    }
+}
+
+/// `reader`'s TIFF opened with `tiff` under `limits`, its size (checked against `limits` at
+/// `bytes_per_pixel`) and its Orientation tag, for the readers `image` lacks.
+fn open_tiff<R: BufRead + Seek>(
+    name: &str,
+    reader: R,
+    limits: &DecodeLimits,
+    bytes_per_pixel: u64,
+) -> Result<(tiff::decoder::Decoder<R>, (u32, u32), Orientation)> {
+    let mut tiff_limits = tiff::decoder::Limits::default();
+    tiff_limits.decoding_buffer_size = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
+    let mut tiff = tiff::decoder::Decoder::new(reader)
+        .map_err(|e| tiff_error(name, e))?
+        .with_limits(tiff_limits);
+    let (width, height) = tiff.dimensions().map_err(|e| tiff_error(name, e))?;
+    let bytes = u64::from(width) * u64::from(height) * bytes_per_pixel;
+    check_header(name, (width, height), bytes, limits)?;
+    let orientation = tiff
+        .find_tag_unsigned::<u8>(tiff::tags::Tag::Orientation)
+        .ok()
+        .flatten()
+        .and_then(Orientation::from_exif)
+        .unwrap_or(Orientation::NoTransforms);
+    Ok((tiff, (width, height), orientation))
+}
+
 /// A gray+alpha TIFF (see [`TiffHeader::gray_alpha`]), decoded with `tiff`, and its orientation.
 fn tiff_gray_alpha<R: BufRead + Seek>(
     name: &str,
@@ -468,35 +502,8 @@ fn tiff_gray_alpha<R: BufRead + Seek>(
     limits: &DecodeLimits,
 ) -> Result<(DynamicImage, Orientation)> {
     use tiff::decoder::DecodingResult;
-    let fail = |e: tiff::TiffError| Error::Decode {
-        input: name.to_string(),
-        format: "tiff".to_string(),
-        reason: one_line(&e.to_string()),
-    };
-    let mut tiff_limits = tiff::decoder::Limits::default();
-    tiff_limits.decoding_buffer_size = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
-    let mut tiff = tiff::decoder::Decoder::new(reader)
-        .map_err(fail)?
-        .with_limits(tiff_limits);
-    let (width, height) = tiff.dimensions().map_err(fail)?;
-    check_header(
-        name,
-        (width, height),
-        u64::from(width) * u64::from(height) * 2,
-        limits,
-    )?;
-    let orientation = tiff
-        .find_tag_unsigned::<u8>(tiff::tags::Tag::Orientation)
-        .ok()
-        .flatten()
-        .and_then(Orientation::from_exif)
-        .unwrap_or(Orientation::NoTransforms);
-    let bad_size = || Error::Decode {
-        input: name.to_string(),
-        format: "tiff".to_string(),
-        reason: "the gray+alpha samples do not fill the image".to_string(),
-    };
-    let image = match tiff.read_image().map_err(fail)? {
+    let (mut tiff, (width, height), orientation) = open_tiff(name, reader, limits, 2)?;
+    let image = match tiff.read_image().map_err(|e| tiff_error(name, e))? {
         DecodingResult::U8(samples) => {
             image::ImageBuffer::from_raw(width, height, samples).map(DynamicImage::ImageLumaA8)
         }
@@ -505,7 +512,7 @@ fn tiff_gray_alpha<R: BufRead + Seek>(
         }
         _ => None,
     }
-    .ok_or_else(bad_size)?;
+    .ok_or_else(|| tiff_error(name, "the gray+alpha samples do not fill the image"))?;
     Ok((image, orientation))
 }
 
@@ -518,35 +525,8 @@ fn tiff_wide<R: BufRead + Seek>(
     limits: &DecodeLimits,
 ) -> Result<(DynamicImage, Orientation, SourceMode)> {
     use tiff::decoder::DecodingResult;
-    let fail = |reason: String| Error::Decode {
-        input: name.to_string(),
-        format: "tiff".to_string(),
-        reason,
-    };
-    let mut tiff_limits = tiff::decoder::Limits::default();
-    tiff_limits.decoding_buffer_size = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
-    let mut tiff = tiff::decoder::Decoder::new(reader)
-        .map_err(|e| fail(one_line(&e.to_string())))?
-        .with_limits(tiff_limits);
-    let (width, height) = tiff
-        .dimensions()
-        .map_err(|e| fail(one_line(&e.to_string())))?;
-    check_header(
-        name,
-        (width, height),
-        u64::from(width) * u64::from(height) * 4,
-        limits,
-    )?;
-    let orientation = tiff
-        .find_tag_unsigned::<u8>(tiff::tags::Tag::Orientation)
-        .ok()
-        .flatten()
-        .and_then(Orientation::from_exif)
-        .unwrap_or(Orientation::NoTransforms);
-    let samples = match tiff
-        .read_image()
-        .map_err(|e| fail(one_line(&e.to_string())))?
-    {
+    let (mut tiff, (width, height), orientation) = open_tiff(name, reader, limits, 4)?;
+    let samples = match tiff.read_image().map_err(|e| tiff_error(name, e))? {
         DecodingResult::I32(v) => SourceMode::Int32(v),
         DecodingResult::U32(v) => SourceMode::Int32(
             v.into_iter()
@@ -554,7 +534,7 @@ fn tiff_wide<R: BufRead + Seek>(
                 .collect(),
         ),
         DecodingResult::F32(v) => SourceMode::Float32(v),
-        _ => return Err(fail("32-bit samples of an unknown kind".to_string())),
+        _ => return Err(tiff_error(name, "32-bit samples of an unknown kind")),
     };
     let gray: Vec<u8> = match &samples {
         SourceMode::Int32(v) => v.iter().map(|&x| x.clamp(0, 255) as u8).collect(),
@@ -564,7 +544,7 @@ fn tiff_wide<R: BufRead + Seek>(
     };
     let image = image::ImageBuffer::from_raw(width, height, gray)
         .map(DynamicImage::ImageLuma8)
-        .ok_or_else(|| fail("the 32-bit samples do not fill the image".to_string()))?;
+        .ok_or_else(|| tiff_error(name, "the 32-bit samples do not fill the image"))?;
     Ok((image, orientation, samples))
 }
 
