@@ -7,7 +7,8 @@
 //!  (bounded: in_flight)    Processor (GPU ring or CPU)           name outputs, or call back
 //! ```
 //! A bad input fails alone: its error travels down the same channels, in order, the frame
-//! files it had written are removed, and the others are still written. A GPU or callback error stops the whole run.
+//! files it had written are removed, and the others are still written. A GPU or callback
+//! error stops the whole run.
 //!
 //! Live sources (webcams, patterns, user grabbers) run through the same stages; each link
 //! applies the [`FramePolicy`] (block, latest wins, or drop the new frame) and the sink
