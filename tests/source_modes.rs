@@ -114,7 +114,7 @@ fn check_all(label: &str, processor_for: impl Fn(&Ops) -> Processor) -> usize {
 #[test]
 fn every_source_mode_converts_as_pillow_does_on_the_cpu() {
     let checked = check_all("cpu", |ops| Processor::new(None, ops, 1).expect("cpu"));
-    assert_eq!(checked, 18 * 11 * 2, "18 files × 11 modes × mirror or not");
+    assert_eq!(checked, 25 * 11 * 2, "25 files × 11 modes × mirror or not");
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn every_source_mode_converts_as_pillow_does_on_the_gpu() {
     let checked = check_all("gpu", |ops| {
         Processor::new(Some(ctx.clone()), ops, 2).expect("gpu")
     });
-    assert_eq!(checked, 18 * 11 * 2);
+    assert_eq!(checked, 25 * 11 * 2);
 }
 
 #[test]
@@ -139,6 +139,8 @@ fn files_report_the_mode_pillow_opens_them_in() {
         SourceMode::ColorKey(_) => "RGB key",
         SourceMode::Int32(_) => "I",
         SourceMode::Float32(_) => "F",
+        SourceMode::GrayKey(_) => "gray key",
+        SourceMode::Cmyk(_) => "CMYK",
     };
     for (file, want) in [
         ("gray.png", "gray"),
@@ -152,6 +154,13 @@ fn files_report_the_mode_pillow_opens_them_in() {
         ("int32.tif", "I"),
         ("float32.tif", "F"),
         ("float32_turned.tif", "F"),
+        ("cmyk.tif", "CMYK"),
+        ("rgba16_premultiplied.tif", "RGB"),
+        ("gray_alpha16.png", "RGB"),
+        ("gray4_trns.png", "gray key"),
+        ("rgb16_trns.png", "RGB key"),
+        ("gray_trns.png", "gray key"),
+        ("palette_turned.png", "P"),
         ("gray.bmp", "gray"),
         ("bilevel.bmp", "gray"),
         ("palette.bmp", "P"),

@@ -49,6 +49,17 @@ pub fn f_value_fma(l1000: u32) -> f32 {
     r.mul_add(0.001, q)
 }
 
+/// Pillow's CMYK → RGB: each of R, G, B is `(255 − K) − C·(255 − K)/255`, the product
+/// divided by 255 with rounding (`MULDIV255`).
+pub fn cmyk_to_rgb([c, m, y, k]: [u8; 4]) -> [u8; 3] {
+    let not_k = 255 - u32::from(k);
+    let muldiv255 = |v: u8| {
+        let t = u32::from(v) * not_k + 128;
+        ((t >> 8) + t) >> 8
+    };
+    [c, m, y].map(|v| (not_k - muldiv255(v)) as u8)
+}
+
 /// Mode `1` without dither: 255 iff `L1000 >= 128000`, else 0.
 #[inline]
 pub fn bit_nodither(r: u8, g: u8, b: u8) -> u8 {

@@ -11,7 +11,10 @@
 //! I;16 (16-bit gray) the same on v clipped to 255, and
 //!                  → I, F   the 16-bit sample itself
 //! I, F (32-bit TIFF) the same on v clipped to 0–255 (F truncated), and
-//!                  → I, F   the sample itself (F → I truncated toward zero)
+//!                  → I, F   the sample itself (F → I truncated toward zero; NaN, ±inf and
+//!                           values out of range give i32::MIN)
+//! L + tRNS value   → P      as L, the value's entry transparent
+//! CMYK (TIFF)      → CMYK   the samples themselves (the pixels are Pillow's CMYK → RGB)
 //! P, PA (palette)  → P      the file's own indices and palette (a copy)
 //!                  → 1      255 iff the entry's L1000 ≥ 128000: a threshold, never dithered
 //! RGB + tRNS key   → P      the WEB palette conversion of the RGB pixels (not RGBA's
@@ -41,6 +44,9 @@ pub enum SourceMode {
     /// Pillow's `1`, `L` or `LA` (gray PNG, JPEG, TIFF, or a BMP with a gray-ramp palette):
     /// R = G = B in every pixel.
     Gray,
+    /// A gray PNG with a tRNS value: Pillow's `L` with a transparency value, which its `P`
+    /// keeps as that entry's transparency.
+    GrayKey(u8),
     /// Pillow's `I;16` (16-bit gray PNG or TIFF): the samples, row-major. The RGBA pixels
     /// hold them clipped to 255, as Pillow's conversions to 8 bits do.
     Gray16(Vec<u16>),
@@ -53,6 +59,9 @@ pub enum SourceMode {
     /// Pillow's `F` (a 32-bit float TIFF): the samples, row-major. The RGBA pixels hold them
     /// truncated and clipped to 0–255, as Pillow's `F` → `L` does.
     Float32(Vec<f32>),
+    /// Pillow's `CMYK` (a CMYK TIFF): the samples, row-major. The RGBA pixels hold Pillow's
+    /// CMYK → RGB of them.
+    Cmyk(Vec<[u8; 4]>),
     /// Pillow's `RGB` with a transparency colour (an 8-bit RGB PNG with a tRNS chunk): the
     /// RGBA pixels have alpha 0 where the colour is, as Pillow's `convert("RGBA")` gives.
     ColorKey([u8; 3]),
@@ -65,12 +74,13 @@ impl SourceMode {
         use ImageMode::{Cmyk, F, I, One, P, YCbCr};
         match self {
             SourceMode::Color => false,
-            SourceMode::Gray => matches!(mode, P | Cmyk | YCbCr),
+            SourceMode::Gray | SourceMode::GrayKey(_) => matches!(mode, P | Cmyk | YCbCr),
             SourceMode::Gray16(_) | SourceMode::Int32(_) | SourceMode::Float32(_) => {
                 matches!(mode, P | Cmyk | YCbCr | I | F)
             }
             SourceMode::Palette { .. } => matches!(mode, P | One),
             SourceMode::ColorKey(_) => mode == P,
+            SourceMode::Cmyk(_) => mode == Cmyk,
         }
     }
 
@@ -78,7 +88,8 @@ impl SourceMode {
     pub fn name(&self) -> &'static str {
         match self {
             SourceMode::Color | SourceMode::ColorKey(_) => "RGB",
-            SourceMode::Gray => "L",
+            SourceMode::Gray | SourceMode::GrayKey(_) => "L",
+            SourceMode::Cmyk(_) => "CMYK",
             SourceMode::Gray16(_) => "I;16",
             SourceMode::Int32(_) => "I",
             SourceMode::Float32(_) => "F",
@@ -92,8 +103,12 @@ impl SourceMode {
             SourceMode::Gray16(samples) => Some(samples.len()),
             SourceMode::Int32(samples) => Some(samples.len()),
             SourceMode::Float32(samples) => Some(samples.len()),
+            SourceMode::Cmyk(samples) => Some(samples.len()),
             SourceMode::Palette { indices, .. } => Some(indices.len()),
-            SourceMode::Color | SourceMode::Gray | SourceMode::ColorKey(_) => None,
+            SourceMode::Color
+            | SourceMode::Gray
+            | SourceMode::GrayKey(_)
+            | SourceMode::ColorKey(_) => None,
         }
     }
 }
@@ -128,8 +143,12 @@ pub(crate) fn settle(frame: &mut Frame, ops: &Ops) -> Result<()> {
             SourceMode::Gray16(samples) => mirror_rows(samples, width),
             SourceMode::Int32(samples) => mirror_rows(samples, width),
             SourceMode::Float32(samples) => mirror_rows(samples, width),
+            SourceMode::Cmyk(samples) => mirror_rows(samples, width),
             SourceMode::Palette { indices, .. } => mirror_rows(indices, width),
-            SourceMode::Color | SourceMode::Gray | SourceMode::ColorKey(_) => {}
+            SourceMode::Color
+            | SourceMode::Gray
+            | SourceMode::GrayKey(_)
+            | SourceMode::ColorKey(_) => {}
         }
     }
     Ok(())
@@ -168,11 +187,11 @@ pub fn convert(mode: ImageMode, dither: Dither, frame: &Frame) -> Option<ModeIma
             ModeData::F32(samples.iter().map(|&v| v as f32).collect()),
             None,
         ),
-        // Truncated toward zero (saturating), as Pillow's F → I.
         (SourceMode::Float32(samples), ImageMode::I) => (
-            ModeData::I32(samples.iter().map(|&v| v as i32).collect()),
+            ModeData::I32(samples.iter().map(|&v| f_to_i(v)).collect()),
             None,
         ),
+        (SourceMode::Cmyk(samples), _) => (ModeData::U8(samples.concat()), None),
         (SourceMode::Float32(samples), ImageMode::F) => (ModeData::F32(samples.clone()), None),
         (SourceMode::Palette { indices, palette }, ImageMode::P) => {
             (ModeData::U8(indices.clone()), Some(palette.clone()))
@@ -181,6 +200,19 @@ pub fn convert(mode: ImageMode, dither: Dither, frame: &Frame) -> Option<ModeIma
             ModeData::U8(px.iter().map(|p| bit_nodither(p[0], p[1], p[2])).collect()),
             None,
         ),
+        (SourceMode::GrayKey(key), ImageMode::P) => {
+            let Palette::Rgb(ramp) = gray_palette() else {
+                unreachable!("the gray ramp is RGB")
+            };
+            let entries = ramp
+                .iter()
+                .zip(0..)
+                .map(|(&[r, g, b], i): (&[u8; 3], u16)| {
+                    [r, g, b, if i == u16::from(*key) { 0 } else { 255 }]
+                })
+                .collect();
+            (ModeData::U8(gray().collect()), Some(Palette::Rgba(entries)))
+        }
         (_, ImageMode::P) => (ModeData::U8(gray().collect()), Some(gray_palette())),
         (_, ImageMode::Cmyk) => (
             ModeData::U8(gray().flat_map(|v| [0, 0, 0, 255 - v]).collect()),
@@ -198,6 +230,17 @@ pub fn convert(mode: ImageMode, dither: Dither, frame: &Frame) -> Option<ModeIma
         data,
         palette,
     })
+}
+
+/// Pillow's F → I: truncated toward zero; NaN, infinities and values out of range give
+/// `i32::MIN` (the C cast's result on x86, where Pillow's tests run).
+fn f_to_i(v: f32) -> i32 {
+    const LIMIT: f32 = 2_147_483_648.0; // 2^31, exact in f32
+    if v.is_finite() && (-LIMIT..LIMIT).contains(&v) {
+        v as i32
+    } else {
+        i32::MIN
+    }
 }
 
 /// `P` from RGB with a transparency colour: the WEB conversion of the RGB pixels, and the

@@ -268,8 +268,12 @@ where
     let mut wide = None;
     let (mut image, orientation) = if tiff.gray_alpha {
         tiff_gray_alpha(name, &mut reader, limits)?
-    } else if tiff.wide {
-        let (image, orientation, samples) = tiff_wide(name, &mut reader, limits)?;
+    } else if tiff.wide || tiff.cmyk {
+        let (image, orientation, samples) = if tiff.cmyk {
+            tiff_cmyk(name, &mut reader, limits)?
+        } else {
+            tiff_wide(name, &mut reader, limits)?
+        };
         wide = Some(samples);
         (image, orientation)
     } else {
@@ -289,21 +293,12 @@ where
         )
     };
     let mut has_alpha = image.color().has_alpha();
-    if tiff.premultiplied
-        && let DynamicImage::ImageRgba8(pixels) = &mut image
-    {
-        unpremultiply(pixels);
-    }
     let (unturned_width, unturned_height) = (image.width(), image.height());
     image.apply_orientation(orientation);
     let (width, height) = (image.width(), image.height());
     let wide = wide.map(|samples| {
         let (w, h) = (unturned_width as usize, unturned_height as usize);
-        match samples {
-            SourceMode::Int32(v) => SourceMode::Int32(orient_plane(&v, w, h, orientation)),
-            SourceMode::Float32(v) => SourceMode::Float32(orient_plane(&v, w, h, orientation)),
-            other => other,
-        }
+        orient_source(samples, w, h, orientation)
     });
     if png.gray16_key
         && let DynamicImage::ImageLumaA16(gray_alpha) = &image
@@ -317,24 +312,58 @@ where
     }
     let source = match &image {
         _ if wide.is_some() => wide.unwrap_or_default(),
+        DynamicImage::ImageLumaA16(_) if png.gray_alpha16 => SourceMode::Color,
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageLumaA8(_) if png.gray_key.is_some() => {
+            png.gray_key.map_or(SourceMode::Gray, SourceMode::GrayKey)
+        }
         DynamicImage::ImageLuma8(_)
         | DynamicImage::ImageLumaA8(_)
         | DynamicImage::ImageLumaA16(_) => SourceMode::Gray,
         DynamicImage::ImageLuma16(samples) => SourceMode::Gray16(samples.as_raw().clone()),
-        // The indices are the file's, in its own orientation: a rotated one converts as RGB.
-        _ if png.indexed && orientation == Orientation::NoTransforms => {
-            png_palette(&mut reader, limits).unwrap_or_default()
-        }
+        // The indices are the file's, in its own orientation.
+        _ if png.indexed => png_palette(&mut reader, limits).map_or(SourceMode::Color, |p| {
+            let (w, h) = (unturned_width as usize, unturned_height as usize);
+            orient_source(p, w, h, orientation)
+        }),
         DynamicImage::ImageRgb8(pixels) if bmp != BmpPalette::None => bmp.source(pixels),
+        // Pillow's key is the raw 16-bit one: a colour of the 8-bit image only when it fits.
+        DynamicImage::ImageRgba16(_) if png.rgb16_key.is_some() => png
+            .rgb16_key
+            .and_then(|key| {
+                key.map(u8::try_from)
+                    .into_iter()
+                    .collect::<Result<Vec<u8>, _>>()
+                    .ok()
+            })
+            .map_or(SourceMode::Color, |k| {
+                SourceMode::ColorKey([k[0], k[1], k[2]])
+            }),
         DynamicImage::ImageRgba8(_) if png.rgb_key.is_some() => {
             png.rgb_key.map_or(SourceMode::Color, SourceMode::ColorKey)
         }
         _ => SourceMode::Color,
     };
+    let mut rgba = to_rgba8(image);
+    if tiff.premultiplied {
+        unpremultiply(&mut rgba);
+    }
+    // Pillow's colour keys, compared with the 8-bit values (see `PngHeader`).
+    if let Some(key) = png.gray_key {
+        for px in rgba.chunks_exact_mut(4) {
+            px[3] = if px[0] == key { 0 } else { 255 };
+        }
+    }
+    if let Some(key) = png.rgb16_key {
+        for px in rgba.chunks_exact_mut(4) {
+            let keyed = (0..3).all(|c| u16::from(px[c]) == key[c]);
+            px[3] = if keyed { 0 } else { 255 };
+        }
+        has_alpha = rgba.chunks_exact(4).any(|px| px[3] == 0);
+    }
     let frame = DecodedFrame {
         width,
         height,
-        rgba: to_rgba8(image),
+        rgba,
         has_alpha,
         delay: None,
         source,
@@ -352,6 +381,15 @@ struct PngHeader {
     gray16_key: bool,
     /// The tRNS colour of an 8-bit RGB PNG: Pillow's `RGB` with a transparency colour.
     rgb_key: Option<[u8; 3]>,
+    /// The tRNS value of a gray PNG of 1 to 8 bits. Pillow compares it, raw, with the
+    /// samples scaled to 8 bits (so at 1, 2 or 4 bits only 0 can match), where `image`
+    /// compares the raw samples.
+    gray_key: Option<u8>,
+    /// The tRNS colour of a 16-bit RGB PNG. Pillow opens the file as 8-bit RGB and compares
+    /// those values with the raw 16-bit key, where `image` compares 16-bit samples.
+    rgb16_key: Option<[u16; 3]>,
+    /// 16-bit gray with alpha, which Pillow opens as `RGBA` (not `LA`).
+    gray_alpha16: bool,
 }
 
 /// Reads `reader`'s PNG header and leaves `reader` at its start. An unreadable header says
@@ -377,6 +415,30 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
                     }
                     _ => None,
                 },
+                gray_key: match info.trns.as_deref() {
+                    Some(&[key])
+                        if info.color_type == png::ColorType::Grayscale
+                            && info.bit_depth != png::BitDepth::Sixteen =>
+                    {
+                        Some(key)
+                    }
+                    _ => None,
+                },
+                rgb16_key: match info.trns.as_deref() {
+                    Some(&[r0, r1, g0, g1, b0, b1])
+                        if info.color_type == png::ColorType::Rgb
+                            && info.bit_depth == png::BitDepth::Sixteen =>
+                    {
+                        Some([
+                            u16::from_be_bytes([r0, r1]),
+                            u16::from_be_bytes([g0, g1]),
+                            u16::from_be_bytes([b0, b1]),
+                        ])
+                    }
+                    _ => None,
+                },
+                gray_alpha16: info.color_type == png::ColorType::GrayscaleAlpha
+                    && info.bit_depth == png::BitDepth::Sixteen,
             }
         })
         .unwrap_or_default();
@@ -389,12 +451,15 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
 /// What a TIFF's first image directory says about the mode Pillow opens it in.
 #[derive(Debug, Default, Clone, Copy)]
 struct TiffHeader {
-    /// RGBA with associated (premultiplied) alpha, 8 bits a sample: Pillow's `RGBa` reader.
+    /// RGBA with associated (premultiplied) alpha, 8 or 16 bits a sample: Pillow's `RGBa`
+    /// reader (on the high bytes at 16 bits).
     premultiplied: bool,
     /// Gray with unassociated alpha (BlackIsZero, 2 samples of 8 or 16 bits): Pillow's `LA`.
     gray_alpha: bool,
     /// One 32-bit gray sample, integer or float: Pillow's `I` or `F`.
     wide: bool,
+    /// CMYK, 8 bits a sample, nothing else: Pillow's `CMYK`.
+    cmyk: bool,
 }
 
 /// Reads `reader`'s TIFF tags and leaves `reader` at its start. Unreadable tags say nothing:
@@ -404,6 +469,7 @@ fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
     const UNASSOCIATED: u16 = 2;
     const BLACK_IS_ZERO: u16 = 1;
     const RGB: u16 = 2;
+    const SEPARATED: u16 = 5;
     let header = (|| {
         use tiff::tags::Tag;
         let mut tiff = tiff::decoder::Decoder::new(&mut *reader).ok()?;
@@ -431,12 +497,13 @@ fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
             premultiplied: photometric == RGB
                 && samples == 4
                 && extra == [ASSOCIATED]
-                && all_bits(8),
+                && (all_bits(8) || all_bits(16)),
             gray_alpha: photometric == BLACK_IS_ZERO
                 && samples == 2
                 && extra == [UNASSOCIATED]
                 && (all_bits(8) || all_bits(16)),
             wide: photometric == BLACK_IS_ZERO && samples == 1 && all_bits(32),
+            cmyk: photometric == SEPARATED && samples == 4 && extra.is_empty() && all_bits(8),
         })
     })()
     .unwrap_or_default();
@@ -446,15 +513,15 @@ fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
     }
 }
 
-/// Pillow's `RGBa` unpacker: colour × 255 / alpha (truncated, clipped to 255); a pixel with
-/// alpha 0 becomes (0, 0, 0, 0).
-fn unpremultiply(pixels: &mut image::RgbaImage) {
-    for px in pixels.pixels_mut() {
+/// Pillow's `RGBa` unpacker on RGBA8 pixels: colour × 255 / alpha (truncated, clipped to
+/// 255); a pixel with alpha 0 becomes (0, 0, 0, 0).
+fn unpremultiply(rgba: &mut [u8]) {
+    for px in rgba.chunks_exact_mut(4) {
         let a = u32::from(px[3]);
         if a == 0 {
-            px.0 = [0; 4];
+            px.fill(0);
         } else if a < 255 {
-            for c in &mut px.0[..3] {
+            for c in &mut px[..3] {
                 *c = (u32::from(*c) * 255 / a).min(255) as u8;
             }
         }
@@ -528,11 +595,8 @@ fn tiff_wide<R: BufRead + Seek>(
     let (mut tiff, (width, height), orientation) = open_tiff(name, reader, limits, 4)?;
     let samples = match tiff.read_image().map_err(|e| tiff_error(name, e))? {
         DecodingResult::I32(v) => SourceMode::Int32(v),
-        DecodingResult::U32(v) => SourceMode::Int32(
-            v.into_iter()
-                .map(|x| x.min(i32::MAX as u32) as i32)
-                .collect(),
-        ),
+        // Wrapped, as Pillow's `I;32N` reads unsigned samples.
+        DecodingResult::U32(v) => SourceMode::Int32(v.into_iter().map(|x| x as i32).collect()),
         DecodingResult::F32(v) => SourceMode::Float32(v),
         _ => return Err(tiff_error(name, "32-bit samples of an unknown kind")),
     };
@@ -546,6 +610,53 @@ fn tiff_wide<R: BufRead + Seek>(
         .map(DynamicImage::ImageLuma8)
         .ok_or_else(|| tiff_error(name, "the 32-bit samples do not fill the image"))?;
     Ok((image, orientation, samples))
+}
+
+/// A CMYK TIFF (see [`TiffHeader::cmyk`]), decoded with `tiff`: RGB by Pillow's CMYK → RGB
+/// (`R = (255 − K) − C·(255 − K)/255`, rounded), its orientation, and the CMYK samples
+/// (`SourceMode::Cmyk`), unturned.
+fn tiff_cmyk<R: BufRead + Seek>(
+    name: &str,
+    reader: &mut R,
+    limits: &DecodeLimits,
+) -> Result<(DynamicImage, Orientation, SourceMode)> {
+    let (mut tiff, (width, height), orientation) = open_tiff(name, reader, limits, 4)?;
+    let samples = match tiff.read_image().map_err(|e| tiff_error(name, e))? {
+        tiff::decoder::DecodingResult::U8(v) => v,
+        _ => return Err(tiff_error(name, "CMYK samples of an unknown kind")),
+    };
+    let cmyk: Vec<[u8; 4]> = samples
+        .chunks_exact(4)
+        .map(|p| [p[0], p[1], p[2], p[3]])
+        .collect();
+    let rgb = cmyk
+        .iter()
+        .flat_map(|&p| crate::mode::pixel::cmyk_to_rgb(p))
+        .collect();
+    let image = image::ImageBuffer::from_raw(width, height, rgb)
+        .map(DynamicImage::ImageRgb8)
+        .ok_or_else(|| tiff_error(name, "the CMYK samples do not fill the image"))?;
+    Ok((image, orientation, SourceMode::Cmyk(cmyk)))
+}
+
+/// A source's planes turned by `orientation`, as its pixels were (`width × height` before).
+fn orient_source(
+    source: SourceMode,
+    width: usize,
+    height: usize,
+    orientation: Orientation,
+) -> SourceMode {
+    match source {
+        SourceMode::Int32(v) => SourceMode::Int32(orient_plane(&v, width, height, orientation)),
+        SourceMode::Float32(v) => SourceMode::Float32(orient_plane(&v, width, height, orientation)),
+        SourceMode::Cmyk(v) => SourceMode::Cmyk(orient_plane(&v, width, height, orientation)),
+        SourceMode::Gray16(v) => SourceMode::Gray16(orient_plane(&v, width, height, orientation)),
+        SourceMode::Palette { indices, palette } => SourceMode::Palette {
+            indices: orient_plane(&indices, width, height, orientation),
+            palette,
+        },
+        other => other,
+    }
 }
 
 /// `plane` (`width × height` values, row-major) turned by `orientation` as

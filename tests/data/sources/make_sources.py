@@ -3,8 +3,10 @@
 Pillow converts a gray, 16-bit or palette file from its own mode; these files are small
 images in those modes, with a gray+alpha TIFF, a premultiplied RGBA TIFF (which Pillow
 un-premultiplies), 32-bit TIFFs (`I`, `F`, one turned by its Orientation tag, which
-ImageOps.exif_transpose applies first, as Gradio does), RGB PNGs with a tRNS colour (`RGB` with transparency in Pillow) and
-palette BMPs (`L`, `1` or `P` by their palette). For each file, mode and mirror (ImageOps.mirror first, or not),
+ImageOps.exif_transpose applies first, as Gradio does), RGB PNGs with a tRNS colour (`RGB` with transparency in Pillow) 
+palette BMPs (`L`, `1` or `P` by their palette), a CMYK TIFF, and files Pillow cannot write,
+made by hand: 16-bit premultiplied RGBA TIFF, 16-bit gray+alpha PNG, gray and 16-bit RGB PNGs
+with tRNS values. For each file, mode and mirror (ImageOps.mirror first, or not),
 `pillow.bin` holds `np.asarray(im.convert(mode))` as Gradio's numpy users get it (bool as
 0/255 bytes, I and F little-endian) and, for P, `getpalette()` (RGBA entries when the image
 has transparency); `manifest.json` gives each one's offset and length, shape and dtype.
@@ -15,6 +17,7 @@ Run from this directory with Pillow 13 and numpy: `python make_sources.py`.
 import json
 import struct
 import warnings
+import zlib
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -54,8 +57,37 @@ def fixtures():
     yield "int32.tif", Image.fromarray(i32, "I"), {}
     f32 = (rng.standard_normal((H, W)) * 200 + 100).astype(np.float32)
     f32[0, :6] = [-0.5, 0.4, 0.6, 1.5, 254.99, 1e9]
+    f32[1, :4] = [np.nan, np.inf, -np.inf, 3e9]  # I: i32::MIN (x86's cast), L: 0, 255, 0, 255
     yield "float32.tif", Image.fromarray(f32, "F"), {}
     yield "float32_turned.tif", Image.fromarray(f32, "F"), {"tiffinfo": {274: 6}}
+    # CMYK TIFF: Pillow keeps CMYK, and its RGB rounds (255 - K) - C(255 - K)/255.
+    yield "cmyk.tif", Image.fromarray(rng.integers(0, 256, (H, W, 4), dtype=np.uint8), "CMYK"), {}
+    # 16-bit premultiplied RGBA: Pillow un-premultiplies the high bytes.
+    rgba16 = rng.integers(0, 65536, (H, W, 4)).astype("<u2")
+    rgba16[..., :3] = np.minimum(rgba16[..., :3], rgba16[..., 3:])
+    yield "rgba16_premultiplied.tif", None, {"raw_tiff": (4, 16, 2, rgba16.tobytes(), 1)}
+    # PNGs Pillow cannot write: 16-bit gray+alpha (which it opens as RGBA), 4-bit gray with a
+    # tRNS value (compared with the samples scaled to 8 bits: 0 matches, 15 would not), 16-bit
+    # RGB with a tRNS colour (compared with the 8-bit high bytes).
+    la16 = rng.integers(0, 65536, (H, W, 2)).astype(">u2")
+    yield "gray_alpha16.png", None, {"raw_png": (16, 4, [r.tobytes() for r in la16], None)}
+    g4 = rng.integers(0, 16, (H, W)).astype(np.uint8)
+    g4 = np.pad(g4, ((0, 0), (0, 1)))[:, : W + 1]
+    rows4 = [bytes((r[i] << 4) | r[i + 1] for i in range(0, W, 2)) for r in g4]
+    yield "gray4_trns.png", None, {"raw_png": (4, 0, rows4, struct.pack(">H", 0))}
+    rgb16 = rng.integers(0, 65536, (H, W, 3)).astype(">u2")
+    rgb16[0, :3] = [[0xAB00, 0x1200, 0x3400], [0xAB55, 0x1211, 0x3499], [0xAB, 0x12, 0x34]]
+    key = struct.pack(">HHH", 0xAB, 0x12, 0x34)
+    yield "rgb16_trns.png", None, {"raw_png": (16, 2, [r.tobytes() for r in rgb16], key)}
+    # 8-bit gray with a tRNS value: Pillow's P keeps it as that entry's transparency.
+    gk = gray8()
+    yield "gray_trns.png", Image.fromarray(gk, "L"), {"transparency": int(gk[0, 3])}
+    # A palette PNG turned by its EXIF orientation: exif_transpose keeps it P.
+    pt = Image.fromarray(rng.integers(0, 12, (H, W), dtype=np.uint8), "L").convert("P")
+    pt.putpalette(rng.integers(0, 256, 36, dtype=np.uint8).tolist())
+    turned = Image.Exif()
+    turned[274] = 6
+    yield "palette_turned.png", pt, {"exif": turned.tobytes()}
     # BMP palettes: a gray ramp opens as L (two entries black, white: 1), any other as P.
     yield "gray.bmp", Image.fromarray(gray8(), "L"), {}
     yield "bilevel.bmp", Image.fromarray(gray8() > 100), {}
@@ -94,6 +126,48 @@ def with_associated_alpha(path):
     open(path, "wb").write(data)
 
 
+def raw_png(path, width, height, bits, color_type, rows, trns=None):
+    """A PNG written by hand, for what Pillow cannot write (16-bit LA, 4-bit gray, 16-bit
+    RGB with a tRNS colour). `rows` are the packed scanlines, without filter bytes."""
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    ihdr = struct.pack(">IIBBBBB", width, height, bits, color_type, 0, 0, 0)
+    idat = zlib.compress(b"".join(b"\0" + bytes(r) for r in rows))
+    extra = chunk(b"tRNS", trns) if trns is not None else b""
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra + chunk(b"IDAT", idat)
+                + chunk(b"IEND", b""))
+
+
+def raw_tiff(path, width, height, samples, bits, photometric, data, extra_samples=None):
+    """An uncompressed little-endian TIFF in one strip, written by hand (Pillow cannot write
+    16-bit premultiplied RGBA)."""
+    tags = [(256, 4, [width]), (257, 4, [height]), (258, 3, [bits] * samples),
+            (259, 3, [1]), (262, 3, [photometric]), (273, 4, [0]), (277, 3, [samples]),
+            (278, 4, [height]), (279, 4, [len(data)])]
+    if extra_samples is not None:
+        tags.append((338, 3, [extra_samples]))
+    ifd_size = 2 + 12 * len(tags) + 4
+    out_of_line = bytearray()
+    data_at = 8 + ifd_size + 2 * samples  # after the IFD and BitsPerSample's values
+    entries = b""
+    for tag, kind, values in sorted(tags):
+        fmt = "<H" if kind == 3 else "<I"
+        if tag == 273:
+            values = [data_at]
+        packed = b"".join(struct.pack(fmt, v) for v in values)
+        if len(packed) <= 4:
+            entries += struct.pack("<HHI", tag, kind, len(values)) + packed.ljust(4, b"\0")
+        else:
+            entries += struct.pack("<HHII", tag, kind, len(values), 8 + ifd_size + len(out_of_line))
+            out_of_line += packed
+    assert 8 + ifd_size + len(out_of_line) == data_at
+    with open(path, "wb") as f:
+        f.write(b"II*\0" + struct.pack("<IH", 8, len(tags)) + entries + b"\0" * 4
+                + bytes(out_of_line) + data)
+
+
 def pillow_bytes(im):
     a = np.asarray(im)
     if a.dtype == bool:
@@ -127,7 +201,14 @@ def put(data):
 
 for name, im, save in fixtures():
     associated = save.pop("associated", False)
-    im.save(name, **save)
+    if "raw_png" in save:
+        bits, color_type, rows, trns = save["raw_png"]
+        raw_png(name, W, H, bits, color_type, rows, trns)
+    elif "raw_tiff" in save:
+        samples, bits, photometric, data, extra = save["raw_tiff"]
+        raw_tiff(name, W, H, samples, bits, photometric, data, extra)
+    else:
+        im.save(name, **save)
     if associated:
         with_associated_alpha(name)
     src = ImageOps.exif_transpose(Image.open(name))
