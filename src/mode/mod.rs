@@ -40,6 +40,9 @@
 //! RGBA source: alpha ignored by every mode but RGBA; `1` and P(dither) as from RGB, except
 //!        P, which is Pillow's quantize(256) fast octree (RGBA palette, no dither): see octree.
 //! ```
+//!
+//! Files that open in another mode (gray, palette, 16- and 32-bit gray, CMYK) convert from it
+//! where Pillow's result differs from their RGB(A) pixels': see [`source`].
 
 pub mod cpu;
 pub mod octree;
