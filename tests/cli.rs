@@ -185,6 +185,30 @@ fn each_bad_input_alone_fails_with_one_line_and_no_output() {
 }
 
 #[test]
+fn a_gif_without_pixels_fails_naming_the_input() {
+    // A 0×0 screen whose frame is 0×0 too: Pillow would hand back an empty image; an input
+    // with nothing to show is a decode error, not an empty output.
+    let tmp = TempDir::new().unwrap();
+    let path = tmp.path().join("screen0.gif");
+    let mut gif = b"GIF89a\0\0\0\0\x80\0\0\xff\0\0\0\0\0,".to_vec();
+    gif.extend([0; 8]);
+    gif.extend([0, 2, 2, 0x44, 0x01, 0, b';']);
+    std::fs::write(&path, gif).unwrap();
+    for out_name in ["o.npy", "o.png"] {
+        let out_path = tmp.path().join(out_name);
+        let out = shutter(&["run", s(&path), "-o", s(&out_path), "--device", "cpu"]);
+        assert_eq!(out.status.code(), Some(1), "{out_name}: {}", stderr(&out));
+        assert_no_panic(&out);
+        let err = stderr(&out);
+        assert!(
+            err.contains("screen0.gif") && err.contains("no pixels"),
+            "{err}"
+        );
+        assert!(!out_path.exists(), "{out_name} written");
+    }
+}
+
+#[test]
 fn an_image_over_the_pixel_limit_is_refused() {
     let tmp = TempDir::new().unwrap();
     let big = picture(tmp.path(), "big.png", 40, 30);

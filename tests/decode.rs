@@ -362,9 +362,12 @@ fn assert_pillow_frames(name: &str, frames: &[DecodedFrame]) {
             frame.rgba == *want,
             "{name} frame {k}: pixels differ from Pillow's"
         );
+        // Every frame of an animation has a delay: where Pillow gives none (an APNG's
+        // default image), 0.
+        let want_delay = fixture.delays_ms[k].or(frame.plays.map(|_| 0));
         assert_eq!(
             frame.delay.map(|d| d.as_millis() as u64),
-            fixture.delays_ms[k],
+            want_delay,
             "{name} frame {k}: delay"
         );
         let translucent = want.chunks_exact(4).any(|px| px[3] != 255);
@@ -410,6 +413,93 @@ fn a_gifs_transparent_pixels_keep_the_transparent_colour_as_in_pillow() {
         "{hidden:?}"
     );
     assert_pillow_frames("transparent.gif", &frames);
+}
+
+#[test]
+fn gif_frames_with_their_own_palettes_and_transparent_indices_match_pillow() {
+    // Pillow's writer gives each frame its own palette and transparent index; disposal 2
+    // paints each frame's own transparent colour, which shows once alpha is dropped.
+    let frames = decode_fixture("palettes.gif");
+    assert_pillow_frames("palettes.gif", &frames);
+}
+
+#[test]
+fn gif_sub_frames_restored_interlaced_and_past_the_screen_match_pillow() {
+    // Disposal 3, a disposal kept from an earlier frame, an interlaced frame, a local
+    // palette, and a first frame reaching past the 7×5 screen, which grows the canvas.
+    let frames = decode_fixture("restore.gif");
+    assert_eq!((frames[0].width, frames[0].height), (9, 6));
+    assert_pillow_frames("restore.gif", &frames);
+}
+
+#[test]
+fn a_gif_without_its_trailer_and_with_junk_after_it_keeps_every_frame() {
+    let frames = decode_fixture("untrailed.gif");
+    assert_pillow_frames("untrailed.gif", &frames);
+}
+
+/// A GIF with a `screen` and one 1×1 frame at `at` of `size` (index 0: red).
+fn one_pixel_gif(screen: (u16, u16), at: (u16, u16), size: (u16, u16)) -> Vec<u8> {
+    let mut bytes = b"GIF89a".to_vec();
+    bytes.extend(screen.0.to_le_bytes());
+    bytes.extend(screen.1.to_le_bytes());
+    bytes.extend([0x80, 0, 0, 255, 0, 0, 0, 0, 0]);
+    bytes.push(b',');
+    for v in [at.0, at.1, size.0, size.1] {
+        bytes.extend(v.to_le_bytes());
+    }
+    // Code size 2: clear, index 0, end.
+    bytes.extend([0, 2, 2, 0x44, 0x01, 0, b';']);
+    bytes
+}
+
+#[test]
+fn a_gif_frame_outside_its_screen_grows_the_canvas_as_in_pillow() {
+    let dir = TempDir::new().unwrap();
+    let outside = dir.path().join("outside.gif");
+    fs::write(&outside, one_pixel_gif((8, 8), (100, 100), (1, 1))).unwrap();
+    let frame = decode_one(&outside);
+    assert_eq!((frame.width, frame.height), (101, 101));
+    assert_eq!(frame.rgba[frame.rgba.len() - 4..], [255, 0, 0, 255]);
+    assert_eq!(frame.rgba[..4], [255, 0, 0, 255], "the canvas is index 0");
+    // A 0×0 screen shows its frame, as Pillow does; no pixels at all is an error.
+    let empty_screen = dir.path().join("screen0.gif");
+    fs::write(&empty_screen, one_pixel_gif((0, 0), (0, 0), (1, 1))).unwrap();
+    let frame = decode_one(&empty_screen);
+    assert_eq!(
+        (frame.width, frame.height, &frame.rgba[..]),
+        (1, 1, &[255, 0, 0, 255][..])
+    );
+    let nothing = dir.path().join("nothing.gif");
+    fs::write(&nothing, one_pixel_gif((0, 0), (0, 0), (0, 0))).unwrap();
+    let err = decode_err(&nothing, &DecodeLimits::default());
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("no pixels"), "{err}");
+}
+
+#[test]
+fn a_tiny_gif_with_a_huge_frame_is_a_limits_error_before_any_allocation() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("huge.gif");
+    fs::write(&path, one_pixel_gif((1, 1), (0, 0), (60_000, 60_000))).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+    assert!(err.to_string().contains("60000×60000"), "{err}");
+}
+
+#[test]
+fn apng_blend_over_translucent_frames_and_every_dispose_op_match_pillow() {
+    // Pillow pastes a frame with its alpha as the mask, alpha included, and its "previous"
+    // after a blended frame is the blended canvas.
+    let frames = decode_fixture("over.png");
+    assert_pillow_frames("over.png", &frames);
+}
+
+#[test]
+fn an_apngs_default_image_outside_the_animation_is_frame_0_as_in_pillow() {
+    let frames = decode_fixture("default.png");
+    assert_eq!(frames.len(), 4, "the default image and 3 animation frames");
+    assert_pillow_frames("default.png", &frames);
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //! `image` crate, with EXIF orientation applied and the limits checked before pixels are read.
 //!
 //! Animated GIFs, WebPs and PNGs (APNG) give every frame, composited onto the full canvas as
-//! Pillow's `ImageSequence` shows it, with its delay (WebP frames by the `webp_anim` module,
-//! which blends as libwebp does); a WebP or PNG without animation is a still. `image` cannot
-//! composite 16-bit APNGs: those give their default image, as a still. EXIF orientation is
-//! applied to stills only.
+//! Pillow's `ImageSequence` shows it, with its delay: GIFs by the `gif_anim` module and APNGs
+//! by the `apng` module, which follow Pillow's own rules, WebPs by the `webp_anim` module,
+//! which blends as libwebp does. A WebP or PNG without animation is a still; 16-bit APNGs
+//! give their default image, as a still. EXIF orientation is applied to stills only.
 //!
 //! Colour conversion follows Pillow's `convert("RGBA")` as Gradio would see it:
 //! - 8-bit gray, gray+alpha, RGB and palette images expand to RGBA (A = 255 without alpha);
@@ -26,21 +26,16 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::mpsc;
-use std::time::Duration;
 
-use image::codecs::gif::GifDecoder;
 use image::codecs::png::PngDecoder;
 use image::codecs::webp::WebPDecoder;
 use image::error::ImageError;
-use image::metadata::{LoopCount, Orientation};
-use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageReader};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::{DecodeLimits, DecodedFrame, Frames, InputFormat, svg};
 use crate::error::{Error, Result};
-use crate::frame::Plays;
 use crate::mode::Palette;
 use crate::mode::source::SourceMode;
 
@@ -140,11 +135,13 @@ where
 {
     let mut reader = reader;
     match format {
-        InputFormat::Gif => decode_gif(name, reader, limits),
+        InputFormat::Gif => super::gif_anim::decode(name, reader, limits),
         InputFormat::Webp if is_animated_webp(&mut reader) => {
             super::webp_anim::decode(name, reader, limits)
         }
-        InputFormat::Png if is_animated_png(&mut reader) => decode_apng(name, reader, limits),
+        InputFormat::Png if is_animated_png(&mut reader) => {
+            super::apng::decode(name, reader, limits)
+        }
         InputFormat::Svg => Err(Error::Unsupported {
             input: name.to_string(),
             reason: "SVG is not a raster format; use svg::decode".to_string(),
@@ -160,8 +157,8 @@ fn is_animated_webp<R: BufRead + Seek>(reader: &mut R) -> bool {
     reader.seek(SeekFrom::Start(0)).is_ok() && animated
 }
 
-/// Whether `reader` holds an APNG (an `acTL` chunk before the image data) whose frames `image`
-/// can composite (8-bit samples); the reader is left at the start. Anything unreadable counts
+/// Whether `reader` holds an APNG (an `acTL` chunk before the image data) whose frames the
+/// `apng` module composites (samples of 8 bits or fewer); the reader is left at the start. Anything unreadable counts
 /// as a still, for [`decode_still`] to report.
 fn is_animated_png<R: BufRead + Seek>(reader: &mut R) -> bool {
     let animated = PngDecoder::new(&mut *reader).is_ok_and(|d| {
@@ -916,196 +913,6 @@ pub fn to_rgba8(image: DynamicImage) -> Vec<u8> {
     }
 }
 
-/// An animated (or still) GIF: every frame, composited onto the full canvas, with its delay.
-fn decode_gif<R>(name: &str, reader: R, limits: &DecodeLimits) -> Result<Frames>
-where
-    R: BufRead + Seek + Send + 'static,
-{
-    let err = |e| image_error(name, InputFormat::Gif, e);
-    let mut reader = reader;
-    let (plays, hidden) = gif_header(&mut reader).map_err(|e| err(ImageError::IoError(e)))?;
-    let mut decoder = GifDecoder::new(reader).map_err(err)?;
-    check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
-    decoder
-        .set_limits(image_limits(limits, true))
-        .map_err(err)?;
-    animation(name, InputFormat::Gif, decoder, plays, hidden)
-}
-
-/// How many times the GIF in `reader` plays, from its NETSCAPE extension (a count of repeats
-/// after the first play; none: it plays once), and the colour of its transparent pixels; the
-/// reader is left at the start.
-///
-/// `image`'s `loop_count` reports a GIF without the extension as looping forever, so the
-/// `gif` crate reads the header here. A header it cannot read counts as looping forever, for
-/// `GifDecoder` to report.
-///
-/// `image` gives transparent pixels as (0, 0, 0, 0). Pillow fills the canvas, and disposed
-/// areas, with the transparent index's colour at alpha 0, which shows once the alpha is
-/// dropped (`convert("RGB")`): that colour is the first frame's transparent index in its
-/// palette (its own, else the global one).
-fn gif_header<R: Read + Seek>(reader: &mut R) -> std::io::Result<(Plays, Option<[u8; 3]>)> {
-    let header = gif::DecodeOptions::new()
-        .read_info(&mut *reader)
-        .map(|mut d| {
-            let repeat = d.repeat();
-            let global = d.global_palette().map(<[u8]>::to_vec);
-            let hidden = d.next_frame_info().ok().flatten().and_then(|frame| {
-                let index = usize::from(frame.transparent?);
-                let palette = frame.palette.as_deref().or(global.as_deref())?;
-                let rgb = palette.get(index * 3..index * 3 + 3)?;
-                Some([rgb[0], rgb[1], rgb[2]])
-            });
-            (repeat, hidden)
-        });
-    reader.seek(SeekFrom::Start(0))?;
-    Ok(match header {
-        Ok((gif::Repeat::Finite(repeats), hidden)) => (
-            Plays::Times(NonZeroU32::MIN.saturating_add(u32::from(repeats))),
-            hidden,
-        ),
-        Ok((gif::Repeat::Infinite, hidden)) => (Plays::Forever, hidden),
-        Err(_) => (Plays::Forever, None),
-    })
-}
-
-/// An APNG: every frame of the animation, composited onto the full canvas, with its delay. A
-/// default image that is not part of the animation is skipped, as Pillow does.
-fn decode_apng<R>(name: &str, reader: R, limits: &DecodeLimits) -> Result<Frames>
-where
-    R: BufRead + Seek + Send + 'static,
-{
-    let err = |e| image_error(name, InputFormat::Png, e);
-    let mut decoder = PngDecoder::with_limits(reader, image_limits(limits, false)).map_err(err)?;
-    // The canvas as RGBA8, whatever the file's colour type.
-    let (width, height) = decoder.dimensions();
-    let canvas_bytes = u64::from(width) * u64::from(height) * 4;
-    check_header(name, (width, height), canvas_bytes, limits)?;
-    decoder
-        .set_limits(image_limits(limits, true))
-        .map_err(err)?;
-    let decoder = decoder.apng().map_err(err)?;
-    let plays = plays_of(decoder.loop_count());
-    animation(name, InputFormat::Png, decoder, plays, None)
-}
-
-/// The frames of an animation, decoded as the caller asks for them.
-///
-/// `image`'s frame iterator is not `Send`, so a small thread owns the decoder and hands frames
-/// over a one-slot channel: frames are decoded one ahead of the caller. Dropping the iterator
-/// stops the thread at its next frame.
-fn animation<D>(
-    name: &str,
-    format: InputFormat,
-    decoder: D,
-    plays: Plays,
-    hidden: Option<[u8; 3]>,
-) -> Result<Frames>
-where
-    D: AnimationDecoder<'static> + Send + 'static,
-{
-    let kind = if format == InputFormat::Png {
-        "APNG"
-    } else {
-        "GIF"
-    };
-    let (tx, rx) = mpsc::sync_channel::<Result<DecodedFrame>>(1);
-    let thread_name = name.to_string();
-    std::thread::Builder::new()
-        .name(format!("shutter-{}", format.name()))
-        .spawn(move || {
-            let frames = decoder.into_frames();
-            send_frames(frames, &tx, &thread_name, format, plays, hidden);
-        })
-        .map_err(|e| Error::Decode {
-            input: name.to_string(),
-            format: format.name().to_string(),
-            reason: format!("cannot start the {kind} decoding thread: {e}"),
-        })?;
-    Ok(Box::new(rx.into_iter()))
-}
-
-/// Sends each frame of `frames` (then nothing more after an error) until the receiver hangs
-/// up. An animation without frames, or a decoder that panics part-way, is sent as an error:
-/// the receiver would otherwise take the frames so far for the whole animation.
-fn send_frames<I>(
-    frames: I,
-    tx: &mpsc::SyncSender<Result<DecodedFrame>>,
-    name: &str,
-    format: InputFormat,
-    plays: Plays,
-    hidden: Option<[u8; 3]>,
-) where
-    I: Iterator<Item = image::ImageResult<image::Frame>>,
-{
-    let kind = if format == InputFormat::Png {
-        "APNG"
-    } else {
-        "GIF"
-    };
-    let decode_error = |reason: String| Error::Decode {
-        input: name.to_string(),
-        format: format.name().to_string(),
-        reason,
-    };
-    let mut count = 0usize;
-    let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        for frame in frames {
-            let item = match frame {
-                Ok(frame) => Ok(animation_frame(frame, plays, hidden)),
-                Err(e) => Err(image_error(name, format, e)),
-            };
-            let failed = item.is_err();
-            count += 1;
-            if tx.send(item).is_err() || failed {
-                return;
-            }
-        }
-        if count == 0 {
-            let _ = tx.send(Err(decode_error(format!("the {kind} has no frames"))));
-        }
-    }));
-    if finished.is_err() {
-        let frames = if count == 1 { "frame" } else { "frames" };
-        let _ = tx.send(Err(decode_error(format!(
-            "the {kind} decoder failed after {count} {frames} (it panicked: a decoder bug)"
-        ))));
-    }
-}
-
-/// The plays of an APNG's loop count (`num_plays`, 0 for forever).
-fn plays_of(count: LoopCount) -> Plays {
-    match count {
-        LoopCount::Infinite => Plays::Forever,
-        LoopCount::Finite(n) => Plays::Times(n),
-    }
-}
-
-/// One composited frame of an animation; it has alpha when a pixel is not fully opaque.
-/// `hidden` is the colour fully transparent pixels take (see [`gif_header`]).
-fn animation_frame(frame: image::Frame, plays: Plays, hidden: Option<[u8; 3]>) -> DecodedFrame {
-    let delay = Duration::from(frame.delay());
-    let buffer = frame.into_buffer();
-    let (width, height) = buffer.dimensions();
-    let mut rgba = buffer.into_raw();
-    let mut has_alpha = false;
-    for px in rgba.chunks_exact_mut(4) {
-        has_alpha |= px[3] != 255;
-        if let (0, Some(rgb)) = (px[3], hidden) {
-            px[..3].copy_from_slice(&rgb);
-        }
-    }
-    DecodedFrame {
-        width,
-        height,
-        rgba,
-        has_alpha,
-        delay: Some(delay),
-        source: SourceMode::Color,
-        plays: Some(plays),
-    }
-}
-
 /// Maps an `image` error to ours by its category, with a one-line reason.
 ///
 /// I/O errors met while decoding (as opposed to opening) mean the data ended early or could
@@ -1162,34 +969,6 @@ pub(crate) fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_decoder_that_panics_part_way_ends_the_animation_with_an_error() {
-        let frame = || image::Frame::new(image::RgbaImage::new(2, 2));
-        let frames = [0, 1].into_iter().map(move |k| {
-            assert!(k == 0, "the decoder's bug");
-            Ok(frame())
-        });
-        let (tx, rx) = mpsc::sync_channel(4);
-        send_frames(
-            frames,
-            &tx,
-            "anim.gif",
-            InputFormat::Gif,
-            Plays::Forever,
-            None,
-        );
-        drop(tx);
-        let got: Vec<_> = rx.into_iter().collect();
-        assert_eq!(got.len(), 2, "the frame before the panic, then an error");
-        assert!(got[0].is_ok());
-        assert!(
-            matches!(&got[1], Err(Error::Decode { input, reason, .. })
-                if input == "anim.gif" && reason.contains("after 1 frame ")),
-            "{:?}",
-            got[1].as_ref().err()
-        );
-    }
 
     #[test]
     fn planes_turn_as_image_turns_pixels() {

@@ -5,7 +5,9 @@
 //! the `image` crate ([`file`](mod@file)), SVG by resvg ([`svg`]). Every failure is an [`Error`] naming the
 //! input; nothing here panics on bad data.
 
+mod apng;
 pub mod file;
+mod gif_anim;
 pub mod live;
 pub mod pattern;
 pub mod svg;

@@ -112,6 +112,133 @@ def composite_webp():
         f.write(b"RIFF" + struct.pack("<I", len(body)) + body)
 
 
+def lzw(indices, bits):
+    """GIF image data for `indices`: LZW codes that never grow past bits + 1 (a clear code
+    every 2**bits - 2 pixels), in sub-blocks, with the minimum code size byte first."""
+    clear = 1 << bits
+    codes, run = [clear], 0
+    for i in indices:
+        if run == clear - 2:
+            codes.append(clear)
+            run = 0
+        codes.append(i)
+        run += 1
+    codes.append(clear + 1)
+    acc = nbits = 0
+    out = bytearray()
+    for c in codes:
+        acc |= c << nbits
+        nbits += bits + 1
+        while nbits >= 8:
+            out.append(acc & 255)
+            acc >>= 8
+            nbits -= 8
+    if nbits:
+        out.append(acc & 255)
+    blocks = b"".join(bytes([len(out[i : i + 255])]) + out[i : i + 255] for i in range(0, len(out), 255))
+    return bytes([bits]) + blocks + b"\0"
+
+
+def table(colours):
+    """A colour table and its size bits (2**(bits+1) entries)."""
+    bits = max(1, (len(colours) - 1).bit_length()) - 1
+    padded = colours + [(0, 0, 0)] * ((2 << bits) - len(colours))
+    return bytes(v for c in padded for v in c), bits
+
+
+def hand_gif(screen, global_colours, frames, background=0, trailer=b";"):
+    """A GIF from hand-placed frames: dicts of x, y, w, h, indices, and optionally
+    transparent, disposal, colours (a local table), interlaced, delay (10 ms units)."""
+    gct, gbits = table(global_colours)
+    out = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80 | gbits, background, 0) + gct
+    out += b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    for f in frames:
+        t = f.get("transparent")
+        flags = f.get("disposal", 0) << 2 | (t is not None)
+        out += b"!\xf9\x04" + struct.pack("<BHB", flags, f.get("delay", 5), t or 0) + b"\0"
+        rows = [f["indices"][r * f["w"] : (r + 1) * f["w"]] for r in range(f["h"])]
+        if f.get("interlaced"):
+            h = f["h"]
+            order = [*range(0, h, 8), *range(4, h, 8), *range(2, h, 4), *range(1, h, 2)]
+            rows = [rows[r] for r in order]
+        descriptor = 0x40 if f.get("interlaced") else 0
+        local = b""
+        if "colours" in f:
+            local, lbits = table(f["colours"])
+            descriptor |= 0x80 | lbits
+        out += b"," + struct.pack("<HHHHB", f["x"], f["y"], f["w"], f["h"], descriptor) + local
+        out += lzw([i for row in rows for i in row], 3)
+    return out + trailer
+
+
+def gif_fixtures():
+    """GIFs that only Pillow's own compositing reads as Pillow does."""
+    # Pillow's writer, RGBA frames with disposal 2: each frame gets its own palette and its
+    # own transparent index, and a disposed area takes that frame's transparent colour.
+    y, x = np.mgrid[0:H, 0:W]
+    rgba = []
+    for i in range(4):
+        a = np.zeros((H, W, 4), np.uint8)
+        a[..., 0] = (x * 60 + i * 70) % 256
+        a[..., 1] = (y * 50 + i * 40) % 256
+        a[..., 2] = 90 + i * 30
+        a[..., 3] = 255
+        a[(x + y + i) % 4 == 0, 3] = 0
+        a[:, : i + 1, 3] = 0
+        rgba.append(Image.fromarray(a, "RGBA"))
+    rgba[0].save(
+        "palettes.gif", save_all=True, append_images=rgba[1:], duration=[50, 60, 70, 80],
+        loop=0, disposal=2,
+    )
+    grey = [(200, 100, 50), (10, 20, 30), (90, 250, 40), (0, 0, 255), (255, 255, 255),
+            (120, 0, 120), (30, 200, 200), (250, 250, 0)]
+    red = [(255, 0, 0), (0, 128, 0), (64, 64, 192), (240, 240, 240)]
+    def ramp(w, h, k):
+        return [(c + r * 2 + k) % 8 for r in range(h) for c in range(w)]
+    # Sub-frames restored to the previous canvas (disposal 3), a transparent index that
+    # differs between frames, an interlaced frame, a local palette, a disposal method kept
+    # from an earlier frame (0 means "as before" to Pillow), and a first frame placed at
+    # (2, 1) on the 7x5 screen, which grows the canvas to 9x6 (filled with index 3).
+    frames = [
+        dict(x=2, y=1, w=7, h=5, indices=ramp(7, 5, 0), transparent=3, delay=4),
+        dict(x=1, y=1, w=3, h=3, indices=ramp(3, 3, 1), transparent=5, disposal=3, delay=6),
+        dict(x=3, y=0, w=4, h=5, indices=ramp(4, 5, 2), disposal=2, interlaced=True, delay=8),
+        dict(x=2, y=2, w=3, h=2, indices=[0, 1, 2, 3, 1, 0], colours=red, transparent=1),
+        dict(x=5, y=3, w=4, h=3, indices=ramp(4, 3, 5), transparent=0, disposal=3, delay=3),
+        dict(x=0, y=0, w=2, h=2, indices=[1, 2, 3, 4], delay=2),
+    ]
+    with open("restore.gif", "wb") as f:
+        f.write(hand_gif((7, 5), grey, frames, background=2))
+    # No trailer, and junk after the last frame: Pillow reads every frame.
+    opaque = [dict(x=0, y=0, w=5, h=3, indices=ramp(5, 3, k), delay=k + 1) for k in range(3)]
+    with open("untrailed.gif", "wb") as f:
+        f.write(hand_gif((5, 3), grey, opaque, trailer=b"\x00\x77"))
+
+
+def apng_fixtures():
+    """APNGs whose frames Pillow composites its own way."""
+    y, x = np.mgrid[0:H, 0:W]
+    out = []
+    for i in range(5):
+        a = np.zeros((H, W, 4), np.uint8)
+        a[..., 0] = (x * 41 + i * 60) % 256
+        a[..., 1] = (y * 47 + i * 25) % 256
+        a[..., 2] = (x * y * 13 + i * 90) % 256
+        a[..., 3] = (x * 30 + y * 20 + i * 45) % 256
+        a[y < i % 3, 3] = 255
+        out.append(Image.fromarray(a, "RGBA"))
+    # Translucent frames blended OVER translucent ones, with every dispose op between them.
+    out[0].save(
+        "over.png", save_all=True, append_images=out[1:], duration=[30, 40, 50, 60, 70],
+        loop=0, blend=[0, 1, 1, 0, 1], disposal=[0, 1, 2, 1, 2],
+    )
+    # A default image that is not part of the animation: Pillow shows it as frame 0.
+    out[0].save(
+        "default.png", save_all=True, append_images=out[1:4], duration=[20, 30, 40, 50],
+        loop=1, default_image=True, blend=[0, 1, 1, 1], disposal=[0, 2, 0, 0],
+    )
+
+
 def write_all():
     composite_webp()
     rgba = frames()
@@ -146,6 +273,8 @@ def write_all():
         "transparent.gif", save_all=True, append_images=pal[1:], duration=DELAYS[:3],
         transparency=0, disposal=2,
     )
+    gif_fixtures()
+    apng_fixtures()
     # A still WebP and PNG: these stay on the still path.
     rgba[1].save("still.webp", lossless=True)
     rgba[1].save("still.png")
@@ -179,7 +308,8 @@ def main():
     write_all()
     names = [
         "anim.webp", "composite.webp", "anim.png", "once.gif", "loop3.gif", "transparent.gif",
-        "still.webp", "still.png",
+        "still.webp", "still.png", "palettes.gif", "restore.gif", "untrailed.gif", "over.png",
+        "default.png",
     ]
     manifest = {
         "generator": "make_anim.py",
