@@ -343,8 +343,8 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let interrupted = stop.clone();
     let on_signal = stop.clone();
     // Without a handler Ctrl-C still ends the process, just not cleanly: not worth failing for.
-    // The first Ctrl-C stops the run cleanly; a second one, for a run that waits on a source
-    // that sends nothing (a stalled camera), exits at once.
+    // The first Ctrl-C (or SIGTERM, or SIGHUP) stops the run cleanly; a second one, for a run
+    // that waits on a source that sends nothing (a stalled camera), exits at once.
     let _ = ctrlc::set_handler(move || {
         if on_signal.swap(true, Ordering::Relaxed) {
             eprintln!("shutter: interrupted again; exiting now");

@@ -184,3 +184,52 @@ fn batched_submissions_write_the_same_arrays_as_single_ones() {
     }
     assert_eq!(outputs[0], outputs[1]);
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_ends_a_stream_cleanly_like_ctrl_c() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    // `timeout` and service managers stop a process with SIGTERM: the stream must end as on
+    // Ctrl-C (frames in flight finish, every file complete, the summary printed, exit 0),
+    // not die mid-write.
+    let tmp = TempDir::new().unwrap();
+    let out_dir = tmp.path().join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args([
+            "run",
+            "pattern:64x48@20",
+            "--format",
+            "png",
+            "--device",
+            "cpu",
+            "-o",
+        ])
+        .arg(&out_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shutter");
+    // The stream is running once its first file is there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&out_dir).map_or(true, |mut d| d.next().is_none()) {
+        assert!(Instant::now() < deadline, "no frame written in 60 s");
+        std::thread::yield_now();
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait for shutter");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("written"), "the summary: {err}");
+    for entry in std::fs::read_dir(&out_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "a temporary file was left: {name}");
+        image::open(&path).unwrap_or_else(|e| panic!("{name} is not a whole PNG: {e}"));
+    }
+}
