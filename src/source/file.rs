@@ -28,7 +28,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use image::codecs::png::PngDecoder;
 use image::codecs::webp::WebPDecoder;
 use image::error::ImageError;
 use image::metadata::Orientation;
@@ -134,19 +133,23 @@ where
     R: BufRead + Seek + Send + 'static,
 {
     let mut reader = reader;
+    // One read of a PNG's header says whether it is animated and how Pillow opens a still.
+    let png = if format == InputFormat::Png {
+        png_header(&mut reader)
+    } else {
+        PngHeader::default()
+    };
     match format {
         InputFormat::Gif => super::gif_anim::decode(name, reader, limits),
         InputFormat::Webp if is_animated_webp(&mut reader) => {
             super::webp_anim::decode(name, reader, limits)
         }
-        InputFormat::Png if is_animated_png(&mut reader) => {
-            super::apng::decode(name, reader, limits)
-        }
+        InputFormat::Png if png.animated => super::apng::decode(name, reader, limits),
         InputFormat::Svg => Err(Error::Unsupported {
             input: name.to_string(),
             reason: "SVG is not a raster format; use svg::decode".to_string(),
         }),
-        _ => decode_still(name, format, reader, limits),
+        _ => decode_still(name, format, reader, limits, png),
     }
 }
 
@@ -154,23 +157,6 @@ where
 /// at the start. Anything unreadable counts as a still, for [`decode_still`] to report.
 fn is_animated_webp<R: BufRead + Seek>(reader: &mut R) -> bool {
     let animated = WebPDecoder::new(&mut *reader).is_ok_and(|d| d.has_animation());
-    reader.seek(SeekFrom::Start(0)).is_ok() && animated
-}
-
-/// Whether `reader` holds an APNG (an `acTL` chunk before the image data) whose frames the
-/// `apng` module composites (samples of 8 bits or fewer); the reader is left at the start. Anything unreadable counts
-/// as a still, for [`decode_still`] to report.
-fn is_animated_png<R: BufRead + Seek>(reader: &mut R) -> bool {
-    let animated = PngDecoder::new(&mut *reader).is_ok_and(|d| {
-        let eight_bit = !matches!(
-            d.color_type(),
-            image::ColorType::L16
-                | image::ColorType::La16
-                | image::ColorType::Rgb16
-                | image::ColorType::Rgba16
-        );
-        eight_bit && d.is_apng().unwrap_or(false)
-    });
     reader.seek(SeekFrom::Start(0)).is_ok() && animated
 }
 
@@ -215,6 +201,7 @@ fn decode_still<R>(
     format: InputFormat,
     reader: R,
     limits: &DecodeLimits,
+    png: PngHeader,
 ) -> Result<Frames>
 where
     R: BufRead + Seek,
@@ -241,13 +228,6 @@ where
             });
         }
     }
-    // A palette PNG opens as Pillow's `P` (its indices are read after the pixels), a 16-bit
-    // gray one as `I;16`, its tRNS colour ignored.
-    let png = if format == InputFormat::Png {
-        png_header(&mut reader)
-    } else {
-        PngHeader::default()
-    };
     // A TIFF's alpha may be premultiplied, which Pillow undoes; `image` reads no gray+alpha
     // TIFF, which Pillow opens as `LA`.
     let tiff = if format == InputFormat::Tiff {
@@ -372,6 +352,9 @@ where
 /// What a PNG's header says about the mode Pillow opens it in.
 #[derive(Debug, Default, Clone, Copy)]
 struct PngHeader {
+    /// An APNG (an `acTL` chunk before the image data) of at most 8 bits a sample, whose
+    /// frames [`super::apng`] composites; 16-bit ones are read as their default image.
+    animated: bool,
     /// Palette indices (and not an animated PNG): Pillow's `P`.
     indexed: bool,
     /// 16-bit gray with a tRNS colour key: Pillow's `I;16`, which keeps no transparency.
@@ -397,6 +380,8 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
         .map(|png| {
             let info = png.info();
             PngHeader {
+                animated: info.animation_control.is_some()
+                    && info.bit_depth != png::BitDepth::Sixteen,
                 indexed: info.color_type == png::ColorType::Indexed
                     && info.animation_control.is_none(),
                 gray16_key: info.color_type == png::ColorType::Grayscale
@@ -643,6 +628,9 @@ fn orient_source(
     height: usize,
     orientation: Orientation,
 ) -> SourceMode {
+    if orientation == Orientation::NoTransforms {
+        return source; // no copy of the planes for the usual file
+    }
     match source {
         SourceMode::Int32(v) => SourceMode::Int32(orient_plane(&v, width, height, orientation)),
         SourceMode::Float32(v) => SourceMode::Float32(orient_plane(&v, width, height, orientation)),
