@@ -212,13 +212,15 @@ where
         reason: format!("{} is not a raster format", format.name()),
     })?;
     let mut reader = reader;
+    // A CMYK or YCCK JPEG's whole stream, which Pillow opens as `CMYK`.
+    let mut jpeg_cmyk = None;
     if format == InputFormat::Jpeg {
         // The JPEG decoder fills the rest of a cut-off scan with grey and says nothing (Pillow
         // raises "image file is truncated"): look for the end-of-image marker first.
-        let complete = jpeg_has_end(&mut reader)
-            .and_then(|complete| reader.seek(SeekFrom::Start(0)).map(|_| complete))
+        let scan = jpeg_scan(&mut reader)
+            .and_then(|scan| reader.seek(SeekFrom::Start(0)).map(|_| scan))
             .map_err(|e| err(ImageError::IoError(e)))?;
-        if !complete {
+        if !scan.complete {
             return Err(Error::Decode {
                 input: name.to_string(),
                 format: format.name().to_string(),
@@ -227,6 +229,7 @@ where
                     .to_string(),
             });
         }
+        jpeg_cmyk = scan.four_components;
     }
     // A TIFF's alpha may be premultiplied, which Pillow undoes; `image` reads no gray+alpha
     // TIFF, which Pillow opens as `LA`.
@@ -241,10 +244,15 @@ where
     } else {
         BmpPalette::None
     };
-    // A 32-bit TIFF's samples, in the file's orientation.
+    // A 32-bit TIFF's samples or a CMYK file's inks, in the file's orientation.
     let mut wide = None;
     let (mut image, orientation) = if tiff.gray_alpha {
         tiff_gray_alpha(name, &mut reader, limits)?
+    } else if let Some((data, frame_header)) = jpeg_cmyk {
+        let (image, orientation, inks) =
+            super::jpeg_cmyk::decode(name, &data, frame_header, limits)?;
+        wide = Some(inks);
+        (image, orientation)
     } else if tiff.wide || tiff.cmyk {
         let (image, orientation, samples) = if tiff.cmyk {
             tiff_cmyk(name, &mut reader, limits)?
@@ -836,16 +844,30 @@ fn unpack_indices(
     (out.len() == width * height).then_some(out)
 }
 
-/// Whether a JPEG stream holds an end-of-image marker (FF D9) after its first start-of-scan
-/// segment. Markers before the scan are walked by their lengths, so an EXIF thumbnail's own
-/// FF D9 does not count; inside entropy-coded data every FF byte is followed by 00 or a
-/// restart marker, so an FF D9 there is the real end. A stream whose header is itself cut off
-/// counts as complete here: the decoder reports that one.
-fn jpeg_has_end<R: Read + Seek>(reader: &mut R) -> std::io::Result<bool> {
+/// What [`jpeg_scan`] finds in a JPEG stream's markers.
+#[derive(Debug, Default)]
+struct JpegScan {
+    /// An end-of-image marker (FF D9) follows the first start-of-scan segment.
+    complete: bool,
+    /// The frame header has four components (CMYK or YCCK), which Pillow opens as `CMYK`;
+    /// with them, the whole stream and where its frame header starts.
+    four_components: Option<(Vec<u8>, usize)>,
+}
+
+/// Walks a JPEG stream's markers. Markers before the scan are walked by their lengths, so an
+/// EXIF thumbnail's own FF D9 does not count; inside entropy-coded data every FF byte is
+/// followed by 00 or a restart marker, so an FF D9 there is the real end. A stream whose
+/// header is itself cut off counts as complete here: the decoder reports that one.
+fn jpeg_scan<R: Read + Seek>(reader: &mut R) -> std::io::Result<JpegScan> {
     reader.seek(SeekFrom::Start(0))?;
     let mut data = Vec::new();
     reader.read_to_end(&mut data)?;
     let mut at = 2; // after SOI (FF D8)
+    let mut frame_header = None;
+    let complete = JpegScan {
+        complete: true,
+        four_components: None,
+    };
     let scan = loop {
         // Fill bytes (FF FF ...) may precede a marker.
         while data.get(at) == Some(&0xFF) && data.get(at + 1) == Some(&0xFF) {
@@ -855,15 +877,26 @@ fn jpeg_has_end<R: Read + Seek>(reader: &mut R) -> std::io::Result<bool> {
             (Some(0xFF), Some(0xDA)) => break at,
             // Markers without a length: TEM, RST0..7.
             (Some(0xFF), Some(0x01 | 0xD0..=0xD7)) => at += 2,
-            (Some(0xFF), Some(_)) => match (data.get(at + 2), data.get(at + 3)) {
-                (Some(&hi), Some(&lo)) => at += 2 + usize::from(u16::from_be_bytes([hi, lo])),
-                _ => return Ok(true),
+            (Some(0xFF), Some(&marker)) => match (data.get(at + 2), data.get(at + 3)) {
+                (Some(&hi), Some(&lo)) => {
+                    // Start of frame: SOF0..15 but DHT (C4), JPG (C8) and DAC (CC).
+                    if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+                        frame_header = Some(at);
+                    }
+                    at += 2 + usize::from(u16::from_be_bytes([hi, lo]));
+                }
+                _ => return Ok(complete),
             },
             // Not a marker where one should be, or the header ends: the decoder's to report.
-            _ => return Ok(true),
+            _ => return Ok(complete),
         }
     };
-    Ok(data[scan..].windows(2).any(|w| w == [0xFF, 0xD9]))
+    Ok(JpegScan {
+        complete: data[scan..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        four_components: frame_header
+            .filter(|&at| data.get(at + 9) == Some(&4))
+            .map(|at| (data, at)),
+    })
 }
 
 /// RGBA8 pixels from any decoded image, converting as Pillow would (see the module comment).

@@ -8,6 +8,7 @@
 mod apng;
 pub mod file;
 mod gif_anim;
+mod jpeg_cmyk;
 pub mod live;
 pub mod pattern;
 pub mod svg;
