@@ -537,12 +537,12 @@ impl Pipeline {
 
         let mut failures = Vec::new();
         let live = sources.first().is_some_and(Source::is_live);
-        let (capture, names, stems, default_policy) = match sources.first() {
+        let (capture, names, stems, file_names, default_policy) = match sources.first() {
             Some(live) if live.is_live() => {
                 let (grabber, name, stem, policy) = live.open_live(clock.clone())?;
                 let restamp = matches!(live, Source::Webcam { .. });
                 let capture = Capture::Live { grabber, restamp };
-                (capture, vec![name], vec![stem], policy)
+                (capture, vec![name], vec![stem], vec![None], policy)
             }
             _ => {
                 let mut inputs = Vec::new();
@@ -554,10 +554,12 @@ impl Pipeline {
                 }
                 let names = inputs.iter().map(|i| i.name.clone()).collect();
                 let stems = inputs.iter().map(|i| i.stem.clone()).collect();
+                let file_names = inputs.iter().map(Input::file_name).collect();
                 (
                     Capture::Files { inputs, limits },
                     names,
                     stems,
+                    file_names,
                     FramePolicy::Lossless,
                 )
             }
@@ -575,7 +577,7 @@ impl Pipeline {
         }
 
         let namer = match &output {
-            Some((out, format)) => Some(OutputNamer::prepare(out, *format, &names, &stems)?),
+            Some((out, format)) => Some(OutputNamer::prepare(out, *format, &stems, &file_names)?),
             None => None,
         };
         let mut processor = Processor::new(gpu.clone(), &ops, in_flight.max(batch))?;
@@ -966,21 +968,22 @@ struct OutputNamer {
 }
 
 impl OutputNamer {
-    /// Checks the output side and names each input's outputs; `names` and `stems` per input.
+    /// Checks the output side and names each input's outputs; `stems` and `file_names` (a
+    /// file's whole name, for when its stem is shared) per input.
     fn prepare(
         output: &Output,
         format: Format,
-        names: &[String],
         stems: &[String],
+        file_names: &[Option<String>],
     ) -> Result<Self> {
         let dir = match output {
             Output::Dir(dir) => dir.clone(),
             Output::File(file) => {
-                if names.len() > 1 {
+                if stems.len() > 1 {
                     return Err(Error::Usage(format!(
                         "output {} (--out): a file takes one input, {} were given; use a directory",
                         file.display(),
-                        names.len()
+                        stems.len()
                     )));
                 }
                 file.parent()
@@ -1015,16 +1018,16 @@ impl OutputNamer {
             })
         };
         let mut used = HashSet::new();
-        let stems = names
+        let stems = file_names
             .iter()
             .zip(stems)
-            .map(|(name, stem)| {
-                let mut stem = if seen[stem.as_str()] > 1 || frame_name_of_another(stem) {
-                    Path::new(name)
-                        .file_name()
-                        .map_or_else(|| stem.clone(), |n| n.to_string_lossy().into_owned())
-                } else {
-                    stem.clone()
+            .map(|(file_name, stem)| {
+                // Standard input has no file name: it keeps its stem and is numbered below.
+                let mut stem = match file_name {
+                    Some(file_name) if seen[stem.as_str()] > 1 || frame_name_of_another(stem) => {
+                        file_name.clone()
+                    }
+                    _ => stem.clone(),
                 };
                 // Two inputs with the same file name in different directories.
                 let base = stem.clone();

@@ -366,6 +366,27 @@ fn stdin_is_read_with_dash() {
     assert_eq!(got, image::open(&src).unwrap().to_rgb8());
 }
 
+#[test]
+fn stdin_next_to_a_file_named_stdin_is_named_stdin() {
+    let tmp = TempDir::new().unwrap();
+    let piped = picture(tmp.path(), "piped.png", 6, 3);
+    let file = picture(tmp.path(), "stdin.png", 4, 5);
+    let out_dir = tmp.path().join("out");
+    let out = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args(["run", "-", s(&file), "-o", s(&out_dir), "--format", "png"])
+        .args(["--device", "cpu"])
+        .stdin(std::fs::File::open(&piped).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Not `<stdin>.png`: standard input has no file name to fall back on.
+    assert_eq!(files_in(&out_dir), vec!["stdin.png", "stdin.png.png"]);
+    assert_eq!(
+        image::image_dimensions(out_dir.join("stdin.png")).unwrap(),
+        (6, 3)
+    );
+}
+
 fn animated_gif(path: &Path, frames: u32) {
     let file = std::fs::File::create(path).unwrap();
     let mut enc = image::codecs::gif::GifEncoder::new(file);

@@ -232,6 +232,15 @@ impl Input {
         }
     }
 
+    /// The file's whole name (`photo.png`), which outputs use when another input has the same
+    /// stem; `None` for standard input and bytes.
+    pub fn file_name(&self) -> Option<String> {
+        match &self.kind {
+            InputKind::File(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            InputKind::Stdin | InputKind::Bytes(_) => None,
+        }
+    }
+
     /// The standard-input input: named `<stdin>`, stem `stdin`.
     pub fn stdin() -> Input {
         Input {
