@@ -582,6 +582,21 @@ fn write_atomic_writes_and_replaces_without_leftovers() {
 }
 
 #[test]
+fn write_atomic_takes_names_as_long_as_the_file_system_does() {
+    let dir = TempDir::new().unwrap();
+    // 255 bytes, the usual limit, in two-byte characters too: the temp name must fit as well.
+    for name in [
+        format!("{}.png", "b".repeat(251)),
+        format!("{}.png", "é".repeat(125)),
+    ] {
+        let path = dir.path().join(&name);
+        encode::write_atomic(&path, b"data").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"data");
+    }
+    assert_eq!(listing(dir.path()).len(), 2, "no temp file left");
+}
+
+#[test]
 fn write_atomic_under_a_regular_file_fails_and_leaves_nothing() {
     let dir = TempDir::new().unwrap();
     let blocker = dir.path().join("blocker");

@@ -892,7 +892,8 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so that
 /// `path` either keeps its old content or has all of the new one: never a partial file.
 ///
-/// The temp file is hidden, `.{name}.tmp.{pid}.{counter}`, and removed again on any failure.
+/// The temp file is hidden, `.{name}.tmp.{pid}.{counter}` (the name cut to 64 bytes), and
+/// removed again on any failure.
 /// The data is not fsynced (a crash of the machine, not the process, may lose it).
 ///
 /// # Errors
@@ -913,9 +914,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => PathBuf::from("."),
     };
     let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    // At most 64 bytes of the name, so that the temp name fits wherever the name itself does
+    // (255 bytes on most file systems).
+    let name = file_name.to_string_lossy();
+    let mut keep = name.len().min(64);
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
     let temp = dir.join(format!(
         ".{}.tmp.{}.{counter}",
-        file_name.to_string_lossy(),
+        &name[..keep],
         std::process::id()
     ));
     let mut created = false;
