@@ -241,6 +241,19 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     } else {
         Format::from_path(&args.out, args.quality, args.lossless).transpose()?
     };
+    // `-o clip.apng` is a file the user wants, not a directory to make.
+    if path_format.is_none()
+        && !names_dir
+        && !args.out.is_dir()
+        && let Some(ext) = args.out.extension().and_then(|e| e.to_str())
+        && shutter::sink::encode::UNWRITTEN_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+    {
+        return Err(Error::Usage(format!(
+            "--out {}: shutter does not write {ext} files; it writes webp, png, jpeg, gif, bmp, \
+             tiff and npy (a directory with this name needs a trailing /)",
+            args.out.display()
+        )));
+    }
     let out_is_file = path_format.is_some();
     let format = match (&args.format, path_format) {
         (Some(name), Some(by_path)) => {

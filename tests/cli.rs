@@ -165,7 +165,7 @@ fn each_bad_input_alone_fails_with_one_line_and_no_output() {
     for (name, bytes) in cases {
         let path = tmp.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        let out_dir = tmp.path().join(format!("out-{name}"));
+        let out_dir = tmp.path().join(format!("out-{}", name.replace('.', "-")));
         let out = shutter(&["run", s(&path), "-o", s(&out_dir), "--device", "cpu"]);
         assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
         assert_no_panic(&out);
@@ -325,6 +325,27 @@ fn an_unwritable_output_directory_is_an_error_naming_it() {
 }
 
 #[test]
+fn an_output_named_for_a_format_shutter_does_not_write_is_refused() {
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 4, 4);
+    for name in ["clip.apng", "x.SVG", "x.avif"] {
+        let dst = tmp.path().join(name);
+        let out = shutter(&["run", s(&src), "-o", s(&dst), "--device", "cpu"]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        assert!(stderr(&out).contains(name), "{name}: {}", stderr(&out));
+        assert!(
+            !dst.exists(),
+            "{name}: nothing is made, no directory either"
+        );
+    }
+    // With a trailing slash it is a directory, as any name is.
+    let dir = format!("{}/", tmp.path().join("frames.apng").display());
+    let out = shutter(&["run", s(&src), "-o", &dir, "--device", "cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tmp.path().join("frames.apng/in.webp").exists());
+}
+
+#[test]
 fn out_file_extension_picks_the_format() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "in.png", 10, 5);
@@ -333,6 +354,7 @@ fn out_file_extension_picks_the_format() {
         ("x.bmp", image::ImageFormat::Bmp),
         ("x.tiff", image::ImageFormat::Tiff),
         ("x.webp", image::ImageFormat::WebP),
+        ("x.jfif", image::ImageFormat::Jpeg),
     ] {
         let dst = tmp.path().join(name);
         let out = shutter(&["run", s(&src), "-o", s(&dst), "--device", "cpu"]);

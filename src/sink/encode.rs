@@ -50,7 +50,14 @@ pub fn gif_speed(pixels: usize) -> i32 {
 }
 /// The format names [`Format::from_name`] accepts.
 pub const FORMAT_NAMES: &[&str] = &[
-    "webp", "png", "jpeg", "jpg", "gif", "bmp", "tiff", "tif", "npy",
+    "webp", "png", "jpeg", "jpg", "jpe", "jfif", "gif", "bmp", "tiff", "tif", "npy",
+];
+
+/// Extensions of image formats shutter does not write: an output name ending in one is
+/// refused rather than taken for a directory.
+pub const UNWRITTEN_EXTENSIONS: &[&str] = &[
+    "apng", "avif", "dds", "eps", "exr", "hdr", "heic", "heif", "ico", "j2k", "jp2", "jxl", "pbm",
+    "pcx", "pdf", "pgm", "pnm", "ppm", "psd", "qoi", "svg", "tga", "xbm",
 ];
 
 /// An output file format and its settings.
@@ -112,7 +119,7 @@ impl Format {
                     lossless: false,
                 }
             }
-            "jpeg" | "jpg" => {
+            "jpeg" | "jpg" | "jpe" | "jfif" => {
                 no_lossless(lossless, "jpeg")?;
                 let quality = match quality {
                     None => DEFAULT_JPEG_QUALITY,
