@@ -63,6 +63,23 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error with `input` as the input it names, for a decoding error about a raw live
+    /// frame (which knows no source name); any other error as it is.
+    pub fn naming(self, input: &str) -> Self {
+        match self {
+            Error::Decode { format, reason, .. } => Error::Decode {
+                input: input.to_string(),
+                format,
+                reason,
+            },
+            Error::Limits { reason, .. } => Error::Limits {
+                input: input.to_string(),
+                reason,
+            },
+            other => other,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

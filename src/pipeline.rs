@@ -438,10 +438,19 @@ enum Capture {
         limits: DecodeLimits,
     },
     Live {
-        grabber: Box<dyn FrameGrabber>,
+        live: LiveCapture,
         /// Stamp frames with the pipeline clock on arrival (cameras keep their own clock).
         restamp: bool,
     },
+}
+
+/// A live source as its capture thread takes it.
+struct LiveCapture {
+    grabber: Box<dyn FrameGrabber>,
+    /// How errors name the source (`pattern:640x480`, `webcam:0`).
+    name: String,
+    /// `--max-pixels` and the rest, for each frame.
+    limits: DecodeLimits,
 }
 
 /// When capture stops early.
@@ -539,9 +548,26 @@ impl Pipeline {
         let live = sources.first().is_some_and(Source::is_live);
         let (capture, names, stems, file_names, default_policy) = match sources.first() {
             Some(live) if live.is_live() => {
+                if let Source::Pattern { width, height, .. } = live {
+                    // Known before any frame: a usage error, as for a file's size it is not.
+                    limits
+                        .check(
+                            &format!("pattern:{width}x{height}"),
+                            u64::from(*width),
+                            u64::from(*height),
+                        )
+                        .map_err(|e| Error::Usage(format!("{e} (--max-pixels)")))?;
+                }
                 let (grabber, name, stem, policy) = live.open_live(clock.clone())?;
                 let restamp = matches!(live, Source::Webcam { .. });
-                let capture = Capture::Live { grabber, restamp };
+                let capture = Capture::Live {
+                    live: LiveCapture {
+                        grabber,
+                        name: name.clone(),
+                        limits,
+                    },
+                    restamp,
+                };
                 (capture, vec![name], vec![stem], vec![None], policy)
             }
             _ => {
@@ -615,9 +641,9 @@ impl Pipeline {
                     &to_gpu,
                     &capture_counters,
                 ),
-                Capture::Live { grabber, restamp } => {
+                Capture::Live { live, restamp } => {
                     capture_live(
-                        grabber,
+                        live,
                         restamp.then_some(&*capture_clock),
                         gpu,
                         &rules,
@@ -793,7 +819,7 @@ fn capture_files(
 
 /// Grabs frames from a live source until it ends or a stop rule fires, then sends `End`.
 fn capture_live(
-    mut grabber: Box<dyn FrameGrabber>,
+    mut live: LiveCapture,
     restamp: Option<&dyn Clock>,
     gpu: Option<Arc<crate::gpu::GpuContext>>,
     rules: &StopRules,
@@ -808,10 +834,14 @@ fn capture_live(
             break;
         }
         // A paced source's next frame due after the time limit is not waited for.
-        if grabber.next_due().is_some_and(|due| rules.past_limit(due)) {
+        if live
+            .grabber
+            .next_due()
+            .is_some_and(|due| rules.past_limit(due))
+        {
             break;
         }
-        let raw = match grabber.next_frame() {
+        let raw = match live.grabber.next_frame() {
             // A stop (Ctrl-C, a callback's error) while the source was waiting: the frame that
             // came after it is not taken.
             Ok(Some(_)) if rules.stopped() => break,
@@ -826,9 +856,10 @@ fn capture_live(
         if rules.past_limit(timestamp) {
             break;
         }
-        let decoded = match crate::source::live::to_rgba(raw, yuv.as_mut()) {
+        let decoded = match crate::source::live::to_rgba_within(raw, yuv.as_mut(), &live.limits) {
             Ok(d) => d,
             Err(error) => {
+                let error = error.naming(&live.name);
                 let _ = link.send_blocking(Msg::Failed { input: 0, error });
                 return;
             }

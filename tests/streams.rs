@@ -332,3 +332,65 @@ fn a_time_limit_does_not_wait_for_a_paced_frame_due_after_it() {
         }
     }
 }
+
+#[test]
+fn a_live_source_is_held_to_the_pipelines_pixel_limit() {
+    use shutter::source::DecodeLimits;
+    use shutter::source::live::FuncGrabber;
+    let limits = DecodeLimits {
+        max_pixels: 100,
+        ..DecodeLimits::default()
+    };
+    // A pattern's size is known up front: a usage error, before any frame.
+    let pattern = Source::Pattern {
+        width: 40,
+        height: 20,
+        fps: None,
+    };
+    let err = Pipeline::builder()
+        .source(pattern)
+        .limits(limits)
+        .max_frames(2)
+        .device(DeviceChoice::Cpu)
+        .on_frame(|_frame| Ok::<(), Error>(()))
+        .build()
+        .unwrap()
+        .run()
+        .unwrap_err();
+    assert!(matches!(err, Error::Usage(_)), "{err:?}");
+    assert!(err.to_string().contains("pattern:40x20"), "{err}");
+    // A closure's frames are checked as they come, and the error names the source.
+    let small = (5u32, 5u32, vec![40u8; 100]);
+    let big = (20u32, 10u32, vec![40u8; 800]);
+    let mut frames = vec![small.clone(), big, small].into_iter();
+    let closure = FuncGrabber::from_fn(move || frames.next().map(Ok::<_, Error>));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let seen = delivered.clone();
+    let stats = Pipeline::builder()
+        .source(Source::grabber(closure))
+        .limits(limits)
+        .device(DeviceChoice::Cpu)
+        .on_frame(move |_frame| {
+            seen.fetch_add(1, Ordering::Relaxed);
+            Ok::<(), Error>(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    let [err] = &stats.failures[..] else {
+        panic!("one failure: {:?}", stats.failures);
+    };
+    match err {
+        Error::Limits { input, reason } => {
+            assert_eq!(input, "closure", "{err}");
+            assert!(reason.contains("20×10"), "{err}");
+        }
+        other => panic!("expected Error::Limits, got {other:?}"),
+    }
+    assert_eq!(
+        delivered.load(Ordering::Relaxed),
+        1,
+        "the frame before it was delivered"
+    );
+}

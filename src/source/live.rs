@@ -275,6 +275,18 @@ fn take_bytes(
 ///   an odd height for NV12, or a JPEG that does not decode.
 /// - [`Error::Gpu`] when the GPU conversion fails.
 pub fn to_rgba(raw: RawFrame, gpu: Option<&mut YuvConverter>) -> Result<DecodedFrame> {
+    to_rgba_within(raw, gpu, &DecodeLimits::default())
+}
+
+/// [`to_rgba`] under `limits` (a pipeline's `--max-pixels`) instead of the default ones.
+///
+/// # Errors
+/// As [`to_rgba`], [`Error::Limits`] by `limits`.
+pub fn to_rgba_within(
+    raw: RawFrame,
+    gpu: Option<&mut YuvConverter>,
+    limits: &DecodeLimits,
+) -> Result<DecodedFrame> {
     let RawFrame {
         width,
         height,
@@ -282,7 +294,6 @@ pub fn to_rgba(raw: RawFrame, gpu: Option<&mut YuvConverter>) -> Result<DecodedF
         data,
         ..
     } = raw;
-    let limits = DecodeLimits::default();
     if format != RawFormat::Mjpeg {
         limits.check(LIVE_FRAME, u64::from(width), u64::from(height))?;
     }
@@ -310,7 +321,7 @@ pub fn to_rgba(raw: RawFrame, gpu: Option<&mut YuvConverter>) -> Result<DecodedF
             };
             (width, height, rgba)
         }
-        RawFormat::Mjpeg => decode_mjpeg(&data, &limits)?,
+        RawFormat::Mjpeg => decode_mjpeg(&data, limits)?,
     };
     let has_alpha = format == RawFormat::Rgba && rgba.chunks_exact(4).any(|p| p[3] != 255);
     Ok(DecodedFrame {
