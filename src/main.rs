@@ -412,7 +412,22 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     if let Some(p) = policy {
         builder = builder.policy(p);
     }
-    let stats = builder.build()?.run()?;
+    let stats = match builder.build().and_then(Pipeline::run) {
+        Ok(stats) => stats,
+        // A source that cannot start (no camera): `--json` still gets its object, with the
+        // failure, as for a file that fails. A usage error gets none, as before any work.
+        Err(err) if args.json && !err.is_usage() => {
+            bar.finish_and_clear();
+            let failed = shutter::Stats {
+                inputs: 1,
+                failures: vec![err],
+                ..Default::default()
+            };
+            println!("{}", stats_json(&failed));
+            return Err(failed.failures.into_iter().next().expect("the failure"));
+        }
+        Err(err) => return Err(err),
+    };
     bar.finish_and_clear();
     if args.json {
         println!("{}", stats_json(&stats));

@@ -95,6 +95,24 @@ fn a_missing_webcam_is_one_line_exit_1_no_panic() {
         .collect();
     assert_eq!(errors.len(), 1, "{err}");
     assert!(errors[0].contains("webcam:7"), "{err}");
+    // With --json, stdout still holds the run's object, the failure in it.
+    let out = shutter(&[
+        "run",
+        "webcam:7",
+        "--json",
+        "-o",
+        s(&tmp.path().join("out")),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    let failures = json["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 1, "{json}");
+    assert!(
+        failures[0].as_str().is_some_and(|f| f.contains("webcam:7")),
+        "{json}"
+    );
+    assert_eq!(json["delivered"], 0, "{json}");
 }
 
 #[test]
