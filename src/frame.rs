@@ -19,6 +19,10 @@ pub struct FrameMeta {
     /// True for the last frame of its input. Always false for live sources (a camera, the
     /// pattern, a closure): their end is only known when the next frame fails to come.
     pub last: bool,
+    /// True when the frame belongs to a sequence: a stream, or a file of several frames
+    /// (even when a stop rule lets only one through). A sequence is written as one: frame
+    /// files numbered `_00000`, an npy of shape (N, …).
+    pub sequence: bool,
     /// Display time of this frame (animations), if the source has one.
     pub delay: Option<Duration>,
     /// How many times the animation this frame belongs to plays, as its file says; `None`
@@ -39,6 +43,7 @@ impl FrameMeta {
             input,
             index: 0,
             last: true,
+            sequence: false,
             delay: None,
             plays: None,
             captured: Instant::now(),

@@ -791,11 +791,13 @@ fn capture_files(
                 }
             };
             let stop_after = rules.max_frames.is_some_and(|n| seq + 1 >= n);
+            let more = frames.peek().is_some();
             let meta = FrameMeta {
                 seq,
                 input: index,
                 index: frame_index,
-                last: stop_after || frames.peek().is_none(),
+                last: stop_after || !more,
+                sequence: frame_index > 0 || more,
                 delay: d.delay,
                 plays: d.plays,
                 captured: Instant::now(),
@@ -870,6 +872,7 @@ fn capture_live(
             input: 0,
             index: seq as usize,
             last: false,
+            sequence: true,
             delay: None,
             plays: None,
             captured: Instant::now(),
@@ -1293,7 +1296,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         }
                         continue;
                     };
-                    let single = frame.meta.index == 0 && frame.meta.last;
+                    let single = !frame.meta.sequence && frame.meta.index == 0 && frame.meta.last;
                     let job = if single {
                         Some(Job {
                             input,

@@ -423,6 +423,58 @@ fn animated_gif(path: &Path, frames: u32) {
 }
 
 #[test]
+fn a_sequence_cut_to_one_frame_is_still_written_as_a_sequence() {
+    let tmp = TempDir::new().unwrap();
+    let gif = tmp.path().join("anim.gif");
+    animated_gif(&gif, 3);
+    let shape = |npy: &Path| {
+        let bytes = std::fs::read(npy).unwrap();
+        let header = String::from_utf8_lossy(&bytes[..128]).into_owned();
+        let at = header.find("'shape': (").expect("a shape") + 10;
+        header[at..at + header[at..].find(')').unwrap()].to_string()
+    };
+    // An animation or a stream stopped after one frame keeps its frame axis and numbering,
+    // so code that loops over the frames gets one frame, not the image's rows.
+    for (source, want) in [(s(&gif), "1, 4, 5, 3"), ("pattern:32x16", "1, 16, 32, 3")] {
+        let npy = tmp.path().join("one.npy");
+        let out = shutter(&[
+            "run",
+            source,
+            "--frames",
+            "1",
+            "-o",
+            s(&npy),
+            "--device",
+            "cpu",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(shape(&npy), want, "{source}");
+    }
+    let out_dir = tmp.path().join("png");
+    let out = shutter(&[
+        "run",
+        s(&gif),
+        "--frames",
+        "1",
+        "--format",
+        "png",
+        "-o",
+        s(&out_dir),
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(files_in(&out_dir), vec!["anim_00000.png"]);
+    // A still is its own shape, and a one-frame GIF is a still.
+    let still = tmp.path().join("still.gif");
+    animated_gif(&still, 1);
+    let npy = tmp.path().join("still.npy");
+    let out = shutter(&["run", s(&still), "-o", s(&npy), "--device", "cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(shape(&npy), "4, 5, 3");
+}
+
+#[test]
 fn an_animated_gif_keeps_every_frame_as_gif_and_splits_as_png() {
     let tmp = TempDir::new().unwrap();
     let src = tmp.path().join("anim.gif");

@@ -300,7 +300,7 @@ impl Format {
 /// frame's `meta.delay`; for a stream's frames, which carry none, the time to the next frame's
 /// timestamp, at least [`MIN_GIF_DELAY`]; [`DEFAULT_GIF_DELAY`] when neither tells; playing
 /// as many times as the first frame's `meta.plays`, forever when it has none), NPY stacks them
-/// into an (N, …) array. Every frame must share the first one's size and mode.
+/// into an (N, …) array (a sequence's single frame too, see [`crate::frame::FrameMeta::sequence`]). Every frame must share the first one's size and mode.
 ///
 /// # Errors
 /// A one-line reason (the caller wraps it in [`Error::Encode`] with the output path): no frames,
@@ -346,7 +346,7 @@ pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
         ));
     }
     match *format {
-        Format::Npy => return npy_bytes(&images),
+        Format::Npy => return npy_bytes(&images, frames[0].meta.sequence),
         Format::Gif => return gif(frames, &images),
         Format::Tiff => return tiff(img),
         Format::Jpeg { quality } => return jpeg(img, quality),
@@ -470,10 +470,12 @@ fn webp_lossy(
 }
 
 /// The array `np.asarray(im)` gives, one frame (H, W[, bands]) or stacked (N, H, W[, bands]).
-fn npy_bytes(images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, String> {
+/// The frames as one array: (N, …) for a sequence (`stacked`) or several frames, the frame's
+/// own shape for a still.
+fn npy_bytes(images: &[Cow<'_, ModeImage>], stacked: bool) -> Result<Vec<u8>, String> {
     let first = &images[0];
     let mut shape = first.shape();
-    if images.len() > 1 {
+    if stacked || images.len() > 1 {
         shape.insert(0, images.len());
     }
     match &first.data {
