@@ -466,8 +466,12 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
                 l.max.as_secs_f64() * 1e3
             )
         });
+        let after_stop = match stats.drops.after_stop {
+            0 => String::new(),
+            n => format!(", {n} after the stop"),
+        };
         eprintln!(
-            "shutter: {} captured, {} processed, {} delivered; dropped {} before the GPU, {} before the sink, {} by --stream-every{lat}",
+            "shutter: {} captured, {} processed, {} delivered; dropped {} before the GPU, {} before the sink, {} by --stream-every{after_stop}{lat}",
             stats.captured,
             stats.frames,
             stats.delivered,
@@ -513,7 +517,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         .map(|p| text(&p.display().to_string()))
         .collect();
     format!(
-        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
+        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"after_stop\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
         stats.inputs,
         stats.captured,
         stats.frames,
@@ -521,6 +525,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         stats.drops.before_gpu,
         stats.drops.before_sink,
         stats.drops.by_interval,
+        stats.drops.after_stop,
         stats.drops.total(),
         written.join(","),
         failures.join(","),

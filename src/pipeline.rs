@@ -453,7 +453,8 @@ struct LiveCapture {
     limits: DecodeLimits,
 }
 
-/// When capture stops early.
+/// When capture stops early (and, for files, when the sink stops taking frames).
+#[derive(Clone)]
 struct StopRules {
     max_frames: Option<u64>,
     time_limit: Option<Duration>,
@@ -627,6 +628,7 @@ impl Pipeline {
             start: clock.now(),
         };
         let stream_start = rules.start;
+        let sink_rules = rules.clone();
 
         let capture_counters = counters.clone();
         let capture_clock = clock.clone();
@@ -671,7 +673,9 @@ impl Pipeline {
             clock: &*clock,
             counters: &counters,
             all_or_nothing: !live,
+            rules: sink_rules,
             failed: HashSet::new(),
+            cut: HashSet::new(),
             frame_files: HashMap::new(),
         };
         let sink_result = sink.run(&gpu_rx);
@@ -704,11 +708,12 @@ impl Pipeline {
                 before_gpu: get(&counters.dropped_before_gpu),
                 before_sink: get(&counters.dropped_before_sink),
                 by_interval: get(&counters.dropped_by_interval),
+                after_stop: get(&counters.dropped_after_stop),
             },
             latency: sunk.latency.summary(),
             written: sunk.written,
             failures,
-            not_reached,
+            not_reached: not_reached + sunk.not_reached,
             elapsed: started.elapsed(),
             backend: Some(backend_kind),
         })
@@ -779,7 +784,15 @@ fn capture_files(
         };
         let mut frames = frames.peekable();
         let mut frame_index = 0;
-        while let Some(decoded) = frames.next() {
+        loop {
+            // A stop in the middle of an animation ends it with the frames sent so far.
+            if frame_index > 0 && (rules.stopped() || rules.past_limit(clock.now())) {
+                let _ = link.send_blocking(Msg::End { input: index });
+                return after;
+            }
+            let Some(decoded) = frames.next() else {
+                break;
+            };
             let d = match decoded {
                 Ok(d) => d,
                 Err(error) => {
@@ -1130,6 +1143,9 @@ struct Job {
     closes_input: bool,
     /// True when this job writes one frame of an input written as one file per frame.
     one_of_many: bool,
+    /// Ends a sequence the run stopped in the middle of (written with the frames it got):
+    /// started even after the stop, unlike the jobs queued behind it.
+    ends_cut_sequence: bool,
 }
 
 struct JobDone {
@@ -1138,12 +1154,18 @@ struct JobDone {
     result: Result<()>,
     closes_input: bool,
     one_of_many: bool,
+    /// Not started, as the run had stopped: the index of the job's first frame, and how many
+    /// frames it had.
+    skipped: Option<(usize, u64)>,
 }
 
 struct SinkResult {
     written: Vec<PathBuf>,
     failures: Vec<Error>,
     latency: LatencyHistogram,
+    /// Inputs whose frames came after a stop (Ctrl-C, the time limit) before any of them was
+    /// delivered.
+    not_reached: usize,
 }
 
 /// The last stage: groups frames per input and sends them to the encoder pool and/or the
@@ -1162,8 +1184,13 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     /// that a file cut short never passes for a shorter animation. A live stream, which has
     /// no "complete", keeps every frame it wrote.
     all_or_nothing: bool,
+    /// The run's stop rules: once one fires, a file's frames still coming are not delivered
+    /// (those being encoded finish), as the capture takes no new input.
+    rules: StopRules,
     /// Inputs that failed: their frames still coming are dropped.
     failed: HashSet<usize>,
+    /// File inputs cut by a stop rule: their frames still coming are dropped.
+    cut: HashSet<usize>,
     /// The frame files written so far of each input written one file per frame and not yet
     /// complete (with `all_or_nothing` only).
     frame_files: HashMap<usize, Vec<PathBuf>>,
@@ -1182,15 +1209,38 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             written: Vec::new(),
             failures: Vec::new(),
             latency: LatencyHistogram::default(),
+            not_reached: 0,
         };
         let format = self.namer.as_ref().map(|n| n.format);
+        let clock = self.clock;
         let outcome = thread::scope(|scope| -> Result<()> {
             for _ in 0..threads {
                 let job_rx = job_rx.clone();
                 let done_tx = done_tx.clone();
                 let format = format.unwrap_or_default();
+                // A file's job not started when a stop rule fires is not started at all.
+                let rules = self.all_or_nothing.then(|| self.rules.clone());
                 scope.spawn(move || {
                     for job in job_rx {
+                        let first = job.frames.first().map_or(0, |f| f.meta.index);
+                        if !job.ends_cut_sequence
+                            && rules
+                                .as_ref()
+                                .is_some_and(|r| r.stopped() || r.past_limit(clock.now()))
+                        {
+                            let done = JobDone {
+                                input: job.input,
+                                path: job.path,
+                                result: Ok(()),
+                                closes_input: job.closes_input,
+                                one_of_many: job.one_of_many,
+                                skipped: Some((first, job.frames.len() as u64)),
+                            };
+                            if done_tx.send(done).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                         let result = encode::encode(&format, &job.frames)
                             .map_err(|reason| Error::Encode {
                                 output: job.path.display().to_string(),
@@ -1204,6 +1254,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             result,
                             closes_input: job.closes_input,
                             one_of_many: job.one_of_many,
+                            skipped: None,
                         };
                         if done_tx.send(done).is_err() {
                             return;
@@ -1245,6 +1296,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 self.finish_job(done, result);
             }
             match msg {
+                Msg::Failed { input, .. } | Msg::End { input } if self.cut.contains(&input) => {}
                 Msg::Failed { input, error } => {
                     pending.remove(&input);
                     self.failed.insert(input);
@@ -1261,6 +1313,26 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 Msg::Frame(mut frame) => {
                     let input = frame.meta.input;
                     if self.failed.contains(&input) {
+                        continue;
+                    }
+                    // Files queued behind a stop are not encoded: the run ends with the
+                    // frames in flight, not with every frame decoded ahead of it.
+                    if self.all_or_nothing
+                        && (self.cut.contains(&input)
+                            || self.rules.stopped()
+                            || self.rules.past_limit(self.clock.now()))
+                    {
+                        Counters::add(&self.counters.dropped_after_stop, 1);
+                        if self.cut.insert(input) {
+                            if delivered.get(&input).is_some_and(|&n| n > 0) {
+                                // A sequence ends with the frames delivered, as `--frames`
+                                // ends it.
+                                let frames = pending.remove(&input).unwrap_or_default();
+                                self.close(input, frames, &mut claimed, job_tx, result)?;
+                            } else {
+                                result.not_reached += 1;
+                            }
+                        }
                         continue;
                     }
                     if let Some(interval) = self.stream_every {
@@ -1304,6 +1376,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             frames: vec![frame],
                             closes_input: true,
                             one_of_many: false,
+                            ends_cut_sequence: false,
                         })
                     } else if namer.format.holds_many_frames() {
                         let last = frame.meta.last;
@@ -1315,6 +1388,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             frames: pending.remove(&input).unwrap_or_default(),
                             closes_input: true,
                             one_of_many: false,
+                            ends_cut_sequence: false,
                         })
                     } else {
                         Some(Job {
@@ -1322,6 +1396,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             path: namer.path(input, Some(frame.meta.index)),
                             closes_input: frame.meta.last,
                             one_of_many: true,
+                            ends_cut_sequence: false,
                             frames: vec![frame],
                         })
                     };
@@ -1359,6 +1434,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     frames,
                     closes_input: true,
                     one_of_many: false,
+                    ends_cut_sequence: true,
                 };
                 if let Err(error) = claim(claimed, &job, self.names) {
                     self.fail(input, error, result);
@@ -1395,6 +1471,20 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     }
 
     fn finish_job(&mut self, done: JobDone, result: &mut SinkResult) {
+        if let Some((first, frames)) = done.skipped {
+            // Frames a callback saw were delivered; without one, only encoding delivers.
+            if self.on_frame.is_none() {
+                self.counters.delivered.fetch_sub(frames, Ordering::Relaxed);
+                Counters::add(&self.counters.dropped_after_stop, frames);
+            }
+            // Nothing of the input is written when its whole file, or its first frame file,
+            // was skipped; a sequence skipped later keeps the frame files before.
+            self.cut.insert(done.input);
+            if !done.one_of_many || first == 0 {
+                result.not_reached += 1;
+            }
+            return;
+        }
         match done.result {
             Ok(()) if done.one_of_many && self.all_or_nothing => {
                 if self.failed.contains(&done.input) {

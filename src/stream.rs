@@ -123,6 +123,7 @@ pub(crate) struct Counters {
     pub dropped_before_gpu: AtomicU64,
     pub dropped_before_sink: AtomicU64,
     pub dropped_by_interval: AtomicU64,
+    pub dropped_after_stop: AtomicU64,
     pub delivered: AtomicU64,
 }
 
@@ -137,7 +138,7 @@ impl Counters {
 }
 
 /// Frames a run dropped, by where and why. `captured = processed + before_gpu` and
-/// `processed = delivered + before_sink + by_interval` (failed frames aside).
+/// `processed = delivered + before_sink + by_interval + after_stop` (failed frames aside).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drops {
     /// At the capture → GPU link, by the frame policy (the GPU stage was busy).
@@ -147,12 +148,16 @@ pub struct Drops {
     /// By `stream_every`: processed, but captured before the next tick (only the first frame
     /// captured at or after each tick is delivered).
     pub by_interval: u64,
+    /// Files' frames processed when the run stopped (the stop flag, the time limit) but not
+    /// yet delivered or encoded: a stop ends a batch with the frames in flight, not with
+    /// every frame decoded ahead of it.
+    pub after_stop: u64,
 }
 
 impl Drops {
     /// All dropped frames.
     pub fn total(&self) -> u64 {
-        self.before_gpu + self.before_sink + self.by_interval
+        self.before_gpu + self.before_sink + self.by_interval + self.after_stop
     }
 }
 

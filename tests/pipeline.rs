@@ -513,3 +513,114 @@ fn a_frame_that_arrives_after_the_stop_flag_is_not_taken() {
         assert_eq!((stats.captured, stats.delivered), (1, 1), "{device:?}");
     }
 }
+
+#[test]
+fn a_stop_ends_a_batch_without_encoding_the_frames_queued_behind_it() {
+    use shutter::source::live::{Clock, ManualClock};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+    let tmp = TempDir::new().unwrap();
+    let paths: Vec<PathBuf> = (0..12)
+        .map(|k| noisy_png(tmp.path(), &format!("p{k:02}.png"), 40, 30, k))
+        .collect();
+    // Two triggers: the stop flag (Ctrl-C), and the time limit passing (a manual clock moved
+    // on by the callback). Either fires while the first frame is handed over, before its
+    // file is started: every frame decoded ahead of it is dropped, no file is written.
+    for by_clock in [false, true] {
+        let out_dir = tmp.path().join(format!("out-{by_clock}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let clock = Arc::new(ManualClock::new());
+        let (flag, time) = (stop.clone(), clock.clone());
+        let calls = Arc::new(AtomicU64::new(0));
+        let seen = calls.clone();
+        let stats = Pipeline::builder()
+            .sources(paths.iter().cloned().map(Source::Path))
+            .device(DeviceChoice::Cpu)
+            .in_flight(4)
+            .stop_flag(stop)
+            .clock(clock)
+            .time_limit(Duration::from_secs(1))
+            .output(Output::Dir(out_dir.clone()), Format::Png)
+            .on_frame(move |_| {
+                seen.fetch_add(1, Ordering::Relaxed);
+                if by_clock {
+                    time.sleep_until(Duration::from_secs(2));
+                } else {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                Ok::<(), Error>(())
+            })
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "by clock {by_clock}");
+        assert!(stats.written.is_empty(), "{:?}", stats.written);
+        assert!(!out_dir.exists() || std::fs::read_dir(&out_dir).unwrap().count() == 0);
+        assert_eq!(stats.not_reached, 12, "by clock {by_clock}: {stats:?}");
+        assert_eq!(stats.delivered, 1, "the callback's frame");
+        assert_eq!(
+            stats.frames,
+            stats.delivered + stats.drops.after_stop,
+            "every processed frame accounted for: {stats:?}"
+        );
+        assert!(stats.failures.is_empty());
+    }
+}
+
+#[test]
+fn a_stop_in_the_middle_of_an_animation_writes_the_frames_it_got() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = TempDir::new().unwrap();
+    let gif = tmp.path().join("anim.gif");
+    {
+        let file = std::fs::File::create(&gif).unwrap();
+        let mut enc = image::codecs::gif::GifEncoder::new(file);
+        for k in 0..8u32 {
+            let img = image::RgbaImage::from_fn(6, 5, |x, y| {
+                image::Rgba([(x * 40 + k * 30) as u8, (y * 50) as u8, (k * 30) as u8, 255])
+            });
+            let delay = image::Delay::from_numer_denom_ms(40, 1);
+            enc.encode_frame(image::Frame::from_parts(img, 0, 0, delay))
+                .unwrap();
+        }
+    }
+    for format in [Format::Npy, Format::Gif] {
+        let out = tmp.path().join(format!("anim.{}", format.extension()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let stats = Pipeline::builder()
+            .source(Source::Path(gif.clone()))
+            .device(DeviceChoice::Cpu)
+            .in_flight(2)
+            .stop_flag(stop)
+            .output(Output::File(out.clone()), format)
+            .on_frame(move |frame| {
+                if frame.meta.index == 2 {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                Ok::<(), Error>(())
+            })
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        // The three frames delivered up to the stop are the file; the rest were dropped.
+        assert_eq!(stats.delivered, 3, "{format:?}: {stats:?}");
+        assert_eq!(stats.written, vec![out.clone()], "{format:?}");
+        assert_eq!(stats.not_reached, 0, "{format:?}");
+        assert!(stats.failures.is_empty(), "{:?}", stats.failures);
+        assert_eq!(stats.frames, stats.delivered + stats.drops.after_stop);
+        let bytes = std::fs::read(&out).unwrap();
+        let frames = if format == Format::Npy {
+            let header = String::from_utf8_lossy(&bytes[..128]).into_owned();
+            assert!(header.contains("'shape': (3, 5, 6, 3)"), "{header}");
+            3
+        } else {
+            use image::AnimationDecoder;
+            let decoder = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes)).unwrap();
+            decoder.into_frames().count()
+        };
+        assert_eq!(frames, 3, "{format:?}");
+    }
+}
