@@ -353,16 +353,24 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let time_limit = seconds("--time-limit", args.time_limit)?;
     let policy: Option<FramePolicy> = args.policy.as_deref().map(str::parse).transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
+    let abort = Arc::new(AtomicBool::new(false));
     let interrupted = stop.clone();
-    let on_signal = stop.clone();
+    let aborted = abort.clone();
+    let (on_signal, on_second) = (stop.clone(), abort.clone());
     // Without a handler Ctrl-C still ends the process, just not cleanly: not worth failing for.
-    // The first Ctrl-C (or SIGTERM, or SIGHUP) stops the run cleanly; a second one, for a run
-    // that waits on a source that sends nothing (a stalled camera), exits at once.
+    // The first Ctrl-C (or SIGTERM, or SIGHUP) stops the run cleanly. A second one, for a run
+    // that waits on a source that sends nothing (a stalled camera, an open stdin), ends it
+    // now, writing a GIF or npy with the frames it has; a third exits at once.
     let _ = ctrlc::set_handler(move || {
-        if on_signal.swap(true, Ordering::Relaxed) {
-            eprintln!("shutter: interrupted again; exiting now");
+        if !on_signal.swap(true, Ordering::Relaxed) {
+            eprintln!("shutter: stopping (Ctrl-C again to end now)");
+            return;
+        }
+        if on_second.swap(true, Ordering::Relaxed) {
+            eprintln!("shutter: interrupted a third time; exiting now");
             std::process::exit(130);
         }
+        eprintln!("shutter: interrupted again; ending now (once more to exit at once)");
     });
 
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
@@ -378,6 +386,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .limits(limits)
         .batch(args.batch)
         .stop_flag(stop)
+        .abort_flag(abort)
         .output(output, format)
         .on_event(move |event| match event {
             Event::Started { inputs } => {
@@ -482,6 +491,9 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     Ok(if failed > 0 {
         ExitCode::from(1)
+    } else if aborted.load(Ordering::Relaxed) {
+        // Ended by a second Ctrl-C, not cleanly.
+        ExitCode::from(130)
     } else if interrupted && stats.not_reached > 0 {
         // A batch cut short by Ctrl-C: not every input was written (128 + SIGINT).
         ExitCode::from(130)

@@ -91,6 +91,7 @@ pub struct PipelineBuilder {
     batch: usize,
     clock: Option<Arc<dyn Clock>>,
     stop: Option<Arc<AtomicBool>>,
+    abort: Option<Arc<AtomicBool>>,
 }
 
 /// A configured run: sources in, ops, sinks out. See [`Pipeline::builder`].
@@ -186,6 +187,7 @@ impl Default for PipelineBuilder {
             batch: 1,
             clock: None,
             stop: None,
+            abort: None,
         }
     }
 }
@@ -338,6 +340,16 @@ impl PipelineBuilder {
     /// A flag that ends the run cleanly when set (the CLI sets it on Ctrl-C).
     pub fn stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
         self.stop = Some(stop);
+        self
+    }
+
+    /// A flag that ends the run now when set (the CLI sets it on a second Ctrl-C), for a
+    /// source that sends nothing more: the sink stops waiting for frames, writes each
+    /// sequence with the frames it has (a GIF or npy of a stream), lets the encoding under
+    /// way finish, and [`run`](Pipeline::run) returns without waiting for the capture, whose
+    /// thread ends once its source returns.
+    pub fn abort_flag(mut self, abort: Arc<AtomicBool>) -> Self {
+        self.abort = Some(abort);
         self
     }
 
@@ -527,6 +539,7 @@ impl Pipeline {
             batch,
             clock,
             stop,
+            abort,
         } = self.builder;
         let emit = |event: Event<'_>| {
             if let Some(f) = &on_event {
@@ -674,11 +687,41 @@ impl Pipeline {
             counters: &counters,
             all_or_nothing: !live,
             rules: sink_rules,
+            abort,
+            finished: std::cell::RefCell::new(HashSet::new()),
             failed: HashSet::new(),
             cut: HashSet::new(),
             frame_files: HashMap::new(),
         };
         let sink_result = sink.run(&gpu_rx);
+        if let Ok(sunk) = &sink_result
+            && sunk.aborted
+        {
+            // The capture may be blocked in its source: neither it nor the GPU thread is
+            // waited for. They end on their own (the halt flag, a closed channel).
+            drop(halt_on_exit);
+            let sunk = sink_result?;
+            failures.extend(sunk.failures);
+            let get = |c: &std::sync::atomic::AtomicU64| Counters::get(c);
+            return Ok(Stats {
+                inputs: input_count,
+                frames: get(&counters.processed),
+                captured: get(&counters.captured),
+                delivered: get(&counters.delivered),
+                drops: Drops {
+                    before_gpu: get(&counters.dropped_before_gpu),
+                    before_sink: get(&counters.dropped_before_sink),
+                    by_interval: get(&counters.dropped_by_interval),
+                    after_stop: get(&counters.dropped_after_stop),
+                },
+                latency: sunk.latency.summary(),
+                written: sunk.written,
+                failures,
+                not_reached: sunk.not_reached + names.len().saturating_sub(sunk.finished),
+                elapsed: started.elapsed(),
+                backend: Some(backend_kind),
+            });
+        }
         // If the sink stopped early (a callback's error), the stages before it must too: the
         // capture stops at its next frame, and what is still in flight is drained here until
         // the GPU thread has ended, so that none of its sends waits for a reader that left.
@@ -769,6 +812,9 @@ fn capture_files(
         }
         let frames = match source::decode(input, limits) {
             Ok(frames) => frames,
+            // Ctrl-C in a terminal ends the program feeding standard input too: the data
+            // cut short then is the interruption's doing, not a broken file.
+            Err(_) if rules.stopped() => return after + 1,
             Err(error) => {
                 if link
                     .send_blocking(Msg::Failed {
@@ -1166,6 +1212,10 @@ struct SinkResult {
     /// Inputs whose frames came after a stop (Ctrl-C, the time limit) before any of them was
     /// delivered.
     not_reached: usize,
+    /// Inputs done (written, failed or not reached), for a run that was aborted.
+    finished: usize,
+    /// The abort flag ended the run.
+    aborted: bool,
 }
 
 /// The last stage: groups frames per input and sends them to the encoder pool and/or the
@@ -1187,6 +1237,10 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     /// The run's stop rules: once one fires, a file's frames still coming are not delivered
     /// (those being encoded finish), as the capture takes no new input.
     rules: StopRules,
+    /// Ends the run now (see [`PipelineBuilder::abort_flag`]).
+    abort: Option<Arc<AtomicBool>>,
+    /// Inputs reported done (written or failed).
+    finished: std::cell::RefCell<HashSet<usize>>,
     /// Inputs that failed: their frames still coming are dropped.
     failed: HashSet<usize>,
     /// File inputs cut by a stop rule: their frames still coming are dropped.
@@ -1210,6 +1264,8 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             failures: Vec::new(),
             latency: LatencyHistogram::default(),
             not_reached: 0,
+            finished: 0,
+            aborted: false,
         };
         let format = self.namer.as_ref().map(|n| n.format);
         let clock = self.clock;
@@ -1273,6 +1329,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             }
             outcome
         });
+        result.finished = self.finished.borrow().len();
         outcome.map(|()| result)
     }
 
@@ -1291,7 +1348,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         // under the same name fails instead of overwriting the first one's.
         let mut claimed: HashMap<PathBuf, usize> = HashMap::new();
         let mut next_tick = self.stream_start;
-        for msg in rx {
+        while let Some(msg) = self.receive(rx, &mut result.aborted) {
             while let Ok(done) = done_rx.try_recv() {
                 self.finish_job(done, result);
             }
@@ -1361,10 +1418,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     }
                     let Some(namer) = &self.namer else {
                         if frame.meta.last {
-                            (self.emit)(Event::InputDone {
-                                name: &self.names[input],
-                                error: None,
-                            });
+                            self.input_done(input, None);
                         }
                         continue;
                     };
@@ -1413,7 +1467,49 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 }
             }
         }
+        if result.aborted {
+            // Each sequence is written with the frames it has (or, written as frame files,
+            // reported done), in input order.
+            let mut open: Vec<usize> = delivered.into_keys().collect();
+            open.sort_unstable();
+            for input in open {
+                let done = self.finished.borrow().contains(&input);
+                if !done && !self.failed.contains(&input) && !self.cut.contains(&input) {
+                    let frames = pending.remove(&input).unwrap_or_default();
+                    self.close(input, frames, &mut claimed, job_tx, result)?;
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Reports input `input` done (written, or failed with `error`) to the events.
+    fn input_done(&self, input: usize, error: Option<&Error>) {
+        self.finished.borrow_mut().insert(input);
+        (self.emit)(Event::InputDone {
+            name: &self.names[input],
+            error,
+        });
+    }
+
+    /// The next message for the sink; `None` when the channel is closed, or when the abort
+    /// flag is set (then `aborted` is set too). With an abort flag the channel is polled, so
+    /// that a source that sends nothing more cannot keep the sink waiting.
+    fn receive(&self, rx: &Receiver<Msg>, aborted: &mut bool) -> Option<Msg> {
+        let Some(abort) = &self.abort else {
+            return rx.recv().ok();
+        };
+        loop {
+            if abort.load(Ordering::Relaxed) {
+                *aborted = true;
+                return None;
+            }
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(msg) => return Some(msg),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
     }
 
     /// Ends input `input` with no more frames to come: writes the animation that `frames`
@@ -1442,10 +1538,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     return Err(Error::Gpu("the encoder pool stopped".into()));
                 }
             }
-            _ => (self.emit)(Event::InputDone {
-                name: &self.names[input],
-                error: None,
-            }),
+            _ => self.input_done(input, None),
         }
         Ok(())
     }
@@ -1463,10 +1556,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 result.written.retain(|written| !paths.contains(written));
             }
         }
-        (self.emit)(Event::InputDone {
-            name: &self.names[input],
-            error: Some(&error),
-        });
+        self.input_done(input, Some(&error));
         result.failures.push(error);
     }
 
@@ -1495,10 +1585,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 result.written.push(done.path.clone());
                 if done.closes_input {
                     self.frame_files.remove(&done.input);
-                    (self.emit)(Event::InputDone {
-                        name: &self.names[done.input],
-                        error: None,
-                    });
+                    self.input_done(done.input, None);
                 } else {
                     self.frame_files
                         .entry(done.input)
@@ -1509,10 +1596,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             Ok(()) => {
                 result.written.push(done.path);
                 if done.closes_input {
-                    (self.emit)(Event::InputDone {
-                        name: &self.names[done.input],
-                        error: None,
-                    });
+                    self.input_done(done.input, None);
                 }
             }
             Err(error) => self.fail(done.input, error, result),

@@ -251,3 +251,70 @@ fn sigterm_ends_a_stream_cleanly_like_ctrl_c() {
         image::open(&path).unwrap_or_else(|e| panic!("{name} is not a whole PNG: {e}"));
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    // In a terminal Ctrl-C reaches the program feeding stdin too, which dies: shutter then
+    // reads data cut short. That is the interruption (exit 130), not a corrupt input.
+    let tmp = TempDir::new().unwrap();
+    let png = tmp.path().join("in.png");
+    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]))
+        .save(&png)
+        .unwrap();
+    let bytes = std::fs::read(&png).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args(["run", "-", "--json", "--device", "cpu", "-o"])
+        .arg(tmp.path().join("out"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shutter");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    // Signal only once the capture thread waits in read(2) on stdin (syscall 0, fd 0), the
+    // handler being in place before the pipeline starts.
+    let tasks = format!("/proc/{}/task", child.id());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let reading_stdin = || {
+        std::fs::read_dir(&tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|task| {
+                let read =
+                    |f: &str| std::fs::read_to_string(task.path().join(f)).unwrap_or_default();
+                read("comm").trim() == "shutter-capture" && read("syscall").starts_with("0 0x0 ")
+            })
+    };
+    while !reading_stdin() {
+        assert!(
+            Instant::now() < deadline,
+            "shutter did not read stdin in 60 s"
+        );
+        std::thread::yield_now();
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    // The handler has run once it says so; then the feeding program "dies".
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.contains("stopping"), "{first}");
+    drop(stdin);
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{rest}");
+    assert!(!rest.contains("error"), "{rest}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the JSON object");
+    assert_eq!(json["not_reached"], 1, "{json}");
+    assert_eq!(json["failures"].as_array().map(Vec::len), Some(0), "{json}");
+}

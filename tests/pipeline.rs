@@ -624,3 +624,67 @@ fn a_stop_in_the_middle_of_an_animation_writes_the_frames_it_got() {
         assert_eq!(frames, 3, "{format:?}");
     }
 }
+
+#[test]
+fn the_abort_flag_ends_a_run_whose_source_hangs_and_keeps_the_frames_it_got() {
+    use shutter::source::live::FuncGrabber;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = TempDir::new().unwrap();
+    for format in [Format::Npy, Format::Gif, Format::Png] {
+        // Two frames, then a source that sends nothing more until the test lets it go.
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let mut sent = 0u8;
+        let grabber = FuncGrabber::from_fn(move || {
+            sent += 1;
+            if sent <= 2 {
+                return Some(Ok::<_, Error>((8u32, 4u32, vec![sent * 60; 8 * 4 * 4])));
+            }
+            let _ = blocked.recv();
+            None
+        });
+        let out_dir = tmp.path().join(format.extension());
+        let (stop, abort) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (on_stop, on_abort) = (stop.clone(), abort.clone());
+        let stats = run_or_hang(move || {
+            Pipeline::builder()
+                .source(Source::grabber(grabber))
+                .device(DeviceChoice::Cpu)
+                .stop_flag(stop)
+                .abort_flag(abort)
+                .output(Output::Dir(out_dir), format)
+                .on_frame(move |frame| {
+                    // After the second frame: Ctrl-C, then Ctrl-C again.
+                    if frame.meta.index == 1 {
+                        on_stop.store(true, Ordering::Relaxed);
+                        on_abort.store(true, Ordering::Relaxed);
+                    }
+                    Ok::<(), Error>(())
+                })
+        })
+        .unwrap();
+        assert_eq!(stats.delivered, 2, "{format:?}");
+        assert!(stats.failures.is_empty(), "{:?}", stats.failures);
+        assert_eq!(stats.not_reached, 0, "{format:?}");
+        let dir = tmp.path().join(format.extension());
+        let mut names: Vec<String> = stats
+            .written
+            .iter()
+            .map(|p| p.strip_prefix(&dir).unwrap().display().to_string())
+            .collect();
+        names.sort(); // frame files finish in any order
+        match format {
+            Format::Npy => {
+                assert_eq!(names, ["stream.npy"]);
+                let bytes = std::fs::read(dir.join("stream.npy")).unwrap();
+                let header = String::from_utf8_lossy(&bytes[..128]).into_owned();
+                assert!(header.contains("'shape': (2, 4, 8, 3)"), "{header}");
+            }
+            Format::Gif => assert_eq!(names, ["stream.gif"]),
+            _ => assert_eq!(names, ["stream_00000.png", "stream_00001.png"]),
+        }
+        drop(release); // the capture thread ends
+    }
+}
