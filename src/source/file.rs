@@ -253,8 +253,10 @@ where
             super::jpeg_cmyk::decode(name, &data, frame_header, limits)?;
         wide = Some(inks);
         (image, orientation)
-    } else if tiff.wide || tiff.cmyk {
-        let (image, orientation, samples) = if tiff.cmyk {
+    } else if tiff.wide || tiff.cmyk || tiff.palette {
+        let (image, orientation, samples) = if tiff.palette {
+            tiff_palette(name, &mut reader, limits)?
+        } else if tiff.cmyk {
             tiff_cmyk(name, &mut reader, limits)?
         } else {
             tiff_wide(name, &mut reader, limits)?
@@ -277,6 +279,11 @@ where
             orientation,
         )
     };
+    if tiff.white_is_zero16
+        && let DynamicImage::ImageLuma16(gray) = &mut image
+    {
+        gray.iter_mut().for_each(|v| *v = u16::MAX - *v); // back to the stored values
+    }
     let mut has_alpha = image.color().has_alpha();
     let (unturned_width, unturned_height) = (image.width(), image.height());
     image.apply_orientation(orientation);
@@ -450,6 +457,12 @@ struct TiffHeader {
     wide: bool,
     /// CMYK, 8 bits a sample, nothing else: Pillow's `CMYK`.
     cmyk: bool,
+    /// One sample of 1, 2, 4 or 8 bits indexing a colour map: Pillow's `P` (the map's high
+    /// bytes as its palette). `tiff` reads no palette TIFF.
+    palette: bool,
+    /// One 16-bit WhiteIsZero sample, which Pillow keeps as stored (`I;16`, where it inverts
+    /// the narrower WhiteIsZero samples) and `tiff` inverts.
+    white_is_zero16: bool,
 }
 
 /// Reads `reader`'s TIFF tags and leaves `reader` at its start. Unreadable tags say nothing:
@@ -457,8 +470,10 @@ struct TiffHeader {
 fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
     const ASSOCIATED: u16 = 1;
     const UNASSOCIATED: u16 = 2;
+    const WHITE_IS_ZERO: u16 = 0;
     const BLACK_IS_ZERO: u16 = 1;
     const RGB: u16 = 2;
+    const PALETTE: u16 = 3;
     const SEPARATED: u16 = 5;
     let header = (|| {
         use tiff::tags::Tag;
@@ -494,6 +509,11 @@ fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
                 && (all_bits(8) || all_bits(16)),
             wide: photometric == BLACK_IS_ZERO && samples == 1 && all_bits(32),
             cmyk: photometric == SEPARATED && samples == 4 && extra.is_empty() && all_bits(8),
+            white_is_zero16: photometric == WHITE_IS_ZERO && samples == 1 && all_bits(16),
+            palette: photometric == PALETTE
+                && samples == 1
+                && extra.is_empty()
+                && matches!(bits[..], [1 | 2 | 4 | 8]),
         })
     })()
     .unwrap_or_default();
@@ -627,6 +647,139 @@ fn tiff_cmyk<R: BufRead + Seek>(
         .map(DynamicImage::ImageRgb8)
         .ok_or_else(|| tiff_error(name, "the CMYK samples do not fill the image"))?;
     Ok((image, orientation, SourceMode::Cmyk(cmyk)))
+}
+
+/// A palette TIFF (see [`TiffHeader::palette`]): its colours, its orientation, and its
+/// indices and palette (`SourceMode::Palette`), unturned.
+///
+/// `tiff` refuses palette images, so the indices are read from a copy of the file whose first
+/// directory says BlackIsZero instead (the samples are the same bits), and the colour map
+/// (16-bit red, green and blue planes) becomes Pillow's palette of its high bytes.
+fn tiff_palette<R: BufRead + Seek>(
+    name: &str,
+    reader: &mut R,
+    limits: &DecodeLimits,
+) -> Result<(DynamicImage, Orientation, SourceMode)> {
+    reader
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| {
+            let mut data = Vec::new();
+            reader.read_to_end(&mut data).map(|_| data)
+        })
+        .map_err(|e| tiff_error(name, e))
+        .and_then(|mut data| {
+            if !set_black_is_zero(&mut data) {
+                return Err(tiff_error(name, "no PhotometricInterpretation tag to read"));
+            }
+            let mut cursor = std::io::Cursor::new(data);
+            let (mut tiff, (width, height), orientation) = open_tiff(name, &mut cursor, limits, 4)?;
+            let map: Vec<u16> = tiff
+                .find_tag_unsigned_vec(tiff::tags::Tag::ColorMap)
+                .map_err(|e| tiff_error(name, e))?
+                .ok_or_else(|| tiff_error(name, "a palette image without a ColorMap"))?;
+            let bits = match tiff.colortype().map_err(|e| tiff_error(name, e))? {
+                tiff::ColorType::Gray(bits @ (1 | 2 | 4 | 8)) => usize::from(bits),
+                other => return Err(tiff_error(name, format!("palette samples of {other:?}"))),
+            };
+            let entries = 1 << bits;
+            if map.len() != 3 * entries {
+                return Err(tiff_error(
+                    name,
+                    format!("a ColorMap of {} values for {bits}-bit indices", map.len()),
+                ));
+            }
+            let packed = match tiff.read_image().map_err(|e| tiff_error(name, e))? {
+                tiff::decoder::DecodingResult::U8(v) => v,
+                _ => return Err(tiff_error(name, "palette indices of an unknown kind")),
+            };
+            let (w, h) = (width as usize, height as usize);
+            let line = (w * bits).div_ceil(8);
+            let indices = unpack_indices(&packed, line, w, h, bits)
+                .ok_or_else(|| tiff_error(name, "the indices do not fill the image"))?;
+            let rgb: Vec<[u8; 3]> = (0..entries)
+                .map(|i| [0, 1, 2].map(|c| (map[c * entries + i] >> 8) as u8))
+                .collect();
+            let pixels = indices.iter().flat_map(|&i| rgb[usize::from(i)]).collect();
+            let image = image::ImageBuffer::from_raw(width, height, pixels)
+                .map(DynamicImage::ImageRgb8)
+                .ok_or_else(|| tiff_error(name, "the indices do not fill the image"))?;
+            let palette = Palette::Rgb(rgb);
+            Ok((image, orientation, SourceMode::Palette { indices, palette }))
+        })
+}
+
+/// Rewrites the PhotometricInterpretation of a TIFF's first directory to BlackIsZero, in
+/// place; false when the file has no such entry where the header says.
+fn set_black_is_zero(data: &mut [u8]) -> bool {
+    const PHOTOMETRIC: u16 = 262;
+    let little = match data.get(..2) {
+        Some(b"II") => true,
+        Some(b"MM") => false,
+        _ => return false,
+    };
+    let u16_at = |d: &[u8], at: usize| {
+        d.get(at..at + 2).map(|b| {
+            let b = [b[0], b[1]];
+            if little {
+                u16::from_le_bytes(b)
+            } else {
+                u16::from_be_bytes(b)
+            }
+        })
+    };
+    let u32_at = |d: &[u8], at: usize| {
+        d.get(at..at + 4).map(|b| {
+            let b = [b[0], b[1], b[2], b[3]];
+            if little {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            }
+        })
+    };
+    let u64_at = |d: &[u8], at: usize| {
+        d.get(at..at + 8).map(|b| {
+            let mut a = [0; 8];
+            a.copy_from_slice(b);
+            if little {
+                u64::from_le_bytes(a)
+            } else {
+                u64::from_be_bytes(a)
+            }
+        })
+    };
+    // Classic TIFF: 4-byte offsets, 2-byte entry count, 12-byte entries; BigTIFF: 8, 8, 20.
+    let (ifd, count, first, size, value) = match u16_at(data, 2) {
+        Some(42) => {
+            let Some(ifd) = u32_at(data, 4).map(|v| v as usize) else {
+                return false;
+            };
+            (ifd, u16_at(data, ifd).map(usize::from), 2, 12, 8)
+        }
+        Some(43) => {
+            let Some(ifd) = u64_at(data, 8).and_then(|v| usize::try_from(v).ok()) else {
+                return false;
+            };
+            let count = u64_at(data, ifd).and_then(|v| usize::try_from(v).ok());
+            (ifd, count, 8, 20, 12)
+        }
+        _ => return false,
+    };
+    let Some(count) = count else {
+        return false;
+    };
+    for k in 0..count.min(4096) {
+        let entry = ifd + first + k * size;
+        // A SHORT value sits in the first bytes of the entry's value field.
+        if u16_at(data, entry) == Some(PHOTOMETRIC) && u16_at(data, entry + 2) == Some(3) {
+            let one = if little { [1, 0] } else { [0, 1] };
+            if let Some(v) = data.get_mut(entry + value..entry + value + 2) {
+                v.copy_from_slice(&one);
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// A source's planes turned by `orientation`, as its pixels were (`width × height` before).
@@ -990,6 +1143,33 @@ pub(crate) fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_photometric_tag_is_rewritten_in_either_byte_order_and_in_bigtiff() {
+        // Big-endian classic TIFF: header, IFD at 8 with two entries, 262 (SHORT 3) second.
+        let mut mm = b"MM\0\x2a\0\0\0\x08\0\x02".to_vec();
+        mm.extend([1, 0, 0, 3, 0, 0, 0, 1, 0, 7, 0, 0]); // 256 ImageWidth = 7
+        mm.extend([1, 6, 0, 3, 0, 0, 0, 1, 0, 3, 0, 0]); // 262 = 3 (palette)
+        assert!(set_black_is_zero(&mut mm));
+        assert_eq!(&mm[10 + 12 + 8..10 + 12 + 10], &[0, 1]);
+        assert_eq!(&mm[10 + 8..10 + 10], &[0, 7], "other entries untouched");
+        // Little-endian BigTIFF: IFD at 16, an 8-byte count, 20-byte entries.
+        let mut big = b"II\x2b\0\x08\0\0\0".to_vec();
+        big.extend(16u64.to_le_bytes());
+        big.extend(1u64.to_le_bytes());
+        big.extend([6, 1, 3, 0]);
+        big.extend(1u64.to_le_bytes());
+        big.extend([3, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(set_black_is_zero(&mut big));
+        assert_eq!(&big[24 + 12..24 + 14], &[1, 0]);
+        // No such entry, or no TIFF at all: nothing is changed.
+        let mut none = b"II\x2a\0\x08\0\0\0\0\0".to_vec();
+        assert!(!set_black_is_zero(&mut none));
+        assert!(!set_black_is_zero(&mut b"GIF89a".to_vec()));
+        assert!(!set_black_is_zero(
+            &mut b"II\x2a\0\xff\xff\xff\x7f".to_vec()
+        ));
+    }
 
     #[test]
     fn planes_turn_as_image_turns_pixels() {

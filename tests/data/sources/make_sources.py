@@ -111,6 +111,19 @@ def fixtures():
     p4.putpalette(rng.integers(0, 256, 48, dtype=np.uint8).tolist())
     trns = bytes(rng.integers(0, 256, 16, dtype=np.uint8))
     yield "palette4_trns.png", p4, {"bits": 4, "transparency": trns}
+    # TIFFs: a 16-bit WhiteIsZero one (Pillow keeps the stored values as I;16, where it
+    # inverts narrower ones), and palette ones (P, the ColorMap's high bytes): Pillow's own
+    # 8-bit one, and a hand-made 4-bit one whose ColorMap has low bytes Pillow drops.
+    w16 = rng.integers(0, 65536, (H, W)).astype("<u2")
+    w16[0, :4] = [0, 255, 256, 65535]
+    yield "gray16_white_is_zero.tif", None, {"raw_tiff": (1, 16, 0, w16.tobytes(), None)}
+    pt8 = Image.fromarray(rng.integers(0, 200, (H, W), dtype=np.uint8), "L").convert("P")
+    pt8.putpalette(rng.integers(0, 256, 600, dtype=np.uint8).tolist())
+    yield "palette.tif", pt8, {}
+    i4 = np.pad(rng.integers(0, 16, (H, W)).astype(np.uint8), ((0, 0), (0, 1)))
+    rows4 = b"".join(bytes((r[i] << 4) | r[i + 1] for i in range(0, W, 2)) for r in i4)
+    cmap = (rng.integers(0, 65536, 48)).tolist()
+    yield "palette4.tif", None, {"raw_tiff": (1, 4, 3, rows4, None, [(320, 3, cmap)])}
 
 
 def with_associated_alpha(path):
@@ -140,17 +153,19 @@ def raw_png(path, width, height, bits, color_type, rows, trns=None):
                 + chunk(b"IEND", b""))
 
 
-def raw_tiff(path, width, height, samples, bits, photometric, data, extra_samples=None):
+def raw_tiff(path, width, height, samples, bits, photometric, data, extra_samples=None,
+             more_tags=()):
     """An uncompressed little-endian TIFF in one strip, written by hand (Pillow cannot write
-    16-bit premultiplied RGBA)."""
+    16-bit premultiplied RGBA, 16-bit WhiteIsZero or 4-bit palette TIFFs)."""
     tags = [(256, 4, [width]), (257, 4, [height]), (258, 3, [bits] * samples),
             (259, 3, [1]), (262, 3, [photometric]), (273, 4, [0]), (277, 3, [samples]),
-            (278, 4, [height]), (279, 4, [len(data)])]
+            (278, 4, [height]), (279, 4, [len(data)])] + list(more_tags)
     if extra_samples is not None:
         tags.append((338, 3, [extra_samples]))
     ifd_size = 2 + 12 * len(tags) + 4
     out_of_line = bytearray()
-    data_at = 8 + ifd_size + 2 * samples  # after the IFD and BitsPerSample's values
+    # After the IFD and the values that do not fit in an entry (SHORTs: 2 bytes each).
+    data_at = 8 + ifd_size + sum(2 * len(v) for _, _, v in tags if 2 * len(v) > 4)
     entries = b""
     for tag, kind, values in sorted(tags):
         fmt = "<H" if kind == 3 else "<I"
@@ -205,8 +220,8 @@ for name, im, save in fixtures():
         bits, color_type, rows, trns = save["raw_png"]
         raw_png(name, W, H, bits, color_type, rows, trns)
     elif "raw_tiff" in save:
-        samples, bits, photometric, data, extra = save["raw_tiff"]
-        raw_tiff(name, W, H, samples, bits, photometric, data, extra)
+        samples, bits, photometric, data, extra, *more = save["raw_tiff"]
+        raw_tiff(name, W, H, samples, bits, photometric, data, extra, *more)
     else:
         im.save(name, **save)
     if associated:
