@@ -147,8 +147,9 @@ pub struct Stats {
     pub written: Vec<PathBuf>,
     /// One error per failed input, each naming its file.
     pub failures: Vec<Error>,
-    /// Inputs never started because the run stopped first (the stop flag, `time_limit` or
-    /// `max_frames`); 0 for a live source.
+    /// Inputs not written because the run stopped first (the stop flag, `time_limit` or
+    /// `max_frames`): never started, or decoded but not yet being encoded when the stop
+    /// came (see [`Drops::after_stop`]); 0 for a live source.
     pub not_reached: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
@@ -694,16 +695,11 @@ impl Pipeline {
             frame_files: HashMap::new(),
         };
         let sink_result = sink.run(&gpu_rx);
-        if let Ok(sunk) = &sink_result
-            && sunk.aborted
-        {
-            // The capture may be blocked in its source: neither it nor the GPU thread is
-            // waited for. They end on their own (the halt flag, a closed channel).
-            drop(halt_on_exit);
-            let sunk = sink_result?;
+        // The statistics, once the sink's part is known (`not_reached`: by the capture).
+        let stats = |sunk: SinkResult, mut failures: Vec<Error>, not_reached: usize| {
             failures.extend(sunk.failures);
             let get = |c: &std::sync::atomic::AtomicU64| Counters::get(c);
-            return Ok(Stats {
+            Stats {
                 inputs: input_count,
                 frames: get(&counters.processed),
                 captured: get(&counters.captured),
@@ -717,10 +713,21 @@ impl Pipeline {
                 latency: sunk.latency.summary(),
                 written: sunk.written,
                 failures,
-                not_reached: sunk.not_reached + names.len().saturating_sub(sunk.finished),
+                not_reached: not_reached + sunk.not_reached,
                 elapsed: started.elapsed(),
-                backend: Some(backend_kind),
-            });
+                backend: Some(backend_kind.clone()),
+            }
+        };
+        if let Ok(sunk) = &sink_result
+            && sunk.aborted
+        {
+            // The capture may be blocked in its source: neither it nor the GPU thread is
+            // waited for. They end on their own (the halt flag, a closed channel). Inputs the
+            // sink never finished were not reached.
+            drop(halt_on_exit);
+            let sunk = sink_result?;
+            let unfinished = names.len().saturating_sub(sunk.finished);
+            return Ok(stats(sunk, failures, unfinished));
         }
         // If the sink stopped early (a callback's error), the stages before it must too: the
         // capture stops at its next frame, and what is still in flight is drained here until
@@ -738,28 +745,7 @@ impl Pipeline {
             (Ok(gpu), Ok(capture)) => (gpu, capture),
         };
         gpu_result?;
-        let sunk = sink_result?;
-        failures.extend(sunk.failures);
-
-        let get = |c: &std::sync::atomic::AtomicU64| Counters::get(c);
-        Ok(Stats {
-            inputs: input_count,
-            frames: get(&counters.processed),
-            captured: get(&counters.captured),
-            delivered: get(&counters.delivered),
-            drops: Drops {
-                before_gpu: get(&counters.dropped_before_gpu),
-                before_sink: get(&counters.dropped_before_sink),
-                by_interval: get(&counters.dropped_by_interval),
-                after_stop: get(&counters.dropped_after_stop),
-            },
-            latency: sunk.latency.summary(),
-            written: sunk.written,
-            failures,
-            not_reached: not_reached + sunk.not_reached,
-            elapsed: started.elapsed(),
-            backend: Some(backend_kind),
-        })
+        Ok(stats(sink_result?, failures, not_reached))
     }
 }
 
