@@ -348,7 +348,8 @@ impl PipelineBuilder {
     /// source that sends nothing more: the sink stops waiting for frames, writes each
     /// sequence with the frames it has (a GIF or npy of a stream), lets the encoding under
     /// way finish, and [`run`](Pipeline::run) returns without waiting for the capture, whose
-    /// thread ends once its source returns.
+    /// thread ends once its source returns. The frame counts are those at the abort: frames
+    /// still on their way to the sink are not counted as dropped.
     pub fn abort_flag(mut self, abort: Arc<AtomicBool>) -> Self {
         self.abort = Some(abort);
         self
@@ -726,7 +727,7 @@ impl Pipeline {
             // sink never finished were not reached.
             drop(halt_on_exit);
             let sunk = sink_result?;
-            let unfinished = names.len().saturating_sub(sunk.finished);
+            let unfinished = names.len().saturating_sub(sunk.finished + sunk.not_reached);
             return Ok(stats(sunk, failures, unfinished));
         }
         // If the sink stopped early (a callback's error), the stages before it must too: the
@@ -1330,6 +1331,8 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         let mut pending: HashMap<usize, Vec<Frame>> = HashMap::new();
         // Frames delivered per input: live frames are numbered by delivery, not capture.
         let mut delivered: HashMap<usize, usize> = HashMap::new();
+        // Inputs with frames delivered and more to come (what an abort must close).
+        let mut open: HashSet<usize> = HashSet::new();
         // Every path this run writes, and the input it belongs to: a second input's output
         // under the same name fails instead of overwriting the first one's.
         let mut claimed: HashMap<PathBuf, usize> = HashMap::new();
@@ -1350,6 +1353,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         // Already reported as failed.
                         continue;
                     }
+                    open.remove(&input);
                     let frames = pending.remove(&input).unwrap_or_default();
                     self.close(input, frames, &mut claimed, job_tx, result)?;
                 }
@@ -1366,6 +1370,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             || self.rules.past_limit(self.clock.now()))
                     {
                         Counters::add(&self.counters.dropped_after_stop, 1);
+                        open.remove(&input);
                         if self.cut.insert(input) {
                             if delivered.get(&input).is_some_and(|&n| n > 0) {
                                 // A sequence ends with the frames delivered, as `--frames`
@@ -1395,6 +1400,11 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     let count = delivered.entry(input).or_default();
                     frame.meta.index = *count;
                     *count += 1;
+                    if frame.meta.last {
+                        open.remove(&input);
+                    } else {
+                        open.insert(input);
+                    }
                     Counters::add(&self.counters.delivered, 1);
                     result
                         .latency
@@ -1456,11 +1466,10 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         if result.aborted {
             // Each sequence is written with the frames it has (or, written as frame files,
             // reported done), in input order.
-            let mut open: Vec<usize> = delivered.into_keys().collect();
+            let mut open: Vec<usize> = open.into_iter().collect();
             open.sort_unstable();
             for input in open {
-                let done = self.finished.borrow().contains(&input);
-                if !done && !self.failed.contains(&input) && !self.cut.contains(&input) {
+                if !self.failed.contains(&input) && !self.cut.contains(&input) {
                     let frames = pending.remove(&input).unwrap_or_default();
                     self.close(input, frames, &mut claimed, job_tx, result)?;
                 }
