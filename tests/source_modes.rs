@@ -114,7 +114,7 @@ fn check_all(label: &str, processor_for: impl Fn(&Ops) -> Processor) -> usize {
 #[test]
 fn every_source_mode_converts_as_pillow_does_on_the_cpu() {
     let checked = check_all("cpu", |ops| Processor::new(None, ops, 1).expect("cpu"));
-    assert_eq!(checked, 28 * 11 * 2, "28 files × 11 modes × mirror or not");
+    assert_eq!(checked, 30 * 11 * 2, "30 files × 11 modes × mirror or not");
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn every_source_mode_converts_as_pillow_does_on_the_gpu() {
     let checked = check_all("gpu", |ops| {
         Processor::new(Some(ctx.clone()), ops, 2).expect("gpu")
     });
-    assert_eq!(checked, 28 * 11 * 2);
+    assert_eq!(checked, 30 * 11 * 2);
 }
 
 #[test]
@@ -171,6 +171,8 @@ fn files_report_the_mode_pillow_opens_them_in() {
         ("gray16_white_is_zero.tif", "I;16"),
         ("palette.tif", "P"),
         ("palette4.tif", "P"),
+        ("os2_palette.bmp", "P"),
+        ("os2_rgb.bmp", "RGB"),
     ] {
         assert_eq!(kind(file), want, "{file}");
     }

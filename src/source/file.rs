@@ -145,6 +145,14 @@ where
             super::webp_anim::decode(name, reader, limits)
         }
         InputFormat::Png if png.animated => super::apng::decode(name, reader, limits),
+        InputFormat::Bmp if bmp_header_size(&mut reader) == Some(OS2_V2_HEADER) => {
+            let data = os2_as_windows_bmp(reader).ok_or_else(|| Error::Decode {
+                input: name.to_string(),
+                format: format.name().to_string(),
+                reason: "an OS/2 2.x header cut short".to_string(),
+            })?;
+            decode_still(name, format, std::io::Cursor::new(data), limits, png)
+        }
         InputFormat::Svg => Err(Error::Unsupported {
             input: name.to_string(),
             reason: "SVG is not a raster format; use svg::decode".to_string(),
@@ -880,6 +888,43 @@ impl BmpPalette {
             None => SourceMode::Color,
         }
     }
+}
+
+/// The size of an OS/2 2.x BMP's info header, which `image` refuses and Pillow reads as a
+/// Windows one (the 40 bytes they share, then 24 of its own that Pillow skips).
+const OS2_V2_HEADER: u32 = 64;
+
+/// The info header's size of the BMP in `reader` (at its start, where it is left).
+fn bmp_header_size<R: Read + Seek>(reader: &mut R) -> Option<u32> {
+    let mut head = [0u8; 18];
+    let size = reader
+        .read_exact(&mut head)
+        .ok()
+        .filter(|()| &head[..2] == b"BM")
+        .map(|()| u32::from_le_bytes([head[14], head[15], head[16], head[17]]));
+    reader.seek(SeekFrom::Start(0)).ok()?;
+    size
+}
+
+/// An OS/2 2.x BMP rewritten with a 40-byte Windows info header: the 24 bytes after the
+/// first 40 are dropped and the pixel offset and file size moved back by as much.
+fn os2_as_windows_bmp<R: Read>(mut reader: R) -> Option<Vec<u8>> {
+    const DROPPED: u32 = OS2_V2_HEADER - 40;
+    let mut data = Vec::new();
+    reader.read_to_end(&mut data).ok()?;
+    let end = 14 + OS2_V2_HEADER as usize;
+    let mut out = Vec::with_capacity(data.len());
+    out.extend_from_slice(data.get(..14)?);
+    out.extend_from_slice(&40u32.to_le_bytes());
+    out.extend_from_slice(data.get(18..54)?);
+    out.extend_from_slice(data.get(end..)?);
+    let fix = |out: &mut Vec<u8>, at: usize| {
+        let v = u32::from_le_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
+        out[at..at + 4].copy_from_slice(&v.saturating_sub(DROPPED).to_le_bytes());
+    };
+    fix(&mut out, 2); // file size
+    fix(&mut out, 10); // pixel data offset
+    Some(out)
 }
 
 /// Reads a BMP's header and palette as Pillow's BMP reader does (the entry count from the

@@ -3,10 +3,11 @@
 Pillow converts a gray, 16-bit or palette file from its own mode; these files are small
 images in those modes, with a gray+alpha TIFF, a premultiplied RGBA TIFF (which Pillow
 un-premultiplies), 32-bit TIFFs (`I`, `F`, one turned by its Orientation tag, which
-ImageOps.exif_transpose applies first, as Gradio does), RGB PNGs with a tRNS colour (`RGB` with transparency in Pillow) 
-palette BMPs (`L`, `1` or `P` by their palette), a CMYK TIFF, and files Pillow cannot write,
-made by hand: 16-bit premultiplied RGBA TIFF, 16-bit gray+alpha PNG, gray and 16-bit RGB PNGs
-with tRNS values. For each file, mode and mirror (ImageOps.mirror first, or not),
+ImageOps.exif_transpose applies first, as Gradio does), RGB PNGs with a tRNS colour (`RGB`
+with transparency in Pillow), palette BMPs (`L`, `1` or `P` by their palette), a CMYK TIFF,
+palette TIFFs, and files Pillow cannot write, made by hand: 16-bit premultiplied RGBA TIFF,
+16-bit gray+alpha PNG, gray and 16-bit RGB PNGs with tRNS values, a 16-bit WhiteIsZero
+TIFF, a 4-bit palette TIFF, OS/2 2.x BMPs. For each file, mode and mirror (ImageOps.mirror first, or not),
 `pillow.bin` holds `np.asarray(im.convert(mode))` as Gradio's numpy users get it (bool as
 0/255 bytes, I and F little-endian) and, for P, `getpalette()` (RGBA entries when the image
 has transparency); `manifest.json` gives each one's offset and length, shape and dtype.
@@ -124,6 +125,25 @@ def fixtures():
     rows4 = b"".join(bytes((r[i] << 4) | r[i + 1] for i in range(0, W, 2)) for r in i4)
     cmap = (rng.integers(0, 65536, 48)).tolist()
     yield "palette4.tif", None, {"raw_tiff": (1, 4, 3, rows4, None, [(320, 3, cmap)])}
+    # OS/2 2.x BMPs (a 64-byte info header, which Pillow reads as a Windows one): palette
+    # and 24-bit, Pillow's BMPs with the header widened by hand.
+    po = Image.fromarray(rng.integers(0, 40, (H, W), dtype=np.uint8), "L").convert("P")
+    po.putpalette(rng.integers(0, 256, 120, dtype=np.uint8).tolist())
+    yield "os2_palette.bmp", po, {"os2": True}
+    rgb_os2 = Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    yield "os2_rgb.bmp", rgb_os2, {"os2": True}
+
+
+def as_os2_v2(path):
+    """Widens a Windows BMP's 40-byte info header to OS/2 2.x's 64 bytes (24 zero bytes
+    after the shared 40), moving the pixel offset and file size on by as much."""
+    data = bytearray(open(path, "rb").read())
+    assert data[14:18] == struct.pack("<I", 40)
+    size, offset = struct.unpack_from("<I", data, 2)[0], struct.unpack_from("<I", data, 10)[0]
+    out = data[:14] + struct.pack("<I", 64) + data[18:54] + bytes(24) + data[54:]
+    struct.pack_into("<I", out, 2, size + 24)
+    struct.pack_into("<I", out, 10, offset + 24)
+    open(path, "wb").write(out)
 
 
 def with_associated_alpha(path):
@@ -216,6 +236,7 @@ def put(data):
 
 for name, im, save in fixtures():
     associated = save.pop("associated", False)
+    os2 = save.pop("os2", False)
     if "raw_png" in save:
         bits, color_type, rows, trns = save["raw_png"]
         raw_png(name, W, H, bits, color_type, rows, trns)
@@ -226,6 +247,8 @@ for name, im, save in fixtures():
         im.save(name, **save)
     if associated:
         with_associated_alpha(name)
+    if os2:
+        as_os2_v2(name)
     src = ImageOps.exif_transpose(Image.open(name))
     src.load()
     entry = {"file": name, "pillow_mode": src.mode, "outputs": []}
