@@ -690,6 +690,7 @@ impl Pipeline {
             all_or_nothing: !live,
             rules: sink_rules,
             abort,
+            limit_seen: std::cell::OnceCell::new(),
             finished: std::cell::RefCell::new(HashSet::new()),
             failed: HashSet::new(),
             cut: HashSet::new(),
@@ -749,6 +750,11 @@ impl Pipeline {
         Ok(stats(sink_result?, failures, not_reached))
     }
 }
+
+/// How long past its time limit a batch of files waits for a capture that sends nothing
+/// more (one blocked reading an open stdin, or still decoding a huge file) before it ends
+/// without it.
+pub const LIMIT_GRACE: Duration = Duration::from_millis(500);
 
 /// The most frames a pipeline keeps in flight, or batches into one submission: each one holds
 /// a frame's buffers on the GPU (and a channel slot), so far more than this only costs memory.
@@ -1226,6 +1232,8 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     rules: StopRules,
     /// Ends the run now (see [`PipelineBuilder::abort_flag`]).
     abort: Option<Arc<AtomicBool>>,
+    /// When the sink, waiting, first saw the time limit passed.
+    limit_seen: std::cell::OnceCell<Instant>,
     /// Inputs reported done (written or failed).
     finished: std::cell::RefCell<HashSet<usize>>,
     /// Inputs that failed: their frames still coming are dropped.
@@ -1487,22 +1495,37 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         });
     }
 
-    /// The next message for the sink; `None` when the channel is closed, or when the abort
-    /// flag is set (then `aborted` is set too). With an abort flag the channel is polled, so
+    /// The next message for the sink; `None` when the channel is closed, or when the run is
+    /// given up on (then `aborted` is set): the abort flag is set, or a batch of files is
+    /// [`LIMIT_GRACE`] past its time limit and its capture still sends nothing (it is blocked
+    /// in a read, such as an open stdin). The channel is polled when either can happen, so
     /// that a source that sends nothing more cannot keep the sink waiting.
     fn receive(&self, rx: &Receiver<Msg>, aborted: &mut bool) -> Option<Msg> {
-        let Some(abort) = &self.abort else {
+        let timed = self.all_or_nothing && self.rules.time_limit.is_some();
+        if self.abort.is_none() && !timed {
             return rx.recv().ok();
-        };
+        }
         loop {
-            if abort.load(Ordering::Relaxed) {
+            if self
+                .abort
+                .as_ref()
+                .is_some_and(|a| a.load(Ordering::Relaxed))
+            {
                 *aborted = true;
                 return None;
             }
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(msg) => return Some(msg),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if timed && self.rules.past_limit(self.clock.now()) {
+                        let since = *self.limit_seen.get_or_init(Instant::now);
+                        if since.elapsed() >= LIMIT_GRACE {
+                            *aborted = true;
+                            return None;
+                        }
+                    }
+                }
             }
         }
     }
@@ -1594,6 +1617,8 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     self.input_done(done.input, None);
                 }
             }
+            // A file is one failure, however many of its frame files failed.
+            Err(_) if self.all_or_nothing && self.failed.contains(&done.input) => {}
             Err(error) => self.fail(done.input, error, result),
         }
     }

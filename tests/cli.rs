@@ -328,7 +328,7 @@ fn an_unwritable_output_directory_is_an_error_naming_it() {
 fn an_output_named_for_a_format_shutter_does_not_write_is_refused() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "in.png", 4, 4);
-    for name in ["clip.apng", "x.SVG", "x.avif"] {
+    for name in ["clip.apng", "x.SVG", "x.avif", "x.svgz", "x.icns", "x.jpx"] {
         let dst = tmp.path().join(name);
         let out = shutter(&["run", s(&src), "-o", s(&dst), "--device", "cpu"]);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
@@ -355,6 +355,7 @@ fn out_file_extension_picks_the_format() {
         ("x.tiff", image::ImageFormat::Tiff),
         ("x.webp", image::ImageFormat::WebP),
         ("x.jfif", image::ImageFormat::Jpeg),
+        ("x.dib", image::ImageFormat::Bmp),
     ] {
         let dst = tmp.path().join(name);
         let out = shutter(&["run", s(&src), "-o", s(&dst), "--device", "cpu"]);
@@ -472,6 +473,41 @@ fn a_sequence_cut_to_one_frame_is_still_written_as_a_sequence() {
     let out = shutter(&["run", s(&still), "-o", s(&npy), "--device", "cpu"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(shape(&npy), "4, 5, 3");
+}
+
+#[test]
+fn an_animation_whose_frame_files_fail_is_one_failure() {
+    let tmp = TempDir::new().unwrap();
+    let gif = tmp.path().join("anim.gif");
+    animated_gif(&gif, 6);
+    let out_dir = tmp.path().join("out");
+    // Directories where frames 1 to 4 would go: each of those writes fails.
+    for k in 1..5 {
+        std::fs::create_dir_all(out_dir.join(format!("anim_{k:05}.png"))).unwrap();
+    }
+    let out = shutter(&[
+        "run",
+        s(&gif),
+        "--format",
+        "png",
+        "--in-flight",
+        "4",
+        "--json",
+        "-o",
+        s(&out_dir),
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["failures"].as_array().map(Vec::len), Some(1), "{json}");
+    let errors = stderr(&out)
+        .lines()
+        .filter(|l| l.contains("error:"))
+        .count();
+    assert_eq!(errors, 1, "{}", stderr(&out));
+    // All or nothing: frame 0, written first, is removed again.
+    assert!(!out_dir.join("anim_00000.png").exists());
 }
 
 #[test]

@@ -318,3 +318,49 @@ fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
     assert_eq!(json["not_reached"], 1, "{json}");
     assert_eq!(json["failures"].as_array().map(Vec::len), Some(0), "{json}");
 }
+
+#[test]
+fn a_time_limit_ends_a_run_whose_stdin_stays_open() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    // A producer that sends a few bytes and then neither more nor EOF: the limit still ends
+    // the run (shortly after it), the input not reached.
+    let tmp = TempDir::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args([
+            "run",
+            "-",
+            "--time-limit",
+            "0.2",
+            "--json",
+            "--device",
+            "cpu",
+            "-o",
+        ])
+        .arg(tmp.path().join("out"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shutter");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\x89PNG\r\n\x1a\n").unwrap();
+    // stdin is held open until shutter has exited (or the test gives up on it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end within 60 s of its 0.2 s limit");
+        }
+        std::thread::yield_now();
+    };
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the JSON object");
+    assert_eq!(json["not_reached"], 1, "{json}");
+    assert_eq!(json["written"].as_array().map(Vec::len), Some(0), "{json}");
+}

@@ -50,14 +50,17 @@ pub fn gif_speed(pixels: usize) -> i32 {
 }
 /// The format names [`Format::from_name`] accepts.
 pub const FORMAT_NAMES: &[&str] = &[
-    "webp", "png", "jpeg", "jpg", "jpe", "jfif", "gif", "bmp", "tiff", "tif", "npy",
+    "webp", "png", "jpeg", "jpg", "jpe", "jfif", "gif", "bmp", "dib", "tiff", "tif", "npy",
 ];
 
 /// Extensions of image formats shutter does not write: an output name ending in one is
 /// refused rather than taken for a directory.
 pub const UNWRITTEN_EXTENSIONS: &[&str] = &[
-    "apng", "avif", "dds", "eps", "exr", "hdr", "heic", "heif", "ico", "j2k", "jp2", "jxl", "pbm",
-    "pcx", "pdf", "pgm", "pnm", "ppm", "psd", "qoi", "svg", "tga", "xbm",
+    "apng", "avif", "avifs", "blp", "bw", "cur", "dcx", "dds", "emf", "eps", "exr", "fits", "flc",
+    "fli", "ftex", "gbr", "hdr", "heic", "heif", "icb", "icns", "ico", "im", "j2c", "j2k", "jp2",
+    "jpc", "jpf", "jpx", "jxl", "jxr", "mpo", "msp", "pbm", "pcd", "pcx", "pdf", "pfm", "pgm",
+    "pnm", "ppm", "ps", "psd", "pxr", "qoi", "ras", "rgb", "rgba", "sgi", "svg", "svgz", "tga",
+    "vda", "vst", "wdp", "wmf", "xbm", "xpm",
 ];
 
 /// An output file format and its settings.
@@ -135,11 +138,11 @@ impl Format {
                 };
                 Format::Jpeg { quality }
             }
-            "png" | "gif" | "bmp" | "tiff" | "tif" | "npy" => {
+            "png" | "gif" | "bmp" | "dib" | "tiff" | "tif" | "npy" => {
                 let format = match lower.as_str() {
                     "png" => Format::Png,
                     "gif" => Format::Gif,
-                    "bmp" => Format::Bmp,
+                    "bmp" | "dib" => Format::Bmp,
                     "npy" => Format::Npy,
                     _ => Format::Tiff,
                 };
