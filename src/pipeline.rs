@@ -1271,6 +1271,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 let format = format.unwrap_or_default();
                 // A file's job not started when a stop rule fires is not started at all.
                 let rules = self.all_or_nothing.then(|| self.rules.clone());
+                let abort = self.abort.clone();
                 scope.spawn(move || {
                     for job in job_rx {
                         let first = job.frames.first().map_or(0, |f| f.meta.index);
@@ -1292,7 +1293,18 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             }
                             continue;
                         }
-                        let result = encode::encode(&format, &job.frames)
+                        // A stop (an abort, for a stream) that comes while a long GIF is
+                        // being encoded ends it with the frames done; a job started after
+                        // one (the end of a cut sequence) is written whole.
+                        let stop_now = || {
+                            rules
+                                .as_ref()
+                                .is_some_and(|r| r.stopped() || r.past_limit(clock.now()))
+                                || abort.as_ref().is_some_and(|a| a.load(Ordering::Relaxed))
+                        };
+                        let stopped_before = stop_now();
+                        let stop = || !stopped_before && stop_now();
+                        let result = encode::encode_until(&format, &job.frames, &stop)
                             .map_err(|reason| Error::Encode {
                                 output: job.path.display().to_string(),
                                 format: format.extension().to_string(),

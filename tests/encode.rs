@@ -395,6 +395,33 @@ fn still_gif_round_trips() {
 }
 
 #[test]
+fn a_gif_stopped_while_encoding_keeps_the_frames_done() {
+    // The stop is asked before each frame after the first: here it says yes on its third
+    // call, so frames 0, 1 and 2 are written, in RGB (quantised) and in P alike.
+    for mode in [None, Some(ImageMode::P)] {
+        let frames: Vec<Frame> = (0..6)
+            .map(|k| {
+                let frame = few_colours(k, Some(Duration::from_millis(50)));
+                mode.map_or(frame.clone(), |m| in_mode(frame, m))
+            })
+            .collect();
+        let calls = std::cell::Cell::new(0);
+        let stop = || {
+            calls.set(calls.get() + 1);
+            calls.get() >= 3
+        };
+        let bytes = encode::encode_until(&Format::Gif, &frames, &stop).unwrap();
+        let decoder = GifDecoder::new(std::io::Cursor::new(&bytes)).unwrap();
+        let decoded = decoder.into_frames().collect_frames().unwrap();
+        assert_eq!(decoded.len(), 3, "{mode:?}");
+        // Stopped before the second frame: still a GIF, of the first frame alone.
+        let bytes = encode::encode_until(&Format::Gif, &frames, &|| true).unwrap();
+        let decoder = GifDecoder::new(std::io::Cursor::new(&bytes)).unwrap();
+        assert_eq!(decoder.into_frames().count(), 1, "{mode:?}");
+    }
+}
+
+#[test]
 fn animated_gif_keeps_frames_and_delays() {
     let frames = vec![
         few_colours(0, Some(Duration::from_millis(40))),

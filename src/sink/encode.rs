@@ -311,6 +311,20 @@ impl Format {
 /// format cannot hold, or the encoder's own failure (for example WebP beyond 16383 pixels a
 /// side, GIF beyond 65535).
 pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
+    encode_until(format, frames, &|| false)
+}
+
+/// [`encode`], for a run that may stop while a long animation is being encoded: a GIF stops
+/// at the first frame after `stop` says so and is written with the frames before it (at
+/// least one). Other formats are written whole.
+///
+/// # Errors
+/// As [`encode`].
+pub fn encode_until(
+    format: &Format,
+    frames: &[Frame],
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<u8>, String> {
     if frames.is_empty() {
         return Err("no frames to encode".to_string());
     }
@@ -350,7 +364,7 @@ pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
     }
     match *format {
         Format::Npy => return npy_bytes(&images, frames[0].meta.sequence),
-        Format::Gif => return gif(frames, &images),
+        Format::Gif => return gif(frames, &images, stop),
         Format::Tiff => return tiff(img),
         Format::Jpeg { quality } => return jpeg(img, quality),
         Format::Png if img.mode == ImageMode::P => return png_indexed(img),
@@ -819,10 +833,14 @@ fn gif_repeat(frames: &[Frame]) -> Option<gif::Repeat> {
 /// A still GIF for one frame; an animation for several, playing as [`gif_repeat`] says. P
 /// images keep their palette (and indices) exactly; other modes are quantised by `image`'s
 /// encoder.
-fn gif(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, String> {
+fn gif(
+    frames: &[Frame],
+    images: &[Cow<'_, ModeImage>],
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<u8>, String> {
     let first = &images[0];
     if first.mode == ImageMode::P {
-        return gif_indexed(frames, images);
+        return gif_indexed(frames, images, stop);
     }
     let mut out = Vec::new();
     {
@@ -837,7 +855,10 @@ fn gif(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, Strin
         if let Some(repeat) = repeat {
             encoder.set_repeat(repeat).map_err(|e| one_line(&e))?;
         }
-        for (img, delay) in images.iter().zip(gif_delays(frames)) {
+        for (k, (img, delay)) in images.iter().zip(gif_delays(frames)).enumerate() {
+            if k > 0 && stop() {
+                break;
+            }
             let buffer = RgbaImage::from_raw(img.width, img.height, to_rgba(img)?)
                 .ok_or_else(|| "frame buffer does not match its size".to_string())?;
             let delay = if images.len() > 1 {
@@ -855,7 +876,11 @@ fn gif(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, Strin
 
 /// GIF frames straight from P indices: each frame carries its own palette; an RGBA palette's
 /// first fully transparent entry becomes the transparent index.
-fn gif_indexed(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8>, String> {
+fn gif_indexed(
+    frames: &[Frame],
+    images: &[Cow<'_, ModeImage>],
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<u8>, String> {
     let first = &images[0];
     let (Ok(w), Ok(h)) = (u16::try_from(first.width), u16::try_from(first.height)) else {
         return Err(format!(
@@ -869,7 +894,10 @@ fn gif_indexed(frames: &[Frame], images: &[Cow<'_, ModeImage>]) -> Result<Vec<u8
         if let Some(repeat) = gif_repeat(frames).filter(|_| images.len() > 1) {
             encoder.set_repeat(repeat).map_err(|e| one_line(&e))?;
         }
-        for (img, delay) in images.iter().zip(gif_delays(frames)) {
+        for (k, (img, delay)) in images.iter().zip(gif_delays(frames)).enumerate() {
+            if k > 0 && stop() {
+                break;
+            }
             let ModeData::U8(indices) = &img.data else {
                 return Err("P image without 8-bit indices".to_string());
             };
