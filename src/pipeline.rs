@@ -1178,6 +1178,8 @@ struct Job {
     input: usize,
     path: PathBuf,
     frames: Vec<Frame>,
+    /// Each frame's capture-to-sink latency, recorded once the file is written.
+    latencies: Vec<Duration>,
     /// True when this job writes the input's last output.
     closes_input: bool,
     /// True when this job writes one frame of an input written as one file per frame.
@@ -1196,6 +1198,8 @@ struct JobDone {
     /// Not started, as the run had stopped: the index of the job's first frame, and how many
     /// frames it had.
     skipped: Option<(usize, u64)>,
+    /// The job's frames' latencies, for a job that wrote its file.
+    latencies: Vec<Duration>,
 }
 
 struct SinkResult {
@@ -1287,6 +1291,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                                 closes_input: job.closes_input,
                                 one_of_many: job.one_of_many,
                                 skipped: Some((first, job.frames.len() as u64)),
+                                latencies: Vec::new(),
                             };
                             if done_tx.send(done).is_err() {
                                 return;
@@ -1318,6 +1323,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             closes_input: job.closes_input,
                             one_of_many: job.one_of_many,
                             skipped: None,
+                            latencies: job.latencies,
                         };
                         if done_tx.send(done).is_err() {
                             return;
@@ -1348,7 +1354,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         result: &mut SinkResult,
     ) -> Result<()> {
         // Frames of multi-frame inputs waiting for their last frame (formats that animate).
-        let mut pending: HashMap<usize, Vec<Frame>> = HashMap::new();
+        let mut pending: HashMap<usize, Vec<(Frame, Duration)>> = HashMap::new();
         // Frames delivered per input: live frames are numbered by delivery, not capture.
         let mut delivered: HashMap<usize, usize> = HashMap::new();
         // Inputs with frames delivered and more to come (what an abort must close).
@@ -1426,10 +1432,11 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         open.insert(input);
                     }
                     Counters::add(&self.counters.delivered, 1);
-                    result
-                        .latency
-                        .record(self.clock.now().saturating_sub(frame.meta.timestamp));
+                    // A frame handed to the callback is delivered now; one only encoded is
+                    // delivered when its file is written (a job a stop skips is not).
+                    let latency = self.clock.now().saturating_sub(frame.meta.timestamp);
                     if let Some(callback) = &mut self.on_frame {
+                        result.latency.record(latency);
                         callback(&frame).map_err(Error::User)?;
                     }
                     let Some(namer) = &self.namer else {
@@ -1444,6 +1451,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             input,
                             path: namer.path(input, None),
                             frames: vec![frame],
+                            latencies: vec![latency],
                             closes_input: true,
                             one_of_many: false,
                             ends_cut_sequence: false,
@@ -1451,14 +1459,22 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     } else if namer.format.holds_many_frames() {
                         let last = frame.meta.last;
                         let frames = pending.entry(input).or_default();
-                        frames.push(frame);
-                        last.then(|| Job {
-                            input,
-                            path: namer.path(input, None),
-                            frames: pending.remove(&input).unwrap_or_default(),
-                            closes_input: true,
-                            one_of_many: false,
-                            ends_cut_sequence: false,
+                        frames.push((frame, latency));
+                        last.then(|| {
+                            let (frames, latencies) = pending
+                                .remove(&input)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .unzip();
+                            Job {
+                                input,
+                                path: namer.path(input, None),
+                                frames,
+                                latencies,
+                                closes_input: true,
+                                one_of_many: false,
+                                ends_cut_sequence: false,
+                            }
                         })
                     } else {
                         Some(Job {
@@ -1468,6 +1484,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             one_of_many: true,
                             ends_cut_sequence: false,
                             frames: vec![frame],
+                            latencies: vec![latency],
                         })
                     };
                     let Some(job) = job else {
@@ -1547,17 +1564,19 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     fn close(
         &mut self,
         input: usize,
-        frames: Vec<Frame>,
+        timed: Vec<(Frame, Duration)>,
         claimed: &mut HashMap<PathBuf, usize>,
         job_tx: &Sender<Job>,
         result: &mut SinkResult,
     ) -> Result<()> {
         match &self.namer {
-            Some(namer) if !frames.is_empty() => {
+            Some(namer) if !timed.is_empty() => {
+                let (frames, latencies) = timed.into_iter().unzip();
                 let job = Job {
                     input,
                     path: namer.path(input, None),
                     frames,
+                    latencies,
                     closes_input: true,
                     one_of_many: false,
                     ends_cut_sequence: true,
@@ -1604,6 +1623,12 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 result.not_reached += 1;
             }
             return;
+        }
+        // Frames only encoded are delivered now (a callback's were when it was called).
+        if done.result.is_ok() && self.on_frame.is_none() {
+            for &latency in &done.latencies {
+                result.latency.record(latency);
+            }
         }
         match done.result {
             Ok(()) if done.one_of_many && self.all_or_nothing => {

@@ -696,3 +696,40 @@ fn the_abort_flag_ends_a_run_whose_source_hangs_and_keeps_the_frames_it_got() {
         drop(release); // the capture thread ends
     }
 }
+
+#[test]
+fn latency_is_measured_for_the_frames_delivered_and_no_others() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = TempDir::new().unwrap();
+    let paths: Vec<PathBuf> = (0..12)
+        .map(|k| noisy_png(tmp.path(), &format!("q{k:02}.png"), 160, 120, k))
+        .collect();
+    // No callback: a frame is delivered when its file is written. The first file written
+    // stops the run, so frames decoded ahead are dropped, or their jobs skipped (GIFs of
+    // noise, quantised by one encoder thread, queue up behind it).
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let stats = Pipeline::builder()
+        .sources(paths.iter().cloned().map(Source::Path))
+        .device(DeviceChoice::Cpu)
+        .in_flight(4)
+        .stop_flag(stop)
+        .output(Output::Dir(tmp.path().join("out")), Format::Gif)
+        .encoder_threads(1)
+        .on_event(move |event| {
+            if matches!(
+                event,
+                shutter::pipeline::Event::InputDone { error: None, .. }
+            ) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    let measured = stats.latency.map_or(0, |l| l.count);
+    assert_eq!(measured, stats.delivered, "{stats:?}");
+    assert_eq!(stats.delivered as usize, stats.written.len(), "{stats:?}");
+    assert_eq!(stats.written.len() + stats.not_reached, 12, "{stats:?}");
+}
