@@ -1189,6 +1189,27 @@ struct Job {
     ends_cut_sequence: bool,
 }
 
+impl Job {
+    /// The job writing all of input `input`'s frames (with their latencies) into one file.
+    fn whole(
+        input: usize,
+        path: PathBuf,
+        timed: Vec<(Frame, Duration)>,
+        ends_cut_sequence: bool,
+    ) -> Job {
+        let (frames, latencies) = timed.into_iter().unzip();
+        Job {
+            input,
+            path,
+            frames,
+            latencies,
+            closes_input: true,
+            one_of_many: false,
+            ends_cut_sequence,
+        }
+    }
+}
+
 struct JobDone {
     input: usize,
     path: PathBuf,
@@ -1461,20 +1482,8 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         let frames = pending.entry(input).or_default();
                         frames.push((frame, latency));
                         last.then(|| {
-                            let (frames, latencies) = pending
-                                .remove(&input)
-                                .unwrap_or_default()
-                                .into_iter()
-                                .unzip();
-                            Job {
-                                input,
-                                path: namer.path(input, None),
-                                frames,
-                                latencies,
-                                closes_input: true,
-                                one_of_many: false,
-                                ends_cut_sequence: false,
-                            }
+                            let timed = pending.remove(&input).unwrap_or_default();
+                            Job::whole(input, namer.path(input, None), timed, false)
                         })
                     } else {
                         Some(Job {
@@ -1571,16 +1580,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     ) -> Result<()> {
         match &self.namer {
             Some(namer) if !timed.is_empty() => {
-                let (frames, latencies) = timed.into_iter().unzip();
-                let job = Job {
-                    input,
-                    path: namer.path(input, None),
-                    frames,
-                    latencies,
-                    closes_input: true,
-                    one_of_many: false,
-                    ends_cut_sequence: true,
-                };
+                let job = Job::whole(input, namer.path(input, None), timed, true);
                 if let Err(error) = claim(claimed, &job, self.names) {
                     self.fail(input, error, result);
                 } else if job_tx.send(job).is_err() {

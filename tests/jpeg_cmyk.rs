@@ -85,35 +85,29 @@ fn every_mode_converts_from_the_inks_as_from_a_cmyk_tiff() {
         .map_or("cpu", |_| "gpu");
     for (file, tolerance, _) in FILES {
         let jpeg = dir().join(file);
+        let cmyk_to = |out: &Path| {
+            let args = [
+                "run",
+                s(&jpeg),
+                "--device",
+                "cpu",
+                "--mode",
+                "CMYK",
+                "-o",
+                s(out),
+            ];
+            let run = shutter(&args);
+            assert!(run.status.success(), "{}", stderr(&run));
+        };
         // `--mode CMYK` gives the file's inks (an npy's header is 128 bytes here).
         let npy = tmp.path().join(format!("{file}.npy"));
-        let out = shutter(&[
-            "run",
-            s(&jpeg),
-            "--device",
-            "cpu",
-            "--mode",
-            "CMYK",
-            "-o",
-            s(&npy),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        cmyk_to(&npy);
         let array = std::fs::read(&npy).expect("npy");
         let (worst, _) = distance(&array[128..], &pillow(file, "cmyk"));
         assert!(worst <= tolerance, "{file}: --mode CMYK off by {worst}");
         // The same inks in a CMYK TIFF, which tests/source_modes.rs checks against Pillow.
         let tiff = tmp.path().join(format!("{file}.tif"));
-        let out = shutter(&[
-            "run",
-            s(&jpeg),
-            "--device",
-            "cpu",
-            "--mode",
-            "CMYK",
-            "-o",
-            s(&tiff),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        cmyk_to(&tiff);
         for (mode, device, mirror) in [
             ("1", "cpu", false),
             ("L", gpu, true),
