@@ -252,11 +252,32 @@ fn sigterm_ends_a_stream_cleanly_like_ctrl_c() {
     }
 }
 
+/// `shutter run - --json --device cpu EXTRA -o OUT` with its stdin a pipe the test writes to,
+/// and its stdout and stderr piped.
+fn run_on_piped_stdin(
+    extra: &[&str],
+    out: &std::path::Path,
+) -> (std::process::Child, std::process::ChildStdin) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args(["run", "-", "--json", "--device", "cpu"])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shutter");
+    let stdin = child.stdin.take().expect("a piped stdin");
+    (child, stdin)
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use std::time::{Duration, Instant};
     // In a terminal Ctrl-C reaches the program feeding stdin too, which dies: shutter then
     // reads data cut short. That is the interruption (exit 130), not a corrupt input.
@@ -266,15 +287,7 @@ fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
         .save(&png)
         .unwrap();
     let bytes = std::fs::read(&png).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shutter"))
-        .args(["run", "-", "--json", "--device", "cpu", "-o"])
-        .arg(tmp.path().join("out"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start shutter");
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin) = run_on_piped_stdin(&[], &tmp.path().join("out"));
     stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
     // Signal only once the capture thread waits in read(2) on stdin (syscall 0, fd 0), the
     // handler being in place before the pipeline starts.
@@ -322,28 +335,11 @@ fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
 #[test]
 fn a_time_limit_ends_a_run_whose_stdin_stays_open() {
     use std::io::Write;
-    use std::process::{Command, Stdio};
     // A producer that sends a few bytes and then neither more nor EOF: the limit still ends
     // the run (shortly after it), the input not reached.
     let tmp = TempDir::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shutter"))
-        .args([
-            "run",
-            "-",
-            "--time-limit",
-            "0.2",
-            "--json",
-            "--device",
-            "cpu",
-            "-o",
-        ])
-        .arg(tmp.path().join("out"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start shutter");
-    let mut stdin = child.stdin.take().unwrap();
+    let (mut child, mut stdin) =
+        run_on_piped_stdin(&["--time-limit", "0.2"], &tmp.path().join("out"));
     stdin.write_all(b"\x89PNG\r\n\x1a\n").unwrap();
     // stdin is held open until shutter has exited (or the test gives up on it).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -725,50 +725,31 @@ fn set_black_is_zero(data: &mut [u8]) -> bool {
         Some(b"MM") => false,
         _ => return false,
     };
-    let u16_at = |d: &[u8], at: usize| {
-        d.get(at..at + 2).map(|b| {
-            let b = [b[0], b[1]];
+    // The `n`-byte unsigned value at `at`, in the file's byte order.
+    let uint_at = |d: &[u8], at: usize, n: usize| {
+        d.get(at..at + n).map(|b| {
+            let fold = |v: u64, &x: &u8| v << 8 | u64::from(x);
             if little {
-                u16::from_le_bytes(b)
+                b.iter().rev().fold(0, fold)
             } else {
-                u16::from_be_bytes(b)
+                b.iter().fold(0, fold)
             }
         })
     };
-    let u32_at = |d: &[u8], at: usize| {
-        d.get(at..at + 4).map(|b| {
-            let b = [b[0], b[1], b[2], b[3]];
-            if little {
-                u32::from_le_bytes(b)
-            } else {
-                u32::from_be_bytes(b)
-            }
-        })
-    };
-    let u64_at = |d: &[u8], at: usize| {
-        d.get(at..at + 8).map(|b| {
-            let mut a = [0; 8];
-            a.copy_from_slice(b);
-            if little {
-                u64::from_le_bytes(a)
-            } else {
-                u64::from_be_bytes(a)
-            }
-        })
-    };
+    let u16_at = |d: &[u8], at: usize| uint_at(d, at, 2).map(|v| v as u16);
     // Classic TIFF: 4-byte offsets, 2-byte entry count, 12-byte entries; BigTIFF: 8, 8, 20.
     let (ifd, count, first, size, value) = match u16_at(data, 2) {
         Some(42) => {
-            let Some(ifd) = u32_at(data, 4).map(|v| v as usize) else {
+            let Some(ifd) = uint_at(data, 4, 4).and_then(|v| usize::try_from(v).ok()) else {
                 return false;
             };
             (ifd, u16_at(data, ifd).map(usize::from), 2, 12, 8)
         }
         Some(43) => {
-            let Some(ifd) = u64_at(data, 8).and_then(|v| usize::try_from(v).ok()) else {
+            let Some(ifd) = uint_at(data, 8, 8).and_then(|v| usize::try_from(v).ok()) else {
                 return false;
             };
-            let count = u64_at(data, ifd).and_then(|v| usize::try_from(v).ok());
+            let count = uint_at(data, ifd, 8).and_then(|v| usize::try_from(v).ok());
             (ifd, count, 8, 20, 12)
         }
         _ => return false,
