@@ -368,6 +368,8 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         }
         if on_second.swap(true, Ordering::Relaxed) {
             eprintln!("shutter: interrupted a third time; exiting now");
+            // A GIF or npy of a stream being written leaves no temp file behind.
+            shutter::sink::encode::remove_temp_files();
             std::process::exit(130);
         }
         eprintln!("shutter: interrupted again; ending now (once more to exit at once)");

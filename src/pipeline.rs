@@ -31,6 +31,7 @@ use crate::frame::{Frame, FrameMeta};
 use crate::mode::{Dither, ImageMode};
 use crate::ops::{Filter, Ops};
 use crate::sink::encode::{self, Format};
+use crate::sink::sequence::SequenceWriter;
 use crate::source::live::{Clock, FrameGrabber, SystemClock};
 use crate::source::{self, DecodeLimits, Input, Source};
 use crate::stream::{Counters, Drops, FramePolicy, Latency, LatencyHistogram, Link, Sent};
@@ -756,6 +757,11 @@ impl Pipeline {
 /// without it.
 pub const LIMIT_GRACE: Duration = Duration::from_millis(500);
 
+/// Frames queued for a sequence's writer (a GIF or npy being written frame by frame). When
+/// the writer is slower than the source, the sink waits for it, and a live source's frames
+/// are dropped before the sink (`--policy`), rather than piling up in memory.
+const SEQUENCE_QUEUE: usize = 2;
+
 /// The most frames a pipeline keeps in flight, or batches into one submission: each one holds
 /// a frame's buffers on the GPU (and a channel slot), so far more than this only costs memory.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -1184,28 +1190,31 @@ struct Job {
     closes_input: bool,
     /// True when this job writes one frame of an input written as one file per frame.
     one_of_many: bool,
-    /// Ends a sequence the run stopped in the middle of (written with the frames it got):
-    /// started even after the stop, unlike the jobs queued behind it.
-    ends_cut_sequence: bool,
+    /// A sequence written as one file (a GIF or npy of an animation or a stream): its frames
+    /// come here one by one (none are in `frames`), and are encoded as they come.
+    feed: Option<Receiver<Feed>>,
+}
+
+/// What the sink sends a sequence's job ([`Job::feed`]).
+enum Feed {
+    /// The next frame, with its capture-to-sink latency.
+    Frame(Box<Frame>, Duration),
+    /// The sequence is complete (or cut by a stop): write the file. A feed that ends without
+    /// one (the input failed, the run broke off) leaves no file.
+    Close,
 }
 
 impl Job {
-    /// The job writing all of input `input`'s frames (with their latencies) into one file.
-    fn whole(
-        input: usize,
-        path: PathBuf,
-        timed: Vec<(Frame, Duration)>,
-        ends_cut_sequence: bool,
-    ) -> Job {
-        let (frames, latencies) = timed.into_iter().unzip();
+    /// The job writing input `input`'s frames, which come through `feed`, into one file.
+    fn sequence(input: usize, path: PathBuf, feed: Receiver<Feed>) -> Job {
         Job {
             input,
             path,
-            frames,
-            latencies,
+            frames: Vec::new(),
+            latencies: Vec::new(),
             closes_input: true,
             one_of_many: false,
-            ends_cut_sequence,
+            feed: Some(feed),
         }
     }
 }
@@ -1221,6 +1230,92 @@ struct JobDone {
     skipped: Option<(usize, u64)>,
     /// The job's frames' latencies, for a job that wrote its file.
     latencies: Vec<Duration>,
+    /// Frames of a sequence the job received but did not write, as the run had stopped.
+    unwritten: u64,
+    /// A sequence whose feed ended without [`Feed::Close`]: nothing was written, and the
+    /// input's failure (if any) is reported by the sink.
+    cancelled: bool,
+}
+
+impl JobDone {
+    /// The report of `job`, done with `result`.
+    fn of(job: Job, result: Result<()>) -> JobDone {
+        JobDone {
+            input: job.input,
+            path: job.path,
+            result,
+            closes_input: job.closes_input,
+            one_of_many: job.one_of_many,
+            skipped: None,
+            latencies: job.latencies,
+            unwritten: 0,
+            cancelled: false,
+        }
+    }
+}
+
+/// Writes the sequence `job` whose frames come through `feed`, each encoded as it comes,
+/// into its file (through a temp file, renamed at [`Feed::Close`]). Once `stop` says so, the
+/// frames still coming are taken but not written, and the file ends with those before.
+fn write_sequence(
+    format: &Format,
+    mut job: Job,
+    feed: &Receiver<Feed>,
+    stop: &dyn Fn() -> bool,
+) -> JobDone {
+    let encode_error = |reason: String| Error::Encode {
+        output: job.path.display().to_string(),
+        format: format.extension().to_string(),
+        reason,
+    };
+    let mut file = match encode::AtomicFile::create(&job.path) {
+        Ok(file) => file,
+        Err(error) => return JobDone::of(job, Err(error)),
+    };
+    let mut writer = match SequenceWriter::new(*format, std::io::BufWriter::new(file.file())) {
+        Ok(writer) => writer,
+        Err(reason) => {
+            let error = encode_error(reason);
+            return JobDone::of(job, Err(error));
+        }
+    };
+    let mut unwritten = 0u64;
+    let mut closed = false;
+    for message in feed {
+        match message {
+            Feed::Close => {
+                closed = true;
+                break;
+            }
+            Feed::Frame(..) if unwritten > 0 || (writer.frames() > 0 && stop()) => unwritten += 1,
+            Feed::Frame(frame, latency) => {
+                if let Err(reason) = writer.push(&frame) {
+                    let error = encode_error(reason);
+                    return JobDone::of(job, Err(error));
+                }
+                job.latencies.push(latency);
+            }
+        }
+    }
+    if !closed {
+        return JobDone {
+            cancelled: true,
+            ..JobDone::of(job, Ok(()))
+        };
+    }
+    let result = writer
+        .finish()
+        .map_err(encode_error)
+        .and_then(|out| {
+            out.into_inner()
+                .map(drop)
+                .map_err(|e| Error::io(&job.path, e.into_error()))
+        })
+        .and_then(|()| file.commit());
+    JobDone {
+        unwritten,
+        ..JobDone::of(job, result)
+    }
 }
 
 struct SinkResult {
@@ -1298,54 +1393,45 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 let rules = self.all_or_nothing.then(|| self.rules.clone());
                 let abort = self.abort.clone();
                 scope.spawn(move || {
-                    for job in job_rx {
+                    for mut job in job_rx {
+                        if let Some(feed) = job.feed.take() {
+                            // A sequence's frames were delivered when they were fed: each is
+                            // written, unless the run is aborted (a second Ctrl-C) while the
+                            // job runs; then it ends with the frames done.
+                            let aborted =
+                                || abort.as_ref().is_some_and(|a| a.load(Ordering::Relaxed));
+                            let aborted_before = aborted();
+                            let stop = || !aborted_before && aborted();
+                            let done = write_sequence(&format, job, &feed, &stop);
+                            drop(feed);
+                            if done_tx.send(done).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                         let first = job.frames.first().map_or(0, |f| f.meta.index);
-                        if !job.ends_cut_sequence
-                            && rules
-                                .as_ref()
-                                .is_some_and(|r| r.stopped() || r.past_limit(clock.now()))
+                        // A file's job not started when a stop rule fires is not started.
+                        if rules
+                            .as_ref()
+                            .is_some_and(|r| r.stopped() || r.past_limit(clock.now()))
                         {
                             let done = JobDone {
-                                input: job.input,
-                                path: job.path,
-                                result: Ok(()),
-                                closes_input: job.closes_input,
-                                one_of_many: job.one_of_many,
                                 skipped: Some((first, job.frames.len() as u64)),
-                                latencies: Vec::new(),
+                                ..JobDone::of(job, Ok(()))
                             };
                             if done_tx.send(done).is_err() {
                                 return;
                             }
                             continue;
                         }
-                        // A stop (an abort, for a stream) that comes while a long GIF is
-                        // being encoded ends it with the frames done; a job started after
-                        // one (the end of a cut sequence) is written whole.
-                        let stop_now = || {
-                            rules
-                                .as_ref()
-                                .is_some_and(|r| r.stopped() || r.past_limit(clock.now()))
-                                || abort.as_ref().is_some_and(|a| a.load(Ordering::Relaxed))
-                        };
-                        let stopped_before = stop_now();
-                        let stop = || !stopped_before && stop_now();
-                        let result = encode::encode_until(&format, &job.frames, &stop)
+                        let result = encode::encode(&format, &job.frames)
                             .map_err(|reason| Error::Encode {
                                 output: job.path.display().to_string(),
                                 format: format.extension().to_string(),
                                 reason,
                             })
                             .and_then(|bytes| encode::write_atomic(&job.path, &bytes));
-                        let done = JobDone {
-                            input: job.input,
-                            path: job.path,
-                            result,
-                            closes_input: job.closes_input,
-                            one_of_many: job.one_of_many,
-                            skipped: None,
-                            latencies: job.latencies,
-                        };
+                        let done = JobDone::of(job, result);
                         if done_tx.send(done).is_err() {
                             return;
                         }
@@ -1374,8 +1460,11 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         done_rx: &Receiver<JobDone>,
         result: &mut SinkResult,
     ) -> Result<()> {
-        // Frames of multi-frame inputs waiting for their last frame (formats that animate).
-        let mut pending: HashMap<usize, Vec<(Frame, Duration)>> = HashMap::new();
+        // The feeds of the sequences being written as one file each, by input. Inputs come in
+        // order, so one is open at a time: its job never waits for a pool thread held by
+        // another sequence still taking frames. A feed whose writer failed stays here until
+        // the input ends, so that its frames are dropped rather than start a second file.
+        let mut streams: HashMap<usize, Sender<Feed>> = HashMap::new();
         // Frames delivered per input: live frames are numbered by delivery, not capture.
         let mut delivered: HashMap<usize, usize> = HashMap::new();
         // Inputs with frames delivered and more to come (what an abort must close).
@@ -1391,7 +1480,8 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             match msg {
                 Msg::Failed { input, .. } | Msg::End { input } if self.cut.contains(&input) => {}
                 Msg::Failed { input, error } => {
-                    pending.remove(&input);
+                    // The feed ends without a close: the file is not written.
+                    streams.remove(&input);
                     self.failed.insert(input);
                     self.fail(input, error, result);
                 }
@@ -1401,8 +1491,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         continue;
                     }
                     open.remove(&input);
-                    let frames = pending.remove(&input).unwrap_or_default();
-                    self.close(input, frames, &mut claimed, job_tx, result)?;
+                    self.close(input, &mut streams);
                 }
                 Msg::Frame(mut frame) => {
                     let input = frame.meta.input;
@@ -1422,8 +1511,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             if delivered.get(&input).is_some_and(|&n| n > 0) {
                                 // A sequence ends with the frames delivered, as `--frames`
                                 // ends it.
-                                let frames = pending.remove(&input).unwrap_or_default();
-                                self.close(input, frames, &mut claimed, job_tx, result)?;
+                                self.close(input, &mut streams);
                             } else {
                                 result.not_reached += 1;
                             }
@@ -1467,40 +1555,54 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         continue;
                     };
                     let single = !frame.meta.sequence && frame.meta.index == 0 && frame.meta.last;
+                    if !single && namer.format.holds_many_frames() {
+                        let last = frame.meta.last;
+                        if let std::collections::hash_map::Entry::Vacant(slot) =
+                            streams.entry(input)
+                        {
+                            let (feed_tx, feed_rx) = bounded(SEQUENCE_QUEUE);
+                            let job = Job::sequence(input, namer.path(input, None), feed_rx);
+                            if let Err(error) = claim(&mut claimed, &job, self.names) {
+                                self.failed.insert(input);
+                                self.fail(input, error, result);
+                                continue;
+                            }
+                            if job_tx.send(job).is_err() {
+                                return Err(Error::Gpu("the encoder pool stopped".into()));
+                            }
+                            slot.insert(feed_tx);
+                        }
+                        // A send fails when the writer has failed: its report says why.
+                        if let Some(feed) = streams.get(&input) {
+                            let _ = feed.send(Feed::Frame(Box::new(frame), latency));
+                        }
+                        if last {
+                            self.close(input, &mut streams);
+                        }
+                        continue;
+                    }
                     let job = if single {
-                        Some(Job {
+                        Job {
                             input,
                             path: namer.path(input, None),
                             frames: vec![frame],
                             latencies: vec![latency],
                             closes_input: true,
                             one_of_many: false,
-                            ends_cut_sequence: false,
-                        })
-                    } else if namer.format.holds_many_frames() {
-                        let last = frame.meta.last;
-                        let frames = pending.entry(input).or_default();
-                        frames.push((frame, latency));
-                        last.then(|| {
-                            let timed = pending.remove(&input).unwrap_or_default();
-                            Job::whole(input, namer.path(input, None), timed, false)
-                        })
+                            feed: None,
+                        }
                     } else {
-                        Some(Job {
+                        Job {
                             input,
                             path: namer.path(input, Some(frame.meta.index)),
                             closes_input: frame.meta.last,
                             one_of_many: true,
-                            ends_cut_sequence: false,
+                            feed: None,
                             frames: vec![frame],
                             latencies: vec![latency],
-                        })
-                    };
-                    let Some(job) = job else {
-                        continue;
+                        }
                     };
                     if let Err(error) = claim(&mut claimed, &job, self.names) {
-                        pending.remove(&input);
                         self.failed.insert(input);
                         self.fail(input, error, result);
                     } else if job_tx.send(job).is_err() {
@@ -1516,8 +1618,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             open.sort_unstable();
             for input in open {
                 if !self.failed.contains(&input) && !self.cut.contains(&input) {
-                    let frames = pending.remove(&input).unwrap_or_default();
-                    self.close(input, frames, &mut claimed, job_tx, result)?;
+                    self.close(input, &mut streams);
                 }
             }
         }
@@ -1568,28 +1669,16 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         }
     }
 
-    /// Ends input `input` with no more frames to come: writes the animation that `frames`
-    /// (those still pending) make, or reports the input done.
-    fn close(
-        &mut self,
-        input: usize,
-        timed: Vec<(Frame, Duration)>,
-        claimed: &mut HashMap<PathBuf, usize>,
-        job_tx: &Sender<Job>,
-        result: &mut SinkResult,
-    ) -> Result<()> {
-        match &self.namer {
-            Some(namer) if !timed.is_empty() => {
-                let job = Job::whole(input, namer.path(input, None), timed, true);
-                if let Err(error) = claim(claimed, &job, self.names) {
-                    self.fail(input, error, result);
-                } else if job_tx.send(job).is_err() {
-                    return Err(Error::Gpu("the encoder pool stopped".into()));
-                }
+    /// Ends input `input` with no more frames to come: closes the sequence it writes as one
+    /// file (whose job reports the input done once the file is written), or reports it done.
+    fn close(&mut self, input: usize, streams: &mut HashMap<usize, Sender<Feed>>) {
+        match streams.remove(&input) {
+            // A writer that failed is gone: its report says why.
+            Some(feed) => {
+                let _ = feed.send(Feed::Close);
             }
-            _ => self.input_done(input, None),
+            None => self.input_done(input, None),
         }
-        Ok(())
     }
 
     /// Reports input `input` as failed with `error`, in the events and the result. With
@@ -1610,6 +1699,16 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     }
 
     fn finish_job(&mut self, done: JobDone, result: &mut SinkResult) {
+        if done.cancelled {
+            return;
+        }
+        if done.unwritten > 0 && self.on_frame.is_none() {
+            // Taken by a sequence after the stop and not written: not delivered.
+            self.counters
+                .delivered
+                .fetch_sub(done.unwritten, Ordering::Relaxed);
+            Counters::add(&self.counters.dropped_after_stop, done.unwritten);
+        }
         if let Some((first, frames)) = done.skipped {
             // Frames a callback saw were delivered; without one, only encoding delivers.
             if self.on_frame.is_none() {

@@ -514,6 +514,85 @@ fn npy_several_frames_are_n_h_w_3() {
 }
 
 #[test]
+fn a_sequence_writer_puts_each_frame_in_the_file_as_it_comes() {
+    use shutter::sink::sequence::SequenceWriter;
+    let tmp = TempDir::new().unwrap();
+    // Frames of a sequence: even one of them is stacked, (1, H, W, 3).
+    let frames: Vec<Frame> = (0..120)
+        .map(|k| {
+            let mut frame = noise(9, 4, k + 1);
+            frame.meta.sequence = true;
+            frame
+        })
+        .collect();
+    let frame_bytes = 9 * 4 * 3;
+    for count in [1, 3, 120] {
+        let path = tmp.path().join(format!("seq{count}.npy"));
+        let file = fs::File::create(&path).unwrap();
+        let mut writer = SequenceWriter::new(Format::Npy, file).unwrap();
+        let mut header = 0;
+        for (k, frame) in frames[..count].iter().enumerate() {
+            writer.push(frame).unwrap();
+            let len = fs::metadata(&path).unwrap().len() as usize;
+            if k == 0 {
+                header = len - frame_bytes;
+                assert_eq!(header % 64, 0);
+            }
+            assert_eq!(len, header + (k + 1) * frame_bytes, "after frame {k}");
+        }
+        assert_eq!(writer.frames(), count);
+        drop(writer.finish().unwrap());
+        let bytes = fs::read(&path).unwrap();
+        let (descr, _, shape, data) = parse_npy(&bytes);
+        assert_eq!(descr, "|u1");
+        assert_eq!(shape, [count, 4, 9, 3]);
+        let expected: Vec<u8> = frames[..count].iter().flat_map(Frame::to_rgb).collect();
+        assert_eq!(data, expected.as_slice());
+        assert_eq!(
+            bytes,
+            encode::encode(&Format::Npy, &frames[..count]).unwrap()
+        );
+    }
+
+    // A GIF frame is written once the next one tells its delay.
+    let path = tmp.path().join("seq.gif");
+    let mut writer = SequenceWriter::new(Format::Gif, fs::File::create(&path).unwrap()).unwrap();
+    let gif_frames: Vec<Frame> = (0..4u8).map(|k| few_colours(k, None)).collect();
+    let mut sizes = Vec::new();
+    for frame in &gif_frames {
+        writer.push(frame).unwrap();
+        sizes.push(fs::metadata(&path).unwrap().len());
+    }
+    assert_eq!(sizes[0], 0, "the first frame waits for the second");
+    assert!(sizes.windows(2).all(|w| w[0] < w[1]), "{sizes:?}");
+    drop(writer.finish().unwrap());
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        encode::encode(&Format::Gif, &gif_frames).unwrap()
+    );
+}
+
+#[test]
+fn a_sequence_writer_refuses_a_frame_unlike_the_first_and_stays_refused() {
+    use shutter::sink::sequence::SequenceWriter;
+    for format in [Format::Gif, Format::Npy] {
+        let mut writer = SequenceWriter::new(format, std::io::Cursor::new(Vec::new())).unwrap();
+        writer.push(&noise(4, 3, 1)).unwrap();
+        writer.push(&noise(4, 3, 2)).unwrap();
+        let err = writer.push(&noise(5, 3, 3)).unwrap_err();
+        assert!(err.contains("frame 2 is 5×3"), "{format:?}: {err}");
+        assert_eq!(writer.frames(), 2);
+        assert!(
+            writer.finish().is_ok(),
+            "{format:?}: the frames before stand"
+        );
+    }
+    let writer = SequenceWriter::new(Format::Npy, std::io::Cursor::new(Vec::new())).unwrap();
+    assert_eq!(writer.finish().unwrap_err(), "no frames to encode");
+    assert!(SequenceWriter::new(Format::Png, std::io::Cursor::new(Vec::new())).is_err());
+}
+
+#[test]
 fn single_frame_formats_refuse_several_frames_and_none() {
     let frames = vec![noise(4, 3, 1), noise(4, 3, 2)];
     assert!(encode::encode(&Format::Png, &frames).is_err());

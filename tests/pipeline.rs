@@ -733,3 +733,115 @@ fn latency_is_measured_for_the_frames_delivered_and_no_others() {
     assert_eq!(stats.delivered as usize, stats.written.len(), "{stats:?}");
     assert_eq!(stats.written.len() + stats.not_reached, 12, "{stats:?}");
 }
+
+/// The entries of `dir`, sorted (temp files included).
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_stream_written_as_one_file_is_on_disk_while_it_runs_not_held_in_memory() {
+    use shutter::source::live::FuncGrabber;
+    let (w, h, count) = (64u32, 48u32, 12usize);
+    let frame_bytes = (w * h * 3) as usize;
+    for device in devices() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let out = dir.join("rec.npy");
+        let mut seed = 0;
+        let grabber = FuncGrabber::from_fn(move || {
+            seed += 1;
+            Some(Ok::<_, Error>((w, h, common::random_rgba(w, h, seed))))
+        });
+        // At frame 10's callback frames 0–9 have been handed to the writer, which holds at
+        // most two waiting and one being written: frames 0–6 at least are in the file.
+        let seen = Arc::new(Mutex::new(None));
+        let probe = (seen.clone(), dir.clone());
+        let stats = Pipeline::builder()
+            .source(Source::grabber(grabber))
+            .device(device)
+            .max_frames(count as u64)
+            .output(Output::File(out.clone()), Format::Npy)
+            .on_frame(move |frame| {
+                if frame.meta.index == 10 {
+                    let temp = entries(&probe.1)
+                        .into_iter()
+                        .find(|name| name.starts_with(".rec.npy.tmp."));
+                    let len = temp.map(|name| std::fs::metadata(probe.1.join(name)).unwrap().len());
+                    *probe.0.lock().unwrap() = Some(len);
+                }
+                Ok::<(), Error>(())
+            })
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        let len = seen.lock().unwrap().expect("frame 10 was delivered");
+        let len = len.expect("the file is being written during the stream") as usize;
+        assert!(
+            len >= 128 + 7 * frame_bytes,
+            "{device:?}: {len} bytes at frame 10"
+        );
+        assert_eq!(stats.written, vec![out.clone()]);
+        assert_eq!(entries(&dir), ["rec.npy"], "{device:?}: no temp file left");
+        let bytes = std::fs::read(&out).unwrap();
+        let header_len = 10 + usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+        let header = String::from_utf8_lossy(&bytes[..header_len]).into_owned();
+        assert!(
+            header.contains(&format!("'shape': ({count}, {h}, {w}, 3)")),
+            "{header}"
+        );
+        let expected: Vec<u8> = (1..=count as u64)
+            .flat_map(|seed| {
+                common::random_rgba(w, h, seed)
+                    .chunks_exact(4)
+                    .flat_map(|p| [p[0], p[1], p[2]])
+                    .collect::<Vec<u8>>()
+            })
+            .collect();
+        assert!(
+            bytes[header_len..] == expected[..],
+            "{device:?}: the frames in order"
+        );
+    }
+}
+
+#[test]
+fn a_stream_whose_frames_change_size_fails_once_and_leaves_no_file() {
+    use shutter::source::live::FuncGrabber;
+    for format in [Format::Npy, Format::Gif] {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let out = dir.join(format!("rec.{}", format.extension()));
+        let mut k = 0;
+        let grabber = FuncGrabber::from_fn(move || {
+            k += 1;
+            let w = if k <= 3 { 8 } else { 10 };
+            Some(Ok::<_, Error>((w, 6u32, common::random_rgba(w, 6, k))))
+        });
+        let stats = run_or_hang({
+            let out = out.clone();
+            move || {
+                Pipeline::builder()
+                    .source(Source::grabber(grabber))
+                    .device(DeviceChoice::Cpu)
+                    .max_frames(8)
+                    .output(Output::File(out), format)
+            }
+        })
+        .unwrap();
+        assert_eq!(stats.failures.len(), 1, "{format:?}: {:?}", stats.failures);
+        let message = stats.failures[0].to_string();
+        assert!(
+            message.contains(&out.display().to_string()) && message.contains("frame 3 is 10×6"),
+            "{message}"
+        );
+        assert!(stats.written.is_empty());
+        assert!(entries(&dir).is_empty(), "{format:?}: {:?}", entries(&dir));
+    }
+}

@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use image::codecs::bmp::BmpEncoder;
-use image::codecs::gif::{GifEncoder, Repeat};
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
-use image::{Delay, ExtendedColorType, ImageEncoder, RgbaImage};
+use image::{ExtendedColorType, ImageEncoder};
 
 use super::npy;
+use super::sequence::SequenceWriter;
 use crate::error::{Error, Result};
-use crate::frame::{Frame, Plays};
+use crate::frame::Frame;
 use crate::mode::{ImageMode, ModeData, ModeImage, Palette};
 
 /// Pillow's (and Gradio's) default lossy WebP quality.
@@ -233,7 +233,7 @@ fn no_lossless(lossless: bool, format: &str) -> Result<()> {
 /// Pixels as an encoder receives them: the frame's converted image ([`Frame::image`]) or, for
 /// frames without one, their RGB pixels (Gradio's default `image_mode="RGB"`: alpha dropped
 /// without compositing, as Pillow's `convert("RGB")`). **The one place that decides about alpha.**
-fn output_image(frame: &Frame) -> Cow<'_, ModeImage> {
+pub(super) fn output_image(frame: &Frame) -> Cow<'_, ModeImage> {
     match &frame.image {
         Some(image) => Cow::Borrowed(image),
         None => Cow::Owned(ModeImage {
@@ -335,25 +335,27 @@ pub fn encode_until(
             frames.len()
         ));
     }
-    let images: Vec<Cow<'_, ModeImage>> = frames.iter().map(output_image).collect();
-    let img = &images[0];
-    for (i, image) in images.iter().enumerate() {
-        let want = image.shape().iter().product::<usize>();
-        if image.data.len() != want {
-            return Err(format!(
-                "frame {i} has {} values, not {want} for {}×{} {}",
-                image.data.len(),
-                image.width,
-                image.height,
-                image.mode
-            ));
+    let stacked = frames.len() > 1 || frames[0].meta.sequence;
+    if *format == Format::Gif || (*format == Format::Npy && stacked) {
+        let mut writer = SequenceWriter::new(*format, Cursor::new(Vec::new()))?;
+        for (k, frame) in frames.iter().enumerate() {
+            if k > 0 && *format == Format::Gif && stop() {
+                break;
+            }
+            writer.push(frame)?;
         }
-        if (image.width, image.height, image.mode) != (img.width, img.height, img.mode) {
-            return Err(format!(
-                "all frames must share one size and mode: frame 0 is {}×{} {}, frame {i} is {}×{} {}",
-                img.width, img.height, img.mode, image.width, image.height, image.mode
-            ));
-        }
+        return Ok(writer.finish()?.into_inner());
+    }
+    let img = &output_image(&frames[0]);
+    let want = img.shape().iter().product::<usize>();
+    if img.data.len() != want {
+        return Err(format!(
+            "frame 0 has {} values, not {want} for {}×{} {}",
+            img.data.len(),
+            img.width,
+            img.height,
+            img.mode
+        ));
     }
     if !format.holds(img.mode) {
         return Err(format!(
@@ -363,8 +365,7 @@ pub fn encode_until(
         ));
     }
     match *format {
-        Format::Npy => return npy_bytes(&images, frames[0].meta.sequence),
-        Format::Gif => return gif(frames, &images, stop),
+        Format::Npy => return npy_bytes(img),
         Format::Tiff => return tiff(img),
         Format::Jpeg { quality } => return jpeg(img, quality),
         Format::Png if img.mode == ImageMode::P => return png_indexed(img),
@@ -407,7 +408,7 @@ fn eight_bit(img: &ModeImage) -> Result<(Cow<'_, [u8]>, ExtendedColorType), Stri
 }
 
 /// RGBA samples of any image a GIF can show (gray expanded, palette looked up).
-fn to_rgba(img: &ModeImage) -> Result<Vec<u8>, String> {
+pub(super) fn to_rgba(img: &ModeImage) -> Result<Vec<u8>, String> {
     let ModeData::U8(data) = &img.data else {
         return Err(format!("mode {} has no 8-bit samples", img.mode));
     };
@@ -434,7 +435,7 @@ fn to_rgba(img: &ModeImage) -> Result<Vec<u8>, String> {
 }
 
 /// The palette of a P image as RGBA entries.
-fn palette_rgba(img: &ModeImage) -> Vec<[u8; 4]> {
+pub(super) fn palette_rgba(img: &ModeImage) -> Vec<[u8; 4]> {
     match &img.palette {
         Some(Palette::Rgb(p)) => p.iter().map(|c| [c[0], c[1], c[2], 255]).collect(),
         Some(Palette::Rgba(p)) => p.clone(),
@@ -486,58 +487,18 @@ fn webp_lossy(
     Ok(memory.to_vec())
 }
 
-/// The array `np.asarray(im)` gives, one frame (H, W[, bands]) or stacked (N, H, W[, bands]).
-/// The frames as one array: (N, …) for a sequence (`stacked`) or several frames, the frame's
-/// own shape for a still.
-fn npy_bytes(images: &[Cow<'_, ModeImage>], stacked: bool) -> Result<Vec<u8>, String> {
-    let first = &images[0];
-    let mut shape = first.shape();
-    if stacked || images.len() > 1 {
-        shape.insert(0, images.len());
-    }
-    match &first.data {
-        ModeData::U8(_) if first.mode == ImageMode::One => {
-            let parts: Vec<Vec<bool>> = images
-                .iter()
-                .map(|img| match &img.data {
-                    ModeData::U8(v) => v.iter().map(|&b| b != 0).collect(),
-                    _ => Vec::new(),
-                })
-                .collect();
-            npy::concat_to_bytes(&shape, &parts)
+/// The array `np.asarray(im)` gives for one still image: (H, W[, bands]).
+fn npy_bytes(img: &ModeImage) -> Result<Vec<u8>, String> {
+    let shape = img.shape();
+    match &img.data {
+        ModeData::U8(v) if img.mode == ImageMode::One => {
+            let bools: Vec<bool> = v.iter().map(|&b| b != 0).collect();
+            npy::to_bytes(&shape, &bools)
         }
-        ModeData::U8(_) => npy::concat_to_bytes(
-            &shape,
-            &parts_of(images, |d| match d {
-                ModeData::U8(v) => Some(v.as_slice()),
-                _ => None,
-            })?,
-        ),
-        ModeData::I32(_) => npy::concat_to_bytes(
-            &shape,
-            &parts_of(images, |d| match d {
-                ModeData::I32(v) => Some(v.as_slice()),
-                _ => None,
-            })?,
-        ),
-        ModeData::F32(_) => npy::concat_to_bytes(
-            &shape,
-            &parts_of(images, |d| match d {
-                ModeData::F32(v) => Some(v.as_slice()),
-                _ => None,
-            })?,
-        ),
+        ModeData::U8(v) => npy::to_bytes(&shape, v),
+        ModeData::I32(v) => npy::to_bytes(&shape, v),
+        ModeData::F32(v) => npy::to_bytes(&shape, v),
     }
-}
-
-fn parts_of<'a, T>(
-    images: &'a [Cow<'_, ModeImage>],
-    pick: impl Fn(&'a ModeData) -> Option<&'a [T]>,
-) -> Result<Vec<&'a [T]>, String> {
-    images
-        .iter()
-        .map(|img| pick(&img.data).ok_or_else(|| "frames of mixed element types".to_string()))
-        .collect()
 }
 
 /// TIFF through the `tiff` crate, which writes every mode Pillow's TIFF plugin shares with
@@ -793,198 +754,160 @@ fn png_indexed(img: &ModeImage) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// How long each frame of an animation shows: its own delay (a GIF's frames); else, as for a
-/// stream's frames, the time until the next frame was captured (at least [`MIN_GIF_DELAY`]),
-/// a stream's last frame keeping the one before it; else [`DEFAULT_GIF_DELAY`].
-fn gif_delays(frames: &[Frame]) -> Vec<Duration> {
-    let mut delays: Vec<Duration> = Vec::with_capacity(frames.len());
-    for (k, frame) in frames.iter().enumerate() {
-        let until_next = frames.get(k + 1).map(|next| {
-            next.meta
-                .timestamp
-                .saturating_sub(frame.meta.timestamp)
-                .max(MIN_GIF_DELAY)
-        });
-        let delay = frame
-            .meta
-            .delay
-            .or(until_next)
-            // A stream's last frame: as long as the one before it.
-            .or_else(|| (k > 0 && frames[k - 1].meta.delay.is_none()).then(|| delays[k - 1]))
-            .unwrap_or(DEFAULT_GIF_DELAY);
-        delays.push(delay);
-    }
-    delays
-}
-
-/// The NETSCAPE loop count of an animation of `frames`, which counts repeats after the first
-/// play: the input animation's plays (`None`, no extension, for one play), else forever.
-fn gif_repeat(frames: &[Frame]) -> Option<gif::Repeat> {
-    match frames[0].meta.plays {
-        None | Some(Plays::Forever) => Some(gif::Repeat::Infinite),
-        Some(Plays::Times(plays)) => match u16::try_from(plays.get() - 1) {
-            Ok(0) => None,
-            Ok(repeats) => Some(gif::Repeat::Finite(repeats)),
-            Err(_) => Some(gif::Repeat::Finite(u16::MAX)),
-        },
-    }
-}
-
-/// A still GIF for one frame; an animation for several, playing as [`gif_repeat`] says. P
-/// images keep their palette (and indices) exactly; other modes are quantised by `image`'s
-/// encoder.
-fn gif(
-    frames: &[Frame],
-    images: &[Cow<'_, ModeImage>],
-    stop: &dyn Fn() -> bool,
-) -> Result<Vec<u8>, String> {
-    let first = &images[0];
-    if first.mode == ImageMode::P {
-        return gif_indexed(frames, images, stop);
-    }
-    let mut out = Vec::new();
-    {
-        let pixels = first.width as usize * first.height as usize;
-        let mut encoder = GifEncoder::new_with_speed(&mut out, gif_speed(pixels));
-        let repeat = match gif_repeat(frames) {
-            _ if images.len() == 1 => None,
-            Some(gif::Repeat::Finite(n)) => Some(Repeat::Finite(n)),
-            Some(gif::Repeat::Infinite) => Some(Repeat::Infinite),
-            None => None,
-        };
-        if let Some(repeat) = repeat {
-            encoder.set_repeat(repeat).map_err(|e| one_line(&e))?;
-        }
-        for (k, (img, delay)) in images.iter().zip(gif_delays(frames)).enumerate() {
-            if k > 0 && stop() {
-                break;
-            }
-            let buffer = RgbaImage::from_raw(img.width, img.height, to_rgba(img)?)
-                .ok_or_else(|| "frame buffer does not match its size".to_string())?;
-            let delay = if images.len() > 1 {
-                Delay::from_saturating_duration(delay)
-            } else {
-                Delay::from_numer_denom_ms(0, 1)
-            };
-            encoder
-                .encode_frame(image::Frame::from_parts(buffer, 0, 0, delay))
-                .map_err(|e| one_line(&e))?;
-        }
-    }
-    Ok(out)
-}
-
-/// GIF frames straight from P indices: each frame carries its own palette; an RGBA palette's
-/// first fully transparent entry becomes the transparent index.
-fn gif_indexed(
-    frames: &[Frame],
-    images: &[Cow<'_, ModeImage>],
-    stop: &dyn Fn() -> bool,
-) -> Result<Vec<u8>, String> {
-    let first = &images[0];
-    let (Ok(w), Ok(h)) = (u16::try_from(first.width), u16::try_from(first.height)) else {
-        return Err(format!(
-            "gif sides must be at most 65535 pixels, the frame is {}×{}",
-            first.width, first.height
-        ));
-    };
-    let mut out = Vec::new();
-    {
-        let mut encoder = gif::Encoder::new(&mut out, w, h, &[]).map_err(|e| one_line(&e))?;
-        if let Some(repeat) = gif_repeat(frames).filter(|_| images.len() > 1) {
-            encoder.set_repeat(repeat).map_err(|e| one_line(&e))?;
-        }
-        for (k, (img, delay)) in images.iter().zip(gif_delays(frames)).enumerate() {
-            if k > 0 && stop() {
-                break;
-            }
-            let ModeData::U8(indices) = &img.data else {
-                return Err("P image without 8-bit indices".to_string());
-            };
-            let palette = palette_rgba(img);
-            let mut gif_frame = gif::Frame {
-                width: w,
-                height: h,
-                buffer: Cow::Borrowed(indices),
-                palette: Some(palette.iter().flat_map(|c| [c[0], c[1], c[2]]).collect()),
-                transparent: palette
-                    .iter()
-                    .position(|c| c[3] == 0)
-                    .and_then(|i| u8::try_from(i).ok()),
-                ..gif::Frame::default()
-            };
-            if images.len() > 1 {
-                gif_frame.delay = u16::try_from(delay.as_millis() / 10).unwrap_or(u16::MAX);
-            }
-            encoder.write_frame(&gif_frame).map_err(|e| one_line(&e))?;
-        }
-    }
-    Ok(out)
-}
-
-fn one_line(err: &dyn std::fmt::Display) -> String {
+pub(super) fn one_line(err: &dyn std::fmt::Display) -> String {
     crate::source::file::one_line(&err.to_string())
 }
 
 /// Distinguishes temp files of one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The temp files of the [`AtomicFile`]s alive now, for [`remove_temp_files`].
+static LIVE_TEMPS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the temp file of every [`AtomicFile`] still being written (a GIF or npy of a stream
+/// takes one for as long as the stream runs), for a process about to exit without finishing
+/// them (a third Ctrl-C). Their commits then fail.
+pub fn remove_temp_files() {
+    let temps = LIVE_TEMPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for temp in temps.iter() {
+        let _ = fs::remove_file(temp);
+    }
+}
+
+/// Forgets `temp` in [`LIVE_TEMPS`]: it was renamed or removed.
+fn forget_temp(temp: &Path) {
+    let mut temps = LIVE_TEMPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(k) = temps.iter().position(|t| t == temp) {
+        temps.swap_remove(k);
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so that
 /// `path` either keeps its old content or has all of the new one: never a partial file.
 ///
-/// The temp file is hidden, `.{name}.tmp.{pid}.{counter}` (the name cut to 64 bytes), and
-/// removed again on any failure.
-/// The data is not fsynced (a crash of the machine, not the process, may lose it).
+/// The temp file is an [`AtomicFile`]'s: hidden, and removed again on any failure. The data
+/// is not fsynced (a crash of the machine, not the process, may lose it).
 ///
 /// # Errors
 /// [`Error::Io`] naming `path` (not the temp file) when the directory is missing or not a
 /// directory, the file cannot be created or written, or the rename fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let Some(file_name) = path.file_name() else {
-        return Err(Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a file path (no file name)",
-            ),
+    let mut file = AtomicFile::create(path)?;
+    file.file()
+        .write_all(bytes)
+        .map_err(|err| Error::io(path, err))?;
+    file.commit()
+}
+
+/// A file being written under a temporary name, which becomes `path` on
+/// [`commit`](Self::commit): until then `path` keeps its old content (or stays absent), and a
+/// file dropped without a commit (a failed write, a cancelled stream) removes its temp file.
+///
+/// The temp file is hidden, `.{name}.tmp.{pid}.{counter}` (the name cut to 64 bytes) in
+/// `path`'s directory, so that the rename never crosses file systems.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: PathBuf,
+    temp: PathBuf,
+    file: Option<fs::File>,
+}
+
+impl AtomicFile {
+    /// Creates the temp file for `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `path` when `path` has no file name, or the temp file cannot be
+    /// created (its directory is missing or not a directory, or not writable).
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let Some(file_name) = path.file_name() else {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a file path (no file name)",
+                ),
+            ));
+        };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        // At most 64 bytes of the name, so that the temp name fits wherever the name itself
+        // does (255 bytes on most file systems).
+        let name = file_name.to_string_lossy();
+        let mut keep = name.len().min(64);
+        while !name.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let temp = dir.join(format!(
+            ".{}.tmp.{}.{counter}",
+            &name[..keep],
+            std::process::id()
         ));
-    };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    // At most 64 bytes of the name, so that the temp name fits wherever the name itself does
-    // (255 bytes on most file systems).
-    let name = file_name.to_string_lossy();
-    let mut keep = name.len().min(64);
-    while !name.is_char_boundary(keep) {
-        keep -= 1;
-    }
-    let temp = dir.join(format!(
-        ".{}.tmp.{}.{counter}",
-        &name[..keep],
-        std::process::id()
-    ));
-    let mut created = false;
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
+        let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&temp)?;
-        created = true;
-        file.write_all(bytes)?;
-        file.flush()?;
-        drop(file);
-        fs::rename(&temp, path)
-    })();
-    if let Err(err) = result {
-        if created {
-            let _ = fs::remove_file(&temp);
-        }
-        return Err(Error::io(path, err));
+            .open(&temp)
+            .map_err(|err| Error::io(path, err))?;
+        LIVE_TEMPS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(temp.clone());
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            temp,
+            file: Some(file),
+        })
     }
-    Ok(())
+
+    /// The temp file, to write (and seek) in.
+    pub fn file(&mut self) -> &mut fs::File {
+        self.file
+            .as_mut()
+            .expect("an AtomicFile holds its file until commit or drop")
+    }
+
+    /// The path the file becomes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Puts the temp file in `path`'s place.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `path` when the last write or the rename fails; the temp file is
+    /// then removed.
+    pub fn commit(mut self) -> Result<()> {
+        let result = match self.file.take() {
+            Some(mut file) => file.flush().and_then(|()| {
+                drop(file);
+                fs::rename(&self.temp, &self.path)
+            }),
+            None => Ok(()),
+        };
+        // Renamed: nothing left to remove (Drop would remove a new file of that name).
+        if result.is_ok() {
+            forget_temp(&self.temp);
+            self.temp = PathBuf::new();
+        }
+        result.map_err(|err| Error::io(&self.path, err))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        self.file = None;
+        if !self.temp.as_os_str().is_empty() {
+            // One that cannot be removed is left: the failure is what gets reported.
+            let _ = fs::remove_file(&self.temp);
+            forget_temp(&self.temp);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -997,6 +920,20 @@ mod tests {
         meta.timestamp = Duration::from_millis(at_ms);
         meta.delay = delay_ms.map(Duration::from_millis);
         Frame::new(4, 3, vec![v; 4 * 3 * 4], false, meta)
+    }
+
+    /// The delays of the GIF `frames` make, through the encoder and back.
+    fn gif_delays(frames: &[Frame]) -> Vec<Duration> {
+        use image::AnimationDecoder;
+        let bytes = encode(&Format::Gif, frames).unwrap();
+        image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes))
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap()
+            .iter()
+            .map(|f| Duration::from(f.delay()))
+            .collect()
     }
 
     #[test]
@@ -1014,24 +951,14 @@ mod tests {
         ];
         // The last keeps the one before it, which is raised to the 20 ms floor.
         assert_eq!(gif_delays(&stream), ms(&[500, 750, 20, 20]));
-        // A GIF's own delays win; a lone frame with none gets the default.
+        // A GIF's own delays win.
         let own = [timed_frame(1, 0, Some(70)), timed_frame(2, 900, Some(40))];
         assert_eq!(gif_delays(&own), ms(&[70, 40]));
         // A last frame without one after frames with their own: the default.
         let mixed = [timed_frame(1, 0, Some(70)), timed_frame(2, 900, None)];
         assert_eq!(gif_delays(&mixed), ms(&[70, 100]));
-        assert_eq!(gif_delays(&[timed_frame(3, 5, None)]), ms(&[100]));
-
-        // Through the encoder and back.
-        use image::AnimationDecoder;
-        let bytes = encode(&Format::Gif, &stream).unwrap();
-        let decoded = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes))
-            .unwrap()
-            .into_frames()
-            .collect_frames()
-            .unwrap();
-        let got: Vec<Duration> = decoded.iter().map(|f| Duration::from(f.delay())).collect();
-        assert_eq!(got, ms(&[500, 750, 20, 20]));
+        // A lone frame is a still: no delay.
+        assert_eq!(gif_delays(&[timed_frame(3, 5, Some(70))]), ms(&[0]));
     }
 
     #[test]

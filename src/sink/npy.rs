@@ -59,6 +59,16 @@ pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// A message when the header would not fit version 1.0's 65,535-byte limit (thousands of
 /// dimensions).
 pub fn header(descr: &str, shape: &[usize]) -> Result<Vec<u8>, String> {
+    header_at_least(descr, shape, 0)
+}
+
+/// [`header`], padded with more spaces where needed to take at least `min_len` bytes (still a
+/// multiple of 64): a header rewritten in place once a count is known keeps the room the first
+/// one took. NumPy reads the dict whatever its padding.
+///
+/// # Errors
+/// As [`header`].
+pub fn header_at_least(descr: &str, shape: &[usize], min_len: usize) -> Result<Vec<u8>, String> {
     let dims = match shape {
         [] => "()".to_string(),
         [n] => format!("({n},)"),
@@ -73,8 +83,8 @@ pub fn header(descr: &str, shape: &[usize]) -> Result<Vec<u8>, String> {
     };
     let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}");
     // Preamble (magic 6 + version 2 + length 2) + dict + padding + '\n' is a multiple of 64.
-    let unpadded = 10 + dict.len() + 1;
-    let padding = (64 - unpadded % 64) % 64;
+    let unpadded = (10 + dict.len() + 1).max(min_len);
+    let padding = (64 - unpadded % 64) % 64 + unpadded - (10 + dict.len() + 1);
     dict.extend(std::iter::repeat_n(' ', padding));
     dict.push('\n');
     let len = u16::try_from(dict.len())
@@ -147,6 +157,29 @@ mod tests {
         let h = header("<f4", &[5]).unwrap();
         let text = std::str::from_utf8(&h[10..]).unwrap();
         assert!(text.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }"));
+    }
+
+    #[test]
+    fn a_header_given_room_keeps_it_and_stays_readable() {
+        let natural = header("|u1", &[3, 48, 64, 3]).unwrap();
+        let room = header("|u1", &[usize::MAX, 48, 64, 3]).unwrap().len() + 64;
+        let padded = header_at_least("|u1", &[3, 48, 64, 3], room).unwrap();
+        assert_eq!(padded.len(), room);
+        assert_eq!(
+            u16::from_le_bytes([padded[8], padded[9]]) as usize + 10,
+            padded.len()
+        );
+        assert_eq!(padded.last(), Some(&b'\n'));
+        // The same dict, only more spaces before the newline.
+        let text = |h: &[u8]| {
+            std::str::from_utf8(&h[10..])
+                .unwrap()
+                .trim_end()
+                .to_string()
+        };
+        assert_eq!(text(&padded), text(&natural));
+        // Room smaller than the header needs is no limit.
+        assert_eq!(header_at_least("|u1", &[3, 48, 64, 3], 1).unwrap(), natural);
     }
 
     #[test]

@@ -1,0 +1,364 @@
+//! Writing an animation or a stream into one file frame by frame, as the frames come: a GIF
+//! or a stacked npy array whose length is known only at the end.
+//!
+//! A stream written as one file is never held in memory: each frame is encoded (a GIF frame
+//! quantised, an npy frame's samples written) when it arrives, so a long webcam recording
+//! costs one frame of memory, not one per frame, and the file is ready soon after the last
+//! frame. Two things are known only later, and are settled then:
+//! - a GIF frame's delay, when a stream's frames carry none, is the time until the next frame
+//!   was captured: each quantised frame waits for the next one (or the end) before it is
+//!   written;
+//! - an npy array's first dimension, the number of frames: the header is written with room for
+//!   any count and rewritten with the count at the end.
+
+use std::borrow::Cow;
+use std::io::{Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use super::encode::{
+    DEFAULT_GIF_DELAY, Format, MIN_GIF_DELAY, gif_speed, one_line, output_image, palette_rgba,
+    to_rgba,
+};
+use super::npy;
+use crate::frame::{Frame, Plays};
+use crate::mode::{ImageMode, ModeData, ModeImage};
+
+/// Writes the frames of one animation or stream, one [`push`](Self::push) at a time, into one
+/// GIF or npy file on `W` (a file, or a `Cursor<Vec<u8>>`).
+///
+/// The result is the file [`encode`](super::encode::encode) makes of the same frames: a GIF
+/// animation with each frame's delay and the first frame's play count (a still for one
+/// frame), or an (N, …) npy array.
+pub struct SequenceWriter<W: Write + Seek> {
+    format: Format,
+    state: State<W>,
+    /// Size and mode of the first frame, which every later one must share.
+    first: Option<(u32, u32, ImageMode)>,
+    /// Frames taken so far.
+    count: usize,
+}
+
+enum State<W: Write + Seek> {
+    Gif(GifState<W>),
+    Npy(NpyState<W>),
+    /// A write failed: the file is not finished.
+    Broken,
+}
+
+/// A GIF in the making.
+struct GifState<W: Write> {
+    /// The writer until the first frame is written, then the encoder around it. The encoder
+    /// starts with the first frame's write, when it is known whether there is a second frame
+    /// (one frame makes a still, without a loop count).
+    out: GifOut<W>,
+    /// The last frame taken, quantised, waiting for the next one to know its delay.
+    held: Option<HeldFrame>,
+    /// The first frame's play count.
+    plays: Option<Plays>,
+    /// The delay given to the frame before the held one, and whether it was that frame's
+    /// own (a stream's last frame keeps the one before it, when that one was computed).
+    previous: Option<(Duration, bool)>,
+}
+
+enum GifOut<W: Write> {
+    Waiting(W),
+    Writing(gif::Encoder<W>),
+    Taken,
+}
+
+struct HeldFrame {
+    frame: gif::Frame<'static>,
+    timestamp: Duration,
+    delay: Option<Duration>,
+}
+
+/// A stacked npy array in the making.
+struct NpyState<W: Write + Seek> {
+    out: W,
+    descr: &'static str,
+    /// One frame's shape.
+    frame_shape: Vec<usize>,
+    /// The bytes the header takes: enough for any frame count.
+    header_len: usize,
+    /// Samples converted before writing (`1` as bool bytes, I and F as little-endian).
+    scratch: Vec<u8>,
+}
+
+impl<W: Write + Seek> SequenceWriter<W> {
+    /// A writer of `format` (gif or npy) onto `out`.
+    ///
+    /// # Errors
+    /// A one-line reason when `format` holds one frame.
+    pub fn new(format: Format, out: W) -> Result<Self, String> {
+        let state = match format {
+            Format::Gif => State::Gif(GifState {
+                out: GifOut::Waiting(out),
+                held: None,
+                plays: None,
+                previous: None,
+            }),
+            Format::Npy => State::Npy(NpyState {
+                out,
+                descr: "",
+                frame_shape: Vec::new(),
+                header_len: 0,
+                scratch: Vec::new(),
+            }),
+            other => return Err(format!("{} holds one frame", other.extension())),
+        };
+        Ok(SequenceWriter {
+            format,
+            state,
+            first: None,
+            count: 0,
+        })
+    }
+
+    /// Frames taken so far.
+    pub fn frames(&self) -> usize {
+        self.count
+    }
+
+    /// Encodes `frame` into the file.
+    ///
+    /// # Errors
+    /// A one-line reason: the frame's size or mode differs from the first frame's, the format
+    /// cannot hold its mode, the frame is beyond what the format holds (GIF sides past
+    /// 65535), or a write failed (the writer is then unusable).
+    pub fn push(&mut self, frame: &Frame) -> Result<(), String> {
+        let image = output_image(frame);
+        let k = self.count;
+        check_values(&image, k)?;
+        match self.first {
+            None => {
+                if !self.format.holds(image.mode) {
+                    return Err(format!(
+                        "{} cannot hold mode {}",
+                        self.format.extension(),
+                        image.mode
+                    ));
+                }
+                self.first = Some((image.width, image.height, image.mode));
+            }
+            Some((w, h, mode)) if (image.width, image.height, image.mode) != (w, h, mode) => {
+                return Err(format!(
+                    "all frames must share one size and mode: frame 0 is {w}×{h} {mode}, frame {k} is {}×{} {}",
+                    image.width, image.height, image.mode
+                ));
+            }
+            Some(_) => {}
+        }
+        let result = match &mut self.state {
+            State::Gif(gif) => gif.push(frame, &image, k),
+            State::Npy(npy) => npy.push(&image, k),
+            State::Broken => return Err("an earlier write failed".to_string()),
+        };
+        match result {
+            Ok(()) => {
+                self.count += 1;
+                Ok(())
+            }
+            Err(reason) => {
+                self.state = State::Broken;
+                Err(reason)
+            }
+        }
+    }
+
+    /// Ends the file: writes the last GIF frame and the trailer, or the npy header with the
+    /// frame count. Returns the writer.
+    ///
+    /// # Errors
+    /// A one-line reason when no frame was taken or a write failed.
+    pub fn finish(self) -> Result<W, String> {
+        if self.count == 0 {
+            return Err("no frames to encode".to_string());
+        }
+        match self.state {
+            State::Gif(mut gif) => {
+                gif.write_held(None, self.count)?;
+                match std::mem::replace(&mut gif.out, GifOut::Taken) {
+                    GifOut::Writing(encoder) => encoder.into_inner().map_err(|e| one_line(&e)),
+                    GifOut::Waiting(_) | GifOut::Taken => {
+                        Err("the GIF encoder never started".to_string())
+                    }
+                }
+            }
+            State::Npy(mut npy) => {
+                let mut shape = vec![self.count];
+                shape.extend_from_slice(&npy.frame_shape);
+                let header = npy::header_at_least(npy.descr, &shape, npy.header_len)?;
+                if header.len() != npy.header_len {
+                    return Err(format!(
+                        "npy header of {} bytes does not fit the {} reserved",
+                        header.len(),
+                        npy.header_len
+                    ));
+                }
+                let io = |e: std::io::Error| one_line(&e);
+                npy.out.seek(SeekFrom::Start(0)).map_err(io)?;
+                npy.out.write_all(&header).map_err(io)?;
+                npy.out.seek(SeekFrom::End(0)).map_err(io)?;
+                npy.out.flush().map_err(io)?;
+                Ok(npy.out)
+            }
+            State::Broken => Err("an earlier write failed".to_string()),
+        }
+    }
+}
+
+/// Refuses an image whose samples do not fill its size and mode.
+fn check_values(image: &ModeImage, k: usize) -> Result<(), String> {
+    let want = image.shape().iter().product::<usize>();
+    if image.data.len() != want {
+        return Err(format!(
+            "frame {k} has {} values, not {want} for {}×{} {}",
+            image.data.len(),
+            image.width,
+            image.height,
+            image.mode
+        ));
+    }
+    Ok(())
+}
+
+impl<W: Write> GifState<W> {
+    /// Quantises frame `k` and writes the one held before it, whose delay it settles.
+    fn push(&mut self, frame: &Frame, image: &ModeImage, k: usize) -> Result<(), String> {
+        let (Ok(w), Ok(h)) = (u16::try_from(image.width), u16::try_from(image.height)) else {
+            return Err(format!(
+                "gif sides must be at most 65535 pixels, the frame is {}×{}",
+                image.width, image.height
+            ));
+        };
+        let gif_frame = if image.mode == ImageMode::P {
+            // P images keep their palette and indices exactly; an RGBA palette's first fully
+            // transparent entry becomes the transparent index.
+            let ModeData::U8(indices) = &image.data else {
+                return Err("P image without 8-bit indices".to_string());
+            };
+            let palette = palette_rgba(image);
+            gif::Frame {
+                width: w,
+                height: h,
+                buffer: Cow::Owned(indices.clone()),
+                palette: Some(palette.iter().flat_map(|c| [c[0], c[1], c[2]]).collect()),
+                transparent: palette
+                    .iter()
+                    .position(|c| c[3] == 0)
+                    .and_then(|i| u8::try_from(i).ok()),
+                ..gif::Frame::default()
+            }
+        } else {
+            // Other modes are quantised with NeuQuant, each frame with its own palette.
+            let mut rgba = to_rgba(image)?;
+            let speed = gif_speed(usize::from(w) * usize::from(h));
+            let mut quantised = gif::Frame::from_rgba_speed(w, h, &mut rgba, speed);
+            quantised.dispose = gif::DisposalMethod::Background;
+            quantised
+        };
+        if k == 0 {
+            self.plays = frame.meta.plays;
+        }
+        self.write_held(Some(frame.meta.timestamp), k + 1)?;
+        self.held = Some(HeldFrame {
+            frame: gif_frame,
+            timestamp: frame.meta.timestamp,
+            delay: frame.meta.delay,
+        });
+        Ok(())
+    }
+
+    /// Writes the held frame, if any, `next` being the capture time of the frame after it
+    /// (`None` at the end) and `frames` the number of frames taken with the next one.
+    ///
+    /// The delay: the frame's own (a GIF's frames); else the time until the next frame was
+    /// captured, at least [`MIN_GIF_DELAY`]; else, for a stream's last frame, the one before
+    /// it; else [`DEFAULT_GIF_DELAY`]. A single frame is a still: no delay, no loop count.
+    fn write_held(&mut self, next: Option<Duration>, frames: usize) -> Result<(), String> {
+        let Some(mut held) = self.held.take() else {
+            return Ok(());
+        };
+        let until_next = next.map(|t| t.saturating_sub(held.timestamp).max(MIN_GIF_DELAY));
+        let delay = held
+            .delay
+            .or(until_next)
+            .or_else(|| {
+                self.previous
+                    .and_then(|(delay, own)| (!own).then_some(delay))
+            })
+            .unwrap_or(DEFAULT_GIF_DELAY);
+        self.previous = Some((delay, held.delay.is_some()));
+        let animated = frames > 1;
+        if animated {
+            held.frame.delay = u16::try_from(delay.as_millis() / 10).unwrap_or(u16::MAX);
+        }
+        if let GifOut::Waiting(_) = self.out {
+            let GifOut::Waiting(out) = std::mem::replace(&mut self.out, GifOut::Taken) else {
+                unreachable!("matched above");
+            };
+            let mut encoder = gif::Encoder::new(out, held.frame.width, held.frame.height, &[])
+                .map_err(|e| one_line(&e))?;
+            if animated && let Some(repeat) = repeat(self.plays) {
+                encoder.set_repeat(repeat).map_err(|e| one_line(&e))?;
+            }
+            self.out = GifOut::Writing(encoder);
+        }
+        match &mut self.out {
+            GifOut::Writing(encoder) => encoder.write_frame(&held.frame).map_err(|e| one_line(&e)),
+            GifOut::Waiting(_) | GifOut::Taken => Err("the GIF encoder is gone".to_string()),
+        }
+    }
+}
+
+/// The NETSCAPE loop count of an animation whose first frame plays `plays` times; it counts
+/// repeats after the first play: none (no extension) for one play, else forever when the
+/// input says so or says nothing.
+fn repeat(plays: Option<Plays>) -> Option<gif::Repeat> {
+    match plays {
+        None | Some(Plays::Forever) => Some(gif::Repeat::Infinite),
+        Some(Plays::Times(plays)) => match u16::try_from(plays.get() - 1) {
+            Ok(0) => None,
+            Ok(repeats) => Some(gif::Repeat::Finite(repeats)),
+            Err(_) => Some(gif::Repeat::Finite(u16::MAX)),
+        },
+    }
+}
+
+impl<W: Write + Seek> NpyState<W> {
+    /// Writes frame `k`'s samples (and, before the first, a header with room for any count).
+    fn push(&mut self, image: &ModeImage, k: usize) -> Result<(), String> {
+        let io = |e: std::io::Error| one_line(&e);
+        if k == 0 {
+            self.descr = match (&image.data, image.mode) {
+                (ModeData::U8(_), ImageMode::One) => <bool as npy::Element>::DESCR,
+                (ModeData::U8(_), _) => <u8 as npy::Element>::DESCR,
+                (ModeData::I32(_), _) => <i32 as npy::Element>::DESCR,
+                (ModeData::F32(_), _) => <f32 as npy::Element>::DESCR,
+            };
+            self.frame_shape = image.shape();
+            let mut widest = vec![usize::MAX];
+            widest.extend_from_slice(&self.frame_shape);
+            let header = npy::header_at_least(self.descr, &widest, 0)?;
+            self.header_len = header.len();
+            self.out.write_all(&header).map_err(io)?;
+        }
+        self.scratch.clear();
+        let bytes: &[u8] = match &image.data {
+            ModeData::U8(v) if image.mode == ImageMode::One => {
+                self.scratch.extend(v.iter().map(|&b| u8::from(b != 0)));
+                &self.scratch
+            }
+            ModeData::U8(v) => v,
+            ModeData::I32(v) => {
+                npy::Element::extend_bytes(v, &mut self.scratch);
+                &self.scratch
+            }
+            ModeData::F32(v) => {
+                npy::Element::extend_bytes(v, &mut self.scratch);
+                &self.scratch
+            }
+        };
+        self.out.write_all(bytes).map_err(io)
+    }
+}
