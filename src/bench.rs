@@ -575,13 +575,14 @@ fn timed(f: impl FnOnce()) -> Duration {
 }
 
 /// The formats an `encode.*` row is measured for, when they hold the mode.
-fn encode_formats() -> [Format; 4] {
+fn encode_formats() -> [Format; 5] {
     [
         Format::default(),
         Format::Png,
         Format::Jpeg {
             quality: encode::DEFAULT_JPEG_QUALITY,
         },
+        Format::Gif,
         Format::Npy,
     ]
 }
