@@ -760,6 +760,9 @@ pub const LIMIT_GRACE: Duration = Duration::from_millis(500);
 /// Frames queued for a sequence's writer (a GIF or npy being written frame by frame). When
 /// the writer is slower than the source, the sink waits for it, and a live source's frames
 /// are dropped before the sink (`--policy`), rather than piling up in memory.
+///
+/// The queue holds as many frames as the writer quantises at once (the encoder threads), at
+/// least this many.
 const SEQUENCE_QUEUE: usize = 2;
 
 /// The most frames a pipeline keeps in flight, or batches into one submission: each one holds
@@ -1254,13 +1257,15 @@ impl JobDone {
     }
 }
 
-/// Writes the sequence `job` whose frames come through `feed`, each encoded as it comes,
-/// into its file (through a temp file, renamed at [`Feed::Close`]). Once `stop` says so, the
-/// frames still coming are taken but not written, and the file ends with those before.
+/// Writes the sequence `job` whose frames come through `feed`, each encoded as it comes (up to
+/// `parallel` GIF frames quantised at once), into its file (through a temp file, renamed at
+/// [`Feed::Close`]). Once `stop` says so, the frames still coming are taken but not written,
+/// and the file ends with those before.
 fn write_sequence(
     format: &Format,
     mut job: Job,
     feed: &Receiver<Feed>,
+    parallel: usize,
     stop: &dyn Fn() -> bool,
 ) -> JobDone {
     let encode_error = |reason: String| Error::Encode {
@@ -1281,20 +1286,33 @@ fn write_sequence(
     };
     let mut unwritten = 0u64;
     let mut closed = false;
-    for message in feed {
-        match message {
-            Feed::Close => {
-                closed = true;
-                break;
+    let mut batch: Vec<(Box<Frame>, Duration)> = Vec::with_capacity(parallel);
+    // Each round takes the frames waiting (at least one, at most `parallel`), which are
+    // quantised side by side.
+    while let Ok(message) = feed.recv() {
+        let mut next = Some(message);
+        while let Some(message) = next.take() {
+            match message {
+                Feed::Close => closed = true,
+                Feed::Frame(frame, latency) => batch.push((frame, latency)),
             }
-            Feed::Frame(..) if unwritten > 0 || (writer.frames() > 0 && stop()) => unwritten += 1,
-            Feed::Frame(frame, latency) => {
-                if let Err(reason) = writer.push(&frame) {
-                    let error = encode_error(reason);
-                    return JobDone::of(job, Err(error));
-                }
-                job.latencies.push(latency);
+            if !closed && batch.len() < parallel {
+                next = feed.try_recv().ok();
             }
+        }
+        if unwritten > 0 || (writer.frames() > 0 && stop()) {
+            unwritten += batch.len() as u64;
+            batch.clear();
+        }
+        let frames: Vec<&Frame> = batch.iter().map(|(frame, _)| frame.as_ref()).collect();
+        if let Err(reason) = writer.push_all(&frames) {
+            let error = encode_error(reason);
+            return JobDone::of(job, Err(error));
+        }
+        job.latencies
+            .extend(batch.drain(..).map(|(_, latency)| latency));
+        if closed {
+            break;
         }
     }
     if !closed {
@@ -1402,7 +1420,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                                 || abort.as_ref().is_some_and(|a| a.load(Ordering::Relaxed));
                             let aborted_before = aborted();
                             let stop = || !aborted_before && aborted();
-                            let done = write_sequence(&format, job, &feed, &stop);
+                            let done = write_sequence(&format, job, &feed, threads, &stop);
                             drop(feed);
                             if done_tx.send(done).is_err() {
                                 return;
@@ -1560,7 +1578,8 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         if let std::collections::hash_map::Entry::Vacant(slot) =
                             streams.entry(input)
                         {
-                            let (feed_tx, feed_rx) = bounded(SEQUENCE_QUEUE);
+                            let (feed_tx, feed_rx) =
+                                bounded(self.encoder_threads.max(SEQUENCE_QUEUE));
                             let job = Job::sequence(input, namer.path(input, None), feed_rx);
                             if let Err(error) = claim(&mut claimed, &job, self.names) {
                                 self.failed.insert(input);

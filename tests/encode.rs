@@ -570,6 +570,18 @@ fn a_sequence_writer_puts_each_frame_in_the_file_as_it_comes() {
         fs::read(&path).unwrap(),
         encode::encode(&Format::Gif, &gif_frames).unwrap()
     );
+
+    // Frames quantised side by side (NeuQuant: many colours) make the same file as one by one.
+    let many: Vec<Frame> = frames[..7].to_vec();
+    let mut writer = SequenceWriter::new(Format::Gif, std::io::Cursor::new(Vec::new())).unwrap();
+    let refs: Vec<&Frame> = many.iter().collect();
+    writer.push_all(&refs[..3]).unwrap();
+    writer.push_all(&refs[3..]).unwrap();
+    assert_eq!(writer.frames(), 7);
+    assert_eq!(
+        writer.finish().unwrap().into_inner(),
+        encode::encode(&Format::Gif, &many).unwrap()
+    );
 }
 
 #[test]

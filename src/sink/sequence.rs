@@ -126,9 +126,63 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// cannot hold its mode, the frame is beyond what the format holds (GIF sides past
     /// 65535), or a write failed (the writer is then unusable).
     pub fn push(&mut self, frame: &Frame) -> Result<(), String> {
-        let image = output_image(frame);
-        let k = self.count;
-        check_values(&image, k)?;
+        self.push_all(&[frame])
+    }
+
+    /// Encodes `frames`, in order, into the file: GIF frames are quantised on a thread each
+    /// (the costly part), then written one after the other.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push), for the first frame that fails; the frames before it are in
+    /// the file.
+    pub fn push_all(&mut self, frames: &[&Frame]) -> Result<(), String> {
+        let images: Vec<Cow<'_, ModeImage>> = frames.iter().map(|f| output_image(f)).collect();
+        // The frames up to the first one refused are taken.
+        let mut refused = None;
+        for (j, image) in images.iter().enumerate() {
+            if let Err(reason) = self.check(image, self.count + j) {
+                refused = Some((j, reason));
+                break;
+            }
+        }
+        let taken = refused.as_ref().map_or(frames.len(), |(j, _)| *j);
+        let result = match &mut self.state {
+            State::Gif(gif) => {
+                let quantised = quantise_all(&images[..taken]);
+                let mut result = Ok(());
+                for (frame, quantised) in frames.iter().zip(quantised) {
+                    result = quantised.and_then(|q| gif.push(frame, q, self.count));
+                    if result.is_err() {
+                        break;
+                    }
+                    self.count += 1;
+                }
+                result
+            }
+            State::Npy(npy) => {
+                let mut result = Ok(());
+                for image in &images[..taken] {
+                    result = npy.push(image, self.count);
+                    if result.is_err() {
+                        break;
+                    }
+                    self.count += 1;
+                }
+                result
+            }
+            State::Broken => return Err("an earlier write failed".to_string()),
+        };
+        if let Err(reason) = result {
+            self.state = State::Broken;
+            return Err(reason);
+        }
+        refused.map_or(Ok(()), |(_, reason)| Err(reason))
+    }
+
+    /// Refuses image `k` unless it has the first frame's size and mode (the first one: a mode
+    /// the format holds), and samples that fill them.
+    fn check(&mut self, image: &ModeImage, k: usize) -> Result<(), String> {
+        check_values(image, k)?;
         match self.first {
             None => {
                 if !self.format.holds(image.mode) {
@@ -148,21 +202,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
             }
             Some(_) => {}
         }
-        let result = match &mut self.state {
-            State::Gif(gif) => gif.push(frame, &image, k),
-            State::Npy(npy) => npy.push(&image, k),
-            State::Broken => return Err("an earlier write failed".to_string()),
-        };
-        match result {
-            Ok(()) => {
-                self.count += 1;
-                Ok(())
-            }
-            Err(reason) => {
-                self.state = State::Broken;
-                Err(reason)
-            }
-        }
+        Ok(())
     }
 
     /// Ends the file: writes the last GIF frame and the trailer, or the npy header with the
@@ -222,41 +262,70 @@ fn check_values(image: &ModeImage, k: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The GIF frames of `images`, quantised on a thread each when there are several.
+fn quantise_all(images: &[Cow<'_, ModeImage>]) -> Vec<Result<gif::Frame<'static>, String>> {
+    if images.len() < 2 {
+        return images.iter().map(|image| quantise(image)).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = images
+            .iter()
+            .map(|image| scope.spawn(move || quantise(image)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// One GIF frame of `image`: a P image's indices and palette as they are (an RGBA palette's
+/// first fully transparent entry becomes the transparent index); other modes quantised with
+/// NeuQuant ([`gif_speed`]), each frame with its own palette.
+fn quantise(image: &ModeImage) -> Result<gif::Frame<'static>, String> {
+    let (Ok(w), Ok(h)) = (u16::try_from(image.width), u16::try_from(image.height)) else {
+        return Err(format!(
+            "gif sides must be at most 65535 pixels, the frame is {}×{}",
+            image.width, image.height
+        ));
+    };
+    if image.mode == ImageMode::P {
+        let ModeData::U8(indices) = &image.data else {
+            return Err("P image without 8-bit indices".to_string());
+        };
+        let palette = palette_rgba(image);
+        return Ok(gif::Frame {
+            width: w,
+            height: h,
+            buffer: Cow::Owned(indices.clone()),
+            palette: Some(palette.iter().flat_map(|c| [c[0], c[1], c[2]]).collect()),
+            transparent: palette
+                .iter()
+                .position(|c| c[3] == 0)
+                .and_then(|i| u8::try_from(i).ok()),
+            ..gif::Frame::default()
+        });
+    }
+    let mut rgba = to_rgba(image)?;
+    let speed = gif_speed(usize::from(w) * usize::from(h));
+    let mut quantised = gif::Frame::from_rgba_speed(w, h, &mut rgba, speed);
+    quantised.dispose = gif::DisposalMethod::Background;
+    Ok(quantised)
+}
+
 impl<W: Write> GifState<W> {
-    /// Quantises frame `k` and writes the one held before it, whose delay it settles.
-    fn push(&mut self, frame: &Frame, image: &ModeImage, k: usize) -> Result<(), String> {
-        let (Ok(w), Ok(h)) = (u16::try_from(image.width), u16::try_from(image.height)) else {
-            return Err(format!(
-                "gif sides must be at most 65535 pixels, the frame is {}×{}",
-                image.width, image.height
-            ));
-        };
-        let gif_frame = if image.mode == ImageMode::P {
-            // P images keep their palette and indices exactly; an RGBA palette's first fully
-            // transparent entry becomes the transparent index.
-            let ModeData::U8(indices) = &image.data else {
-                return Err("P image without 8-bit indices".to_string());
-            };
-            let palette = palette_rgba(image);
-            gif::Frame {
-                width: w,
-                height: h,
-                buffer: Cow::Owned(indices.clone()),
-                palette: Some(palette.iter().flat_map(|c| [c[0], c[1], c[2]]).collect()),
-                transparent: palette
-                    .iter()
-                    .position(|c| c[3] == 0)
-                    .and_then(|i| u8::try_from(i).ok()),
-                ..gif::Frame::default()
-            }
-        } else {
-            // Other modes are quantised with NeuQuant, each frame with its own palette.
-            let mut rgba = to_rgba(image)?;
-            let speed = gif_speed(usize::from(w) * usize::from(h));
-            let mut quantised = gif::Frame::from_rgba_speed(w, h, &mut rgba, speed);
-            quantised.dispose = gif::DisposalMethod::Background;
-            quantised
-        };
+    /// Takes frame `k`, quantised, and writes the one held before it, whose delay it
+    /// settles.
+    fn push(
+        &mut self,
+        frame: &Frame,
+        gif_frame: gif::Frame<'static>,
+        k: usize,
+    ) -> Result<(), String> {
         if k == 0 {
             self.plays = frame.meta.plays;
         }
