@@ -361,16 +361,6 @@ fn a_time_limit_ends_a_run_whose_stdin_stays_open() {
     assert_eq!(json["written"].as_array().map(Vec::len), Some(0), "{json}");
 }
 
-/// The names in `dir`, sorted.
-fn dir_names(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 // In this file, whose tests run shutter as a process: sweeping the temp files of every
 // AtomicFile in this process touches no other test's.
 #[test]
@@ -381,27 +371,27 @@ fn an_atomic_file_is_hidden_until_committed_and_its_temp_file_can_be_swept() {
     use std::io::Write;
     let mut file = AtomicFile::create(&path).unwrap();
     file.file().write_all(b"partial").unwrap();
-    let names = dir_names(tmp.path());
+    let names = common::dir_names(tmp.path());
     assert_eq!(names.len(), 1);
     assert!(names[0].starts_with(".rec.npy.tmp."), "{names:?}");
     assert!(!path.exists());
     // Dropped without a commit: nothing is left.
     drop(file);
-    assert!(dir_names(tmp.path()).is_empty());
+    assert!(common::dir_names(tmp.path()).is_empty());
 
     let mut file = AtomicFile::create(&path).unwrap();
     file.file().write_all(b"whole").unwrap();
     // A process exiting at once (a third Ctrl-C) sweeps the temp files of the files not done:
     // their commits then fail, naming the file.
     remove_temp_files();
-    assert!(dir_names(tmp.path()).is_empty());
+    assert!(common::dir_names(tmp.path()).is_empty());
     let err = file.commit().unwrap_err();
     assert!(err.to_string().contains("rec.npy"), "{err}");
-    assert!(dir_names(tmp.path()).is_empty());
+    assert!(common::dir_names(tmp.path()).is_empty());
 
     let mut file = AtomicFile::create(&path).unwrap();
     file.file().write_all(b"whole").unwrap();
     file.commit().unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"whole");
-    assert_eq!(dir_names(tmp.path()), ["rec.npy"]);
+    assert_eq!(common::dir_names(tmp.path()), ["rec.npy"]);
 }

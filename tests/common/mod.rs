@@ -226,3 +226,13 @@ pub fn anim_fixture(name: &str) -> AnimFixture {
     );
     fixture
 }
+
+/// The names in `dir` (hidden temp files included), sorted.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
