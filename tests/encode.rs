@@ -2,6 +2,8 @@
 //! stated PSNR), animated GIFs keep frames and delays, npy is a valid v1.0 file, settings are
 //! validated as usage errors, and atomic writes never leave a partial or temp file behind.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -394,6 +396,71 @@ fn still_gif_round_trips() {
     assert_eq!(rgb, frame.to_rgb(), "≤ 256 colours give an exact palette");
 }
 
+/// A GIF's global colour table, and for each image whether it has a local one.
+fn gif_tables(bytes: &[u8]) -> (Vec<u8>, Vec<bool>) {
+    let table_len = |flags: u8| 3 * (2usize << (flags & 7));
+    let flags = bytes[10];
+    let mut at = 13;
+    let global = if flags & 0x80 != 0 {
+        at += table_len(flags);
+        bytes[13..at].to_vec()
+    } else {
+        Vec::new()
+    };
+    let mut locals = Vec::new();
+    let skip_blocks = |mut at: usize| {
+        while bytes[at] != 0 {
+            at += 1 + usize::from(bytes[at]);
+        }
+        at + 1
+    };
+    loop {
+        match bytes[at] {
+            0x21 => at = skip_blocks(at + 2),
+            0x2C => {
+                let flags = bytes[at + 9];
+                locals.push(flags & 0x80 != 0);
+                at += 10;
+                if flags & 0x80 != 0 {
+                    at += table_len(flags);
+                }
+                at = skip_blocks(at + 1);
+            }
+            0x3B => return (global, locals),
+            other => panic!("unexpected GIF block {other:#x} at {at}"),
+        }
+    }
+}
+
+#[test]
+fn a_gifs_global_colour_table_is_its_first_frames_palette_as_pillow_writes_it() {
+    // Pillow takes a GIF's mode from its global table (a gray ramp opens as L): an empty one
+    // would make every frame black in Pillow's `convert("RGB")`.
+    let mut gray = gradient(7, 3);
+    for px in gray.rgba.chunks_exact_mut(4) {
+        px[1] = px[0];
+        px[2] = px[0];
+        px[3] = 255;
+    }
+    gray.has_alpha = false;
+    gray.source = shutter::mode::source::SourceMode::Gray;
+    // Pillow's `convert("P")` of an L image: its indices are the gray values, the palette a ramp.
+    let gray_p = in_mode(gray, ImageMode::P);
+    let bytes = encode::encode(&Format::Gif, std::slice::from_ref(&gray_p)).unwrap();
+    let (global, locals) = gif_tables(&bytes);
+    let ramp: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v]).collect();
+    assert_eq!(global, ramp);
+    assert_eq!(locals, [false]);
+
+    // Frames each with its own exact palette (45 colours): the first in the global table,
+    // the next with a local one, the first frame again with none.
+    let frames = [noise(9, 5, 1), noise(9, 5, 2), noise(9, 5, 1)];
+    let bytes = encode::encode(&Format::Gif, &frames).unwrap();
+    let (global, locals) = gif_tables(&bytes);
+    assert!(global.len() >= 45 * 3, "{} bytes", global.len());
+    assert_eq!(locals, [false, true, false]);
+}
+
 #[test]
 fn a_gif_stopped_while_encoding_keeps_the_frames_done() {
     // The stop is asked before each frame after the first: here it says yes on its third
@@ -679,15 +746,6 @@ fn lossless_and_quality_only_where_they_apply() {
 
 // ---------------------------------------------------------------- write_atomic
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn write_atomic_writes_and_replaces_without_leftovers() {
     let dir = TempDir::new().unwrap();
@@ -696,7 +754,7 @@ fn write_atomic_writes_and_replaces_without_leftovers() {
     assert_eq!(fs::read(&path).unwrap(), b"first version");
     encode::write_atomic(&path, b"second").unwrap();
     assert_eq!(fs::read(&path).unwrap(), b"second");
-    assert_eq!(listing(dir.path()), ["out.png"]);
+    assert_eq!(common::dir_names(dir.path()), ["out.png"]);
 }
 
 #[test]
@@ -711,7 +769,7 @@ fn write_atomic_takes_names_as_long_as_the_file_system_does() {
         encode::write_atomic(&path, b"data").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"data");
     }
-    assert_eq!(listing(dir.path()).len(), 2, "no temp file left");
+    assert_eq!(common::dir_names(dir.path()).len(), 2, "no temp file left");
 }
 
 #[test]
@@ -726,7 +784,7 @@ fn write_atomic_under_a_regular_file_fails_and_leaves_nothing() {
         other => panic!("expected Error::Io, got {other:?}"),
     }
     assert!(err.to_string().contains("out.png"), "{err}");
-    assert_eq!(listing(dir.path()), ["blocker"]);
+    assert_eq!(common::dir_names(dir.path()), ["blocker"]);
     assert_eq!(fs::read(&blocker).unwrap(), b"a file, not a directory");
 }
 
@@ -738,5 +796,9 @@ fn write_atomic_onto_a_directory_fails_and_removes_its_temp_file() {
     fs::write(target.join("inside"), b"x").unwrap();
     let err = encode::write_atomic(&target, b"data").unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
-    assert_eq!(listing(dir.path()), ["taken"], "the temp file was removed");
+    assert_eq!(
+        common::dir_names(dir.path()),
+        ["taken"],
+        "the temp file was removed"
+    );
 }

@@ -20,7 +20,7 @@ use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 
 use super::npy;
-use super::sequence::SequenceWriter;
+use super::sequence::{SequenceWriter, check_values};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::mode::{ImageMode, ModeData, ModeImage, Palette};
@@ -347,16 +347,7 @@ pub fn encode_until(
         return Ok(writer.finish()?.into_inner());
     }
     let img = &output_image(&frames[0]);
-    let want = img.shape().iter().product::<usize>();
-    if img.data.len() != want {
-        return Err(format!(
-            "frame 0 has {} values, not {want} for {}×{} {}",
-            img.data.len(),
-            img.width,
-            img.height,
-            img.mode
-        ));
-    }
+    check_values(img, 0)?;
     if !format.holds(img.mode) {
         return Err(format!(
             "{} cannot hold mode {}",
@@ -959,6 +950,22 @@ mod tests {
         assert_eq!(gif_delays(&mixed), ms(&[70, 100]));
         // A lone frame is a still: no delay.
         assert_eq!(gif_delays(&[timed_frame(3, 5, Some(70))]), ms(&[0]));
+
+        // 15 fps (66.7 ms): rounded so that 30 frames play 2 s, not cut to 60 ms (1.8 s).
+        let fifteen: Vec<Frame> = (0..30u64)
+            .map(|k| timed_frame(k as u8, k * 1000 / 15, None))
+            .collect();
+        let delays = gif_delays(&fifteen);
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d == Duration::from_millis(60) || *d == Duration::from_millis(70)),
+            "{delays:?}"
+        );
+        assert_eq!(delays.iter().sum::<Duration>(), Duration::from_secs(2));
+        // A GIF's own delays are cut as Pillow cuts them.
+        let own: Vec<Frame> = (0..4u8).map(|k| timed_frame(k, 0, Some(67))).collect();
+        assert_eq!(gif_delays(&own), ms(&[60, 60, 60, 60]));
     }
 
     #[test]

@@ -58,6 +58,12 @@ struct GifState<W: Write> {
     /// The delay given to the frame before the held one, and whether it was that frame's
     /// own (a stream's last frame keeps the one before it, when that one was computed).
     previous: Option<(Duration, bool)>,
+    /// The global colour table: the first frame's palette.
+    global: Vec<u8>,
+    /// The delays of a stream's frames so far (those without their own), and the
+    /// centiseconds written for them.
+    stream_time: Duration,
+    stream_written: u128,
 }
 
 enum GifOut<W: Write> {
@@ -96,6 +102,9 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 held: None,
                 plays: None,
                 previous: None,
+                global: Vec::new(),
+                stream_time: Duration::ZERO,
+                stream_written: 0,
             }),
             Format::Npy => State::Npy(NpyState {
                 out,
@@ -248,7 +257,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
 }
 
 /// Refuses an image whose samples do not fill its size and mode.
-fn check_values(image: &ModeImage, k: usize) -> Result<(), String> {
+pub(super) fn check_values(image: &ModeImage, k: usize) -> Result<(), String> {
     let want = image.shape().iter().product::<usize>();
     if image.data.len() != want {
         return Err(format!(
@@ -344,6 +353,8 @@ impl<W: Write> GifState<W> {
     /// The delay: the frame's own (a GIF's frames); else the time until the next frame was
     /// captured, at least [`MIN_GIF_DELAY`]; else, for a stream's last frame, the one before
     /// it; else [`DEFAULT_GIF_DELAY`]. A single frame is a still: no delay, no loop count.
+    /// Own delays are cut to centiseconds; a stream's are rounded so that their sum is the
+    /// sum of the times, to the nearest centisecond.
     fn write_held(&mut self, next: Option<Duration>, frames: usize) -> Result<(), String> {
         let Some(mut held) = self.held.take() else {
             return Ok(());
@@ -360,18 +371,40 @@ impl<W: Write> GifState<W> {
         self.previous = Some((delay, held.delay.is_some()));
         let animated = frames > 1;
         if animated {
-            held.frame.delay = u16::try_from(delay.as_millis() / 10).unwrap_or(u16::MAX);
+            let centiseconds = match held.delay {
+                // A frame's own delay is cut to centiseconds, as Pillow writes it.
+                Some(own) => own.as_millis() / 10,
+                // A stream's delays are rounded so that their sum stays the time captured:
+                // at 15 fps they alternate 60 and 70 ms, not 60 every time (10% fast).
+                None => {
+                    self.stream_time += delay;
+                    let end = (self.stream_time.as_micros() + 5_000) / 10_000;
+                    let centiseconds = end - self.stream_written;
+                    self.stream_written = end;
+                    centiseconds
+                }
+            };
+            held.frame.delay = u16::try_from(centiseconds).unwrap_or(u16::MAX);
         }
         if let GifOut::Waiting(_) = self.out {
             let GifOut::Waiting(out) = std::mem::replace(&mut self.out, GifOut::Taken) else {
                 unreachable!("matched above");
             };
-            let mut encoder = gif::Encoder::new(out, held.frame.width, held.frame.height, &[])
+            // The first frame's palette is the global one, as Pillow writes it: readers that
+            // take a GIF's mode from its global palette (Pillow's, which opens a gray ramp
+            // as L) see the frame's colours, not an empty table's black.
+            let global = held.frame.palette.take().unwrap_or_default();
+            let mut encoder = gif::Encoder::new(out, held.frame.width, held.frame.height, &global)
                 .map_err(|e| one_line(&e))?;
+            self.global = global;
             if animated && let Some(repeat) = repeat(self.plays) {
                 encoder.set_repeat(repeat).map_err(|e| one_line(&e))?;
             }
             self.out = GifOut::Writing(encoder);
+        }
+        // A later frame with the same palette uses the global one.
+        if held.frame.palette.as_ref() == Some(&self.global) {
+            held.frame.palette = None;
         }
         match &mut self.out {
             GifOut::Writing(encoder) => encoder.write_frame(&held.frame).map_err(|e| one_line(&e)),
