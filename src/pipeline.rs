@@ -662,7 +662,8 @@ impl Pipeline {
                 Capture::Live { live, restamp } => {
                     capture_live(
                         live,
-                        restamp.then_some(&*capture_clock),
+                        &*capture_clock,
+                        restamp,
                         gpu,
                         &rules,
                         &to_gpu,
@@ -881,9 +882,14 @@ fn capture_files(
 }
 
 /// Grabs frames from a live source until it ends or a stop rule fires, then sends `End`.
+///
+/// The time limit is on `clock`, the run's: a paced source that a lossless reader slows down
+/// stamps its frames on its own schedule, which then falls behind the clock. With `restamp`
+/// (a camera) frames are stamped with `clock` on arrival.
 fn capture_live(
     mut live: LiveCapture,
-    restamp: Option<&dyn Clock>,
+    clock: &dyn Clock,
+    restamp: bool,
     gpu: Option<Arc<crate::gpu::GpuContext>>,
     rules: &StopRules,
     link: &Link<Msg>,
@@ -893,7 +899,10 @@ fn capture_live(
     let mut yuv = gpu.and_then(|ctx| crate::gpu::yuv::YuvConverter::new(ctx).ok());
     let mut seq = 0u64;
     loop {
-        if rules.stopped() || rules.max_frames.is_some_and(|n| seq >= n) {
+        if rules.stopped()
+            || rules.max_frames.is_some_and(|n| seq >= n)
+            || rules.past_limit(clock.now())
+        {
             break;
         }
         // A paced source's next frame due after the time limit is not waited for.
@@ -915,8 +924,8 @@ fn capture_live(
                 return;
             }
         };
-        let timestamp = restamp.map_or(raw.timestamp, |clock| clock.now());
-        if rules.past_limit(timestamp) {
+        let timestamp = if restamp { clock.now() } else { raw.timestamp };
+        if rules.past_limit(timestamp) || rules.past_limit(clock.now()) {
             break;
         }
         let decoded = match crate::source::live::to_rgba_within(raw, yuv.as_mut(), &live.limits) {
@@ -1591,9 +1600,14 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             }
                             slot.insert(feed_tx);
                         }
-                        // A send fails when the writer has failed: its report says why.
-                        if let Some(feed) = streams.get(&input) {
-                            let _ = feed.send(Feed::Frame(Box::new(frame), latency));
+                        // A send fails when the writer has failed (its report says why): the
+                        // frame is dropped, as after a stop (the failure stops a stream).
+                        if let Some(feed) = streams.get(&input)
+                            && feed.send(Feed::Frame(Box::new(frame), latency)).is_err()
+                            && self.on_frame.is_none()
+                        {
+                            self.counters.delivered.fetch_sub(1, Ordering::Relaxed);
+                            Counters::add(&self.counters.dropped_after_stop, 1);
                         }
                         if last {
                             self.close(input, &mut streams);
@@ -1774,7 +1788,14 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             }
             // A file is one failure, however many of its frame files failed.
             Err(_) if self.all_or_nothing && self.failed.contains(&done.input) => {}
-            Err(error) => self.fail(done.input, error, result),
+            Err(error) => {
+                // A stream whose one file failed, and that feeds no callback, has nothing
+                // left to do: it stops as on Ctrl-C.
+                if !self.all_or_nothing && !done.one_of_many && self.on_frame.is_none() {
+                    self.rules.halt.store(true, Ordering::Relaxed);
+                }
+                self.fail(done.input, error, result);
+            }
         }
     }
 }

@@ -394,3 +394,35 @@ fn a_live_source_is_held_to_the_pipelines_pixel_limit() {
         "the frame before it was delivered"
     );
 }
+
+#[test]
+fn a_time_limit_is_on_the_runs_clock_when_a_lossless_reader_slows_a_paced_source() {
+    // A 10 fps pattern on a manual clock, read losslessly by a callback that takes 1 s of
+    // that clock per frame: the source falls behind its schedule, and its frames keep their
+    // scheduled stamps, 0.1 s apart. The limit is 2.5 s of the run's clock, which has passed
+    // by the third frame delivered; on the frames' stamps alone it would take 25 frames.
+    let clock = Arc::new(ManualClock::new());
+    let reader_clock = clock.clone();
+    let stats = Pipeline::builder()
+        .source(Source::Pattern {
+            width: 32,
+            height: 24,
+            fps: Some(10.0),
+        })
+        .clock(clock.clone())
+        .device(DeviceChoice::Cpu)
+        .policy(FramePolicy::Lossless)
+        .in_flight(1)
+        .time_limit(Duration::from_millis(2500))
+        .on_frame(move |_frame| {
+            reader_clock.advance(Duration::from_secs(1));
+            Ok::<(), Error>(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    // Three frames delivered, and those already on their way when the limit passed.
+    assert!((3..10).contains(&stats.captured), "{stats:?}");
+    assert_accounts_for_every_frame(&stats);
+}
