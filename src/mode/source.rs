@@ -50,6 +50,11 @@ pub enum SourceMode {
     /// Pillow's `I;16` (16-bit gray PNG or TIFF): the samples, row-major. The RGBA pixels
     /// hold them clipped to 255, as Pillow's conversions to 8 bits do.
     Gray16(Vec<u16>),
+    /// A 16-bit gray PNG with a tRNS value of at most 255: Pillow's `I;16` with that
+    /// transparency, which its conversions compare with the samples clipped to 8 bits (so 255
+    /// matches every sample from 255 up). The RGBA pixels have alpha 0 where it matches, and
+    /// its `P` keeps it as that entry's transparency.
+    Gray16Key(Vec<u16>, u8),
     /// Pillow's `P` (a palette PNG or BMP): the indices, row-major, and the palette, with the
     /// file's transparency as RGBA entries.
     Palette { indices: Vec<u8>, palette: Palette },
@@ -75,7 +80,10 @@ impl SourceMode {
         match self {
             SourceMode::Color => false,
             SourceMode::Gray | SourceMode::GrayKey(_) => matches!(mode, P | Cmyk | YCbCr),
-            SourceMode::Gray16(_) | SourceMode::Int32(_) | SourceMode::Float32(_) => {
+            SourceMode::Gray16(_)
+            | SourceMode::Gray16Key(..)
+            | SourceMode::Int32(_)
+            | SourceMode::Float32(_) => {
                 matches!(mode, P | Cmyk | YCbCr | I | F)
             }
             SourceMode::Palette { .. } => matches!(mode, P | One),
@@ -90,7 +98,7 @@ impl SourceMode {
             SourceMode::Color | SourceMode::ColorKey(_) => "RGB",
             SourceMode::Gray | SourceMode::GrayKey(_) => "L",
             SourceMode::Cmyk(_) => "CMYK",
-            SourceMode::Gray16(_) => "I;16",
+            SourceMode::Gray16(_) | SourceMode::Gray16Key(..) => "I;16",
             SourceMode::Int32(_) => "I",
             SourceMode::Float32(_) => "F",
             SourceMode::Palette { .. } => "P",
@@ -100,7 +108,7 @@ impl SourceMode {
     /// The length of the per-pixel plane this mode carries, if it has one.
     fn plane_len(&self) -> Option<usize> {
         match self {
-            SourceMode::Gray16(samples) => Some(samples.len()),
+            SourceMode::Gray16(samples) | SourceMode::Gray16Key(samples, _) => Some(samples.len()),
             SourceMode::Int32(samples) => Some(samples.len()),
             SourceMode::Float32(samples) => Some(samples.len()),
             SourceMode::Cmyk(samples) => Some(samples.len()),
@@ -140,7 +148,9 @@ pub(crate) fn settle(frame: &mut Frame, ops: &Ops) -> Result<()> {
     } else if ops.mirror {
         let width = frame.width as usize;
         match &mut frame.source {
-            SourceMode::Gray16(samples) => mirror_rows(samples, width),
+            SourceMode::Gray16(samples) | SourceMode::Gray16Key(samples, _) => {
+                mirror_rows(samples, width);
+            }
             SourceMode::Int32(samples) => mirror_rows(samples, width),
             SourceMode::Float32(samples) => mirror_rows(samples, width),
             SourceMode::Cmyk(samples) => mirror_rows(samples, width),
@@ -174,11 +184,11 @@ pub fn convert(mode: ImageMode, dither: Dither, frame: &Frame) -> Option<ModeIma
     let px: &[[u8; 4]] = bytemuck::cast_slice(&frame.rgba);
     let gray = || px.iter().map(|p| p[0]);
     let (data, palette) = match (&frame.source, mode) {
-        (SourceMode::Gray16(samples), ImageMode::I) => (
+        (SourceMode::Gray16(samples) | SourceMode::Gray16Key(samples, _), ImageMode::I) => (
             ModeData::I32(samples.iter().map(|&v| i32::from(v)).collect()),
             None,
         ),
-        (SourceMode::Gray16(samples), ImageMode::F) => (
+        (SourceMode::Gray16(samples) | SourceMode::Gray16Key(samples, _), ImageMode::F) => (
             ModeData::F32(samples.iter().map(|&v| f32::from(v)).collect()),
             None,
         ),
@@ -200,7 +210,7 @@ pub fn convert(mode: ImageMode, dither: Dither, frame: &Frame) -> Option<ModeIma
             ModeData::U8(px.iter().map(|p| bit_nodither(p[0], p[1], p[2])).collect()),
             None,
         ),
-        (SourceMode::GrayKey(key), ImageMode::P) => {
+        (SourceMode::GrayKey(key) | SourceMode::Gray16Key(_, key), ImageMode::P) => {
             let Palette::Rgb(ramp) = gray_palette() else {
                 unreachable!("the gray ramp is RGB")
             };

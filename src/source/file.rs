@@ -247,10 +247,10 @@ where
         TiffHeader::default()
     };
     // A BMP with a palette opens as Pillow's `P`, or `L` / `1` when the palette is a gray ramp.
-    let bmp = if format == InputFormat::Bmp {
-        bmp_palette(&mut reader)
+    let (bmp, bmp16) = if format == InputFormat::Bmp {
+        (bmp_palette(&mut reader), bmp_16_bit_channels(&mut reader))
     } else {
-        BmpPalette::None
+        (BmpPalette::None, None)
     };
     // A 32-bit TIFF's samples or a CMYK file's inks, in the file's orientation.
     let mut wide = None;
@@ -287,6 +287,13 @@ where
             orientation,
         )
     };
+    if let Some(channels) = bmp16 {
+        match &mut image {
+            DynamicImage::ImageRgb8(rgb) => widen_like_pillow(rgb, 3, channels),
+            DynamicImage::ImageRgba8(rgba) => widen_like_pillow(rgba, 4, channels),
+            _ => {}
+        }
+    }
     if tiff.white_is_zero16
         && let DynamicImage::ImageLuma16(gray) = &mut image
     {
@@ -300,10 +307,11 @@ where
         let (w, h) = (unturned_width as usize, unturned_height as usize);
         orient_source(samples, w, h, orientation)
     });
-    if png.gray16_key
+    if png.gray16_key.is_some()
         && let DynamicImage::ImageLumaA16(gray_alpha) = &image
     {
-        // `image` made the tRNS colour an alpha channel; Pillow's `I;16` has none.
+        // `image` made the tRNS colour an alpha channel of the 16-bit samples; Pillow's
+        // `I;16` compares the clipped ones (below).
         let samples = gray_alpha.as_raw().chunks_exact(2).map(|p| p[0]).collect();
         if let Some(gray) = image::ImageBuffer::from_raw(width, height, samples) {
             image = DynamicImage::ImageLuma16(gray);
@@ -319,7 +327,10 @@ where
         DynamicImage::ImageLuma8(_)
         | DynamicImage::ImageLumaA8(_)
         | DynamicImage::ImageLumaA16(_) => SourceMode::Gray,
-        DynamicImage::ImageLuma16(samples) => SourceMode::Gray16(samples.as_raw().clone()),
+        DynamicImage::ImageLuma16(samples) => match png.gray16_key.map(u8::try_from) {
+            Some(Ok(key)) => SourceMode::Gray16Key(samples.as_raw().clone(), key),
+            _ => SourceMode::Gray16(samples.as_raw().clone()),
+        },
         // The indices are the file's, in its own orientation.
         _ if png.indexed => png_palette(&mut reader, limits).map_or(SourceMode::Color, |p| {
             let (w, h) = (unturned_width as usize, unturned_height as usize);
@@ -348,10 +359,15 @@ where
         unpremultiply(&mut rgba);
     }
     // Pillow's colour keys, compared with the 8-bit values (see `PngHeader`).
-    if let Some(key) = png.gray_key {
+    let gray16_key = match &source {
+        SourceMode::Gray16Key(_, key) => Some(*key),
+        _ => None,
+    };
+    if let Some(key) = png.gray_key.or(gray16_key) {
         for px in rgba.chunks_exact_mut(4) {
             px[3] = if px[0] == key { 0 } else { 255 };
         }
+        has_alpha = true;
     }
     if let Some(key) = png.rgb16_key {
         for px in rgba.chunks_exact_mut(4) {
@@ -380,13 +396,14 @@ struct PngHeader {
     animated: bool,
     /// Palette indices (and not an animated PNG): Pillow's `P`.
     indexed: bool,
-    /// 16-bit gray with a tRNS colour key: Pillow's `I;16`, which keeps no transparency.
-    gray16_key: bool,
+    /// The tRNS value of a 16-bit gray PNG: Pillow's `I;16` with that transparency, which
+    /// matches the samples clipped to 8 bits (none when it is above 255).
+    gray16_key: Option<u16>,
     /// The tRNS colour of an 8-bit RGB PNG: Pillow's `RGB` with a transparency colour.
     rgb_key: Option<[u8; 3]>,
     /// The tRNS value of a gray PNG of 1 to 8 bits. Pillow compares it, raw, with the
-    /// samples scaled to 8 bits (so at 1, 2 or 4 bits only 0 can match), where `image`
-    /// compares the raw samples.
+    /// samples scaled to 8 bits (so at 2 or 4 bits only 0 can match; at 1 bit it reads any
+    /// key but 0 as 255, white), where `image` compares the raw samples.
     gray_key: Option<u8>,
     /// The tRNS colour of a 16-bit RGB PNG. Pillow opens the file as 8-bit RGB and compares
     /// those values with the raw 16-bit key, where `image` compares 16-bit samples.
@@ -407,9 +424,15 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
                     && info.bit_depth != png::BitDepth::Sixteen,
                 indexed: info.color_type == png::ColorType::Indexed
                     && info.animation_control.is_none(),
-                gray16_key: info.color_type == png::ColorType::Grayscale
-                    && info.bit_depth == png::BitDepth::Sixteen
-                    && info.trns.is_some(),
+                gray16_key: match info.trns.as_deref() {
+                    Some(&[k0, k1])
+                        if info.color_type == png::ColorType::Grayscale
+                            && info.bit_depth == png::BitDepth::Sixteen =>
+                    {
+                        Some(u16::from_be_bytes([k0, k1]))
+                    }
+                    _ => None,
+                },
                 // `png` keeps one byte a sample at 8 bits.
                 rgb_key: match info.trns.as_deref() {
                     Some(&[r, g, b])
@@ -421,6 +444,13 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
                     _ => None,
                 },
                 gray_key: match info.trns.as_deref() {
+                    // Pillow's `1` takes any key but 0 as white.
+                    Some(&[key])
+                        if info.color_type == png::ColorType::Grayscale
+                            && info.bit_depth == png::BitDepth::One =>
+                    {
+                        Some(if key == 0 { 0 } else { 255 })
+                    }
                     Some(&[key])
                         if info.color_type == png::ColorType::Grayscale
                             && info.bit_depth != png::BitDepth::Sixteen =>
@@ -463,7 +493,8 @@ struct TiffHeader {
     gray_alpha: bool,
     /// One 32-bit gray sample, integer or float: Pillow's `I` or `F`.
     wide: bool,
-    /// CMYK, 8 bits a sample, nothing else: Pillow's `CMYK`.
+    /// CMYK, 8 or 16 bits a sample, nothing else: Pillow's `CMYK` (of the high bytes at 16
+    /// bits, its `CMYK;16` readers).
     cmyk: bool,
     /// One sample of 1, 2, 4 or 8 bits indexing a colour map: Pillow's `P` (the map's high
     /// bytes as its palette). `tiff` reads no palette TIFF.
@@ -516,7 +547,10 @@ fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
                 && extra == [UNASSOCIATED]
                 && (all_bits(8) || all_bits(16)),
             wide: photometric == BLACK_IS_ZERO && samples == 1 && all_bits(32),
-            cmyk: photometric == SEPARATED && samples == 4 && extra.is_empty() && all_bits(8),
+            cmyk: photometric == SEPARATED
+                && samples == 4
+                && extra.is_empty()
+                && (all_bits(8) || all_bits(16)),
             white_is_zero16: photometric == WHITE_IS_ZERO && samples == 1 && all_bits(16),
             palette: photometric == PALETTE
                 && samples == 1
@@ -641,6 +675,8 @@ fn tiff_cmyk<R: BufRead + Seek>(
     let (mut tiff, (width, height), orientation) = open_tiff(name, reader, limits, 4)?;
     let samples = match tiff.read_image().map_err(|e| tiff_error(name, e))? {
         tiff::decoder::DecodingResult::U8(v) => v,
+        // The high byte of each sample, as Pillow's `CMYK;16L`/`CMYK;16B` keep.
+        tiff::decoder::DecodingResult::U16(v) => v.iter().map(|&x| (x >> 8) as u8).collect(),
         _ => return Err(tiff_error(name, "CMYK samples of an unknown kind")),
     };
     let cmyk: Vec<[u8; 4]> = samples
@@ -786,6 +822,9 @@ fn orient_source(
         SourceMode::Float32(v) => SourceMode::Float32(orient_plane(&v, width, height, orientation)),
         SourceMode::Cmyk(v) => SourceMode::Cmyk(orient_plane(&v, width, height, orientation)),
         SourceMode::Gray16(v) => SourceMode::Gray16(orient_plane(&v, width, height, orientation)),
+        SourceMode::Gray16Key(v, key) => {
+            SourceMode::Gray16Key(orient_plane(&v, width, height, orientation), key)
+        }
         SourceMode::Palette { indices, palette } => SourceMode::Palette {
             indices: orient_plane(&indices, width, height, orientation),
             palette,
@@ -913,17 +952,7 @@ fn os2_as_windows_bmp<R: Read>(mut reader: R) -> Option<Vec<u8>> {
 /// and leaves `reader` at its start.
 fn bmp_palette<R: BufRead + Seek>(reader: &mut R) -> BmpPalette {
     let palette = (|| {
-        let mut head = [0u8; 14 + 4];
-        reader.read_exact(&mut head).ok()?;
-        let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
-        let u32_at =
-            |b: &[u8], at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-        if &head[..2] != b"BM" {
-            return None;
-        }
-        let header_size = u32_at(&head, 14);
-        let mut info = vec![0u8; usize::try_from(header_size.checked_sub(4)?).ok()?.min(124)];
-        reader.read_exact(&mut info).ok()?;
+        let (header_size, info) = bmp_info(reader)?;
         let (bits, colors, entry_size) = match header_size {
             12 => (u16_at(&info, 6), 0, 3),
             40 | 52 | 56 | 64 | 108 | 124 => (u16_at(&info, 10), u32_at(&info, 28), 4),
@@ -954,6 +983,81 @@ fn bmp_palette<R: BufRead + Seek>(reader: &mut R) -> BmpPalette {
     match reader.seek(SeekFrom::Start(0)) {
         Ok(_) => palette,
         Err(_) => BmpPalette::None,
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// A BMP's info header size and the rest of the info header (at most 120 bytes), read from
+/// `reader`'s start; `None` for a file that is not a BMP.
+fn bmp_info<R: Read>(reader: &mut R) -> Option<(u32, Vec<u8>)> {
+    let mut head = [0u8; 14 + 4];
+    reader.read_exact(&mut head).ok()?;
+    if &head[..2] != b"BM" {
+        return None;
+    }
+    let header_size = u32_at(&head, 14);
+    let mut info = vec![0u8; usize::try_from(header_size.checked_sub(4)?).ok()?.min(120)];
+    reader.read_exact(&mut info).ok()?;
+    Some((header_size, info))
+}
+
+/// The bits of red, green and blue of a 16-bit BMP whose layout Pillow reads: 5-5-5 (no
+/// masks, or those masks) and 5-6-5. Leaves `reader` at its start.
+fn bmp_16_bit_channels<R: Read + Seek>(reader: &mut R) -> Option<[u32; 3]> {
+    let channels = (|| {
+        let (header_size, info) = bmp_info(reader)?;
+        if header_size < 40 || u16_at(&info, 10) != 16 {
+            return None;
+        }
+        const BI_RGB: u32 = 0;
+        const BI_BITFIELDS: u32 = 3;
+        match u32_at(&info, 12) {
+            BI_RGB => Some([5, 5, 5]),
+            BI_BITFIELDS => {
+                // The masks follow a 40-byte header, or are its next fields in a longer one.
+                let mut masks = [0u8; 12];
+                if header_size >= 52 {
+                    masks.copy_from_slice(info.get(36..48)?);
+                } else {
+                    reader.read_exact(&mut masks).ok()?;
+                }
+                match [u32_at(&masks, 0), u32_at(&masks, 4), u32_at(&masks, 8)] {
+                    [0x7C00, 0x3E0, 0x1F] => Some([5, 5, 5]),
+                    [0xF800, 0x7E0, 0x1F] => Some([5, 6, 5]),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    })();
+    reader.seek(SeekFrom::Start(0)).ok()?;
+    channels
+}
+
+/// Widens a 16-bit BMP's channels as Pillow does, `v × 255 / (2ⁿ − 1)` truncated, where
+/// `image` rounds: each 8-bit value is taken back to its `n`-bit one (`image`'s rounding
+/// keeps them apart) and widened again.
+fn widen_like_pillow(pixels: &mut [u8], bands: usize, channels: [u32; 3]) {
+    let tables = channels.map(|bits| {
+        let top = (1u32 << bits) - 1;
+        let mut table = [0u8; 256];
+        for (x, out) in table.iter_mut().enumerate() {
+            let v = (x as u32 * top + 127) / 255;
+            *out = (v * 255 / top) as u8;
+        }
+        table
+    });
+    for px in pixels.chunks_exact_mut(bands) {
+        for (c, table) in tables.iter().enumerate() {
+            px[c] = table[usize::from(px[c])];
+        }
     }
 }
 

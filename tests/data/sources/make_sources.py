@@ -7,7 +7,8 @@ ImageOps.exif_transpose applies first, as Gradio does), RGB PNGs with a tRNS col
 with transparency in Pillow), palette BMPs (`L`, `1` or `P` by their palette), a CMYK TIFF,
 palette TIFFs, and files Pillow cannot write, made by hand: 16-bit premultiplied RGBA TIFF,
 16-bit gray+alpha PNG, gray and 16-bit RGB PNGs with tRNS values, a 16-bit WhiteIsZero
-TIFF, a 4-bit palette TIFF, OS/2 2.x BMPs. For each file, mode and mirror (ImageOps.mirror first, or not),
+TIFF, a 4-bit palette TIFF, OS/2 2.x BMPs, 16-bit and 1-bit gray PNGs with tRNS values, a
+16-bit CMYK TIFF, 16-bit BMPs. For each file, mode and mirror (ImageOps.mirror first, or not),
 `pillow.bin` holds `np.asarray(im.convert(mode))` as Gradio's numpy users get it (bool as
 0/255 bytes, I and F little-endian) and, for P, `getpalette()` (RGBA entries when the image
 has transparency); `manifest.json` gives each one's offset and length, shape and dtype.
@@ -44,7 +45,8 @@ def fixtures():
     v16[1, :] = rng.integers(0, 256, W)  # a row Pillow's 8-bit conversions keep
     yield "gray16.png", Image.frombytes("I;16", (W, H), v16.tobytes()), {}
     yield "gray16.tif", Image.frombytes("I;16", (W, H), v16.tobytes()), {}
-    # A tRNS colour key: `image` makes it an alpha channel, Pillow's I;16 keeps none.
+    # A tRNS value above 255: Pillow compares it with the samples clipped to 8 bits, so it
+    # matches none (`image` would compare the 16-bit samples).
     yield "gray16_trns.png", Image.frombytes("I;16", (W, H), v16.tobytes()), {
         "transparency": int(v16[0, 4])
     }
@@ -132,6 +134,32 @@ def fixtures():
     yield "os2_palette.bmp", po, {"os2": True}
     rgb_os2 = Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
     yield "os2_rgb.bmp", rgb_os2, {"os2": True}
+    # tRNS values on 16-bit and 1-bit gray PNGs. Pillow compares an I;16 value with the
+    # samples clipped to 8 bits (so 255 matches every sample from 255 up), and reads a 1-bit
+    # file's key 1 as 255 (white).
+    k16 = rng.integers(0, 65536, (H, W)).astype("<u2")
+    k16[1, :] = rng.integers(0, 256, W)
+    k16[0, :4] = [0, 7, 255, 256]
+    k16[2, :3] = 7
+    yield "gray16_trns7.png", Image.frombytes("I;16", (W, H), k16.tobytes()), {"transparency": 7}
+    yield "gray16_trns255.png", Image.frombytes("I;16", (W, H), k16.tobytes()), {
+        "transparency": 255
+    }
+    b1 = np.pad(rng.integers(0, 2, (H, W)).astype(np.uint8), ((0, 0), (0, 8 - W % 8)))
+    rows1 = [np.packbits(r).tobytes() for r in b1]
+    yield "bilevel_trns.png", None, {"raw_png": (1, 0, rows1, struct.pack(">H", 1))}
+    # A 16-bit CMYK TIFF: Pillow's CMYK of the high bytes.
+    c16 = rng.integers(0, 65536, (H, W, 4)).astype("<u2")
+    c16[0, :3] = [[0, 0, 0, 0], [65535, 0, 0, 0], [0x12FF, 0x1300, 0x80, 0xFFFF]]
+    yield "cmyk16.tif", None, {"raw_tiff": (4, 16, 5, c16.tobytes(), None)}
+    # 16-bit BMPs, which Pillow cannot write: 5-5-5 (no masks) and 5-6-5 (BITFIELDS). Pillow
+    # widens a channel of n bits as v * 255 // (2^n - 1).
+    v555 = rng.integers(0, 1 << 15, (H, W)).astype("<u2")
+    v555[0, :4] = [0, 0x7FFF, 0x0001, 0x0421]
+    yield "rgb555.bmp", None, {"raw_bmp": (v555, None)}
+    v565 = rng.integers(0, 1 << 16, (H, W)).astype("<u2")
+    v565[0, :4] = [0, 0xFFFF, 0x0001, 0x0821]
+    yield "rgb565.bmp", None, {"raw_bmp": (v565, (0xF800, 0x07E0, 0x001F))}
 
 
 def as_os2_v2(path):
@@ -203,6 +231,20 @@ def raw_tiff(path, width, height, samples, bits, photometric, data, extra_sample
                 + bytes(out_of_line) + data)
 
 
+def raw_bmp(path, width, height, pixels, masks):
+    """A 16-bit BMP written by hand, bottom-up: 5-5-5 without masks (BI_RGB), or with the
+    three colour masks after the 40-byte header (BI_BITFIELDS)."""
+    stride = (width * 2 + 3) // 4 * 4
+    rows = b"".join(r.tobytes().ljust(stride, b"\0") for r in pixels[::-1])
+    extra = struct.pack("<3I", *masks) if masks else b""
+    offset = 14 + 40 + len(extra)
+    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 16, 3 if masks else 0,
+                         len(rows), 2835, 2835, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + header
+                + extra + rows)
+
+
 def pillow_bytes(im):
     a = np.asarray(im)
     if a.dtype == bool:
@@ -240,6 +282,9 @@ for name, im, save in fixtures():
     if "raw_png" in save:
         bits, color_type, rows, trns = save["raw_png"]
         raw_png(name, W, H, bits, color_type, rows, trns)
+    elif "raw_bmp" in save:
+        pixels, masks = save["raw_bmp"]
+        raw_bmp(name, W, H, pixels, masks)
     elif "raw_tiff" in save:
         samples, bits, photometric, data, extra, *more = save["raw_tiff"]
         raw_tiff(name, W, H, samples, bits, photometric, data, extra, *more)
