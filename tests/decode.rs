@@ -370,8 +370,16 @@ fn assert_pillow_frames(name: &str, frames: &[DecodedFrame]) {
             want_delay,
             "{name} frame {k}: delay"
         );
+        // Alpha as Pillow's mode has it: an RGBA (or LA) frame, however opaque, or a P, L or
+        // RGB one that shows transparency.
         let translucent = want.chunks_exact(4).any(|px| px[3] != 255);
-        assert_eq!(frame.has_alpha, translucent, "{name} frame {k}: has_alpha");
+        let alpha_mode = matches!(fixture.modes[k].as_str(), "RGBA" | "LA");
+        assert_eq!(
+            frame.has_alpha,
+            alpha_mode || translucent,
+            "{name} frame {k}: has_alpha ({})",
+            fixture.modes[k]
+        );
     }
 }
 
@@ -383,8 +391,10 @@ fn decode_fixture(name: &str) -> Vec<DecodedFrame> {
 #[test]
 fn animated_webp_gives_every_frame_as_pillow_composites_it() {
     let frames = decode_fixture("anim.webp");
-    // Frame 2 is a sub-frame blended over frame 1's translucent pixels.
-    assert!(frames[1].has_alpha && frames[2].has_alpha && !frames[3].has_alpha);
+    // Frame 2 is a sub-frame blended over frame 1's translucent pixels; frame 3 is opaque,
+    // and still RGBA in Pillow (the file has the alpha flag).
+    assert!(frames.iter().all(|f| f.has_alpha));
+    assert!(frames[3].rgba.chunks_exact(4).all(|px| px[3] == 255));
     assert_pillow_frames("anim.webp", &frames);
 }
 
@@ -436,6 +446,20 @@ fn gif_sub_frames_restored_interlaced_and_past_the_screen_match_pillow() {
 fn a_gif_without_its_trailer_and_with_junk_after_it_keeps_every_frame() {
     let frames = decode_fixture("untrailed.gif");
     assert_pillow_frames("untrailed.gif", &frames);
+}
+
+#[test]
+fn a_gifs_later_frames_are_rgba_when_its_first_had_transparency_however_opaque() {
+    // Pillow's frames after the first are RGBA then, and convert as RGBA (P by quantising,
+    // not through the WEB palette), opaque ones too.
+    let frames = decode_fixture("opaque_later.gif");
+    assert_pillow_frames("opaque_later.gif", &frames);
+    assert!(frames[1..].iter().all(|f| f.has_alpha));
+    assert!(
+        frames[1..]
+            .iter()
+            .all(|f| f.rgba.chunks_exact(4).all(|px| px[3] == 255))
+    );
 }
 
 /// A GIF with a `screen` and one 1×1 frame at `at` of `size` (index 0: red).

@@ -363,7 +363,10 @@ impl<R: BufRead + Seek> Animation<R> {
         self.previous = Some((rect, dispose));
 
         let rgba = self.to_rgba();
-        let has_alpha = rgba.chunks_exact(4).any(|px| px[3] != 255);
+        // An RGBA or LA file's frames are RGBA in Pillow, opaque ones too; the others have
+        // alpha where a frame shows transparency.
+        let has_alpha = matches!(self.mode, Mode::Rgba | Mode::GrayAlpha)
+            || rgba.chunks_exact(4).any(|px| px[3] != 255);
         Ok(DecodedFrame {
             width: self.width as u32,
             height: self.height as u32,

@@ -617,7 +617,9 @@ impl<R: BufRead> Animation<R> {
             }
             Mode::Rgba => self.canvas.clone(),
         };
-        let has_alpha = rgba.chunks_exact(4).any(|px| px[3] != 255);
+        // After the first frame Pillow's mode is RGBA when the first had a transparent index,
+        // however opaque the frame is; a P or L first frame has alpha where it shows some.
+        let has_alpha = self.mode == Mode::Rgba || rgba.chunks_exact(4).any(|px| px[3] != 255);
         Ok(Some(DecodedFrame {
             width: self.width as u32,
             height: self.height as u32,

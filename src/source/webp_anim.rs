@@ -23,8 +23,9 @@
 //!
 //! The ANIM chunk's loop count is of plays (0 for forever), as [`Plays`] counts them.
 //!
-//! The file's VP8X alpha flag decides whether the output has alpha: without it Pillow opens
-//! the animation as RGB, so every output pixel is opaque.
+//! The file's VP8X alpha flag decides whether the output has alpha: with it Pillow opens the
+//! animation as RGBA (every frame, opaque ones too), without it as RGB, so every output pixel
+//! is opaque.
 
 use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::num::NonZeroU32;
@@ -325,18 +326,15 @@ impl<R: Read + Seek> Animation<R> {
         self.previous = Some(frame);
         self.previous_was_key = key;
 
-        let mut has_alpha = false;
-        for px in canvas.chunks_exact_mut(4) {
-            if !self.has_alpha {
-                px[3] = 255;
-            }
-            has_alpha |= px[3] != 255;
+        if !self.has_alpha {
+            canvas.chunks_exact_mut(4).for_each(|px| px[3] = 255);
         }
         Ok(DecodedFrame {
             width: self.width as u32,
             height: self.height as u32,
             rgba: canvas,
-            has_alpha,
+            // Pillow's mode, RGBA with the alpha flag (an opaque frame too), else RGB.
+            has_alpha: self.has_alpha,
             delay: Some(Duration::from_millis(u64::from(duration))),
             plays: Some(self.plays),
             source: SourceMode::Color,

@@ -182,6 +182,8 @@ pub struct AnimFixture {
     pub delays_ms: Vec<Option<u64>>,
     /// Pillow's `info.get("loop")`.
     pub loop_count: Option<u64>,
+    /// Each frame's mode as Pillow opens it (`P`, `RGB`, `RGBA`, …).
+    pub modes: Vec<String>,
     /// Every frame as Pillow composites it, RGBA8, one after the other.
     pub rgba: Vec<u8>,
 }
@@ -217,6 +219,12 @@ pub fn anim_fixture(name: &str) -> AnimFixture {
         height: num_of(entry, "height"),
         delays_ms,
         loop_count: entry["loop"].as_u64(),
+        modes: entry["modes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("manifest: no modes for {name}"))
+            .iter()
+            .map(|m| m.as_str().unwrap_or_default().to_string())
+            .collect(),
         rgba: read(str_of(entry, "rgba")),
     };
     assert_eq!(

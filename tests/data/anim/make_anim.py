@@ -6,8 +6,9 @@ Run from this folder with Pillow 13 and numpy:
 
 For each fixture it writes the file and `<file>.rgba`: every frame as Pillow composites it
 (`ImageSequence`, `.convert("RGBA")`), N x H x W x 4 bytes, row-major, no header. The
-manifest gives each fixture's size, frame count, delays in ms (`info["duration"]`) and
-`info.get("loop")` (null when Pillow reports none, as for a GIF that plays once).
+manifest gives each fixture's size, frame count, delays in ms (`info["duration"]`),
+`info.get("loop")` (null when Pillow reports none, as for a GIF that plays once) and each
+frame's mode as Pillow opens it.
 
 `composite.webp` is assembled here from lossless frames Pillow encodes, so that it holds what
 Pillow's own writer rarely chooses: translucent sub-frames blended over translucent pixels,
@@ -213,6 +214,14 @@ def gif_fixtures():
     opaque = [dict(x=0, y=0, w=5, h=3, indices=ramp(5, 3, k), delay=k + 1) for k in range(3)]
     with open("untrailed.gif", "wb") as f:
         f.write(hand_gif((5, 3), grey, opaque, trailer=b"\x00\x77"))
+    # A first frame with a transparent index, then opaque frames over the whole screen:
+    # Pillow's later frames are RGBA (as the first had transparency), though every pixel is
+    # opaque, and convert from RGBA (P by quantising, not the WEB palette).
+    later = [dict(x=0, y=0, w=5, h=3, indices=ramp(5, 3, 0), transparent=3, delay=5)] + [
+        dict(x=0, y=0, w=5, h=3, indices=ramp(5, 3, k), disposal=1, delay=5) for k in (1, 2)
+    ]
+    with open("opaque_later.gif", "wb") as f:
+        f.write(hand_gif((5, 3), grey, later))
 
 
 def apng_fixtures():
@@ -283,11 +292,12 @@ def write_all():
 def describe(name):
     with Image.open(name) as im:
         loop = im.info.get("loop")
-        composited, delays = [], []
+        composited, delays, modes = [], [], []
         for frame in ImageSequence.Iterator(im):
             # convert() loads the frame, which is when WebP sets its duration.
             composited.append(np.asarray(frame.convert("RGBA")))
             delays.append(frame.info.get("duration"))
+            modes.append(frame.mode)
         data = np.stack(composited).tobytes()
         with open(name + ".rgba", "wb") as f:
             f.write(data)
@@ -298,6 +308,7 @@ def describe(name):
             "height": im.height,
             "frames": len(composited),
             "durations_ms": delays,
+            "modes": modes,
             "loop": loop,
             "rgba": name + ".rgba",
             "sha256": hashlib.sha256(open(name, "rb").read()).hexdigest(),
@@ -309,7 +320,7 @@ def main():
     names = [
         "anim.webp", "composite.webp", "anim.png", "once.gif", "loop3.gif", "transparent.gif",
         "still.webp", "still.png", "palettes.gif", "restore.gif", "untrailed.gif", "over.png",
-        "default.png",
+        "default.png", "opaque_later.gif",
     ]
     manifest = {
         "generator": "make_anim.py",
