@@ -853,3 +853,46 @@ fn a_stream_whose_one_file_fails_stops_fails_once_and_leaves_no_file() {
         );
     }
 }
+
+#[test]
+fn a_callback_that_fails_or_panics_mid_stream_leaves_no_file_of_the_sequence() {
+    use shutter::source::live::FuncGrabber;
+    for panics in [false, true] {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut seed = 0;
+        let grabber = FuncGrabber::from_fn(move || {
+            seed += 1;
+            Some(Ok::<_, Error>((
+                16u32,
+                8u32,
+                common::random_rgba(16, 8, seed),
+            )))
+        });
+        let pipeline = Pipeline::builder()
+            .source(Source::grabber(grabber))
+            .device(DeviceChoice::Cpu)
+            .output(Output::File(dir.join("rec.gif")), Format::Gif)
+            .on_frame(move |frame| {
+                if frame.meta.index == 5 {
+                    assert!(!panics, "callback panic");
+                    return Err("enough");
+                }
+                Ok(())
+            })
+            .build()
+            .unwrap();
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run()));
+        match run {
+            Err(_) => assert!(panics),
+            Ok(Err(Error::User(message))) => assert!(!panics && message == "enough"),
+            Ok(other) => panic!("panics {panics}: {other:?}"),
+        }
+        // The sequence's temp file went with the run: nothing is left.
+        assert!(
+            common::dir_names(&dir).is_empty(),
+            "panics {panics}: {:?}",
+            common::dir_names(&dir)
+        );
+    }
+}
