@@ -256,6 +256,8 @@ where
     let mut wide = None;
     let (mut image, orientation) = if tiff.gray_alpha {
         tiff_gray_alpha(name, &mut reader, limits)?
+    } else if let Some(white_is_zero) = tiff.narrow_gray {
+        tiff_narrow_gray(name, &mut reader, limits, white_is_zero)?
     } else if let Some((data, frame_header)) = jpeg_cmyk {
         let (image, orientation, inks) =
             super::jpeg_cmyk::decode(name, &data, frame_header, limits)?;
@@ -499,6 +501,9 @@ struct TiffHeader {
     /// One sample of 1, 2, 4 or 8 bits indexing a colour map: Pillow's `P` (the map's high
     /// bytes as its palette). `tiff` reads no palette TIFF.
     palette: bool,
+    /// One gray sample of 2 or 4 bits (`Some(true)` for WhiteIsZero): Pillow's `L`, scaled,
+    /// which neither `image` nor `tiff` reads.
+    narrow_gray: Option<bool>,
     /// One 16-bit WhiteIsZero sample, which Pillow keeps as stored (`I;16`, where it inverts
     /// the narrower WhiteIsZero samples) and `tiff` inverts.
     white_is_zero16: bool,
@@ -552,6 +557,11 @@ fn tiff_header<R: BufRead + Seek>(reader: &mut R) -> TiffHeader {
                 && extra.is_empty()
                 && (all_bits(8) || all_bits(16)),
             white_is_zero16: photometric == WHITE_IS_ZERO && samples == 1 && all_bits(16),
+            narrow_gray: (matches!(photometric, WHITE_IS_ZERO | BLACK_IS_ZERO)
+                && samples == 1
+                && extra.is_empty()
+                && matches!(bits[..], [2 | 4]))
+            .then_some(photometric == WHITE_IS_ZERO),
             palette: photometric == PALETTE
                 && samples == 1
                 && extra.is_empty()
@@ -693,63 +703,103 @@ fn tiff_cmyk<R: BufRead + Seek>(
     Ok((image, orientation, SourceMode::Cmyk(cmyk)))
 }
 
-/// A palette TIFF (see [`TiffHeader::palette`]): its colours, its orientation, and its
-/// indices and palette (`SourceMode::Palette`), unturned.
+/// The samples of a TIFF of one 1-, 2-, 4- or 8-bit sample a pixel (palette indices, or
+/// narrow gray), one a byte, with the decoder (for its other tags), the size and the
+/// orientation.
 ///
-/// `tiff` refuses palette images, so the indices are read from a copy of the file whose first
-/// directory says BlackIsZero instead (the samples are the same bits), and the colour map
-/// (16-bit red, green and blue planes) becomes Pillow's palette of its high bytes.
+/// `tiff` refuses palette images, and `image` gray ones of 2 or 4 bits, so the samples are
+/// read from a copy of the file whose first directory says BlackIsZero instead (the same
+/// bits, unpacked here).
+#[allow(clippy::type_complexity)]
+fn tiff_narrow_samples<R: BufRead + Seek>(
+    name: &str,
+    reader: &mut R,
+    limits: &DecodeLimits,
+) -> Result<(
+    tiff::decoder::Decoder<std::io::Cursor<Vec<u8>>>,
+    (u32, u32),
+    Orientation,
+    usize,
+    Vec<u8>,
+)> {
+    let mut data = Vec::new();
+    reader
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| reader.read_to_end(&mut data))
+        .map_err(|e| tiff_error(name, e))?;
+    if !set_black_is_zero(&mut data) {
+        return Err(tiff_error(name, "no PhotometricInterpretation tag to read"));
+    }
+    let cursor = std::io::Cursor::new(data);
+    let (mut tiff, (width, height), orientation) = open_tiff(name, cursor, limits, 4)?;
+    let bits = match tiff.colortype().map_err(|e| tiff_error(name, e))? {
+        tiff::ColorType::Gray(bits @ (1 | 2 | 4 | 8)) => usize::from(bits),
+        other => return Err(tiff_error(name, format!("samples of {other:?}"))),
+    };
+    let packed = match tiff.read_image().map_err(|e| tiff_error(name, e))? {
+        tiff::decoder::DecodingResult::U8(v) => v,
+        _ => return Err(tiff_error(name, "samples of an unknown kind")),
+    };
+    let (w, h) = (width as usize, height as usize);
+    let line = (w * bits).div_ceil(8);
+    let samples = unpack_indices(&packed, line, w, h, bits)
+        .ok_or_else(|| tiff_error(name, "the samples do not fill the image"))?;
+    Ok((tiff, (width, height), orientation, bits, samples))
+}
+
+/// A palette TIFF (see [`TiffHeader::palette`]): its colours, its orientation, and its
+/// indices and palette (`SourceMode::Palette`), unturned. The colour map (16-bit red, green
+/// and blue planes) becomes Pillow's palette of their high bytes.
 fn tiff_palette<R: BufRead + Seek>(
     name: &str,
     reader: &mut R,
     limits: &DecodeLimits,
 ) -> Result<(DynamicImage, Orientation, SourceMode)> {
-    reader
-        .seek(SeekFrom::Start(0))
-        .and_then(|_| {
-            let mut data = Vec::new();
-            reader.read_to_end(&mut data).map(|_| data)
-        })
-        .map_err(|e| tiff_error(name, e))
-        .and_then(|mut data| {
-            if !set_black_is_zero(&mut data) {
-                return Err(tiff_error(name, "no PhotometricInterpretation tag to read"));
-            }
-            let mut cursor = std::io::Cursor::new(data);
-            let (mut tiff, (width, height), orientation) = open_tiff(name, &mut cursor, limits, 4)?;
-            let map: Vec<u16> = tiff
-                .find_tag_unsigned_vec(tiff::tags::Tag::ColorMap)
-                .map_err(|e| tiff_error(name, e))?
-                .ok_or_else(|| tiff_error(name, "a palette image without a ColorMap"))?;
-            let bits = match tiff.colortype().map_err(|e| tiff_error(name, e))? {
-                tiff::ColorType::Gray(bits @ (1 | 2 | 4 | 8)) => usize::from(bits),
-                other => return Err(tiff_error(name, format!("palette samples of {other:?}"))),
-            };
-            let entries = 1 << bits;
-            if map.len() != 3 * entries {
-                return Err(tiff_error(
-                    name,
-                    format!("a ColorMap of {} values for {bits}-bit indices", map.len()),
-                ));
-            }
-            let packed = match tiff.read_image().map_err(|e| tiff_error(name, e))? {
-                tiff::decoder::DecodingResult::U8(v) => v,
-                _ => return Err(tiff_error(name, "palette indices of an unknown kind")),
-            };
-            let (w, h) = (width as usize, height as usize);
-            let line = (w * bits).div_ceil(8);
-            let indices = unpack_indices(&packed, line, w, h, bits)
-                .ok_or_else(|| tiff_error(name, "the indices do not fill the image"))?;
-            let rgb: Vec<[u8; 3]> = (0..entries)
-                .map(|i| [0, 1, 2].map(|c| (map[c * entries + i] >> 8) as u8))
-                .collect();
-            let pixels = indices.iter().flat_map(|&i| rgb[usize::from(i)]).collect();
-            let image = image::ImageBuffer::from_raw(width, height, pixels)
-                .map(DynamicImage::ImageRgb8)
-                .ok_or_else(|| tiff_error(name, "the indices do not fill the image"))?;
-            let palette = Palette::Rgb(rgb);
-            Ok((image, orientation, SourceMode::Palette { indices, palette }))
-        })
+    let (mut tiff, (width, height), orientation, bits, indices) =
+        tiff_narrow_samples(name, reader, limits)?;
+    let map: Vec<u16> = tiff
+        .find_tag_unsigned_vec(tiff::tags::Tag::ColorMap)
+        .map_err(|e| tiff_error(name, e))?
+        .ok_or_else(|| tiff_error(name, "a palette image without a ColorMap"))?;
+    let entries = 1 << bits;
+    if map.len() != 3 * entries {
+        return Err(tiff_error(
+            name,
+            format!("a ColorMap of {} values for {bits}-bit indices", map.len()),
+        ));
+    }
+    let rgb: Vec<[u8; 3]> = (0..entries)
+        .map(|i| [0, 1, 2].map(|c| (map[c * entries + i] >> 8) as u8))
+        .collect();
+    let pixels = indices.iter().flat_map(|&i| rgb[usize::from(i)]).collect();
+    let image = image::ImageBuffer::from_raw(width, height, pixels)
+        .map(DynamicImage::ImageRgb8)
+        .ok_or_else(|| tiff_error(name, "the indices do not fill the image"))?;
+    let palette = Palette::Rgb(rgb);
+    Ok((image, orientation, SourceMode::Palette { indices, palette }))
+}
+
+/// A gray TIFF of 2 or 4 bits a sample (see [`TiffHeader::narrow_gray`]): Pillow's `L` of
+/// its samples scaled to 8 bits (× 85 or × 17), inverted for WhiteIsZero (its `L;2I`,
+/// `L;4I`), and its orientation.
+fn tiff_narrow_gray<R: BufRead + Seek>(
+    name: &str,
+    reader: &mut R,
+    limits: &DecodeLimits,
+    white_is_zero: bool,
+) -> Result<(DynamicImage, Orientation)> {
+    let (_, (width, height), orientation, bits, samples) =
+        tiff_narrow_samples(name, reader, limits)?;
+    let top = (1u8 << bits) - 1;
+    let scale = 255 / top;
+    let gray = samples
+        .iter()
+        .map(|&v| if white_is_zero { top - v } else { v } * scale)
+        .collect();
+    let image = image::ImageBuffer::from_raw(width, height, gray)
+        .map(DynamicImage::ImageLuma8)
+        .ok_or_else(|| tiff_error(name, "the samples do not fill the image"))?;
+    Ok((image, orientation))
 }
 
 /// Rewrites the PhotometricInterpretation of a TIFF's first directory to BlackIsZero, in

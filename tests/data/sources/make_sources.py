@@ -8,7 +8,7 @@ with transparency in Pillow), palette BMPs (`L`, `1` or `P` by their palette), a
 palette TIFFs, and files Pillow cannot write, made by hand: 16-bit premultiplied RGBA TIFF,
 16-bit gray+alpha PNG, gray and 16-bit RGB PNGs with tRNS values, a 16-bit WhiteIsZero
 TIFF, a 4-bit palette TIFF, OS/2 2.x BMPs, 16-bit and 1-bit gray PNGs with tRNS values, a
-16-bit CMYK TIFF, 16-bit BMPs. For each file, mode and mirror (ImageOps.mirror first, or not),
+16-bit CMYK TIFF, 16-bit BMPs, 2- and 4-bit gray TIFFs. For each file, mode and mirror (ImageOps.mirror first, or not),
 `pillow.bin` holds `np.asarray(im.convert(mode))` as Gradio's numpy users get it (bool as
 0/255 bytes, I and F little-endian) and, for P, `getpalette()` (RGBA entries when the image
 has transparency); `manifest.json` gives each one's offset and length, shape and dtype.
@@ -160,6 +160,19 @@ def fixtures():
     v565 = rng.integers(0, 1 << 16, (H, W)).astype("<u2")
     v565[0, :4] = [0, 0xFFFF, 0x0001, 0x0821]
     yield "rgb565.bmp", None, {"raw_bmp": (v565, (0xF800, 0x07E0, 0x001F))}
+    # 2- and 4-bit gray TIFFs, which Pillow opens as L scaled (x 85, x 17; WhiteIsZero
+    # inverted first), and neither image nor tiff reads.
+    for bits, photometric, name in ((4, 1, "gray4.tif"), (2, 0, "gray2_white_is_zero.tif")):
+        per = 8 // bits
+        v = rng.integers(0, 1 << bits, (H, W)).astype(np.uint8)
+        v[0, : min(W, 1 << bits)] = np.arange(1 << bits)[:W]
+        v = np.pad(v, ((0, 0), (0, (-W) % per)))
+        packed = b"".join(
+            bytes(sum(int(r[i + j]) << (8 - bits * (j + 1)) for j in range(per))
+                  for i in range(0, len(r), per))
+            for r in v
+        )
+        yield name, None, {"raw_tiff": (1, bits, photometric, packed, None)}
 
 
 def as_os2_v2(path):
