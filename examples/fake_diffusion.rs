@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use shutter::source::live::FuncGrabber;
 use shutter::source::{self, DecodeLimits, Source};
-use shutter::{DeviceChoice, Pipeline};
+use shutter::{DeviceChoice, FrameArray, Pipeline};
 
 /// The picture being "diffused": shutter's built-in default image.
 fn picture() -> shutter::Result<(u32, u32, Vec<u8>)> {
@@ -108,17 +108,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .device(DeviceChoice::Auto)
         .on_frame(move |frame| {
             delivered += 1;
-            let error: u64 = frame
-                .rgba
+            // What the pipeline made of the frame (mirror, filters, mode: RGB by default), as
+            // the (H, W, 3) array Gradio's numpy users get; `frame.rgba` is the frame as
+            // captured.
+            let FrameArray::U8(rgb) = frame.array() else {
+                return Err("an RGB frame is u8".to_string());
+            };
+            let rgb: Vec<u8> = rgb.iter().copied().collect();
+            let clean_rgb = clean.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]);
+            let error: u64 = rgb
                 .iter()
-                .zip(clean.iter())
-                .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                .zip(clean_rgb)
+                .map(|(a, b)| u64::from(a.abs_diff(b)))
                 .sum();
-            let mean = error as f64 / frame.rgba.len() as f64;
+            let mean = error as f64 / rgb.len() as f64;
             println!("step {delivered:>3}: mean distance from the picture {mean:6.2}");
             if let Some(dir) = &out_dir {
                 let path = dir.join(format!("step_{delivered:03}.png"));
-                image::RgbaImage::from_raw(frame.width, frame.height, frame.rgba.clone())
+                image::RgbImage::from_raw(frame.width, frame.height, rgb)
                     .ok_or("frame size mismatch")?
                     .save(&path)
                     .map_err(|err| format!("{}: {err}", path.display()))?;

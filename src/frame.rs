@@ -67,8 +67,13 @@ pub enum Plays {
 }
 
 /// Pixels of one frame: RGBA8, row-major, `width * height * 4` bytes, straight (not
-/// premultiplied) alpha. Once processed with a mode, the result is [`Frame::image`] (read it
-/// with [`Frame::array`]) and `rgba` is no longer meaningful. Sources without alpha fill A with 255 and say so in `has_alpha`.
+/// premultiplied) alpha. Sources without alpha fill A with 255 and say so in `has_alpha`.
+///
+/// Once processed with a mode, the result is [`Frame::image`]: read it with
+/// [`Frame::array`]. A [`Pipeline`](crate::Pipeline) always sets a mode (RGB by default), so
+/// in its callbacks `rgba` — and [`to_rgb`](Frame::to_rgb), [`rgb_array`](Frame::rgb_array),
+/// [`rgba_view`](Frame::rgba_view), which read it — are the frame as captured, before the
+/// mirror, the filters and the conversion.
 ///
 /// The layout is byte-identical to an (H, W, 4) u8 array and to the GPU's packed-u32 buffers.
 #[derive(Debug, Clone)]
@@ -123,7 +128,8 @@ impl Frame {
         self.width as usize * self.height as usize
     }
 
-    /// The pixels as RGB8 (alpha dropped without compositing, as Pillow's `convert("RGB")`).
+    /// `rgba` as RGB8 (alpha dropped without compositing, as Pillow's `convert("RGB")`): in a
+    /// pipeline's callback, the frame as captured; the result is [`Frame::array`].
     pub fn to_rgb(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.pixels() * 3);
         for px in self.rgba.chunks_exact(4) {
@@ -132,8 +138,8 @@ impl Frame {
         out
     }
 
-    /// `rgba` as an (H, W, 3) u8 array (alpha dropped). For processed frames use
-    /// [`Frame::array`].
+    /// `rgba` as an (H, W, 3) u8 array (alpha dropped): in a pipeline's callback, the frame as
+    /// captured. For processed frames use [`Frame::array`].
     pub fn rgb_array(&self) -> ndarray::Array3<u8> {
         ndarray::Array3::from_shape_vec(
             (self.height as usize, self.width as usize, 3),

@@ -1,8 +1,9 @@
 //! shutter: stream images through the GPU.
 //!
-//! Frames come from files, stdin or (later) cameras and closures; one fused wgpu compute pass
-//! mirrors and filters them; encoders write them to disk or a callback receives them as
-//! `ndarray` arrays. See [`Pipeline`] for the library entry point.
+//! Frames come from files, directories, stdin, bytes in memory, cameras, a synthetic pattern
+//! and closures; one fused wgpu compute pass (or the CPU backend) mirrors, filters and
+//! converts them to Pillow's `image_mode`; encoders write them to disk or a callback receives
+//! them as `ndarray` arrays ([`Frame::array`]). See [`Pipeline`] for the library entry point.
 
 pub mod backend;
 pub mod bench;

@@ -202,7 +202,9 @@ impl Pipeline {
 }
 
 impl PipelineBuilder {
-    /// Adds a source (a file, a directory, stdin).
+    /// Adds a source: a file, a directory, stdin, bytes, or a live one (a camera, the
+    /// pattern, a grabber such as [`FuncGrabber`](crate::source::live::FuncGrabber)), which
+    /// must be the only source ([`build`](PipelineBuilder::build) refuses it with others).
     pub fn source(mut self, source: Source) -> Self {
         self.sources.push(source);
         self
@@ -251,7 +253,10 @@ impl PipelineBuilder {
         self
     }
 
-    /// Dithering for modes `1` and `P` (default Floyd–Steinberg, as Pillow).
+    /// Dithering for modes `1` and `P` (default Floyd–Steinberg, as Pillow); [`build`]
+    /// refuses another one for any other mode, which nothing dithers.
+    ///
+    /// [`build`]: PipelineBuilder::build
     pub fn dither(mut self, dither: Dither) -> Self {
         self.ops.dither = dither;
         self
@@ -326,9 +331,9 @@ impl PipelineBuilder {
     }
 
     /// Puts up to `frames` waiting frames in one GPU submission (Gradio's `max_batch_size`);
-    /// the ring grows to hold them.
+    /// the ring grows to hold them. 1 to [`MAX_IN_FLIGHT`].
     pub fn batch(mut self, frames: usize) -> Self {
-        self.batch = frames.max(1);
+        self.batch = frames;
         self
     }
 
@@ -356,16 +361,23 @@ impl PipelineBuilder {
         self
     }
 
-    /// Checks the settings.
+    /// Checks the settings, as the CLI checks its flags.
     ///
     /// # Errors
-    /// [`Error::Usage`] when there is no source, no sink, `in_flight` is 0, or the output
-    /// format cannot hold the mode (naming the formats that can).
+    /// [`Error::Usage`] when there is no source, no sink, `in_flight` or `batch` is out of
+    /// range, a dithering other than the default is given for a mode other than `1` and `P`, the output format cannot
+    /// hold the mode (naming the formats that can), or the output is `-`, an existing
+    /// directory given as [`Output::File`], or a file named for a format shutter does not
+    /// write (`.apng`, `.svg`, …).
     pub fn build(mut self) -> Result<Pipeline> {
         let mode = *self.ops.mode.get_or_insert(ImageMode::Rgb);
+        if self.ops.dither != Dither::default() {
+            mode.dither_for(Some(self.ops.dither))?;
+        }
         if let Some((output, format)) = &self.output {
             format.check()?;
             format.check_mode(mode)?;
+            check_output(output)?;
             // A file named for one format and written in another would mislead every reader.
             if let Output::File(file) = output
                 && let Some(Ok(named)) = Format::from_path(file, None, false)
@@ -751,6 +763,37 @@ impl Pipeline {
         gpu_result?;
         Ok(stats(sink_result?, failures, not_reached))
     }
+}
+
+/// Refuses an output no run can write: `-` (standard output, which shutter does not write), an
+/// existing directory named as one file, a file named for a format shutter does not write.
+fn check_output(output: &Output) -> Result<()> {
+    let path = match output {
+        Output::File(path) | Output::Dir(path) => path,
+    };
+    if path.as_os_str() == "-" {
+        return Err(Error::Usage(
+            "output -: shutter does not write to standard output; give a file or directory".into(),
+        ));
+    }
+    if let Output::File(file) = output {
+        if file.is_dir() {
+            return Err(Error::Usage(format!(
+                "output {}: is a directory; give Output::Dir to write into it",
+                file.display()
+            )));
+        }
+        if let Some(ext) = file.extension().and_then(|e| e.to_str())
+            && encode::UNWRITTEN_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+        {
+            return Err(Error::Usage(format!(
+                "output {}: shutter does not write {ext} files; it writes webp, png, jpeg, gif, \
+                 bmp, tiff and npy",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// How long past its time limit a batch of files waits for a capture that sends nothing

@@ -896,3 +896,116 @@ fn a_callback_that_fails_or_panics_mid_stream_leaves_no_file_of_the_sequence() {
         );
     }
 }
+
+#[test]
+fn build_refuses_what_the_cli_refuses() {
+    use shutter::{Dither, ImageMode};
+    let tmp = TempDir::new().unwrap();
+    let png = noisy_png(tmp.path(), "in.png", 3, 2, 1);
+    let builder = || {
+        Pipeline::builder()
+            .source(Source::Path(png.clone()))
+            .device(DeviceChoice::Cpu)
+    };
+    let refused = |what: &str, result: Result<Pipeline, Error>, needle: &str| match result {
+        Err(err) => assert!(
+            err.is_usage() && err.to_string().contains(needle),
+            "{what}: {err}"
+        ),
+        Ok(_) => panic!("{what}: built"),
+    };
+    refused(
+        "an .apng file",
+        builder()
+            .output(Output::File(tmp.path().join("x.apng")), Format::Png)
+            .build(),
+        "apng",
+    );
+    for output in [Output::File("-".into()), Output::Dir("-".into())] {
+        refused(
+            "-",
+            builder().output(output, Format::Png).build(),
+            "standard output",
+        );
+    }
+    refused(
+        "a directory as a file",
+        builder()
+            .output(Output::File(tmp.path().to_path_buf()), Format::Png)
+            .build(),
+        "is a directory",
+    );
+    let callback = |_: &shutter::Frame| Ok::<(), Error>(());
+    refused(
+        "batch 0",
+        builder().batch(0).on_frame(callback).build(),
+        "batch",
+    );
+    refused(
+        "a dithering for RGB",
+        builder()
+            .mode(ImageMode::Rgb)
+            .dither(Dither::None)
+            .on_frame(callback)
+            .build(),
+        "only modes 1 and P",
+    );
+    // The defaults, given explicitly, are no error.
+    assert!(
+        builder()
+            .mode(ImageMode::P)
+            .dither(Dither::None)
+            .batch(1)
+            .on_frame(callback)
+            .build()
+            .is_ok()
+    );
+    assert!(
+        builder()
+            .dither(Dither::default())
+            .output(Output::File(tmp.path().join("out.png")), Format::Png)
+            .build()
+            .is_ok()
+    );
+    assert!(!tmp.path().join("-").exists());
+}
+
+#[test]
+fn a_closure_frame_without_pixels_fails_by_name_and_writes_nothing() {
+    use shutter::source::live::FuncGrabber;
+    for (w, h) in [(0u32, 0u32), (0, 10), (10, 0)] {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut k = 0;
+        let grabber = FuncGrabber::from_fn(move || {
+            k += 1;
+            (k <= 1).then(|| Ok::<_, Error>((w, h, vec![0u8; (w * h * 4) as usize])))
+        })
+        .named("empty");
+        let seen = Arc::new(Mutex::new(0));
+        let calls = seen.clone();
+        let stats = run_or_hang(move || {
+            Pipeline::builder()
+                .source(Source::grabber(grabber))
+                .device(DeviceChoice::Cpu)
+                .output(Output::File(dir.join("rec.gif")), Format::Gif)
+                .on_frame(move |_| {
+                    *calls.lock().unwrap() += 1;
+                    Ok::<(), Error>(())
+                })
+        })
+        .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            0,
+            "{w}×{h}: no frame reaches the callback"
+        );
+        assert_eq!(stats.failures.len(), 1, "{w}×{h}: {:?}", stats.failures);
+        let message = stats.failures[0].to_string();
+        assert!(
+            message.contains("empty") && message.contains("no pixels"),
+            "{w}×{h}: {message}"
+        );
+        assert!(common::dir_names(tmp.path()).is_empty());
+    }
+}

@@ -79,7 +79,9 @@ pub enum Format {
     Bmp,
     /// TIFF, uncompressed.
     Tiff,
-    /// A NumPy array: (H, W, 3) u8 for one frame, (N, H, W, 3) for several.
+    /// A NumPy array, `np.asarray(im)` of the frame's mode ((H, W, 3) u8 for RGB, (H, W) u8
+    /// for L and P, (H, W) bool for `1`, i32 for I, f32 for F, …); (N, …) for an animation
+    /// or a stream.
     Npy,
 }
 

@@ -271,8 +271,9 @@ fn take_bytes(
 ///
 /// # Errors
 /// - [`Error::Limits`] for frames larger than [`DecodeLimits::default`] allows.
-/// - [`Error::Decode`] (input `live frame`) for too few bytes, an odd width for YUYV or NV12,
-///   an odd height for NV12, or a JPEG that does not decode.
+/// - [`Error::Decode`] (input `live frame`) for a frame without pixels (a side of 0), too
+///   few bytes, an odd width for YUYV or NV12, an odd height for NV12, or a JPEG that does
+///   not decode.
 /// - [`Error::Gpu`] when the GPU conversion fails.
 pub fn to_rgba(raw: RawFrame, gpu: Option<&mut YuvConverter>) -> Result<DecodedFrame> {
     to_rgba_within(raw, gpu, &DecodeLimits::default())
@@ -296,6 +297,13 @@ pub fn to_rgba_within(
     } = raw;
     if format != RawFormat::Mjpeg {
         limits.check(LIVE_FRAME, u64::from(width), u64::from(height))?;
+        if width == 0 || height == 0 {
+            return Err(Error::Decode {
+                input: LIVE_FRAME.to_string(),
+                format: format.name().to_string(),
+                reason: format!("a {width}×{height} frame has no pixels"),
+            });
+        }
     }
     let pixels = width as usize * height as usize;
     let size = (width, height);

@@ -36,9 +36,9 @@ pub enum Source {
     /// One image read from standard input (`-`).
     Stdin,
     /// An image held in memory (its format sniffed from the content); `name` names it in
-    /// messages and gives the output file its stem: only its last component, without an image
-    /// extension or leading dots, so that the file stays in the output directory
-    /// (`../up/photo.png` → `photo`; `bytes` when nothing is left).
+    /// messages (`bytes` when empty) and gives the output file its stem: only its last
+    /// component, without an image extension or leading dots, so that the file stays in the
+    /// output directory (`../up/photo.png` → `photo`; `bytes` when nothing is left).
     Bytes { name: String, data: Arc<[u8]> },
     /// A moving synthetic test pattern, `pattern[:WxH][@FPS]`: paced at `fps` on the
     /// pipeline's clock, or as fast as possible. Each side is
@@ -467,7 +467,12 @@ pub fn expand(sources: &[Source]) -> Vec<Result<Input>> {
                 )));
             }
             Source::Bytes { name, data } => out.push(Ok(Input {
-                name: name.clone(),
+                // Messages name it as its output file does when it has no name.
+                name: if name.trim().is_empty() {
+                    "bytes".to_string()
+                } else {
+                    name.clone()
+                },
                 stem: bytes_stem(name),
                 kind: InputKind::Bytes(data.clone()),
             })),
