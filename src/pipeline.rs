@@ -281,9 +281,14 @@ impl PipelineBuilder {
     }
 
     /// Calls `f` with every processed frame, in input order, on the thread that called
-    /// [`Pipeline::run`]. Returning an error stops the run, and [`Pipeline::run`] returns it as
-    /// [`Error::User`]. A panic in `f` unwinds out of [`Pipeline::run`]; the pipeline's own
-    /// threads, and its source, stop by themselves.
+    /// [`Pipeline::run`]; the result is [`Frame::array`] (`frame.rgba` is the frame as
+    /// captured). Returning an error stops the run, and [`Pipeline::run`] returns it as
+    /// [`Error::User`]: a GIF or npy of a stream being written is then not written. To end a
+    /// stream from the callback and keep that file, set the [`stop_flag`] instead. A panic in
+    /// `f` unwinds out of [`Pipeline::run`]; the pipeline's own threads, and its source, stop
+    /// by themselves.
+    ///
+    /// [`stop_flag`]: PipelineBuilder::stop_flag
     pub fn on_frame<E: std::fmt::Display>(
         mut self,
         mut f: impl FnMut(&Frame) -> std::result::Result<(), E> + Send + 'static,

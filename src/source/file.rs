@@ -1311,18 +1311,47 @@ pub fn image_error(name: &str, format: InputFormat, err: ImageError) -> Error {
     }
 }
 
-/// Joins a possibly multi-line message into one line.
+/// Joins a possibly multi-line message into one line, and names a PNG chunk by its type
+/// where `png`'s message shows its debug form (`ChunkType { type: real, critical: false, … }`
+/// → `chunk 'real'`).
 pub(crate) fn one_line(text: &str) -> String {
-    text.lines()
+    let mut line = text
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    const CHUNK: &str = "ChunkType { type: ";
+    while let Some(start) = line.find(CHUNK) {
+        let Some(len) = line[start..].find('}') else {
+            break;
+        };
+        let name: String = line[start + CHUNK.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let after = &line[start + len + 1..];
+        let after = after.strip_prefix(" chunk").unwrap_or(after);
+        line = format!("{}chunk '{name}'{after}", &line[..start]);
+    }
+    line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn png_chunk_types_are_named_not_dumped() {
+        assert_eq!(
+            one_line(
+                "ChunkType { type: real, critical: false, private: true, reserved: true, \
+                 safecopy: true } chunk appeared before IHDR chunk"
+            ),
+            "chunk 'real' appeared before IHDR chunk"
+        );
+        assert_eq!(one_line("two\n lines \n"), "two; lines");
+    }
 
     #[test]
     fn the_photometric_tag_is_rewritten_in_either_byte_order_and_in_bigtiff() {
