@@ -74,16 +74,25 @@ impl fmt::Display for BackendKind {
 /// # Errors
 /// [`Error::NoAdapter`] for `Gpu` without an adapter; [`Error::Gpu`] when the device fails.
 pub fn open(choice: DeviceChoice) -> Result<(Option<Arc<GpuContext>>, Option<Error>)> {
+    // Once `Auto` has found only a software adapter, later runs of the process take the CPU
+    // without opening it again (tens of milliseconds a run).
+    static SOFTWARE_ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     match choice {
         DeviceChoice::Cpu => Ok((None, None)),
         DeviceChoice::Gpu => GpuContext::new().map(|ctx| (Some(ctx), None)),
-        DeviceChoice::Auto => match GpuContext::new() {
-            Ok(ctx) if ctx.is_software() => {
-                Ok((None, Some(Error::SoftwareAdapter(ctx.describe()))))
+        DeviceChoice::Auto => {
+            if let Some(adapter) = SOFTWARE_ONLY.get() {
+                return Ok((None, Some(Error::SoftwareAdapter(adapter.clone()))));
             }
-            Ok(ctx) => Ok((Some(ctx), None)),
-            Err(err) => Ok((None, Some(err))),
-        },
+            match GpuContext::new() {
+                Ok(ctx) if ctx.is_software() => {
+                    let adapter = SOFTWARE_ONLY.get_or_init(|| ctx.describe());
+                    Ok((None, Some(Error::SoftwareAdapter(adapter.clone()))))
+                }
+                Ok(ctx) => Ok((Some(ctx), None)),
+                Err(err) => Ok((None, Some(err))),
+            }
+        }
     }
 }
 

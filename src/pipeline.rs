@@ -93,6 +93,7 @@ pub struct PipelineBuilder {
     clock: Option<Arc<dyn Clock>>,
     stop: Option<Arc<AtomicBool>>,
     abort: Option<Arc<AtomicBool>>,
+    context: Option<Arc<crate::gpu::GpuContext>>,
 }
 
 /// A configured run: sources in, ops, sinks out. See [`Pipeline::builder`].
@@ -190,6 +191,7 @@ impl Default for PipelineBuilder {
             clock: None,
             stop: None,
             abort: None,
+            context: None,
         }
     }
 }
@@ -231,6 +233,16 @@ impl PipelineBuilder {
     /// Appends several filters.
     pub fn filters(mut self, filters: impl IntoIterator<Item = Filter>) -> Self {
         self.ops.filters.extend(filters);
+        self
+    }
+
+    /// Runs on `ctx`, a GPU context opened once ([`GpuContext::new`]) and shared by runs,
+    /// instead of opening one for [`device`](PipelineBuilder::device) at every run (tens of
+    /// milliseconds, more on a real GPU): for a server that builds a pipeline per request.
+    ///
+    /// [`GpuContext::new`]: crate::gpu::GpuContext::new
+    pub fn gpu_context(mut self, ctx: Arc<crate::gpu::GpuContext>) -> Self {
+        self.context = Some(ctx);
         self
     }
 
@@ -560,6 +572,7 @@ impl Pipeline {
             clock,
             stop,
             abort,
+            context,
         } = self.builder;
         let emit = |event: Event<'_>| {
             if let Some(f) = &on_event {
@@ -569,7 +582,10 @@ impl Pipeline {
         // The shared clock: a grabber built before the run stamps its frames on it too.
         let clock: Arc<dyn Clock> = clock.unwrap_or_else(SystemClock::shared);
 
-        let (gpu, fallback) = backend::open(device)?;
+        let (gpu, fallback) = match context {
+            Some(ctx) => (Some(ctx), None),
+            None => backend::open(device)?,
+        };
         if let Some(reason) = &fallback {
             emit(Event::CpuFallback { reason });
         }

@@ -1009,3 +1009,43 @@ fn a_closure_frame_without_pixels_fails_by_name_and_writes_nothing() {
         assert!(common::dir_names(tmp.path()).is_empty());
     }
 }
+
+#[test]
+fn runs_on_a_gpu_context_given_once_match_the_cpu() {
+    let Some(ctx) = common::gpu_or_skip("runs_on_a_gpu_context_given_once_match_the_cpu") else {
+        return;
+    };
+    let tmp = TempDir::new().unwrap();
+    let png = noisy_png(tmp.path(), "in.png", 17, 5, 3);
+    let run = |builder: shutter::pipeline::PipelineBuilder| {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let stats = builder
+            .source(Source::Path(png.clone()))
+            .mirror(true)
+            .filter(Filter::Sepia)
+            .on_frame(move |frame| {
+                let FrameArray::U8(rgb) = frame.array() else {
+                    return Err("RGB is u8");
+                };
+                sink.lock().unwrap().extend(rgb.iter().copied());
+                Ok(())
+            })
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        let bytes = seen.lock().unwrap().clone();
+        (stats.backend, bytes)
+    };
+    let (cpu, expected) = run(Pipeline::builder().device(DeviceChoice::Cpu));
+    assert_eq!(cpu, Some(shutter::backend::BackendKind::Cpu));
+    for _ in 0..2 {
+        let (backend, bytes) = run(Pipeline::builder().gpu_context(ctx.clone()));
+        assert_eq!(
+            backend,
+            Some(shutter::backend::BackendKind::Gpu(ctx.info.name.clone()))
+        );
+        assert_eq!(bytes, expected);
+    }
+}
