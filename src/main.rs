@@ -391,7 +391,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .abort_flag(abort)
         .output(output, format)
         .on_event(move |event| match event {
-            Event::Started { inputs } => {
+            Event::Started { inputs, .. } => {
                 if inputs > 1 && std::io::stderr().is_terminal() {
                     events.set_length(inputs as u64);
                     events.set_style(

@@ -60,8 +60,10 @@ impl Output {
 /// Something that happened during a run, for progress displays.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// The run found this many inputs (after directories were expanded).
-    Started { inputs: usize },
+    /// The run found this many inputs (after directories were expanded), before any frame:
+    /// `names[i]` is the name of input `i`, the [`FrameMeta::input`] of its frames (inputs
+    /// that could not be listed, which have no frames, are counted but not named).
+    Started { inputs: usize, names: &'a [String] },
     /// `--device auto` found no adapter and fell back to the CPU, for this reason.
     CpuFallback { reason: &'a Error },
     /// An input finished: all its outputs were written (or delivered), or it failed.
@@ -644,6 +646,7 @@ impl Pipeline {
         let input_count = names.len() + failures.len();
         emit(Event::Started {
             inputs: input_count,
+            names: &names,
         });
         for error in &failures {
             emit(Event::InputDone {

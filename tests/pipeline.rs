@@ -1049,3 +1049,57 @@ fn runs_on_a_gpu_context_given_once_match_the_cpu() {
         assert_eq!(bytes, expected);
     }
 }
+
+#[test]
+fn the_started_event_names_each_input_a_frame_comes_from() {
+    use shutter::pipeline::Event;
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    for (k, name) in ["b.png", "a.png", "c.png"].iter().enumerate() {
+        noisy_png(&dir, name, 3 + k as u32, 2, k as u64);
+    }
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (event_names, frame_names, frame_sink) = (names.clone(), names.clone(), seen.clone());
+    Pipeline::builder()
+        .source(Source::Path(dir))
+        .device(DeviceChoice::Cpu)
+        .on_event(move |event| {
+            if let Event::Started { names, .. } = event {
+                *event_names.lock().unwrap() = names.to_vec();
+            }
+        })
+        .on_frame(move |frame| {
+            let name = frame_names.lock().unwrap()[frame.meta.input].clone();
+            frame_sink.lock().unwrap().push((name, frame.width));
+            Ok::<(), Error>(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let by_file: Vec<(String, u32)> = seen
+        .iter()
+        .map(|(name, w)| {
+            let file = Path::new(name)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (file, *w)
+        })
+        .collect();
+    // Each frame's input names its file: b.png is 3 wide, a.png 4, c.png 5.
+    let mut by_file = by_file;
+    by_file.sort();
+    assert_eq!(
+        by_file,
+        [
+            ("a.png".into(), 4),
+            ("b.png".into(), 3),
+            ("c.png".into(), 5)
+        ]
+    );
+}
