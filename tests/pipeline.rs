@@ -1103,3 +1103,38 @@ fn the_started_event_names_each_input_a_frame_comes_from() {
         ]
     );
 }
+
+#[test]
+fn a_named_closure_source_names_its_output_files() {
+    use shutter::source::live::FuncGrabber;
+    for (name, stem) in [
+        (None, "stream"),
+        (Some("my cam"), "my cam"),
+        (Some("../up/cam.png"), "cam"),
+    ] {
+        let tmp = TempDir::new().unwrap();
+        let out = tmp.path().join("out");
+        let mut grabber = FuncGrabber::from_frames(
+            (1..=2u64).map(|seed| (4u32, 3u32, common::random_rgba(4, 3, seed))),
+        );
+        if let Some(name) = name {
+            grabber = grabber.named(name);
+        }
+        let stats = run_or_hang({
+            let out = out.clone();
+            move || {
+                Pipeline::builder()
+                    .source(Source::grabber(grabber))
+                    .device(DeviceChoice::Cpu)
+                    .output(Output::Dir(out), Format::Png)
+            }
+        })
+        .unwrap();
+        assert!(stats.failures.is_empty(), "{:?}", stats.failures);
+        assert_eq!(
+            common::dir_names(&out),
+            [format!("{stem}_00000.png"), format!("{stem}_00001.png")],
+            "{name:?}"
+        );
+    }
+}

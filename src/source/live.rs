@@ -112,6 +112,12 @@ pub trait FrameGrabber: Send {
     fn next_due(&self) -> Option<Duration> {
         None
     }
+
+    /// The stem of the files a run writes from this source (`STEM_00000.png`, `STEM.gif`);
+    /// `None` for the default, `stream`.
+    fn stem(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<G: FrameGrabber + ?Sized> FrameGrabber for Box<G> {
@@ -129,6 +135,10 @@ impl<G: FrameGrabber + ?Sized> FrameGrabber for Box<G> {
 
     fn next_due(&self) -> Option<Duration> {
         (**self).next_due()
+    }
+
+    fn stem(&self) -> Option<String> {
+        (**self).stem()
     }
 }
 
@@ -464,6 +474,8 @@ type NextFn = Box<dyn FnMut() -> Option<Result<RawFrame>> + Send>;
 pub struct FuncGrabber {
     next: NextFn,
     name: String,
+    /// The output stem [`named`](FuncGrabber::named) gives.
+    stem: Option<String>,
     clock: Arc<dyn Clock>,
     fps: Option<f64>,
     produced: u64,
@@ -499,6 +511,7 @@ impl FuncGrabber {
         FuncGrabber {
             next,
             name: "closure".to_string(),
+            stem: None,
             clock: SystemClock::shared(),
             fps: None,
             produced: 0,
@@ -518,9 +531,14 @@ impl FuncGrabber {
         FuncGrabber::from_fn(move || iter.next().map(Ok::<_, Error>))
     }
 
-    /// Names the source in messages (default `closure`).
+    /// Names the source in messages (default `closure`) and in the names of the files a run
+    /// writes from it (`NAME_00000.png`, `NAME.gif`; default `stream`): the name's last path
+    /// component, without an image extension or leading dots, as for [`Source::Bytes`].
+    ///
+    /// [`Source::Bytes`]: crate::source::Source::Bytes
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self.stem = Some(crate::source::bytes_stem(&self.name));
         self
     }
 
@@ -577,6 +595,10 @@ impl FrameGrabber for FuncGrabber {
         };
         self.produced += 1;
         Ok(Some(RawFrame { timestamp, ..frame }))
+    }
+
+    fn stem(&self) -> Option<String> {
+        self.stem.clone()
     }
 
     fn describe(&self) -> String {

@@ -182,12 +182,13 @@ impl Source {
                     .take()
                     .ok_or_else(|| Error::Usage("this grabber was already used by a run".into()))?;
                 let name = grabber.describe();
+                let stem = grabber.stem().unwrap_or_else(|| "stream".into());
                 let policy = if grabber.paced() {
                     FramePolicy::Latest
                 } else {
                     FramePolicy::Lossless
                 };
-                Ok((grabber, name, "stream".into(), policy))
+                Ok((grabber, name, stem, policy))
             }
             _ => Err(Error::Usage("not a live source".into())),
         }
@@ -426,7 +427,7 @@ fn looks_like_svg(bytes: &[u8]) -> bool {
 
 /// The output stem of in-memory bytes named `name` (an upload's file name, say): its last
 /// component (`/` or `\\`), without an image extension or leading dots, or `bytes`.
-fn bytes_stem(name: &str) -> String {
+pub(crate) fn bytes_stem(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let base = match Path::new(last).file_stem().and_then(OsStr::to_str) {
         Some(stem) if has_image_extension(Path::new(last)) => stem,
