@@ -384,10 +384,11 @@ impl PipelineBuilder {
     ///
     /// # Errors
     /// [`Error::Usage`] when there is no source, no sink, `in_flight` or `batch` is out of
-    /// range, a dithering other than the default is given for a mode other than `1` and `P`, the output format cannot
-    /// hold the mode (naming the formats that can), or the output is `-`, an existing
-    /// directory given as [`Output::File`], or a file named for a format shutter does not
-    /// write (`.apng`, `.svg`, …).
+    /// range, a dithering other than the default is given for a mode other than `1` and `P`,
+    /// a pattern's size or rate is out of range (or its frames past the decode limits), the
+    /// output format cannot hold the mode (naming the formats that can), or the output is
+    /// `-`, an existing directory given as [`Output::File`], or a file named for a format
+    /// shutter does not write (`.apng`, `.svg`, …).
     pub fn build(mut self) -> Result<Pipeline> {
         let mode = *self.ops.mode.get_or_insert(ImageMode::Rgb);
         if self.ops.dither != Dither::default() {
@@ -412,6 +413,19 @@ impl PipelineBuilder {
         }
         if self.sources.is_empty() {
             return Err(Error::Usage("no input given".into()));
+        }
+        for source in &self.sources {
+            if let Source::Pattern { width, height, fps } = source {
+                // Known before any frame: usage errors, as for a file's size they are not.
+                crate::source::pattern::check_pattern("pattern", *width, *height, *fps)?;
+                self.limits
+                    .check(
+                        &format!("pattern:{width}x{height}"),
+                        u64::from(*width),
+                        u64::from(*height),
+                    )
+                    .map_err(|e| Error::Usage(format!("{e} (--max-pixels)")))?;
+            }
         }
         if self.output.is_none() && self.on_frame.is_none() {
             return Err(Error::Usage(
@@ -600,16 +614,6 @@ impl Pipeline {
         let live = sources.first().is_some_and(Source::is_live);
         let (capture, names, stems, file_names, default_policy) = match sources.first() {
             Some(live) if live.is_live() => {
-                if let Source::Pattern { width, height, .. } = live {
-                    // Known before any frame: a usage error, as for a file's size it is not.
-                    limits
-                        .check(
-                            &format!("pattern:{width}x{height}"),
-                            u64::from(*width),
-                            u64::from(*height),
-                        )
-                        .map_err(|e| Error::Usage(format!("{e} (--max-pixels)")))?;
-                }
                 let (grabber, name, stem, policy) = live.open_live(clock.clone())?;
                 let restamp = matches!(live, Source::Webcam { .. });
                 let capture = Capture::Live {

@@ -950,6 +950,22 @@ fn build_refuses_what_the_cli_refuses() {
             .build(),
         "only modes 1 and P",
     );
+    // A pattern out of range, known before any frame.
+    for (width, height, fps, needle) in [
+        (8, 64, None, "out of range"),
+        (64, 64, Some(0.0), "pattern"),
+        (16_384, 16_384, None, "--max-pixels"),
+    ] {
+        refused(
+            "a pattern",
+            Pipeline::builder()
+                .source(Source::Pattern { width, height, fps })
+                .device(DeviceChoice::Cpu)
+                .on_frame(callback)
+                .build(),
+            needle,
+        );
+    }
     // The defaults, given explicitly, are no error.
     assert!(
         builder()

@@ -241,7 +241,7 @@ impl std::fmt::Debug for PatternGrabber {
 }
 
 /// Checks a pattern's size and rate; `what` names the argument in the message.
-fn check_pattern(what: &str, width: u32, height: u32, fps: Option<f64>) -> Result<()> {
+pub(crate) fn check_pattern(what: &str, width: u32, height: u32, fps: Option<f64>) -> Result<()> {
     if !(MIN_SIDE..=MAX_SIDE).contains(&width) || !(MIN_SIDE..=MAX_SIDE).contains(&height) {
         return Err(Error::Usage(format!(
             "{what}: size {width}x{height} is out of range (each side {MIN_SIDE} to {MAX_SIDE})"
