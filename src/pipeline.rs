@@ -1313,8 +1313,6 @@ struct JobDone {
     skipped: Option<(usize, u64)>,
     /// The job's frames' latencies, for a job that wrote its file.
     latencies: Vec<Duration>,
-    /// Frames of a sequence the job received but did not write, as the run had stopped.
-    unwritten: u64,
     /// A sequence whose feed ended without [`Feed::Close`]: nothing was written, and the
     /// input's failure (if any) is reported by the sink.
     cancelled: bool,
@@ -1331,7 +1329,6 @@ impl JobDone {
             one_of_many: job.one_of_many,
             skipped: None,
             latencies: job.latencies,
-            unwritten: 0,
             cancelled: false,
         }
     }
@@ -1339,14 +1336,13 @@ impl JobDone {
 
 /// Writes the sequence `job` whose frames come through `feed`, each encoded as it comes (up to
 /// `parallel` GIF frames quantised at once), into its file (through a temp file, renamed at
-/// [`Feed::Close`]). Once `stop` says so, the frames still coming are taken but not written,
-/// and the file ends with those before.
+/// [`Feed::Close`]). Every frame fed is written, after a stop or an abort too: they were
+/// delivered, and the queue holds few (the sink stops feeding and closes the sequence).
 fn write_sequence(
     format: &Format,
     mut job: Job,
     feed: &Receiver<Feed>,
     parallel: usize,
-    stop: &dyn Fn() -> bool,
 ) -> JobDone {
     let encode_error = |reason: String| Error::Encode {
         output: job.path.display().to_string(),
@@ -1364,7 +1360,6 @@ fn write_sequence(
             return JobDone::of(job, Err(error));
         }
     };
-    let mut unwritten = 0u64;
     let mut closed = false;
     let mut batch: Vec<(Box<Frame>, Duration)> = Vec::with_capacity(parallel);
     // Each round takes the frames waiting (at least one, at most `parallel`), which are
@@ -1379,10 +1374,6 @@ fn write_sequence(
             if !closed && batch.len() < parallel {
                 next = feed.try_recv().ok();
             }
-        }
-        if unwritten > 0 || (writer.frames() > 0 && stop()) {
-            unwritten += batch.len() as u64;
-            batch.clear();
         }
         let frames: Vec<&Frame> = batch.iter().map(|(frame, _)| frame.as_ref()).collect();
         if let Err(reason) = writer.push_all(&frames) {
@@ -1410,10 +1401,7 @@ fn write_sequence(
                 .map_err(|e| Error::io(&job.path, e.into_error()))
         })
         .and_then(|()| file.commit());
-    JobDone {
-        unwritten,
-        ..JobDone::of(job, result)
-    }
+    JobDone::of(job, result)
 }
 
 struct SinkResult {
@@ -1489,18 +1477,10 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 let format = format.unwrap_or_default();
                 // A file's job not started when a stop rule fires is not started at all.
                 let rules = self.all_or_nothing.then(|| self.rules.clone());
-                let abort = self.abort.clone();
                 scope.spawn(move || {
                     for mut job in job_rx {
                         if let Some(feed) = job.feed.take() {
-                            // A sequence's frames were delivered when they were fed: each is
-                            // written, unless the run is aborted (a second Ctrl-C) while the
-                            // job runs; then it ends with the frames done.
-                            let aborted =
-                                || abort.as_ref().is_some_and(|a| a.load(Ordering::Relaxed));
-                            let aborted_before = aborted();
-                            let stop = || !aborted_before && aborted();
-                            let done = write_sequence(&format, job, &feed, threads, &stop);
+                            let done = write_sequence(&format, job, &feed, threads);
                             drop(feed);
                             if done_tx.send(done).is_err() {
                                 return;
@@ -1805,13 +1785,6 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     fn finish_job(&mut self, done: JobDone, result: &mut SinkResult) {
         if done.cancelled {
             return;
-        }
-        if done.unwritten > 0 && self.on_frame.is_none() {
-            // Taken by a sequence after the stop and not written: not delivered.
-            self.counters
-                .delivered
-                .fetch_sub(done.unwritten, Ordering::Relaxed);
-            Counters::add(&self.counters.dropped_after_stop, done.unwritten);
         }
         if let Some((first, frames)) = done.skipped {
             // Frames a callback saw were delivered; without one, only encoding delivers.

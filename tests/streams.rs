@@ -341,22 +341,22 @@ fn a_live_source_is_held_to_the_pipelines_pixel_limit() {
         max_pixels: 100,
         ..DecodeLimits::default()
     };
-    // A pattern's size is known up front: a usage error, before any frame.
+    // A pattern's size is known up front: a usage error at build, before any frame.
     let pattern = Source::Pattern {
         width: 40,
         height: 20,
         fps: None,
     };
-    let err = Pipeline::builder()
+    let Err(err) = Pipeline::builder()
         .source(pattern)
         .limits(limits)
         .max_frames(2)
         .device(DeviceChoice::Cpu)
         .on_frame(|_frame| Ok::<(), Error>(()))
         .build()
-        .unwrap()
-        .run()
-        .unwrap_err();
+    else {
+        panic!("a pattern past the limits was built");
+    };
     assert!(matches!(err, Error::Usage(_)), "{err:?}");
     assert!(err.to_string().contains("pattern:40x20"), "{err}");
     // A closure's frames are checked as they come, and the error names the source.
