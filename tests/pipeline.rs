@@ -734,20 +734,24 @@ fn latency_is_measured_for_the_frames_delivered_and_no_others() {
     assert_eq!(stats.written.len() + stats.not_reached, 12, "{stats:?}");
 }
 
+/// An endless closure source of `w × h` noise frames, seeded 1, 2, 3, …
+fn noise_stream(w: u32, h: u32) -> shutter::source::live::FuncGrabber {
+    let mut seed = 0;
+    shutter::source::live::FuncGrabber::from_fn(move || {
+        seed += 1;
+        Some(Ok::<_, Error>((w, h, common::random_rgba(w, h, seed))))
+    })
+}
+
 #[test]
 fn a_stream_written_as_one_file_is_on_disk_while_it_runs_not_held_in_memory() {
-    use shutter::source::live::FuncGrabber;
     let (w, h, count) = (64u32, 48u32, 12usize);
     let frame_bytes = (w * h * 3) as usize;
     for device in devices() {
         let tmp = TempDir::new().unwrap();
         let dir = tmp.path().to_path_buf();
         let out = dir.join("rec.npy");
-        let mut seed = 0;
-        let grabber = FuncGrabber::from_fn(move || {
-            seed += 1;
-            Some(Ok::<_, Error>((w, h, common::random_rgba(w, h, seed))))
-        });
+        let grabber = noise_stream(w, h);
         // With two encoder threads the writer's queue holds two frames and it takes two at a
         // time: at frame 10's callback frames 0–9 have been handed to it, at most two wait
         // and two are being written, so frames 0–5 at least are in the file.
@@ -846,29 +850,16 @@ fn a_stream_whose_one_file_fails_stops_fails_once_and_leaves_no_file() {
             "{stats:?}"
         );
         assert!(stats.delivered >= 3, "{stats:?}");
-        assert!(
-            common::dir_names(&dir).is_empty(),
-            "{format:?}: {:?}",
-            common::dir_names(&dir)
-        );
+        common::assert_nothing_in(&dir, &format!("{format:?}"));
     }
 }
 
 #[test]
 fn a_callback_that_fails_or_panics_mid_stream_leaves_no_file_of_the_sequence() {
-    use shutter::source::live::FuncGrabber;
     for panics in [false, true] {
         let tmp = TempDir::new().unwrap();
         let dir = tmp.path().to_path_buf();
-        let mut seed = 0;
-        let grabber = FuncGrabber::from_fn(move || {
-            seed += 1;
-            Some(Ok::<_, Error>((
-                16u32,
-                8u32,
-                common::random_rgba(16, 8, seed),
-            )))
-        });
+        let grabber = noise_stream(16, 8);
         let pipeline = Pipeline::builder()
             .source(Source::grabber(grabber))
             .device(DeviceChoice::Cpu)
@@ -889,11 +880,7 @@ fn a_callback_that_fails_or_panics_mid_stream_leaves_no_file_of_the_sequence() {
             Ok(other) => panic!("panics {panics}: {other:?}"),
         }
         // The sequence's temp file went with the run: nothing is left.
-        assert!(
-            common::dir_names(&dir).is_empty(),
-            "panics {panics}: {:?}",
-            common::dir_names(&dir)
-        );
+        common::assert_nothing_in(&dir, &format!("panics {panics}"));
     }
 }
 

@@ -244,3 +244,13 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Asserts that `dir` holds nothing, hidden temp files included; `what` names the case.
+pub fn assert_nothing_in(dir: &Path, what: &str) {
+    let names = dir_names(dir);
+    assert!(
+        names.is_empty(),
+        "{what}: {names:?} left in {}",
+        dir.display()
+    );
+}
