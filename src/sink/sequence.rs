@@ -3,8 +3,8 @@
 //!
 //! A stream written as one file is never held in memory: each frame is encoded (a GIF frame
 //! quantised, an npy frame's samples written) when it arrives, so a long webcam recording
-//! costs one frame of memory, not one per frame, and the file is ready soon after the last
-//! frame. Two things are known only later, and are settled then:
+//! costs a few frames of memory (those queued for the writer), not one per frame, and the
+//! file is ready soon after the last frame. Two things are known only later, and are settled then:
 //! - a GIF frame's delay, when a stream's frames carry none, is the time until the next frame
 //!   was captured: each quantised frame waits for the next one (or the end) before it is
 //!   written;
