@@ -469,8 +469,9 @@ fn builder_errors_name_the_builder_setting() {
             .source(Source::Path(src.clone()))
             .on_frame(|_frame| Ok::<(), Error>(()))
     };
-    let cases: [(shutter::pipeline::PipelineBuilder, &str); 4] = [
+    let cases: [(shutter::pipeline::PipelineBuilder, &str); 5] = [
         (base().in_flight(0), "in_flight"),
+        (base().batch(0), "batch"),
         (base().batch(65), "batch"),
         (base().policy(FramePolicy::Latest), "policy"),
         (
@@ -923,11 +924,6 @@ fn build_refuses_what_the_cli_refuses() {
         "is a directory",
     );
     let callback = |_: &shutter::Frame| Ok::<(), Error>(());
-    refused(
-        "batch 0",
-        builder().batch(0).on_frame(callback).build(),
-        "batch",
-    );
     refused(
         "a dithering for RGB",
         builder()

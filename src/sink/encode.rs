@@ -265,6 +265,15 @@ impl Format {
         }
     }
 
+    /// [`Format::holds`] as the one-line reason an encoder gives when it does not.
+    pub(super) fn holds_or_why(&self, mode: ImageMode) -> Result<(), String> {
+        if self.holds(mode) {
+            Ok(())
+        } else {
+            Err(format!("{} cannot hold mode {mode}", self.extension()))
+        }
+    }
+
     /// Refuses a mode this format cannot hold, before any work starts.
     ///
     /// # Errors
@@ -350,13 +359,7 @@ pub fn encode_until(
     }
     let img = &output_image(&frames[0]);
     check_values(img, 0)?;
-    if !format.holds(img.mode) {
-        return Err(format!(
-            "{} cannot hold mode {}",
-            format.extension(),
-            img.mode
-        ));
-    }
+    format.holds_or_why(img.mode)?;
     match *format {
         Format::Npy => return npy_bytes(img),
         Format::Tiff => return tiff(img),

@@ -194,13 +194,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
         check_values(image, k)?;
         match self.first {
             None => {
-                if !self.format.holds(image.mode) {
-                    return Err(format!(
-                        "{} cannot hold mode {}",
-                        self.format.extension(),
-                        image.mode
-                    ));
-                }
+                self.format.holds_or_why(image.mode)?;
                 self.first = Some((image.width, image.height, image.mode));
             }
             Some((w, h, mode)) if (image.width, image.height, image.mode) != (w, h, mode) => {
