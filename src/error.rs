@@ -54,10 +54,21 @@ pub enum Error {
     /// A camera could not be opened or read.
     #[error("camera {device}: {reason}")]
     Camera { device: String, reason: String },
-    /// A user callback or source closure returned an error.
-    #[error("{0}")]
-    User(String),
+    /// A user callback or source closure returned an error, or a closure's frame did not hold
+    /// the pixels its size needs.
+    #[error("{message}")]
+    User {
+        /// What failed, where, and the error's own message.
+        message: String,
+        /// The error the callback or closure returned, as it returned it; see
+        /// [`Error::user_error`]. Its message is already in `message`, so it is not also
+        /// given as [`std::error::Error::source`] (a report would print it twice).
+        error: Option<BoxError>,
+    },
 }
+
+/// An error from the caller's own code, boxed as `?` and `anyhow` box them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Shorthand for results carrying [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,6 +96,54 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// An [`Error::User`] with `message` and no error of the caller's behind it.
+    pub fn user(message: impl Into<String>) -> Self {
+        Error::User {
+            message: message.into(),
+            error: None,
+        }
+    }
+
+    /// The error an `on_frame` callback or a [`FuncGrabber`](crate::source::FuncGrabber)'s
+    /// closure returned, to downcast to the caller's own type; `None` for any other error.
+    ///
+    /// ```
+    /// # use shutter::Error;
+    /// #[derive(Debug)]
+    /// struct ClientGone;
+    /// impl std::fmt::Display for ClientGone {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("the client went away")
+    ///     }
+    /// }
+    /// impl std::error::Error for ClientGone {}
+    ///
+    /// let err = Error::from_user("on_frame", ClientGone);
+    /// assert_eq!(err.to_string(), "on_frame: the client went away");
+    /// assert!(err.user_error().is_some_and(|e| e.is::<ClientGone>()));
+    /// ```
+    pub fn user_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            Error::User { error, .. } => error.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// An [`Error::User`] for `error`, which the caller's code returned in `context`; the
+    /// message is `"{context}: {error}"`, or the error's own when `context` is empty.
+    pub fn from_user(context: &str, error: impl Into<BoxError>) -> Self {
+        let error = error.into();
+        let message = if context.is_empty() {
+            error.to_string()
+        } else {
+            format!("{context}: {error}")
+        };
+        Error::User {
+            message,
+            error: Some(error),
         }
     }
 

@@ -18,7 +18,7 @@ pub mod source;
 pub mod stream;
 
 pub use backend::DeviceChoice;
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use frame::{FinishedFrame, Frame, FrameMeta, Plays};
 pub use mode::{Dither, FrameArray, ImageMode, ModeImage};
 pub use ops::{Filter, Ops};

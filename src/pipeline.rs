@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::backend::{self, BackendKind, DeviceChoice, Processor};
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::frame::{Frame, FrameMeta};
 use crate::mode::{Dither, ImageMode};
 use crate::ops::{Filter, Ops};
@@ -73,7 +73,7 @@ pub enum Event<'a> {
     },
 }
 
-type FrameCallback = Box<dyn FnMut(&Frame) -> std::result::Result<(), String> + Send>;
+type FrameCallback = Box<dyn FnMut(&Frame) -> std::result::Result<(), BoxError> + Send>;
 type EventCallback = Arc<dyn Fn(Event<'_>) + Send + Sync>;
 
 /// Builds a [`Pipeline`]. Every setting has the CLI's default.
@@ -297,17 +297,18 @@ impl PipelineBuilder {
     /// Calls `f` with every processed frame, in input order, on the thread that called
     /// [`Pipeline::run`]; the result is [`Frame::array`] (`frame.rgba` is the frame as
     /// captured). Returning an error stops the run, and [`Pipeline::run`] returns it as
-    /// [`Error::User`]: a GIF or npy of a stream being written is then not written. To end a
+    /// [`Error::User`], whose message is the error's and whose [`Error::user_error`] is the
+    /// error itself: a GIF or npy of a stream being written is then not written. To end a
     /// stream from the callback and keep that file, set the [`stop_flag`] instead. A panic in
     /// `f` unwinds out of [`Pipeline::run`]; the pipeline's own threads, and its source, stop
     /// by themselves.
     ///
     /// [`stop_flag`]: PipelineBuilder::stop_flag
-    pub fn on_frame<E: std::fmt::Display>(
+    pub fn on_frame<E: Into<BoxError>>(
         mut self,
         mut f: impl FnMut(&Frame) -> std::result::Result<(), E> + Send + 'static,
     ) -> Self {
-        self.on_frame = Some(Box::new(move |frame| f(frame).map_err(|e| e.to_string())));
+        self.on_frame = Some(Box::new(move |frame| f(frame).map_err(Into::into)));
         self
     }
 
@@ -1624,7 +1625,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     let latency = self.clock.now().saturating_sub(frame.meta.timestamp);
                     if let Some(callback) = &mut self.on_frame {
                         result.latency.record(latency);
-                        callback(&frame).map_err(Error::User)?;
+                        callback(&frame).map_err(|e| Error::from_user("", e))?;
                     }
                     let Some(namer) = &self.namer else {
                         if frame.meta.last {

@@ -504,17 +504,22 @@ fn closure_errors_and_bad_frames_become_user_errors_naming_the_frame() {
     });
     assert!(grabber.next_frame().expect("first frame").is_some());
     match grabber.next_frame() {
-        Err(err @ Error::User(_)) => {
+        Err(err @ Error::User { .. }) => {
             let message = err.to_string();
             assert!(
                 message.contains("closure: frame 1: the model ran out of memory"),
                 "{message}"
             );
+            // The closure's own error is kept, under the context the message adds.
+            let own = err.user_error().map(ToString::to_string);
+            assert_eq!(own.as_deref(), Some("the model ran out of memory"));
         }
         other => panic!("expected a user error, got {other:?}"),
     }
     let mut bad = FuncGrabber::from_frames([(3u32, 3u32, vec![0u8; 5])]);
-    assert!(matches!(bad.next_frame(), Err(Error::User(m)) if m.contains("5 bytes")));
+    assert!(
+        matches!(bad.next_frame(), Err(Error::User { message, error: None }) if message.contains("5 bytes"))
+    );
 }
 
 #[test]

@@ -83,6 +83,18 @@ fn callback_gets_every_frame_in_input_order_with_reference_pixels() {
     }
 }
 
+/// An error type of the caller's own, which `run` must hand back for a downcast.
+#[derive(Debug, PartialEq)]
+struct ClientGone(u32);
+
+impl std::fmt::Display for ClientGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "client {} went away", self.0)
+    }
+}
+
+impl std::error::Error for ClientGone {}
+
 #[test]
 fn a_callback_error_stops_the_run_and_is_returned() {
     let tmp = TempDir::new().unwrap();
@@ -95,13 +107,23 @@ fn a_callback_error_stops_the_run_and_is_returned() {
         .device(DeviceChoice::Cpu)
         .on_frame(move |_frame| {
             calls += 1;
-            if calls == 1 { Err("enough") } else { Ok(()) }
+            if calls == 1 {
+                Err(ClientGone(7))
+            } else {
+                Ok(())
+            }
         })
         .build()
         .unwrap()
         .run();
     match result {
-        Err(Error::User(msg)) => assert_eq!(msg, "enough"),
+        Err(err @ Error::User { .. }) => {
+            assert_eq!(err.to_string(), "client 7 went away");
+            let own = err
+                .user_error()
+                .and_then(|e| e.downcast_ref::<ClientGone>());
+            assert_eq!(own, Some(&ClientGone(7)));
+        }
         other => panic!("expected the callback's error, got {other:?}"),
     }
 }
@@ -164,7 +186,7 @@ fn a_callback_error_stops_long_and_endless_runs_on_every_policy_and_device() {
                     }
                 });
                 match result {
-                    Err(Error::User(msg)) => assert_eq!(msg, "enough"),
+                    Err(Error::User { message, .. }) => assert_eq!(message, "enough"),
                     other => panic!("{device:?} {policy:?} endless {endless}: {other:?}"),
                 }
             }
@@ -877,7 +899,7 @@ fn a_callback_that_fails_or_panics_mid_stream_leaves_no_file_of_the_sequence() {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run()));
         match run {
             Err(_) => assert!(panics),
-            Ok(Err(Error::User(message))) => assert!(!panics && message == "enough"),
+            Ok(Err(Error::User { message, .. })) => assert!(!panics && message == "enough"),
             Ok(other) => panic!("panics {panics}: {other:?}"),
         }
         // The sequence's temp file went with the run: nothing is left.

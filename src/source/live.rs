@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::gpu::yuv::YuvConverter;
 use crate::mode::source::SourceMode;
 use crate::source::pattern::{self, PatternGrabber};
@@ -428,7 +428,7 @@ impl IntoRawFrame for (u32, u32, Vec<u8>) {
         let (width, height, data) = self;
         let needed = width as u64 * height as u64 * 4;
         if data.len() as u64 != needed {
-            return Err(Error::User(format!(
+            return Err(Error::user(format!(
                 "{} bytes for a {width}×{height} RGBA frame, which needs {needed}",
                 data.len()
             )));
@@ -495,17 +495,18 @@ impl std::fmt::Debug for FuncGrabber {
 
 impl FuncGrabber {
     /// A source calling `f` for each frame: `Some(Ok(frame))` is a frame, `Some(Err(e))` fails
-    /// the stream with [`Error::User`] (the message is `e`'s), `None` ends it.
+    /// the stream with [`Error::User`] (the message names the source and the frame, then gives
+    /// `e`'s; [`Error::user_error`] is `e`), `None` ends it.
     pub fn from_fn<F, T, E>(mut f: F) -> Self
     where
         F: FnMut() -> Option<std::result::Result<T, E>> + Send + 'static,
         T: IntoRawFrame,
-        E: std::fmt::Display,
+        E: Into<BoxError>,
     {
         let next: NextFn = Box::new(move || {
             Some(match f()? {
                 Ok(frame) => frame.into_raw_frame(),
-                Err(err) => Err(Error::User(err.to_string())),
+                Err(err) => Err(Error::from_user("", err)),
             })
         });
         FuncGrabber {
@@ -578,9 +579,10 @@ impl FrameGrabber for FuncGrabber {
             Some(Err(err)) => {
                 self.ended = true;
                 return Err(match err {
-                    Error::User(message) => {
-                        Error::User(format!("{}: frame {}: {message}", self.name, self.produced))
-                    }
+                    Error::User { message, error } => Error::User {
+                        message: format!("{}: frame {}: {message}", self.name, self.produced),
+                        error,
+                    },
                     other => other,
                 });
             }
