@@ -1340,30 +1340,45 @@ fn end_to_end(
 /// # Errors
 /// As [`run`].
 pub fn main(options: &BenchOptions, json: bool) -> Result<()> {
-    let mut print = |progress: Progress<'_>| match progress {
-        _ if json => {}
-        Progress::Started { cpu_threads, gpu } => {
-            println!("{}", Report::table_header(options, cpu_threads, gpu));
+    use std::io::Write as _;
+    let stdout_error = |err| Error::io("<stdout>", err);
+    let mut stdout = std::io::stdout();
+    // A closed stdout does not end a bench half-way (nor panic, as `println!` would): the
+    // first failure is kept and returned at the end.
+    let mut failed = None;
+    let mut print = |progress: Progress<'_>| {
+        let line = match progress {
+            _ if json => return,
+            Progress::Started { cpu_threads, gpu } => {
+                Report::table_header(options, cpu_threads, gpu)
+            }
+            Progress::Row(row) => row.table_line(),
+        };
+        if let Err(err) = writeln!(stdout, "{line}") {
+            failed.get_or_insert(err);
         }
-        Progress::Row(row) => println!("{}", row.table_line()),
     };
     let report = run(options, &mut print)?;
+    if let Some(err) = failed {
+        return Err(stdout_error(err));
+    }
+    let mut text = String::new();
     if json {
-        println!("{}", report.to_json());
+        text = report.to_json();
     } else {
         for skipped in &report.skipped {
-            println!("skipped {}: {}", skipped.key, skipped.reason);
+            text += &format!("skipped {}: {}\n", skipped.key, skipped.reason);
         }
         if let Some((buffer, binding)) = report.gpu_limits {
-            println!(
-                "GPU limits: buffers up to {} MiB, storage bindings up to {} MiB (larger frames run in bands)",
+            text += &format!(
+                "GPU limits: buffers up to {} MiB, storage bindings up to {} MiB (larger frames run in bands)\n",
                 buffer >> 20,
                 binding >> 20
             );
         }
-        println!("{:.1} s in all", report.elapsed_s);
+        text += &format!("{:.1} s in all", report.elapsed_s);
     }
-    Ok(())
+    writeln!(std::io::stdout(), "{text}").map_err(stdout_error)
 }
 
 #[cfg(test)]

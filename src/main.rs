@@ -138,6 +138,41 @@ struct RunArgs {
     max_pixels: Option<u64>,
 }
 
+/// Prints a line to stderr. A closed or full stderr does not fail the run (nor panic, as
+/// `eprintln!` does): the exit code still says how the run went.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Prints a line to stdout. A failure (a closed pipe, a full disk) does not panic, as
+/// `println!` does: the first is remembered and fails the exit code ([`stdout_failure`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(std::io::stdout(), $($arg)*) {
+            let _ = STDOUT_FAILED.set(err.to_string());
+        }
+    }};
+}
+
+/// The first error writing to stdout, if any.
+static STDOUT_FAILED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `code`, or a failure when stdout could not be written: `--json` or a table that did not
+/// reach its reader is a failed run.
+fn stdout_failure(code: ExitCode) -> ExitCode {
+    match STDOUT_FAILED.get() {
+        Some(err) => {
+            say!("shutter: error: cannot write to stdout: {err}");
+            ExitCode::from(1)
+        }
+        None => code,
+    }
+}
+
 /// Mesa's device-select layer asks Wayland which GPU drives the display, and where there is
 /// no session (a server, a container: no `XDG_RUNTIME_DIR`) libwayland prints "error:
 /// XDG_RUNTIME_DIR is invalid or not set" twice, lines that read like shutter's own errors.
@@ -155,7 +190,7 @@ fn quiet_headless_vulkan() {
 fn main() -> ExitCode {
     quiet_headless_vulkan();
     let cli = Cli::parse();
-    match cli.command {
+    let code = match cli.command {
         Command::Devices => devices(),
         Command::Bench(a) => {
             let options = shutter::bench::BenchOptions::from_flags(
@@ -169,7 +204,7 @@ fn main() -> ExitCode {
             match options.and_then(|o| shutter::bench::main(&o, a.json)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    eprintln!("shutter: error: {}", one_line(&err));
+                    say!("shutter: error: {}", one_line(&err));
                     ExitCode::from(if err.is_usage() { 2 } else { 1 })
                 }
             }
@@ -177,17 +212,18 @@ fn main() -> ExitCode {
         Command::Run(args) => match run(*args) {
             Ok(code) => code,
             Err(err) => {
-                eprintln!("shutter: error: {}", one_line(&err));
+                say!("shutter: error: {}", one_line(&err));
                 ExitCode::from(if err.is_usage() { 2 } else { 1 })
             }
         },
-    }
+    };
+    stdout_failure(code)
 }
 
 fn devices() -> ExitCode {
     let adapters = GpuContext::adapters();
     if adapters.is_empty() {
-        println!("no GPU adapters: `--device auto` uses the CPU backend");
+        out!("no GPU adapters: `--device auto` uses the CPU backend");
     }
     for (i, a) in adapters.iter().enumerate() {
         let mark = match (i, a.is_software()) {
@@ -195,25 +231,28 @@ fn devices() -> ExitCode {
             (0, true) => " (--device gpu; auto runs on the CPU, faster than a software renderer)",
             _ => "",
         };
-        println!(
+        out!(
             "gpu {i}: {} [{}, {}] {}{mark}",
-            a.name, a.backend, a.device_type, a.driver
+            a.name,
+            a.backend,
+            a.device_type,
+            a.driver
         );
     }
     match shutter::source::webcam::list_cameras() {
-        Ok(cameras) if cameras.is_empty() => println!("no cameras"),
+        Ok(cameras) if cameras.is_empty() => out!("no cameras"),
         Ok(cameras) => {
             for cam in cameras {
-                println!("webcam:{}: {} ({})", cam.index, cam.name, cam.description);
+                out!("webcam:{}: {} ({})", cam.index, cam.name, cam.description);
                 if let Some(err) = &cam.error {
-                    println!("    formats unknown: {err}");
+                    out!("    formats unknown: {err}");
                 }
                 for mode in &cam.formats {
-                    println!("    {mode}");
+                    out!("    {mode}");
                 }
             }
         }
-        Err(err) => println!("cameras: {}", one_line(&err)),
+        Err(err) => out!("cameras: {}", one_line(&err)),
     }
     ExitCode::SUCCESS
 }
@@ -363,16 +402,16 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     // now, writing a GIF or npy with the frames it has; a third exits at once.
     let _ = ctrlc::set_handler(move || {
         if !on_signal.swap(true, Ordering::Relaxed) {
-            eprintln!("shutter: stopping (Ctrl-C again to end now)");
+            say!("shutter: stopping (Ctrl-C again to end now)");
             return;
         }
         if on_second.swap(true, Ordering::Relaxed) {
-            eprintln!("shutter: interrupted a third time; exiting now");
+            say!("shutter: interrupted a third time; exiting now");
             // A GIF or npy of a stream being written leaves no temp file behind.
             shutter::sink::encode::remove_temp_files();
             std::process::exit(130);
         }
-        eprintln!("shutter: interrupted again; ending now (once more to exit at once)");
+        say!("shutter: interrupted again; ending now (once more to exit at once)");
     });
 
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
@@ -402,11 +441,11 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
                 }
             }
             Event::CpuFallback { reason } => {
-                events.suspend(|| eprintln!("shutter: {}; running on the CPU", one_line(reason)))
+                events.suspend(|| say!("shutter: {}; running on the CPU", one_line(reason)))
             }
             Event::InputDone { error, .. } => {
                 if let Some(err) = error {
-                    events.suspend(|| eprintln!("shutter: error: {}", one_line(err)));
+                    events.suspend(|| say!("shutter: error: {}", one_line(err)));
                 }
                 events.inc(1);
             }
@@ -434,14 +473,14 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
                 failures: vec![err],
                 ..Default::default()
             };
-            println!("{}", stats_json(&failed));
+            out!("{}", stats_json(&failed));
             return Err(failed.failures.into_iter().next().expect("the failure"));
         }
         Err(err) => return Err(err),
     };
     bar.finish_and_clear();
     if args.json {
-        println!("{}", stats_json(&stats));
+        out!("{}", stats_json(&stats));
     }
 
     let failed = stats.failures.len();
@@ -455,7 +494,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         (n, true) => format!(", {n} not reached (interrupted)"),
         (n, false) => format!(", {n} not reached (--frames or --time-limit)"),
     };
-    eprintln!(
+    say!(
         "shutter: {} input{}, {} frame{}, {} failed{not_reached}, {} file{} written to {} in {:.2} s ({:.1} fps{backend})",
         stats.inputs,
         plural(stats.inputs as u64),
@@ -481,7 +520,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
             0 => String::new(),
             n => format!(", {n} after the stop"),
         };
-        eprintln!(
+        say!(
             "shutter: {} captured, {} processed, {} delivered; dropped {} before the GPU, {} before the sink, {} by --stream-every{after_stop}{lat}",
             stats.captured,
             stats.frames,

@@ -953,3 +953,52 @@ fn a_headless_run_prints_no_wayland_errors() {
         "every line is shutter's own: {err}"
     );
 }
+
+#[test]
+fn an_unwritable_stdout_or_stderr_fails_cleanly_instead_of_panicking() {
+    // `println!` panicked (exit 101) when `--json` met a full disk or a closed pipe, and
+    // `eprintln!` did so for the summary even though the file had been written.
+    let tmp = TempDir::new().unwrap();
+    let src = picture(tmp.path(), "in.png", 5, 3);
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("open /dev/full")
+    };
+    let run = |json: bool, stdout: Stdio, stderr_to: Stdio, name: &str| {
+        let dst = tmp.path().join(name);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shutter"));
+        cmd.args(["run", s(&src), "--device", "cpu", "-o", s(&dst)]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr_to)
+            .output()
+            .expect("run shutter");
+        (out, dst.exists())
+    };
+
+    // --json to a full stdout: the run fails with exit 1 and says why, in one line.
+    let (out, written) = run(true, Stdio::from(full()), Stdio::piped(), "a.png");
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(written);
+    assert!(
+        stderr(&out).contains("shutter: error: cannot write to stdout"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A full stderr: the run still succeeds (nothing on stdout to fail).
+    let (out, written) = run(false, Stdio::piped(), Stdio::from(full()), "b.png");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(written);
+
+    // Both full, as `bench --json` with nowhere to print: a failure, not a panic (101).
+    let (out, _) = run(true, Stdio::from(full()), Stdio::from(full()), "c.png");
+    assert_eq!(out.status.code(), Some(1));
+}
