@@ -489,6 +489,62 @@ fn a_gif_stopped_while_encoding_keeps_the_frames_done() {
 }
 
 #[test]
+fn a_p_gifs_transparent_pixels_show_nothing_not_the_frame_before() {
+    // A P frame with a transparent palette entry: every frame is disposed of to the
+    // background, so frame 1's transparent pixels are transparent when shown, not frame 0's
+    // colours (disposal 1 kept frame 0 under them).
+    use shutter::mode::{ModeData, ModeImage, Palette};
+    let (w, h) = (6u32, 4u32);
+    let colours = vec![[0, 0, 0, 0], [250, 20, 30, 255], [10, 200, 90, 255]];
+    let frames: Vec<Frame> = (0..3u8)
+        .map(|k| {
+            // Frame 0 opaque; frames 1 and 2 transparent in a column that moves.
+            let indices: Vec<u8> = (0..w * h)
+                .map(|i| match (k, i % w) {
+                    (0, x) => 1 + (x % 2) as u8,
+                    (_, x) if x == u32::from(k) * 2 => 0,
+                    (_, x) => 1 + ((x + u32::from(k)) % 2) as u8,
+                })
+                .collect();
+            let mut frame = few_colours(k, Some(Duration::from_millis(50)));
+            frame.image = Some(ModeImage {
+                width: w,
+                height: h,
+                mode: ImageMode::P,
+                data: ModeData::U8(indices),
+                palette: Some(Palette::Rgba(colours.clone())),
+            });
+            frame
+        })
+        .collect();
+    let bytes = encode::encode(&Format::Gif, &frames).unwrap();
+    let decoded = GifDecoder::new(std::io::Cursor::new(&bytes))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    assert_eq!(decoded.len(), 3);
+    for (k, (got, want)) in decoded.iter().zip(&frames).enumerate() {
+        let Some(ModeImage {
+            data: ModeData::U8(indices),
+            ..
+        }) = &want.image
+        else {
+            unreachable!()
+        };
+        let shown: Vec<[u8; 4]> = got.buffer().pixels().map(|p| p.0).collect();
+        for (i, (&index, px)) in indices.iter().zip(&shown).enumerate() {
+            let colour = colours[usize::from(index)];
+            if colour[3] == 0 {
+                assert_eq!(px[3], 0, "frame {k} pixel {i}: transparent, not {px:?}");
+            } else {
+                assert_eq!(*px, colour, "frame {k} pixel {i}");
+            }
+        }
+    }
+}
+
+#[test]
 fn animated_gif_keeps_frames_and_delays() {
     let frames = vec![
         few_colours(0, Some(Duration::from_millis(40))),

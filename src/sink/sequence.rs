@@ -288,7 +288,9 @@ fn quantise_all(images: &[Cow<'_, ModeImage>]) -> Vec<Result<gif::Frame<'static>
 
 /// One GIF frame of `image`: a P image's indices and palette as they are (an RGBA palette's
 /// first fully transparent entry becomes the transparent index); other modes quantised with
-/// NeuQuant ([`gif_speed`]), each frame with its own palette.
+/// NeuQuant ([`gif_speed`]), each frame with its own palette. Every frame covers the whole
+/// screen and is disposed of to the background, so the next frame's transparent pixels show
+/// through to nothing, not to this frame.
 fn quantise(image: &ModeImage) -> Result<gif::Frame<'static>, String> {
     let (Ok(w), Ok(h)) = (u16::try_from(image.width), u16::try_from(image.height)) else {
         return Err(format!(
@@ -310,6 +312,7 @@ fn quantise(image: &ModeImage) -> Result<gif::Frame<'static>, String> {
                 .iter()
                 .position(|c| c[3] == 0)
                 .and_then(|i| u8::try_from(i).ok()),
+            dispose: gif::DisposalMethod::Background,
             ..gif::Frame::default()
         });
     }
