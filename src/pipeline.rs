@@ -1167,14 +1167,25 @@ impl OutputNamer {
                     .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
             }
         };
-        if dir.exists() && !dir.is_dir() {
+        // `out/` or `out/sub` where `out` is a file: a usage error naming it, not the
+        // EEXIST or ENOTDIR that creating the directory would give (a trailing `/` makes
+        // `exists()` false for a file, so the nearest existing ancestor is what is checked).
+        let plain: PathBuf = dir.components().collect();
+        if let Some(file) = plain
+            .ancestors()
+            .find(|p| p.exists())
+            .filter(|p| !p.is_dir())
+        {
             return Err(Error::Usage(format!(
                 "output {} (--out): {} is a file, not a directory",
                 output.path().display(),
-                dir.display()
+                file.display()
             )));
         }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            let reason = format!("cannot create the output directory: {e}");
+            Error::io(&dir, std::io::Error::new(e.kind(), reason))
+        })?;
         if !dir.is_dir() {
             return Err(Error::io(
                 &dir,
