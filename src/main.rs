@@ -259,8 +259,25 @@ fn devices() -> ExitCode {
 
 /// Messages from libraries sometimes span lines; a user reads one line per error.
 fn one_line(err: &Error) -> String {
-    err.to_string()
-        .split_whitespace()
+    printable(&err.to_string())
+}
+
+/// `text` on one line, safe for a terminal: runs of whitespace (a newline in a file name, a
+/// multi-line message) become one space, and other control characters (an escape sequence in a
+/// file name would recolour or clear the terminal) are shown escaped, as `\u{1b}`.
+fn printable(text: &str) -> String {
+    text.split_whitespace()
+        .map(|word| {
+            word.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_unicode().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect::<String>()
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -503,7 +520,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         failed,
         stats.written.len(),
         plural(stats.written.len() as u64),
-        args.out.display(),
+        printable(&args.out.display().to_string()),
         stats.elapsed.as_secs_f64(),
         stats.fps(),
     );

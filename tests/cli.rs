@@ -261,6 +261,9 @@ fn usage_errors_exit_2_and_write_nothing() {
     let plain = tmp.path().join("plain");
     std::fs::write(&plain, b"a file").unwrap();
     let named_png = tmp.path().join("y.png");
+    // With a trailing `/`, creating the directory said "File exists (os error 17)", exit 1.
+    let plain_slash = PathBuf::from(format!("{}/", s(&plain)));
+    let under_slash = PathBuf::from(format!("{}/sub/", s(&plain)));
     for (out, flags, named) in [
         (&named_png, &["--format", "npy"][..], "--format says npy"),
         (&plain, &[][..], "plain is a file, not a directory"),
@@ -269,6 +272,8 @@ fn usage_errors_exit_2_and_write_nothing() {
             &[][..],
             "plain is a file, not a directory",
         ),
+        (&plain_slash, &[][..], "plain is a file, not a directory"),
+        (&under_slash, &[][..], "plain is a file, not a directory"),
     ] {
         let mut args = vec!["run", s(&src), "-o", s(out), "--device", "cpu"];
         args.extend_from_slice(flags);
@@ -1001,4 +1006,26 @@ fn an_unwritable_stdout_or_stderr_fails_cleanly_instead_of_panicking() {
     // Both full, as `bench --json` with nowhere to print: a failure, not a panic (101).
     let (out, _) = run(true, Stdio::from(full()), Stdio::from(full()), "c.png");
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn control_characters_in_a_file_name_are_shown_escaped_not_sent_to_the_terminal() {
+    // An escape sequence in a name reached stderr raw, recolouring the user's terminal.
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("bad\u{1b}[31mred\u{7}.png"), b"not a png").unwrap();
+    let out = shutter(&[
+        "run",
+        s(&dir),
+        "-o",
+        s(&tmp.path().join("out\u{1b}[2J")),
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains(['\u{1b}', '\u{7}']), "{err:?}");
+    assert!(err.contains("bad\\u{1b}[31mred\\u{7}.png"), "{err}");
+    assert!(err.contains("out\\u{1b}[2J"), "{err}");
 }
