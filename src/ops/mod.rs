@@ -118,11 +118,18 @@ impl Ops {
     /// Parses a comma-separated filter list such as `sepia,invert`.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming the first unknown filter.
+    /// [`Error::Usage`] naming the first unknown filter, or an empty name (`''`,
+    /// `sepia,,invert`: an unset shell variable or a typo, not a request for no filter).
     pub fn parse_filters(list: &str) -> Result<Vec<Filter>, Error> {
         list.split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(Filter::from_str)
+            .map(|name| {
+                if name.trim().is_empty() {
+                    return Err(Error::Usage(format!(
+                        "--filter: empty filter name in '{list}' (expected names separated by commas)"
+                    )));
+                }
+                Filter::from_str(name)
+            })
             .collect()
     }
 }
@@ -174,6 +181,13 @@ mod tests {
         let err = Ops::parse_filters("sepia,blurry").unwrap_err();
         assert!(err.is_usage());
         assert!(err.to_string().contains("blurry"), "{err}");
+        for empty in ["", " ", "sepia,,invert", "sepia,"] {
+            let err = Ops::parse_filters(empty).unwrap_err();
+            assert!(
+                err.is_usage() && err.to_string().contains("empty filter name"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
