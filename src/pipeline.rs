@@ -11,10 +11,11 @@
 //! error stops the whole run.
 //!
 //! Live sources (webcams, patterns, user grabbers) run through the same stages; each link
-//! applies the [`FramePolicy`] (block, latest wins, or drop the new frame) and the sink
-//! delivers at most one frame per `stream_every`, the first captured at or after each tick.
-//! Every frame is accounted for: captured = processed + dropped before the GPU, and
-//! processed = delivered + dropped before the sink + dropped by the interval.
+//! applies the [`FramePolicy`] (block, latest wins, or drop the new frame), and at most one
+//! frame per `stream_every` goes on from the capture, the first captured at or after each
+//! tick: the others are neither decoded nor processed. Every frame is accounted for:
+//! captured = processed + dropped before the GPU + dropped by the interval, and
+//! processed = delivered + dropped before the sink + dropped after a stop.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -326,7 +327,8 @@ impl PipelineBuilder {
     }
 
     /// Delivers at most one frame per `interval`: the first captured at or after each tick
-    /// (Gradio's `stream_every`; a webcam's default is 0.5 s). Other frames are counted in
+    /// (Gradio's `stream_every`; a webcam's default is 0.5 s). Other frames are dropped as
+    /// they are captured, before they are decoded or processed, and counted in
     /// [`Drops::by_interval`]. Live sources only: [`build`](PipelineBuilder::build) refuses it
     /// on files, which are all delivered.
     pub fn stream_every(mut self, interval: Duration) -> Self {
@@ -684,7 +686,6 @@ impl Pipeline {
             halt: halt.clone(),
             start: clock.now(),
         };
-        let stream_start = rules.start;
         let sink_rules = rules.clone();
 
         let capture_counters = counters.clone();
@@ -706,6 +707,7 @@ impl Pipeline {
                         &*capture_clock,
                         restamp,
                         gpu,
+                        stream_every,
                         &rules,
                         &to_gpu,
                         &capture_counters,
@@ -726,8 +728,6 @@ impl Pipeline {
             on_frame,
             emit: &emit,
             encoder_threads,
-            stream_every,
-            stream_start,
             clock: &*clock,
             counters: &counters,
             all_or_nothing: !live,
@@ -958,11 +958,17 @@ fn capture_files(
 /// The time limit is on `clock`, the run's: a paced source that a lossless reader slows down
 /// stamps its frames on its own schedule, which then falls behind the clock. With `restamp`
 /// (a camera) frames are stamped with `clock` on arrival.
+///
+/// With `stream_every`, only the first frame captured at or after each tick (from the run's
+/// start) goes on; the others are counted as captured and dropped by the interval here, before
+/// they are decoded or processed.
+#[allow(clippy::too_many_arguments)]
 fn capture_live(
     mut live: LiveCapture,
     clock: &dyn Clock,
     restamp: bool,
     gpu: Option<Arc<crate::gpu::GpuContext>>,
+    stream_every: Option<Duration>,
     rules: &StopRules,
     link: &Link<Msg>,
     counters: &Counters,
@@ -970,6 +976,7 @@ fn capture_live(
     // Raw YUYV/NV12 camera frames are converted in a WGSL pass when a GPU is in use.
     let mut yuv = gpu.and_then(|ctx| crate::gpu::yuv::YuvConverter::new(ctx).ok());
     let mut seq = 0u64;
+    let mut next_tick = rules.start;
     loop {
         if rules.stopped()
             || rules.max_frames.is_some_and(|n| seq >= n)
@@ -999,6 +1006,20 @@ fn capture_live(
         let timestamp = if restamp { clock.now() } else { raw.timestamp };
         if rules.past_limit(timestamp) || rules.past_limit(clock.now()) {
             break;
+        }
+        if let Some(interval) = stream_every {
+            if timestamp < next_tick {
+                Counters::add(&counters.captured, 1);
+                Counters::add(&counters.dropped_by_interval, 1);
+                seq += 1;
+                if rules.max_frames.is_some_and(|n| seq >= n) {
+                    break;
+                }
+                continue;
+            }
+            let ticks =
+                timestamp.saturating_sub(rules.start).as_secs_f64() / interval.as_secs_f64();
+            next_tick = rules.start + interval.mul_f64(ticks.floor() + 1.0);
         }
         let decoded = match crate::source::live::to_rgba_within(raw, yuv.as_mut(), &live.limits) {
             Ok(d) => d,
@@ -1437,8 +1458,6 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     on_frame: Option<FrameCallback>,
     emit: &'a F,
     encoder_threads: usize,
-    stream_every: Option<Duration>,
-    stream_start: Duration,
     clock: &'a dyn Clock,
     counters: &'a Counters,
     /// Inputs are files, each complete or failed: a failed one's frame files are removed, so
@@ -1562,7 +1581,6 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         // Every path this run writes, and the input it belongs to: a second input's output
         // under the same name fails instead of overwriting the first one's.
         let mut claimed: HashMap<PathBuf, usize> = HashMap::new();
-        let mut next_tick = self.stream_start;
         while let Some(msg) = self.receive(rx, &mut result.aborted) {
             while let Ok(done) = done_rx.try_recv() {
                 self.finish_job(done, result);
@@ -1607,20 +1625,6 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             }
                         }
                         continue;
-                    }
-                    if let Some(interval) = self.stream_every {
-                        // The first frame captured at or after each tick goes through.
-                        if frame.meta.timestamp < next_tick {
-                            Counters::add(&self.counters.dropped_by_interval, 1);
-                            continue;
-                        }
-                        let ticks = frame
-                            .meta
-                            .timestamp
-                            .saturating_sub(self.stream_start)
-                            .as_secs_f64()
-                            / interval.as_secs_f64();
-                        next_tick = self.stream_start + interval.mul_f64(ticks.floor() + 1.0);
                     }
                     let count = delivered.entry(input).or_default();
                     frame.meta.index = *count;

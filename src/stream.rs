@@ -137,16 +137,16 @@ impl Counters {
     }
 }
 
-/// Frames a run dropped, by where and why. `captured = processed + before_gpu` and
-/// `processed = delivered + before_sink + by_interval + after_stop` (failed frames aside).
+/// Frames a run dropped, by where and why. `captured = processed + before_gpu + by_interval`
+/// and `processed = delivered + before_sink + after_stop` (failed frames aside).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drops {
     /// At the capture → GPU link, by the frame policy (the GPU stage was busy).
     pub before_gpu: u64,
     /// At the GPU → sink link, by the frame policy (encoding or the callback was busy).
     pub before_sink: u64,
-    /// By `stream_every`: processed, but captured before the next tick (only the first frame
-    /// captured at or after each tick is delivered).
+    /// By `stream_every`: captured before the next tick, and dropped there, before decoding
+    /// and processing (only the first frame captured at or after each tick goes on).
     pub by_interval: u64,
     /// Files' frames processed when the run stopped (the stop flag, the time limit) but not
     /// yet delivered or encoded: a stop ends a batch with the frames in flight, not with
