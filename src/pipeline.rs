@@ -615,6 +615,9 @@ impl Pipeline {
 
         let mut failures = Vec::new();
         let live = sources.first().is_some_and(Source::is_live);
+        // Each input file's real path, for the sink to refuse an output that would overwrite
+        // another input (`run dir -o dir/`, where `anim_00000.png` is also an input).
+        let mut input_files = HashMap::new();
         let (capture, names, stems, file_names, default_policy) = match sources.first() {
             Some(live) if live.is_live() => {
                 let (grabber, name, stem, policy) = live.open_live(clock.clone())?;
@@ -635,6 +638,13 @@ impl Pipeline {
                     match item {
                         Ok(input) => inputs.push(input),
                         Err(error) => failures.push(error),
+                    }
+                }
+                for (index, input) in inputs.iter().enumerate() {
+                    if let source::InputKind::File(path) = &input.kind
+                        && let Ok(real) = std::fs::canonicalize(path)
+                    {
+                        input_files.insert(real, index);
                     }
                 }
                 let names = inputs.iter().map(|i| i.name.clone()).collect();
@@ -728,6 +738,7 @@ impl Pipeline {
             on_frame,
             emit: &emit,
             encoder_threads,
+            input_files,
             clock: &*clock,
             counters: &counters,
             all_or_nothing: !live,
@@ -1274,8 +1285,33 @@ impl OutputNamer {
     }
 }
 
-/// Records that `job` writes its path, or says which input of this run already does.
-fn claim(claimed: &mut HashMap<PathBuf, usize>, job: &Job, names: &[String]) -> Result<()> {
+/// Records that `job` writes its path, or says which input of this run already does, or is
+/// read from that path (`input_files`: an input may be replaced by its own output, in place,
+/// never by another input's).
+fn claim(
+    claimed: &mut HashMap<PathBuf, usize>,
+    input_files: &HashMap<PathBuf, usize>,
+    job: &Job,
+    names: &[String],
+) -> Result<()> {
+    let format = || {
+        job.path
+            .extension()
+            .map_or_else(String::new, |e| e.to_string_lossy().into_owned())
+    };
+    if let Ok(real) = std::fs::canonicalize(&job.path)
+        && let Some(&other) = input_files.get(&real)
+        && other != job.input
+    {
+        return Err(Error::Encode {
+            output: job.path.display().to_string(),
+            format: format(),
+            reason: format!(
+                "this file is {}, another input of this run; not overwriting it",
+                names[other]
+            ),
+        });
+    }
     match claimed.entry(job.path.clone()) {
         std::collections::hash_map::Entry::Vacant(slot) => {
             slot.insert(job.input);
@@ -1283,10 +1319,7 @@ fn claim(claimed: &mut HashMap<PathBuf, usize>, job: &Job, names: &[String]) -> 
         }
         std::collections::hash_map::Entry::Occupied(first) => Err(Error::Encode {
             output: job.path.display().to_string(),
-            format: job
-                .path
-                .extension()
-                .map_or_else(String::new, |e| e.to_string_lossy().into_owned()),
+            format: format(),
             reason: format!(
                 "{} already wrote this file in this run; not overwriting it",
                 names[*first.get()]
@@ -1458,6 +1491,8 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     on_frame: Option<FrameCallback>,
     emit: &'a F,
     encoder_threads: usize,
+    /// Each input file's canonical path, and its input number.
+    input_files: HashMap<PathBuf, usize>,
     clock: &'a dyn Clock,
     counters: &'a Counters,
     /// Inputs are files, each complete or failed: a failed one's frame files are removed, so
@@ -1657,7 +1692,9 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             let (feed_tx, feed_rx) =
                                 bounded(self.encoder_threads.max(SEQUENCE_QUEUE));
                             let job = Job::sequence(input, namer.path(input, None), feed_rx);
-                            if let Err(error) = claim(&mut claimed, &job, self.names) {
+                            if let Err(error) =
+                                claim(&mut claimed, &self.input_files, &job, self.names)
+                            {
                                 self.failed.insert(input);
                                 self.fail(input, error, result);
                                 continue;
@@ -1702,7 +1739,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             latencies: vec![latency],
                         }
                     };
-                    if let Err(error) = claim(&mut claimed, &job, self.names) {
+                    if let Err(error) = claim(&mut claimed, &self.input_files, &job, self.names) {
                         self.failed.insert(input);
                         self.fail(input, error, result);
                     } else if job_tx.send(job).is_err() {

@@ -1029,3 +1029,39 @@ fn control_characters_in_a_file_name_are_shown_escaped_not_sent_to_the_terminal(
     assert!(err.contains("bad\\u{1b}[31mred\\u{7}.png"), "{err}");
     assert!(err.contains("out\\u{1b}[2J"), "{err}");
 }
+
+#[test]
+fn an_output_never_overwrites_another_input_of_the_run() {
+    // `run s -o s/`: `x.gif`'s first frame is `x_00000.png`, which is also an input, not yet
+    // read. It was overwritten, then read as the GIF's frame, and the run exited 0.
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("s");
+    std::fs::create_dir(&dir).unwrap();
+    animated_gif(&dir.join("x.gif"), 3);
+    let still = picture(&dir, "x_00000.png", 5, 4);
+    let before = std::fs::read(&still).unwrap();
+    let out = shutter(&[
+        "run",
+        s(&dir),
+        "-o",
+        &format!("{}/", s(&dir)),
+        "--format",
+        "png",
+        "--device",
+        "cpu",
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("another input of this run"), "{err}");
+    assert_eq!(
+        std::fs::read(&still).unwrap(),
+        before,
+        "the input is untouched"
+    );
+    // The GIF failed whole (none of its frame files is left); the still, named by its whole
+    // file name next to the GIF's frame names, was written.
+    assert_eq!(files_in(&dir), ["x.gif", "x_00000.png", "x_00000.png.png"]);
+    let written = image::open(dir.join("x_00000.png.png")).unwrap().to_rgb8();
+    assert_eq!(written, image::open(&still).unwrap().to_rgb8());
+}
