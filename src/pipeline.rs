@@ -142,7 +142,8 @@ pub struct Stats {
     pub frames: u64,
     /// Frames the sources produced.
     pub captured: u64,
-    /// Frames handed to the callback or the encoders.
+    /// Frames handed to the callback, or written to a file (a file input that fails takes
+    /// its frames back; a stream's one GIF or npy that fails keeps those fed to it).
     pub delivered: u64,
     /// Frames dropped by the frame policy or `stream_every`, by where.
     pub drops: Drops,
@@ -749,6 +750,7 @@ impl Pipeline {
             failed: HashSet::new(),
             cut: HashSet::new(),
             frame_files: HashMap::new(),
+            delivered_by_input: HashMap::new(),
         };
         let sink_result = sink.run(&gpu_rx);
         // The statistics, once the sink's part is known (`not_reached`: by the capture).
@@ -1515,6 +1517,9 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     /// The frame files written so far of each input written one file per frame and not yet
     /// complete (with `all_or_nothing` only).
     frame_files: HashMap<usize, Vec<PathBuf>>,
+    /// Frames of each file input counted as delivered with no callback (with `all_or_nothing`
+    /// only): an input that fails takes them back, as its frames reached no file.
+    delivered_by_input: HashMap<usize, u64>,
 }
 
 impl<F: Fn(Event<'_>)> Sink<'_, F> {
@@ -1670,6 +1675,9 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         open.insert(input);
                     }
                     Counters::add(&self.counters.delivered, 1);
+                    if self.all_or_nothing && self.on_frame.is_none() {
+                        *self.delivered_by_input.entry(input).or_default() += 1;
+                    }
                     // A frame handed to the callback is delivered now; one only encoded is
                     // delivered when its file is written (a job a stop skips is not).
                     let latency = self.clock.now().saturating_sub(frame.meta.timestamp);
@@ -1705,10 +1713,12 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             slot.insert(feed_tx);
                         }
                         // A send fails when the writer has failed (its report says why): the
-                        // frame is dropped, as after a stop (the failure stops a stream).
+                        // frame is dropped, as after a stop (the failure stops a stream); a
+                        // file's frames are taken back when its failure is reported.
                         if let Some(feed) = streams.get(&input)
                             && feed.send(Feed::Frame(Box::new(frame), latency)).is_err()
                             && self.on_frame.is_none()
+                            && !self.all_or_nothing
                         {
                             self.counters.delivered.fetch_sub(1, Ordering::Relaxed);
                             Counters::add(&self.counters.dropped_after_stop, 1);
@@ -1824,6 +1834,9 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     fn fail(&mut self, input: usize, error: Error, result: &mut SinkResult) {
         if self.all_or_nothing {
             self.failed.insert(input);
+            if let Some(frames) = self.delivered_by_input.remove(&input) {
+                self.counters.delivered.fetch_sub(frames, Ordering::Relaxed);
+            }
             if let Some(paths) = self.frame_files.remove(&input) {
                 for path in &paths {
                     remove_frame_file(path);
@@ -1844,6 +1857,9 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             if self.on_frame.is_none() {
                 self.counters.delivered.fetch_sub(frames, Ordering::Relaxed);
                 Counters::add(&self.counters.dropped_after_stop, frames);
+                if let Some(counted) = self.delivered_by_input.get_mut(&done.input) {
+                    *counted = counted.saturating_sub(frames);
+                }
             }
             // Nothing of the input is written when its whole file, or its first frame file,
             // was skipped; a sequence skipped later keeps the frame files before.

@@ -712,9 +712,15 @@ fn an_animated_gif_cut_short_leaves_none_of_its_frame_files() {
             format,
             "--device",
             "cpu",
+            "--json",
         ]);
         assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(1), "{format}: {}", stderr(&out));
+        // Delivered counts the frames that reached a file: the whole GIF's 5, not the cut
+        // one's 3 (a failed npy also counted one of them as dropped "after the stop").
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["delivered"], 5, "{format}: {json}");
+        assert_eq!(json["dropped"]["total"], 0, "{format}: {json}");
         assert!(
             stderr(&out).contains("cut.gif"),
             "{format}: {}",
