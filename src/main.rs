@@ -547,6 +547,13 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
             stats.drops.by_interval,
         );
     }
+    if stats.alpha_dropped > 0 && args.mode.is_none() {
+        let n = stats.alpha_dropped;
+        say!(
+            "shutter: note: {n} input{} had transparency, which the default --mode RGB drops (as Gradio's default image_mode does); --mode RGBA keeps it",
+            plural(n as u64)
+        );
+    }
     Ok(if failed > 0 {
         ExitCode::from(1)
     } else if aborted.load(Ordering::Relaxed) {
@@ -587,7 +594,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         .map(|p| text(&p.display().to_string()))
         .collect();
     format!(
-        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"after_stop\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
+        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"after_stop\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"alpha_dropped\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
         stats.inputs,
         stats.captured,
         stats.frames,
@@ -600,6 +607,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         written.join(","),
         failures.join(","),
         stats.not_reached,
+        stats.alpha_dropped,
         stats.elapsed.as_secs_f64(),
         stats.fps(),
         latency,

@@ -157,6 +157,10 @@ pub struct Stats {
     /// `max_frames`): never started, or decoded but not yet being encoded when the stop
     /// came (see [`Drops::after_stop`]); 0 for a live source.
     pub not_reached: usize,
+    /// File inputs with transparency (a frame with an alpha below 255) converted to a mode
+    /// without alpha, such as `RGB`, which drops it as Pillow's `convert` does: Gradio's
+    /// default `image_mode` drops it without a word, and the CLI says so.
+    pub alpha_dropped: usize,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// The backend that processed the frames.
@@ -699,6 +703,10 @@ impl Pipeline {
         };
         let sink_rules = rules.clone();
 
+        // P keeps a transparent palette entry; RGBA keeps alpha; no mode keeps the RGBA.
+        let drops_alpha = ops
+            .mode
+            .is_some_and(|m| !matches!(m, ImageMode::Rgba | ImageMode::P));
         let capture_counters = counters.clone();
         let capture_clock = clock.clone();
         let capture = thread::Builder::new()
@@ -707,6 +715,7 @@ impl Pipeline {
                 Capture::Files { inputs, limits } => capture_files(
                     &inputs,
                     &limits,
+                    drops_alpha,
                     &rules,
                     &*capture_clock,
                     &to_gpu,
@@ -772,6 +781,7 @@ impl Pipeline {
                 written: sunk.written,
                 failures,
                 not_reached: not_reached + sunk.not_reached,
+                alpha_dropped: get(&counters.alpha_dropped) as usize,
                 elapsed: started.elapsed(),
                 backend: Some(backend_kind.clone()),
             }
@@ -887,6 +897,7 @@ fn send_frame(link: &Link<Msg>, frame: Frame, dropped: &std::sync::atomic::Atomi
 fn capture_files(
     inputs: &[Input],
     limits: &DecodeLimits,
+    drops_alpha: bool,
     rules: &StopRules,
     clock: &dyn Clock,
     link: &Link<Msg>,
@@ -918,6 +929,7 @@ fn capture_files(
         };
         let mut frames = frames.peekable();
         let mut frame_index = 0;
+        let mut alpha_seen = false;
         loop {
             // A stop in the middle of an animation ends it with the frames sent so far.
             if frame_index > 0 && (rules.stopped() || rules.past_limit(clock.now())) {
@@ -953,6 +965,14 @@ fn capture_files(
             seq += 1;
             frame_index += 1;
             Counters::add(&counters.captured, 1);
+            if drops_alpha
+                && d.has_alpha
+                && !alpha_seen
+                && d.rgba.chunks_exact(4).any(|px| px[3] < 255)
+            {
+                alpha_seen = true;
+                Counters::add(&counters.alpha_dropped, 1);
+            }
             let mut frame = Frame::new(d.width, d.height, d.rgba, d.has_alpha, meta);
             frame.source = d.source;
             if !send_frame(link, frame, &counters.dropped_before_gpu) {

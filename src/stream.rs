@@ -125,6 +125,8 @@ pub(crate) struct Counters {
     pub dropped_by_interval: AtomicU64,
     pub dropped_after_stop: AtomicU64,
     pub delivered: AtomicU64,
+    /// File inputs with transparency converted to a mode without alpha.
+    pub alpha_dropped: AtomicU64,
 }
 
 impl Counters {

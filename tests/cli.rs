@@ -1071,3 +1071,60 @@ fn an_output_never_overwrites_another_input_of_the_run() {
     let written = image::open(dir.join("x_00000.png.png")).unwrap().to_rgb8();
     assert_eq!(written, image::open(&still).unwrap().to_rgb8());
 }
+
+#[test]
+fn the_default_mode_says_when_it_drops_transparency() {
+    // Gradio's default image_mode RGB drops alpha without a word (a complaint of its users);
+    // shutter keeps the default and says so, once, when an input had any.
+    let tmp = TempDir::new().unwrap();
+    let rgba = |name: &str, alpha: u8| {
+        let path = tmp.path().join(name);
+        image::RgbaImage::from_fn(5, 4, |x, y| {
+            let a = if x == 2 && y == 1 { alpha } else { 255 };
+            image::Rgba([x as u8 * 40, y as u8 * 60, 90, a])
+        })
+        .save(&path)
+        .unwrap();
+        path
+    };
+    let clear = rgba("clear.png", 0);
+    let opaque = rgba("opaque.png", 255);
+    let plain = picture(tmp.path(), "plain.png", 5, 4);
+    let run = |flags: &[&str]| {
+        let out_dir = tmp.path().join("out");
+        let mut args = vec!["run", s(&clear), s(&opaque), s(&plain), "-o", s(&out_dir)];
+        args.extend_from_slice(&["--format", "png", "--device", "cpu"]);
+        args.extend_from_slice(flags);
+        let out = shutter(&args);
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    let err = run(&[]);
+    assert!(
+        err.contains("note: 1 input had transparency, which the default --mode RGB drops"),
+        "{err}"
+    );
+    for flags in [
+        &["--mode", "RGB"][..],
+        &["--mode", "RGBA"],
+        &["--mode", "P"],
+    ] {
+        let err = run(flags);
+        assert!(!err.contains("transparency"), "{flags:?}: {err}");
+    }
+    // An explicit RGB still counts it, in the statistics.
+    let out = shutter(&[
+        "run",
+        s(&clear),
+        s(&opaque),
+        "-o",
+        s(&tmp.path().join("json")),
+        "--mode",
+        "RGB",
+        "--json",
+        "--device",
+        "cpu",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["alpha_dropped"], 1, "{json}");
+}
