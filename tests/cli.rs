@@ -322,10 +322,28 @@ fn an_unwritable_output_directory_is_an_error_naming_it() {
     std::fs::write(&blocker, b"a file").unwrap();
     let out_dir = blocker.join("out");
     let out = shutter(&["run", s(&src), "-o", s(&out_dir), "--device", "cpu"]);
-    assert_eq!(out.status.code(), Some(1));
+    // The argument's fault, as `-o blocker/x.png` is: exit 2.
+    assert_eq!(out.status.code(), Some(2));
     assert_no_panic(&out);
     let err = stderr(&out);
-    assert!(err.contains("blocker"), "{err}");
+    assert!(err.contains("blocker is a file, not a directory"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A directory the system refuses (nothing can be made in /proc, even by root): exit 1,
+    // saying what could not be done, not the bare "No such file or directory".
+    let out = shutter(&[
+        "run",
+        s(&src),
+        "-o",
+        "/proc/shutter-out/",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/proc/shutter-out/: cannot create the output directory"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
