@@ -45,17 +45,42 @@ use crate::mode::source::SourceMode;
 /// # Errors
 /// [`Error::Unsupported`] for a file with no image extension whose content is no format
 /// shutter reads, [`Error::Io`] when the file cannot be opened or read, [`Error::Decode`] for
-/// an empty or malformed file (the reason says when the content looks like another format),
-/// [`Error::Limits`] for an image over `limits`.
+/// an empty or malformed file (the reason says when the content looks like another format, or
+/// like no image format, which is found from the first bytes before the rest is read),
+/// [`Error::Limits`] for an image over `limits` or a file of more bytes than
+/// [`DecodeLimits::max_input_bytes`]. A file that is not a regular file (a pipe, a FIFO) is
+/// read to its end and judged by its content, as standard input is.
 pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Frames> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().into_owned())
         .unwrap_or_default();
     let by_name = InputFormat::from_extension(&ext);
-    let file = File::open(path).map_err(|err| Error::io(path, err))?;
-    let len = file.metadata().map_err(|err| Error::io(path, err))?.len();
-    let sniffed = sniff_file(path);
+    let mut file = File::open(path).map_err(|err| Error::io(path, err))?;
+    let meta = file.metadata().map_err(|err| Error::io(path, err))?;
+    if !meta.is_file() {
+        // A pipe, FIFO or terminal (`<(cat g.png)`, `/dev/stdin`): its size says nothing and
+        // it can be read once. Read it as standard input is, and judge it by its content.
+        let data = super::read_input(name, file, limits)?;
+        return super::decode_data(name, data, path.parent(), limits);
+    }
+    let len = meta.len();
+    limits.check_input_size(name, len)?;
+    // The first bytes tell the content's format before anything else is read.
+    let mut head = Vec::with_capacity(super::SNIFF_LEN);
+    (&mut file)
+        .take(super::SNIFF_LEN as u64)
+        .read_to_end(&mut head)
+        .and_then(|_| file.seek(SeekFrom::Start(0)))
+        .map_err(|err| Error::io(path, err))?;
+    let sniffed = InputFormat::sniff(&head);
+    let svgz = ext.eq_ignore_ascii_case("svgz") || super::is_gzip(&head);
+    if sniffed.is_none() && svgz {
+        return Err(Error::Unsupported {
+            input: name.to_string(),
+            reason: super::SVGZ_REASON.to_string(),
+        });
+    }
     let Some(format) = by_name.or(sniffed) else {
         let reason = if ext.is_empty() {
             "no file extension to tell the format by, and the content is no image format \
@@ -79,6 +104,19 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
             reason: "the file is empty (0 bytes)".to_string(),
         });
     }
+    // Every format shutter reads shows itself in its first bytes: content that shows none is
+    // refused now, not after a decoder has read (or, for JPEG and SVG, loaded) all of it.
+    if sniffed.is_none() {
+        return Err(Error::Decode {
+            input: name.to_string(),
+            format: format.name().to_string(),
+            reason: format!(
+                "the content is not {} data: {}",
+                format.name(),
+                super::unknown_content(&head)
+            ),
+        });
+    }
     match decode_as(name, path, file, format, limits) {
         // The extension was wrong (a PNG saved as .jpg): the content decides, as in Pillow.
         Err(Error::Decode { .. }) if sniffed.is_some_and(|s| s != format) => {
@@ -88,15 +126,6 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
         }
         result => result,
     }
-}
-
-/// The format the first bytes of the file at `path` show, if any.
-fn sniff_file(path: &Path) -> Option<InputFormat> {
-    let mut head = Vec::with_capacity(512);
-    File::open(path)
-        .and_then(|f| f.take(512).read_to_end(&mut head))
-        .ok()
-        .and_then(|_| InputFormat::sniff(&head))
 }
 
 /// Decodes `file` (the file at `path`) as `format`.
