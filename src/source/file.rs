@@ -304,7 +304,13 @@ where
         (image, orientation)
     } else {
         let mut image_reader = ImageReader::with_format(&mut reader, image_format);
-        image_reader.limits(image_limits(limits, false));
+        let mut header_limits = image_limits(limits, false);
+        if format == InputFormat::Png {
+            // `image` gives the `png` crate its whole allocation limit, which an ICC profile
+            // would take: give it what this image needs (see `png_budget`).
+            header_limits.max_alloc = Some(png_budget(png.pixels, limits));
+        }
+        image_reader.limits(header_limits);
         let mut decoder = image_reader.into_decoder().map_err(err)?;
         check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
         decoder
@@ -441,16 +447,43 @@ struct PngHeader {
     rgb16_key: Option<[u16; 3]>,
     /// 16-bit gray with alpha, which Pillow opens as `RGBA` (not `LA`).
     gray_alpha16: bool,
+    /// Width × height, 0 when the header cannot be read.
+    pixels: u64,
+}
+
+/// What the `png` crate may allocate beyond the image itself: ancillary chunks (an ICC
+/// profile inflated, text, EXIF) and its buffers. It inflates an `iCCP` profile up to its
+/// whole budget before it finds it too large (and then drops it), so the budget is kept to
+/// this much above the pixels, rather than the whole allocation limit: a 3 MB PNG whose
+/// profile inflates to 3 GiB took 2.1 GB. Pillow refuses profiles over 1 MiB.
+const PNG_METADATA_BYTES: u64 = 64 << 20;
+
+/// The `png` crate's budget for a PNG of `pixels` pixels: 8 bytes a pixel (16-bit RGBA) plus
+/// [`PNG_METADATA_BYTES`], within `limits.max_alloc`.
+pub(super) fn png_budget(pixels: u64, limits: &DecodeLimits) -> u64 {
+    pixels
+        .saturating_mul(8)
+        .saturating_add(PNG_METADATA_BYTES)
+        .min(limits.max_alloc)
 }
 
 /// Reads `reader`'s PNG header and leaves `reader` at its start. An unreadable header says
 /// nothing: the decoder reports it.
 fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
-    let header = png::Decoder::new(&mut *reader)
+    let mut decoder = png::Decoder::new_with_limits(
+        &mut *reader,
+        png::Limits {
+            bytes: PNG_METADATA_BYTES as usize,
+        },
+    );
+    // Nothing here needs the ICC profile: not inflating it costs nothing.
+    decoder.set_ignore_iccp_chunk(true);
+    let header = decoder
         .read_info()
         .map(|png| {
             let info = png.info();
             PngHeader {
+                pixels: u64::from(info.width) * u64::from(info.height),
                 animated: info.animation_control.is_some()
                     && info.bit_depth != png::BitDepth::Sixteen,
                 indexed: info.color_type == png::ColorType::Indexed
@@ -1149,6 +1182,7 @@ fn png_palette<R: BufRead + Seek>(reader: &mut R, limits: &DecodeLimits) -> Opti
     let bytes = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
     let mut decoder = png::Decoder::new_with_limits(reader, png::Limits { bytes });
     decoder.set_transformations(png::Transformations::IDENTITY);
+    decoder.set_ignore_iccp_chunk(true); // unused here; an ICC bomb would inflate to `bytes`
     let mut png = decoder.read_info().ok()?;
     let info = png.info();
     if info.color_type != png::ColorType::Indexed {
