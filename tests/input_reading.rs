@@ -221,3 +221,57 @@ fn endless_stdin_of_no_image_is_refused_after_its_first_bytes() {
     );
     assert!(written < 8 << 20, "shutter read {written} bytes of zeros");
 }
+
+#[test]
+fn a_directory_lists_every_extension_pillow_gives_the_formats_shutter_reads() {
+    let dir = TempDir::new().expect("temp dir");
+    let png = png_bytes();
+    let mut jpeg = Vec::new();
+    RgbImage::from_pixel(8, 8, Rgb([9, 9, 9]))
+        .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+        .expect("encode jpeg");
+    let mut bmp = Vec::new();
+    RgbImage::from_pixel(8, 8, Rgb([9, 9, 9]))
+        .write_to(&mut Cursor::new(&mut bmp), ImageFormat::Bmp)
+        .expect("encode bmp");
+    for (name, data) in [
+        ("a.apng", &png),
+        ("b.jpe", &jpeg),
+        ("c.JFIF", &jpeg),
+        ("d.dib", &bmp),
+        ("e.txt", &png),
+    ] {
+        fs::write(dir.path().join(name), data).expect("write");
+    }
+    let inputs: Vec<Input> = source::expand(&[source::Source::Path(dir.path().to_path_buf())])
+        .into_iter()
+        .map(|i| i.unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let names: Vec<_> = inputs.iter().map(|i| i.stem.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c", "d"]);
+    for input in &inputs {
+        let frames: Vec<_> = source::decode(input, &DecodeLimits::default())
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(frames.len(), 1, "{}", input.name);
+    }
+}
+
+#[test]
+fn a_gzipped_svg_is_refused_as_compressed_svg_not_by_its_extension() {
+    let dir = TempDir::new().expect("temp dir");
+    // A gzip header, whatever follows: shutter reads no gzip.
+    let gzip = [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4];
+    for name in ["f.svgz", "f.svg", "f-plain"] {
+        let path = dir.path().join(name);
+        fs::write(&path, gzip).expect("write");
+        let err = decode(&path, &DecodeLimits::default()).err().expect(name);
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Unsupported { .. }), "{name}: {err:?}");
+        assert!(
+            msg.contains(name) && msg.contains("svgz") && msg.contains("decompress it first"),
+            "{msg}"
+        );
+        assert!(!msg.contains("extension"), "{msg}");
+    }
+}

@@ -385,19 +385,21 @@ pub enum InputFormat {
 }
 
 /// Extensions (lower case) of the files a directory source picks up, and that [`decode`] reads.
+/// The same files named directly are read by their content whatever their extension; these
+/// are the ones Pillow registers for the formats shutter reads.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "svg",
+    "png", "apng", "jpg", "jpeg", "jpe", "jfif", "webp", "gif", "bmp", "dib", "tif", "tiff", "svg",
 ];
 
 impl InputFormat {
     /// The format an extension (without the dot, any case) names, if shutter reads it.
     pub fn from_extension(ext: &str) -> Option<InputFormat> {
         Some(match ext.to_ascii_lowercase().as_str() {
-            "png" => InputFormat::Png,
-            "jpg" | "jpeg" => InputFormat::Jpeg,
+            "png" | "apng" => InputFormat::Png,
+            "jpg" | "jpeg" | "jpe" | "jfif" => InputFormat::Jpeg,
             "gif" => InputFormat::Gif,
             "webp" => InputFormat::Webp,
-            "bmp" => InputFormat::Bmp,
+            "bmp" | "dib" => InputFormat::Bmp,
             "tif" | "tiff" => InputFormat::Tiff,
             "svg" => InputFormat::Svg,
             _ => return None,
