@@ -115,7 +115,7 @@ fn a_file_whose_content_is_no_image_fails_before_it_is_read() {
         File::create(&path)
             .and_then(|f| f.set_len(200 << 20))
             .expect("sparse file");
-        let err = decode(&path, &DecodeLimits::default()).err().expect(name);
+        let err = decode(&path, &DecodeLimits::default()).expect_err(name);
         let msg = err.to_string();
         assert!(
             matches!(&err, Error::Decode { format: f, reason, .. }
@@ -138,7 +138,7 @@ fn a_file_over_the_size_cap_fails_before_it_is_read() {
     file.write_all(&[0xFF, 0xD8, 0xFF, 0xE0])
         .and_then(|_| file.set_len(limits.max_input_bytes() + 1))
         .expect("sparse file");
-    let err = decode(&path, &limits).err().expect("over the cap");
+    let err = decode(&path, &limits).expect_err("over the cap");
     let msg = err.to_string();
     assert!(matches!(err, Error::Limits { .. }), "{err:?}");
     assert!(msg.contains("big.jpg") && msg.contains("67108864"), "{msg}");
@@ -265,7 +265,7 @@ fn a_gzipped_svg_is_refused_as_compressed_svg_not_by_its_extension() {
     for name in ["f.svgz", "f.svg", "f-plain"] {
         let path = dir.path().join(name);
         fs::write(&path, gzip).expect("write");
-        let err = decode(&path, &DecodeLimits::default()).err().expect(name);
+        let err = decode(&path, &DecodeLimits::default()).expect_err(name);
         let msg = err.to_string();
         assert!(matches!(err, Error::Unsupported { .. }), "{name}: {err:?}");
         assert!(
