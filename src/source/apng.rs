@@ -114,6 +114,8 @@ where
         },
     );
     decoder.set_transformations(png::Transformations::IDENTITY);
+    // The ICC profile is not used; an oversized one would inflate up to the whole budget.
+    decoder.set_ignore_iccp_chunk(true);
     let reader = decoder.read_info().map_err(|e| png_error(name, e))?;
     let info = reader.info();
     let (width, height) = (info.width, info.height);

@@ -45,17 +45,42 @@ use crate::mode::source::SourceMode;
 /// # Errors
 /// [`Error::Unsupported`] for a file with no image extension whose content is no format
 /// shutter reads, [`Error::Io`] when the file cannot be opened or read, [`Error::Decode`] for
-/// an empty or malformed file (the reason says when the content looks like another format),
-/// [`Error::Limits`] for an image over `limits`.
+/// an empty or malformed file (the reason says when the content looks like another format, or
+/// like no image format, which is found from the first bytes before the rest is read),
+/// [`Error::Limits`] for an image over `limits` or a file of more bytes than
+/// [`DecodeLimits::max_input_bytes`]. A file that is not a regular file (a pipe, a FIFO) is
+/// read to its end and judged by its content, as standard input is.
 pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Frames> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().into_owned())
         .unwrap_or_default();
     let by_name = InputFormat::from_extension(&ext);
-    let file = File::open(path).map_err(|err| Error::io(path, err))?;
-    let len = file.metadata().map_err(|err| Error::io(path, err))?.len();
-    let sniffed = sniff_file(path);
+    let mut file = File::open(path).map_err(|err| Error::io(path, err))?;
+    let meta = file.metadata().map_err(|err| Error::io(path, err))?;
+    if !meta.is_file() {
+        // A pipe, FIFO or terminal (`<(cat g.png)`, `/dev/stdin`): its size says nothing and
+        // it can be read once. Read it as standard input is, and judge it by its content.
+        let data = super::read_input(name, file, limits)?;
+        return super::decode_data(name, data, path.parent(), limits);
+    }
+    let len = meta.len();
+    limits.check_input_size(name, len)?;
+    // The first bytes tell the content's format before anything else is read.
+    let mut head = Vec::with_capacity(super::SNIFF_LEN);
+    (&mut file)
+        .take(super::SNIFF_LEN as u64)
+        .read_to_end(&mut head)
+        .and_then(|_| file.seek(SeekFrom::Start(0)))
+        .map_err(|err| Error::io(path, err))?;
+    let sniffed = InputFormat::sniff(&head);
+    let svgz = ext.eq_ignore_ascii_case("svgz") || super::is_gzip(&head);
+    if sniffed.is_none() && svgz {
+        return Err(Error::Unsupported {
+            input: name.to_string(),
+            reason: super::SVGZ_REASON.to_string(),
+        });
+    }
     let Some(format) = by_name.or(sniffed) else {
         let reason = if ext.is_empty() {
             "no file extension to tell the format by, and the content is no image format \
@@ -79,6 +104,19 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
             reason: "the file is empty (0 bytes)".to_string(),
         });
     }
+    // Every format shutter reads shows itself in its first bytes: content that shows none is
+    // refused now, not after a decoder has read (or, for JPEG and SVG, loaded) all of it.
+    if sniffed.is_none() {
+        return Err(Error::Decode {
+            input: name.to_string(),
+            format: format.name().to_string(),
+            reason: format!(
+                "the content is not {} data: {}",
+                format.name(),
+                super::unknown_content(&head)
+            ),
+        });
+    }
     match decode_as(name, path, file, format, limits) {
         // The extension was wrong (a PNG saved as .jpg): the content decides, as in Pillow.
         Err(Error::Decode { .. }) if sniffed.is_some_and(|s| s != format) => {
@@ -88,15 +126,6 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
         }
         result => result,
     }
-}
-
-/// The format the first bytes of the file at `path` show, if any.
-fn sniff_file(path: &Path) -> Option<InputFormat> {
-    let mut head = Vec::with_capacity(512);
-    File::open(path)
-        .and_then(|f| f.take(512).read_to_end(&mut head))
-        .ok()
-        .and_then(|_| InputFormat::sniff(&head))
 }
 
 /// Decodes `file` (the file at `path`) as `format`.
@@ -275,7 +304,13 @@ where
         (image, orientation)
     } else {
         let mut image_reader = ImageReader::with_format(&mut reader, image_format);
-        image_reader.limits(image_limits(limits, false));
+        let mut header_limits = image_limits(limits, false);
+        if format == InputFormat::Png {
+            // `image` gives the `png` crate its whole allocation limit, which an ICC profile
+            // would take: give it what this image needs (see `png_budget`).
+            header_limits.max_alloc = Some(png_budget(png.pixels, limits));
+        }
+        image_reader.limits(header_limits);
         let mut decoder = image_reader.into_decoder().map_err(err)?;
         check_header(name, decoder.dimensions(), decoder.total_bytes(), limits)?;
         decoder
@@ -412,16 +447,43 @@ struct PngHeader {
     rgb16_key: Option<[u16; 3]>,
     /// 16-bit gray with alpha, which Pillow opens as `RGBA` (not `LA`).
     gray_alpha16: bool,
+    /// Width × height, 0 when the header cannot be read.
+    pixels: u64,
+}
+
+/// What the `png` crate may allocate beyond the image itself: ancillary chunks (an ICC
+/// profile inflated, text, EXIF) and its buffers. It inflates an `iCCP` profile up to its
+/// whole budget before it finds it too large (and then drops it), so the budget is kept to
+/// this much above the pixels, rather than the whole allocation limit: a 3 MB PNG whose
+/// profile inflates to 3 GiB took 2.1 GB. Pillow refuses profiles over 1 MiB.
+const PNG_METADATA_BYTES: u64 = 64 << 20;
+
+/// The `png` crate's budget for a PNG of `pixels` pixels: 8 bytes a pixel (16-bit RGBA) plus
+/// [`PNG_METADATA_BYTES`], within `limits.max_alloc`.
+pub(super) fn png_budget(pixels: u64, limits: &DecodeLimits) -> u64 {
+    pixels
+        .saturating_mul(8)
+        .saturating_add(PNG_METADATA_BYTES)
+        .min(limits.max_alloc)
 }
 
 /// Reads `reader`'s PNG header and leaves `reader` at its start. An unreadable header says
 /// nothing: the decoder reports it.
 fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
-    let header = png::Decoder::new(&mut *reader)
+    let mut decoder = png::Decoder::new_with_limits(
+        &mut *reader,
+        png::Limits {
+            bytes: PNG_METADATA_BYTES as usize,
+        },
+    );
+    // Nothing here needs the ICC profile: not inflating it costs nothing.
+    decoder.set_ignore_iccp_chunk(true);
+    let header = decoder
         .read_info()
         .map(|png| {
             let info = png.info();
             PngHeader {
+                pixels: u64::from(info.width) * u64::from(info.height),
                 animated: info.animation_control.is_some()
                     && info.bit_depth != png::BitDepth::Sixteen,
                 indexed: info.color_type == png::ColorType::Indexed
@@ -1120,6 +1182,7 @@ fn png_palette<R: BufRead + Seek>(reader: &mut R, limits: &DecodeLimits) -> Opti
     let bytes = usize::try_from(limits.max_alloc).unwrap_or(usize::MAX);
     let mut decoder = png::Decoder::new_with_limits(reader, png::Limits { bytes });
     decoder.set_transformations(png::Transformations::IDENTITY);
+    decoder.set_ignore_iccp_chunk(true); // unused here; an ICC bomb would inflate to `bytes`
     let mut png = decoder.read_info().ok()?;
     let info = png.info();
     if info.color_type != png::ColorType::Indexed {

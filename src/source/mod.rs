@@ -276,7 +276,44 @@ impl Default for DecodeLimits {
     }
 }
 
+/// Bytes read from the start of an input to tell its format before the rest is read.
+pub(crate) const SNIFF_LEN: usize = 512;
+
+/// The fewest bytes [`DecodeLimits::max_input_bytes`] allows, room for metadata (ICC profiles,
+/// EXIF thumbnails) around small images.
+const MIN_INPUT_BYTES: u64 = 64 << 20;
+
 impl DecodeLimits {
+    /// The most bytes an input (a file, a pipe, standard input) may have: the largest image
+    /// these limits allow stored raw at 8 bytes a pixel (16-bit RGBA), within
+    /// [`max_alloc`](Self::max_alloc), and at least 64 MiB for metadata. With the default
+    /// limits, 1 431 655 760 bytes. Inputs read whole into memory (standard input, pipes,
+    /// JPEG and SVG files) never take more than this.
+    pub fn max_input_bytes(&self) -> u64 {
+        self.max_pixels
+            .saturating_mul(8)
+            .min(self.max_alloc)
+            .max(MIN_INPUT_BYTES)
+    }
+
+    /// [`Error::Limits`] naming `input` when `len` bytes are more than
+    /// [`max_input_bytes`](Self::max_input_bytes).
+    pub(crate) fn check_input_size(&self, input: &str, len: u64) -> Result<()> {
+        let cap = self.max_input_bytes();
+        if len > cap {
+            return Err(Error::Limits {
+                input: input.to_string(),
+                reason: format!(
+                    "the input has more than {cap} bytes, the most an input may have under \
+                     these limits (8 bytes for each of the {} pixels allowed, within the \
+                     allocation limit of {} bytes)",
+                    self.max_pixels, self.max_alloc
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks a `width` × `height` image against these limits before any pixel is decoded:
     /// each side, the pixel count, and the bytes of the RGBA8 frame it becomes.
     ///
@@ -348,19 +385,21 @@ pub enum InputFormat {
 }
 
 /// Extensions (lower case) of the files a directory source picks up, and that [`decode`] reads.
+/// The same files named directly are read by their content whatever their extension; these
+/// are the ones Pillow registers for the formats shutter reads.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "svg",
+    "png", "apng", "jpg", "jpeg", "jpe", "jfif", "webp", "gif", "bmp", "dib", "tif", "tiff", "svg",
 ];
 
 impl InputFormat {
     /// The format an extension (without the dot, any case) names, if shutter reads it.
     pub fn from_extension(ext: &str) -> Option<InputFormat> {
         Some(match ext.to_ascii_lowercase().as_str() {
-            "png" => InputFormat::Png,
-            "jpg" | "jpeg" => InputFormat::Jpeg,
+            "png" | "apng" => InputFormat::Png,
+            "jpg" | "jpeg" | "jpe" | "jfif" => InputFormat::Jpeg,
             "gif" => InputFormat::Gif,
             "webp" => InputFormat::Webp,
-            "bmp" => InputFormat::Bmp,
+            "bmp" | "dib" => InputFormat::Bmp,
             "tif" | "tiff" => InputFormat::Tiff,
             "svg" => InputFormat::Svg,
             _ => return None,
@@ -372,6 +411,10 @@ impl InputFormat {
     pub fn sniff(bytes: &[u8]) -> Option<InputFormat> {
         if let Ok(format) = image::guess_format(bytes) {
             return InputFormat::from_image(format);
+        }
+        // BigTIFF, which `image` does not name but reads.
+        if bytes.starts_with(b"II+\0") || bytes.starts_with(b"MM\0+") {
+            return Some(InputFormat::Tiff);
         }
         looks_like_svg(bytes).then_some(InputFormat::Svg)
     }
@@ -423,6 +466,66 @@ fn looks_like_svg(bytes: &[u8]) -> bool {
         return true;
     }
     text.windows(4).any(|w| w == b"<svg")
+}
+
+/// True when `bytes` start as gzip data does (a compressed SVG, `.svgz`, say).
+fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1F, 0x8B])
+}
+
+/// Why content that [`InputFormat::sniff`] does not recognise cannot be read, judged from its
+/// first bytes `head`: gzip (a compressed SVG), a format shutter does not read, or nothing.
+pub(crate) fn unknown_content(head: &[u8]) -> String {
+    if is_gzip(head) {
+        return SVGZ_REASON.to_string();
+    }
+    match image::guess_format(head) {
+        Ok(other) => format!("the content is {other:?}, which shutter does not read"),
+        Err(_) => "cannot tell the image format from the content".to_string(),
+    }
+}
+
+/// Why a gzip-compressed input (`.svgz`) is refused.
+pub(crate) const SVGZ_REASON: &str =
+    "the content is gzip-compressed: compressed SVG (svgz) is not supported; decompress it first";
+
+/// Reads `reader` (standard input, a pipe) to its end, as [`decode_data`] takes it: the first
+/// [`SNIFF_LEN`] bytes first, to refuse content that is no image format shutter reads before
+/// reading more, then the rest, at most [`DecodeLimits::max_input_bytes`] in all. Empty
+/// input gives no bytes (the decoder reports it).
+///
+/// # Errors
+/// [`Error::Io`] when the read fails, [`Error::Unsupported`] for content that is no image
+/// format shutter reads, [`Error::Limits`] for more bytes than the limits allow; each names
+/// `name`.
+pub(crate) fn read_input<R: Read>(
+    name: &str,
+    mut reader: R,
+    limits: &DecodeLimits,
+) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    (&mut reader)
+        .take(SNIFF_LEN as u64)
+        .read_to_end(&mut data)
+        .map_err(|err| Error::io(name, err))?;
+    if data.is_empty() {
+        return Ok(data);
+    }
+    if InputFormat::sniff(&data).is_none() {
+        return Err(Error::Unsupported {
+            input: name.to_string(),
+            reason: unknown_content(&data),
+        });
+    }
+    let cap = limits.max_input_bytes();
+    // One byte past the limit tells an input over it from one just at it.
+    let rest = cap.saturating_add(1).saturating_sub(data.len() as u64);
+    reader
+        .take(rest)
+        .read_to_end(&mut data)
+        .map_err(|err| Error::io(name, err))?;
+    limits.check_input_size(name, data.len() as u64)?;
+    Ok(data)
 }
 
 /// The output stem of in-memory bytes named `name` (an upload's file name, say): its last
@@ -526,8 +629,12 @@ fn expand_dir(dir: &Path, out: &mut Vec<Result<Input>>) {
 
 /// Decodes every frame of `input`.
 ///
-/// Files are decoded by the format their extension names (see [`file`](mod@file) and [`svg`]); standard
-/// input is read whole and its format sniffed from the content ([`InputFormat::sniff`]).
+/// Files are decoded by the format their extension names (see [`file`](mod@file) and [`svg`]),
+/// or their content shows when the extension names none or the wrong one; standard input, and
+/// files that are not regular files (pipes, FIFOs, `/dev/stdin`, `<(...)`), are read whole
+/// (at most [`DecodeLimits::max_input_bytes`]) and their format sniffed from the content
+/// ([`InputFormat::sniff`]). Content whose first bytes show no format shutter reads is refused
+/// before the rest is read.
 /// Stills are decoded before this returns; animations (GIF, WebP, APNG) frame by frame as the
 /// iterator is advanced (an error part-way through is the iterator's last item).
 ///
@@ -535,17 +642,13 @@ fn expand_dir(dir: &Path, out: &mut Vec<Result<Input>>) {
 /// - [`Error::Io`] when the file cannot be opened or read (naming the path; `<stdin>`).
 /// - [`Error::Unsupported`] for an extension (or content) that is not a format shutter reads.
 /// - [`Error::Limits`] when the image is larger than `limits` allow, checked before its pixels
-///   are decoded.
+///   are decoded, or the input has more bytes than [`DecodeLimits::max_input_bytes`].
 /// - [`Error::Decode`] for empty, truncated or malformed data, naming the input and format.
 pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
     match &input.kind {
         InputKind::File(path) => file::decode_path(&input.name, path, limits),
         InputKind::Stdin => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut bytes)
-                .map_err(|err| Error::io(&input.name, err))?;
+            let bytes = read_input(&input.name, std::io::stdin().lock(), limits)?;
             decode_bytes(&input.name, bytes, limits)
         }
         InputKind::Bytes(data) => decode_bytes(&input.name, data.to_vec(), limits),
@@ -559,6 +662,16 @@ pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
 /// As [`decode`]: [`Error::Decode`] for empty or malformed data, [`Error::Unsupported`] when
 /// the content is no format shutter reads, [`Error::Limits`] for images over the limits.
 pub fn decode_bytes(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> Result<Frames> {
+    decode_data(name, bytes, None, limits)
+}
+
+/// [`decode_bytes`], with an SVG's relative references resolved against `resources_dir`.
+pub(crate) fn decode_data(
+    name: &str,
+    bytes: Vec<u8>,
+    resources_dir: Option<&Path>,
+    limits: &DecodeLimits,
+) -> Result<Frames> {
     if bytes.is_empty() {
         return Err(Error::Decode {
             input: name.to_string(),
@@ -569,18 +682,14 @@ pub fn decode_bytes(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> Result
     let format = match InputFormat::sniff(&bytes) {
         Some(format) => format,
         None => {
-            let reason = match image::guess_format(&bytes) {
-                Ok(other) => format!("the content is {other:?}, which shutter does not read"),
-                Err(_) => "cannot tell the image format from the content".to_string(),
-            };
             return Err(Error::Unsupported {
                 input: name.to_string(),
-                reason,
+                reason: unknown_content(&bytes),
             });
         }
     };
     if format == InputFormat::Svg {
-        return svg::decode(name, &bytes, None, limits);
+        return svg::decode(name, &bytes, resources_dir, limits);
     }
     file::decode_reader(name, format, std::io::Cursor::new(bytes), limits)
 }
