@@ -68,7 +68,7 @@ struct RunArgs {
     /// Image files, directories (their images, by name), `-` for stdin, `webcam[:INDEX]` or
     /// `pattern[:WxH][@FPS]`. None: a built-in image.
     #[arg(value_name = "SOURCE")]
-    sources: Vec<String>,
+    sources: Vec<std::ffi::OsString>,
     /// Output directory (created), or one output file whose extension picks the format.
     #[arg(short, long, value_name = "PATH", default_value = "out")]
     out: PathBuf,
@@ -351,9 +351,13 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let mut sources: Vec<Source> = if args.sources.is_empty() {
         vec![Source::builtin_default()]
     } else {
+        // A path that is not UTF-8 is still a path (it cannot be `-`, a webcam or a pattern).
         args.sources
             .iter()
-            .map(|s| Source::parse(s))
+            .map(|arg| match arg.to_str() {
+                Some(text) => Source::parse(text),
+                None => Ok(Source::Path(arg.into())),
+            })
             .collect::<Result<_, _>>()?
     };
     let webcam = sources.iter().any(|s| matches!(s, Source::Webcam { .. }));

@@ -1146,3 +1146,28 @@ fn the_default_mode_says_when_it_drops_transparency() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["alpha_dropped"], 1, "{json}");
 }
+
+#[test]
+#[cfg(unix)]
+fn a_file_name_that_is_not_utf8_is_still_an_input() {
+    // clap refused the whole command line: "invalid UTF-8 was detected in one or more
+    // arguments", exit 2, nothing processed.
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = TempDir::new().unwrap();
+    let good = picture(tmp.path(), "good.png", 4, 3);
+    let odd = tmp.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.png"));
+    std::fs::copy(&good, &odd).unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .arg("run")
+        .arg(&odd)
+        .arg(&good)
+        .args(["--format", "png", "--device", "cpu", "-o"])
+        .arg(&out_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shutter");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Output names are text: the byte that is not UTF-8 becomes U+FFFD.
+    assert_eq!(files_in(&out_dir), ["caf\u{fffd}.png", "good.png"]);
+}
