@@ -1171,3 +1171,33 @@ fn a_file_name_that_is_not_utf8_is_still_an_input() {
     // Output names are text: the byte that is not UTF-8 becomes U+FFFD.
     assert_eq!(files_in(&out_dir), ["caf\u{fffd}.png", "good.png"]);
 }
+
+#[test]
+fn a_directory_without_images_fails_by_name_and_the_others_are_written() {
+    // It was "0 inputs" and exit 0: a mistyped directory or an unmounted disk said nothing.
+    let tmp = TempDir::new().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), b"no image here").unwrap();
+    let good = picture(tmp.path(), "good.png", 4, 3);
+    let out_dir = tmp.path().join("out");
+    let out = shutter(&[
+        "run",
+        s(&empty),
+        s(&good),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "png",
+        "--device",
+        "cpu",
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("empty: unsupported input: the directory holds no image files"),
+        "{err}"
+    );
+    assert_eq!(files_in(&out_dir), ["good.png"]);
+}

@@ -559,7 +559,8 @@ fn has_image_extension(path: &Path) -> bool {
 /// decoded; `-` is standard input.
 ///
 /// A path that does not exist, or a directory that cannot be listed, gives an
-/// [`Error::Io`] naming it in its place; the other sources are still expanded.
+/// [`Error::Io`] naming it in its place, and a directory with no image file an
+/// [`Error::Unsupported`]; the other sources are still expanded.
 pub fn expand(sources: &[Source]) -> Vec<Result<Input>> {
     let mut out = Vec::new();
     for source in sources {
@@ -618,6 +619,17 @@ fn expand_dir(dir: &Path, out: &mut Vec<Result<Input>>) {
         if has_image_extension(&path) && fs::metadata(&path).map_or(true, |m| m.is_file()) {
             files.push((name, path));
         }
+    }
+    if files.is_empty() {
+        // "0 inputs" and exit 0 said nothing of a wrong directory or a missing mount.
+        out.push(Err(Error::Unsupported {
+            input: dir.display().to_string(),
+            reason: format!(
+                "the directory holds no image files (by extension: {}; subdirectories and hidden files are not read)",
+                IMAGE_EXTENSIONS.join(", ")
+            ),
+        }));
+        return;
     }
     files.sort();
     out.extend(
