@@ -1201,3 +1201,27 @@ fn a_directory_without_images_fails_by_name_and_the_others_are_written() {
     );
     assert_eq!(files_in(&out_dir), ["good.png"]);
 }
+
+#[test]
+fn a_file_named_like_a_pattern_gets_a_hint_to_name_it_as_a_path() {
+    let tmp = TempDir::new().unwrap();
+    picture(tmp.path(), "pattern:1.png", 4, 3);
+    let run = |arg: &str| {
+        Command::new(env!("CARGO_BIN_EXE_shutter"))
+            .args(["run", arg, "-o", "out/", "--device", "cpu"])
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run shutter")
+    };
+    let out = run("pattern:1.png");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("for the file of that name, write ./pattern:1.png"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run("./pattern:1.png");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(tmp.path().join("out/pattern:1.webp").exists());
+}

@@ -98,6 +98,16 @@ impl Source {
     /// # Errors
     /// [`Error::Usage`] for a malformed `webcam:`/`pattern:` argument, naming it.
     pub fn parse(arg: &str) -> Result<Source> {
+        Source::parse_special(arg).map_err(|err| match err {
+            // `pattern:1.png` that is also a file: say how to name the file.
+            Error::Usage(message) if Path::new(arg).exists() => Error::Usage(format!(
+                "{message} (for the file of that name, write ./{arg})"
+            )),
+            other => other,
+        })
+    }
+
+    fn parse_special(arg: &str) -> Result<Source> {
         if arg == "-" {
             Ok(Source::Stdin)
         } else if arg == "webcam" || arg.starts_with("webcam:") {
