@@ -1322,15 +1322,16 @@ fn claim(
             .map_or_else(String::new, |e| e.to_string_lossy().into_owned())
     };
     if let Ok(real) = std::fs::canonicalize(&job.path)
-        && let Some(&other) = input_files.get(&real)
-        && other != job.input
+        && input_files
+            .get(&real)
+            .is_some_and(|&other| other != job.input)
     {
         return Err(Error::Encode {
             output: job.path.display().to_string(),
             format: format(),
             reason: format!(
-                "this file is {}, another input of this run; not overwriting it",
-                names[other]
+                "{} would overwrite this file, another input of this run; not writing it",
+                names[job.input]
             ),
         });
     }

@@ -1077,7 +1077,10 @@ fn an_output_never_overwrites_another_input_of_the_run() {
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("another input of this run"), "{err}");
+    assert!(
+        err.contains("x.gif would overwrite this file, another input of this run"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read(&still).unwrap(),
         before,
