@@ -5,7 +5,9 @@
 //! Pillow's `ImageSequence` shows it, with its delay: GIFs by the `gif_anim` module and APNGs
 //! by the `apng` module, which follow Pillow's own rules, WebPs by the `webp_anim` module,
 //! which blends as libwebp does. A WebP or PNG without animation is a still; 16-bit APNGs
-//! give their default image, as a still. EXIF orientation is applied to stills only.
+//! give their default image, as a still. The orientation Pillow's `exif_transpose` applies (EXIF,
+//! or XMP without it: see the `orient` module) turns stills and every frame of an animated
+//! WebP or APNG; GIFs have none.
 //!
 //! Colour conversion follows Pillow's `convert("RGBA")` as Gradio would see it:
 //! - 8-bit gray, gray+alpha, RGB and palette images expand to RGBA (A = 255 without alpha);
@@ -171,9 +173,15 @@ where
     match format {
         InputFormat::Gif => super::gif_anim::decode(name, reader, limits),
         InputFormat::Webp if is_animated_webp(&mut reader) => {
-            super::webp_anim::decode(name, reader, limits)
+            let orientation = animation_orientation(name, format, &mut reader)?;
+            let frames = super::webp_anim::decode(name, reader, limits)?;
+            Ok(turn_frames(frames, orientation))
         }
-        InputFormat::Png if png.animated => super::apng::decode(name, reader, limits),
+        InputFormat::Png if png.animated => {
+            let orientation = animation_orientation(name, format, &mut reader)?;
+            let frames = super::apng::decode(name, reader, limits)?;
+            Ok(turn_frames(frames, orientation))
+        }
         InputFormat::Bmp if bmp_header_size(&mut reader) == Some(OS2_V2_HEADER) => {
             let data = os2_as_windows_bmp(reader).ok_or_else(|| Error::Decode {
                 input: name.to_string(),
@@ -188,6 +196,55 @@ where
         }),
         _ => decode_still(name, format, reader, limits, png),
     }
+}
+
+/// The orientation Pillow's `exif_transpose` gives the animation in `reader` (EXIF, then
+/// XMP; see [`super::orient`]), which turns every frame as it turns a still.
+fn animation_orientation<R: Read + Seek>(
+    name: &str,
+    format: InputFormat,
+    reader: &mut R,
+) -> Result<Orientation> {
+    super::orient::scan(format, reader)
+        .map(super::orient::Found::orientation)
+        .map_err(|e| image_error(name, format, ImageError::IoError(e)))
+}
+
+/// `frames`, each turned by `orientation` (the frames of an animation are RGBA, `Color`).
+fn turn_frames(frames: Frames, orientation: Orientation) -> Frames {
+    if orientation == Orientation::NoTransforms {
+        return frames;
+    }
+    Box::new(frames.map(move |frame| {
+        frame.map(|mut frame| {
+            let (w, h) = (frame.width as usize, frame.height as usize);
+            if frame.rgba.len() != w * h * 4 {
+                return frame; // not a frame of this size: nothing to turn safely
+            }
+            let pixels: Vec<[u8; 4]> = frame
+                .rgba
+                .chunks_exact(4)
+                .map(|p| [p[0], p[1], p[2], p[3]])
+                .collect();
+            frame.rgba = orient_plane(&pixels, w, h, orientation).concat();
+            if turns_sideways(orientation) {
+                std::mem::swap(&mut frame.width, &mut frame.height);
+            }
+            frame.source = orient_source(frame.source, w, h, orientation);
+            frame
+        })
+    }))
+}
+
+/// Whether `orientation` swaps width and height.
+fn turns_sideways(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
 }
 
 /// Whether `reader` holds an animated WebP, judged from its chunk headers; the reader is left
@@ -281,6 +338,9 @@ where
     } else {
         (BmpPalette::None, None)
     };
+    // Where EXIF gives no turn, Pillow's `getexif` falls back to the XMP packet's.
+    let found =
+        super::orient::scan(format, &mut reader).map_err(|e| err(ImageError::IoError(e)))?;
     // A 32-bit TIFF's samples or a CMYK file's inks, in the file's orientation.
     let mut wide = None;
     let (mut image, orientation) = if tiff.gray_alpha {
@@ -336,6 +396,11 @@ where
     {
         gray.iter_mut().for_each(|v| *v = u16::MAX - *v); // back to the stored values
     }
+    let orientation = if orientation == Orientation::NoTransforms {
+        found.orientation()
+    } else {
+        orientation
+    };
     let mut has_alpha = image.color().has_alpha();
     let (unturned_width, unturned_height) = (image.width(), image.height());
     image.apply_orientation(orientation);

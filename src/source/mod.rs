@@ -10,6 +10,7 @@ pub mod file;
 mod gif_anim;
 mod jpeg_cmyk;
 pub mod live;
+mod orient;
 pub mod pattern;
 pub mod svg;
 pub mod webcam;
