@@ -2,6 +2,8 @@
 //! crate inflates one up to its whole budget before it drops it, so that budget must not be
 //! the whole allocation limit. Alone in its test binary: it measures the process's peak memory.
 
+mod common;
+
 use std::fs;
 use std::io::Cursor;
 use std::path::Path;
@@ -22,21 +24,6 @@ fn png_bytes() -> Vec<u8> {
 
 fn decode(path: &Path, limits: &DecodeLimits) -> Result<Vec<DecodedFrame>, Error> {
     source::decode(&Input::from_path(path), limits)?.collect()
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// Bits written least significant first, as deflate packs them.
@@ -99,7 +86,7 @@ fn png_with_iccp(runs: usize) -> Vec<u8> {
     let start = chunk.len();
     chunk.extend_from_slice(b"iCCP");
     chunk.extend(data);
-    let crc = crc32(&chunk[start..]);
+    let crc = common::crc32(&chunk[start..]);
     chunk.extend_from_slice(&crc.to_be_bytes());
     [&png[..33], &chunk[..], &png[33..]].concat()
 }

@@ -254,3 +254,19 @@ pub fn assert_nothing_in(dir: &Path, what: &str) {
         dir.display()
     );
 }
+
+/// The CRC-32 of PNG chunks (and zlib's), bit by bit: for building chunks in tests.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
