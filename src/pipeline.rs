@@ -649,7 +649,7 @@ impl Pipeline {
                     if let source::InputKind::File(path) = &input.kind
                         && let Ok(real) = std::fs::canonicalize(path)
                     {
-                        input_files.insert(real, index);
+                        input_files.entry(real).or_insert_with(Vec::new).push(index);
                     }
                 }
                 let names = inputs.iter().map(|i| i.name.clone()).collect();
@@ -1312,7 +1312,7 @@ impl OutputNamer {
 /// never by another input's).
 fn claim(
     claimed: &mut HashMap<PathBuf, usize>,
-    input_files: &HashMap<PathBuf, usize>,
+    input_files: &HashMap<PathBuf, Vec<usize>>,
     job: &Job,
     names: &[String],
 ) -> Result<()> {
@@ -1324,7 +1324,7 @@ fn claim(
     if let Ok(real) = std::fs::canonicalize(&job.path)
         && input_files
             .get(&real)
-            .is_some_and(|&other| other != job.input)
+            .is_some_and(|inputs| !inputs.contains(&job.input))
     {
         return Err(Error::Encode {
             output: job.path.display().to_string(),
@@ -1514,8 +1514,8 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     on_frame: Option<FrameCallback>,
     emit: &'a F,
     encoder_threads: usize,
-    /// Each input file's canonical path, and its input number.
-    input_files: HashMap<PathBuf, usize>,
+    /// Each input file's canonical path, and the inputs read from it (two through a link).
+    input_files: HashMap<PathBuf, Vec<usize>>,
     clock: &'a dyn Clock,
     counters: &'a Counters,
     /// Inputs are files, each complete or failed: a failed one's frame files are removed, so

@@ -1091,6 +1091,28 @@ fn an_output_never_overwrites_another_input_of_the_run() {
     assert_eq!(files_in(&dir), ["x.gif", "x_00000.png", "x_00000.png.png"]);
     let written = image::open(dir.join("x_00000.png.png")).unwrap().to_rgb8();
     assert_eq!(written, image::open(&still).unwrap().to_rgb8());
+
+    // An input reached twice, through a link, is one file: each is written in its own place
+    // (refused before, "a.png would overwrite this file, another input of this run").
+    #[cfg(unix)]
+    {
+        let linked = tmp.path().join("l");
+        std::fs::create_dir(&linked).unwrap();
+        picture(&linked, "a.png", 4, 3);
+        std::os::unix::fs::symlink("a.png", linked.join("b.png")).unwrap();
+        let out = shutter(&[
+            "run",
+            s(&linked),
+            "-o",
+            &format!("{}/", s(&linked)),
+            "--format",
+            "png",
+            "--device",
+            "cpu",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(files_in(&linked), ["a.png", "b.png"]);
+    }
 }
 
 #[test]
