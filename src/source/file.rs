@@ -210,41 +210,30 @@ fn animation_orientation<R: Read + Seek>(
         .map_err(|e| image_error(name, format, ImageError::IoError(e)))
 }
 
-/// `frames`, each turned by `orientation` (the frames of an animation are RGBA, `Color`).
+/// `frames`, each turned by `orientation` (the frames of an animation are RGBA, `Color`), as
+/// a still is: `image`'s `apply_orientation`, and the source mode's planes with it.
 fn turn_frames(frames: Frames, orientation: Orientation) -> Frames {
     if orientation == Orientation::NoTransforms {
         return frames;
     }
     Box::new(frames.map(move |frame| {
         frame.map(|mut frame| {
-            let (w, h) = (frame.width as usize, frame.height as usize);
-            if frame.rgba.len() != w * h * 4 {
+            let (w, h) = (frame.width, frame.height);
+            if frame.rgba.len() != w as usize * h as usize * 4 {
                 return frame; // not a frame of this size: nothing to turn safely
             }
-            let pixels: Vec<[u8; 4]> = frame
-                .rgba
-                .chunks_exact(4)
-                .map(|p| [p[0], p[1], p[2], p[3]])
-                .collect();
-            frame.rgba = orient_plane(&pixels, w, h, orientation).concat();
-            if turns_sideways(orientation) {
-                std::mem::swap(&mut frame.width, &mut frame.height);
-            }
-            frame.source = orient_source(frame.source, w, h, orientation);
+            let rgba = std::mem::take(&mut frame.rgba);
+            let Some(buffer) = image::RgbaImage::from_raw(w, h, rgba) else {
+                return frame; // cannot happen: the length is the image's
+            };
+            let mut image = DynamicImage::ImageRgba8(buffer);
+            image.apply_orientation(orientation);
+            (frame.width, frame.height) = (image.width(), image.height());
+            frame.rgba = image.into_rgba8().into_raw();
+            frame.source = orient_source(frame.source, w as usize, h as usize, orientation);
             frame
         })
     }))
-}
-
-/// Whether `orientation` swaps width and height.
-fn turns_sideways(orientation: Orientation) -> bool {
-    matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    )
 }
 
 /// Whether `reader` holds an animated WebP, judged from its chunk headers; the reader is left
