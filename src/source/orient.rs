@@ -71,6 +71,10 @@ fn skip<R: Seek>(reader: &mut R, n: u64) -> Option<()> {
     reader.seek(SeekFrom::Current(n)).ok().map(|_| ())
 }
 
+/// The largest PNG or WebP metadata chunk read for its orientation; a larger one is skipped,
+/// not read into memory (Pillow refuses PNG text chunks over 1 MiB).
+const METADATA_MAX: u64 = 16 << 20;
+
 const XMP_JPEG: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 const XMP_KEYWORD: &[u8] = b"XML:com.adobe.xmp";
 
@@ -148,7 +152,7 @@ fn png<R: Read + Seek>(reader: &mut R) -> Option<Found> {
             b"IDAT" => after_data = true,
             _ => {}
         }
-        if matches!(kind, b"eXIf" | b"tEXt" | b"iTXt") {
+        if matches!(kind, b"eXIf" | b"tEXt" | b"iTXt") && len <= METADATA_MAX {
             let Some(data) = read_n(reader, len) else {
                 break;
             };
@@ -206,7 +210,8 @@ fn webp<R: Read + Seek>(reader: &mut R) -> Option<Found> {
         ]));
         let padded = len + (len & 1);
         let kind = &header[..4];
-        let wanted = (kind == b"EXIF" && !exif_seen) || (kind == b"XMP " && !xmp_seen);
+        let wanted = ((kind == b"EXIF" && !exif_seen) || (kind == b"XMP " && !xmp_seen))
+            && len <= METADATA_MAX;
         if !wanted {
             if skip(reader, padded).is_none() {
                 break;
@@ -357,5 +362,31 @@ mod tests {
         assert_eq!(found(None, Some(9)), Orientation::NoTransforms);
         assert_eq!(found(Some(3), None), Orientation::Rotate180);
         assert_eq!(found(None, None), Orientation::NoTransforms);
+    }
+
+    #[test]
+    fn a_png_text_chunk_over_the_cap_is_skipped_not_read() {
+        // PNG chunks with no CRC check here: (length, type, data, 4 bytes of CRC).
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut out = (data.len() as u32).to_be_bytes().to_vec();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&[0; 4]);
+            out
+        };
+        let text = |pad: usize| {
+            let mut data = b"XML:com.adobe.xmp\0<d tiff:Orientation=\"6\"/>".to_vec();
+            data.resize(data.len() + pad, b' ');
+            chunk(b"tEXt", &data)
+        };
+        let png = |pad: usize| {
+            let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+            out.extend(text(pad));
+            out.extend(chunk(b"IEND", b""));
+            std::io::Cursor::new(out)
+        };
+        let found = |pad| scan(InputFormat::Png, &mut png(pad)).unwrap().xmp;
+        assert_eq!(found(0), Some(6));
+        assert_eq!(found(METADATA_MAX as usize), None);
     }
 }
