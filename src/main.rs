@@ -266,20 +266,20 @@ fn one_line(err: &Error) -> String {
 /// multi-line message) become one space, and other control characters (an escape sequence in a
 /// file name would recolour or clear the terminal) are shown escaped, as `\u{1b}`.
 fn printable(text: &str) -> String {
-    text.split_whitespace()
-        .map(|word| {
-            word.chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_unicode().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut line = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        for c in word.chars() {
+            if c.is_control() {
+                line.extend(c.escape_unicode());
+            } else {
+                line.push(c);
+            }
+        }
+    }
+    line
 }
 
 fn run(args: RunArgs) -> Result<ExitCode, Error> {
