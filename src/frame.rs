@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::mode::source::SourceMode;
@@ -33,6 +34,12 @@ pub struct FrameMeta {
     /// Capture time on the pipeline's clock (a camera's or paced pattern's frame time); the
     /// sink measures latency and `stream_every` ticks against it.
     pub timestamp: Duration,
+    /// The ICC colour profile of the file the frame came from (Pillow's
+    /// `info["icc_profile"]`): what its RGB, gray or CMYK values mean. Shared by the frames of
+    /// one file; `None` for files without one, for live sources, and when the pipeline is
+    /// built with [`icc_profiles(false)`](crate::PipelineBuilder::icc_profiles). Outputs that
+    /// can hold it get it where it describes their colours (see [`crate::sink::encode`]).
+    pub icc_profile: Option<Arc<[u8]>>,
 }
 
 impl FrameMeta {
@@ -48,6 +55,7 @@ impl FrameMeta {
             plays: None,
             captured: Instant::now(),
             timestamp: Duration::ZERO,
+            icc_profile: None,
         }
     }
 }

@@ -87,6 +87,10 @@ struct RunArgs {
     /// Do not mirror (webcams mirror by default, as Gradio's `mirror_webcam`).
     #[arg(long)]
     no_mirror: bool,
+    /// Leave out the inputs' ICC colour profiles, kept by default in png, jpeg, tiff and webp
+    /// outputs where they describe the output's colours.
+    #[arg(long)]
+    no_icc: bool,
     /// Filters, applied in order: sepia, sepia-norm, grayscale, invert (comma-separated or repeated).
     #[arg(long, value_name = "NAME[,NAME...]")]
     filter: Vec<String>,
@@ -446,6 +450,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .mode(mode)
         .dither(dither)
         .limits(limits)
+        .icc_profiles(!args.no_icc)
         .batch(args.batch)
         .stop_flag(stop)
         .abort_flag(abort)

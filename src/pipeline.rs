@@ -97,6 +97,7 @@ pub struct PipelineBuilder {
     stop: Option<Arc<AtomicBool>>,
     abort: Option<Arc<AtomicBool>>,
     context: Option<Arc<crate::gpu::GpuContext>>,
+    icc_profiles: bool,
 }
 
 /// A configured run: sources in, ops, sinks out. See [`Pipeline::builder`].
@@ -200,6 +201,7 @@ impl Default for PipelineBuilder {
             stop: None,
             abort: None,
             context: None,
+            icc_profiles: true,
         }
     }
 }
@@ -285,6 +287,15 @@ impl PipelineBuilder {
     /// Decoding limits against decompression bombs.
     pub fn limits(mut self, limits: DecodeLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Whether frames carry their file's ICC colour profile (default on):
+    /// [`FrameMeta::icc_profile`], and the PNG, JPEG, TIFF and WebP files written from them,
+    /// where the profile describes the output's colours (see [`crate::sink::encode`]). Off,
+    /// outputs have no profile, as Gradio's WebP files have none.
+    pub fn icc_profiles(mut self, on: bool) -> Self {
+        self.icc_profiles = on;
         self
     }
 
@@ -504,6 +515,8 @@ enum Capture {
     Files {
         inputs: Vec<Input>,
         limits: DecodeLimits,
+        /// What the frames keep of their files.
+        keep: Keep,
     },
     Live {
         live: LiveCapture,
@@ -597,6 +610,7 @@ impl Pipeline {
             stop,
             abort,
             context,
+            icc_profiles,
         } = self.builder;
         let emit = |event: Event<'_>| {
             if let Some(f) = &on_event {
@@ -656,7 +670,16 @@ impl Pipeline {
                 let stems = inputs.iter().map(|i| i.stem.clone()).collect();
                 let file_names = inputs.iter().map(Input::file_name).collect();
                 (
-                    Capture::Files { inputs, limits },
+                    Capture::Files {
+                        inputs,
+                        limits,
+                        keep: Keep {
+                            alpha: ops
+                                .mode
+                                .is_none_or(|m| matches!(m, ImageMode::Rgba | ImageMode::P)),
+                            icc_profiles,
+                        },
+                    },
                     names,
                     stems,
                     file_names,
@@ -703,19 +726,19 @@ impl Pipeline {
         };
         let sink_rules = rules.clone();
 
-        // P keeps a transparent palette entry; RGBA keeps alpha; no mode keeps the RGBA.
-        let drops_alpha = ops
-            .mode
-            .is_some_and(|m| !matches!(m, ImageMode::Rgba | ImageMode::P));
         let capture_counters = counters.clone();
         let capture_clock = clock.clone();
         let capture = thread::Builder::new()
             .name("shutter-capture".into())
             .spawn(move || match capture {
-                Capture::Files { inputs, limits } => capture_files(
+                Capture::Files {
+                    inputs,
+                    limits,
+                    keep,
+                } => capture_files(
                     &inputs,
                     &limits,
-                    drops_alpha,
+                    keep,
                     &rules,
                     &*capture_clock,
                     &to_gpu,
@@ -892,12 +915,22 @@ fn send_frame(link: &Link<Msg>, frame: Frame, dropped: &std::sync::atomic::Atomi
     }
 }
 
+/// What the frames of files keep through the pipeline.
+#[derive(Debug, Clone, Copy)]
+struct Keep {
+    /// The mode keeps transparency: P keeps a transparent palette entry, RGBA its alpha, no
+    /// mode the RGBA. Inputs whose transparency is dropped are counted.
+    alpha: bool,
+    /// Frames carry their file's ICC profile.
+    icc_profiles: bool,
+}
+
 /// Decodes every input in order, sending its frames (marking the last) or its failure.
 /// Returns how many inputs it never started (a stop rule fired, or the pipeline stopped).
 fn capture_files(
     inputs: &[Input],
     limits: &DecodeLimits,
-    drops_alpha: bool,
+    keep: Keep,
     rules: &StopRules,
     clock: &dyn Clock,
     link: &Link<Msg>,
@@ -961,11 +994,12 @@ fn capture_files(
                 plays: d.plays,
                 captured: Instant::now(),
                 timestamp: clock.now(),
+                icc_profile: d.icc_profile.filter(|_| keep.icc_profiles),
             };
             seq += 1;
             frame_index += 1;
             Counters::add(&counters.captured, 1);
-            if drops_alpha
+            if !keep.alpha
                 && d.has_alpha
                 && !alpha_seen
                 && d.rgba.chunks_exact(4).any(|px| px[3] < 255)
@@ -1073,6 +1107,7 @@ fn capture_live(
             plays: None,
             captured: Instant::now(),
             timestamp,
+            icc_profile: None,
         };
         seq += 1;
         let mut frame = Frame::new(

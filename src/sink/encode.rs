@@ -6,6 +6,14 @@
 //! ([`Format::holds`]); frames without a converted image are written as RGB, alpha dropped
 //! without compositing, as Gradio's default `image_mode="RGB"` (Pillow's `convert("RGB")`).
 //! That choice lives in one function, `output_image`.
+//!
+//! A frame's ICC profile ([`FrameMeta::icc_profile`](crate::FrameMeta::icc_profile)) is
+//! written into PNG, JPEG, TIFF and WebP files (lossy and lossless) when it describes the
+//! colours the file stores: an RGB profile with RGB, RGBA and P images (and every WebP, which
+//! stores gray as RGB), a gray one with `1`, L, I and F, a CMYK one with CMYK. Otherwise it is
+//! left out: an RGB profile on a gray PNG is invalid, and a conversion such as RGB to CMYK
+//! (plain inversion) leaves no profile that fits. Pillow writes the profile of PNG and TIFF
+//! files whatever the mode, and none in JPEG or WebP unless asked; GIF, BMP and npy hold none.
 
 use std::borrow::Cow;
 use std::fs;
@@ -360,12 +368,13 @@ pub fn encode_until(
     let img = &output_image(&frames[0]);
     check_values(img, 0)?;
     format.holds_or_why(img.mode)?;
+    let icc = fitting_profile(frames[0].meta.icc_profile.as_deref(), format, img.mode);
     match *format {
         Format::Npy => return npy_bytes(img),
-        Format::Tiff => return tiff(img),
-        Format::Jpeg { quality } => return jpeg(img, quality),
-        Format::Png if img.mode == ImageMode::P => return png_indexed(img),
-        Format::Png if img.mode == ImageMode::One => return png_one_bit(img),
+        Format::Tiff => return tiff(img, icc),
+        Format::Jpeg { quality } => return jpeg(img, quality, icc),
+        Format::Png if img.mode == ImageMode::P => return png_indexed(img, icc),
+        Format::Png if img.mode == ImageMode::One => return png_one_bit(img, icc),
         Format::Bmp if img.mode == ImageMode::One => return bmp_one_bit(img),
         _ => {}
     }
@@ -376,12 +385,19 @@ pub fn encode_until(
         Format::Webp {
             quality,
             lossless: false,
-        } => return webp_lossy(&data, w, h, color, quality),
-        Format::Webp { lossless: true, .. } => {
-            write_with(WebPEncoder::new_lossless(&mut out), &data, w, h, color)?;
+        } => {
+            let webp = webp_lossy(&data, w, h, color, quality)?;
+            return Ok(match icc {
+                Some(icc) => webp_with_profile(&webp, icc)?,
+                None => webp,
+            });
         }
-        Format::Png => write_with(PngEncoder::new(&mut out), &data, w, h, color)?,
-        Format::Bmp => write_with(BmpEncoder::new(&mut out), &data, w, h, color)?,
+        Format::Webp { lossless: true, .. } => {
+            let encoder = WebPEncoder::new_lossless(&mut out);
+            write_with(encoder, &data, w, h, color, icc)?;
+        }
+        Format::Png => write_with(PngEncoder::new(&mut out), &data, w, h, color, icc)?,
+        Format::Bmp => write_with(BmpEncoder::new(&mut out), &data, w, h, color, None)?,
         Format::Jpeg { .. } | Format::Tiff | Format::Gif | Format::Npy => {
             unreachable!("handled above")
         }
@@ -439,17 +455,116 @@ pub(super) fn palette_rgba(img: &ModeImage) -> Vec<[u8; 4]> {
     }
 }
 
-/// Runs one of `image`'s single-image encoders.
+/// Runs one of `image`'s single-image encoders, with `icc` as the file's profile.
 fn write_with<E: ImageEncoder>(
-    encoder: E,
+    mut encoder: E,
     data: &[u8],
     width: u32,
     height: u32,
     color: ExtendedColorType,
+    icc: Option<&[u8]>,
 ) -> Result<(), String> {
+    if let Some(icc) = icc {
+        encoder
+            .set_icc_profile(icc.to_vec())
+            .map_err(|e| one_line(&e))?;
+    }
     encoder
         .write_image(data, width, height, color)
         .map_err(|e| one_line(&e))
+}
+
+/// The ICC profile of a frame, when a `format` file of `mode` stores the colours it describes
+/// (see the module's introduction); `None` otherwise.
+fn fitting_profile<'a>(
+    icc: Option<&'a [u8]>,
+    format: &Format,
+    mode: ImageMode,
+) -> Option<&'a [u8]> {
+    use ImageMode::*;
+    let stored: &[u8; 4] = match (format, mode) {
+        (Format::Webp { .. }, _) => b"RGB ",
+        (Format::Png | Format::Jpeg { .. } | Format::Tiff, mode) => match mode {
+            One | L | I | F => b"GRAY",
+            Rgb | Rgba | P => b"RGB ",
+            Cmyk => b"CMYK",
+            YCbCr => b"YCbr",
+            Lab => b"Lab ",
+            Hsv => b"HSV ",
+        },
+        (Format::Gif | Format::Bmp | Format::Npy, _) => return None,
+    };
+    // The header's data colour space (ICC.1, 7.2.6).
+    icc.filter(|icc| icc.len() >= 128 && &icc[16..20] == stored)
+}
+
+/// A WebP file from libwebp with `icc` added: the extended format's `VP8X` header (made
+/// from the `VP8 ` or `VP8L` chunk's size when the file is a simple one) with its ICC flag,
+/// then the `ICCP` chunk, then the image's chunks, as the WebP container specifies.
+fn webp_with_profile(webp: &[u8], icc: &[u8]) -> Result<Vec<u8>, String> {
+    const ICC_FLAG: u8 = 0x20;
+    const ALPHA_FLAG: u8 = 0x10;
+    let bad = || "libwebp wrote a WebP file this cannot read".to_string();
+    if webp.len() < 20 || &webp[..4] != b"RIFF" || &webp[8..12] != b"WEBP" {
+        return Err(bad());
+    }
+    let first = &webp[12..];
+    let chunk_len = |chunk: &[u8]| -> Option<usize> {
+        let len = u32::from_le_bytes(chunk.get(4..8)?.try_into().ok()?) as usize;
+        Some(8 + len + (len & 1))
+    };
+    let mut out = b"RIFF\0\0\0\0WEBP".to_vec();
+    let rest = match &first[..4] {
+        b"VP8X" => {
+            let len = chunk_len(first)
+                .filter(|&n| n == 18 && n <= first.len())
+                .ok_or_else(bad)?;
+            let mut vp8x = first[..len].to_vec();
+            vp8x[8] |= ICC_FLAG;
+            out.extend_from_slice(&vp8x);
+            &first[len..]
+        }
+        kind @ (b"VP8 " | b"VP8L") => {
+            let (width, height, alpha) = if kind == b"VP8 " {
+                // The key frame header: a 3-byte tag, the start code, 14-bit sides.
+                let b = first.get(8..18).ok_or_else(bad)?;
+                let side = |at: usize| u32::from(u16::from_le_bytes([b[at], b[at + 1]]) & 0x3FFF);
+                (side(6), side(8), false)
+            } else {
+                // The signature 0x2F, then 14-bit sides less one and the alpha bit.
+                let b = first.get(8..13).ok_or_else(bad)?;
+                let bits = u32::from_le_bytes([b[1], b[2], b[3], b[4]]);
+                (
+                    (bits & 0x3FFF) + 1,
+                    ((bits >> 14) & 0x3FFF) + 1,
+                    (bits >> 28) & 1 == 1,
+                )
+            };
+            if width == 0 || height == 0 {
+                return Err(bad());
+            }
+            out.extend_from_slice(b"VP8X");
+            out.extend_from_slice(&10u32.to_le_bytes());
+            out.push(ICC_FLAG | if alpha { ALPHA_FLAG } else { 0 });
+            out.extend_from_slice(&[0, 0, 0]);
+            out.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+            out.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+            first
+        }
+        _ => return Err(bad()),
+    };
+    let icc_len =
+        u32::try_from(icc.len()).map_err(|_| "the ICC profile is over 4 GiB".to_string())?;
+    out.extend_from_slice(b"ICCP");
+    out.extend_from_slice(&icc_len.to_le_bytes());
+    out.extend_from_slice(icc);
+    if icc.len() % 2 == 1 {
+        out.push(0);
+    }
+    out.extend_from_slice(rest);
+    let riff_len = u32::try_from(out.len() - 8).map_err(|_| "webp over 4 GiB".to_string())?;
+    out[4..8].copy_from_slice(&riff_len.to_le_bytes());
+    Ok(out)
 }
 
 /// Lossy WebP through libwebp (the `webp` crate): method 4, like Pillow. Gray is expanded to
@@ -500,27 +615,76 @@ fn npy_bytes(img: &ModeImage) -> Result<Vec<u8>, String> {
 /// TIFF through the `tiff` crate, which writes every mode Pillow's TIFF plugin shares with
 /// us: `1` (1 bit a pixel, [`tiff_one_bit`]), L, RGB, RGBA, CMYK, 32-bit signed I and 32-bit
 /// float F.
-fn tiff(img: &ModeImage) -> Result<Vec<u8>, String> {
+fn tiff(img: &ModeImage, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     use tiff::encoder::{TiffEncoder, colortype};
     if img.mode == ImageMode::One {
-        return tiff_one_bit(img);
+        return tiff_one_bit(img, icc);
     }
     let mut out = Cursor::new(Vec::new());
     let mut encoder = TiffEncoder::new(&mut out).map_err(|e| one_line(&e))?;
     let (w, h) = (img.width, img.height);
     let written = match (&img.data, img.mode) {
-        (ModeData::U8(v), ImageMode::One | ImageMode::L) => {
-            encoder.write_image::<colortype::Gray8>(w, h, v)
+        (ModeData::U8(v), ImageMode::L) => {
+            tiff_image::<_, colortype::Gray8>(&mut encoder, w, h, v, icc)
         }
-        (ModeData::U8(v), ImageMode::Rgb) => encoder.write_image::<colortype::RGB8>(w, h, v),
-        (ModeData::U8(v), ImageMode::Rgba) => encoder.write_image::<colortype::RGBA8>(w, h, v),
-        (ModeData::U8(v), ImageMode::Cmyk) => encoder.write_image::<colortype::CMYK8>(w, h, v),
-        (ModeData::I32(v), ImageMode::I) => encoder.write_image::<colortype::GrayI32>(w, h, v),
-        (ModeData::F32(v), ImageMode::F) => encoder.write_image::<colortype::Gray32Float>(w, h, v),
+        (ModeData::U8(v), ImageMode::Rgb) => {
+            tiff_image::<_, colortype::RGB8>(&mut encoder, w, h, v, icc)
+        }
+        (ModeData::U8(v), ImageMode::Rgba) => {
+            tiff_image::<_, colortype::RGBA8>(&mut encoder, w, h, v, icc)
+        }
+        (ModeData::U8(v), ImageMode::Cmyk) => {
+            tiff_image::<_, colortype::CMYK8>(&mut encoder, w, h, v, icc)
+        }
+        (ModeData::I32(v), ImageMode::I) => {
+            tiff_image::<_, colortype::GrayI32>(&mut encoder, w, h, v, icc)
+        }
+        (ModeData::F32(v), ImageMode::F) => {
+            tiff_image::<_, colortype::Gray32Float>(&mut encoder, w, h, v, icc)
+        }
         (_, mode) => return Err(format!("tiff cannot hold mode {mode}")),
     };
     written.map_err(|e| one_line(&e))?;
     Ok(out.into_inner())
+}
+
+/// Writes one image of colour type `C` with `icc` as its ICC profile tag.
+fn tiff_image<W, C>(
+    encoder: &mut tiff::encoder::TiffEncoder<W>,
+    width: u32,
+    height: u32,
+    data: &[C::Inner],
+    icc: Option<&[u8]>,
+) -> tiff::TiffResult<()>
+where
+    W: Write + std::io::Seek,
+    C: tiff::encoder::colortype::ColorType,
+    [C::Inner]: tiff::encoder::TiffValue,
+{
+    let mut image = encoder.new_image::<C>(width, height)?;
+    if let Some(icc) = icc {
+        image
+            .encoder()
+            .write_tag(tiff::tags::Tag::IccProfile, Undefined(icc))?;
+    }
+    image.write_data(data)
+}
+
+/// Bytes written as a TIFF tag of type UNDEFINED (7), as TIFF writers store an ICC profile;
+/// the `tiff` crate writes a `[u8]` as BYTE.
+struct Undefined<'a>(&'a [u8]);
+
+impl tiff::encoder::TiffValue for Undefined<'_> {
+    const BYTE_LEN: u8 = 1;
+    const FIELD_TYPE: tiff::tags::Type = tiff::tags::Type::UNDEFINED;
+
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.0)
+    }
 }
 
 /// The rows of a `1` image (0/255 bytes) packed 8 pixels a byte, the first pixel in the most
@@ -552,11 +716,11 @@ fn one_bit_row(img: &ModeImage) -> usize {
 }
 
 /// A 1-bit grayscale PNG, as Pillow writes a `1` image (and reads back as `1`).
-fn png_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
+fn png_one_bit(img: &ModeImage, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let packed = packed_rows(img, one_bit_row(img))?;
     let mut out = Vec::new();
     {
-        let mut encoder = png::Encoder::new(&mut out, img.width, img.height);
+        let mut encoder = png_encoder(&mut out, img, icc)?;
         encoder.set_color(png::ColorType::Grayscale);
         encoder.set_depth(png::BitDepth::One);
         let mut writer = encoder.write_header().map_err(|e| one_line(&e))?;
@@ -606,7 +770,7 @@ fn bmp_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
 /// A 1-bit TIFF as Pillow writes a `1` image: BlackIsZero, uncompressed, one strip. The
 /// `tiff` crate's image encoder takes whole samples only, so the packed rows go through its
 /// directory encoder with the tags written by hand.
-fn tiff_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
+fn tiff_one_bit(img: &ModeImage, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     use tiff::encoder::TiffEncoder;
     use tiff::tags::Tag;
     let packed = packed_rows(img, one_bit_row(img))?;
@@ -639,6 +803,10 @@ fn tiff_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
         // Chunky.
         dir.write_tag(Tag::PlanarConfiguration, 1u16)
             .map_err(tiff_err)?;
+        if let Some(icc) = icc {
+            dir.write_tag(Tag::IccProfile, Undefined(icc))
+                .map_err(tiff_err)?;
+        }
         dir.finish().map_err(tiff_err)?;
     }
     Ok(out.into_inner())
@@ -650,7 +818,7 @@ fn tiff_one_bit(img: &ModeImage) -> Result<Vec<u8>, String> {
 /// resolution, each quantized with the luma table, in an Adobe APP14 file with inverted samples
 /// (what Pillow writes and reads). YCbCr samples are written as they are, with no colour
 /// transform.
-fn jpeg(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
+fn jpeg(img: &ModeImage, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, QuantizationTableType, SamplingFactor};
     let ModeData::U8(data) = &img.data else {
         return Err(format!("mode {} has no 8-bit samples", img.mode));
@@ -671,6 +839,9 @@ fn jpeg(img: &ModeImage, quality: u8) -> Result<Vec<u8>, String> {
     let quality = quality.clamp(1, 100);
     let mut out = Vec::new();
     let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
+    if let Some(icc) = icc {
+        encoder.add_icc_profile(icc).map_err(|e| one_line(&e))?;
+    }
     if img.mode == ImageMode::Cmyk {
         // `jpeg-encoder` would subsample K 2×2 below quality 90 (which our own decoder then
         // misreads) and quantize C, M and Y with the chroma table.
@@ -721,7 +892,7 @@ fn annex_k_luma(quality: u8) -> [u16; 64] {
 }
 
 /// An indexed PNG: the indices and the palette (with a tRNS chunk for an RGBA palette).
-fn png_indexed(img: &ModeImage) -> Result<Vec<u8>, String> {
+fn png_indexed(img: &ModeImage, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let ModeData::U8(indices) = &img.data else {
         return Err("P image without 8-bit indices".to_string());
     };
@@ -731,7 +902,7 @@ fn png_indexed(img: &ModeImage) -> Result<Vec<u8>, String> {
     }
     let mut out = Vec::new();
     {
-        let mut encoder = png::Encoder::new(&mut out, img.width, img.height);
+        let mut encoder = png_encoder(&mut out, img, icc)?;
         encoder.set_color(png::ColorType::Indexed);
         encoder.set_depth(png::BitDepth::Eight);
         encoder.set_palette(
@@ -748,6 +919,17 @@ fn png_indexed(img: &ModeImage) -> Result<Vec<u8>, String> {
         writer.finish().map_err(|e| one_line(&e))?;
     }
     Ok(out)
+}
+
+/// The `png` crate's encoder for an image of `img`'s size, with `icc` as its profile.
+fn png_encoder<'a, W: Write>(
+    out: W,
+    img: &ModeImage,
+    icc: Option<&'a [u8]>,
+) -> Result<png::Encoder<'a, W>, String> {
+    let mut info = png::Info::with_size(img.width, img.height);
+    info.icc_profile = icc.map(Cow::Borrowed);
+    png::Encoder::with_info(out, info).map_err(|e| one_line(&e))
 }
 
 pub(super) fn one_line(err: &dyn std::fmt::Display) -> String {
@@ -909,6 +1091,55 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_goes_into_each_layout_libwebp_writes() {
+        use image::ImageDecoder;
+        let (w, h) = (5u32, 3u32);
+        let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i * 37 % 251) as u8).collect();
+        let mut icc = vec![7u8; 301]; // odd: the chunk is padded
+        icc[16..20].copy_from_slice(b"RGB ");
+        let lossy = |alpha: bool| {
+            let encoder = if alpha {
+                webp::Encoder::from_rgba(&rgba, w, h)
+            } else {
+                webp::Encoder::from_rgb(&rgba[..(w * h * 3) as usize], w, h)
+            };
+            encoder.encode_simple(false, 80.0).map(|m| m.to_vec())
+        };
+        let layouts = [
+            ("VP8 ", lossy(false).ok(), false),
+            ("VP8X", lossy(true).ok(), true),
+            (
+                "VP8L",
+                webp::Encoder::from_rgba(&rgba, w, h)
+                    .encode_simple(true, 100.0)
+                    .map(|m| m.to_vec())
+                    .ok(),
+                true,
+            ),
+        ];
+        for (kind, plain, alpha) in layouts {
+            let plain = plain.unwrap_or_else(|| panic!("libwebp wrote no {kind} file"));
+            assert_eq!(&plain[12..16], kind.as_bytes(), "libwebp's layout");
+            let with = webp_with_profile(&plain, &icc).expect(kind);
+            let read = |bytes: &[u8]| {
+                let mut decoder =
+                    image::codecs::webp::WebPDecoder::new(Cursor::new(bytes.to_vec())).expect(kind);
+                let profile = decoder.icc_profile().expect(kind);
+                let has_alpha = decoder.color_type().has_alpha();
+                let image = image::DynamicImage::from_decoder(decoder).expect(kind);
+                (profile, has_alpha, image.into_rgba8().into_raw())
+            };
+            let (profile, has_alpha, pixels) = read(&with);
+            let (_, plain_alpha, plain_pixels) = read(&plain);
+            assert_eq!(profile.as_deref(), Some(&icc[..]), "{kind}");
+            assert_eq!((has_alpha, plain_alpha), (alpha, alpha), "{kind}");
+            assert_eq!(pixels, plain_pixels, "{kind}");
+            let riff = u32::from_le_bytes(with[4..8].try_into().expect("4 bytes"));
+            assert_eq!(riff as usize, with.len() - 8, "{kind}: RIFF size");
+        }
+    }
 
     /// A 4×3 frame of shade `v` captured at `at_ms`, with the delay given.
     fn timed_frame(v: u8, at_ms: u64, delay_ms: Option<u64>) -> Frame {

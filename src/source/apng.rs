@@ -377,6 +377,7 @@ impl<R: BufRead + Seek> Animation<R> {
             delay: Some(delay),
             source: SourceMode::Color,
             plays: Some(self.plays),
+            icc_profile: None,
         })
     }
 

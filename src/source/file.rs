@@ -6,7 +6,7 @@
 //! by the `apng` module, which follow Pillow's own rules, WebPs by the `webp_anim` module,
 //! which blends as libwebp does. A WebP or PNG without animation is a still; 16-bit APNGs
 //! give their default image, as a still. The orientation Pillow's `exif_transpose` applies (EXIF,
-//! or XMP without it: see the `orient` module) turns stills and every frame of an animated
+//! or XMP without it: see the `metadata` module) turns stills and every frame of an animated
 //! WebP or APNG; GIFs have none.
 //!
 //! Colour conversion follows Pillow's `convert("RGBA")` as Gradio would see it:
@@ -29,6 +29,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
 use image::codecs::webp::WebPDecoder;
 use image::error::ImageError;
@@ -164,21 +165,23 @@ where
     R: BufRead + Seek + Send + 'static,
 {
     let mut reader = reader;
+    // The orientation and the ICC profile, from the metadata before the pixels.
+    let found = super::metadata::scan(format, &mut reader)
+        .map_err(|e| image_error(name, format, ImageError::IoError(e)))?;
     // One read of a PNG's header says whether it is animated and how Pillow opens a still.
     let png = if format == InputFormat::Png {
         png_header(&mut reader)
     } else {
         PngHeader::default()
     };
-    match format {
+    let orientation = found.orientation();
+    let frames = match format {
         InputFormat::Gif => super::gif_anim::decode(name, reader, limits),
         InputFormat::Webp if is_animated_webp(&mut reader) => {
-            let orientation = animation_orientation(name, format, &mut reader)?;
             let frames = super::webp_anim::decode(name, reader, limits)?;
             Ok(turn_frames(frames, orientation))
         }
         InputFormat::Png if png.animated => {
-            let orientation = animation_orientation(name, format, &mut reader)?;
             let frames = super::apng::decode(name, reader, limits)?;
             Ok(turn_frames(frames, orientation))
         }
@@ -188,26 +191,30 @@ where
                 format: format.name().to_string(),
                 reason: "an OS/2 2.x header cut short".to_string(),
             })?;
-            decode_still(name, format, std::io::Cursor::new(data), limits, png)
+            decode_still(
+                name,
+                format,
+                std::io::Cursor::new(data),
+                limits,
+                png,
+                orientation,
+            )
         }
         InputFormat::Svg => Err(Error::Unsupported {
             input: name.to_string(),
             reason: "SVG is not a raster format; use svg::decode".to_string(),
         }),
-        _ => decode_still(name, format, reader, limits, png),
-    }
-}
-
-/// The orientation Pillow's `exif_transpose` gives the animation in `reader` (EXIF, then
-/// XMP; see [`super::orient`]), which turns every frame as it turns a still.
-fn animation_orientation<R: Read + Seek>(
-    name: &str,
-    format: InputFormat,
-    reader: &mut R,
-) -> Result<Orientation> {
-    super::orient::scan(format, reader)
-        .map(super::orient::Found::orientation)
-        .map_err(|e| image_error(name, format, ImageError::IoError(e)))
+        _ => decode_still(name, format, reader, limits, png, orientation),
+    }?;
+    Ok(match found.icc {
+        Some(icc) => Box::new(frames.map(move |frame| {
+            frame.map(|mut frame| {
+                frame.icc_profile = Some(Arc::clone(&icc));
+                frame
+            })
+        })),
+        None => frames,
+    })
 }
 
 /// `frames`, each turned by `orientation` (the frames of an animation are RGBA, `Color`), as
@@ -285,6 +292,7 @@ fn decode_still<R>(
     reader: R,
     limits: &DecodeLimits,
     png: PngHeader,
+    metadata_orientation: Orientation,
 ) -> Result<Frames>
 where
     R: BufRead + Seek,
@@ -327,9 +335,6 @@ where
     } else {
         (BmpPalette::None, None)
     };
-    // Where EXIF gives no turn, Pillow's `getexif` falls back to the XMP packet's.
-    let found =
-        super::orient::scan(format, &mut reader).map_err(|e| err(ImageError::IoError(e)))?;
     // A 32-bit TIFF's samples or a CMYK file's inks, in the file's orientation.
     let mut wide = None;
     let (mut image, orientation) = if tiff.gray_alpha {
@@ -385,8 +390,10 @@ where
     {
         gray.iter_mut().for_each(|v| *v = u16::MAX - *v); // back to the stored values
     }
+    // Where the decoder finds no turn (EXIF), Pillow's `getexif` falls back to the XMP
+    // packet's.
     let orientation = if orientation == Orientation::NoTransforms {
-        found.orientation()
+        metadata_orientation
     } else {
         orientation
     };
@@ -475,6 +482,7 @@ where
         delay: None,
         source,
         plays: None,
+        icc_profile: None,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
 }

@@ -628,6 +628,7 @@ impl<R: BufRead> Animation<R> {
             delay: Some(header.delay),
             source: SourceMode::Color,
             plays: Some(self.plays),
+            icc_profile: None,
         }))
     }
 

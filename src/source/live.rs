@@ -350,6 +350,7 @@ pub fn to_rgba_within(
         delay: None,
         source: SourceMode::Color,
         plays: None,
+        icc_profile: None,
     })
 }
 

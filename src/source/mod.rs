@@ -10,7 +10,7 @@ pub mod file;
 mod gif_anim;
 mod jpeg_cmyk;
 pub mod live;
-mod orient;
+mod metadata;
 pub mod pattern;
 pub mod svg;
 pub mod webcam;
@@ -377,6 +377,8 @@ pub struct DecodedFrame {
     pub source: SourceMode,
     /// How many times the animation plays (its loop count), `None` for stills.
     pub plays: Option<Plays>,
+    /// The file's ICC colour profile (see [`FrameMeta::icc_profile`]), shared by its frames.
+    pub icc_profile: Option<Arc<[u8]>>,
 }
 
 /// The frames of one input, decoded lazily where the format allows (animated GIFs, WebPs and

@@ -63,6 +63,7 @@ pub fn decode(
         delay: None,
         source: SourceMode::Color,
         plays: None,
+        icc_profile: None,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
 }

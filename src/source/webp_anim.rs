@@ -337,6 +337,7 @@ impl<R: Read + Seek> Animation<R> {
             has_alpha: self.has_alpha,
             delay: Some(Duration::from_millis(u64::from(duration))),
             plays: Some(self.plays),
+            icc_profile: None,
             source: SourceMode::Color,
         })
     }

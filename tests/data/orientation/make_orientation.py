@@ -115,6 +115,28 @@ def text(value):
     return info
 
 
+def compressed(value, kind):
+    """XMP in a zTXt chunk, or a compressed iTXt one."""
+    info = PngImagePlugin.PngInfo()
+    if kind == "zTXt":
+        info.add_text("XML:com.adobe.xmp", xmp(value).decode(), zip=True)
+    else:
+        info.add_itxt("XML:com.adobe.xmp", xmp(value).decode(), zip=True)
+    return info
+
+
+def raw_profile(value):
+    """EXIF as ImageMagick writes it into PNG text: a zTXt "Raw profile type exif" of a
+    blank line, the name, the length, then the bytes in hexadecimal lines of 72 digits."""
+    block = exif(value).tobytes()
+    digits = block.hex()
+    lines = [digits[i : i + 72] for i in range(0, len(digits), 72)]
+    info = PngImagePlugin.PngInfo()
+    body = "\nexif\n%8d\n" % len(block) + "\n".join(lines) + "\n"
+    info.add_text("Raw profile type exif", body, zip=True)
+    return info
+
+
 def fixtures():
     rgb1 = frames(1, 1)
     rgba1 = frames(1, 2, "RGBA")
@@ -138,6 +160,19 @@ def fixtures():
         save(rgb1, "PNG", False, pnginfo=itxt(7, True)), b"iTXt"
     )
     out["exif1_xmp7.png"] = save(rgb1, "PNG", False, exif=exif(1), pnginfo=itxt(7))
+    # PNG: compressed XMP (zTXt, iTXt); ImageMagick's raw EXIF text, which an eXIf chunk
+    # overrides.
+    out["xmp6_ztxt.png"] = save(rgb1, "PNG", False, pnginfo=compressed(6, "zTXt"))
+    out["xmp8_itxt_zip.png"] = save(rgb1, "PNG", False, pnginfo=compressed(8, "iTXt"))
+    out["raw_exif6.png"] = save(rgb1, "PNG", False, pnginfo=raw_profile(6))
+    out["exif1_raw_exif6.png"] = save(
+        rgb1, "PNG", False, exif=exif(1), pnginfo=raw_profile(6)
+    )
+    # TIFF: XMP (tag 700) turns a file whose directory has no Orientation tag only.
+    out["xmp6.tif"] = save(rgb1, "TIFF", False, tiffinfo={700: xmp(6)})
+    out["orientation1_xmp6.tif"] = save(
+        rgb1, "TIFF", False, tiffinfo={ORIENTATION: 1, 700: xmp(6)}
+    )
     # WebP still (lossless): XMP only; EXIF 1 over XMP 6.
     out["xmp5.webp"] = save(rgba1, "WEBP", False, xmp=xmp(5), lossless=True)
     out["exif1_xmp6.webp"] = save(
@@ -203,10 +238,12 @@ def main():
         first = ImageOps.exif_transpose(im).convert("RGBA")
         im = Image.open(io.BytesIO(data))
         turned, unturned = [], []
+        # Pillow's TIFF plugin turns a still as it loads it (`exif_transpose` in place).
+        loads_turned = name.endswith(".tif")
         for frame in ImageSequence.Iterator(im):
             rgba = frame.convert("RGBA")
             unturned.append(np.asarray(rgba))
-            turned.append(rgba.transpose(method) if method else rgba)
+            turned.append(rgba.transpose(method) if method and not loads_turned else rgba)
         assert np.array_equal(np.asarray(first), np.asarray(turned[0])), name
         arr = np.stack([np.asarray(t) for t in turned])
         with open(name + ".rgba", "wb") as f:
@@ -220,7 +257,7 @@ def main():
             "rgba": name + ".rgba",
             "sha256": hashlib.sha256(data).hexdigest(),
         }
-        if method is not None and not name.endswith(".jpg"):
+        if method is not None and not name.endswith(".jpg") and not loads_turned:
             with open(name + ".unturned.rgba", "wb") as f:
                 f.write(np.stack(unturned).tobytes())
             entry["unturned"] = name + ".unturned.rgba"
