@@ -191,9 +191,29 @@ fn quiet_headless_vulkan() {
     }
 }
 
+/// The parsed command line. `--help` and `--version` are printed here, as clap prints them,
+/// and give exit 1 when they could not be written (a full disk, a closed pipe), where clap
+/// says nothing and exits 0.
+fn parse_command_line() -> Result<Cli, ExitCode> {
+    use std::io::Write as _;
+    Cli::try_parse().map_err(|err| {
+        let printed = err.print().and_then(|()| std::io::stdout().flush());
+        match printed {
+            Err(io) if !err.use_stderr() => {
+                say!("shutter: error: cannot write to stdout: {io}");
+                ExitCode::from(1)
+            }
+            _ => ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2)),
+        }
+    })
+}
+
 fn main() -> ExitCode {
     quiet_headless_vulkan();
-    let cli = Cli::parse();
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let code = match cli.command {
         Command::Devices => devices(),
         Command::Bench(a) => {

@@ -1030,6 +1030,27 @@ fn an_unwritable_stdout_or_stderr_fails_cleanly_instead_of_panicking() {
     // Both full, as `bench --json` with nowhere to print: a failure, not a panic (101).
     let (out, _) = run(true, Stdio::from(full()), Stdio::from(full()), "c.png");
     assert_eq!(out.status.code(), Some(1));
+
+    // --help and --version that do not reach their reader fail too (clap said nothing and
+    // exited 0); to a working stdout they succeed.
+    for args in [&["--help"][..], &["--version"], &["run", "--help"]] {
+        let printed = |stdout: Stdio| {
+            Command::new(env!("CARGO_BIN_EXE_shutter"))
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(Stdio::piped())
+                .output()
+                .expect("run shutter")
+        };
+        let out = printed(Stdio::from(full()));
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("cannot write to stdout"), "{args:?}");
+        let out = printed(Stdio::piped());
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
 }
 
 #[test]
