@@ -434,7 +434,9 @@ where
             let (w, h) = (unturned_width as usize, unturned_height as usize);
             orient_source(p, w, h, orientation)
         }),
-        DynamicImage::ImageRgb8(pixels) if bmp != BmpPalette::None => bmp.source(pixels),
+        DynamicImage::ImageRgb8(pixels) if bmp != BmpPalette::None => bmp.source(pixels, || {
+            bmp_indices(&mut reader, pixels.width(), pixels.height())
+        }),
         // Pillow's key is the raw 16-bit one: a colour of the 8-bit image only when it fits.
         DynamicImage::ImageRgba16(_) if png.rgb16_key.is_some() => png
             .rgb16_key
@@ -1056,21 +1058,39 @@ enum BmpPalette {
 
 impl BmpPalette {
     /// The source mode of the BMP whose palette this is, now expanded to `pixels`: `P`'s
-    /// indices are found again from the colours, so a palette with repeated colours (where
-    /// the file's own index cannot be told) converts as RGB.
-    fn source(&self, pixels: &image::RgbImage) -> SourceMode {
+    /// indices are found again from the colours, or, when the palette repeats a colour (so
+    /// the colours cannot tell the indices), read from the file by `file_indices` (an
+    /// uncompressed BMP's). Without them, or with an index past the palette, it converts as
+    /// RGB.
+    fn source(
+        &self,
+        pixels: &image::RgbImage,
+        file_indices: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> SourceMode {
         let entries = match self {
             BmpPalette::None => return SourceMode::Color,
             BmpPalette::Gray => return SourceMode::Gray,
             BmpPalette::Colors(entries) => entries,
         };
+        let palette = || Palette::Rgb(entries.clone());
         let mut index = std::collections::HashMap::with_capacity(entries.len());
         for (i, &entry) in entries.iter().enumerate() {
             let Ok(i) = u8::try_from(i) else {
                 return SourceMode::Color;
             };
             if index.insert(entry, i).is_some() {
-                return SourceMode::Color;
+                return match file_indices() {
+                    Some(indices)
+                        if indices.len() == pixels.len() / 3
+                            && indices.iter().all(|&i| usize::from(i) < entries.len()) =>
+                    {
+                        SourceMode::Palette {
+                            indices,
+                            palette: palette(),
+                        }
+                    }
+                    _ => SourceMode::Color,
+                };
             }
         }
         let indices: Option<Vec<u8>> = pixels.pixels().map(|p| index.get(&p.0).copied()).collect();
@@ -1158,6 +1178,61 @@ fn bmp_palette<R: BufRead + Seek>(reader: &mut R) -> BmpPalette {
         Ok(_) => palette,
         Err(_) => BmpPalette::None,
     }
+}
+
+/// The palette indices of an uncompressed BMP of 1, 4 or 8 bits a pixel (Windows or OS/2 1.x
+/// header) whose pixels are `width` × `height`, row-major from the top; `None` for any other
+/// BMP or one cut short. Leaves `reader` at its start.
+fn bmp_indices<R: Read + Seek>(reader: &mut R, width: u32, height: u32) -> Option<Vec<u8>> {
+    let indices = (|| {
+        reader.seek(SeekFrom::Start(0)).ok()?;
+        let mut head = [0u8; 14];
+        reader.read_exact(&mut head).ok()?;
+        let offset = u64::from(u32_at(&head, 10));
+        let (header_size, info) = {
+            reader.seek(SeekFrom::Start(0)).ok()?;
+            bmp_info(reader)?
+        };
+        let (file_width, file_height, bits) = match header_size {
+            12 => (
+                i64::from(u16_at(&info, 0)),
+                i64::from(u16_at(&info, 2)),
+                u16_at(&info, 6),
+            ),
+            40 | 52 | 56 | 64 | 108 | 124 if u32_at(&info, 12) == 0 => (
+                i64::from(u32_at(&info, 0) as i32),
+                i64::from(u32_at(&info, 4) as i32),
+                u16_at(&info, 10),
+            ),
+            _ => return None,
+        };
+        // A negative height stores the rows top-down.
+        let top_down = file_height < 0;
+        if !matches!(bits, 1 | 4 | 8)
+            || (file_width, file_height.abs()) != (i64::from(width), i64::from(height))
+        {
+            return None;
+        }
+        let (w, h, bits) = (width as usize, height as usize, usize::from(bits));
+        let stride = (w * bits).div_ceil(32) * 4;
+        reader.seek(SeekFrom::Start(offset)).ok()?;
+        let mut rows = vec![0u8; stride.checked_mul(h)?];
+        reader.read_exact(&mut rows).ok()?;
+        let per_byte = 8 / bits;
+        let mask = ((1u16 << bits) - 1) as u8;
+        let mut indices = Vec::with_capacity(w * h);
+        for y in 0..h {
+            let row = if top_down { y } else { h - 1 - y };
+            let row = &rows[row * stride..][..stride];
+            indices.extend((0..w).map(|x| {
+                let shift = (per_byte - 1 - x % per_byte) * bits;
+                (row[x / per_byte] >> shift) & mask
+            }));
+        }
+        Some(indices)
+    })();
+    reader.seek(SeekFrom::Start(0)).ok()?;
+    indices
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -1535,7 +1610,7 @@ mod tests {
         let pixels = image::RgbImage::from_raw(2, 1, vec![9, 9, 9, 1, 2, 3]).expect("2×1");
         let distinct = BmpPalette::Colors(vec![[1, 2, 3], [9, 9, 9]]);
         assert_eq!(
-            distinct.source(&pixels),
+            distinct.source(&pixels, || None),
             SourceMode::Palette {
                 indices: vec![1, 0],
                 palette: Palette::Rgb(vec![[1, 2, 3], [9, 9, 9]]),
@@ -1543,16 +1618,29 @@ mod tests {
         );
         let repeated = BmpPalette::Colors(vec![[1, 2, 3], [9, 9, 9], [1, 2, 3]]);
         assert_eq!(
-            repeated.source(&pixels),
+            repeated.source(&pixels, || None),
             SourceMode::Color,
-            "which [1, 2, 3]?"
+            "which [1, 2, 3]? the file cannot say"
+        );
+        assert_eq!(
+            repeated.source(&pixels, || Some(vec![1, 2])),
+            SourceMode::Palette {
+                indices: vec![1, 2],
+                palette: Palette::Rgb(vec![[1, 2, 3], [9, 9, 9], [1, 2, 3]]),
+            },
+            "the file's own indices"
+        );
+        assert_eq!(
+            repeated.source(&pixels, || Some(vec![1, 3])),
+            SourceMode::Color,
+            "index 3 is past the palette"
         );
         let missing = BmpPalette::Colors(vec![[1, 2, 3]]);
         assert_eq!(
-            missing.source(&pixels),
+            missing.source(&pixels, || None),
             SourceMode::Color,
             "[9, 9, 9] is no entry"
         );
-        assert_eq!(BmpPalette::Gray.source(&pixels), SourceMode::Gray);
+        assert_eq!(BmpPalette::Gray.source(&pixels, || None), SourceMode::Gray);
     }
 }

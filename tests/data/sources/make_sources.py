@@ -173,6 +173,44 @@ def fixtures():
             for r in v
         )
         yield name, None, {"raw_tiff": (1, bits, photometric, packed, None)}
+    # Palette BMPs whose palette repeats a colour, so only the file's own indices tell the
+    # entries apart: Pillow's 8-bit BMP of a WEB-palette image (its unused entries all black),
+    # and hand-made 4-bit (top-down) and 1-bit ones.
+    web = Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).convert("P")
+    yield "palette_web.bmp", web, {}
+    pal4 = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    pal4[9] = pal4[2]
+    pal4[10] = [128, 128, 128]
+    pal4[11] = [127, 128, 128]  # either side of the `1` threshold
+    i4 = rng.integers(0, 16, (H, W)).astype(np.uint8)
+    i4[0, :4] = [2, 9, 10, 11]
+    yield "palette4_repeat.bmp", None, {"raw_palette_bmp": (4, pal4, i4, True)}
+    pal1 = np.array([[200, 30, 40], [200, 30, 40]], np.uint8)
+    yield "palette1_repeat.bmp", None, {
+        "raw_palette_bmp": (1, pal1, rng.integers(0, 2, (H, W)).astype(np.uint8), False)
+    }
+
+
+def raw_palette_bmp(path, width, height, bits, palette, indices, top_down):
+    """A palette BMP of 1 or 4 bits a pixel written by hand (Pillow writes 8 bits), rows
+    bottom-up or, with a negative height, top-down."""
+    per = 8 // bits
+    stride = (width * bits + 31) // 32 * 4
+    rows = [
+        bytes(
+            sum(int(r[i + j]) << (8 - bits * (j + 1)) for j in range(per) if i + j < width)
+            for i in range(0, width, per)
+        ).ljust(stride, b"\0")
+        for r in indices
+    ]
+    data = b"".join(rows if top_down else rows[::-1])
+    table = b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
+    offset = 14 + 40 + len(table)
+    header = struct.pack("<IiiHHIIiiII", 40, width, -height if top_down else height, 1, bits,
+                         0, len(data), 2835, 2835, len(palette), 0)
+    with open(path, "wb") as f:
+        f.write(b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + header
+                + table + data)
 
 
 def as_os2_v2(path):
@@ -295,6 +333,8 @@ for name, im, save in fixtures():
     if "raw_png" in save:
         bits, color_type, rows, trns = save["raw_png"]
         raw_png(name, W, H, bits, color_type, rows, trns)
+    elif "raw_palette_bmp" in save:
+        raw_palette_bmp(name, W, H, *save["raw_palette_bmp"])
     elif "raw_bmp" in save:
         pixels, masks = save["raw_bmp"]
         raw_bmp(name, W, H, pixels, masks)
