@@ -36,8 +36,10 @@ pub struct FrameMeta {
     pub timestamp: Duration,
     /// The ICC colour profile of the file the frame came from (Pillow's
     /// `info["icc_profile"]`): what its RGB, gray or CMYK values mean. Shared by the frames of
-    /// one file; `None` for files without one, for live sources, and when the pipeline is
-    /// built with [`icc_profiles(false)`](crate::PipelineBuilder::icc_profiles). Outputs that
+    /// one file; `None` for files without one, for live sources, when the pipeline is built
+    /// with [`icc_profiles(false)`](crate::PipelineBuilder::icc_profiles), and where the
+    /// profile does not describe the frame's pixels (one of another colour space than the file
+    /// opens in, or a gray or CMYK file's once a filter has made the pixels RGB). Outputs that
     /// can hold it get it where it describes their colours (see [`crate::sink::encode`]).
     pub icc_profile: Option<Arc<[u8]>>,
 }

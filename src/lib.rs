@@ -10,6 +10,7 @@ pub mod bench;
 pub mod error;
 pub mod frame;
 pub mod gpu;
+mod icc;
 pub mod mode;
 pub mod ops;
 pub mod pipeline;

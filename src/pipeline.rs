@@ -74,6 +74,8 @@ pub enum Event<'a> {
     },
 }
 
+/// A frame callback, as the sink calls it.
+type FrameFn<'f> = dyn FnMut(&Frame) -> std::result::Result<(), BoxError> + 'f;
 type FrameCallback = Box<dyn FnMut(&Frame) -> std::result::Result<(), BoxError> + Send>;
 type EventCallback = Arc<dyn Fn(Event<'_>) + Send + Sync>;
 
@@ -402,7 +404,7 @@ impl PipelineBuilder {
     /// Checks the settings, as the CLI checks its flags.
     ///
     /// # Errors
-    /// [`Error::Usage`] when there is no source, no sink, `in_flight` or `batch` is out of
+    /// [`Error::Usage`] when there is no source, `in_flight` or `batch` is out of
     /// range, a dithering other than the default is given for a mode other than `1` and `P`,
     /// a pattern's size or rate is out of range (or its frames past the decode limits), the
     /// output format cannot hold the mode (naming the formats that can), or the output is
@@ -445,11 +447,6 @@ impl PipelineBuilder {
                     )
                     .map_err(|e| Error::Usage(format!("{e} (--max-pixels)")))?;
             }
-        }
-        if self.output.is_none() && self.on_frame.is_none() {
-            return Err(Error::Usage(
-                "nothing receives the frames: give an output or an on_frame callback".into(),
-            ));
         }
         check_in_flight("in_flight (--in-flight)", self.in_flight)?;
         check_in_flight("batch (--batch)", self.batch)?;
@@ -581,6 +578,7 @@ impl Pipeline {
     /// Bad inputs do not stop the run: they are listed in [`Stats::failures`].
     ///
     /// # Errors
+    /// [`Error::Usage`] when nothing receives the frames (no output, no `on_frame` callback).
     /// A problem with the run as a whole: the output directory cannot be created,
     /// [`Output::File`] with several inputs, no GPU for [`DeviceChoice::Gpu`], a GPU failure, a
     /// callback's error.
@@ -589,8 +587,66 @@ impl Pipeline {
     /// A panic in the [`on_frame`](PipelineBuilder::on_frame) callback, or in the function of
     /// a [`FuncGrabber`](crate::source::live::FuncGrabber) source, goes on in the caller with
     /// its own payload.
-    pub fn run(self) -> Result<Stats> {
+    pub fn run(mut self) -> Result<Stats> {
+        let mut on_frame = self.builder.on_frame.take();
+        let callback = on_frame.as_deref_mut().map(|f| f as &mut FrameFn<'_>);
+        self.run_inner(callback)
+    }
+
+    /// [`run`](Pipeline::run), calling `f` as an [`on_frame`](PipelineBuilder::on_frame)
+    /// callback would be called: with every processed frame, in input order, on this thread.
+    /// `f` may borrow from the caller and need not be `Send`, so it can fill a local `Vec`
+    /// or drive a UI object that stays on its thread.
+    ///
+    /// ```
+    /// use shutter::{DeviceChoice, Pipeline, Source};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("shutter-run-with-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let path = dir.join("in.png");
+    /// # image::RgbImage::from_fn(8, 4, |x, y| image::Rgb([x as u8 * 30, y as u8 * 60, 200]))
+    /// #     .save(&path).unwrap();
+    /// let mut sizes = Vec::new(); // borrowed by the callback, read after the run
+    /// Pipeline::builder()
+    ///     .source(Source::Path(path))
+    ///     .device(DeviceChoice::Cpu)
+    ///     .build()?
+    ///     .run_with(|frame| {
+    ///         sizes.push((frame.width, frame.height));
+    ///         Ok::<(), std::convert::Infallible>(())
+    ///     })?;
+    /// assert_eq!(sizes, [(8, 4)]);
+    /// # Ok::<(), shutter::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`run`](Pipeline::run); [`Error::Usage`] when the builder has an `on_frame`
+    /// callback too.
+    ///
+    /// # Panics
+    /// As [`run`](Pipeline::run).
+    pub fn run_with<E: Into<BoxError>>(
+        self,
+        mut f: impl FnMut(&Frame) -> std::result::Result<(), E>,
+    ) -> Result<Stats> {
+        if self.builder.on_frame.is_some() {
+            return Err(Error::Usage(
+                "run_with takes the place of on_frame: give the callback once".into(),
+            ));
+        }
+        let mut callback = |frame: &Frame| f(frame).map_err(Into::into);
+        self.run_inner(Some(&mut callback))
+    }
+
+    /// The run, with `on_frame` the callback of [`run`](Pipeline::run) or
+    /// [`run_with`](Pipeline::run_with).
+    fn run_inner(self, on_frame: Option<&mut FrameFn>) -> Result<Stats> {
         let started = Instant::now();
+        if self.builder.output.is_none() && on_frame.is_none() {
+            return Err(Error::Usage(
+                "nothing receives the frames: give an output or an on_frame callback".into(),
+            ));
+        }
         let PipelineBuilder {
             sources,
             ops,
@@ -598,7 +654,6 @@ impl Pipeline {
             in_flight,
             limits,
             output,
-            on_frame,
             on_event,
             encoder_threads,
             policy,
@@ -611,6 +666,7 @@ impl Pipeline {
             abort,
             context,
             icc_profiles,
+            on_frame: _,
         } = self.builder;
         let emit = |event: Event<'_>| {
             if let Some(f) = &on_event {
@@ -678,6 +734,11 @@ impl Pipeline {
                                 .mode
                                 .is_none_or(|m| matches!(m, ImageMode::Rgba | ImageMode::P)),
                             icc_profiles,
+                            filtered: !ops.filters.is_empty(),
+                            keys: ops.mode.filter(|&mode| {
+                                ops.filters.is_empty()
+                                    && output.as_ref().is_some_and(|(_, f)| f.keeps_key(mode))
+                            }),
                         },
                     },
                     names,
@@ -768,7 +829,8 @@ impl Pipeline {
         let sink = Sink {
             names: &names,
             namer,
-            on_frame,
+            // Reborrowed for the sink's own lifetime, shorter than the caller's.
+            on_frame: on_frame.map(|f| f as &mut FrameFn<'_>),
             emit: &emit,
             encoder_threads,
             input_files,
@@ -921,8 +983,13 @@ struct Keep {
     /// The mode keeps transparency: P keeps a transparent palette entry, RGBA its alpha, no
     /// mode the RGBA. Inputs whose transparency is dropped are counted.
     alpha: bool,
-    /// Frames carry their file's ICC profile.
+    /// Frames carry their file's ICC profile (where it describes their pixels).
     icc_profiles: bool,
+    /// Filters run, on RGB pixels.
+    filtered: bool,
+    /// The mode, when the output keeps a transparency colour in it (no filter runs, and the
+    /// format writes one: [`Format::keeps_key`]). A file with one loses no transparency.
+    keys: Option<ImageMode>,
 }
 
 /// Decodes every input in order, sending its frames (marking the last) or its failure.
@@ -994,12 +1061,17 @@ fn capture_files(
                 plays: d.plays,
                 captured: Instant::now(),
                 timestamp: clock.now(),
-                icc_profile: d.icc_profile.filter(|_| keep.icc_profiles),
+                icc_profile: d.icc_profile.filter(|icc| {
+                    keep.icc_profiles && crate::icc::describes(icc, &d.source, keep.filtered)
+                }),
             };
             seq += 1;
             frame_index += 1;
             Counters::add(&counters.captured, 1);
             if !keep.alpha
+                && keep
+                    .keys
+                    .is_none_or(|mode| d.source.transparency_key(mode).is_none())
                 && d.has_alpha
                 && !alpha_seen
                 && d.rgba.chunks_exact(4).any(|px| px[3] < 255)
@@ -1546,7 +1618,7 @@ struct SinkResult {
 struct Sink<'a, F: Fn(Event<'_>)> {
     names: &'a [String],
     namer: Option<OutputNamer>,
-    on_frame: Option<FrameCallback>,
+    on_frame: Option<&'a mut FrameFn<'a>>,
     emit: &'a F,
     encoder_threads: usize,
     /// Each input file's canonical path, and the inputs read from it (two through a link).

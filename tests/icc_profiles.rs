@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use image::{ImageDecoder, ImageReader};
 use shutter::pipeline::Output;
 use shutter::source::{self, DecodeLimits, Input};
-use shutter::{DeviceChoice, Format, ImageMode, Pipeline, Source};
+use shutter::{DeviceChoice, Filter, Format, ImageMode, Pipeline, Source};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/icc")
@@ -66,9 +66,22 @@ fn written_pixels(path: &Path) -> Vec<u8> {
 
 /// Runs `input` through a CPU pipeline in `mode` into `out` as `format`.
 fn convert(input: &Path, out: &Path, format: Format, mode: ImageMode, icc: bool) {
+    convert_filtered(input, out, format, mode, icc, &[]);
+}
+
+/// [`convert`] with `filters`.
+fn convert_filtered(
+    input: &Path,
+    out: &Path,
+    format: Format,
+    mode: ImageMode,
+    icc: bool,
+    filters: &[Filter],
+) {
     let stats = Pipeline::builder()
         .source(Source::Path(input.to_path_buf()))
         .device(DeviceChoice::Cpu)
+        .filters(filters.iter().copied())
         .mode(mode)
         .icc_profiles(icc)
         .output(Output::File(out.to_path_buf()), format)
@@ -222,6 +235,36 @@ fn a_profile_is_written_only_where_it_describes_the_stored_colours() {
             want,
             "{source} → {mode} {name}"
         );
+    }
+}
+
+#[test]
+fn a_profile_that_does_not_describe_the_pixels_is_left_out() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sepia = [Filter::Sepia];
+    type Case<'a> = (&'a str, ImageMode, Format, &'a [Filter], Option<&'a str>);
+    let cases: [Case; 5] = [
+        // CMYK inks made RGB for the filter, then CMYK again by plain inversion.
+        ("cmyk.jpg", ImageMode::Cmyk, Format::Tiff, &sepia, None),
+        // RGB pixels carrying a CMYK profile: their CMYK is plain inversion too.
+        ("rgb_cmyk.png", ImageMode::Cmyk, Format::Tiff, &[], None),
+        ("rgb_cmyk.png", ImageMode::Cmyk, jpeg(), &[], None),
+        // A gray file's profile once a filter has made its pixels RGB.
+        ("gray.png", ImageMode::L, Format::Png, &sepia, None),
+        // Filters work on RGB: an RGB profile still describes the result.
+        (
+            "rgb.png",
+            ImageMode::Rgb,
+            Format::Png,
+            &sepia,
+            Some("srgb.icc"),
+        ),
+    ];
+    for (k, (source, mode, format, filters, want)) in cases.into_iter().enumerate() {
+        let out = tmp.path().join(format!("{k}.{}", format.extension()));
+        convert_filtered(&dir().join(source), &out, format, mode, true, filters);
+        let want = want.map(profile);
+        assert_eq!(written_profile(&out), want, "{source} {filters:?} → {mode}");
     }
 }
 

@@ -361,15 +361,68 @@ fn inputs_a_stopped_run_never_started_are_counted_not_reached() {
 }
 
 #[test]
-fn building_without_sources_or_sinks_is_a_usage_error() {
+fn building_without_sources_or_running_without_sinks_is_a_usage_error() {
     let no_source = Pipeline::builder()
         .on_frame(|_| Ok::<(), Error>(()))
         .build();
     assert!(matches!(no_source, Err(Error::Usage(_))));
+    // A pipeline with no output may still get its callback from `run_with`: `run` refuses it.
     let no_sink = Pipeline::builder()
         .source(Source::Path("x.png".into()))
-        .build();
-    assert!(matches!(no_sink, Err(Error::Usage(_))));
+        .device(DeviceChoice::Cpu)
+        .build()
+        .and_then(Pipeline::run);
+    assert!(
+        matches!(&no_sink, Err(Error::Usage(m)) if m.contains("nothing receives")),
+        "{no_sink:?}"
+    );
+}
+
+#[test]
+fn run_with_calls_a_borrowing_callback_that_is_not_send_on_the_callers_thread() {
+    let tmp = TempDir::new().unwrap();
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|k| noisy_png(tmp.path(), &format!("{k}.png"), 5 + k, 3, u64::from(k)))
+        .collect();
+    let pipeline = || {
+        Pipeline::builder()
+            .sources(paths.iter().cloned().map(Source::Path))
+            .device(DeviceChoice::Cpu)
+            .build()
+            .unwrap()
+    };
+    // Rc is neither Send nor 'static here: `on_frame` could not take this closure.
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let caller = std::thread::current().id();
+    let stats = pipeline()
+        .run_with(|frame| {
+            assert_eq!(std::thread::current().id(), caller);
+            seen.borrow_mut().push(frame.width);
+            Ok::<(), Error>(())
+        })
+        .unwrap();
+    assert_eq!(*seen.borrow(), [5, 6, 7]);
+    assert_eq!(stats.delivered, 3);
+
+    // Its error ends the run as an on_frame error does.
+    let mut calls = 0;
+    let err = pipeline()
+        .run_with(|_| {
+            calls += 1;
+            Err("enough")
+        })
+        .unwrap_err();
+    assert!(matches!(&err, Error::User { .. }), "{err:?}");
+    assert_eq!(calls, 1);
+
+    // With an on_frame callback too, which one to call is ambiguous.
+    let both = Pipeline::builder()
+        .source(Source::Path(paths[0].clone()))
+        .on_frame(|_| Ok::<(), Error>(()))
+        .build()
+        .unwrap()
+        .run_with(|_| Ok::<(), Error>(()));
+    assert!(matches!(both, Err(Error::Usage(_))), "{both:?}");
 }
 
 #[test]

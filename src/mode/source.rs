@@ -27,7 +27,7 @@
 //! so after any filter the frame converts from its RGB(A) pixels; the mirror keeps the mode
 //! (the planes are mirrored with the pixels).
 
-use super::pixel::bit_nodither;
+use super::pixel::{bit_nodither, l_pixel};
 use super::{Dither, ImageMode, ModeData, ModeImage, Palette};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -73,6 +73,38 @@ pub enum SourceMode {
 }
 
 impl SourceMode {
+    /// The transparency colour an image that opens as this source keeps through Pillow's
+    /// `convert(mode)` (its `info["transparency"]`), as samples of `mode`: one for `L`,
+    /// three for `RGB`. Pillow keeps an RGB or gray file's tRNS colour, a 16-bit gray one's in
+    /// `L`, and a palette file's when one entry is transparent and the others opaque (its
+    /// colour), each converted as a pixel is (`L` by [`l_pixel`]); other modes have none
+    /// here (`P` holds it in its palette, `RGBA` as alpha). Filters make a new image, with no
+    /// transparency colour: by then the source is [`SourceMode::Color`].
+    pub fn transparency_key(&self, mode: ImageMode) -> Option<Vec<u8>> {
+        let rgb = match self {
+            SourceMode::ColorKey(key) => *key,
+            SourceMode::GrayKey(key) => [*key; 3],
+            // Pillow keeps the 16-bit file's key unconverted: its `RGB` cannot save it.
+            SourceMode::Gray16Key(_, key) if mode == ImageMode::L => [*key; 3],
+            SourceMode::Palette {
+                palette: Palette::Rgba(entries),
+                ..
+            } => {
+                let mut transparent = entries.iter().filter(|e| e[3] != 255);
+                match (transparent.next(), transparent.next()) {
+                    (Some(&[r, g, b, 0]), None) => [r, g, b],
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        match mode {
+            ImageMode::L => Some(vec![l_pixel(rgb[0], rgb[1], rgb[2])]),
+            ImageMode::Rgb => Some(rgb.to_vec()),
+            _ => None,
+        }
+    }
+
     /// True when Pillow's conversion of this source to `mode` differs from converting its
     /// RGB(A) pixels, so [`convert`] must do it.
     pub fn converts_itself(&self, mode: ImageMode) -> bool {

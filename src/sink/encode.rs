@@ -10,10 +10,14 @@
 //! A frame's ICC profile ([`FrameMeta::icc_profile`](crate::FrameMeta::icc_profile)) is
 //! written into PNG, JPEG, TIFF and WebP files (lossy and lossless) when it describes the
 //! colours the file stores: an RGB profile with RGB, RGBA and P images (and every WebP, which
-//! stores gray as RGB), a gray one with `1`, L, I and F, a CMYK one with CMYK. Otherwise it is
-//! left out: an RGB profile on a gray PNG is invalid, and a conversion such as RGB to CMYK
-//! (plain inversion) leaves no profile that fits. Pillow writes the profile of PNG and TIFF
-//! files whatever the mode, and none in JPEG or WebP unless asked; GIF, BMP and npy hold none.
+//! stores gray as RGB, and YCbCr JPEGs, which decode to RGB), a gray one with `1`, L, I and F,
+//! a CMYK one with CMYK. Otherwise it is left out: an RGB profile on a gray PNG is invalid,
+//! and a conversion such as RGB to CMYK (plain inversion) leaves no profile that fits. So is a
+//! profile too large for the format: over 254 segments of a JPEG, over 1 MiB in a PNG (which
+//! Pillow cannot open). The pipeline gives a frame its file's profile only where it describes
+//! the frame's pixels ([`crate::FrameMeta::icc_profile`]). Pillow writes the profile of PNG
+//! and TIFF files whatever the mode, and none in JPEG or WebP unless asked; GIF, BMP and npy
+//! hold none.
 
 use std::borrow::Cow;
 use std::fs;
@@ -273,6 +277,19 @@ impl Format {
         }
     }
 
+    /// True when files of this format keep an `L` or `RGB` image's transparency colour
+    /// ([`SourceMode::transparency_key`](crate::mode::source::SourceMode::transparency_key)),
+    /// as Pillow saves `info["transparency"]`: PNG as a `tRNS` chunk, GIF as its transparent
+    /// index; WebP turns an `L` image with one into RGBA (transparent where it matches),
+    /// and an RGB one's is lost. Other formats hold none.
+    pub fn keeps_key(&self, mode: ImageMode) -> bool {
+        match self {
+            Format::Png | Format::Gif => matches!(mode, ImageMode::L | ImageMode::Rgb),
+            Format::Webp { .. } => mode == ImageMode::L,
+            _ => false,
+        }
+    }
+
     /// [`Format::holds`] as the one-line reason an encoder gives when it does not.
     pub(super) fn holds_or_why(&self, mode: ImageMode) -> Result<(), String> {
         if self.holds(mode) {
@@ -369,6 +386,10 @@ pub fn encode_until(
     check_values(img, 0)?;
     format.holds_or_why(img.mode)?;
     let icc = fitting_profile(frames[0].meta.icc_profile.as_deref(), format, img.mode);
+    let key = transparency_key(&frames[0], img, format);
+    if let Some(key) = &key {
+        return keyed(img, key, format, icc);
+    }
     match *format {
         Format::Npy => return npy_bytes(img),
         Format::Tiff => return tiff(img, icc),
@@ -474,28 +495,118 @@ fn write_with<E: ImageEncoder>(
         .map_err(|e| one_line(&e))
 }
 
+/// The transparency colour `frame`'s `image` keeps in `format` (see [`Format::keeps_key`]),
+/// as samples of its mode.
+pub(super) fn transparency_key(
+    frame: &Frame,
+    image: &ModeImage,
+    format: &Format,
+) -> Option<Vec<u8>> {
+    format
+        .keeps_key(image.mode)
+        .then(|| frame.source.transparency_key(image.mode))
+        .flatten()
+}
+
+/// The RGBA pixels of an `L` or `RGB` image, transparent where the samples equal `key`.
+pub(super) fn keyed_rgba(img: &ModeImage, key: &[u8]) -> Result<Vec<u8>, String> {
+    let mut rgba = to_rgba(img)?;
+    let gray = img.mode != ImageMode::Rgb;
+    for px in rgba.chunks_exact_mut(4) {
+        let samples = if gray { &px[..1] } else { &px[..3] };
+        if samples == key {
+            px[3] = 0;
+        }
+    }
+    Ok(rgba)
+}
+
+/// An `L` or `RGB` image with a transparency colour, in a format that keeps it
+/// ([`Format::keeps_key`]).
+fn keyed(
+    img: &ModeImage,
+    key: &[u8],
+    format: &Format,
+    icc: Option<&[u8]>,
+) -> Result<Vec<u8>, String> {
+    let (w, h) = (img.width, img.height);
+    match *format {
+        Format::Webp { quality, lossless } => {
+            let rgba = keyed_rgba(img, key)?;
+            let mut out = Vec::new();
+            if lossless {
+                let encoder = WebPEncoder::new_lossless(&mut out);
+                write_with(encoder, &rgba, w, h, ExtendedColorType::Rgba8, icc)?;
+                return Ok(out);
+            }
+            let webp = webp_lossy(&rgba, w, h, ExtendedColorType::Rgba8, quality)?;
+            match icc {
+                Some(icc) => webp_with_profile(&webp, icc),
+                None => Ok(webp),
+            }
+        }
+        Format::Png => png_keyed(img, key, icc),
+        _ => Err(format!(
+            "{} keeps no transparency colour",
+            format.extension()
+        )),
+    }
+}
+
+/// An `L` or `RGB` PNG with a `tRNS` chunk of `key`, as Pillow writes an image's
+/// `info["transparency"]`.
+fn png_keyed(img: &ModeImage, key: &[u8], icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let ModeData::U8(data) = &img.data else {
+        return Err(format!("mode {} has no 8-bit samples", img.mode));
+    };
+    let color = match img.mode {
+        ImageMode::L => png::ColorType::Grayscale,
+        ImageMode::Rgb => png::ColorType::Rgb,
+        other => return Err(format!("no transparency colour in a {other} png")),
+    };
+    let mut out = Vec::new();
+    {
+        let mut encoder = png_encoder(&mut out, img, icc)?;
+        encoder.set_color(color);
+        encoder.set_depth(png::BitDepth::Eight);
+        // 16 bits a sample, whatever the depth.
+        encoder.set_trns(key.iter().flat_map(|&v| [0, v]).collect::<Vec<u8>>());
+        let mut writer = encoder.write_header().map_err(|e| one_line(&e))?;
+        writer.write_image_data(data).map_err(|e| one_line(&e))?;
+        writer.finish().map_err(|e| one_line(&e))?;
+    }
+    Ok(out)
+}
+
+/// The largest profile a JPEG holds: 254 APP2 segments of 65,519 bytes (`jpeg-encoder`
+/// refuses more; the format's own limit is 255).
+const JPEG_PROFILE_MAX: usize = 254 * 65_519;
+
+/// The largest profile written into a PNG: Pillow refuses to open a PNG whose profile
+/// inflates past 1 MiB (`MAX_TEXT_CHUNK`), though it writes one.
+const PNG_PROFILE_MAX: usize = 1 << 20;
+
 /// The ICC profile of a frame, when a `format` file of `mode` stores the colours it describes
-/// (see the module's introduction); `None` otherwise.
+/// (see the module's introduction) and can hold it; `None` otherwise.
 fn fitting_profile<'a>(
     icc: Option<&'a [u8]>,
     format: &Format,
     mode: ImageMode,
 ) -> Option<&'a [u8]> {
     use ImageMode::*;
-    let stored: &[u8; 4] = match (format, mode) {
-        (Format::Webp { .. }, _) => b"RGB ",
-        (Format::Png | Format::Jpeg { .. } | Format::Tiff, mode) => match mode {
-            One | L | I | F => b"GRAY",
-            Rgb | Rgba | P => b"RGB ",
-            Cmyk => b"CMYK",
-            YCbCr => b"YCbr",
-            Lab => b"Lab ",
-            Hsv => b"HSV ",
-        },
-        (Format::Gif | Format::Bmp | Format::Npy, _) => return None,
+    let stored = match (format, mode) {
+        (Format::Gif | Format::Bmp | Format::Npy, _) | (_, Lab | Hsv) => return None,
+        // WebP stores gray as RGB; a YCbCr JPEG is decoded to RGB.
+        (Format::Webp { .. }, _) | (_, Rgb | Rgba | P | YCbCr) => crate::icc::RGB,
+        (_, One | L | I | F) => crate::icc::GRAY,
+        (_, Cmyk) => crate::icc::CMYK,
     };
-    // The header's data colour space (ICC.1, 7.2.6).
-    icc.filter(|icc| icc.len() >= 128 && &icc[16..20] == stored)
+    let max = match format {
+        Format::Jpeg { .. } => JPEG_PROFILE_MAX,
+        Format::Png => PNG_PROFILE_MAX,
+        _ => usize::MAX,
+    };
+    icc.filter(|icc| icc.len() <= max && crate::icc::colour_space(icc) == Some(stored))
 }
 
 /// A WebP file from libwebp with `icc` added: the extended format's `VP8X` header (made
@@ -1091,6 +1202,55 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_fits_the_colours_a_format_stores_and_its_size_limit() {
+        let icc = |space: &[u8; 4], len: usize| {
+            let mut icc = vec![0u8; len];
+            icc[12..16].copy_from_slice(b"mntr");
+            icc[16..20].copy_from_slice(space);
+            icc
+        };
+        let jpeg = Format::Jpeg { quality: 75 };
+        let fits =
+            |icc: &[u8], format: &Format, mode| fitting_profile(Some(icc), format, mode).is_some();
+        let rgb = icc(b"RGB ", 600);
+        assert!(
+            fits(&rgb, &jpeg, ImageMode::YCbCr),
+            "a YCbCr JPEG decodes to RGB"
+        );
+        assert!(
+            fits(&rgb, &Format::default(), ImageMode::L),
+            "WebP stores RGB"
+        );
+        assert!(!fits(&rgb, &Format::Png, ImageMode::L));
+        assert!(!fits(&rgb, &Format::Npy, ImageMode::Rgb));
+        assert!(!fits(&icc(b"Lab ", 600), &Format::Npy, ImageMode::Lab));
+        // Sizes: a JPEG holds 254 segments, a PNG what Pillow opens.
+        let jpeg_max = icc(b"RGB ", JPEG_PROFILE_MAX);
+        assert!(fits(&jpeg_max, &jpeg, ImageMode::Rgb));
+        let past = icc(b"RGB ", JPEG_PROFILE_MAX + 1);
+        assert!(!fits(&past, &jpeg, ImageMode::Rgb));
+        assert!(fits(&past, &Format::Tiff, ImageMode::Rgb));
+        let png_past = icc(b"RGB ", PNG_PROFILE_MAX + 1);
+        assert!(!fits(&png_past, &Format::Png, ImageMode::Rgb));
+        assert!(fits(&png_past, &jpeg, ImageMode::Rgb));
+        // The largest JPEG profile is written, not refused by the encoder.
+        let frame = Frame {
+            image: None,
+            ..Frame::new(
+                2,
+                2,
+                vec![9; 16],
+                false,
+                crate::FrameMeta {
+                    icc_profile: Some(jpeg_max.clone().into()),
+                    ..crate::FrameMeta::still(0, 0)
+                },
+            )
+        };
+        assert!(encode(&jpeg, &[frame]).is_ok());
+    }
 
     #[test]
     fn a_profile_goes_into_each_layout_libwebp_writes() {

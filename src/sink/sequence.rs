@@ -16,8 +16,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use super::encode::{
-    DEFAULT_GIF_DELAY, Format, MIN_GIF_DELAY, gif_speed, one_line, output_image, palette_rgba,
-    to_rgba,
+    DEFAULT_GIF_DELAY, Format, MIN_GIF_DELAY, gif_speed, keyed_rgba, one_line, output_image,
+    palette_rgba, to_rgba, transparency_key,
 };
 use super::npy;
 use crate::frame::{Frame, Plays};
@@ -157,7 +157,12 @@ impl<W: Write + Seek> SequenceWriter<W> {
         let taken = refused.as_ref().map_or(frames.len(), |(j, _)| *j);
         let result = match &mut self.state {
             State::Gif(gif) => {
-                let quantised = quantise_all(&images[..taken]);
+                let keys: Vec<Option<Vec<u8>>> = frames
+                    .iter()
+                    .zip(&images)
+                    .map(|(frame, image)| transparency_key(frame, image, &Format::Gif))
+                    .collect();
+                let quantised = quantise_all(&images[..taken], &keys[..taken]);
                 let mut result = Ok(());
                 for (frame, quantised) in frames.iter().zip(quantised) {
                     result = quantised.and_then(|q| gif.push(frame, q, self.count));
@@ -265,15 +270,24 @@ pub(super) fn check_values(image: &ModeImage, k: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The GIF frames of `images`, quantised on a thread each when there are several.
-fn quantise_all(images: &[Cow<'_, ModeImage>]) -> Vec<Result<gif::Frame<'static>, String>> {
+/// The GIF frames of `images` (each transparent where it equals its key), quantised on a
+/// thread each when there are several.
+fn quantise_all(
+    images: &[Cow<'_, ModeImage>],
+    keys: &[Option<Vec<u8>>],
+) -> Vec<Result<gif::Frame<'static>, String>> {
     if images.len() < 2 {
-        return images.iter().map(|image| quantise(image)).collect();
+        return images
+            .iter()
+            .zip(keys)
+            .map(|(image, key)| quantise(image, key.as_deref()))
+            .collect();
     }
     std::thread::scope(|scope| {
         let handles: Vec<_> = images
             .iter()
-            .map(|image| scope.spawn(move || quantise(image)))
+            .zip(keys)
+            .map(|(image, key)| scope.spawn(move || quantise(image, key.as_deref())))
             .collect();
         handles
             .into_iter()
@@ -290,8 +304,9 @@ fn quantise_all(images: &[Cow<'_, ModeImage>]) -> Vec<Result<gif::Frame<'static>
 /// first fully transparent entry becomes the transparent index); other modes quantised with
 /// NeuQuant ([`gif_speed`]), each frame with its own palette. Every frame covers the whole
 /// screen and is disposed of to the background, so the next frame's transparent pixels show
-/// through to nothing, not to this frame.
-fn quantise(image: &ModeImage) -> Result<gif::Frame<'static>, String> {
+/// through to nothing, not to this frame. An `L` or `RGB` image with a transparency colour
+/// (`key`) is transparent where its samples equal it, as Pillow's GIF of it is.
+fn quantise(image: &ModeImage, key: Option<&[u8]>) -> Result<gif::Frame<'static>, String> {
     let (Ok(w), Ok(h)) = (u16::try_from(image.width), u16::try_from(image.height)) else {
         return Err(format!(
             "gif sides must be at most 65535 pixels, the frame is {}×{}",
@@ -316,7 +331,10 @@ fn quantise(image: &ModeImage) -> Result<gif::Frame<'static>, String> {
             ..gif::Frame::default()
         });
     }
-    let mut rgba = to_rgba(image)?;
+    let mut rgba = match key {
+        Some(key) => keyed_rgba(image, key)?,
+        None => to_rgba(image)?,
+    };
     let speed = gif_speed(usize::from(w) * usize::from(h));
     let mut quantised = gif::Frame::from_rgba_speed(w, h, &mut rgba, speed);
     quantised.dispose = gif::DisposalMethod::Background;

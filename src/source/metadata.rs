@@ -9,16 +9,17 @@
 //!
 //! The metadata is found where Pillow looks for it:
 //! - JPEG: the first `Exif\0\0` APP1 segment, the last `http://ns.adobe.com/xap/1.0/\0` APP1
-//!   segment, and every `ICC_PROFILE\0` APP2 segment, joined in the order of their sequence
-//!   numbers (none when their count is not the one they state), among the markers before the
-//!   scan;
+//!   segment, among the markers before the scan; the `ICC_PROFILE\0` APP2 segments before the
+//!   frame header, joined there in the order of their sequence numbers (none when their count
+//!   is not the one they state);
 //! - PNG: the last `eXIf` chunk, or without one the last `Raw profile type exif` text
 //!   (ImageMagick's hexadecimal EXIF); the last `tEXt`, `zTXt` or `iTXt` chunk (compressed or
 //!   not) with the keyword `XML:com.adobe.xmp`; before or after the image data (Pillow reads
 //!   the chunks after it when the image is loaded, which `exif_transpose` does first); an
 //!   APNG's chunks up to its second frame's `fcTL`. The ICC profile is the last `iCCP` chunk
 //!   before the image data. Compressed text and profiles are inflated up to 16 MiB;
-//! - WebP: the first `EXIF`, `XMP ` and `ICCP` chunks, stills and animations alike;
+//! - WebP: the first `EXIF`, `XMP ` and `ICCP` chunks, stills and animations alike (`ICCP`
+//!   only when the `VP8X` header's ICC flag is set, as libwebp reads it);
 //! - TIFF: the first image's directory, classic TIFF or BigTIFF: its Orientation tag (which
 //!   the decoder also reads), its XMP tag (700) and its ICC profile tag (34675).
 //!
@@ -130,6 +131,13 @@ fn jpeg<R: Read + Seek>(reader: &mut R) -> Option<Found> {
         let Some(len) = len.checked_sub(2) else {
             break;
         };
+        // A frame header (every SOF but DHT, JPG and DAC; DHP): Pillow joins the ICC
+        // segments read so far there, and starts a new list that no later header may join.
+        let frame_header = (matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC))
+            || marker == 0xDE;
+        if frame_header && !icc_segments.is_empty() {
+            found.icc = jpeg_icc(std::mem::take(&mut icc_segments));
+        }
         if marker != 0xE1 && marker != 0xE2 {
             if skip(reader, len).is_none() {
                 break;
@@ -155,7 +163,6 @@ fn jpeg<R: Read + Seek>(reader: &mut R) -> Option<Found> {
             found.xmp = xmp_orientation(xmp); // the last segment wins, as in Pillow
         }
     }
-    found.icc = jpeg_icc(icc_segments);
     Some(found)
 }
 
@@ -313,6 +320,8 @@ fn webp<R: Read + Seek>(reader: &mut R) -> Option<Found> {
         return Some(found);
     }
     let (mut exif_seen, mut xmp_seen, mut icc_seen) = (false, false, false);
+    // libwebp reads an ICCP chunk only when the VP8X header's ICC flag says there is one.
+    let mut icc_flag = false;
     while let Some(header) = read_n(reader, 8) {
         let len = u64::from(u32::from_le_bytes([
             header[4], header[5], header[6], header[7],
@@ -321,7 +330,8 @@ fn webp<R: Read + Seek>(reader: &mut R) -> Option<Found> {
         let kind = &header[..4];
         let wanted = ((kind == b"EXIF" && !exif_seen)
             || (kind == b"XMP " && !xmp_seen)
-            || (kind == b"ICCP" && !icc_seen))
+            || (kind == b"ICCP" && !icc_seen && icc_flag)
+            || kind == b"VP8X")
             && len <= METADATA_MAX;
         if !wanted {
             if skip(reader, padded).is_none() {
@@ -341,6 +351,7 @@ fn webp<R: Read + Seek>(reader: &mut R) -> Option<Found> {
                 xmp_seen = true;
                 found.xmp = xmp_orientation(&data);
             }
+            b"VP8X" => icc_flag = data.first().is_some_and(|flags| flags & 0x20 != 0),
             _ => {
                 icc_seen = true;
                 found.icc = (!data.is_empty()).then(|| data.into());
@@ -640,6 +651,56 @@ mod tests {
         tiff[12..14].copy_from_slice(&3u16.to_be_bytes());
         let found = scan(InputFormat::Tiff, &mut std::io::Cursor::new(tiff)).unwrap();
         assert_eq!(found.icc, None);
+    }
+
+    #[test]
+    fn jpeg_profile_segments_after_the_frame_header_are_not_joined() {
+        let segment = |marker: u8, data: &[u8]| {
+            let mut out = vec![0xFF, marker];
+            out.extend(((data.len() + 2) as u16).to_be_bytes());
+            out.extend_from_slice(data);
+            out
+        };
+        let icc = |part: &[u8]| segment(0xE2, &[ICC_JPEG, &[1, 1], part].concat());
+        let jpeg = |parts: &[Vec<u8>]| {
+            let mut out = vec![0xFF, 0xD8];
+            parts.iter().for_each(|p| out.extend(p));
+            out.extend([0xFF, 0xDA, 0, 2]);
+            std::io::Cursor::new(out)
+        };
+        let sof = segment(0xC0, &[8, 0, 1, 0, 1, 1, 1, 0x11, 0]);
+        let found = |file: &[Vec<u8>]| scan(InputFormat::Jpeg, &mut jpeg(file)).unwrap().icc;
+        assert_eq!(
+            found(&[icc(b"abc"), sof.clone()]).as_deref(),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(
+            found(&[icc(b"abc"), sof.clone(), icc(b"xyz")]).as_deref(),
+            Some(&b"abc"[..])
+        );
+        assert_eq!(found(&[sof, icc(b"xyz")]), None);
+    }
+
+    #[test]
+    fn a_webp_profile_is_read_only_with_the_vp8x_icc_flag() {
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut out = kind.to_vec();
+            out.extend((data.len() as u32).to_le_bytes());
+            out.extend_from_slice(data);
+            out
+        };
+        let webp = |flags: u8| {
+            let mut body = b"WEBP".to_vec();
+            body.extend(chunk(b"VP8X", &[flags, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+            body.extend(chunk(b"ICCP", b"prof"));
+            let mut out = b"RIFF".to_vec();
+            out.extend((body.len() as u32).to_le_bytes());
+            out.extend(body);
+            std::io::Cursor::new(out)
+        };
+        let found = |flags| scan(InputFormat::Webp, &mut webp(flags)).unwrap().icc;
+        assert_eq!(found(0x20).as_deref(), Some(&b"prof"[..]));
+        assert_eq!(found(0x10), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ Pillow keeps a file's ICC profile as `info["icc_profile"]` (JPEG APP2 `ICC_PROFI
 joined by sequence number, the PNG `iCCP` chunk inflated, the WebP `ICCP` chunk, the TIFF tag
 34675) and `convert` keeps it. The profiles here:
 
-- `srgb.icc`: Pillow's (LittleCMS's) sRGB profile;
+- `srgb.icc`: Pillow's (LittleCMS's) sRGB profile, dated 2026-01-01;
 - `gray.icc`, `cmyk.icc`: a 128-byte ICC header and an empty tag table, for the gray and CMYK
   data colour spaces. Nothing here applies a profile: what matters is the header's colour
   space, which decides where a profile fits;
@@ -70,6 +70,8 @@ def jpeg_segments(data):
 
 def main():
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    # LittleCMS stamps the creation time into the header: a fixed one keeps reruns identical.
+    srgb = srgb[:24] + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + srgb[36:]
     gray = header_only(b"GRAY", b"mntr")
     cmyk = header_only(b"CMYK", b"prtr")
     large = srgb + bytes(70_000 - len(srgb))
@@ -93,6 +95,8 @@ def main():
     save("rgba.png", pixels("RGBA", 2), "srgb.icc")
     save("gray.png", pixels("L", 3), "gray.icc")
     save("cmyk.jpg", pixels("CMYK", 4), "cmyk.icc", quality=95)
+    # A profile of another colour space than the pixels': Pillow keeps it as it is.
+    save("rgb_cmyk.png", rgb, "cmyk.icc")
     save("large.jpg", rgb, "large.icc", quality=95)
 
     # The two segments of large.jpg swapped: Pillow joins them by sequence number.
