@@ -858,3 +858,85 @@ fn write_atomic_onto_a_directory_fails_and_removes_its_temp_file() {
         "the temp file was removed"
     );
 }
+
+#[test]
+fn a_gif_whose_later_frame_grows_the_canvas_is_written_at_the_first_frames_size() {
+    // Screen 10×10; frame 2 is placed at (8, 8), 5×5, past the screen: Pillow's frames (and
+    // shutter's) grow to 13×13 from there. Pillow's GIF of them keeps 10×10; npy, like
+    // numpy's stack, cannot hold both sizes.
+    let tmp = TempDir::new().unwrap();
+    let input = tmp.path().join("grow.gif");
+    {
+        let palette = [0, 0, 0, 250, 10, 10, 10, 250, 10, 10, 10, 250];
+        let file = fs::File::create(&input).unwrap();
+        let mut gif = gif::Encoder::new(file, 10, 10, &palette).unwrap();
+        let first = (0..100u8).map(|i| i % 3).collect::<Vec<u8>>();
+        for (left, top, side, buffer) in [(0, 0, 10, first), (8, 8, 5, vec![2; 25])] {
+            let frame = gif::Frame {
+                left,
+                top,
+                width: side,
+                height: side,
+                delay: 10,
+                buffer: buffer.into(),
+                ..gif::Frame::default()
+            };
+            gif.write_frame(&frame).unwrap();
+        }
+    }
+    let frames: Vec<_> = shutter::source::decode(
+        &shutter::source::Input::from_path(&input),
+        &shutter::DecodeLimits::default(),
+    )
+    .and_then(|f| f.collect::<Result<Vec<_>, _>>())
+    .unwrap();
+    assert_eq!(
+        frames
+            .iter()
+            .map(|f| (f.width, f.height))
+            .collect::<Vec<_>>(),
+        [(10, 10), (13, 13)]
+    );
+
+    let out = tmp.path().join("out.gif");
+    let run = |out: &Path| {
+        common::shutter(&[
+            "run",
+            common::s(&input),
+            "-o",
+            common::s(out),
+            "--device",
+            "cpu",
+        ])
+    };
+    let result = run(&out);
+    assert!(result.status.success(), "{}", common::stderr(&result));
+    let written = GifDecoder::new(std::io::BufReader::new(fs::File::open(&out).unwrap()))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    assert_eq!(written.len(), 2);
+    for (k, (frame, source)) in written.iter().zip(&frames).enumerate() {
+        let buffer = frame.buffer();
+        assert_eq!(buffer.dimensions(), (10, 10), "frame {k}");
+        for (x, y, px) in buffer.enumerate_pixels() {
+            let at = ((y * source.width + x) * 4) as usize;
+            assert_eq!(
+                &px.0[..3],
+                &source.rgba[at..at + 3],
+                "frame {k} at ({x}, {y})"
+            );
+        }
+    }
+
+    let npy = tmp.path().join("out.npy");
+    let result = run(&npy);
+    assert_eq!(result.status.code(), Some(1));
+    assert!(
+        common::stderr(&result).contains("frame 0 is 10×10 RGB, frame 1 is 13×13 RGB"),
+        "{}",
+        common::stderr(&result)
+    );
+    assert!(!npy.exists());
+}

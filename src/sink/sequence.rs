@@ -145,10 +145,22 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// As [`push`](Self::push), for the first frame that fails; the frames before it are in
     /// the file.
     pub fn push_all(&mut self, frames: &[&Frame]) -> Result<(), String> {
-        let images: Vec<Cow<'_, ModeImage>> = frames.iter().map(|f| output_image(f)).collect();
+        let mut images: Vec<Cow<'_, ModeImage>> = frames.iter().map(|f| output_image(f)).collect();
         // The frames up to the first one refused are taken.
         let mut refused = None;
-        for (j, image) in images.iter().enumerate() {
+        for (j, image) in images.iter_mut().enumerate() {
+            // A GIF frame placed past its logical screen grows the frames after it (as in
+            // Pillow); Pillow's GIF of them keeps the first frame's size, as this does.
+            if self.format == Format::Gif
+                && let Some((w, h, mode)) = self.first
+                && image.mode == mode
+                && image.width >= w
+                && image.height >= h
+                && (image.width, image.height) != (w, h)
+                && let Some(cropped) = crop(image, w, h)
+            {
+                *image = Cow::Owned(cropped);
+            }
             if let Err(reason) = self.check(image, self.count + j) {
                 refused = Some((j, reason));
                 break;
@@ -268,6 +280,29 @@ pub(super) fn check_values(image: &ModeImage, k: usize) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The top left `width` × `height` of an image of 8-bit samples (its palette kept).
+fn crop(image: &ModeImage, width: u32, height: u32) -> Option<ModeImage> {
+    let ModeData::U8(data) = &image.data else {
+        return None;
+    };
+    let bands = image.mode.bands();
+    let row = image.width as usize * bands;
+    let keep = width as usize * bands;
+    let data = data
+        .chunks_exact(row)
+        .take(height as usize)
+        .flat_map(|r| &r[..keep])
+        .copied()
+        .collect();
+    Some(ModeImage {
+        width,
+        height,
+        mode: image.mode,
+        data: ModeData::U8(data),
+        palette: image.palette.clone(),
+    })
 }
 
 /// The GIF frames of `images` (each transparent where it equals its key), quantised on a
