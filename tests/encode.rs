@@ -940,3 +940,44 @@ fn a_gif_whose_later_frame_grows_the_canvas_is_written_at_the_first_frames_size(
     );
     assert!(!npy.exists());
 }
+
+#[test]
+fn a_lossless_webp_of_opaque_rgba_has_no_alpha_as_libwebp_writes_it() {
+    use image::ImageDecoder;
+    // Pillow's libwebp leaves the alpha flag off for opaque pixels, so Pillow reopens the
+    // file as RGB; image-webp kept it on.
+    let tmp = TempDir::new().unwrap();
+    let color_of = |alpha: u8| {
+        let input = tmp.path().join(format!("in{alpha}.png"));
+        image::RgbaImage::from_fn(5, 3, |x, y| {
+            image::Rgba([
+                x as u8 * 40,
+                y as u8 * 70,
+                9,
+                if x == 2 { alpha } else { 255 },
+            ])
+        })
+        .save(&input)
+        .unwrap();
+        let out = tmp.path().join(format!("out{alpha}.webp"));
+        let args = [
+            "run",
+            common::s(&input),
+            "-o",
+            common::s(&out),
+            "--lossless",
+        ];
+        let result = common::shutter(&[&args[..], &["--mode", "RGBA", "--device", "cpu"]].concat());
+        assert!(result.status.success(), "{}", common::stderr(&result));
+        let file = std::io::BufReader::new(fs::File::open(&out).unwrap());
+        let decoder = image::codecs::webp::WebPDecoder::new(file).unwrap();
+        let color = decoder.color_type();
+        let pixels = image::DynamicImage::from_decoder(decoder)
+            .unwrap()
+            .into_rgba8();
+        assert_eq!(pixels.get_pixel(2, 1).0[3], alpha);
+        color
+    };
+    assert_eq!(color_of(255), image::ColorType::Rgb8);
+    assert_eq!(color_of(7), image::ColorType::Rgba8);
+}

@@ -139,7 +139,7 @@ fn check_all(label: &str, processor_for: impl Fn(&Ops) -> Processor) -> usize {
 #[test]
 fn every_source_mode_converts_as_pillow_does_on_the_cpu() {
     let checked = check_all("cpu", |ops| Processor::new(None, ops, 1).expect("cpu"));
-    assert_eq!(checked, 41 * 11 * 2, "41 files × 11 modes × mirror or not");
+    assert_eq!(checked, 43 * 11 * 2, "43 files × 11 modes × mirror or not");
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn every_source_mode_converts_as_pillow_does_on_the_gpu() {
     let checked = check_all("gpu", |ops| {
         Processor::new(Some(ctx.clone()), ops, 2).expect("gpu")
     });
-    assert_eq!(checked, 41 * 11 * 2);
+    assert_eq!(checked, 43 * 11 * 2);
 }
 
 #[test]

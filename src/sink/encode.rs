@@ -414,6 +414,7 @@ pub fn encode_until(
             });
         }
         Format::Webp { lossless: true, .. } => {
+            let (data, color) = opaque_as_rgb(&data, color);
             let encoder = WebPEncoder::new_lossless(&mut out);
             write_with(encoder, &data, w, h, color, icc)?;
         }
@@ -476,6 +477,21 @@ pub(super) fn palette_rgba(img: &ModeImage) -> Vec<[u8; 4]> {
     }
 }
 
+/// RGBA samples whose alpha is 255 everywhere as RGB, so that a lossless WebP has no alpha
+/// flag (libwebp, which Pillow uses, leaves it off for opaque images, and Pillow then reopens
+/// the file as RGB); other samples as they are.
+fn opaque_as_rgb(data: &[u8], color: ExtendedColorType) -> (Cow<'_, [u8]>, ExtendedColorType) {
+    if color == ExtendedColorType::Rgba8 && data.chunks_exact(4).all(|px| px[3] == 255) {
+        let rgb = data
+            .chunks_exact(4)
+            .flat_map(|px| [px[0], px[1], px[2]])
+            .collect();
+        (Cow::Owned(rgb), ExtendedColorType::Rgb8)
+    } else {
+        (Cow::Borrowed(data), color)
+    }
+}
+
 /// Runs one of `image`'s single-image encoders, with `icc` as the file's profile.
 fn write_with<E: ImageEncoder>(
     mut encoder: E,
@@ -535,8 +551,9 @@ fn keyed(
             let rgba = keyed_rgba(img, key)?;
             let mut out = Vec::new();
             if lossless {
+                let (rgba, color) = opaque_as_rgb(&rgba, ExtendedColorType::Rgba8);
                 let encoder = WebPEncoder::new_lossless(&mut out);
-                write_with(encoder, &rgba, w, h, ExtendedColorType::Rgba8, icc)?;
+                write_with(encoder, &rgba, w, h, color, icc)?;
                 return Ok(out);
             }
             let webp = webp_lossy(&rgba, w, h, ExtendedColorType::Rgba8, quality)?;

@@ -150,8 +150,10 @@ impl<W: Write + Seek> SequenceWriter<W> {
         let mut refused = None;
         for (j, image) in images.iter_mut().enumerate() {
             // A GIF frame placed past its logical screen grows the frames after it (as in
-            // Pillow); Pillow's GIF of them keeps the first frame's size, as this does.
+            // Pillow); Pillow's GIF of them keeps the first frame's size, as this does. A
+            // stream's frames (no delay of their own) that change size are refused.
             if self.format == Format::Gif
+                && frames[j].meta.delay.is_some()
                 && let Some((w, h, mode)) = self.first
                 && image.mode == mode
                 && image.width >= w

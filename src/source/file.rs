@@ -437,18 +437,13 @@ where
         DynamicImage::ImageRgb8(pixels) if bmp != BmpPalette::None => bmp.source(pixels, || {
             bmp_indices(&mut reader, pixels.width(), pixels.height())
         }),
-        // Pillow's key is the raw 16-bit one: a colour of the 8-bit image only when it fits.
-        DynamicImage::ImageRgba16(_) if png.rgb16_key.is_some() => png
-            .rgb16_key
-            .and_then(|key| {
-                key.map(u8::try_from)
-                    .into_iter()
-                    .collect::<Result<Vec<u8>, _>>()
-                    .ok()
+        // Pillow keeps the raw 16-bit key, which its conversions put in an 8-bit pixel
+        // (`putpixel` clamps each channel to 255) to find the key's `P` entry or `L` value.
+        DynamicImage::ImageRgba16(_) if png.rgb16_key.is_some() => {
+            png.rgb16_key.map_or(SourceMode::Color, |key| {
+                SourceMode::ColorKey(key.map(|k| u8::try_from(k).unwrap_or(u8::MAX)))
             })
-            .map_or(SourceMode::Color, |k| {
-                SourceMode::ColorKey([k[0], k[1], k[2]])
-            }),
+        }
         DynamicImage::ImageRgba8(_) if png.rgb_key.is_some() => {
             png.rgb_key.map_or(SourceMode::Color, SourceMode::ColorKey)
         }
@@ -458,11 +453,9 @@ where
     if tiff.premultiplied {
         unpremultiply(&mut rgba);
     }
-    // Pillow's colour keys, compared with the 8-bit values (see `PngHeader`).
-    let gray16_key = match &source {
-        SourceMode::Gray16Key(_, key) => Some(*key),
-        _ => None,
-    };
+    // Pillow's colour keys, compared with the 8-bit values (see `PngHeader`): a 16-bit
+    // key by its low byte.
+    let gray16_key = png.gray16_key.map(low_byte);
     if let Some(key) = png.gray_key.or(gray16_key) {
         for px in rgba.chunks_exact_mut(4) {
             px[3] = if px[0] == key { 0 } else { 255 };
@@ -471,7 +464,7 @@ where
     }
     if let Some(key) = png.rgb16_key {
         for px in rgba.chunks_exact_mut(4) {
-            let keyed = (0..3).all(|c| u16::from(px[c]) == key[c]);
+            let keyed = (0..3).all(|c| px[c] == low_byte(key[c]));
             px[3] = if keyed { 0 } else { 255 };
         }
         has_alpha = rgba.chunks_exact(4).any(|px| px[3] == 0);
@@ -489,6 +482,12 @@ where
     Ok(Box::new(std::iter::once(Ok(frame))))
 }
 
+/// The low byte of a 16-bit value, which is what Pillow compares a 16-bit PNG's tRNS key
+/// with: its 8-bit samples (a 16-bit gray file's clipped to 255, an RGB one's high bytes).
+fn low_byte(v: u16) -> u8 {
+    v.to_le_bytes()[0]
+}
+
 /// What a PNG's header says about the mode Pillow opens it in.
 #[derive(Debug, Default, Clone, Copy)]
 struct PngHeader {
@@ -497,8 +496,10 @@ struct PngHeader {
     animated: bool,
     /// Palette indices (and not an animated PNG): Pillow's `P`.
     indexed: bool,
-    /// The tRNS value of a 16-bit gray PNG: Pillow's `I;16` with that transparency, which
-    /// matches the samples clipped to 8 bits (none when it is above 255).
+    /// The tRNS value of a 16-bit gray PNG: Pillow's `I;16` with that transparency, whose
+    /// low byte matches the samples clipped to 8 bits (so 300 matches 44, 65535 every
+    /// sample from 255 up). Only a value up to 255 is a transparency value its `P` and `L`
+    /// keep: Pillow carries a larger one as it is, which names no entry.
     gray16_key: Option<u16>,
     /// The tRNS colour of an 8-bit RGB PNG: Pillow's `RGB` with a transparency colour.
     rgb_key: Option<[u8; 3]>,
@@ -507,7 +508,8 @@ struct PngHeader {
     /// key but 0 as 255, white), where `image` compares the raw samples.
     gray_key: Option<u8>,
     /// The tRNS colour of a 16-bit RGB PNG. Pillow opens the file as 8-bit RGB and compares
-    /// those values with the raw 16-bit key, where `image` compares 16-bit samples.
+    /// those values with the key's low bytes, where `image` compares 16-bit samples; its `P`
+    /// and `L` take the key clamped to 255 a channel.
     rgb16_key: Option<[u16; 3]>,
     /// 16-bit gray with alpha, which Pillow opens as `RGBA` (not `LA`).
     gray_alpha16: bool,

@@ -189,6 +189,19 @@ def fixtures():
     yield "palette1_repeat.bmp", None, {
         "raw_palette_bmp": (1, pal1, rng.integers(0, 2, (H, W)).astype(np.uint8), False)
     }
+    # 16-bit keys above 255, which Pillow compares by their low byte: gray 300 with the 8-bit
+    # (clipped) samples, so it matches 44; RGB (0x1FF, 0x2AB, 0x30C) with the high bytes.
+    g300 = rng.integers(0, 65536, (H, W)).astype(">u2")
+    g300[0, :4] = [44, 300, 65535, 0x2C2C]
+    g300[1, :] = rng.integers(0, 256, W)
+    yield "gray16_trns300.png", None, {
+        "raw_png": (16, 0, [r.tobytes() for r in g300], struct.pack(">H", 300))
+    }
+    r16 = rng.integers(0, 65536, (H, W, 3)).astype(">u2")
+    r16[0, :3] = [[0xFF00, 0xAB00, 0x0C00], [0xFF12, 0xAB34, 0x0C56], [0x1FF, 0x2AB, 0x30C]]
+    yield "rgb16_trns_wide.png", None, {
+        "raw_png": (16, 2, [r.tobytes() for r in r16], struct.pack(">3H", 0x1FF, 0x2AB, 0x30C))
+    }
 
 
 def raw_palette_bmp(path, width, height, bits, palette, indices, top_down):
