@@ -107,7 +107,7 @@ impl Error {
         }
     }
 
-    /// The error an `on_frame` callback or a [`FuncGrabber`](crate::source::FuncGrabber)'s
+    /// The error an `on_frame` callback or a [`FuncGrabber`](crate::source::live::FuncGrabber)'s
     /// closure returned, to downcast to the caller's own type; `None` for any other error.
     ///
     /// ```

@@ -377,7 +377,7 @@ pub struct DecodedFrame {
     pub source: SourceMode,
     /// How many times the animation plays (its loop count), `None` for stills.
     pub plays: Option<Plays>,
-    /// The file's ICC colour profile (see [`FrameMeta::icc_profile`]), shared by its frames.
+    /// The file's ICC colour profile (see [`crate::FrameMeta::icc_profile`]), shared by its frames.
     pub icc_profile: Option<Arc<[u8]>>,
 }
 
