@@ -37,6 +37,7 @@ use std::time::Duration;
 use super::{DecodeLimits, DecodedFrame, Frames, InputFormat};
 use crate::error::{Error, Result};
 use crate::frame::Plays;
+use crate::mode::Palette;
 use crate::mode::source::SourceMode;
 
 /// Pillow's mode for the PNG's colour type, by the samples each pixel stores.
@@ -375,10 +376,53 @@ impl<R: BufRead + Seek> Animation<R> {
             rgba,
             has_alpha,
             delay: Some(delay),
-            source: SourceMode::Color,
+            source: self.source(),
             plays: Some(self.plays),
             icc_profile: None,
         })
+    }
+
+    /// The mode Pillow's frame is in, where conversions start from it (see
+    /// [`crate::mode::source`]): `1` and `L` frames are gray (with their tRNS value), `P`
+    /// frames keep the canvas's indices and the file's palette (with its tRNS alphas), `RGB`
+    /// ones their tRNS colour; `LA` and `RGBA` frames are RGBA in Pillow.
+    fn source(&self) -> SourceMode {
+        let key = || -> Option<Vec<u8>> {
+            self.key
+                .as_deref()?
+                .iter()
+                .map(|&k| u8::try_from(k).ok())
+                .collect()
+        };
+        match self.mode {
+            Mode::Gray => key().map_or(SourceMode::Gray, |k| SourceMode::GrayKey(k[0])),
+            Mode::Rgb => key().map_or(SourceMode::Color, |k| {
+                SourceMode::ColorKey([k[0], k[1], k[2]])
+            }),
+            Mode::Palette => {
+                let mut rgb = self.palette.clone();
+                let largest = self.canvas.iter().max().map_or(0, |&i| usize::from(i));
+                if rgb.len() <= largest {
+                    rgb.resize(largest + 1, [0, 0, 0]);
+                }
+                let palette = if self.alphas.is_empty() {
+                    Palette::Rgb(rgb)
+                } else {
+                    let alpha = |i: usize| self.alphas.get(i).copied().unwrap_or(255);
+                    Palette::Rgba(
+                        rgb.iter()
+                            .enumerate()
+                            .map(|(i, &[r, g, b])| [r, g, b, alpha(i)])
+                            .collect(),
+                    )
+                };
+                SourceMode::Palette {
+                    indices: self.canvas.clone(),
+                    palette,
+                }
+            }
+            Mode::GrayAlpha | Mode::Rgba => SourceMode::Color,
+        }
     }
 
     /// The canvas as RGBA, as Pillow's `convert("RGBA")` shows it.
