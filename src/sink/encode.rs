@@ -403,20 +403,8 @@ pub fn encode_until(
     let (w, h) = (img.width, img.height);
     let mut out = Vec::new();
     match *format {
-        Format::Webp {
-            quality,
-            lossless: false,
-        } => {
-            let webp = webp_lossy(&data, w, h, color, quality)?;
-            return Ok(match icc {
-                Some(icc) => webp_with_profile(&webp, icc)?,
-                None => webp,
-            });
-        }
-        Format::Webp { lossless: true, .. } => {
-            let (data, color) = opaque_as_rgb(&data, color);
-            let encoder = WebPEncoder::new_lossless(&mut out);
-            write_with(encoder, &data, w, h, color, icc)?;
+        Format::Webp { quality, lossless } => {
+            return webp(&data, (w, h), color, (quality, lossless), icc);
         }
         Format::Png => write_with(PngEncoder::new(&mut out), &data, w, h, color, icc)?,
         Format::Bmp => write_with(BmpEncoder::new(&mut out), &data, w, h, color, None)?,
@@ -474,6 +462,30 @@ pub(super) fn palette_rgba(img: &ModeImage) -> Vec<[u8; 4]> {
         Some(Palette::Rgb(p)) => p.iter().map(|c| [c[0], c[1], c[2], 255]).collect(),
         Some(Palette::Rgba(p)) => p.clone(),
         None => Vec::new(),
+    }
+}
+
+/// A WebP of `data` (`color` samples, `width` × `height`) at `quality`, or lossless, with
+/// `icc` as its profile: lossless through image-webp (opaque RGBA as RGB), lossy through
+/// libwebp with the profile added to its container.
+fn webp(
+    data: &[u8],
+    (width, height): (u32, u32),
+    color: ExtendedColorType,
+    (quality, lossless): (f32, bool),
+    icc: Option<&[u8]>,
+) -> Result<Vec<u8>, String> {
+    if lossless {
+        let (data, color) = opaque_as_rgb(data, color);
+        let mut out = Vec::new();
+        let encoder = WebPEncoder::new_lossless(&mut out);
+        write_with(encoder, &data, width, height, color, icc)?;
+        return Ok(out);
+    }
+    let webp = webp_lossy(data, width, height, color, quality)?;
+    match icc {
+        Some(icc) => webp_with_profile(&webp, icc),
+        None => Ok(webp),
     }
 }
 
@@ -545,22 +557,17 @@ fn keyed(
     format: &Format,
     icc: Option<&[u8]>,
 ) -> Result<Vec<u8>, String> {
-    let (w, h) = (img.width, img.height);
+    let size = (img.width, img.height);
     match *format {
         Format::Webp { quality, lossless } => {
             let rgba = keyed_rgba(img, key)?;
-            let mut out = Vec::new();
-            if lossless {
-                let (rgba, color) = opaque_as_rgb(&rgba, ExtendedColorType::Rgba8);
-                let encoder = WebPEncoder::new_lossless(&mut out);
-                write_with(encoder, &rgba, w, h, color, icc)?;
-                return Ok(out);
-            }
-            let webp = webp_lossy(&rgba, w, h, ExtendedColorType::Rgba8, quality)?;
-            match icc {
-                Some(icc) => webp_with_profile(&webp, icc),
-                None => Ok(webp),
-            }
+            webp(
+                &rgba,
+                size,
+                ExtendedColorType::Rgba8,
+                (quality, lossless),
+                icc,
+            )
         }
         Format::Png => png_keyed(img, key, icc),
         _ => Err(format!(
