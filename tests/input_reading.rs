@@ -1,30 +1,21 @@
 //! How inputs are read before they are decoded: pipes and other files that are not regular
 //! files, the sniffing of the content from its first bytes, and the cap on an input's size.
 
+mod common;
+
 use std::fs::{self, File};
 use std::io::{Cursor, Write};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
 
 use image::{ImageFormat, Rgb, RgbImage};
 use shutter::Error;
-use shutter::source::{self, DecodeLimits, DecodedFrame, Input};
+use shutter::source::{self, DecodeLimits, Input};
 use tempfile::TempDir;
 
-/// A 32×24 PNG of one colour, (1, 2, 3).
-fn png_bytes() -> Vec<u8> {
-    let mut out = Vec::new();
-    RgbImage::from_pixel(32, 24, Rgb([1, 2, 3]))
-        .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
-        .expect("encode png");
-    out
-}
-
-fn decode(path: &Path, limits: &DecodeLimits) -> Result<Vec<DecodedFrame>, Error> {
-    source::decode(&Input::from_path(path), limits)?.collect()
-}
+use common::{decode_file, one_colour_png};
 
 /// Runs `f` with the path of the read end of a pipe (`/dev/fd/N`, as `<(...)` gives) while a
 /// thread writes `data` into it, then `repeat` times more (until the reader goes away);
@@ -49,8 +40,8 @@ fn with_pipe<T>(data: Vec<u8>, repeat: usize, f: impl FnOnce(PathBuf) -> T) -> (
 
 #[test]
 fn a_pipe_named_as_a_path_is_read_to_its_end() {
-    let (frames, _) = with_pipe(png_bytes(), 0, |path| {
-        decode(&path, &DecodeLimits::default())
+    let (frames, _) = with_pipe(one_colour_png(), 0, |path| {
+        decode_file(&path, &DecodeLimits::default())
     });
     let frames = frames.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(frames.len(), 1);
@@ -67,11 +58,11 @@ fn a_pipe_over_the_size_cap_is_refused_naming_it_and_the_cap() {
     };
     let cap = limits.max_input_bytes();
     assert_eq!(cap, 64 << 20);
-    let mut chunk = png_bytes();
+    let mut chunk = one_colour_png();
     chunk.resize(1 << 20, 0);
     let (err, _) = with_pipe(chunk, 70, |path| {
         let name = path.display().to_string();
-        (decode(&path, &limits).err(), name)
+        (decode_file(&path, &limits).err(), name)
     });
     let (err, name) = err;
     let err = err.expect("an input over the cap is refused");
@@ -88,7 +79,7 @@ fn a_pipe_of_no_image_is_refused_after_its_first_bytes() {
     // Endless zeros (as `/dev/zero`): refused without reading on; the writer stops when the
     // reader is gone, long before all it could write.
     let (err, written) = with_pipe(vec![0; 64 << 10], 512, |path| {
-        decode(&path, &DecodeLimits::default()).err()
+        decode_file(&path, &DecodeLimits::default()).err()
     });
     let err = err.expect("zeros are no image");
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
@@ -115,7 +106,7 @@ fn a_file_whose_content_is_no_image_fails_before_it_is_read() {
         File::create(&path)
             .and_then(|f| f.set_len(200 << 20))
             .expect("sparse file");
-        let err = decode(&path, &DecodeLimits::default()).expect_err(name);
+        let err = decode_file(&path, &DecodeLimits::default()).expect_err(name);
         let msg = err.to_string();
         assert!(
             matches!(&err, Error::Decode { format: f, reason, .. }
@@ -138,7 +129,7 @@ fn a_file_over_the_size_cap_fails_before_it_is_read() {
     file.write_all(&[0xFF, 0xD8, 0xFF, 0xE0])
         .and_then(|_| file.set_len(limits.max_input_bytes() + 1))
         .expect("sparse file");
-    let err = decode(&path, &limits).expect_err("over the cap");
+    let err = decode_file(&path, &limits).expect_err("over the cap");
     let msg = err.to_string();
     assert!(matches!(err, Error::Limits { .. }), "{err:?}");
     assert!(msg.contains("big.jpg") && msg.contains("67108864"), "{msg}");
@@ -171,7 +162,7 @@ fn dev_stdin_given_as_a_path_reads_the_piped_image() {
     .spawn()
     .expect("run shutter");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(&png_bytes()).expect("write png");
+    stdin.write_all(&one_colour_png()).expect("write png");
     drop(stdin);
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -225,7 +216,7 @@ fn endless_stdin_of_no_image_is_refused_after_its_first_bytes() {
 #[test]
 fn a_directory_lists_every_extension_pillow_gives_the_formats_shutter_reads() {
     let dir = TempDir::new().expect("temp dir");
-    let png = png_bytes();
+    let png = one_colour_png();
     let mut jpeg = Vec::new();
     RgbImage::from_pixel(8, 8, Rgb([9, 9, 9]))
         .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
@@ -265,7 +256,7 @@ fn a_gzipped_svg_is_refused_as_compressed_svg_not_by_its_extension() {
     for name in ["f.svgz", "f.svg", "f-plain"] {
         let path = dir.path().join(name);
         fs::write(&path, gzip).expect("write");
-        let err = decode(&path, &DecodeLimits::default()).expect_err(name);
+        let err = decode_file(&path, &DecodeLimits::default()).expect_err(name);
         let msg = err.to_string();
         assert!(matches!(err, Error::Unsupported { .. }), "{name}: {err:?}");
         assert!(

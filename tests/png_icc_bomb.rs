@@ -5,26 +5,11 @@
 mod common;
 
 use std::fs;
-use std::io::Cursor;
-use std::path::Path;
 
-use image::{ImageFormat, Rgb, RgbImage};
-use shutter::Error;
-use shutter::source::{self, DecodeLimits, DecodedFrame, Input};
+use shutter::source::DecodeLimits;
 use tempfile::TempDir;
 
-/// A 32×24 PNG of one colour, (1, 2, 3).
-fn png_bytes() -> Vec<u8> {
-    let mut out = Vec::new();
-    RgbImage::from_pixel(32, 24, Rgb([1, 2, 3]))
-        .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
-        .expect("encode png");
-    out
-}
-
-fn decode(path: &Path, limits: &DecodeLimits) -> Result<Vec<DecodedFrame>, Error> {
-    source::decode(&Input::from_path(path), limits)?.collect()
-}
+use common::{decode_file, one_colour_png};
 
 /// Bits written least significant first, as deflate packs them.
 #[derive(Default)]
@@ -76,10 +61,10 @@ fn zlib_zeros(runs: usize) -> Vec<u8> {
     [&[0x78, 0x01][..], &bits.finish(), &adler.to_be_bytes()].concat()
 }
 
-/// `png_bytes` with an `iCCP` chunk (after the header) whose profile inflates to
+/// `one_colour_png` with an `iCCP` chunk (after the header) whose profile inflates to
 /// `1 + 258 * runs` bytes.
 fn png_with_iccp(runs: usize) -> Vec<u8> {
-    let png = png_bytes();
+    let png = one_colour_png();
     let mut data = b"icc\0\0".to_vec();
     data.extend(zlib_zeros(runs));
     let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
@@ -113,7 +98,7 @@ fn an_icc_profile_bomb_does_not_take_the_allocation_limit() {
     // 4 KiB of profile: read as before.
     let small = dir.path().join("icc.png");
     fs::write(&small, png_with_iccp(16)).expect("write");
-    let frames = decode(&small, &DecodeLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+    let frames = decode_file(&small, &DecodeLimits::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(&frames[0].rgba[..4], &[1, 2, 3, 255]);
     // 768 MiB of profile from 5 MB of file, under the default 2 GiB allocation limit: the
     // decoder gives up on the profile (as it does on any it cannot inflate) within its
@@ -121,7 +106,7 @@ fn an_icc_profile_bomb_does_not_take_the_allocation_limit() {
     let bomb = dir.path().join("iccp-bomb.png");
     fs::write(&bomb, png_with_iccp((768 << 20) / 258)).expect("write");
     let before = peak_rss_bytes();
-    let frames = decode(&bomb, &DecodeLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+    let frames = decode_file(&bomb, &DecodeLimits::default()).unwrap_or_else(|e| panic!("{e}"));
     let peak = peak_rss_bytes();
     assert_eq!(&frames[0].rgba[..4], &[1, 2, 3, 255]);
     assert!(

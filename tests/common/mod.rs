@@ -270,3 +270,20 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// A 32×24 PNG of one colour, (1, 2, 3).
+pub fn one_colour_png() -> Vec<u8> {
+    let mut out = Vec::new();
+    image::RgbImage::from_pixel(32, 24, image::Rgb([1, 2, 3]))
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encode png");
+    out
+}
+
+/// Every frame of the file at `path`, decoded within `limits`.
+pub fn decode_file(
+    path: &Path,
+    limits: &shutter::DecodeLimits,
+) -> shutter::Result<Vec<shutter::source::DecodedFrame>> {
+    shutter::source::decode(&shutter::source::Input::from_path(path), limits)?.collect()
+}
