@@ -16,6 +16,11 @@ pub enum Error {
     /// The input is larger than the decoding limits allow (a decompression bomb, or just huge).
     #[error("{input}: image exceeds the decoding limits: {reason}")]
     Limits { input: String, reason: String },
+    /// The input's pixels need more memory than this process can get (a huge image under a
+    /// `ulimit -v`, or on a small machine). Nothing was written for it; the other inputs of a
+    /// run go on.
+    #[error("{input}: not enough memory: {reason}")]
+    Memory { input: String, reason: String },
     /// The input has a format (or extension) shutter does not read.
     #[error("{input}: unsupported input: {reason}")]
     Unsupported { input: String, reason: String },
@@ -84,6 +89,10 @@ impl Error {
                 reason,
             },
             Error::Limits { reason, .. } => Error::Limits {
+                input: input.to_string(),
+                reason,
+            },
+            Error::Memory { reason, .. } => Error::Memory {
                 input: input.to_string(),
                 reason,
             },

@@ -1271,3 +1271,75 @@ fn a_file_named_like_a_pattern_gets_a_hint_to_name_it_as_a_path() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(tmp.path().join("out/pattern:1.webp").exists());
 }
+
+/// A 1-bit gray PNG of `width` × `height` (a multiple of 8 wide) in diagonal stripes of
+/// eight pixels: real pixel data, small once compressed.
+fn striped_one_bit_png(width: u32, height: u32) -> Vec<u8> {
+    use std::io::Write;
+    let row_bytes = width as usize / 8;
+    let mut raw = Vec::with_capacity((row_bytes + 1) * height as usize);
+    for y in 0..height as usize {
+        raw.push(0); // no filter
+        raw.extend((0..row_bytes).map(|x| if (x + y / 8) % 2 == 0 { 0xFF } else { 0 }));
+    }
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    zlib.write_all(&raw).unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[1, 0, 0, 0, 0]); // 1-bit gray
+    common::png_chunk(&mut png, b"IHDR", &ihdr);
+    common::png_chunk(&mut png, b"IDAT", &zlib.finish().unwrap());
+    common::png_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+/// Rust aborts the whole process when an allocation fails. An image this process cannot
+/// hold (here under `ulimit -v`) fails by name before its pixels are read, and the batch goes
+/// on: a large image that fits is still written, whole.
+#[test]
+fn an_image_too_large_for_the_memory_fails_by_name_and_the_batch_goes_on() {
+    let dir = TempDir::new().unwrap();
+    // 400 megapixels: about 4.5 GiB at 12 bytes a pixel, over a 3 GB address space.
+    let huge = dir.path().join("huge.png");
+    std::fs::write(&huge, common::png_header_only(20_000, 20_000)).unwrap();
+    // 36 megapixels: asked for up front too (432 MB), and within it.
+    let large = dir.path().join("large.png");
+    std::fs::write(&large, striped_one_bit_png(6_000, 6_000)).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 3000000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_shutter"))
+        .args(["run", s(&huge), s(&large), "--device", "cpu"])
+        .args([
+            "--max-pixels",
+            "400000000",
+            "--mode",
+            "L",
+            "--format",
+            "npy",
+        ])
+        .args(["-o", &format!("{}/", s(&out_dir))])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("huge.png: not enough memory: a 20000×20000 image takes about"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("memory allocation"),
+        "{err}"
+    );
+    assert!(!out_dir.join("huge.npy").exists());
+    let npy = std::fs::read(out_dir.join("large.npy")).unwrap();
+    let pixels = &npy[npy.len() - 36_000_000..];
+    for (x, y) in [(0, 0), (8, 0), (0, 8), (5_999, 5_999), (4_321, 1_234)] {
+        let want = if (x / 8 + y / 8) % 2 == 0 { 255 } else { 0 };
+        assert_eq!(pixels[y * 6_000 + x], want, "({x}, {y})");
+    }
+}

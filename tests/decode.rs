@@ -1058,39 +1058,18 @@ fn image_over_small_limits_is_a_limits_error() {
     assert!(err.to_string().contains("4000×4000"), "{err}");
 }
 
-fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut body = kind.to_vec();
-    body.extend_from_slice(data);
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&common::crc32(&body).to_be_bytes());
-}
-
-/// A PNG that declares `width` × `height` 8-bit RGB but holds (almost) no pixel data.
-fn png_header_only(width: u32, height: u32) -> Vec<u8> {
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
-    png_chunk(&mut png, b"IHDR", &ihdr);
-    png_chunk(&mut png, b"IDAT", &[0x78, 0x9C, 0x03, 0x00]);
-    png_chunk(&mut png, b"IEND", &[]);
-    png
-}
-
 #[test]
 fn png_header_declaring_a_huge_image_is_refused_before_decoding() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("bomb.png");
-    fs::write(&path, png_header_only(100_000, 100_000)).unwrap();
+    fs::write(&path, common::png_header_only(100_000, 100_000)).unwrap();
     let err = decode_err(&path, &DecodeLimits::default());
     assert!(matches!(err, Error::Limits { .. }), "{err:?}");
     assert!(err.to_string().contains("100000×100000"), "{err}");
 
     // Within the side limits but 3.6 gigapixels: the pixel-count check stops it.
     let path = dir.path().join("bomb2.png");
-    fs::write(&path, png_header_only(60_000, 60_000)).unwrap();
+    fs::write(&path, common::png_header_only(60_000, 60_000)).unwrap();
     let err = decode_err(&path, &DecodeLimits::default());
     assert!(matches!(err, Error::Limits { .. }), "{err:?}");
     assert!(

@@ -449,7 +449,7 @@ where
         }
         _ => SourceMode::Color,
     };
-    let mut rgba = to_rgba8(image);
+    let mut rgba = to_rgba8(name, image)?;
     if tiff.premultiplied {
         unpremultiply(&mut rgba);
     }
@@ -1435,14 +1435,36 @@ fn jpeg_scan<R: Read + Seek>(reader: &mut R) -> std::io::Result<JpegScan> {
 }
 
 /// RGBA8 pixels from any decoded image, converting as Pillow would (see the module comment).
-pub fn to_rgba8(image: DynamicImage) -> Vec<u8> {
+///
+/// 8-bit RGB, gray and gray+alpha are widened in their own allocation, so a huge image never
+/// needs its decoded and its RGBA copy at once.
+///
+/// # Errors
+/// [`Error::Memory`] naming `input` when that allocation cannot grow to four bytes a pixel.
+pub fn to_rgba8(input: &str, image: DynamicImage) -> Result<Vec<u8>> {
+    use super::widen::widen_in_place;
     fn high(v: u16) -> u8 {
         (v >> 8) as u8
     }
-    match image {
+    let (width, height) = (image.width(), image.height());
+    let no_memory = |_| Error::Memory {
+        input: input.to_string(),
+        reason: format!(
+            "its {width}×{height} RGBA frame needs {} bytes",
+            u64::from(width) * u64::from(height) * 4
+        ),
+    };
+    Ok(match image {
         DynamicImage::ImageRgba8(buf) => buf.into_raw(),
-        DynamicImage::ImageRgb8(buf) => super::widen::rgb(&buf),
-        DynamicImage::ImageLuma8(buf) => super::widen::gray(&buf),
+        DynamicImage::ImageRgb8(buf) => {
+            widen_in_place::<3>(buf.into_raw(), |p| [p[0], p[1], p[2], 255]).map_err(no_memory)?
+        }
+        DynamicImage::ImageLuma8(buf) => {
+            widen_in_place::<1>(buf.into_raw(), |p| [p[0], p[0], p[0], 255]).map_err(no_memory)?
+        }
+        DynamicImage::ImageLumaA8(buf) => {
+            widen_in_place::<2>(buf.into_raw(), |p| [p[0], p[0], p[0], p[1]]).map_err(no_memory)?
+        }
         DynamicImage::ImageLuma16(buf) => buf
             .into_raw()
             .into_iter()
@@ -1466,7 +1488,7 @@ pub fn to_rgba8(image: DynamicImage) -> Vec<u8> {
             .collect(),
         DynamicImage::ImageRgba16(buf) => buf.into_raw().into_iter().map(high).collect(),
         other => other.to_rgba8().into_raw(),
-    }
+    })
 }
 
 /// Maps an `image` error to ours by its category, with a one-line reason.

@@ -287,6 +287,15 @@ impl Default for DecodeLimits {
     }
 }
 
+/// The memory a frame takes at its peak, in bytes a pixel: its RGBA8 pixels as decoded, the
+/// processed copy, and the converted image an encoder reads (a 13000×13000 RGB PNG to WebP
+/// peaked at 12.5 bytes a pixel; to PNG at 6.9).
+pub const MEMORY_PER_PIXEL: u64 = 12;
+
+/// [`DecodeLimits::check`] asks for a frame's memory up front only from this many bytes
+/// (about 22 megapixels), so that small frames and live streams pay nothing for it.
+const PROBE_FROM_BYTES: u64 = 256 << 20;
+
 /// Bytes read from the start of an input to tell its format before the rest is read.
 pub(crate) const SNIFF_LEN: usize = 512;
 
@@ -326,10 +335,14 @@ impl DecodeLimits {
     }
 
     /// Checks a `width` × `height` image against these limits before any pixel is decoded:
-    /// each side, the pixel count, and the bytes of the RGBA8 frame it becomes.
+    /// each side, the pixel count, and the bytes of the RGBA8 frame it becomes. For a large
+    /// image it also asks for the memory it will take ([`MEMORY_PER_PIXEL`] bytes a pixel),
+    /// and gives it back at once: an image this process cannot hold fails here, naming it,
+    /// instead of aborting the whole process part-way (Rust aborts when an allocation fails).
     ///
     /// # Errors
-    /// [`Error::Limits`] naming `input` and the dimensions when any limit is exceeded.
+    /// [`Error::Limits`] naming `input` and the dimensions when any limit is exceeded;
+    /// [`Error::Memory`] when the memory cannot be had (a `ulimit -v`, a small machine).
     pub fn check(&self, input: &str, width: u64, height: u64) -> Result<()> {
         let limits = |reason: String| Error::Limits {
             input: input.to_string(),
@@ -354,6 +367,21 @@ impl DecodeLimits {
                 "{width}×{height} needs {bytes} bytes as RGBA, more than the allocation limit of {} bytes",
                 self.max_alloc
             )));
+        }
+        let needed = pixels.saturating_mul(MEMORY_PER_PIXEL);
+        if needed >= PROBE_FROM_BYTES {
+            let mut probe: Vec<u8> = Vec::new();
+            let size = usize::try_from(needed).unwrap_or(usize::MAX);
+            if probe.try_reserve_exact(size).is_err() {
+                return Err(Error::Memory {
+                    input: input.to_string(),
+                    reason: format!(
+                        "a {width}×{height} image takes about {} MiB to decode, convert and \
+                         encode, and this process could not get them",
+                        needed >> 20
+                    ),
+                });
+            }
         }
         Ok(())
     }
