@@ -168,6 +168,24 @@ impl Frame {
         }
     }
 
+    /// The result as an `image` crate buffer, where [`array`](Self::array) gives it as
+    /// numpy would: the Rust peer of Gradio's `type="pil"`. Modes `1`, `L`, `P`, `RGB` and
+    /// `RGBA` (see [`ModeImage::to_image`]); a frame without a converted image gives its
+    /// RGB pixels, as `array` does.
+    ///
+    /// # Errors
+    /// [`crate::Error::Usage`] for the modes `image` has no buffer type for (`I`, `F`,
+    /// `CMYK`, `YCbCr`, `LAB`, `HSV`).
+    pub fn to_image(&self) -> crate::Result<image::DynamicImage> {
+        match &self.image {
+            Some(image) => image.to_image(),
+            None => Ok(image::DynamicImage::ImageRgb8(
+                image::RgbImage::from_raw(self.width, self.height, self.to_rgb())
+                    .expect("to_rgb returns height * width * 3 bytes"),
+            )),
+        }
+    }
+
     /// A view of `rgba` as an (H, W, 4) u8 array, alpha included. Once a mode is set that is
     /// no longer the result (a [`Pipeline`](crate::Pipeline) always sets one, RGB by default):
     /// there use [`Frame::array`], and mode `RGBA` to keep the alpha.

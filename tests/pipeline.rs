@@ -1212,3 +1212,107 @@ fn a_named_closure_source_names_its_output_files() {
         );
     }
 }
+
+/// Gradio's `type="pil"` in Rust: `Frame::to_image` gives the result as an `image` buffer of
+/// the mode's colour type, with the array's pixels (`1` as 0 and 255, `P` through its palette),
+/// and a usage error naming the mode where `image` has no such type.
+#[test]
+fn to_image_gives_the_result_as_an_image_buffer_of_the_modes_colour_type() {
+    use image::DynamicImage;
+    use shutter::ImageMode;
+    let tmp = TempDir::new().unwrap();
+    // Alpha varies in the first (P quantises to an RGBA palette); the second is opaque RGB.
+    let rgba = noisy_png(tmp.path(), "rgba.png", 13, 6, 7);
+    let rgb = tmp.path().join("rgb.png");
+    let pixels = common::random_rgba(9, 4, 8);
+    let opaque: Vec<u8> = pixels
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    image::RgbImage::from_raw(9, 4, opaque)
+        .unwrap()
+        .save(&rgb)
+        .unwrap();
+    for mode in ImageMode::ALL {
+        let mut seen = Vec::new();
+        Pipeline::builder()
+            .sources([Source::Path(rgba.clone()), Source::Path(rgb.clone())])
+            .device(DeviceChoice::Cpu)
+            .mode(mode)
+            .build()
+            .unwrap()
+            .run_with(|frame| {
+                let palette = frame.image.as_ref().and_then(|m| m.palette.clone());
+                seen.push((frame.to_image(), frame.array(), palette));
+                Ok::<(), Error>(())
+            })
+            .unwrap();
+        assert_eq!(seen.len(), 2, "{mode}");
+        for (i, (image, array, palette)) in seen.into_iter().enumerate() {
+            let (w, h) = if i == 0 { (13, 6) } else { (9, 4) };
+            let bytes = |a: &FrameArray| match a {
+                FrameArray::Bool(b) => b.iter().map(|&v| if v { 255 } else { 0 }).collect(),
+                FrameArray::U8(v) => v.iter().copied().collect::<Vec<u8>>(),
+                other => panic!("{mode}: {:?} array", other.dtype()),
+            };
+            let image = match mode {
+                ImageMode::I
+                | ImageMode::F
+                | ImageMode::Cmyk
+                | ImageMode::YCbCr
+                | ImageMode::Lab
+                | ImageMode::Hsv => {
+                    let err = image.unwrap_err();
+                    assert!(err.is_usage(), "{mode}: {err:?}");
+                    assert!(err.to_string().contains(&format!("mode {mode} ")), "{err}");
+                    continue;
+                }
+                _ => image.unwrap(),
+            };
+            assert_eq!((image.width(), image.height()), (w, h), "{mode}");
+            let want = bytes(&array);
+            match (mode, image) {
+                (ImageMode::One | ImageMode::L, DynamicImage::ImageLuma8(got)) => {
+                    assert_eq!(got.into_raw(), want, "{mode} frame {i}");
+                }
+                (ImageMode::Rgb, DynamicImage::ImageRgb8(got)) => {
+                    assert_eq!(got.into_raw(), want, "{mode} frame {i}");
+                }
+                (ImageMode::Rgba, DynamicImage::ImageRgba8(got)) => {
+                    assert_eq!(got.into_raw(), want, "{mode} frame {i}");
+                }
+                (ImageMode::P, DynamicImage::ImageRgb8(got)) => {
+                    let Some(shutter::mode::Palette::Rgb(entries)) = palette else {
+                        panic!("frame {i}: an RGB image from a palette of {palette:?}");
+                    };
+                    assert_eq!(i, 1, "the varied alpha needs an RGBA palette");
+                    let expanded: Vec<u8> =
+                        want.iter().flat_map(|&k| entries[usize::from(k)]).collect();
+                    assert_eq!(got.into_raw(), expanded, "P frame {i}");
+                }
+                (ImageMode::P, DynamicImage::ImageRgba8(got)) => {
+                    let Some(shutter::mode::Palette::Rgba(entries)) = palette else {
+                        panic!("frame {i}: an RGBA image from a palette of {palette:?}");
+                    };
+                    assert_eq!(i, 0, "an opaque RGB source takes the WEB palette");
+                    let expanded: Vec<u8> =
+                        want.iter().flat_map(|&k| entries[usize::from(k)]).collect();
+                    assert_eq!(got.into_raw(), expanded, "P frame {i}");
+                }
+                (mode, other) => panic!("{mode}: got {:?}", other.color()),
+            }
+        }
+    }
+    // A frame with no converted image gives its RGB pixels, as `array` does.
+    let raw = shutter::Frame::new(
+        2,
+        1,
+        vec![1, 2, 3, 4, 5, 6, 7, 8],
+        true,
+        shutter::FrameMeta::still(0, 0),
+    );
+    let Ok(DynamicImage::ImageRgb8(got)) = raw.to_image() else {
+        panic!("not RGB: {:?}", raw.to_image());
+    };
+    assert_eq!(got.into_raw(), [1, 2, 3, 5, 6, 7]);
+}

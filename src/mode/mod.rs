@@ -53,6 +53,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use image::{DynamicImage, ImageBuffer};
 use ndarray::{ArrayD, IxDyn};
 
 use crate::error::Error;
@@ -433,6 +434,63 @@ impl ModeImage {
     /// `np.asarray(im)`, copying the pixels.
     pub fn to_array(&self) -> FrameArray {
         self.clone().into_array()
+    }
+
+    /// The image as an `image` crate buffer, the Rust peer of Gradio's `type="pil"`, for
+    /// the modes `image` has a colour type for: `1` and `L` as [`DynamicImage::ImageLuma8`]
+    /// (`1` as 0 and 255, as Pillow's `convert("L")` gives it), `RGB` and `RGBA` as
+    /// `ImageRgb8` and `ImageRgba8`, and `P` with its palette applied (`ImageRgb8`, or
+    /// `ImageRgba8` for an RGBA palette), as Pillow's `convert("RGB")` / `convert("RGBA")`
+    /// gives it (an index past the palette is black, as in Pillow's padded palette).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the mode for `I`, `F`, `CMYK`, `YCbCr`, `LAB` and `HSV`, which
+    /// `image` has no buffer type for: [`to_array`](Self::to_array) holds them.
+    pub fn to_image(&self) -> Result<DynamicImage, Error> {
+        let (w, h) = (self.width, self.height);
+        let bad = "ModeImage holds H × W × bands elements";
+        let ModeData::U8(data) = &self.data else {
+            return Err(self.no_image_type());
+        };
+        Ok(match (self.mode, &self.palette) {
+            (ImageMode::One | ImageMode::L, _) => {
+                DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, data.clone()).expect(bad))
+            }
+            (ImageMode::Rgb, _) => {
+                DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, data.clone()).expect(bad))
+            }
+            (ImageMode::Rgba, _) => {
+                DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, data.clone()).expect(bad))
+            }
+            (ImageMode::P, Some(Palette::Rgb(entries))) => {
+                let rgb = data
+                    .iter()
+                    .flat_map(|&i| entries.get(usize::from(i)).copied().unwrap_or([0; 3]))
+                    .collect();
+                DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, rgb).expect(bad))
+            }
+            (ImageMode::P, Some(Palette::Rgba(entries))) => {
+                let rgba = data
+                    .iter()
+                    .flat_map(|&i| {
+                        entries
+                            .get(usize::from(i))
+                            .copied()
+                            .unwrap_or([0, 0, 0, 255])
+                    })
+                    .collect();
+                DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, rgba).expect(bad))
+            }
+            _ => return Err(self.no_image_type()),
+        })
+    }
+
+    fn no_image_type(&self) -> Error {
+        Error::Usage(format!(
+            "mode {} has no `image` buffer type (it holds 1, L, P, RGB and RGBA): \
+             use the array instead",
+            self.mode
+        ))
     }
 
     /// `np.asarray(im)`, reusing the buffer (except `1`, which becomes `bool`).
