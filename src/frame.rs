@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::mode::source::SourceMode;
-use crate::mode::{FrameArray, ImageMode, ModeImage, Palette};
+use crate::mode::{FrameArray, FrameArrayView, ImageMode, ModeImage, Palette};
 
 /// Where a frame came from and where it sits in its stream.
 #[derive(Debug, Clone)]
@@ -161,10 +161,27 @@ impl Frame {
     /// The array a numpy user of Gradio gets from `np.asarray(im.convert(mode))`: typed and
     /// shaped per mode ((H, W) bool for `1`, (H, W) i32 for `I`, (H, W, 3) u8 for RGB, ...).
     /// Frames without a converted image give their RGB pixels, Gradio's default mode.
+    ///
+    /// This copies the pixels (25 MB for a 4K RGB frame); a callback that only reads them
+    /// can borrow them with [`array_view`](Self::array_view).
     pub fn array(&self) -> FrameArray {
         match &self.image {
             Some(image) => image.to_array(),
             None => FrameArray::U8(self.rgb_array().into_dyn()),
+        }
+    }
+
+    /// [`array`](Self::array) borrowed from the frame, with no copy of its pixels (mode `1`
+    /// excepted, whose `bool`s are made from its bytes). A frame without a converted image
+    /// gives its RGB pixels as a strided view of the RGBA buffer.
+    pub fn array_view(&self) -> FrameArrayView<'_> {
+        match &self.image {
+            Some(image) => image.view(),
+            None => FrameArrayView::U8(
+                self.rgba_view()
+                    .slice_move(ndarray::s![.., .., 0..3])
+                    .into_dyn(),
+            ),
         }
     }
 

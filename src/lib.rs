@@ -21,9 +21,14 @@ pub mod stream;
 pub use backend::DeviceChoice;
 pub use error::{BoxError, Error, Result};
 pub use frame::{FinishedFrame, Frame, FrameMeta, Plays};
-pub use mode::{Dither, FrameArray, ImageMode, ModeImage};
+pub use mode::{Dither, FrameArray, FrameArrayView, ImageMode, ModeImage};
 pub use ops::{Filter, Ops};
 pub use pipeline::{Pipeline, PipelineBuilder, Stats};
 pub use sink::encode::Format;
 pub use source::{DecodeLimits, Source};
 pub use stream::{Drops, FramePolicy, Latency};
+
+/// The README's Rust examples, compiled by `cargo test --doc` so that they keep up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -105,7 +105,7 @@ pub struct PipelineBuilder {
 /// A configured run: sources in, ops, sinks out. See [`Pipeline::builder`].
 ///
 /// ```
-/// use shutter::{DeviceChoice, Filter, FrameArray, ImageMode, Pipeline, Source};
+/// use shutter::{DeviceChoice, Filter, FrameArrayView, ImageMode, Pipeline, Source};
 ///
 /// # let dir = std::env::temp_dir().join(format!("shutter-doc-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir).unwrap();
@@ -121,7 +121,8 @@ pub struct PipelineBuilder {
 ///     .mode(ImageMode::L)
 ///     .on_frame(move |frame| {
 ///         // What Gradio's numpy users get from np.asarray(im.convert("L")): (H, W) u8.
-///         let FrameArray::U8(gray) = frame.array() else { return Err("not u8") };
+///         // Borrowed from the frame; `frame.array()` would copy it.
+///         let FrameArrayView::U8(gray) = frame.array_view() else { return Err("not u8") };
 ///         assert_eq!(gray.shape(), &[4, 8]);
 ///         widths.push(gray.shape()[1]);
 ///         Ok(())

@@ -1316,3 +1316,48 @@ fn to_image_gives_the_result_as_an_image_buffer_of_the_modes_colour_type() {
     };
     assert_eq!(got.into_raw(), [1, 2, 3, 5, 6, 7]);
 }
+
+/// `array_view` is `array` without the copy: equal arrays in every mode, borrowed from the
+/// frame's own buffer (mode `1` excepted, whose bools are made from its bytes).
+#[test]
+fn array_view_equals_array_in_every_mode_and_borrows_the_frames_pixels() {
+    use shutter::{FrameArrayView, ImageMode, mode::ModeData};
+    let tmp = TempDir::new().unwrap();
+    let path = noisy_png(tmp.path(), "in.png", 11, 5, 3);
+    for mode in ImageMode::ALL {
+        let mut calls = 0;
+        Pipeline::builder()
+            .source(Source::Path(path.clone()))
+            .device(DeviceChoice::Cpu)
+            .mode(mode)
+            .build()
+            .unwrap()
+            .run_with(|frame| {
+                calls += 1;
+                let view = frame.array_view();
+                assert_eq!(view.to_owned(), frame.array(), "{mode}");
+                assert_eq!(view.shape(), frame.array().shape(), "{mode}");
+                assert_eq!(view.dtype(), mode.dtype(), "{mode}");
+                let data = &frame.image.as_ref().expect("a mode was set").data;
+                let borrowed = match (&view, data) {
+                    (FrameArrayView::Bool(_), _) => return Ok(()),
+                    (FrameArrayView::U8(v), ModeData::U8(d)) => v.as_ptr() == d.as_ptr(),
+                    (FrameArrayView::I32(v), ModeData::I32(d)) => v.as_ptr() == d.as_ptr(),
+                    (FrameArrayView::F32(v), ModeData::F32(d)) => v.as_ptr() == d.as_ptr(),
+                    (view, _) => panic!("{mode}: a {:?} view of other data", view.dtype()),
+                };
+                assert!(borrowed, "{mode}: the view is a copy");
+                Ok::<(), Error>(())
+            })
+            .unwrap();
+        assert_eq!(calls, 1, "{mode}");
+    }
+    // A frame with no converted image: its RGB channels, viewed in place.
+    let rgba = common::random_rgba(6, 3, 9);
+    let raw = shutter::Frame::new(6, 3, rgba, true, shutter::FrameMeta::still(0, 0));
+    let FrameArrayView::U8(view) = raw.array_view() else {
+        panic!("not u8");
+    };
+    assert_eq!(view.as_ptr(), raw.rgba.as_ptr());
+    assert_eq!(FrameArray::U8(view.to_owned()), raw.array());
+}

@@ -54,7 +54,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use image::{DynamicImage, ImageBuffer};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 use crate::error::Error;
 
@@ -401,6 +401,48 @@ impl FrameArray {
     }
 }
 
+/// `np.asarray(im)` for one converted frame, borrowed from it: no pixel is copied, except
+/// for mode `1`, whose 0 / 255 bytes become `bool`s. See [`FrameArray`] for the owned one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameArrayView<'a> {
+    Bool(ArrayD<bool>),
+    U8(ArrayViewD<'a, u8>),
+    I32(ArrayViewD<'a, i32>),
+    F32(ArrayViewD<'a, f32>),
+}
+
+impl FrameArrayView<'_> {
+    /// The array's shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            FrameArrayView::Bool(a) => a.shape(),
+            FrameArrayView::U8(a) => a.shape(),
+            FrameArrayView::I32(a) => a.shape(),
+            FrameArrayView::F32(a) => a.shape(),
+        }
+    }
+
+    /// The array's element type.
+    pub fn dtype(&self) -> Dtype {
+        match self {
+            FrameArrayView::Bool(_) => Dtype::Bool,
+            FrameArrayView::U8(_) => Dtype::U8,
+            FrameArrayView::I32(_) => Dtype::I32,
+            FrameArrayView::F32(_) => Dtype::F32,
+        }
+    }
+
+    /// The same array, owning its elements (standard layout).
+    pub fn to_owned(&self) -> FrameArray {
+        match self {
+            FrameArrayView::Bool(a) => FrameArray::Bool(a.clone()),
+            FrameArrayView::U8(a) => FrameArray::U8(a.as_standard_layout().into_owned()),
+            FrameArrayView::I32(a) => FrameArray::I32(a.as_standard_layout().into_owned()),
+            FrameArrayView::F32(a) => FrameArray::F32(a.as_standard_layout().into_owned()),
+        }
+    }
+}
+
 /// One frame converted to an [`ImageMode`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModeImage {
@@ -428,6 +470,21 @@ impl ModeImage {
             ModeData::U8(v) => Cow::Borrowed(v),
             ModeData::I32(v) => Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
             ModeData::F32(v) => Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        }
+    }
+
+    /// `np.asarray(im)` borrowed from this image: no copy, except `1`'s `bool`s.
+    pub fn view(&self) -> FrameArrayView<'_> {
+        let shape = IxDyn(&self.shape());
+        let bad = "ModeImage holds H × W × bands elements";
+        match &self.data {
+            ModeData::U8(v) if self.mode == ImageMode::One => {
+                let bits = v.iter().map(|&b| b != 0).collect();
+                FrameArrayView::Bool(ArrayD::from_shape_vec(shape, bits).expect(bad))
+            }
+            ModeData::U8(v) => FrameArrayView::U8(ArrayViewD::from_shape(shape, v).expect(bad)),
+            ModeData::I32(v) => FrameArrayView::I32(ArrayViewD::from_shape(shape, v).expect(bad)),
+            ModeData::F32(v) => FrameArrayView::F32(ArrayViewD::from_shape(shape, v).expect(bad)),
         }
     }
 
