@@ -18,6 +18,7 @@
 //! processed = delivered + dropped before the sink + dropped after a stop.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -706,7 +707,13 @@ impl Pipeline {
                     },
                     restamp,
                 };
-                (capture, vec![name], vec![stem], vec![None], policy)
+                (
+                    capture,
+                    vec![name],
+                    vec![OsString::from(stem)],
+                    vec![None],
+                    policy,
+                )
             }
             _ => {
                 let mut inputs = Vec::new();
@@ -724,8 +731,8 @@ impl Pipeline {
                     }
                 }
                 let names = inputs.iter().map(|i| i.name.clone()).collect();
-                let stems = inputs.iter().map(|i| i.stem.clone()).collect();
-                let file_names = inputs.iter().map(Input::file_name).collect();
+                let stems = inputs.iter().map(Input::stem_os).collect();
+                let file_names = inputs.iter().map(Input::file_name_os).collect();
                 (
                     Capture::Files {
                         inputs,
@@ -1302,7 +1309,9 @@ struct OutputNamer {
     output: Output,
     format: Format,
     /// Inputs whose stem is shared with another input use their whole file name instead.
-    stems: Vec<String>,
+    /// As the file system has them: two names that differ only in bytes that are not UTF-8
+    /// stay two names.
+    stems: Vec<OsString>,
 }
 
 impl OutputNamer {
@@ -1311,8 +1320,8 @@ impl OutputNamer {
     fn prepare(
         output: &Output,
         format: Format,
-        stems: &[String],
-        file_names: &[Option<String>],
+        stems: &[OsString],
+        file_names: &[Option<OsString>],
     ) -> Result<Self> {
         let dir = match output {
             Output::Dir(dir) => dir.clone(),
@@ -1354,16 +1363,18 @@ impl OutputNamer {
                 std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
             ));
         }
-        let mut seen = HashMap::<&str, usize>::new();
+        let mut seen = HashMap::<&[u8], usize>::new();
         for stem in stems {
-            *seen.entry(stem.as_str()).or_default() += 1;
+            *seen.entry(stem.as_encoded_bytes()).or_default() += 1;
         }
         // A stem that another input's frames would be named by (`anim_00001` next to a
         // multi-frame `anim`) counts as a repeat too: which inputs have several frames is only
         // known once they are decoded.
-        let frame_name_of_another = |stem: &str| {
-            stem.rsplit_once('_').is_some_and(|(base, k)| {
-                k.len() >= 5 && k.bytes().all(|b| b.is_ascii_digit()) && seen.contains_key(base)
+        let frame_name_of_another = |stem: &OsStr| {
+            let stem = stem.as_encoded_bytes();
+            stem.iter().rposition(|&b| b == b'_').is_some_and(|at| {
+                let k = &stem[at + 1..];
+                k.len() >= 5 && k.iter().all(u8::is_ascii_digit) && seen.contains_key(&stem[..at])
             })
         };
         let mut used = HashSet::new();
@@ -1373,7 +1384,9 @@ impl OutputNamer {
             .map(|(file_name, stem)| {
                 // Standard input has no file name: it keeps its stem and is numbered below.
                 let mut stem = match file_name {
-                    Some(file_name) if seen[stem.as_str()] > 1 || frame_name_of_another(stem) => {
+                    Some(file_name)
+                        if seen[stem.as_encoded_bytes()] > 1 || frame_name_of_another(stem) =>
+                    {
                         file_name.clone()
                     }
                     _ => stem.clone(),
@@ -1382,7 +1395,8 @@ impl OutputNamer {
                 let base = stem.clone();
                 let mut k = 1;
                 while !used.insert(stem.clone()) {
-                    stem = format!("{base}_{k}");
+                    stem = base.clone();
+                    stem.push(format!("_{k}"));
                     k += 1;
                 }
                 stem
@@ -1401,16 +1415,22 @@ impl OutputNamer {
         match (&self.output, frame) {
             (Output::File(file), None) => file.clone(),
             (Output::File(file), Some(k)) => {
-                let stem = file
+                let mut name = file
                     .file_stem()
-                    .map_or_else(|| "frame".to_string(), |s| s.to_string_lossy().into_owned());
-                let ext = file
-                    .extension()
-                    .map_or_else(|| ext.to_string(), |e| e.to_string_lossy().into_owned());
-                file.with_file_name(format!("{stem}_{k:05}.{ext}"))
+                    .map_or_else(|| OsString::from("frame"), OsStr::to_os_string);
+                name.push(format!("_{k:05}."));
+                name.push(file.extension().unwrap_or(OsStr::new(ext)));
+                file.with_file_name(name)
             }
-            (Output::Dir(dir), None) => dir.join(format!("{}.{ext}", self.stems[input])),
-            (Output::Dir(dir), Some(k)) => dir.join(format!("{}_{k:05}.{ext}", self.stems[input])),
+            (Output::Dir(dir), k) => {
+                let mut name = self.stems[input].clone();
+                if let Some(k) = k {
+                    name.push(format!("_{k:05}"));
+                }
+                name.push(".");
+                name.push(ext);
+                dir.join(name)
+            }
         }
     }
 }

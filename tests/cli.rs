@@ -1343,3 +1343,59 @@ fn an_image_too_large_for_the_memory_fails_by_name_and_the_batch_goes_on() {
         assert_eq!(pixels[y * 6_000 + x], want, "({x}, {y})");
     }
 }
+
+/// File names that are not UTF-8 (Latin-1 names on an old disk) keep their bytes in the
+/// output names, as Python's surrogate escapes keep them for Pillow: `café` and `cafè`
+/// used to become the same `caf\u{FFFD}` and be told apart by their whole names and a number.
+#[cfg(unix)]
+#[test]
+fn output_names_keep_the_bytes_of_names_that_are_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    let png = common::one_colour_png();
+    for name in [&b"caf\xe9.png"[..], b"caf\xe8.png", b"\xff_00001.png"] {
+        std::fs::write(inputs.join(OsStr::from_bytes(name)), &png).unwrap();
+    }
+    let out_dir = dir.path().join("out");
+    let out = shutter(&[
+        "run",
+        s(&inputs),
+        "--device",
+        "cpu",
+        "--format",
+        "png",
+        "-o",
+        s(&out_dir),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut written: Vec<Vec<u8>> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    written.sort();
+    let want: Vec<&[u8]> = vec![b"caf\xe8.png", b"caf\xe9.png", b"\xff_00001.png"];
+    assert_eq!(written, want);
+
+    // The frames of an animation too: one file each, numbered after the raw stem.
+    let anim = dir.path().join(OsStr::from_bytes(b"anim\xe9.gif"));
+    animated_gif(&anim, 2);
+    let seq_out = dir.path().join("seq");
+    let out = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .arg("run")
+        .arg(&anim)
+        .args(["--device", "cpu", "--format", "png", "-o", s(&seq_out)])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut written: Vec<Vec<u8>> = std::fs::read_dir(&seq_out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    written.sort();
+    let want: Vec<&[u8]> = vec![b"anim\xe9_00000.png", b"anim\xe9_00001.png"];
+    assert_eq!(written, want);
+}

@@ -18,7 +18,7 @@ mod webp_anim;
 pub(crate) mod widen;
 pub mod yuv;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -247,9 +247,29 @@ impl Input {
     /// The file's whole name (`photo.png`), which outputs use when another input has the same
     /// stem; `None` for standard input and bytes.
     pub fn file_name(&self) -> Option<String> {
+        self.file_name_os()
+            .map(|name| name.to_string_lossy().into_owned())
+    }
+
+    /// [`file_name`](Self::file_name) as the file system has it, bytes that are not UTF-8
+    /// included.
+    pub fn file_name_os(&self) -> Option<OsString> {
         match &self.kind {
-            InputKind::File(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            InputKind::File(path) => path.file_name().map(OsStr::to_os_string),
             InputKind::Stdin | InputKind::Bytes(_) => None,
+        }
+    }
+
+    /// The stem output files are named by, as the file system has it: a file's own stem,
+    /// bytes that are not UTF-8 included (`stem` shows them as U+FFFD, so two such names
+    /// could not be told apart), else `stem`.
+    pub fn stem_os(&self) -> OsString {
+        match &self.kind {
+            InputKind::File(path) => path
+                .file_stem()
+                .filter(|s| !s.is_empty())
+                .map_or_else(|| OsString::from(&self.stem), OsStr::to_os_string),
+            InputKind::Stdin | InputKind::Bytes(_) => OsString::from(&self.stem),
         }
     }
 
