@@ -253,10 +253,16 @@ impl PipelineBuilder {
     /// Runs on `ctx`, a GPU context opened once ([`GpuContext::new`]) and shared by runs,
     /// instead of opening one for [`device`](PipelineBuilder::device) at every run (tens of
     /// milliseconds, more on a real GPU): for a server that builds a pipeline per request.
+    /// `None` (no GPU found at start-up: `GpuContext::new().ok()`) opens none.
+    ///
+    /// `device` still decides whether it is used, as it decides for a context the run opens:
+    /// [`DeviceChoice::Auto`] (the default) runs on the CPU when `ctx` is a software adapter
+    /// such as lavapipe, with [`Event::CpuFallback`], [`DeviceChoice::Cpu`] never uses it,
+    /// [`DeviceChoice::Gpu`] always does.
     ///
     /// [`GpuContext::new`]: crate::gpu::GpuContext::new
-    pub fn gpu_context(mut self, ctx: Arc<crate::gpu::GpuContext>) -> Self {
-        self.context = Some(ctx);
+    pub fn gpu_context(mut self, ctx: impl Into<Option<Arc<crate::gpu::GpuContext>>>) -> Self {
+        self.context = ctx.into();
         self
     }
 
@@ -678,9 +684,13 @@ impl Pipeline {
         // The shared clock: a grabber built before the run stamps its frames on it too.
         let clock: Arc<dyn Clock> = clock.unwrap_or_else(SystemClock::shared);
 
-        let (gpu, fallback) = match context {
-            Some(ctx) => (Some(ctx), None),
-            None => backend::open(device)?,
+        let (gpu, fallback) = match (context, device) {
+            (Some(_), DeviceChoice::Cpu) => (None, None),
+            (Some(ctx), DeviceChoice::Auto) if ctx.is_software() => {
+                (None, Some(Error::SoftwareAdapter(ctx.describe())))
+            }
+            (Some(ctx), _) => (Some(ctx), None),
+            (None, device) => backend::open(device)?,
         };
         if let Some(reason) = &fallback {
             emit(Event::CpuFallback { reason });

@@ -1114,14 +1114,47 @@ fn runs_on_a_gpu_context_given_once_match_the_cpu() {
     };
     let (cpu, expected) = run(Pipeline::builder().device(DeviceChoice::Cpu));
     assert_eq!(cpu, Some(shutter::backend::BackendKind::Cpu));
+    let on_gpu = Some(shutter::backend::BackendKind::Gpu(ctx.info.name.clone()));
     for _ in 0..2 {
-        let (backend, bytes) = run(Pipeline::builder().gpu_context(ctx.clone()));
-        assert_eq!(
-            backend,
-            Some(shutter::backend::BackendKind::Gpu(ctx.info.name.clone()))
-        );
+        let (backend, bytes) = run(Pipeline::builder()
+            .gpu_context(ctx.clone())
+            .device(DeviceChoice::Gpu));
+        assert_eq!(backend, on_gpu);
         assert_eq!(bytes, expected);
     }
+    // `device` decides with a given context as without one: Cpu never uses it, and Auto
+    // takes the CPU over a software adapter (lavapipe), saying so.
+    let (backend, bytes) = run(Pipeline::builder()
+        .gpu_context(ctx.clone())
+        .device(DeviceChoice::Cpu));
+    assert_eq!(backend, Some(shutter::backend::BackendKind::Cpu));
+    assert_eq!(bytes, expected);
+    let fallbacks = Arc::new(Mutex::new(Vec::new()));
+    let seen = fallbacks.clone();
+    let (backend, bytes) =
+        run(Pipeline::builder()
+            .gpu_context(ctx.clone())
+            .on_event(move |event| {
+                if let shutter::pipeline::Event::CpuFallback { reason } = event {
+                    seen.lock().unwrap().push(reason.to_string());
+                }
+            }));
+    assert_eq!(bytes, expected);
+    if ctx.is_software() {
+        assert_eq!(backend, Some(shutter::backend::BackendKind::Cpu));
+        let fallbacks = fallbacks.lock().unwrap();
+        assert_eq!(fallbacks.len(), 1, "{fallbacks:?}");
+        assert!(fallbacks[0].contains("software renderer"), "{fallbacks:?}");
+    } else {
+        assert_eq!(backend, on_gpu);
+        assert!(fallbacks.lock().unwrap().is_empty());
+    }
+    // No context found at start-up: the run opens what `device` asks for.
+    let (backend, bytes) = run(Pipeline::builder()
+        .gpu_context(None)
+        .device(DeviceChoice::Cpu));
+    assert_eq!(backend, Some(shutter::backend::BackendKind::Cpu));
+    assert_eq!(bytes, expected);
 }
 
 #[test]
