@@ -366,7 +366,10 @@ impl PipelineBuilder {
     /// captured later is taken, nor waited for when a paced source says it is due later
     /// ([`FrameGrabber::next_due`]). Frames already captured (up to the in-flight count at each
     /// stage) still finish, and files are complete; on a batch of files the inputs not started
-    /// are counted in [`Stats::not_reached`].
+    /// are counted in [`Stats::not_reached`]. A source that sends nothing more (blocked in a
+    /// read of an open stdin, a stalled camera, a closure that waits) is given up on once
+    /// nothing has come for [`LIMIT_GRACE`] past the limit, as the
+    /// [`abort_flag`](Self::abort_flag) gives it up: the run ends on time with what it got.
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = Some(limit);
         self
@@ -857,7 +860,6 @@ impl Pipeline {
             all_or_nothing: !live,
             rules: sink_rules,
             abort,
-            limit_seen: std::cell::OnceCell::new(),
             finished: std::cell::RefCell::new(HashSet::new()),
             failed: HashSet::new(),
             cut: HashSet::new(),
@@ -951,9 +953,10 @@ fn check_output(output: &Output) -> Result<()> {
     Ok(())
 }
 
-/// How long past its time limit a batch of files waits for a capture that sends nothing
-/// more (one blocked reading an open stdin, or still decoding a huge file) before it ends
-/// without it.
+/// How long past its time limit a run waits for a capture that sends nothing more (one
+/// blocked reading an open stdin or still decoding a huge file, a stalled camera, a closure
+/// that waits) before it ends without it; each frame still coming through the stages
+/// restarts the wait.
 pub const LIMIT_GRACE: Duration = Duration::from_millis(500);
 
 /// Frames queued for a sequence's writer (a GIF or npy being written frame by frame). When
@@ -1665,8 +1668,6 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     rules: StopRules,
     /// Ends the run now (see [`PipelineBuilder::abort_flag`]).
     abort: Option<Arc<AtomicBool>>,
-    /// When the sink, waiting, first saw the time limit passed.
-    limit_seen: std::cell::OnceCell<Instant>,
     /// Inputs reported done (written or failed).
     finished: std::cell::RefCell<HashSet<usize>>,
     /// Inputs that failed: their frames still coming are dropped.
@@ -1941,15 +1942,19 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     }
 
     /// The next message for the sink; `None` when the channel is closed, or when the run is
-    /// given up on (then `aborted` is set): the abort flag is set, or a batch of files is
-    /// [`LIMIT_GRACE`] past its time limit and its capture still sends nothing (it is blocked
-    /// in a read, such as an open stdin). The channel is polled when either can happen, so
-    /// that a source that sends nothing more cannot keep the sink waiting.
+    /// given up on (then `aborted` is set): the abort flag is set, or the run is past its time
+    /// limit and nothing has come for [`LIMIT_GRACE`] (a batch whose capture is blocked in a
+    /// read, such as an open stdin; a live source blocked in its call, such as a stalled
+    /// camera or a closure waiting for frames that do not come). The channel is polled when
+    /// either can happen, so that a source that sends nothing more cannot keep the sink
+    /// waiting; frames still coming through the stages keep it waiting, each within the grace.
     fn receive(&self, rx: &Receiver<Msg>, aborted: &mut bool) -> Option<Msg> {
-        let timed = self.all_or_nothing && self.rules.time_limit.is_some();
+        let timed = self.rules.time_limit.is_some();
         if self.abort.is_none() && !timed {
             return rx.recv().ok();
         }
+        // When this wait was first seen past the limit.
+        let mut quiet_since: Option<Instant> = None;
         loop {
             if self
                 .abort
@@ -1964,7 +1969,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     if timed && self.rules.past_limit(self.clock.now()) {
-                        let since = *self.limit_seen.get_or_init(Instant::now);
+                        let since = *quiet_since.get_or_insert_with(Instant::now);
                         if since.elapsed() >= LIMIT_GRACE {
                             *aborted = true;
                             return None;

@@ -773,6 +773,47 @@ fn the_abort_flag_ends_a_run_whose_source_hangs_and_keeps_the_frames_it_got() {
     }
 }
 
+/// Gradio's `time_limit` ends a stream on time: a live source blocked in its call (a stalled
+/// camera) past the limit is given up on once nothing has come for the grace, and the run
+/// ends with the frames it got, as after the abort flag.
+#[test]
+fn a_time_limit_ends_a_stream_whose_source_hangs_and_keeps_the_frames_it_got() {
+    use shutter::source::live::{Clock, FuncGrabber, ManualClock};
+    let tmp = TempDir::new().unwrap();
+    let clock = Arc::new(ManualClock::new());
+    let shared: Arc<dyn Clock> = clock.clone();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let mut sent = 0u8;
+    let grabber = FuncGrabber::from_fn(move || {
+        sent += 1;
+        if sent <= 2 {
+            return Some(Ok::<_, Error>((8u32, 4u32, vec![sent * 60; 8 * 4 * 4])));
+        }
+        // Past the limit, then nothing more until the test lets it go.
+        clock.set(std::time::Duration::from_secs(10));
+        let _ = blocked.recv();
+        None
+    })
+    .with_clock(shared.clone());
+    let out_dir = tmp.path().to_path_buf();
+    let stats = run_or_hang(move || {
+        Pipeline::builder()
+            .source(Source::grabber(grabber))
+            .clock(shared)
+            .device(DeviceChoice::Cpu)
+            .time_limit(std::time::Duration::from_secs(5))
+            .output(Output::Dir(out_dir), Format::Npy)
+    })
+    .unwrap();
+    assert_eq!(stats.delivered, 2);
+    assert!(stats.failures.is_empty(), "{:?}", stats.failures);
+    assert_eq!(stats.not_reached, 0);
+    let bytes = std::fs::read(tmp.path().join("stream.npy")).unwrap();
+    let header = String::from_utf8_lossy(&bytes[..128]).into_owned();
+    assert!(header.contains("'shape': (2, 4, 8, 3)"), "{header}");
+    drop(release); // the capture thread ends
+}
+
 #[test]
 fn latency_is_measured_for_the_frames_delivered_and_no_others() {
     use std::sync::atomic::{AtomicBool, Ordering};
