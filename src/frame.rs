@@ -86,7 +86,9 @@ pub enum Plays {
 /// mirror, the filters and the conversion.
 ///
 /// The layout is byte-identical to an (H, W, 4) u8 array and to the GPU's packed-u32 buffers.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` names its buffers' sizes, not their bytes (a 4K frame has 33 million).
+#[derive(Clone)]
 pub struct Frame {
     pub width: u32,
     pub height: u32,
@@ -101,6 +103,46 @@ pub struct Frame {
     /// The frame converted to the pipeline's `image_mode`, once processed with a mode set
     /// ([`Ops::mode`](crate::Ops::mode)). When it is set, `rgba` no longer holds the result.
     pub image: Option<ModeImage>,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        /// A buffer by its length.
+        struct Bytes(usize);
+        impl std::fmt::Debug for Bytes {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "[{} bytes]", self.0)
+            }
+        }
+        /// A converted image by its mode, size and element count.
+        struct Converted<'a>(&'a ModeImage);
+        impl std::fmt::Debug for Converted<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let image = self.0;
+                write!(
+                    f,
+                    "ModeImage {{ mode: {}, {}×{}, [{} elements]{} }}",
+                    image.mode,
+                    image.width,
+                    image.height,
+                    image.data.len(),
+                    image
+                        .palette
+                        .as_ref()
+                        .map_or_else(String::new, |p| format!(", {}-entry palette", p.len()))
+                )
+            }
+        }
+        f.debug_struct("Frame")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("rgba", &Bytes(self.rgba.len()))
+            .field("has_alpha", &self.has_alpha)
+            .field("source", &self.source.name())
+            .field("meta", &self.meta)
+            .field("image", &self.image.as_ref().map(Converted))
+            .finish()
+    }
 }
 
 impl Frame {

@@ -1435,3 +1435,35 @@ fn array_view_equals_array_in_every_mode_and_borrows_the_frames_pixels() {
     assert_eq!(view.as_ptr(), raw.rgba.as_ptr());
     assert_eq!(FrameArray::U8(view.to_owned()), raw.array());
 }
+
+/// A frame's `Debug` names its buffers' sizes: printing a 4K frame must not print 33 million
+/// numbers.
+#[test]
+fn a_frames_debug_names_its_buffer_sizes_not_their_bytes() {
+    let mut seen = Vec::new();
+    let tmp = TempDir::new().unwrap();
+    let path = noisy_png(tmp.path(), "in.png", 64, 48, 5);
+    Pipeline::builder()
+        .source(Source::Path(path))
+        .device(DeviceChoice::Cpu)
+        .mode(shutter::ImageMode::P)
+        .build()
+        .unwrap()
+        .run_with(|frame| {
+            seen.push(format!("{frame:?}"));
+            Ok::<(), Error>(())
+        })
+        .unwrap();
+    let [debug] = &seen[..] else {
+        panic!("{seen:?}");
+    };
+    assert!(debug.len() < 1000, "{debug}");
+    for part in [
+        "width: 64",
+        "height: 48",
+        "rgba: [12288 bytes]",
+        "ModeImage { mode: P, 64×48, [3072 elements], 256-entry palette }",
+    ] {
+        assert!(debug.contains(part), "{part} in {debug}");
+    }
+}
