@@ -102,11 +102,17 @@ pub enum Processor {
     /// The GPU ring (boxed: it is several times the CPU variant's size); `ops` is kept to
     /// convert on the CPU any frame the GPU returns without the requested mode.
     Gpu {
+        /// The GPU ring: the frames in flight there.
         gpu: Box<GpuBackend>,
+        /// The ops the ring was built for.
         ops: Ops,
     },
+    /// The CPU fast path: each frame is processed when it is scheduled and waits in `done`
+    /// until it is collected.
     Cpu {
+        /// The ops applied to each frame.
         ops: Ops,
+        /// Frames processed and not yet collected, oldest first.
         done: VecDeque<Frame>,
     },
 }

@@ -76,13 +76,16 @@ impl std::str::FromStr for BenchDevice {
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchOptions {
+    /// Frame width in pixels (`--size`).
     pub width: u32,
+    /// Frame height in pixels (`--size`).
     pub height: u32,
     /// Mirror and filters; `ops.mode` is the mode the round-trip rows convert to (`None`:
     /// RGBA round trips, the ones the throughput targets name).
     pub ops: Ops,
     /// The mode of the mode-conversion, encode and end-to-end rows (default RGB, Gradio's).
     pub mode: ImageMode,
+    /// Which backends' rows are measured (`--device`).
     pub device: BenchDevice,
     /// Frames on the GPU at once in the pipelined rows.
     pub in_flight: usize,
@@ -322,13 +325,17 @@ const LABEL_COLUMN: usize = 44;
 /// A stage that was not measured, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
+    /// The key the row would have had (as [`Row::key`]), or `gpu` for all the GPU rows when
+    /// no usable adapter was opened.
     pub key: String,
+    /// Why it was not measured (no adapter, a format that cannot hold the mode, ...).
     pub reason: String,
 }
 
 /// The outcome of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// The options the run measured with.
     pub options: BenchOptions,
     /// Threads the CPU fast path uses.
     pub cpu_threads: usize,
@@ -337,7 +344,9 @@ pub struct Report {
     /// Its `max_buffer_size` and `max_storage_buffer_binding_size`: frames over the binding
     /// size run in bands.
     pub gpu_limits: Option<(u64, u64)>,
+    /// The measured stages, in the order they ran.
     pub rows: Vec<Row>,
+    /// The stages that were not measured, with the reason for each.
     pub skipped: Vec<Skipped>,
     /// Wall time of the whole run, seconds.
     pub elapsed_s: f64,
@@ -503,7 +512,9 @@ impl Timing {
 pub enum Progress<'a> {
     /// The backends are open: the CPU fast path's threads and the GPU adapter, if any.
     Started {
+        /// Threads the CPU fast path uses.
         cpu_threads: usize,
+        /// The GPU adapter's name, when one was opened.
         gpu: Option<&'a str>,
     },
     /// A row has been measured.

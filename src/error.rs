@@ -9,26 +9,50 @@ pub enum Error {
     /// The input is not a valid image of the format it claims (truncated, random bytes, empty).
     #[error("{input}: cannot decode {format}: {reason}")]
     Decode {
+        /// The input, as messages name it (the path as given, `<stdin>`, a source's name;
+        /// `live frame` for a raw frame decoded outside a pipeline).
         input: String,
+        /// The format it was decoded as (`png`, `jpeg`, `gif`, ...; `image` when there was no
+        /// data to tell).
         format: String,
+        /// What the decoder found wrong.
         reason: String,
     },
     /// The input is larger than the decoding limits allow (a decompression bomb, or just huge).
     #[error("{input}: image exceeds the decoding limits: {reason}")]
-    Limits { input: String, reason: String },
+    Limits {
+        /// The input, as messages name it.
+        input: String,
+        /// Which limit it exceeds.
+        reason: String,
+    },
     /// The input's pixels need more memory than this process can get (a huge image under a
     /// `ulimit -v`, or on a small machine). Nothing was written for it; the other inputs of a
     /// run go on.
     #[error("{input}: not enough memory: {reason}")]
-    Memory { input: String, reason: String },
+    Memory {
+        /// The input, as messages name it.
+        input: String,
+        /// How much memory the image needs.
+        reason: String,
+    },
     /// The input has a format (or extension) shutter does not read.
     #[error("{input}: unsupported input: {reason}")]
-    Unsupported { input: String, reason: String },
+    Unsupported {
+        /// The input, as messages name it.
+        input: String,
+        /// Why it is not read (its extension or content, a feature shutter lacks, a directory
+        /// without image files).
+        reason: String,
+    },
     /// An output could not be encoded in the requested format.
     #[error("{output}: cannot encode {format}: {reason}")]
     Encode {
+        /// The output file's path.
         output: String,
+        /// The output format, by its extension (`webp`, `png`, `npy`, ...).
         format: String,
+        /// What the encoder reported, or why the file was not written.
         reason: String,
     },
     /// The caller asked for something impossible (a bad flag value, an unknown filter name).
@@ -37,7 +61,9 @@ pub enum Error {
     /// Reading or writing a path failed (missing file, unwritable directory).
     #[error("{}: {source}", path.display())]
     Io {
+        /// The path read or written.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -58,7 +84,12 @@ pub enum Error {
     Gpu(String),
     /// A camera could not be opened or read.
     #[error("camera {device}: {reason}")]
-    Camera { device: String, reason: String },
+    Camera {
+        /// The camera, `webcam:INDEX` (`webcams` when listing them failed).
+        device: String,
+        /// What failed (no such camera, access denied, a read error).
+        reason: String,
+    },
     /// A user callback or source closure returned an error, or a closure's frame did not hold
     /// the pixels its size needs.
     #[error("{message}")]

@@ -90,8 +90,12 @@ pub enum Plays {
 /// Its `Debug` names its buffers' sizes, not their bytes (a 4K frame has 33 million).
 #[derive(Clone)]
 pub struct Frame {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// The RGBA8 pixels, `width * height * 4` bytes: after processing without a mode, the
+    /// result of the mirror and filters; otherwise the frame as captured.
     pub rgba: Vec<u8>,
     /// True when the source carried an alpha channel (RGBA PNG, GIF with transparency, SVG).
     pub has_alpha: bool,
@@ -99,6 +103,7 @@ pub struct Frame {
     /// start from it, as in Pillow ([`crate::mode::source`]). [`SourceMode::Color`] unless a
     /// decoder says otherwise.
     pub source: SourceMode,
+    /// Where the frame came from and where it sits in its stream.
     pub meta: FrameMeta,
     /// The frame converted to the pipeline's `image_mode`, once processed with a mode set
     /// ([`Ops::mode`](crate::Ops::mode)). When it is set, `rgba` no longer holds the result.

@@ -5,6 +5,8 @@
 //! converts them to Pillow's `image_mode`; encoders write them to disk or a callback receives
 //! them as `ndarray` arrays ([`Frame::array`]). See [`Pipeline`] for the library entry point.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod bench;
 pub mod error;

@@ -65,12 +65,24 @@ pub enum Event<'a> {
     /// The run found this many inputs (after directories were expanded), before any frame:
     /// `names[i]` is the name of input `i`, the [`FrameMeta::input`] of its frames (inputs
     /// that could not be listed, which have no frames, are counted but not named).
-    Started { inputs: usize, names: &'a [String] },
+    Started {
+        /// Inputs of the run, those that could not be listed included.
+        inputs: usize,
+        /// The names of the inputs that could be listed, by input index.
+        names: &'a [String],
+    },
     /// `--device auto` found no adapter and fell back to the CPU, for this reason.
-    CpuFallback { reason: &'a Error },
+    CpuFallback {
+        /// Why no GPU was used: [`Error::NoAdapter`], [`Error::SoftwareAdapter`], or the
+        /// [`Error::Gpu`] that opening the adapter gave.
+        reason: &'a Error,
+    },
     /// An input finished: all its outputs were written (or delivered), or it failed.
     InputDone {
+        /// The input's name, as in `Started`'s `names`; empty for an input that could not be
+        /// listed.
         name: &'a str,
+        /// Why the input failed; `None` when all its outputs were written or delivered.
         error: Option<&'a Error>,
     },
 }

@@ -166,8 +166,12 @@ impl Drops {
 /// Capture-to-sink latency percentiles.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Latency {
+    /// The median, to within 4%: the upper edge of the histogram bucket it falls in (at most
+    /// `max`).
     pub p50: Duration,
+    /// The 99th percentile, to the same 4% as `p50`.
     pub p99: Duration,
+    /// The largest latency, exact.
     pub max: Duration,
     /// Frames measured.
     pub count: u64,

@@ -88,9 +88,13 @@ pub enum ImageMode {
 /// The element type of the array a numpy user gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dtype {
+    /// numpy's `bool` (mode `1`).
     Bool,
+    /// numpy's `uint8` (every mode but `1`, `I` and `F`).
     U8,
+    /// numpy's `int32` (mode `I`).
     I32,
+    /// numpy's `float32` (mode `F`).
     F32,
 }
 
@@ -373,9 +377,14 @@ impl Palette {
 /// `np.asarray(im)` for one converted frame: shape `[H, W]` or `[H, W, bands]`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FrameArray {
+    /// Mode `1`: shape `[H, W]`.
     Bool(ArrayD<bool>),
+    /// The 8-bit modes (L, P, RGB, RGBA, CMYK, YCbCr, LAB, HSV): `[H, W]` for L and P,
+    /// `[H, W, bands]` for the others.
     U8(ArrayD<u8>),
+    /// Mode `I`: shape `[H, W]`.
     I32(ArrayD<i32>),
+    /// Mode `F`: shape `[H, W]`.
     F32(ArrayD<f32>),
 }
 
@@ -405,9 +414,14 @@ impl FrameArray {
 /// for mode `1`, whose 0 / 255 bytes become `bool`s. See [`FrameArray`] for the owned one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FrameArrayView<'a> {
+    /// Mode `1`: shape `[H, W]`, owned (made from the frame's 0 / 255 bytes).
     Bool(ArrayD<bool>),
+    /// The 8-bit modes (L, P, RGB, RGBA, CMYK, YCbCr, LAB, HSV): `[H, W]` for L and P,
+    /// `[H, W, bands]` for the others.
     U8(ArrayViewD<'a, u8>),
+    /// Mode `I`: shape `[H, W]`.
     I32(ArrayViewD<'a, i32>),
+    /// Mode `F`: shape `[H, W]`.
     F32(ArrayViewD<'a, f32>),
 }
 
@@ -446,8 +460,11 @@ impl FrameArrayView<'_> {
 /// One frame converted to an [`ImageMode`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModeImage {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// The mode converted to: it sets `data`'s element type and bands.
     pub mode: ImageMode,
     /// `H × W × bands` elements. `1` stores 0 / 255 bytes; LAB stores a and b as
     /// two's-complement bytes (what `np.asarray` shows, not `getpixel`'s +128 form).

@@ -57,7 +57,13 @@ pub enum SourceMode {
     Gray16Key(Vec<u16>, u8),
     /// Pillow's `P` (a palette PNG or BMP): the indices, row-major, and the palette, with the
     /// file's transparency as RGBA entries.
-    Palette { indices: Vec<u8>, palette: Palette },
+    Palette {
+        /// The palette index of each pixel, row-major.
+        indices: Vec<u8>,
+        /// The file's palette: RGB entries, or RGBA when the file gives them transparency
+        /// (a PNG's tRNS).
+        palette: Palette,
+    },
     /// Pillow's `I` (a 32-bit integer TIFF): the samples, row-major. The RGBA pixels hold
     /// them clipped to 0–255, as Pillow's `I` → `L` does.
     Int32(Vec<i32>),

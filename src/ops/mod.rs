@@ -92,7 +92,9 @@ impl FromStr for Filter {
 /// (when `mode` is set) Pillow's `convert(mode)` into [`Frame::image`](crate::Frame::image).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Ops {
+    /// True to flip each frame left to right, before the filters.
     pub mirror: bool,
+    /// The filters, applied in this order after the mirror.
     pub filters: Vec<Filter>,
     /// The `image_mode` to convert to, last. `None`: frames stay RGBA in `Frame::rgba`.
     pub mode: Option<ImageMode>,

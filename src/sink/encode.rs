@@ -79,11 +79,19 @@ pub const UNWRITTEN_EXTENSIONS: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Format {
     /// WebP: lossy (libwebp, method 4, like Pillow) at `quality` 0–100, or lossless.
-    Webp { quality: f32, lossless: bool },
+    Webp {
+        /// Lossy quality, 0–100 (default 80); not used when `lossless` is true.
+        quality: f32,
+        /// True for lossless WebP.
+        lossless: bool,
+    },
     /// PNG (lossless).
     Png,
     /// JPEG at `quality` 1–100, laid out as Pillow writes it (RGB and YCbCr 4:2:0).
-    Jpeg { quality: u8 },
+    Jpeg {
+        /// Quality, 1–100 (default 75).
+        quality: u8,
+    },
     /// GIF: still for one frame, animated for several (playing as often as the input
     /// animation did, else looping forever).
     Gif,

@@ -40,23 +40,39 @@ pub enum Source {
     /// messages (`bytes` when empty) and gives the output file its stem: only its last
     /// component, without an image extension or leading dots, so that the file stays in the
     /// output directory (`../up/photo.png` → `photo`; `bytes` when nothing is left).
-    Bytes { name: String, data: Arc<[u8]> },
+    Bytes {
+        /// The name in messages, and the source of the output files' stem (see above).
+        name: String,
+        /// The encoded image, in any format shutter reads.
+        data: Arc<[u8]>,
+    },
     /// A moving synthetic test pattern, `pattern[:WxH][@FPS]`: paced at `fps` on the
     /// pipeline's clock, or as fast as possible. Each side is
     /// [`MIN_SIDE`](pattern::MIN_SIDE)`..=`[`MAX_SIDE`](pattern::MAX_SIDE) pixels and `fps` is
     /// above 0 and at most [`MAX_FPS`](pattern::MAX_FPS); the run refuses others with
     /// [`Error::Usage`].
     Pattern {
+        /// Width in pixels ([`DEFAULT_WIDTH`](pattern::DEFAULT_WIDTH) when the argument gives
+        /// no size).
         width: u32,
+        /// Height in pixels ([`DEFAULT_HEIGHT`](pattern::DEFAULT_HEIGHT) when the argument
+        /// gives no size).
         height: u32,
+        /// Frames per second; `None`: as fast as possible.
         fps: Option<f64>,
     },
     /// A camera, `webcam[:INDEX]`, with the constraints asked for (the closest format the
     /// camera offers is used).
     Webcam {
+        /// The camera's index, as [`list_cameras`](webcam::list_cameras) gives it (0 for a
+        /// plain `webcam`).
         index: usize,
+        /// Width in pixels asked for; `None` leaves it free (see
+        /// [`choose_format`](webcam::choose_format) for when neither side is asked for).
         width: Option<u32>,
+        /// Height in pixels asked for; `None` leaves it free.
         height: Option<u32>,
+        /// Frames per second asked for; `None` aims for [`DEFAULT_FPS`](webcam::DEFAULT_FPS).
         fps: Option<u32>,
     },
     /// Frames from a grabber of the caller's (a closure, an iterator, a device of their own).
@@ -436,12 +452,19 @@ pub type Frames = Box<dyn Iterator<Item = Result<DecodedFrame>> + Send>;
 /// The image formats shutter reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
+    /// PNG, APNG included (`.png`, `.apng`).
     Png,
+    /// JPEG (`.jpg`, `.jpeg`, `.jpe`, `.jfif`).
     Jpeg,
+    /// GIF, still or animated.
     Gif,
+    /// WebP, still or animated.
     Webp,
+    /// Windows bitmap (`.bmp`, `.dib`).
     Bmp,
+    /// TIFF (`.tif`, `.tiff`).
     Tiff,
+    /// SVG, rasterised by resvg.
     Svg,
 }
 

@@ -41,9 +41,13 @@ const PERMISSION_TIMEOUT: Duration = Duration::from_secs(60);
 /// One mode a camera offers: size, rate and pixel format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CameraMode {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// Frames per second.
     pub fps: u32,
+    /// The pixel format the camera sends its frames in.
     pub format: RawFormat,
 }
 
