@@ -20,13 +20,20 @@ pub mod sink;
 pub mod source;
 pub mod stream;
 
-pub use backend::DeviceChoice;
+/// The `image` crate this one is built with, whose buffers [`Frame::to_image`] returns.
+pub use image;
+/// The `ndarray` crate this one is built with, whose arrays [`Frame::array`] returns.
+pub use ndarray;
+
+pub use backend::{DeviceChoice, Processor};
 pub use error::{BoxError, Error, Result};
 pub use frame::{FinishedFrame, Frame, FrameMeta, Plays};
+pub use gpu::GpuContext;
 pub use mode::{Dither, FrameArray, FrameArrayView, ImageMode, ModeImage};
 pub use ops::{Filter, Ops};
-pub use pipeline::{Pipeline, PipelineBuilder, Stats};
+pub use pipeline::{Event, Output, Pipeline, PipelineBuilder, Stats};
 pub use sink::encode::Format;
+pub use source::live::FuncGrabber;
 pub use source::{DecodeLimits, Source};
 pub use stream::{Drops, FramePolicy, Latency};
 

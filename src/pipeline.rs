@@ -185,11 +185,24 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Frames per second over the whole run.
+    /// Frames processed per second over the whole run ([`frames`](Self::frames)). On a live
+    /// source that drops frames (`stream_every`, [`FramePolicy::Latest`]) this is what the
+    /// pipeline kept up with; [`delivered_fps`](Self::delivered_fps) is what reached the
+    /// sinks.
     pub fn fps(&self) -> f64 {
+        self.per_second(self.frames)
+    }
+
+    /// Frames delivered per second over the whole run ([`delivered`](Self::delivered)): to
+    /// the callback or the encoders, after every drop.
+    pub fn delivered_fps(&self) -> f64 {
+        self.per_second(self.delivered)
+    }
+
+    fn per_second(&self, frames: u64) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
-            self.frames as f64 / secs
+            frames as f64 / secs
         } else {
             0.0
         }

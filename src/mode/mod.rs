@@ -58,8 +58,9 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 use crate::error::Error;
 
-/// One of Pillow's image modes that `gradio.Image(image_mode=...)` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// One of Pillow's image modes that `gradio.Image(image_mode=...)` accepts; `RGB` by
+/// default, as in Gradio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ImageMode {
     /// Bilevel: `bool` per pixel (stored here as 0 / 255 bytes, Pillow's in-memory form).
     One,
@@ -68,6 +69,7 @@ pub enum ImageMode {
     /// 8-bit palette indices (WEB palette, or an octree palette for RGBA sources).
     P,
     /// 8-bit red, green, blue.
+    #[default]
     Rgb,
     /// 8-bit red, green, blue, alpha.
     Rgba,
