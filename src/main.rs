@@ -210,6 +210,14 @@ fn parse_command_line() -> Result<Cli, ExitCode> {
 
 fn main() -> ExitCode {
     quiet_headless_vulkan();
+    // A decoder that panics on a malformed file is caught, and the file fails with one error
+    // line naming it: its panic message would only repeat that line, as a crash.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !shutter::source::in_guarded_decoder() {
+            default_hook(info);
+        }
+    }));
     let cli = match parse_command_line() {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -1399,3 +1399,42 @@ fn output_names_keep_the_bytes_of_names_that_are_not_utf8() {
     let want: Vec<&[u8]> = vec![b"anim\xe9_00000.png", b"anim\xe9_00001.png"];
     assert_eq!(written, want);
 }
+
+/// A decoder that panics on a malformed file is caught: the file fails with one error line
+/// naming it, no panic message, and the batch goes on.
+#[test]
+fn a_file_that_makes_a_decoder_panic_fails_with_one_line_and_the_batch_goes_on() {
+    let dir = TempDir::new().unwrap();
+    let bad = dir.path().join("bad.svg");
+    std::fs::write(
+        &bad,
+        "<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'>\
+         <g transform='scale(1e30)'><circle r='5'/></g></svg>",
+    )
+    .unwrap();
+    let good = dir.path().join("good.png");
+    std::fs::write(&good, common::one_colour_png()).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = shutter(&[
+        "run",
+        s(&bad),
+        s(&good),
+        "--device",
+        "cpu",
+        "--format",
+        "png",
+        "-o",
+        s(&out_dir),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains("bad.svg: cannot decode the image: the decoder failed"),
+        "{err}"
+    );
+    assert!(out_dir.join("good.png").exists());
+    assert!(!out_dir.join("bad.png").exists());
+}

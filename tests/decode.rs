@@ -1101,3 +1101,80 @@ fn missing_file_is_an_io_error() {
     let err = decode_err(&path, &DecodeLimits::default());
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
 }
+
+/// Files that made a decoder crate panic (found by mutation fuzzing) fail by name with a
+/// decode error, and the decode returns: a palette PNG whose PLTE chunk holds no whole number
+/// of colours (the `png` crate indexes past it), SVGs whose coordinates tiny-skia's
+/// rasteriser cannot hold, and an SVG turbulence asking for four billion octaves.
+#[test]
+fn inputs_that_make_a_decoder_panic_or_hang_fail_by_name() {
+    let dir = TempDir::new().unwrap();
+    // 1×1, 8-bit palette, a PLTE of 4 bytes, one pixel of index 0.
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    common::png_chunk(&mut png, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 3, 0, 0, 0]);
+    common::png_chunk(&mut png, b"PLTE", &[0, 1, 2, 3]);
+    common::png_chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9C, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01],
+    );
+    common::png_chunk(&mut png, b"IEND", &[]);
+    let path = dir.path().join("plte4.png");
+    fs::write(&path, &png).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("PLTE chunk has 4 bytes"), "{err}");
+
+    let svg = |body: &str| {
+        format!("<svg xmlns='http://www.w3.org/2000/svg' width='50' height='25'>{body}</svg>")
+    };
+    for (name, body) in [
+        (
+            "scale.svg",
+            "<g transform='scale(1e30)'><circle r='5'/></g>",
+        ),
+        (
+            "offset.svg",
+            "<filter id='f'><feOffset dx='1e30'/></filter><rect width='10' height='10' filter='url(#f)'/>",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        fs::write(&path, svg(body)).unwrap();
+        let err = decode_err(&path, &DecodeLimits::default());
+        assert!(matches!(err, Error::Decode { .. }), "{name}: {err:?}");
+        assert!(
+            err.to_string().contains("the decoder failed on its data"),
+            "{err}"
+        );
+    }
+    let path = dir.path().join("octaves.svg");
+    fs::write(
+        &path,
+        svg(
+            "<filter id='f'><feTurbulence baseFrequency='0.1' numOctaves='4294967296'/></filter>\
+             <rect width='20' height='20' filter='url(#f)'/>",
+        ),
+    )
+    .unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("more than the 255 shutter renders"),
+        "{err}"
+    );
+    // A number of octaves an image needs is rendered (in debug builds resvg's lattice
+    // arithmetic overflows from about 30 octaves, which the guard would report).
+    fs::write(
+        &path,
+        svg(
+            "<filter id='f'><feTurbulence baseFrequency='0.1' numOctaves='24'/></filter>\
+             <rect width='20' height='20' filter='url(#f)'/>",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        decode_path(&path, &DecodeLimits::default()).unwrap().len(),
+        1
+    );
+}

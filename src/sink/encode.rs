@@ -410,6 +410,10 @@ pub fn encode_until(
     let (data, color) = eight_bit(img)?;
     let (w, h) = (img.width, img.height);
     let mut out = Vec::new();
+    if *format == Format::Bmp {
+        // Rows padded to 4 bytes, and the headers and a palette.
+        reserve_output(&mut out, data.len() + 4 * h as usize + 2048)?;
+    }
     match *format {
         Format::Webp { quality, lossless } => {
             return webp(&data, (w, h), color, (quality, lossless), icc);
@@ -421,6 +425,15 @@ pub fn encode_until(
         }
     }
     Ok(out)
+}
+
+/// Makes room in `out` for an output of about `bytes` bytes at once: an uncompressed format
+/// (BMP, TIFF, npy) grows its buffer to the image's size, which doubling would overshoot by
+/// up to as much again (a 525 MB TIFF asked for 1 GiB), and an allocation that fails aborts
+/// the process where this says so.
+pub(super) fn reserve_output(out: &mut Vec<u8>, bytes: usize) -> Result<(), String> {
+    out.try_reserve_exact(bytes)
+        .map_err(|_| format!("not enough memory for its {bytes}-byte file"))
 }
 
 /// The 8-bit interleaved samples of a `1`, L, RGB or RGBA image, as `image`'s encoders take them.
@@ -763,7 +776,20 @@ fn tiff(img: &ModeImage, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     if img.mode == ImageMode::One {
         return tiff_one_bit(img, icc);
     }
-    let mut out = Cursor::new(Vec::new());
+    let mut buffer = Vec::new();
+    let samples = match &img.data {
+        ModeData::U8(v) => v.len(),
+        ModeData::I32(v) => v.len() * 4,
+        ModeData::F32(v) => v.len() * 4,
+    };
+    // The samples, the profile, and the directory with its strip offsets and lengths (two
+    // words a strip, down to a strip a row).
+    let directory = 16 * img.height as usize + 8192;
+    reserve_output(
+        &mut buffer,
+        samples + icc.map_or(0, <[u8]>::len) + directory,
+    )?;
+    let mut out = Cursor::new(buffer);
     let mut encoder = TiffEncoder::new(&mut out).map_err(|e| one_line(&e))?;
     let (w, h) = (img.width, img.height);
     let written = match (&img.data, img.mode) {
@@ -1234,6 +1260,33 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// TIFF and npy files are written into a buffer reserved for them at once: doubling
+    /// would ask for up to twice the file (1 GiB for a 525 MB TIFF), an abort where memory
+    /// is short. 1366×768 F: 4.2 MB of samples, a strip a row or so.
+    #[test]
+    fn uncompressed_outputs_grow_their_buffer_once() {
+        let (width, height) = (1366u32, 768u32);
+        let samples: Vec<f32> = (0..width * height)
+            .map(|i| (i % 977) as f32 / 7.0)
+            .collect();
+        let img = ModeImage {
+            width,
+            height,
+            mode: ImageMode::F,
+            data: ModeData::F32(samples),
+            palette: None,
+        };
+        let file = tiff(&img, None).unwrap();
+        assert!(file.len() > 4 * 1366 * 768);
+        assert!(
+            file.capacity() <= 4 * 1366 * 768 + 16 * 768 + 8192,
+            "{}",
+            file.capacity()
+        );
+        let file = npy_bytes(&img).unwrap();
+        assert_eq!(file.capacity(), file.len());
+    }
 
     #[test]
     fn a_profile_fits_the_colours_a_format_stores_and_its_size_limit() {

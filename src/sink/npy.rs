@@ -104,6 +104,9 @@ pub fn header_at_least(descr: &str, shape: &[usize], min_len: usize) -> Result<V
 /// is too long.
 pub fn to_bytes<T: Element>(shape: &[usize], data: &[T]) -> Result<Vec<u8>, String> {
     let mut out = header_checked::<T>(shape, data.len())?;
+    let bytes = std::mem::size_of_val(data);
+    out.try_reserve_exact(bytes)
+        .map_err(|_| format!("not enough memory for its {bytes}-byte array"))?;
     T::extend_bytes(data, &mut out);
     Ok(out)
 }

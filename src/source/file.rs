@@ -174,6 +174,13 @@ where
     } else {
         PngHeader::default()
     };
+    if let Some(len) = png.bad_palette {
+        return Err(Error::Decode {
+            input: name.to_string(),
+            format: format.name().to_string(),
+            reason: format!("its PLTE chunk has {len} bytes, not 1 to 256 colours of 3 bytes each"),
+        });
+    }
     let orientation = found.orientation();
     let frames = match format {
         InputFormat::Gif => super::gif_anim::decode(name, reader, limits),
@@ -491,6 +498,10 @@ fn low_byte(v: u16) -> u8 {
 /// What a PNG's header says about the mode Pillow opens it in.
 #[derive(Debug, Default, Clone, Copy)]
 struct PngHeader {
+    /// The bytes of a palette PNG's `PLTE` chunk that holds no whole number of colours (3
+    /// bytes each, 1 to 256 of them), which the `png` crate panics on: the file is refused
+    /// before it is read.
+    bad_palette: Option<usize>,
     /// An APNG (an `acTL` chunk before the image data) of at most 8 bits a sample, whose
     /// frames [`super::apng`] composites; 16-bit ones are read as their default image.
     animated: bool,
@@ -549,6 +560,12 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
         .map(|png| {
             let info = png.info();
             PngHeader {
+                bad_palette: info
+                    .palette
+                    .as_deref()
+                    .map(<[u8]>::len)
+                    .filter(|&len| len % 3 != 0 || len == 0 || len > 768)
+                    .filter(|_| info.color_type == png::ColorType::Indexed),
                 pixels: u64::from(info.width) * u64::from(info.height),
                 animated: info.animation_control.is_some()
                     && info.bit_depth != png::BitDepth::Sixteen,

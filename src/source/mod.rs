@@ -739,15 +739,85 @@ fn expand_dir(dir: &Path, out: &mut Vec<Result<Input>>) {
 /// - [`Error::Unsupported`] for an extension (or content) that is not a format shutter reads.
 /// - [`Error::Limits`] when the image is larger than `limits` allow, checked before its pixels
 ///   are decoded, or the input has more bytes than [`DecodeLimits::max_input_bytes`].
-/// - [`Error::Decode`] for empty, truncated or malformed data, naming the input and format.
+/// - [`Error::Decode`] for empty, truncated or malformed data, naming the input and format,
+///   and for data that makes a decoder panic (see [`in_guarded_decoder`]).
 pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
-    match &input.kind {
+    guarded_frames(&input.name, || match &input.kind {
         InputKind::File(path) => file::decode_path(&input.name, path, limits),
         InputKind::Stdin => {
             let bytes = read_input(&input.name, std::io::stdin().lock(), limits)?;
-            decode_bytes(&input.name, bytes, limits)
+            decode_data(&input.name, bytes, None, limits)
         }
-        InputKind::Bytes(data) => decode_bytes(&input.name, data.to_vec(), limits),
+        InputKind::Bytes(data) => decode_data(&input.name, data.to_vec(), None, limits),
+    })
+}
+
+thread_local! {
+    /// Set while this thread runs a decoder under [`guarded`].
+    static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True while the calling thread is inside one of the decoders [`decode`] runs (`png`,
+/// `image`, resvg and tiny-skia, ...). A panic there is caught and becomes the input's
+/// [`Error::Decode`], so a panic hook may leave it unprinted: the CLI's does, so that a
+/// malformed file gets one error line naming it rather than a panic message.
+pub fn in_guarded_decoder() -> bool {
+    IN_DECODER.with(std::cell::Cell::get)
+}
+
+/// Runs `decode` for input `name`, turning a panic in it (a decoder crate's bug on malformed
+/// data: a palette of 4 bytes, an SVG scaled by 1e30) into an [`Error::Decode`] naming the
+/// input. The decoder's state is dropped with the panic, so nothing half-built is used.
+fn guarded<T>(name: &str, decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    let outer = IN_DECODER.with(|flag| flag.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+    IN_DECODER.with(|flag| flag.set(outer));
+    result.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(Error::Decode {
+            input: name.to_string(),
+            format: "the image".to_string(),
+            reason: format!(
+                "the decoder failed on its data ({})",
+                file::one_line(&message)
+            ),
+        })
+    })
+}
+
+/// [`guarded`] for a decode that gives frames: the decode, and each frame's.
+fn guarded_frames(name: &str, decode: impl FnOnce() -> Result<Frames>) -> Result<Frames> {
+    let frames = guarded(name, decode)?;
+    Ok(Box::new(GuardedFrames {
+        name: name.to_string(),
+        inner: Some(frames),
+    }))
+}
+
+/// The frames of a [`guarded`] decode: each frame decoded under the guard too, and none
+/// after the one whose decoder panicked.
+struct GuardedFrames {
+    name: String,
+    inner: Option<Frames>,
+}
+
+impl Iterator for GuardedFrames {
+    type Item = Result<DecodedFrame>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let inner = self.inner.as_mut()?;
+        let item = guarded(&self.name, || Ok(inner.next()));
+        match item {
+            Ok(next) => next,
+            Err(err) => {
+                self.inner = None;
+                Some(Err(err))
+            }
+        }
     }
 }
 
@@ -758,7 +828,7 @@ pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
 /// As [`decode`]: [`Error::Decode`] for empty or malformed data, [`Error::Unsupported`] when
 /// the content is no format shutter reads, [`Error::Limits`] for images over the limits.
 pub fn decode_bytes(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> Result<Frames> {
-    decode_data(name, bytes, None, limits)
+    guarded_frames(name, || decode_data(name, bytes, None, limits))
 }
 
 /// [`decode_bytes`], with an SVG's relative references resolved against `resources_dir`.

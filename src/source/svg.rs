@@ -39,6 +39,7 @@ pub fn decode(
         ..usvg::Options::default()
     };
     let tree = usvg::Tree::from_data(data, &options).map_err(|e| svg_error(name, e))?;
+    check_filters(name, &tree)?;
     let size = tree.size();
     let width = raster_side(size.width());
     let height = raster_side(size.height());
@@ -66,6 +67,35 @@ pub fn decode(
         icc_profile: None,
     };
     Ok(Box::new(std::iter::once(Ok(frame))))
+}
+
+/// The most octaves an `feTurbulence` may ask for. resvg computes every octave at every
+/// pixel of the filter region (4,294,967,296 on a 20×20 image would take about four days);
+/// from the 31st each adds less than a billionth of the first's amplitude, so no image
+/// needs more.
+pub const MAX_TURBULENCE_OCTAVES: u32 = 255;
+
+/// Refuses filters whose cost no image needs: an `feTurbulence` of more than
+/// [`MAX_TURBULENCE_OCTAVES`].
+fn check_filters(name: &str, tree: &usvg::Tree) -> Result<()> {
+    use usvg::filter::Kind;
+    for filter in tree.filters() {
+        for primitive in filter.primitives() {
+            if let Kind::Turbulence(turbulence) = primitive.kind()
+                && turbulence.num_octaves() > MAX_TURBULENCE_OCTAVES
+            {
+                return Err(Error::Limits {
+                    input: name.to_string(),
+                    reason: format!(
+                        "an feTurbulence filter asks for {} octaves, more than the \
+                         {MAX_TURBULENCE_OCTAVES} shutter renders",
+                        turbulence.num_octaves()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One side of the raster: the SVG length rounded up, at least 1 (saturating for huge sizes,
