@@ -496,6 +496,7 @@ fn webp(
     (quality, lossless): (f32, bool),
     icc: Option<&[u8]>,
 ) -> Result<Vec<u8>, String> {
+    check_webp_sides(width, height)?;
     if lossless {
         let (data, color) = opaque_as_rgb(data, color);
         let mut out = Vec::new();
@@ -508,6 +509,17 @@ fn webp(
         Some(icc) => webp_with_profile(&webp, icc),
         None => Ok(webp),
     }
+}
+
+/// WebP's bound on each side (14 bits), lossy and lossless alike.
+fn check_webp_sides(width: u32, height: u32) -> Result<(), String> {
+    const MAX_SIDE: u32 = 16383;
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(format!(
+            "webp sides must be 1–{MAX_SIDE} pixels, the frame is {width}×{height}"
+        ));
+    }
+    Ok(())
 }
 
 /// RGBA samples whose alpha is 255 everywhere as RGB, so that a lossless WebP has no alpha
@@ -732,12 +744,7 @@ fn webp_lossy(
     color: ExtendedColorType,
     quality: f32,
 ) -> Result<Vec<u8>, String> {
-    const MAX_SIDE: u32 = 16383;
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
-        return Err(format!(
-            "webp sides must be 1–{MAX_SIDE} pixels, the frame is {width}×{height}"
-        ));
-    }
+    check_webp_sides(width, height)?;
     let rgb: Vec<u8>;
     let encoder = match color {
         ExtendedColorType::Rgb8 => webp::Encoder::from_rgb(data, width, height),
@@ -1260,6 +1267,36 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// WebP holds 14 bits a side: a wider frame fails with that reason, lossy or lossless,
+    /// before any encoder runs.
+    #[test]
+    fn a_webp_wider_than_16383_pixels_is_refused_lossy_and_lossless() {
+        let (w, h) = (16_384u32, 1u32);
+        let data = vec![200u8; (w * h * 3) as usize];
+        for lossless in [false, true] {
+            let err = webp(
+                &data,
+                (w, h),
+                ExtendedColorType::Rgb8,
+                (80.0, lossless),
+                None,
+            )
+            .unwrap_err();
+            assert_eq!(
+                err, "webp sides must be 1–16383 pixels, the frame is 16384×1",
+                "lossless {lossless}"
+            );
+        }
+        let fits = webp(
+            &data[..16_383 * 3],
+            (16_383, 1),
+            ExtendedColorType::Rgb8,
+            (80.0, true),
+            None,
+        );
+        assert!(fits.is_ok(), "{fits:?}");
+    }
 
     /// TIFF and npy files are written into a buffer reserved for them at once: doubling
     /// would ask for up to twice the file (1 GiB for a 525 MB TIFF), an abort where memory
