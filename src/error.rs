@@ -131,6 +131,21 @@ impl Error {
         }
     }
 
+    /// The input this error names: the file, stream or camera of a decode, limits, memory,
+    /// format, I/O or camera error; `None` for errors of the run as a whole (usage, GPU, a
+    /// callback's), and for an encoder's, which name the output.
+    pub fn input(&self) -> Option<String> {
+        match self {
+            Error::Decode { input, .. }
+            | Error::Limits { input, .. }
+            | Error::Memory { input, .. }
+            | Error::Unsupported { input, .. } => Some(input.clone()),
+            Error::Io { path, .. } => Some(path.display().to_string()),
+            Error::Camera { device, .. } => Some(device.clone()),
+            _ => None,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

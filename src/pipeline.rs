@@ -79,8 +79,8 @@ pub enum Event<'a> {
     },
     /// An input finished: all its outputs were written (or delivered), or it failed.
     InputDone {
-        /// The input's name, as in `Started`'s `names`; empty for an input that could not be
-        /// listed.
+        /// The input's name, as in `Started`'s `names`; for an input that could not be
+        /// listed (a missing file, an empty directory), the path its error names.
         name: &'a str,
         /// Why the input failed; `None` when all its outputs were written or delivered.
         error: Option<&'a Error>,
@@ -802,7 +802,7 @@ impl Pipeline {
         });
         for error in &failures {
             emit(Event::InputDone {
-                name: "",
+                name: &error.input().unwrap_or_default(),
                 error: Some(error),
             });
         }

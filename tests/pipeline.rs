@@ -1467,3 +1467,45 @@ fn a_frames_debug_names_its_buffer_sizes_not_their_bytes() {
         assert!(debug.contains(part), "{part} in {debug}");
     }
 }
+
+/// An input that could not be listed (a missing file, a directory of no images) is reported
+/// done by the path its error names, so that a progress display can show which one failed.
+#[test]
+fn inputs_that_cannot_be_listed_are_reported_by_their_path() {
+    let tmp = TempDir::new().unwrap();
+    let missing = tmp.path().join("missing.png");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let good = noisy_png(tmp.path(), "good.png", 4, 3, 1);
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let seen = done.clone();
+    let stats = Pipeline::builder()
+        .sources([
+            Source::Path(missing.clone()),
+            Source::Path(empty.clone()),
+            Source::Path(good.clone()),
+        ])
+        .device(DeviceChoice::Cpu)
+        .on_event(move |event| {
+            if let shutter::Event::InputDone { name, error } = event {
+                seen.lock()
+                    .unwrap()
+                    .push((name.to_string(), error.is_some()));
+            }
+        })
+        .on_frame(|_| Ok::<(), Error>(()))
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(stats.failures.len(), 2);
+    let mut done = done.lock().unwrap().clone();
+    done.sort();
+    let mut want = vec![
+        (missing.display().to_string(), true),
+        (empty.display().to_string(), true),
+        (good.display().to_string(), false),
+    ];
+    want.sort();
+    assert_eq!(done, want);
+}
