@@ -150,6 +150,30 @@ impl std::fmt::Debug for Frame {
     }
 }
 
+impl From<crate::source::DecodedFrame> for Frame {
+    /// A decoded image ([`crate::source::decode`], [`crate::source::decode_bytes`]) as a frame
+    /// to process: keeping the mode its file opens in, so that conversions start from it as
+    /// the pipeline's do (a gray PNG's `P` uses the gray ramp, a palette PNG's `P` keeps its
+    /// indices), and its delay, loop count and colour profile. Its meta is a still of input 0
+    /// ([`FrameMeta::still`]) otherwise. `Frame::new` on its RGBA pixels would convert as from
+    /// an RGB file.
+    fn from(decoded: crate::source::DecodedFrame) -> Frame {
+        let mut meta = FrameMeta::still(0, 0);
+        meta.delay = decoded.delay;
+        meta.plays = decoded.plays;
+        meta.icc_profile = decoded.icc_profile;
+        let mut frame = Frame::new(
+            decoded.width,
+            decoded.height,
+            decoded.rgba,
+            decoded.has_alpha,
+            meta,
+        );
+        frame.source = decoded.source;
+        frame
+    }
+}
+
 impl Frame {
     /// A frame from RGBA8 pixels. Panics in debug builds if the buffer has the wrong length;
     /// sources construct it from decoders that guarantee the size.

@@ -1509,3 +1509,54 @@ fn inputs_that_cannot_be_listed_are_reported_by_their_path() {
     want.sort();
     assert_eq!(done, want);
 }
+
+/// A request handler that decodes with `shutter::source` and processes with a `Processor`
+/// gets the pipeline's bytes: `Frame::from(decoded)` keeps the mode the file opens in (here a
+/// gray PNG, whose `P` is the gray ramp, not the WEB palette an RGB frame would take).
+#[test]
+fn a_decoded_frame_processed_alone_equals_the_pipelines_result() {
+    use shutter::{FrameArrayView, ImageMode, backend::Processor};
+    let tmp = TempDir::new().unwrap();
+    let gray = image::GrayImage::from_fn(16, 5, |x, y| image::Luma([(x * 13 + y * 40) as u8]));
+    let mut bytes = Vec::new();
+    gray.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .unwrap();
+    let path = tmp.path().join("gray.png");
+    std::fs::write(&path, &bytes).unwrap();
+    for mode in [ImageMode::P, ImageMode::One, ImageMode::L, ImageMode::Cmyk] {
+        let mut want = Vec::new();
+        Pipeline::builder()
+            .source(Source::Path(path.clone()))
+            .device(DeviceChoice::Cpu)
+            .mode(mode)
+            .build()
+            .unwrap()
+            .run_with(|frame| {
+                want.push(frame.array());
+                Ok::<(), Error>(())
+            })
+            .unwrap();
+        let ops = Ops {
+            mode: Some(mode),
+            ..Ops::new(false, vec![])
+        };
+        let mut processor = Processor::new(None, &ops, 1).unwrap();
+        let decoded = shutter::source::decode_bytes("request", bytes.clone(), &Default::default())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let frame = processor.process(shutter::Frame::from(decoded)).unwrap();
+        assert_eq!([frame.array()], &want[..], "{mode}");
+        if mode == ImageMode::P {
+            let FrameArrayView::U8(indices) = frame.array_view() else {
+                panic!("P is u8");
+            };
+            // The gray ramp: index = value.
+            assert_eq!(indices[[1, 2]], 2 * 13 + 40);
+        }
+    }
+}
