@@ -1228,14 +1228,8 @@ fn capture_live(
             icc_profile: None,
         };
         seq += 1;
-        let mut frame = Frame::new(
-            decoded.width,
-            decoded.height,
-            decoded.rgba,
-            decoded.has_alpha,
-            meta,
-        );
-        frame.source = decoded.source;
+        let mut frame = Frame::from(decoded);
+        frame.meta = meta;
         if !send_frame(link, frame, &counters.dropped_before_gpu) {
             return;
         }
