@@ -88,7 +88,6 @@ pub enum Plays {
 /// The layout is byte-identical to an (H, W, 4) u8 array and to the GPU's packed-u32 buffers.
 ///
 /// Its `Debug` names its buffers' sizes, not their bytes (a 4K frame has 33 million).
-#[derive(Clone)]
 pub struct Frame {
     /// Width in pixels.
     pub width: u32,
@@ -108,6 +107,24 @@ pub struct Frame {
     /// The frame converted to the pipeline's `image_mode`, once processed with a mode set
     /// ([`Ops::mode`](crate::Ops::mode)). When it is set, `rgba` no longer holds the result.
     pub image: Option<ModeImage>,
+    /// The frame's share of its run's budget of bytes in flight (frames of files), given
+    /// back when the frame is dropped; a clone has none.
+    pub(crate) held: Option<crate::budget::Held>,
+}
+
+impl Clone for Frame {
+    fn clone(&self) -> Self {
+        Frame {
+            width: self.width,
+            height: self.height,
+            rgba: self.rgba.clone(),
+            has_alpha: self.has_alpha,
+            source: self.source.clone(),
+            meta: self.meta.clone(),
+            image: self.image.clone(),
+            held: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Frame {
@@ -187,6 +204,7 @@ impl Frame {
             source: SourceMode::Color,
             meta,
             image: None,
+            held: None,
         }
     }
 
@@ -201,6 +219,7 @@ impl Frame {
             source: SourceMode::Color,
             meta,
             image: None,
+            held: None,
         }
     }
 

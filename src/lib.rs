@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod bench;
+mod budget;
 pub mod error;
 pub mod frame;
 pub mod gpu;

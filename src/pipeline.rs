@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::backend::{self, BackendKind, DeviceChoice, Processor};
+use crate::budget::Budget;
 use crate::error::{BoxError, Error, Result};
 use crate::frame::{Frame, FrameMeta};
 use crate::mode::{Dither, ImageMode};
@@ -98,6 +99,7 @@ pub struct PipelineBuilder {
     ops: Ops,
     device: DeviceChoice,
     in_flight: usize,
+    in_flight_bytes: u64,
     limits: DecodeLimits,
     output: Option<(Output, Format)>,
     on_frame: Option<FrameCallback>,
@@ -182,6 +184,9 @@ pub struct Stats {
     pub elapsed: Duration,
     /// The backend that processed the frames.
     pub backend: Option<BackendKind>,
+    /// The most bytes the frames of files took at once between decoding and encoding (see
+    /// [`PipelineBuilder::in_flight_bytes`]); 0 for a live source.
+    pub in_flight_peak_bytes: u64,
 }
 
 impl Stats {
@@ -216,6 +221,7 @@ impl Default for PipelineBuilder {
             ops: Ops::default(),
             device: DeviceChoice::Auto,
             in_flight: 3,
+            in_flight_bytes: DEFAULT_IN_FLIGHT_BYTES,
             limits: DecodeLimits::default(),
             output: None,
             on_frame: None,
@@ -300,6 +306,19 @@ impl PipelineBuilder {
     /// Frames on the GPU at once (default 3).
     pub fn in_flight(mut self, frames: usize) -> Self {
         self.in_flight = frames;
+        self
+    }
+
+    /// The most bytes that frames of files take between their decoding and the end of their
+    /// encoding or callback (default [`DEFAULT_IN_FLIGHT_BYTES`]): a frame counts its RGBA
+    /// pixels and its converted image (4 bytes a pixel, plus the mode's). The decoding of
+    /// the next frame waits while the frames in flight take more. However large, one frame
+    /// always goes through, alone. Stages hold frames by count (`in_flight` on the GPU, two
+    /// a thread at the encoders), so this bounds a run only when frames are huge: a GIF's
+    /// canvas can be 65,535 pixels a side, 17 GB a frame. [`Stats::in_flight_peak_bytes`]
+    /// says what a run held at most.
+    pub fn in_flight_bytes(mut self, bytes: u64) -> Self {
+        self.in_flight_bytes = bytes;
         self
     }
 
@@ -530,6 +549,9 @@ impl PipelineBuilder {
 }
 
 /// What travels between the stages.
+// A frame's fields are a few hundred bytes beside its megabytes of pixels: boxing it would
+// add an allocation per frame to save a copy of them per send.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Frame(Frame),
     /// Input `input` failed; frames of it already sent must be discarded.
@@ -688,6 +710,7 @@ impl Pipeline {
             ops,
             device,
             in_flight,
+            in_flight_bytes,
             limits,
             output,
             on_event,
@@ -815,6 +838,13 @@ impl Pipeline {
         processor.set_batch(batch);
 
         let counters = Arc::new(Counters::default());
+        let budget = Budget::new(in_flight_bytes);
+        let capture_budget = Charge {
+            budget: budget.clone(),
+            bytes_per_pixel: 4 + ops
+                .mode
+                .map_or(0, |mode| (mode.bands() * mode.dtype().size()) as u64),
+        };
         let (capture_tx, capture_rx) = bounded::<Msg>(in_flight);
         let (gpu_tx, gpu_rx) = bounded::<Msg>(in_flight);
         let to_gpu = Link::new(capture_tx, capture_rx.clone(), policy);
@@ -846,6 +876,7 @@ impl Pipeline {
                     &inputs,
                     &limits,
                     keep,
+                    &capture_budget,
                     &rules,
                     &*capture_clock,
                     &to_gpu,
@@ -914,6 +945,7 @@ impl Pipeline {
                 alpha_dropped: get(&counters.alpha_dropped) as usize,
                 elapsed: started.elapsed(),
                 backend: Some(backend_kind.clone()),
+                in_flight_peak_bytes: budget.peak(),
             }
         };
         if let Ok(sunk) = &sink_result
@@ -996,6 +1028,11 @@ const SEQUENCE_QUEUE: usize = 2;
 /// a frame's buffers on the GPU (and a channel slot), so far more than this only costs memory.
 pub const MAX_IN_FLIGHT: usize = 64;
 
+/// The default of [`PipelineBuilder::in_flight_bytes`]: 1 GiB, over a hundred 1080p frames
+/// (far more than the stages hold) and two 8K ones converted to mode `F`, so it slows no run
+/// of ordinary frames; a huge animated canvas goes through a frame or two at a time.
+pub const DEFAULT_IN_FLIGHT_BYTES: u64 = 1 << 30;
+
 /// `Ok` when `n` (the value of `flag`) is within 1 ..= [`MAX_IN_FLIGHT`].
 ///
 /// # Errors
@@ -1038,12 +1075,21 @@ struct Keep {
     keys: Option<ImageMode>,
 }
 
+/// What each frame of a file takes from the run's [`Budget`].
+struct Charge {
+    budget: Arc<Budget>,
+    /// RGBA, and the converted image's bytes when the run has a mode.
+    bytes_per_pixel: u64,
+}
+
 /// Decodes every input in order, sending its frames (marking the last) or its failure.
 /// Returns how many inputs it never started (a stop rule fired, or the pipeline stopped).
+#[allow(clippy::too_many_arguments)]
 fn capture_files(
     inputs: &[Input],
     limits: &DecodeLimits,
     keep: Keep,
+    charge: &Charge,
     rules: &StopRules,
     clock: &dyn Clock,
     link: &Link<Msg>,
@@ -1127,6 +1173,17 @@ fn capture_files(
             }
             let mut frame = Frame::new(d.width, d.height, d.rgba, d.has_alpha, meta);
             frame.source = d.source;
+            // Waits while the frames ahead take the budget; a stop while waiting ends the
+            // input as a stop between frames does, or leaves it unreached at its first frame.
+            let bytes = charge.bytes_per_pixel * frame.pixels() as u64;
+            let Some(held) = charge.budget.acquire(bytes, || rules.stopped()) else {
+                if frame.meta.index == 0 {
+                    return after + 1;
+                }
+                let _ = link.send_blocking(Msg::End { input: index });
+                return after;
+            };
+            frame.held = Some(held);
             if !send_frame(link, frame, &counters.dropped_before_gpu) {
                 return after;
             }

@@ -362,15 +362,8 @@ fn wrong_sized_pixel_buffer_is_a_usage_error_not_a_panic() {
         return;
     };
     let mut gpu = GpuBackend::new(ctx, &ops(false, &[Sepia]), 1).unwrap();
-    let bad = Frame {
-        width: 4,
-        height: 4,
-        rgba: vec![0; 10],
-        has_alpha: true,
-        source: Default::default(),
-        meta: FrameMeta::still(0, 0),
-        image: None,
-    };
+    let mut bad = Frame::new(4, 4, vec![7; 64], true, FrameMeta::still(0, 0));
+    bad.rgba.truncate(10);
     let err = gpu.schedule(bad).unwrap_err();
     assert!(matches!(err, Error::Usage(_)), "{err}");
     assert_eq!(gpu.pending(), 0);

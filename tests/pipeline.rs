@@ -1560,3 +1560,65 @@ fn a_decoded_frame_processed_alone_equals_the_pipelines_result() {
         }
     }
 }
+
+/// The frames of files in flight take at most the byte budget, one frame at least: with a
+/// budget under one frame they go through one at a time, counting the converted image too,
+/// and the outputs are those of a run with the default budget.
+#[test]
+fn frames_in_flight_stay_within_the_byte_budget_and_give_the_same_outputs() {
+    use shutter::ImageMode;
+    let tmp = TempDir::new().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    let (w, h) = (64u64, 48u64);
+    for i in 0..8 {
+        noisy_png(&inputs, &format!("f{i}.png"), w as u32, h as u32, 40 + i);
+    }
+    let gif = common::anim_fixture("loop3.gif");
+    std::fs::copy(&gif.path, inputs.join("anim.gif")).unwrap();
+    let rgba_and_f = |pixels: u64| pixels * (4 + 4);
+    let one_png = rgba_and_f(w * h);
+    let one_gif = rgba_and_f(u64::from(gif.width) * u64::from(gif.height));
+    for device in devices() {
+        let run = |budget: Option<u64>, out: &Path| {
+            let mut builder = Pipeline::builder()
+                .source(Source::Path(inputs.clone()))
+                .device(device)
+                .mode(ImageMode::F)
+                .output(Output::Dir(out.to_path_buf()), Format::Npy);
+            if let Some(bytes) = budget {
+                builder = builder.in_flight_bytes(bytes);
+            }
+            let stats = builder.build().unwrap().run().unwrap();
+            assert!(stats.failures.is_empty(), "{:?}", stats.failures);
+            assert_eq!(stats.written.len(), 9);
+            stats.in_flight_peak_bytes
+        };
+        let unbounded = tmp.path().join(format!("default-{device:?}"));
+        let default_peak = run(None, &unbounded);
+        assert!(
+            default_peak >= one_png.max(one_gif),
+            "{device:?}: {default_peak}"
+        );
+
+        let one_at_a_time = tmp.path().join(format!("one-{device:?}"));
+        assert_eq!(
+            run(Some(1), &one_at_a_time),
+            one_png.max(one_gif),
+            "{device:?}: one frame at a time, the largest being the GIF's or a PNG's"
+        );
+        let three = tmp.path().join(format!("three-{device:?}"));
+        let budget = 3 * one_png.max(one_gif);
+        let peak = run(Some(budget), &three);
+        assert!(peak <= budget, "{device:?}: {peak} > {budget}");
+        for dir in [&one_at_a_time, &three] {
+            for name in common::dir_names(&unbounded) {
+                assert_eq!(
+                    std::fs::read(dir.join(&name)).unwrap(),
+                    std::fs::read(unbounded.join(&name)).unwrap(),
+                    "{device:?}: {name}"
+                );
+            }
+        }
+    }
+}
