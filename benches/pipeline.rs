@@ -25,7 +25,7 @@ fn run_once(device: DeviceChoice, w: u32, h: u32, inputs: &[Vec<u8>]) -> Duratio
     let grabber = FuncGrabber::from_fn(move || {
         let rgba = frames[k % frames.len()].clone();
         k += 1;
-        Some(Ok::<_, String>((w, h, rgba)))
+        Some(Ok((w, h, rgba)))
     });
     let start = Instant::now();
     let stats = Pipeline::builder()
@@ -37,7 +37,7 @@ fn run_once(device: DeviceChoice, w: u32, h: u32, inputs: &[Vec<u8>]) -> Duratio
         .max_frames(FRAMES_PER_RUN)
         .on_frame(|frame: &Frame| {
             std::hint::black_box(frame.width);
-            Ok::<(), String>(())
+            Ok(())
         })
         .build()
         .expect("pipeline settings")

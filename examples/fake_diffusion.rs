@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             step += 1;
             (step <= steps).then(|| {
                 let rgba = noisy(&clean, step, steps, &mut noise);
-                Ok::<_, String>((width, height, rgba))
+                Ok((width, height, rgba))
             })
         }
     };
@@ -112,7 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // the (H, W, 3) array Gradio's numpy users get; `frame.rgba` is the frame as
             // captured.
             let FrameArray::U8(rgb) = frame.array() else {
-                return Err("an RGB frame is u8".to_string());
+                return Err("an RGB frame is u8".into());
             };
             let rgb: Vec<u8> = rgb.iter().copied().collect();
             let clean_rgb = clean.chunks_exact(4).flat_map(|px| [px[0], px[1], px[2]]);
@@ -130,7 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .save(&path)
                     .map_err(|err| format!("{}: {err}", path.display()))?;
             }
-            Ok::<(), String>(())
+            Ok(())
         })
         .build()?
         .run()?;

@@ -766,14 +766,14 @@ pub fn run(options: &BenchOptions, on_progress: &mut dyn FnMut(Progress<'_>)) ->
             );
             continue;
         }
-        if let Err(reason) = encode::encode(&format, &frames[..1]) {
+        if let Err(reason) = encode::encode_frames(&format, &frames[..1], &|| false) {
             rows.skip(key, reason);
             continue;
         }
         let samples = timing.measure(1, |k| {
             let frame = std::slice::from_ref(&frames[k % DISTINCT_FRAMES]);
             let start = Instant::now();
-            let encoded = encode::encode(&format, frame);
+            let encoded = encode::encode_frames(&format, frame, &|| false);
             let spent = start.elapsed();
             encoded.map(|_| spent).map_err(|reason| Error::Encode {
                 output: "bench".to_string(),
@@ -799,7 +799,7 @@ pub fn run(options: &BenchOptions, on_progress: &mut dyn FnMut(Progress<'_>)) ->
         let key = format!("decode.{}", format.extension());
         let files: std::result::Result<Vec<Vec<u8>>, String> = rgb_frames
             .iter()
-            .map(|f| encode::encode(&format, std::slice::from_ref(f)))
+            .map(|f| encode::encode_frames(&format, std::slice::from_ref(f), &|| false))
             .collect();
         let files = match files {
             Ok(files) => files,
@@ -1275,7 +1275,7 @@ fn end_to_end(
     let grabber = FuncGrabber::from_fn(move || {
         let rgba = frames[produced % frames.len()].clone();
         produced += 1;
-        Some(Ok::<_, Error>((w, h, rgba)))
+        Some(Ok((w, h, rgba)))
     })
     .named("bench frames");
     let arrivals = Arc::new(Mutex::new(Vec::<Instant>::with_capacity(total as usize)));
@@ -1309,7 +1309,7 @@ fn end_to_end(
             {
                 stop_flag.store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            Ok::<(), String>(())
+            Ok(())
         })
         .build()?
         .run()?;

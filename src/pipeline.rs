@@ -137,7 +137,9 @@ pub struct PipelineBuilder {
 ///     .on_frame(move |frame| {
 ///         // What Gradio's numpy users get from np.asarray(im.convert("L")): (H, W) u8.
 ///         // Borrowed from the frame; `frame.array()` would copy it.
-///         let FrameArrayView::U8(gray) = frame.array_view() else { return Err("not u8") };
+///         let FrameArrayView::U8(gray) = frame.array_view() else {
+///             return Err("not u8".into());
+///         };
 ///         assert_eq!(gray.shape(), &[4, 8]);
 ///         widths.push(gray.shape()[1]);
 ///         Ok(())
@@ -369,17 +371,20 @@ impl PipelineBuilder {
     /// [`Pipeline::run`]; the result is [`Frame::array`] (`frame.rgba` is the frame as
     /// captured). Returning an error stops the run, and [`Pipeline::run`] returns it as
     /// [`Error::User`], whose message is the error's and whose [`Error::user_error`] is the
-    /// error itself: a GIF or npy of a stream being written is then not written. To end a
+    /// error itself: a GIF or npy of a stream being written is then not written. The error is
+    /// a [`BoxError`], so `?` takes any error type in the same closure (an `io::Error`, a
+    /// [`shutter::Error`](Error)) and `Err("why".into())` gives a message; `Ok(())` needs no
+    /// annotation. To end a
     /// stream from the callback and keep that file, set the [`stop_flag`] instead. A panic in
     /// `f` unwinds out of [`Pipeline::run`]; the pipeline's own threads, and its source, stop
     /// by themselves.
     ///
     /// [`stop_flag`]: PipelineBuilder::stop_flag
-    pub fn on_frame<E: Into<BoxError>>(
+    pub fn on_frame(
         mut self,
-        mut f: impl FnMut(&Frame) -> std::result::Result<(), E> + Send + 'static,
+        f: impl FnMut(&Frame) -> std::result::Result<(), BoxError> + Send + 'static,
     ) -> Self {
-        self.on_frame = Some(Box::new(move |frame| f(frame).map_err(Into::into)));
+        self.on_frame = Some(Box::new(f));
         self
     }
 
@@ -671,7 +676,7 @@ impl Pipeline {
     ///     .build()?
     ///     .run_with(|frame| {
     ///         sizes.push((frame.width, frame.height));
-    ///         Ok::<(), std::convert::Infallible>(())
+    ///         Ok(())
     ///     })?;
     /// assert_eq!(sizes, [(8, 4)]);
     /// # Ok::<(), shutter::Error>(())
@@ -683,16 +688,16 @@ impl Pipeline {
     ///
     /// # Panics
     /// As [`run`](Pipeline::run).
-    pub fn run_with<E: Into<BoxError>>(
+    pub fn run_with(
         self,
-        mut f: impl FnMut(&Frame) -> std::result::Result<(), E>,
+        mut f: impl FnMut(&Frame) -> std::result::Result<(), BoxError>,
     ) -> Result<Stats> {
         if self.builder.on_frame.is_some() {
             return Err(Error::Usage(
                 "run_with takes the place of on_frame: give the callback once".into(),
             ));
         }
-        let mut callback = |frame: &Frame| f(frame).map_err(Into::into);
+        let mut callback = |frame: &Frame| f(frame);
         self.run_inner(Some(&mut callback))
     }
 
@@ -1809,7 +1814,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             }
                             continue;
                         }
-                        let result = encode::encode(&format, &job.frames)
+                        let result = encode::encode_frames(&format, &job.frames, &|| false)
                             .map_err(|reason| Error::Encode {
                                 output: job.path.display().to_string(),
                                 format: format.extension().to_string(),

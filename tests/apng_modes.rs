@@ -50,7 +50,7 @@ fn check(device: DeviceChoice) -> usize {
                 .run_with(|frame| {
                     let palette = frame.image.as_ref().and_then(|i| i.palette.clone());
                     got.push((array_bytes(&frame.array()), palette));
-                    Ok::<(), shutter::Error>(())
+                    Ok(())
                 })
                 .unwrap_or_else(|e| panic!("{name} {mode_name}: {e}"));
             let want: Vec<_> = outputs.iter().filter(|o| o["mode"] == mode_name).collect();

@@ -633,7 +633,11 @@ fn npy_several_frames_are_n_h_w_3() {
 
     let mismatched = vec![noise(4, 3, 1), noise(5, 3, 2)];
     let err = encode::encode(&Format::Npy, &mismatched).unwrap_err();
-    assert!(err.contains("5×3"), "{err}");
+    assert!(err.to_string().contains("5×3"), "{err}");
+    assert!(
+        err.to_string().starts_with("frame 0: cannot encode npy: "),
+        "{err}"
+    );
 }
 
 #[test]

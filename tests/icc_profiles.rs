@@ -317,7 +317,7 @@ fn callbacks_see_each_frames_profile_unless_turned_off() {
             .on_frame(move |frame| {
                 let profile = frame.meta.icc_profile.as_deref().map(<[u8]>::to_vec);
                 sink.lock().expect("lock").push(profile);
-                Ok::<(), std::convert::Infallible>(())
+                Ok(())
             })
             .build()
             .and_then(Pipeline::run)

@@ -465,7 +465,7 @@ fn closure_sources_stream_user_frames_until_none() {
     let mut grabber = FuncGrabber::from_fn(move || {
         step += 1;
         (step <= 4).then(|| {
-            Ok::<_, String>(image::RgbaImage::from_pixel(
+            Ok(image::RgbaImage::from_pixel(
                 8,
                 4,
                 image::Rgba([step, 2 * step, 3 * step, 255]),
@@ -499,7 +499,7 @@ fn closure_errors_and_bad_frames_become_user_errors_naming_the_frame() {
         Some(if calls == 1 {
             Ok((2, 2, vec![0u8; 16]))
         } else {
-            Err("the model ran out of memory")
+            Err("the model ran out of memory".into())
         })
     });
     assert!(grabber.next_frame().expect("first frame").is_some());

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use shutter::{DeviceChoice, Error, Pipeline, Source};
+use shutter::{DeviceChoice, Pipeline, Source};
 
 /// Resident memory of this process, from /proc (Linux), in KiB.
 fn rss_kib() -> Option<u64> {
@@ -33,7 +33,7 @@ fn a_100000_frame_run_of_64x64_keeps_resident_memory_flat() {
             if k == 10_000 || k == 99_999 {
                 record.lock().unwrap().push(rss_kib().unwrap_or(0));
             }
-            Ok::<(), Error>(())
+            Ok(())
         })
         .build()
         .unwrap()

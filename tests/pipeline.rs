@@ -52,7 +52,7 @@ fn callback_gets_every_frame_in_input_order_with_reference_pixels() {
                 .in_flight(in_flight)
                 .on_frame(move |frame| {
                     sink.lock().unwrap().push((frame.meta.input, frame.array()));
-                    Ok::<(), Error>(())
+                    Ok(())
                 })
                 .build()
                 .unwrap()
@@ -108,7 +108,7 @@ fn a_callback_error_stops_the_run_and_is_returned() {
         .on_frame(move |_frame| {
             calls += 1;
             if calls == 1 {
-                Err(ClientGone(7))
+                Err(ClientGone(7).into())
             } else {
                 Ok(())
             }
@@ -123,6 +123,41 @@ fn a_callback_error_stops_the_run_and_is_returned() {
                 .user_error()
                 .and_then(|e| e.downcast_ref::<ClientGone>());
             assert_eq!(own, Some(&ClientGone(7)));
+        }
+        other => panic!("expected the callback's error, got {other:?}"),
+    }
+}
+
+/// A callback's `?` takes errors of different types in one closure, and the one returned comes
+/// back from the run as the user's error.
+#[test]
+fn a_callback_question_mark_takes_any_error_and_returns_it() {
+    let tmp = TempDir::new().unwrap();
+    let a = noisy_png(tmp.path(), "a.png", 5, 3, 3);
+    let missing = tmp.path().join("no-such-dir").join("frame.png");
+    let mut saved = 0;
+    let result = Pipeline::builder()
+        .source(Source::Path(a))
+        .device(DeviceChoice::Cpu)
+        .build()
+        .unwrap()
+        .run_with(|frame| {
+            let image = frame.to_image()?; // a shutter::Error
+            image.save(&missing)?; // an image::ImageError
+            std::fs::write(&missing, b"")?; // an io::Error
+            saved += 1;
+            Ok(())
+        });
+    assert_eq!(saved, 0);
+    match result {
+        Err(err @ Error::User { .. }) => {
+            let own = err
+                .user_error()
+                .and_then(|e| e.downcast_ref::<image::ImageError>());
+            assert!(
+                matches!(own, Some(image::ImageError::IoError(e)) if e.kind() == std::io::ErrorKind::NotFound),
+                "{err:?}"
+            );
         }
         other => panic!("expected the callback's error, got {other:?}"),
     }
@@ -162,9 +197,8 @@ fn a_callback_error_stops_long_and_endless_runs_on_every_policy_and_device() {
                 let dir = dir.clone();
                 let result = run_or_hang(move || {
                     let source = if endless {
-                        let grabber = FuncGrabber::from_fn(|| {
-                            Some(Ok::<_, Error>((3u32, 2u32, vec![7u8; 3 * 2 * 4])))
-                        });
+                        let grabber =
+                            FuncGrabber::from_fn(|| Some(Ok((3u32, 2u32, vec![7u8; 3 * 2 * 4]))));
                         Source::grabber(grabber)
                     } else {
                         Source::Path(dir)
@@ -176,7 +210,11 @@ fn a_callback_error_stops_long_and_endless_runs_on_every_policy_and_device() {
                         .in_flight(1)
                         .on_frame(move |_frame| {
                             calls += 1;
-                            if calls == 2 { Err("enough") } else { Ok(()) }
+                            if calls == 2 {
+                                Err("enough".into())
+                            } else {
+                                Ok(())
+                            }
                         });
                     // Files take only the lossless policy.
                     if endless {
@@ -209,13 +247,13 @@ fn a_panicking_callback_unwinds_out_of_run_and_the_endless_source_stops() {
             let (alive, stopped) = std::sync::mpsc::channel::<()>();
             let grabber = FuncGrabber::from_fn(move || {
                 let _alive = &alive;
-                Some(Ok::<_, Error>((3u32, 2u32, vec![7u8; 3 * 2 * 4])))
+                Some(Ok((3u32, 2u32, vec![7u8; 3 * 2 * 4])))
             });
             let pipeline = Pipeline::builder()
                 .source(Source::grabber(grabber))
                 .device(device)
                 .policy(policy)
-                .on_frame(|_frame| -> Result<(), Error> { panic!("callback panic") })
+                .on_frame(|_frame| -> Result<(), shutter::BoxError> { panic!("callback panic") })
                 .build()
                 .unwrap();
             let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run()));
@@ -238,12 +276,12 @@ fn a_panic_in_a_closure_source_goes_on_in_the_caller_with_its_message() {
         let grabber = FuncGrabber::from_fn(move || {
             calls += 1;
             assert!(calls < 3, "grabber panic");
-            Some(Ok::<_, Error>((3u32, 2u32, vec![7u8; 3 * 2 * 4])))
+            Some(Ok((3u32, 2u32, vec![7u8; 3 * 2 * 4])))
         });
         let pipeline = Pipeline::builder()
             .source(Source::grabber(grabber))
             .device(device)
-            .on_frame(|_frame| Ok::<(), Error>(()))
+            .on_frame(|_frame| Ok(()))
             .build()
             .unwrap();
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run()));
@@ -261,13 +299,12 @@ fn max_frames_counts_from_zero_on_live_sources_too() {
     use shutter::source::live::FuncGrabber;
     for max in [0, 1, 3] {
         let stats = run_or_hang(move || {
-            let grabber =
-                FuncGrabber::from_fn(|| Some(Ok::<_, Error>((2u32, 2u32, vec![9u8; 16]))));
+            let grabber = FuncGrabber::from_fn(|| Some(Ok((2u32, 2u32, vec![9u8; 16]))));
             Pipeline::builder()
                 .source(Source::grabber(grabber))
                 .device(DeviceChoice::Cpu)
                 .max_frames(max)
-                .on_frame(|_frame| Ok::<(), Error>(()))
+                .on_frame(|_frame| Ok(()))
         })
         .unwrap();
         assert_eq!(
@@ -321,7 +358,7 @@ fn files_and_callback_together_and_failures_are_listed_by_name() {
         .output(Output::Dir(out_dir.clone()), Format::Png)
         .on_frame(move |_| {
             *counter.lock().unwrap() += 1;
-            Ok::<(), Error>(())
+            Ok(())
         })
         .build()
         .unwrap()
@@ -343,7 +380,7 @@ fn inputs_a_stopped_run_never_started_are_counted_not_reached() {
         builder
             .sources(paths.iter().cloned().map(Source::Path))
             .device(DeviceChoice::Cpu)
-            .on_frame(|_| Ok::<(), Error>(()))
+            .on_frame(|_| Ok(()))
             .build()
             .unwrap()
             .run()
@@ -362,9 +399,7 @@ fn inputs_a_stopped_run_never_started_are_counted_not_reached() {
 
 #[test]
 fn building_without_sources_or_running_without_sinks_is_a_usage_error() {
-    let no_source = Pipeline::builder()
-        .on_frame(|_| Ok::<(), Error>(()))
-        .build();
+    let no_source = Pipeline::builder().on_frame(|_| Ok(())).build();
     assert!(matches!(no_source, Err(Error::Usage(_))));
     // A pipeline with no output may still get its callback from `run_with`: `run` refuses it.
     let no_sink = Pipeline::builder()
@@ -398,7 +433,7 @@ fn run_with_calls_a_borrowing_callback_that_is_not_send_on_the_callers_thread() 
         .run_with(|frame| {
             assert_eq!(std::thread::current().id(), caller);
             seen.borrow_mut().push(frame.width);
-            Ok::<(), Error>(())
+            Ok(())
         })
         .unwrap();
     assert_eq!(*seen.borrow(), [5, 6, 7]);
@@ -409,7 +444,7 @@ fn run_with_calls_a_borrowing_callback_that_is_not_send_on_the_callers_thread() 
     let err = pipeline()
         .run_with(|_| {
             calls += 1;
-            Err("enough")
+            Err("enough".into())
         })
         .unwrap_err();
     assert!(matches!(&err, Error::User { .. }), "{err:?}");
@@ -418,10 +453,10 @@ fn run_with_calls_a_borrowing_callback_that_is_not_send_on_the_callers_thread() 
     // With an on_frame callback too, which one to call is ambiguous.
     let both = Pipeline::builder()
         .source(Source::Path(paths[0].clone()))
-        .on_frame(|_| Ok::<(), Error>(()))
+        .on_frame(|_| Ok(()))
         .build()
         .unwrap()
-        .run_with(|_| Ok::<(), Error>(()));
+        .run_with(|_| Ok(()));
     assert!(matches!(both, Err(Error::Usage(_))), "{both:?}");
 }
 
@@ -542,7 +577,7 @@ fn builder_errors_name_the_builder_setting() {
     let base = || {
         Pipeline::builder()
             .source(Source::Path(src.clone()))
-            .on_frame(|_frame| Ok::<(), Error>(()))
+            .on_frame(|_frame| Ok(()))
     };
     let cases: [(shutter::pipeline::PipelineBuilder, &str); 5] = [
         (base().in_flight(0), "in_flight"),
@@ -576,14 +611,14 @@ fn a_frame_that_arrives_after_the_stop_flag_is_not_taken() {
             if calls == 2 {
                 flag.store(true, Ordering::Relaxed);
             }
-            Some(Ok::<_, Error>((3u32, 2u32, vec![calls as u8; 3 * 2 * 4])))
+            Some(Ok((3u32, 2u32, vec![calls as u8; 3 * 2 * 4])))
         });
         let stats = run_or_hang(move || {
             Pipeline::builder()
                 .source(Source::grabber(grabber))
                 .device(device)
                 .stop_flag(stop)
-                .on_frame(|_frame| Ok::<(), Error>(()))
+                .on_frame(|_frame| Ok(()))
         })
         .unwrap();
         assert_eq!((stats.captured, stats.delivered), (1, 1), "{device:?}");
@@ -629,7 +664,7 @@ fn a_stop_ends_a_batch_without_encoding_the_frames_queued_behind_it() {
                     flag.store(true, Ordering::Relaxed);
                     second.store(trigger == "abort", Ordering::Relaxed);
                 }
-                Ok::<(), Error>(())
+                Ok(())
             })
             .build()
             .unwrap()
@@ -683,7 +718,7 @@ fn a_stop_in_the_middle_of_an_animation_writes_the_frames_it_got() {
                 if frame.meta.index == 2 {
                     flag.store(true, Ordering::Relaxed);
                 }
-                Ok::<(), Error>(())
+                Ok(())
             })
             .build()
             .unwrap()
@@ -721,7 +756,7 @@ fn the_abort_flag_ends_a_run_whose_source_hangs_and_keeps_the_frames_it_got() {
         let grabber = FuncGrabber::from_fn(move || {
             sent += 1;
             if sent <= 2 {
-                return Some(Ok::<_, Error>((8u32, 4u32, vec![sent * 60; 8 * 4 * 4])));
+                return Some(Ok((8u32, 4u32, vec![sent * 60; 8 * 4 * 4])));
             }
             let _ = blocked.recv();
             None
@@ -745,7 +780,7 @@ fn the_abort_flag_ends_a_run_whose_source_hangs_and_keeps_the_frames_it_got() {
                         on_stop.store(true, Ordering::Relaxed);
                         on_abort.store(true, Ordering::Relaxed);
                     }
-                    Ok::<(), Error>(())
+                    Ok(())
                 })
         })
         .unwrap();
@@ -787,7 +822,7 @@ fn a_time_limit_ends_a_stream_whose_source_hangs_and_keeps_the_frames_it_got() {
     let grabber = FuncGrabber::from_fn(move || {
         sent += 1;
         if sent <= 2 {
-            return Some(Ok::<_, Error>((8u32, 4u32, vec![sent * 60; 8 * 4 * 4])));
+            return Some(Ok((8u32, 4u32, vec![sent * 60; 8 * 4 * 4])));
         }
         // Past the limit, then nothing more until the test lets it go.
         clock.set(std::time::Duration::from_secs(10));
@@ -856,7 +891,7 @@ fn noise_stream(w: u32, h: u32) -> shutter::source::live::FuncGrabber {
     let mut seed = 0;
     shutter::source::live::FuncGrabber::from_fn(move || {
         seed += 1;
-        Some(Ok::<_, Error>((w, h, common::random_rgba(w, h, seed))))
+        Some(Ok((w, h, common::random_rgba(w, h, seed))))
     })
 }
 
@@ -888,7 +923,7 @@ fn a_stream_written_as_one_file_is_on_disk_while_it_runs_not_held_in_memory() {
                     let len = temp.map(|name| std::fs::metadata(probe.1.join(name)).unwrap().len());
                     *probe.0.lock().unwrap() = Some(len);
                 }
-                Ok::<(), Error>(())
+                Ok(())
             })
             .build()
             .unwrap()
@@ -941,7 +976,7 @@ fn a_stream_whose_one_file_fails_stops_fails_once_and_leaves_no_file() {
         let grabber = FuncGrabber::from_fn(move || {
             k += 1;
             let w = if k <= 3 { 8 } else { 10 };
-            Some(Ok::<_, Error>((w, 6u32, common::random_rgba(w, 6, k))))
+            Some(Ok((w, 6u32, common::random_rgba(w, 6, k))))
         });
         let stats = run_or_hang({
             let out = out.clone();
@@ -984,7 +1019,7 @@ fn a_callback_that_fails_or_panics_mid_stream_leaves_no_file_of_the_sequence() {
             .on_frame(move |frame| {
                 if frame.meta.index == 5 {
                     assert!(!panics, "callback panic");
-                    return Err("enough");
+                    return Err("enough".into());
                 }
                 Ok(())
             })
@@ -1039,7 +1074,7 @@ fn build_refuses_what_the_cli_refuses() {
             .build(),
         "is a directory",
     );
-    let callback = |_: &shutter::Frame| Ok::<(), Error>(());
+    let callback = |_: &shutter::Frame| Ok(());
     refused(
         "a dithering for RGB",
         builder()
@@ -1094,7 +1129,7 @@ fn a_closure_frame_without_pixels_fails_by_name_and_writes_nothing() {
         let mut k = 0;
         let grabber = FuncGrabber::from_fn(move || {
             k += 1;
-            (k <= 1).then(|| Ok::<_, Error>((w, h, vec![0u8; (w * h * 4) as usize])))
+            (k <= 1).then(|| Ok((w, h, vec![0u8; (w * h * 4) as usize])))
         })
         .named("empty");
         let seen = Arc::new(Mutex::new(0));
@@ -1106,7 +1141,7 @@ fn a_closure_frame_without_pixels_fails_by_name_and_writes_nothing() {
                 .output(Output::File(dir.join("rec.gif")), Format::Gif)
                 .on_frame(move |_| {
                     *calls.lock().unwrap() += 1;
-                    Ok::<(), Error>(())
+                    Ok(())
                 })
         })
         .unwrap();
@@ -1141,7 +1176,7 @@ fn runs_on_a_gpu_context_given_once_match_the_cpu() {
             .filter(Filter::Sepia)
             .on_frame(move |frame| {
                 let FrameArray::U8(rgb) = frame.array() else {
-                    return Err("RGB is u8");
+                    return Err("RGB is u8".into());
                 };
                 sink.lock().unwrap().extend(rgb.iter().copied());
                 Ok(())
@@ -1221,7 +1256,7 @@ fn the_started_event_names_each_input_a_frame_comes_from() {
         .on_frame(move |frame| {
             let name = frame_names.lock().unwrap()[frame.meta.input].clone();
             frame_sink.lock().unwrap().push((name, frame.width));
-            Ok::<(), Error>(())
+            Ok(())
         })
         .build()
         .unwrap()
@@ -1318,7 +1353,7 @@ fn to_image_gives_the_result_as_an_image_buffer_of_the_modes_colour_type() {
             .run_with(|frame| {
                 let palette = frame.image.as_ref().and_then(|m| m.palette.clone());
                 seen.push((frame.to_image(), frame.array(), palette));
-                Ok::<(), Error>(())
+                Ok(())
             })
             .unwrap();
         assert_eq!(seen.len(), 2, "{mode}");
@@ -1421,7 +1456,7 @@ fn array_view_equals_array_in_every_mode_and_borrows_the_frames_pixels() {
                     (view, _) => panic!("{mode}: a {:?} view of other data", view.dtype()),
                 };
                 assert!(borrowed, "{mode}: the view is a copy");
-                Ok::<(), Error>(())
+                Ok(())
             })
             .unwrap();
         assert_eq!(calls, 1, "{mode}");
@@ -1451,7 +1486,7 @@ fn a_frames_debug_names_its_buffer_sizes_not_their_bytes() {
         .unwrap()
         .run_with(|frame| {
             seen.push(format!("{frame:?}"));
-            Ok::<(), Error>(())
+            Ok(())
         })
         .unwrap();
     let [debug] = &seen[..] else {
@@ -1493,7 +1528,7 @@ fn inputs_that_cannot_be_listed_are_reported_by_their_path() {
                     .push((name.to_string(), error.is_some()));
             }
         })
-        .on_frame(|_| Ok::<(), Error>(()))
+        .on_frame(|_| Ok(()))
         .build()
         .unwrap()
         .run()
@@ -1536,7 +1571,7 @@ fn a_decoded_frame_processed_alone_equals_the_pipelines_result() {
             .unwrap()
             .run_with(|frame| {
                 want.push(frame.array());
-                Ok::<(), Error>(())
+                Ok(())
             })
             .unwrap();
         let ops = Ops {

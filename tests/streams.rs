@@ -59,7 +59,7 @@ fn pattern_ticks(policy: FramePolicy, device: DeviceChoice) -> (Vec<u64>, Stats)
             let (rgba, w, h) = rgba_of(&frame.array());
             let n = read_frame_number(&rgba, w, h).ok_or("no frame number in the pattern")?;
             sink.lock().unwrap().push(n);
-            Ok::<(), &str>(())
+            Ok(())
         })
         .build()
         .unwrap()
@@ -169,7 +169,7 @@ fn run_slow_sink(policy: FramePolicy, frames: u64) -> (Vec<u64>, Stats) {
             for _ in 0..RATIO {
                 let _ = token_tx.send(());
             }
-            Ok::<(), Error>(())
+            Ok(())
         })
         .build()
         .unwrap()
@@ -241,7 +241,7 @@ fn a_stop_flag_ends_the_stream_cleanly_and_completes_the_files() {
             if frame.meta.seq == 9 {
                 trigger.store(true, Ordering::SeqCst);
             }
-            Ok::<(), Error>(())
+            Ok(())
         })
         .build()
         .unwrap()
@@ -278,7 +278,7 @@ fn stream_every_is_refused_on_files_which_it_would_drop_without_failing() {
         let built = Pipeline::builder()
             .source(source.clone())
             .stream_every(Duration::from_millis(100))
-            .on_frame(|_frame| Ok::<(), Error>(()))
+            .on_frame(|_frame| Ok(()))
             .build();
         match built.map(|_| ()) {
             Err(Error::Usage(msg)) => assert!(msg.starts_with("stream_every"), "{msg}"),
@@ -289,7 +289,7 @@ fn stream_every_is_refused_on_files_which_it_would_drop_without_failing() {
     let stats = Pipeline::builder()
         .source(Source::Path(gif))
         .device(DeviceChoice::Cpu)
-        .on_frame(|_frame| Ok::<(), Error>(()))
+        .on_frame(|_frame| Ok(()))
         .build()
         .unwrap()
         .run()
@@ -311,7 +311,7 @@ fn a_time_limit_does_not_wait_for_a_paced_frame_due_after_it() {
         };
         let clock = Arc::new(ManualClock::new());
         let closure = Source::grabber(
-            FuncGrabber::from_fn(|| Some(Ok::<_, Error>((2u32, 2u32, vec![40u8; 16]))))
+            FuncGrabber::from_fn(|| Some(Ok((2u32, 2u32, vec![40u8; 16]))))
                 .with_fps(0.25)
                 .with_clock(clock.clone()),
         );
@@ -321,7 +321,7 @@ fn a_time_limit_does_not_wait_for_a_paced_frame_due_after_it() {
                 .clock(clock.clone())
                 .device(device)
                 .time_limit(Duration::from_secs(1))
-                .on_frame(|_frame| Ok::<(), Error>(()))
+                .on_frame(|_frame| Ok(()))
                 .build()
                 .unwrap()
                 .run()
@@ -355,7 +355,7 @@ fn a_live_source_is_held_to_the_pipelines_pixel_limit() {
         .limits(limits)
         .max_frames(2)
         .device(DeviceChoice::Cpu)
-        .on_frame(|_frame| Ok::<(), Error>(()))
+        .on_frame(|_frame| Ok(()))
         .build()
     else {
         panic!("a pattern past the limits was built");
@@ -366,7 +366,7 @@ fn a_live_source_is_held_to_the_pipelines_pixel_limit() {
     let small = (5u32, 5u32, vec![40u8; 100]);
     let big = (20u32, 10u32, vec![40u8; 800]);
     let mut frames = vec![small.clone(), big, small].into_iter();
-    let closure = FuncGrabber::from_fn(move || frames.next().map(Ok::<_, Error>));
+    let closure = FuncGrabber::from_fn(move || frames.next().map(Ok));
     let delivered = Arc::new(AtomicU64::new(0));
     let seen = delivered.clone();
     let stats = Pipeline::builder()
@@ -375,7 +375,7 @@ fn a_live_source_is_held_to_the_pipelines_pixel_limit() {
         .device(DeviceChoice::Cpu)
         .on_frame(move |_frame| {
             seen.fetch_add(1, Ordering::Relaxed);
-            Ok::<(), Error>(())
+            Ok(())
         })
         .build()
         .unwrap()
@@ -419,7 +419,7 @@ fn a_time_limit_is_on_the_runs_clock_when_a_lossless_reader_slows_a_paced_source
         .time_limit(Duration::from_millis(2500))
         .on_frame(move |_frame| {
             reader_clock.advance(Duration::from_secs(1));
-            Ok::<(), Error>(())
+            Ok(())
         })
         .build()
         .unwrap()

@@ -349,12 +349,23 @@ impl Format {
 /// as many times as the first frame's `meta.plays`, forever when it has none), NPY stacks them
 /// into an (N, …) array (a sequence's single frame too, see [`crate::frame::FrameMeta::sequence`]). Every frame must share the first one's size and mode.
 ///
+/// ```
+/// use shutter::sink::encode::{self, Format};
+/// use shutter::{Frame, FrameMeta};
+///
+/// let red_blue = vec![255, 0, 0, 255, 0, 0, 255, 255];
+/// let frame = Frame::new(2, 1, red_blue, false, FrameMeta::still(0, 0));
+/// let webp = encode::encode(&Format::from_name("webp", None, false)?, &[frame])?;
+/// assert_eq!(&webp[8..12], b"WEBP");
+/// # Ok::<(), shutter::Error>(())
+/// ```
+///
 /// # Errors
-/// A one-line reason (the caller wraps it in [`Error::Encode`] with the output path): no frames,
-/// several frames for a single-frame format, frames of different sizes or modes, a mode the
-/// format cannot hold, or the encoder's own failure (for example WebP beyond 16383 pixels a
-/// side, GIF beyond 65535).
-pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
+/// [`Error::Encode`] naming the first frame (`frame 0`, its `meta.seq`; `no frames`) and the
+/// reason: no frames, several frames for a single-frame format, frames of different sizes or
+/// modes, a mode the format cannot hold, or the encoder's own failure (for example WebP
+/// beyond 16383 pixels a side, GIF beyond 65535).
+pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>> {
     encode_until(format, frames, &|| false)
 }
 
@@ -364,7 +375,20 @@ pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>, String> {
 ///
 /// # Errors
 /// As [`encode`].
-pub fn encode_until(
+pub fn encode_until(format: &Format, frames: &[Frame], stop: &dyn Fn() -> bool) -> Result<Vec<u8>> {
+    encode_frames(format, frames, stop).map_err(|reason| Error::Encode {
+        output: frames.first().map_or_else(
+            || "no frames".to_string(),
+            |f| format!("frame {}", f.meta.seq),
+        ),
+        format: format.extension().to_string(),
+        reason,
+    })
+}
+
+/// [`encode_until`] with its error a one-line reason, which the caller wraps in
+/// [`Error::Encode`] with the output's path.
+pub(crate) fn encode_frames(
     format: &Format,
     frames: &[Frame],
     stop: &dyn Fn() -> bool,

@@ -462,7 +462,7 @@ type NextFn = Box<dyn FnMut() -> Option<Result<RawFrame>> + Send>;
 /// let mut step = 0u8;
 /// let mut grabber = FuncGrabber::from_fn(move || {
 ///     step += 1;
-///     (step <= 3).then(|| Ok::<_, String>(image::RgbImage::from_pixel(4, 2, image::Rgb([step * 80, 0, 0]))))
+///     (step <= 3).then(|| Ok(image::RgbImage::from_pixel(4, 2, image::Rgb([step * 80, 0, 0]))))
 /// });
 /// let mut frames = 0;
 /// while let Some(frame) = grabber.next_frame()? {
@@ -497,12 +497,12 @@ impl std::fmt::Debug for FuncGrabber {
 impl FuncGrabber {
     /// A source calling `f` for each frame: `Some(Ok(frame))` is a frame, `Some(Err(e))` fails
     /// the stream with [`Error::User`] (the message names the source and the frame, then gives
-    /// `e`'s; [`Error::user_error`] is `e`), `None` ends it.
-    pub fn from_fn<F, T, E>(mut f: F) -> Self
+    /// `e`'s; [`Error::user_error`] is `e`), `None` ends it. `e` is a [`BoxError`]: any error
+    /// with `.into()` (`Some(Err("why".into()))`).
+    pub fn from_fn<F, T>(mut f: F) -> Self
     where
-        F: FnMut() -> Option<std::result::Result<T, E>> + Send + 'static,
+        F: FnMut() -> Option<std::result::Result<T, BoxError>> + Send + 'static,
         T: IntoRawFrame,
-        E: Into<BoxError>,
     {
         let next: NextFn = Box::new(move || {
             Some(match f()? {
@@ -530,7 +530,7 @@ impl FuncGrabber {
         I::IntoIter: Send + 'static,
     {
         let mut iter = iter.into_iter();
-        FuncGrabber::from_fn(move || iter.next().map(Ok::<_, Error>))
+        FuncGrabber::from_fn(move || iter.next().map(Ok))
     }
 
     /// Names the source in messages (default `closure`) and in the names of the files a run
