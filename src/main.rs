@@ -548,6 +548,16 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         (n, true) => format!(", {n} not reached (interrupted)"),
         (n, false) => format!(", {n} not reached (--frames or --time-limit)"),
     };
+    // `-o one.png` for several frames (a stream, an animation to a single-frame format)
+    // writes numbered files beside it: the summary names those.
+    // Encoders finish in any order: the range is by name.
+    let first = stats.written.iter().min();
+    let last = stats.written.iter().max();
+    let destination = match (out_is_file, first, last) {
+        (true, Some(first), Some(last)) if first == last => first.display().to_string(),
+        (true, Some(first), Some(last)) => format!("{} … {}", first.display(), last.display()),
+        _ => args.out.display().to_string(),
+    };
     say!(
         "shutter: {} input{}, {} frame{}, {} failed{not_reached}, {} file{} written to {} in {:.2} s ({:.1} fps{backend})",
         stats.inputs,
@@ -557,7 +567,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         failed,
         stats.written.len(),
         plural(stats.written.len() as u64),
-        printable(&args.out.display().to_string()),
+        printable(&destination),
         stats.elapsed.as_secs_f64(),
         stats.fps(),
     );

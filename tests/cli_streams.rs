@@ -395,3 +395,55 @@ fn an_atomic_file_is_hidden_until_committed_and_its_temp_file_can_be_swept() {
     assert_eq!(std::fs::read(&path).unwrap(), b"whole");
     assert_eq!(common::dir_names(tmp.path()), ["rec.npy"]);
 }
+
+/// `-o one.png` for a stream writes numbered files beside it, and the summary names them, not
+/// a `one.png` that does not exist.
+#[test]
+fn the_summary_names_the_numbered_files_a_single_file_output_became() {
+    let tmp = TempDir::new().unwrap();
+    for (frames, named) in [
+        ("1", "1 file written to {dir}/one_00000.png in"),
+        (
+            "3",
+            "3 files written to {dir}/one_00000.png … {dir}/one_00002.png in",
+        ),
+    ] {
+        let dir = tmp.path().join(format!("f{frames}"));
+        let out = shutter(&[
+            "run",
+            "pattern:40x30",
+            "--frames",
+            frames,
+            "--device",
+            "cpu",
+            "-o",
+            s(&dir.join("one.png")),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let named = named.replace("{dir}", s(&dir));
+        assert!(stderr(&out).contains(&named), "{named}\n{}", stderr(&out));
+        assert!(!dir.join("one.png").exists());
+    }
+    // An output that is the file named keeps its name.
+    let out = shutter(&[
+        "run",
+        "pattern:40x30",
+        "--frames",
+        "1",
+        "--device",
+        "cpu",
+        "--format",
+        "gif",
+        "-o",
+        s(&tmp.path().join("s.gif")),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "1 file written to {} in",
+            s(&tmp.path().join("s.gif"))
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
