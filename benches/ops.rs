@@ -191,7 +191,7 @@ fn bench_kernels(c: &mut Criterion) {
                 for in_flight in [1usize, 3] {
                     let mut processor =
                         Processor::new(Some(ctx.clone()), &ops, in_flight).expect("gpu processor");
-                    if let Processor::Gpu { gpu, .. } = &mut processor {
+                    if let Some(gpu) = processor.gpu() {
                         gpu.set_upload(upload);
                     }
                     let label = format!("gpu round trip, {in_flight} in flight{note}");

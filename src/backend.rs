@@ -98,7 +98,10 @@ pub fn open(choice: DeviceChoice) -> Result<(Option<Arc<GpuContext>>, Option<Err
 
 /// Frames in flight on one backend: `schedule` starts a frame, `collect` hands finished frames
 /// back in scheduling order.
-pub enum Processor {
+pub struct Processor(Inner);
+
+/// The backend of a [`Processor`].
+enum Inner {
     /// The GPU ring (boxed: it is several times the CPU variant's size); `ops` is kept to
     /// convert on the CPU any frame the GPU returns without the requested mode.
     Gpu {
@@ -128,38 +131,52 @@ impl Processor {
     /// - [`Error::Gpu`] when the kernels cannot be built.
     pub fn new(gpu: Option<Arc<GpuContext>>, ops: &Ops, in_flight: usize) -> Result<Self> {
         crate::pipeline::check_in_flight("in_flight", in_flight.max(1))?;
-        Ok(match gpu {
-            Some(ctx) => Processor::Gpu {
+        Ok(Processor(match gpu {
+            Some(ctx) => Inner::Gpu {
                 gpu: Box::new(GpuBackend::new(ctx, ops, in_flight.max(1))?),
                 ops: ops.clone(),
             },
-            None => Processor::Cpu {
+            None => Inner::Cpu {
                 ops: ops.clone(),
                 done: VecDeque::new(),
             },
-        })
+        }))
+    }
+
+    /// The GPU ring, when this processor runs on the GPU: for its own settings
+    /// ([`GpuBackend::set_upload`]) and its `schedule_with` family.
+    pub fn gpu(&mut self) -> Option<&mut GpuBackend> {
+        match &mut self.0 {
+            Inner::Gpu { gpu, .. } => Some(gpu),
+            Inner::Cpu { .. } => None,
+        }
+    }
+
+    /// True when this processor runs on the GPU (false: the CPU fast path).
+    pub fn is_gpu(&self) -> bool {
+        matches!(self.0, Inner::Gpu { .. })
     }
 
     /// Puts up to `frames` consecutive frames in one GPU submission (no effect on the CPU).
     pub fn set_batch(&mut self, frames: usize) {
-        if let Processor::Gpu { gpu, .. } = self {
+        if let Inner::Gpu { gpu, .. } = &mut self.0 {
             gpu.set_batch(frames);
         }
     }
 
     /// Frames that may be scheduled before one must be collected.
     pub fn capacity(&self) -> usize {
-        match self {
-            Processor::Gpu { gpu, .. } => gpu.capacity(),
-            Processor::Cpu { .. } => 1,
+        match &self.0 {
+            Inner::Gpu { gpu, .. } => gpu.capacity(),
+            Inner::Cpu { .. } => 1,
         }
     }
 
     /// Frames scheduled and not yet collected.
     pub fn pending(&self) -> usize {
-        match self {
-            Processor::Gpu { gpu, .. } => gpu.pending(),
-            Processor::Cpu { done, .. } => done.len(),
+        match &self.0 {
+            Inner::Gpu { gpu, .. } => gpu.pending(),
+            Inner::Cpu { done, .. } => done.len(),
         }
     }
 
@@ -169,9 +186,9 @@ impl Processor {
     /// [`Error::Usage`] when `frame.rgba` does not hold `width × height × 4` bytes (on both
     /// backends); [`Error::Gpu`] when the submission fails.
     pub fn schedule(&mut self, mut frame: Frame) -> Result<()> {
-        match self {
-            Processor::Gpu { gpu, .. } => gpu.schedule(frame),
-            Processor::Cpu { ops, done } => {
+        match &mut self.0 {
+            Inner::Gpu { gpu, .. } => gpu.schedule(frame),
+            Inner::Cpu { ops, done } => {
                 crate::frame::check_len(&frame)?;
                 crate::mode::source::settle(&mut frame, ops)?;
                 // The fast path: the reference's bytes, on every core (`tests/fast_cpu.rs`),
@@ -219,9 +236,9 @@ impl Processor {
         meta: FrameMeta,
         fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
     ) -> Result<()> {
-        match self {
-            Processor::Gpu { gpu, .. } => gpu.schedule_with(width, height, has_alpha, meta, fill),
-            Processor::Cpu { .. } => {
+        match &mut self.0 {
+            Inner::Gpu { gpu, .. } => gpu.schedule_with(width, height, has_alpha, meta, fill),
+            Inner::Cpu { .. } => {
                 let mut rgba = vec![0u8; width as usize * height as usize * 4];
                 fill((&mut rgba[..]).into());
                 self.schedule(Frame::new(width, height, rgba, has_alpha, meta))
@@ -260,9 +277,9 @@ impl Processor {
         rgb: &[u8],
         meta: FrameMeta,
     ) -> Result<()> {
-        match self {
-            Processor::Gpu { gpu, .. } => gpu.schedule_rgb(width, height, rgb, meta),
-            Processor::Cpu { .. } => {
+        match &mut self.0 {
+            Inner::Gpu { gpu, .. } => gpu.schedule_rgb(width, height, rgb, meta),
+            Inner::Cpu { .. } => {
                 crate::frame::check_rgb_len(width, height, rgb.len(), meta.seq)?;
                 let rgba = crate::source::widen::rgb(rgb);
                 self.schedule(Frame::new(width, height, rgba, false, meta))
@@ -283,9 +300,9 @@ impl Processor {
         meta: FrameMeta,
         fill: impl FnOnce(wgpu::WriteOnly<'_, [u8]>),
     ) -> Result<()> {
-        match self {
-            Processor::Gpu { gpu, .. } => gpu.schedule_rgb_with(width, height, meta, fill),
-            Processor::Cpu { .. } => {
+        match &mut self.0 {
+            Inner::Gpu { gpu, .. } => gpu.schedule_rgb_with(width, height, meta, fill),
+            Inner::Cpu { .. } => {
                 let mut rgb = vec![0u8; width as usize * height as usize * 3];
                 fill((&mut rgb[..]).into());
                 let rgba = crate::source::widen::rgb(&rgb);
@@ -306,9 +323,9 @@ impl Processor {
         wait: bool,
         read: impl FnOnce(FinishedFrame<'_>) -> R,
     ) -> Result<Option<R>> {
-        match self {
-            Processor::Gpu { gpu, .. } => gpu.collect_with(wait, read),
-            Processor::Cpu { done, .. } => Ok(done.pop_front().map(|frame| frame.lend(read))),
+        match &mut self.0 {
+            Inner::Gpu { gpu, .. } => gpu.collect_with(wait, read),
+            Inner::Cpu { done, .. } => Ok(done.pop_front().map(|frame| frame.lend(read))),
         }
     }
 
@@ -318,8 +335,8 @@ impl Processor {
     /// # Errors
     /// [`Error::Gpu`] when the readback fails.
     pub fn collect(&mut self, wait: bool) -> Result<Option<Frame>> {
-        match self {
-            Processor::Gpu { gpu, ops } => {
+        match &mut self.0 {
+            Inner::Gpu { gpu, ops } => {
                 let mut frame = gpu.collect(wait)?;
                 if let (Some(mode), Some(f)) = (ops.mode, frame.as_mut())
                     && f.image.is_none()
@@ -328,7 +345,7 @@ impl Processor {
                 }
                 Ok(frame)
             }
-            Processor::Cpu { done, .. } => Ok(done.pop_front()),
+            Inner::Cpu { done, .. } => Ok(done.pop_front()),
         }
     }
 

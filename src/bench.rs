@@ -1047,7 +1047,7 @@ fn gpu_rows(
             samples,
         );
         if upload == Upload::Staging
-            && let Processor::Gpu { gpu, .. } = &mut processor
+            && let Some(gpu) = processor.gpu()
         {
             pass_alone(
                 gpu,
@@ -1119,7 +1119,7 @@ fn gpu_rows(
         "gpu",
         samples,
     );
-    if let Processor::Gpu { gpu, .. } = &mut processor {
+    if let Some(gpu) = processor.gpu() {
         pass_alone(
             gpu,
             timing,
@@ -1174,7 +1174,7 @@ fn in_place_round_trip(
 }
 
 fn set_upload(processor: &mut Processor, upload: Upload) {
-    if let Processor::Gpu { gpu, .. } = processor {
+    if let Some(gpu) = processor.gpu() {
         gpu.set_upload(upload);
     }
 }

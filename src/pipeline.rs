@@ -254,14 +254,15 @@ impl PipelineBuilder {
     /// Adds a source: a file, a directory, stdin, bytes, or a live one (a camera, the
     /// pattern, a grabber such as [`FuncGrabber`](crate::source::live::FuncGrabber)), which
     /// must be the only source ([`build`](PipelineBuilder::build) refuses it with others).
-    pub fn source(mut self, source: Source) -> Self {
-        self.sources.push(source);
+    /// A [`PathBuf`] or `&Path` is a [`Source::Path`].
+    pub fn source(mut self, source: impl Into<Source>) -> Self {
+        self.sources.push(source.into());
         self
     }
 
-    /// Adds several sources.
-    pub fn sources(mut self, sources: impl IntoIterator<Item = Source>) -> Self {
-        self.sources.extend(sources);
+    /// Adds several sources (paths, or [`Source`]s).
+    pub fn sources<S: Into<Source>>(mut self, sources: impl IntoIterator<Item = S>) -> Self {
+        self.sources.extend(sources.into_iter().map(Into::into));
         self
     }
 

@@ -796,7 +796,8 @@ fn pixels_written_into_and_read_from_the_rings_buffers_equal_the_copying_path() 
         };
         for &upload in uploads {
             let mut gpu = Processor::new(Some(Arc::clone(&ctx)), ops, 2).expect("GPU processor");
-            if let Processor::Gpu { gpu, .. } = &mut gpu {
+            assert!(gpu.is_gpu());
+            if let Some(gpu) = gpu.gpu() {
                 gpu.set_upload(upload);
             }
             let got = run_mixed(&mut gpu, &frames);

@@ -137,7 +137,7 @@ fn a_callback_question_mark_takes_any_error_and_returns_it() {
     let missing = tmp.path().join("no-such-dir").join("frame.png");
     let mut saved = 0;
     let result = Pipeline::builder()
-        .source(Source::Path(a))
+        .source(a) // a PathBuf
         .device(DeviceChoice::Cpu)
         .build()
         .unwrap()
@@ -1579,6 +1579,7 @@ fn a_decoded_frame_processed_alone_equals_the_pipelines_result() {
             ..Ops::new(false, vec![])
         };
         let mut processor = Processor::new(None, &ops, 1).unwrap();
+        assert!(!processor.is_gpu() && processor.gpu().is_none());
         let decoded = shutter::source::decode_bytes("request", bytes.clone(), &Default::default())
             .unwrap()
             .next()
@@ -1617,7 +1618,7 @@ fn frames_in_flight_stay_within_the_byte_budget_and_give_the_same_outputs() {
     for device in devices() {
         let run = |budget: Option<u64>, out: &Path| {
             let mut builder = Pipeline::builder()
-                .source(Source::Path(inputs.clone()))
+                .sources([inputs.as_path()])
                 .device(device)
                 .mode(ImageMode::F)
                 .output(Output::Dir(out.to_path_buf()), Format::Npy);

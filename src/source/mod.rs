@@ -95,6 +95,21 @@ impl PartialEq for SharedGrabber {
     }
 }
 
+impl From<PathBuf> for Source {
+    /// [`Source::Path`]: a file or a directory, never parsed as `-`, `webcam` or `pattern`
+    /// (that is [`Source::parse`]).
+    fn from(path: PathBuf) -> Source {
+        Source::Path(path)
+    }
+}
+
+impl From<&Path> for Source {
+    /// [`Source::Path`], as for a [`PathBuf`].
+    fn from(path: &Path) -> Source {
+        Source::Path(path.to_path_buf())
+    }
+}
+
 /// The built-in default input: an SVG scene drawn for shutter, so `shutter run` with no
 /// source shows the tool working on a machine with nothing else on it.
 const DEFAULT_SVG: &[u8] = include_bytes!("../../assets/default.svg");
