@@ -452,7 +452,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     // Without a handler Ctrl-C still ends the process, just not cleanly: not worth failing for.
     // The first Ctrl-C (or SIGTERM, or SIGHUP) stops the run cleanly. A second one, for a run
     // that waits on a source that sends nothing (a stalled camera, an open stdin), ends it
-    // now, writing a GIF or npy with the frames it has; a third exits at once.
+    // now, writing a GIF, WebP or npy with the frames it has; a third exits at once.
     let _ = ctrlc::set_handler(move || {
         if !on_signal.swap(true, Ordering::Relaxed) {
             say!("shutter: stopping (Ctrl-C again to end now)");
@@ -460,7 +460,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         }
         if on_second.swap(true, Ordering::Relaxed) {
             say!("shutter: interrupted a third time; exiting now");
-            // A GIF or npy of a stream being written leaves no temp file behind.
+            // A GIF, WebP or npy of a stream being written leaves no temp file behind.
             shutter::sink::encode::remove_temp_files();
             std::process::exit(130);
         }

@@ -164,7 +164,7 @@ pub struct Stats {
     /// Frames the sources produced.
     pub captured: u64,
     /// Frames handed to the callback, or written to a file (a file input that fails takes
-    /// its frames back; a stream's one GIF or npy that fails keeps those fed to it).
+    /// its frames back; a stream's one GIF, WebP or npy that fails keeps those fed to it).
     pub delivered: u64,
     /// Frames dropped by the frame policy or `stream_every`, by where.
     pub drops: Drops,
@@ -372,7 +372,7 @@ impl PipelineBuilder {
     /// [`Pipeline::run`]; the result is [`Frame::array`] (`frame.rgba` is the frame as
     /// captured). Returning an error stops the run, and [`Pipeline::run`] returns it as
     /// [`Error::User`], whose message is the error's and whose [`Error::user_error`] is the
-    /// error itself: a GIF or npy of a stream being written is then not written. The error is
+    /// error itself: a GIF, WebP or npy of a stream being written is then not written. The error is
     /// a [`BoxError`], so `?` takes any error type in the same closure (an `io::Error`, a
     /// [`shutter::Error`](Error)) and `Err("why".into())` gives a message; `Ok(())` needs no
     /// annotation. To end a
@@ -453,7 +453,7 @@ impl PipelineBuilder {
 
     /// A flag that ends the run now when set (the CLI sets it on a second Ctrl-C), for a
     /// source that sends nothing more: the sink stops waiting for frames, writes each
-    /// sequence with the frames it has (a GIF or npy of a stream), lets the encoding under
+    /// sequence with the frames it has (a GIF, WebP or npy of a stream), lets the encoding under
     /// way finish, and [`run`](Pipeline::run) returns without waiting for the capture, whose
     /// thread ends once its source returns. The frame counts are those at the abort: frames
     /// still on their way to the sink are not counted as dropped.
@@ -1022,7 +1022,7 @@ fn check_output(output: &Output) -> Result<()> {
 /// restarts the wait.
 pub const LIMIT_GRACE: Duration = Duration::from_millis(500);
 
-/// Frames queued for a sequence's writer (a GIF or npy being written frame by frame). When
+/// Frames queued for a sequence's writer (a GIF, WebP or npy being written frame by frame). When
 /// the writer is slower than the source, the sink waits for it, and a live source's frames
 /// are dropped before the sink (`--policy`), rather than piling up in memory.
 ///
@@ -1585,7 +1585,7 @@ struct Job {
     closes_input: bool,
     /// True when this job writes one frame of an input written as one file per frame.
     one_of_many: bool,
-    /// A sequence written as one file (a GIF or npy of an animation or a stream): its frames
+    /// A sequence written as one file (a GIF, WebP or npy of an animation or a stream): its frames
     /// come here one by one (none are in `frames`), and are encoded as they come.
     feed: Option<Receiver<Feed>>,
 }

@@ -654,6 +654,58 @@ fn an_animated_webp_keeps_every_frame_and_delay_as_gif_and_splits_as_png() {
     );
 }
 
+/// An animation written as webp (the default format) is one animated WebP: every frame as
+/// Pillow composites it (exactly, lossless), its delays and its number of plays (GIF counts
+/// repeats, WebP and APNG plays).
+#[test]
+fn an_animation_to_webp_is_one_animated_webp_with_its_frames_delays_and_plays() {
+    let tmp = TempDir::new().unwrap();
+    for (name, plays) in [
+        ("loop3.gif", Some(4)),
+        ("anim.webp", Some(3)),
+        ("anim.png", Some(2)),
+        ("composite.webp", None),
+    ] {
+        let fixture = common::anim_fixture(name);
+        let stem = name.split('.').next().unwrap();
+        let out_dir = tmp.path().join(format!("{name}-out"));
+        let out = shutter(&[
+            "run",
+            s(&fixture.path),
+            "-o",
+            s(&out_dir),
+            "--lossless",
+            "--mode",
+            "RGBA",
+            "--device",
+            "cpu",
+        ]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(files_in(&out_dir), vec![format!("{stem}.webp")], "{name}");
+        let bytes = std::fs::read(out_dir.join(format!("{stem}.webp"))).unwrap();
+        let frames: Vec<_> = shutter::source::decode_bytes(name, bytes, &Default::default())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(frames.len(), fixture.frames().len(), "{name}");
+        let delays: Vec<Option<u64>> = frames
+            .iter()
+            .map(|f| f.delay.map(|d| d.as_millis() as u64))
+            .collect();
+        assert_eq!(delays, fixture.delays_ms, "{name}");
+        let want_plays = plays.map_or(shutter::Plays::Forever, |n: u32| {
+            shutter::Plays::Times(n.try_into().unwrap())
+        });
+        assert_eq!(frames[0].plays, Some(want_plays), "{name}");
+        for (k, (got, want)) in frames.iter().zip(fixture.frames()).enumerate() {
+            assert!(
+                got.rgba == want,
+                "{name} frame {k}: pixels differ from Pillow's"
+            );
+        }
+    }
+}
+
 /// The NETSCAPE loop count of the GIF at `path` (`Finite(0)`: none, the GIF plays once).
 fn gif_repeat(path: &Path) -> gif::Repeat {
     gif::DecodeOptions::new()

@@ -447,3 +447,40 @@ fn the_summary_names_the_numbered_files_a_single_file_output_became() {
         stderr(&out)
     );
 }
+
+/// A stream written as webp (the default) is one animated WebP of the frames delivered.
+#[test]
+fn a_stream_to_webp_is_one_animated_webp_of_its_frames() {
+    let tmp = TempDir::new().unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = shutter(&[
+        "run",
+        "pattern:48x32",
+        "--frames",
+        "5",
+        "--device",
+        "cpu",
+        "-o",
+        s(&out_dir),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let names: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, ["pattern.webp"]);
+    let bytes = std::fs::read(out_dir.join("pattern.webp")).unwrap();
+    let frames: Vec<_> = shutter::source::decode_bytes("pattern.webp", bytes, &Default::default())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(frames.len(), 5);
+    for frame in &frames {
+        assert_eq!((frame.width, frame.height), (48, 32));
+        assert!(
+            frame.delay.is_some_and(|d| d.as_millis() >= 20),
+            "{:?}",
+            frame.delay
+        );
+    }
+}

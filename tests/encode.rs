@@ -577,6 +577,149 @@ fn animated_gif_keeps_frames_and_delays() {
     }
 }
 
+/// The frames of a WebP file as shutter decodes it (as Pillow composites them).
+fn webp_frames(bytes: &[u8]) -> Vec<shutter::source::DecodedFrame> {
+    shutter::source::decode_bytes("test.webp", bytes.to_vec(), &Default::default())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The chunk names of a WebP file, in order (inside `ANMF` frames too).
+fn webp_chunks(bytes: &[u8]) -> Vec<String> {
+    fn walk(mut at: &[u8], out: &mut Vec<String>) {
+        while at.len() >= 8 {
+            let len = u32::from_le_bytes(at[4..8].try_into().unwrap()) as usize;
+            let name = String::from_utf8_lossy(&at[..4]).to_string();
+            if name == "ANMF" {
+                walk(&at[24..8 + len], out);
+            }
+            out.push(name);
+            at = &at[(8 + len + (len & 1)).min(at.len())..];
+        }
+    }
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(
+        u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize,
+        bytes.len() - 8,
+        "the RIFF size is the file's"
+    );
+    let mut out = Vec::new();
+    walk(&bytes[12..], &mut out);
+    out
+}
+
+#[test]
+fn an_animated_webp_holds_every_frame_as_its_own_file_would_with_delays_and_plays() {
+    let delays = [40, 130, 70, 250];
+    let frames: Vec<Frame> = delays
+        .iter()
+        .enumerate()
+        .map(|(k, &ms)| {
+            let mut frame = noise(9, 7, k as u64 + 1);
+            if k != 2 {
+                // Opaque but for frame 2 (the file's alpha flag comes from any frame).
+                frame.rgba.chunks_exact_mut(4).for_each(|px| px[3] = 255);
+            }
+            frame.image = Some(shutter::mode::cpu::convert_frame(
+                ImageMode::Rgba,
+                Dither::None,
+                &frame,
+            ));
+            frame.meta.delay = Some(Duration::from_millis(ms));
+            frame.meta.plays = Some(shutter::Plays::Times(3.try_into().unwrap()));
+            frame
+        })
+        .collect();
+    for lossless in [false, true] {
+        let format = Format::from_name("webp", None, lossless).unwrap();
+        let bytes = encode::encode(&format, &frames).unwrap();
+        let chunks = webp_chunks(&bytes);
+        assert_eq!(&chunks[..2], ["VP8X", "ANIM"], "{lossless}");
+        assert_eq!(chunks.iter().filter(|c| *c == "ANMF").count(), 4);
+        // VP8X: animation and alpha.
+        assert_eq!(bytes[20], 0x02 | 0x10, "{lossless}");
+        let decoded = webp_frames(&bytes);
+        assert_eq!(decoded.len(), 4);
+        for (k, (got, frame)) in decoded.iter().zip(&frames).enumerate() {
+            assert_eq!(got.delay, Some(Duration::from_millis(delays[k])));
+            assert_eq!(
+                got.plays,
+                Some(shutter::Plays::Times(3.try_into().unwrap()))
+            );
+            // The frame is the one its own file holds, pixel for pixel.
+            let mut alone = frame.clone();
+            alone.meta.delay = None;
+            let own = webp_frames(&encode::encode(&format, &[alone]).unwrap());
+            assert_eq!(got.rgba, own[0].rgba, "{lossless}: frame {k}");
+            if lossless {
+                assert_eq!(got.rgba, frame.rgba, "frame {k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_streams_webp_frames_last_until_the_next_capture_and_one_frame_is_a_still() {
+    // 30 fps: 33.3 ms apart, written as 33, 34, 33, … (their sum kept), the last as the one
+    // before it; no frame shorter than 20 ms.
+    let times = [0.0, 33.3, 66.7, 100.0, 105.0, 200.0];
+    let frames: Vec<Frame> = times
+        .iter()
+        .enumerate()
+        .map(|(k, &ms)| {
+            let mut frame = noise(6, 4, 20 + k as u64);
+            frame.meta = FrameMeta {
+                timestamp: Duration::from_secs_f64(ms / 1000.0),
+                sequence: true,
+                ..FrameMeta::still(k as u64, 0)
+            };
+            frame
+        })
+        .collect();
+    let bytes = encode::encode(&Format::default(), &frames).unwrap();
+    assert_eq!(bytes[20], 0x02, "opaque: no alpha flag");
+    let delays: Vec<u128> = webp_frames(&bytes)
+        .iter()
+        .map(|f| f.delay.unwrap().as_millis())
+        .collect();
+    assert_eq!(delays, [33, 34, 33, 20, 95, 95]);
+    assert_eq!(webp_frames(&bytes)[0].plays, Some(shutter::Plays::Forever));
+
+    // A stream stopped after its first frame: the still file of that frame.
+    let one = encode::encode(&Format::default(), &frames[..1]).unwrap();
+    let mut alone = frames[0].clone();
+    alone.meta.sequence = false;
+    assert_eq!(one, encode::encode(&Format::default(), &[alone]).unwrap());
+    assert_eq!(webp_chunks(&one), ["VP8 "]);
+}
+
+#[test]
+fn an_animated_webp_keeps_the_first_frames_profile_and_refuses_a_frame_of_another_size() {
+    let profile =
+        fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/icc/srgb.icc")).unwrap();
+    let frames: Vec<Frame> = (0..3)
+        .map(|k| {
+            let mut frame = noise(5, 5, 40 + k);
+            frame.rgba.chunks_exact_mut(4).for_each(|px| px[3] = 255);
+            frame.meta.delay = Some(Duration::from_millis(100));
+            frame.meta.icc_profile = Some(profile.clone().into());
+            frame
+        })
+        .collect();
+    let bytes = encode::encode(&Format::default(), &frames).unwrap();
+    assert_eq!(&webp_chunks(&bytes)[..3], ["VP8X", "ICCP", "ANIM"]);
+    assert_eq!(bytes[20], 0x02 | 0x20, "animation and profile, no alpha");
+    let decoded = webp_frames(&bytes);
+    assert_eq!(decoded.len(), 3);
+    assert_eq!(decoded[0].icc_profile.as_deref(), Some(&profile[..]));
+    let mut mixed = frames.clone();
+    mixed[1] = noise(4, 5, 9);
+    mixed[1].meta.delay = Some(Duration::from_millis(100));
+    let err = encode::encode(&Format::default(), &mixed).unwrap_err();
+    assert!(err.to_string().contains("frame 1 is 4×5"), "{err}");
+}
+
 // ---------------------------------------------------------------- npy
 
 /// Parses a v1.0 .npy file: (descr, fortran_order, shape, data).
@@ -737,7 +880,19 @@ fn single_frame_formats_refuse_several_frames_and_none() {
     assert!(encode::encode(&Format::Png, &frames).is_err());
     assert!(encode::encode(&Format::Png, &[]).is_err());
     assert!(Format::Gif.holds_many_frames() && Format::Npy.holds_many_frames());
-    assert!(!Format::Png.holds_many_frames() && !Format::default().holds_many_frames());
+    assert!(
+        Format::default().holds_many_frames(),
+        "webp makes an animation"
+    );
+    for format in [
+        Format::Png,
+        Format::Bmp,
+        Format::Tiff,
+        Format::Jpeg { quality: 75 },
+    ] {
+        assert!(!format.holds_many_frames(), "{format:?}");
+        assert!(encode::encode(&format, &frames).is_err(), "{format:?}");
+    }
 }
 
 // ---------------------------------------------------------------- settings

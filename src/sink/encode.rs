@@ -228,9 +228,9 @@ impl Format {
         }
     }
 
-    /// True for formats that hold several frames in one file (gif, npy).
+    /// True for formats that hold several frames in one file (gif, an animated webp, npy).
     pub fn holds_many_frames(&self) -> bool {
-        matches!(self, Format::Gif | Format::Npy)
+        matches!(self, Format::Gif | Format::Webp { .. } | Format::Npy)
     }
 }
 
@@ -343,10 +343,11 @@ impl Format {
 ///
 /// Each frame's converted image is written in its mode where the format holds it (see
 /// [`Format::holds`]); frames without one are written as RGB. Only
-/// [`Format::holds_many_frames`] formats take several frames: GIF makes an animation (each
-/// frame's `meta.delay`; for a stream's frames, which carry none, the time to the next frame's
-/// timestamp, at least [`MIN_GIF_DELAY`]; [`DEFAULT_GIF_DELAY`] when neither tells; playing
-/// as many times as the first frame's `meta.plays`, forever when it has none), NPY stacks them
+/// [`Format::holds_many_frames`] formats take several frames: GIF and WebP make an animation
+/// (each frame's `meta.delay`; for a stream's frames, which carry none, the time to the next
+/// frame's timestamp, at least [`MIN_GIF_DELAY`]; [`DEFAULT_GIF_DELAY`] when neither tells;
+/// playing as many times as the first frame's `meta.plays`, forever when it has none; one
+/// frame makes a still), NPY stacks them
 /// into an (N, …) array (a sequence's single frame too, see [`crate::frame::FrameMeta::sequence`]). Every frame must share the first one's size and mode.
 ///
 /// ```
@@ -404,10 +405,10 @@ pub(crate) fn encode_frames(
         ));
     }
     let stacked = frames.len() > 1 || frames[0].meta.sequence;
-    if *format == Format::Gif || (*format == Format::Npy && stacked) {
+    if *format == Format::Gif || (format.holds_many_frames() && stacked) {
         let mut writer = SequenceWriter::new(*format, Cursor::new(Vec::new()))?;
         for (k, frame) in frames.iter().enumerate() {
-            if k > 0 && *format == Format::Gif && stop() {
+            if k > 0 && matches!(format, Format::Gif | Format::Webp { .. }) && stop() {
                 break;
             }
             writer.push(frame)?;
@@ -417,8 +418,14 @@ pub(crate) fn encode_frames(
     let img = &output_image(&frames[0]);
     check_values(img, 0)?;
     format.holds_or_why(img.mode)?;
-    let icc = fitting_profile(frames[0].meta.icc_profile.as_deref(), format, img.mode);
-    let key = transparency_key(&frames[0], img, format);
+    still(format, &frames[0], img)
+}
+
+/// The file of one still image, `img` (`frame`'s output, checked), in `format`: with its
+/// profile where the format stores it, and its transparency colour where it keeps one.
+pub(super) fn still(format: &Format, frame: &Frame, img: &ModeImage) -> Result<Vec<u8>, String> {
+    let icc = fitting_profile(frame.meta.icc_profile.as_deref(), format, img.mode);
+    let key = transparency_key(frame, img, format);
     if let Some(key) = &key {
         return keyed(img, key, format, icc);
     }
@@ -669,7 +676,7 @@ const PNG_PROFILE_MAX: usize = 1 << 20;
 
 /// The ICC profile of a frame, when a `format` file of `mode` stores the colours it describes
 /// (see the module's introduction) and can hold it; `None` otherwise.
-fn fitting_profile<'a>(
+pub(super) fn fitting_profile<'a>(
     icc: Option<&'a [u8]>,
     format: &Format,
     mode: ImageMode,
@@ -1142,7 +1149,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The temp files of the [`AtomicFile`]s alive now, for [`remove_temp_files`].
 static LIVE_TEMPS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
-/// Removes the temp file of every [`AtomicFile`] still being written (a GIF or npy of a stream
+/// Removes the temp file of every [`AtomicFile`] still being written (a GIF, WebP or npy of a stream
 /// takes one for as long as the stream runs), for a process about to exit without finishing
 /// them (a third Ctrl-C). Their commits then fail.
 pub fn remove_temp_files() {

@@ -1,13 +1,14 @@
-//! Writing an animation or a stream into one file frame by frame, as the frames come: a GIF
-//! or a stacked npy array whose length is known only at the end.
+//! Writing an animation or a stream into one file frame by frame, as the frames come: a GIF,
+//! an animated WebP, or a stacked npy array whose length is known only at the end.
 //!
 //! A stream written as one file is never held in memory: each frame is encoded (a GIF frame
 //! quantised, an npy frame's samples written) when it arrives, so a long webcam recording
 //! costs a few frames of memory (those queued for the writer), not one per frame, and the
 //! file is ready soon after the last frame. Two things are known only later, and are settled then:
-//! - a GIF frame's delay, when a stream's frames carry none, is the time until the next frame
-//!   was captured: each quantised frame waits for the next one (or the end) before it is
-//!   written;
+//! - a GIF or WebP frame's delay, when a stream's frames carry none, is the time until the
+//!   next frame was captured: each quantised or encoded frame waits for the next one (or the
+//!   end) before it is written;
+//! - a WebP's container size and alpha flag: rewritten at the end;
 //! - an npy array's first dimension, the number of frames: the header is written with room for
 //!   any count and rewritten with the count at the end.
 
@@ -16,19 +17,19 @@ use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use super::encode::{
-    DEFAULT_GIF_DELAY, Format, MIN_GIF_DELAY, gif_speed, keyed_rgba, one_line, output_image,
-    palette_rgba, to_rgba, transparency_key,
+    DEFAULT_GIF_DELAY, Format, MIN_GIF_DELAY, fitting_profile, gif_speed, keyed_rgba, one_line,
+    output_image, palette_rgba, still, to_rgba, transparency_key,
 };
 use super::npy;
 use crate::frame::{Frame, Plays};
 use crate::mode::{ImageMode, ModeData, ModeImage};
 
 /// Writes the frames of one animation or stream, one [`push`](Self::push) at a time, into one
-/// GIF or npy file on `W` (a file, or a `Cursor<Vec<u8>>`).
+/// GIF, animated WebP or npy file on `W` (a file, or a `Cursor<Vec<u8>>`).
 ///
 /// The result is the file [`encode`](super::encode::encode) makes of the same frames: a GIF
-/// animation with each frame's delay and the first frame's play count (a still for one
-/// frame), or an (N, …) npy array.
+/// or WebP animation with each frame's delay and the first frame's play count (a still for
+/// one frame), or an (N, …) npy array.
 pub struct SequenceWriter<W: Write + Seek> {
     format: Format,
     state: State<W>,
@@ -40,6 +41,7 @@ pub struct SequenceWriter<W: Write + Seek> {
 
 enum State<W: Write + Seek> {
     Gif(GifState<W>),
+    Webp(WebpState<W>),
     Npy(NpyState<W>),
     /// A write failed: the file is not finished.
     Broken,
@@ -91,7 +93,7 @@ struct NpyState<W: Write + Seek> {
 }
 
 impl<W: Write + Seek> SequenceWriter<W> {
-    /// A writer of `format` (gif or npy) onto `out`.
+    /// A writer of `format` (gif, webp or npy) onto `out`.
     ///
     /// # Errors
     /// A one-line reason when `format` holds one frame.
@@ -103,6 +105,17 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 plays: None,
                 previous: None,
                 global: Vec::new(),
+                stream_time: Duration::ZERO,
+                stream_written: 0,
+            }),
+            Format::Webp { .. } => State::Webp(WebpState {
+                out,
+                format,
+                held: None,
+                plays: None,
+                previous: None,
+                header: None,
+                alpha: false,
                 stream_time: Duration::ZERO,
                 stream_written: 0,
             }),
@@ -133,13 +146,13 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// # Errors
     /// A one-line reason: the frame's size or mode differs from the first frame's, the format
     /// cannot hold its mode, the frame is beyond what the format holds (GIF sides past
-    /// 65535), or a write failed (the writer is then unusable).
+    /// 65535, WebP past 16383), or a write failed (the writer is then unusable).
     pub fn push(&mut self, frame: &Frame) -> Result<(), String> {
         self.push_all(&[frame])
     }
 
-    /// Encodes `frames`, in order, into the file: GIF frames are quantised on a thread each
-    /// (the costly part), then written one after the other.
+    /// Encodes `frames`, in order, into the file: GIF frames are quantised, WebP frames
+    /// encoded, on a thread each (the costly part), then written one after the other.
     ///
     /// # Errors
     /// As [`push`](Self::push), for the first frame that fails; the frames before it are in
@@ -152,7 +165,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
             // A GIF frame placed past its logical screen grows the frames after it (as in
             // Pillow); Pillow's GIF of them keeps the first frame's size, as this does. A
             // stream's frames (no delay of their own) that change size are refused.
-            if self.format == Format::Gif
+            if matches!(self.format, Format::Gif | Format::Webp { .. })
                 && frames[j].meta.delay.is_some()
                 && let Some((w, h, mode)) = self.first
                 && image.mode == mode
@@ -180,6 +193,18 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 let mut result = Ok(());
                 for (frame, quantised) in frames.iter().zip(quantised) {
                     result = quantised.and_then(|q| gif.push(frame, q, self.count));
+                    if result.is_err() {
+                        break;
+                    }
+                    self.count += 1;
+                }
+                result
+            }
+            State::Webp(webp) => {
+                let stills = encode_all(&self.format, &frames[..taken], &images[..taken]);
+                let mut result = Ok(());
+                for ((frame, image), still) in frames.iter().zip(&images).zip(stills) {
+                    result = still.and_then(|still| webp.push(frame, image, still, self.count));
                     if result.is_err() {
                         break;
                     }
@@ -246,6 +271,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
                     }
                 }
             }
+            State::Webp(webp) => webp.finish(self.count),
             State::Npy(mut npy) => {
                 let mut shape = vec![self.count];
                 shape.extend_from_slice(&npy.frame_shape);
@@ -477,6 +503,251 @@ fn repeat(plays: Option<Plays>) -> Option<gif::Repeat> {
             Err(_) => Some(gif::Repeat::Finite(u16::MAX)),
         },
     }
+}
+
+/// The still files of `frames` (their output `images`) in `format`, encoded on a thread each
+/// when there are several.
+fn encode_all(
+    format: &Format,
+    frames: &[&Frame],
+    images: &[Cow<'_, ModeImage>],
+) -> Vec<Result<Vec<u8>, String>> {
+    if images.len() < 2 {
+        return frames
+            .iter()
+            .zip(images)
+            .map(|(frame, image)| still(format, frame, image))
+            .collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = frames
+            .iter()
+            .zip(images)
+            .map(|(frame, image)| scope.spawn(move || still(format, frame, image)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// An animated WebP in the making. Each frame is encoded as a still WebP (lossy or lossless,
+/// as one frame's file would be) whose image chunks become the animation's `ANMF` frame:
+/// the whole canvas, not blended with the frame before it (its transparent pixels are
+/// transparent), nothing disposed. The container's size and its alpha flag are written last.
+struct WebpState<W: Write + Seek> {
+    out: W,
+    format: Format,
+    /// The last frame taken, as its still file, waiting for the next one to know its
+    /// duration (and, the first, whether there is a second: one frame is written as a still).
+    held: Option<HeldStill>,
+    /// The first frame's play count.
+    plays: Option<Plays>,
+    /// The duration given to the frame before the held one, and whether it was its own.
+    previous: Option<(Duration, bool)>,
+    /// The first frame's profile, for the container, once the header is written.
+    header: Option<Option<Vec<u8>>>,
+    /// Some frame has transparency: the header's alpha flag.
+    alpha: bool,
+    /// The durations of a stream's frames so far, and the milliseconds written for them.
+    stream_time: Duration,
+    stream_written: u128,
+}
+
+/// A frame encoded as a still WebP file.
+struct HeldStill {
+    file: Vec<u8>,
+    width: u32,
+    height: u32,
+    /// The profile the container gets (the first frame's).
+    icc: Option<Vec<u8>>,
+    timestamp: Duration,
+    delay: Option<Duration>,
+}
+
+/// The `VP8X` flags of an animation, and of one with an ICC profile and with alpha.
+const VP8X_ANIMATION: u8 = 0x02;
+const VP8X_ICC: u8 = 0x20;
+const VP8X_ALPHA: u8 = 0x10;
+/// Where the `VP8X` flags byte is in the file: after `RIFF`, the size, `WEBP`, `VP8X` and
+/// the chunk's size.
+const VP8X_FLAGS_AT: u64 = 20;
+/// The longest duration an `ANMF` frame holds (24 bits of milliseconds).
+const MAX_WEBP_DURATION_MS: u128 = 0xFF_FFFF;
+
+impl<W: Write + Seek> WebpState<W> {
+    /// Takes frame `k` (`file`, its still WebP) and writes the one held before it, whose
+    /// duration it settles.
+    fn push(
+        &mut self,
+        frame: &Frame,
+        image: &ModeImage,
+        file: Vec<u8>,
+        k: usize,
+    ) -> Result<(), String> {
+        if k == 0 {
+            self.plays = frame.meta.plays;
+        }
+        self.write_held(Some(frame.meta.timestamp), k + 1)?;
+        self.held = Some(HeldStill {
+            file,
+            width: image.width,
+            height: image.height,
+            icc: (k == 0)
+                .then(|| {
+                    fitting_profile(frame.meta.icc_profile.as_deref(), &self.format, image.mode)
+                        .map(<[u8]>::to_vec)
+                })
+                .flatten(),
+            timestamp: frame.meta.timestamp,
+            delay: frame.meta.delay,
+        });
+        Ok(())
+    }
+
+    /// Writes the held frame, if any, `next` being the capture time of the frame after it
+    /// (`None` at the end) and `frames` the number of frames taken with the next one. The
+    /// duration is chosen as a GIF frame's delay is (see [`GifState::write_held`]), in
+    /// milliseconds: a frame's own is cut to them, a stream's are rounded so that their sum is
+    /// the sum of the times. A single frame is the still file as it is.
+    fn write_held(&mut self, next: Option<Duration>, frames: usize) -> Result<(), String> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        let io = |e: std::io::Error| one_line(&e);
+        if frames == 1 {
+            return self.out.write_all(&held.file).map_err(io);
+        }
+        let until_next = next.map(|t| t.saturating_sub(held.timestamp).max(MIN_GIF_DELAY));
+        let delay = held
+            .delay
+            .or(until_next)
+            .or_else(|| {
+                self.previous
+                    .and_then(|(delay, own)| (!own).then_some(delay))
+            })
+            .unwrap_or(DEFAULT_GIF_DELAY);
+        self.previous = Some((delay, held.delay.is_some()));
+        let millis = match held.delay {
+            Some(own) => own.as_millis(),
+            None => {
+                self.stream_time += delay;
+                let end = (self.stream_time.as_micros() + 500) / 1000;
+                let millis = end - self.stream_written;
+                self.stream_written = end;
+                millis
+            }
+        };
+        let (chunks, alpha) = image_chunks(&held.file)?;
+        self.alpha |= alpha;
+        if self.header.is_none() {
+            self.write_header(held.width, held.height, held.icc.as_deref())?;
+            self.header = Some(held.icc);
+        }
+        let mut anmf = Vec::with_capacity(24);
+        anmf.extend_from_slice(b"ANMF");
+        let size = u32::try_from(16 + chunks.len()).map_err(|_| "a webp frame over 4 GiB")?;
+        anmf.extend_from_slice(&size.to_le_bytes());
+        // The frame's offset (0, 0), in units of two pixels, then its sides less one.
+        anmf.extend_from_slice(&[0; 6]);
+        anmf.extend_from_slice(&(held.width - 1).to_le_bytes()[..3]);
+        anmf.extend_from_slice(&(held.height - 1).to_le_bytes()[..3]);
+        let millis = u32::try_from(millis.min(MAX_WEBP_DURATION_MS)).unwrap_or(u32::MAX);
+        anmf.extend_from_slice(&millis.to_le_bytes()[..3]);
+        // Not blended with the canvas (bit 1), not disposed of (bit 0 clear).
+        anmf.push(0b10);
+        self.out.write_all(&anmf).map_err(io)?;
+        self.out.write_all(chunks).map_err(io)
+    }
+
+    /// The container's start: `RIFF` (its size written at the end), `VP8X` with the canvas
+    /// and the animation flag, the profile, and `ANIM` with the play count.
+    fn write_header(&mut self, width: u32, height: u32, icc: Option<&[u8]>) -> Result<(), String> {
+        let mut head = b"RIFF\0\0\0\0WEBPVP8X".to_vec();
+        head.extend_from_slice(&10u32.to_le_bytes());
+        head.push(VP8X_ANIMATION | if icc.is_some() { VP8X_ICC } else { 0 });
+        head.extend_from_slice(&[0; 3]);
+        head.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+        head.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+        if let Some(icc) = icc {
+            let len = u32::try_from(icc.len()).map_err(|_| "the ICC profile is over 4 GiB")?;
+            head.extend_from_slice(b"ICCP");
+            head.extend_from_slice(&len.to_le_bytes());
+            head.extend_from_slice(icc);
+            if icc.len() % 2 == 1 {
+                head.push(0);
+            }
+        }
+        head.extend_from_slice(b"ANIM");
+        head.extend_from_slice(&6u32.to_le_bytes());
+        // Background colour (BGRA, transparent black, as Pillow writes it), then the loop
+        // count: plays, 0 for forever.
+        head.extend_from_slice(&[0; 4]);
+        let plays = match self.plays {
+            None | Some(Plays::Forever) => 0,
+            Some(Plays::Times(plays)) => u16::try_from(plays.get()).unwrap_or(u16::MAX),
+        };
+        head.extend_from_slice(&plays.to_le_bytes());
+        self.out.write_all(&head).map_err(|e| one_line(&e))
+    }
+
+    /// Writes the last frame, then the container's size and alpha flag. Returns the writer.
+    fn finish(mut self, frames: usize) -> Result<W, String> {
+        self.write_held(None, frames)?;
+        let io = |e: std::io::Error| one_line(&e);
+        if frames > 1 {
+            let end = self.out.seek(SeekFrom::End(0)).map_err(io)?;
+            let size = u32::try_from(end - 8).map_err(|_| "the webp would be over 4 GiB")?;
+            self.out.seek(SeekFrom::Start(4)).map_err(io)?;
+            self.out.write_all(&size.to_le_bytes()).map_err(io)?;
+            if self.alpha {
+                let icc = self.header.as_ref().is_some_and(Option::is_some);
+                let flags = VP8X_ANIMATION | VP8X_ALPHA | if icc { VP8X_ICC } else { 0 };
+                self.out.seek(SeekFrom::Start(VP8X_FLAGS_AT)).map_err(io)?;
+                self.out.write_all(&[flags]).map_err(io)?;
+            }
+            self.out.seek(SeekFrom::End(0)).map_err(io)?;
+        }
+        self.out.flush().map_err(io)?;
+        Ok(self.out)
+    }
+}
+
+/// The image chunks of a still WebP file (`ALPH` and `VP8 `, or `VP8L`, with their headers
+/// and padding), and whether they hold transparency.
+fn image_chunks(file: &[u8]) -> Result<(&[u8], bool), String> {
+    let bad = || "the webp encoder wrote a file this cannot read".to_string();
+    if file.len() < 12 || &file[..4] != b"RIFF" || &file[8..12] != b"WEBP" {
+        return Err(bad());
+    }
+    let mut at = 12;
+    let (mut start, mut end, mut alpha) = (None, 12, false);
+    while at + 8 <= file.len() {
+        let kind = &file[at..at + 4];
+        let len = u32::from_le_bytes([file[at + 4], file[at + 5], file[at + 6], file[at + 7]]);
+        let next = at
+            .checked_add(8 + len as usize + (len as usize & 1))
+            .filter(|&n| n <= file.len())
+            .ok_or_else(bad)?;
+        match kind {
+            b"ALPH" | b"VP8 " | b"VP8L" => {
+                start.get_or_insert(at);
+                end = next;
+                alpha |= kind == b"ALPH"
+                    || (kind == b"VP8L"
+                        && file.get(at + 9..at + 13).is_some_and(|b| b[3] & 0x10 != 0));
+            }
+            _ => {}
+        }
+        at = next;
+    }
+    let start = start.ok_or_else(bad)?;
+    Ok((&file[start..end], alpha))
 }
 
 impl<W: Write + Seek> NpyState<W> {
