@@ -641,7 +641,19 @@ fn an_animated_webp_holds_every_frame_as_its_own_file_would_with_delays_and_play
         assert_eq!(bytes[20], 0x02 | 0x10, "{lossless}");
         let decoded = webp_frames(&bytes);
         assert_eq!(decoded.len(), 4);
+        // libwebp's own animation decoder (browsers' and Pillow's) reads it the same way:
+        // each frame's end time, the loop count, and the canvas.
+        let libwebp = webp::AnimDecoder::new(&bytes).decode().unwrap();
+        assert_eq!(libwebp.len(), 4);
+        assert_eq!(libwebp.loop_count, 3);
+        let ends: Vec<i32> = (&libwebp).into_iter().map(|f| f.get_time_ms()).collect();
+        assert_eq!(ends, [40, 170, 240, 490]);
         for (k, (got, frame)) in decoded.iter().zip(&frames).enumerate() {
+            assert_eq!(
+                libwebp.get_frame(k).unwrap().get_image(),
+                &got.rgba[..],
+                "{lossless}: frame {k}"
+            );
             assert_eq!(got.delay, Some(Duration::from_millis(delays[k])));
             assert_eq!(
                 got.plays,
