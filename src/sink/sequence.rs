@@ -57,15 +57,62 @@ struct GifState<W: Write> {
     held: Option<HeldFrame>,
     /// The first frame's play count.
     plays: Option<Plays>,
-    /// The delay given to the frame before the held one, and whether it was that frame's
-    /// own (a stream's last frame keeps the one before it, when that one was computed).
-    previous: Option<(Duration, bool)>,
+    /// The delays of the frames before the held one.
+    timing: Timing,
     /// The global colour table: the first frame's palette.
     global: Vec<u8>,
-    /// The delays of a stream's frames so far (those without their own), and the
-    /// centiseconds written for them.
+}
+
+/// The display times of a sequence's frames, each settled when the frame after it comes.
+#[derive(Default)]
+struct Timing {
+    /// The delay given to the frame before, and whether it was that frame's own (a stream's
+    /// last frame keeps the one before it, when that one was computed).
+    previous: Option<(Duration, bool)>,
+    /// The delays of a stream's frames so far (those without their own), and the units
+    /// written for them.
     stream_time: Duration,
     stream_written: u128,
+}
+
+impl Timing {
+    /// How many `unit`s (10 ms in a GIF, 1 ms in a WebP) the frame captured at `at` shows,
+    /// `own` being its own delay and `next` the capture time of the frame after it (`None`
+    /// at the end).
+    ///
+    /// The delay: the frame's own (an animation's frames); else the time until the next frame
+    /// was captured, at least [`MIN_GIF_DELAY`]; else, for a stream's last frame, the one
+    /// before it; else [`DEFAULT_GIF_DELAY`]. Own delays are cut to whole units, as Pillow
+    /// writes them; a stream's are rounded so that their sum stays the time captured (at
+    /// 15 fps a GIF's alternate 60 and 70 ms, not 60 every time, 10% fast).
+    fn units(
+        &mut self,
+        own: Option<Duration>,
+        at: Duration,
+        next: Option<Duration>,
+        unit: Duration,
+    ) -> u128 {
+        let until_next = next.map(|t| t.saturating_sub(at).max(MIN_GIF_DELAY));
+        let delay = own
+            .or(until_next)
+            .or_else(|| {
+                self.previous
+                    .and_then(|(delay, own)| (!own).then_some(delay))
+            })
+            .unwrap_or(DEFAULT_GIF_DELAY);
+        self.previous = Some((delay, own.is_some()));
+        let unit = unit.as_micros().max(1);
+        match own {
+            Some(own) => own.as_micros() / unit,
+            None => {
+                self.stream_time += delay;
+                let end = (self.stream_time.as_micros() + unit / 2) / unit;
+                let units = end - self.stream_written;
+                self.stream_written = end;
+                units
+            }
+        }
+    }
 }
 
 enum GifOut<W: Write> {
@@ -103,21 +150,17 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 out: GifOut::Waiting(out),
                 held: None,
                 plays: None,
-                previous: None,
+                timing: Timing::default(),
                 global: Vec::new(),
-                stream_time: Duration::ZERO,
-                stream_written: 0,
             }),
             Format::Webp { .. } => State::Webp(WebpState {
                 out,
                 format,
                 held: None,
                 plays: None,
-                previous: None,
+                timing: Timing::default(),
                 header: None,
                 alpha: false,
-                stream_time: Duration::ZERO,
-                stream_written: 0,
             }),
             Format::Npy => State::Npy(NpyState {
                 out,
@@ -426,42 +469,18 @@ impl<W: Write> GifState<W> {
     }
 
     /// Writes the held frame, if any, `next` being the capture time of the frame after it
-    /// (`None` at the end) and `frames` the number of frames taken with the next one.
-    ///
-    /// The delay: the frame's own (a GIF's frames); else the time until the next frame was
-    /// captured, at least [`MIN_GIF_DELAY`]; else, for a stream's last frame, the one before
-    /// it; else [`DEFAULT_GIF_DELAY`]. A single frame is a still: no delay, no loop count.
-    /// Own delays are cut to centiseconds; a stream's are rounded so that their sum is the
-    /// sum of the times, to the nearest centisecond.
+    /// (`None` at the end) and `frames` the number of frames taken with the next one: with
+    /// its delay in centiseconds ([`Timing::units`]), or, a single frame, as a still (no
+    /// delay, no loop count).
     fn write_held(&mut self, next: Option<Duration>, frames: usize) -> Result<(), String> {
         let Some(mut held) = self.held.take() else {
             return Ok(());
         };
-        let until_next = next.map(|t| t.saturating_sub(held.timestamp).max(MIN_GIF_DELAY));
-        let delay = held
-            .delay
-            .or(until_next)
-            .or_else(|| {
-                self.previous
-                    .and_then(|(delay, own)| (!own).then_some(delay))
-            })
-            .unwrap_or(DEFAULT_GIF_DELAY);
-        self.previous = Some((delay, held.delay.is_some()));
         let animated = frames > 1;
         if animated {
-            let centiseconds = match held.delay {
-                // A frame's own delay is cut to centiseconds, as Pillow writes it.
-                Some(own) => own.as_millis() / 10,
-                // A stream's delays are rounded so that their sum stays the time captured:
-                // at 15 fps they alternate 60 and 70 ms, not 60 every time (10% fast).
-                None => {
-                    self.stream_time += delay;
-                    let end = (self.stream_time.as_micros() + 5_000) / 10_000;
-                    let centiseconds = end - self.stream_written;
-                    self.stream_written = end;
-                    centiseconds
-                }
-            };
+            let centiseconds =
+                self.timing
+                    .units(held.delay, held.timestamp, next, Duration::from_millis(10));
             held.frame.delay = u16::try_from(centiseconds).unwrap_or(u16::MAX);
         }
         if let GifOut::Waiting(_) = self.out {
@@ -548,15 +567,12 @@ struct WebpState<W: Write + Seek> {
     held: Option<HeldStill>,
     /// The first frame's play count.
     plays: Option<Plays>,
-    /// The duration given to the frame before the held one, and whether it was its own.
-    previous: Option<(Duration, bool)>,
+    /// The durations of the frames before the held one.
+    timing: Timing,
     /// The first frame's profile, for the container, once the header is written.
     header: Option<Option<Vec<u8>>>,
     /// Some frame has transparency: the header's alpha flag.
     alpha: bool,
-    /// The durations of a stream's frames so far, and the milliseconds written for them.
-    stream_time: Duration,
-    stream_written: u128,
 }
 
 /// A frame encoded as a still WebP file.
@@ -611,10 +627,9 @@ impl<W: Write + Seek> WebpState<W> {
     }
 
     /// Writes the held frame, if any, `next` being the capture time of the frame after it
-    /// (`None` at the end) and `frames` the number of frames taken with the next one. The
-    /// duration is chosen as a GIF frame's delay is (see [`GifState::write_held`]), in
-    /// milliseconds: a frame's own is cut to them, a stream's are rounded so that their sum is
-    /// the sum of the times. A single frame is the still file as it is.
+    /// (`None` at the end) and `frames` the number of frames taken with the next one: with
+    /// its duration in milliseconds ([`Timing::units`]), or, a single frame, as the still
+    /// file it is.
     fn write_held(&mut self, next: Option<Duration>, frames: usize) -> Result<(), String> {
         let Some(held) = self.held.take() else {
             return Ok(());
@@ -623,26 +638,9 @@ impl<W: Write + Seek> WebpState<W> {
         if frames == 1 {
             return self.out.write_all(&held.file).map_err(io);
         }
-        let until_next = next.map(|t| t.saturating_sub(held.timestamp).max(MIN_GIF_DELAY));
-        let delay = held
-            .delay
-            .or(until_next)
-            .or_else(|| {
-                self.previous
-                    .and_then(|(delay, own)| (!own).then_some(delay))
-            })
-            .unwrap_or(DEFAULT_GIF_DELAY);
-        self.previous = Some((delay, held.delay.is_some()));
-        let millis = match held.delay {
-            Some(own) => own.as_millis(),
-            None => {
-                self.stream_time += delay;
-                let end = (self.stream_time.as_micros() + 500) / 1000;
-                let millis = end - self.stream_written;
-                self.stream_written = end;
-                millis
-            }
-        };
+        let millis = self
+            .timing
+            .units(held.delay, held.timestamp, next, Duration::from_millis(1));
         let (chunks, alpha) = image_chunks(&held.file)?;
         self.alpha |= alpha;
         if self.header.is_none() {
