@@ -160,6 +160,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 plays: None,
                 timing: Timing::default(),
                 header: None,
+                written: 0,
                 alpha: false,
             }),
             Format::Npy => State::Npy(NpyState {
@@ -571,6 +572,8 @@ struct WebpState<W: Write + Seek> {
     timing: Timing,
     /// The first frame's profile, for the container, once the header is written.
     header: Option<Option<Vec<u8>>>,
+    /// Bytes written so far: the container holds at most 4 GiB.
+    written: u64,
     /// Some frame has transparency: the header's alpha flag.
     alpha: bool,
 }
@@ -659,6 +662,7 @@ impl<W: Write + Seek> WebpState<W> {
         anmf.extend_from_slice(&millis.to_le_bytes()[..3]);
         // Not blended with the canvas (bit 1), not disposed of (bit 0 clear).
         anmf.push(0b10);
+        self.grow(anmf.len() + chunks.len())?;
         self.out.write_all(&anmf).map_err(io)?;
         self.out.write_all(chunks).map_err(io)
     }
@@ -691,7 +695,18 @@ impl<W: Write + Seek> WebpState<W> {
             Some(Plays::Times(plays)) => u16::try_from(plays.get()).unwrap_or(u16::MAX),
         };
         head.extend_from_slice(&plays.to_le_bytes());
+        self.grow(head.len())?;
         self.out.write_all(&head).map_err(|e| one_line(&e))
+    }
+
+    /// Counts `bytes` more, refusing them past what the container's 32-bit size holds (before
+    /// they are written, so that a long stream fails at that frame, not at its end).
+    fn grow(&mut self, bytes: usize) -> Result<(), String> {
+        self.written += bytes as u64;
+        if self.written > u64::from(u32::MAX) {
+            return Err("the animation would pass the 4 GiB a webp file holds".to_string());
+        }
+        Ok(())
     }
 
     /// Writes the last frame, then the container's size and alpha flag. Returns the writer.
@@ -783,5 +798,25 @@ impl<W: Write + Seek> NpyState<W> {
             }
         };
         self.out.write_all(bytes).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webp_refuses_the_frame_that_would_pass_4_gib() {
+        let SequenceWriter {
+            state: State::Webp(mut webp),
+            ..
+        } = SequenceWriter::new(Format::default(), std::io::Cursor::new(Vec::new())).unwrap()
+        else {
+            panic!("a webp writer");
+        };
+        webp.written = u64::from(u32::MAX) - 10;
+        assert!(webp.grow(10).is_ok(), "exactly the most a RIFF size holds");
+        let err = webp.grow(1).unwrap_err();
+        assert!(err.contains("4 GiB"), "{err}");
     }
 }
