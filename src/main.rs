@@ -72,7 +72,8 @@ struct RunArgs {
     /// Output directory (created), or one output file whose extension picks the format.
     #[arg(short, long, value_name = "PATH", default_value = "out")]
     out: PathBuf,
-    /// Output format: webp (default), png, jpeg, gif, bmp, tiff, npy.
+    /// Output format: webp (default), png, jpeg, gif, bmp, tiff, npy. An animation or a stream
+    /// is one file in webp, gif and npy, a numbered file per frame in the others.
     #[arg(long, value_name = "FMT")]
     format: Option<String>,
     /// Encoder quality: webp 0–100 (default 80), jpeg 1–100 (default 75).
