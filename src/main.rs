@@ -549,14 +549,16 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         (n, true) => format!(", {n} not reached (interrupted)"),
         (n, false) => format!(", {n} not reached (--frames or --time-limit)"),
     };
-    // `-o one.png` for several frames (a stream, an animation to a single-frame format)
-    // writes numbered files beside it: the summary names those.
-    // Encoders finish in any order: the range is by name.
+    // The file written when there is one (`-o dir/` for one image, `-o one.png` for one
+    // frame of a stream, which is `one_00000.png`); `-o one.png` for several frames writes
+    // numbered files beside it, named as a range (by name: encoders finish in any order).
     let first = stats.written.iter().min();
     let last = stats.written.iter().max();
-    let destination = match (out_is_file, first, last) {
-        (true, Some(first), Some(last)) if first == last => first.display().to_string(),
-        (true, Some(first), Some(last)) => format!("{} … {}", first.display(), last.display()),
+    let destination = match (first, last) {
+        (Some(first), Some(last)) if first == last => first.display().to_string(),
+        (Some(first), Some(last)) if out_is_file => {
+            format!("{} … {}", first.display(), last.display())
+        }
         _ => args.out.display().to_string(),
     };
     say!(

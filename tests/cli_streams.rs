@@ -446,6 +446,26 @@ fn the_summary_names_the_numbered_files_a_single_file_output_became() {
         "{}",
         stderr(&out)
     );
+    // A directory: the one file written in it, or the directory for several.
+    let dir = tmp.path().join("dir.webp");
+    std::fs::create_dir(&dir).unwrap();
+    let out = shutter(&["run", "pattern:40x30", "--frames", "2", "-o", s(&dir)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let named = format!("1 file written to {} in", s(&dir.join("pattern.webp")));
+    assert!(stderr(&out).contains(&named), "{named}\n{}", stderr(&out));
+    let out = shutter(&[
+        "run",
+        "pattern:40x30",
+        "--frames",
+        "2",
+        "--format",
+        "png",
+        "-o",
+        s(&dir),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let named = format!("2 files written to {} in", s(&dir));
+    assert!(stderr(&out).contains(&named), "{named}\n{}", stderr(&out));
 }
 
 /// A stream written as webp (the default) is one animated WebP of the frames delivered.

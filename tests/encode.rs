@@ -672,6 +672,38 @@ fn an_animated_webp_holds_every_frame_as_its_own_file_would_with_delays_and_play
 }
 
 #[test]
+fn an_animations_own_delays_keep_their_sum_in_a_webp_and_are_cut_in_a_gif() {
+    // An APNG at 30 fps: 33.3 ms a frame. Pillow's WebP places each frame at its rounded
+    // start time (33, 34, 33); its GIF cuts each delay to centiseconds (30 each).
+    let frames: Vec<Frame> = (0..3)
+        .map(|k| {
+            let mut frame = few_colours(k, Some(Duration::from_micros(33_333)));
+            frame.meta.timestamp = Duration::from_micros(33_333 * u64::from(k));
+            frame
+        })
+        .collect();
+    let webp = encode::encode(&Format::default(), &frames).unwrap();
+    let delays: Vec<u128> = webp_frames(&webp)
+        .iter()
+        .map(|f| f.delay.unwrap().as_millis())
+        .collect();
+    assert_eq!(delays, [33, 34, 33]);
+    let gif = encode::encode(&Format::Gif, &frames).unwrap();
+    let delays: Vec<u32> = GifDecoder::new(std::io::Cursor::new(&gif))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let (n, d) = f.delay().numer_denom_ms();
+            n / d
+        })
+        .collect();
+    assert_eq!(delays, [30, 30, 30]);
+}
+
+#[test]
 fn a_streams_webp_frames_last_until_the_next_capture_and_one_frame_is_a_still() {
     // 30 fps: 33.3 ms apart, written as 33, 34, 33, … (their sum kept), the last as the one
     // before it; no frame shorter than 20 ms.
@@ -725,11 +757,19 @@ fn an_animated_webp_keeps_the_first_frames_profile_and_refuses_a_frame_of_anothe
     let decoded = webp_frames(&bytes);
     assert_eq!(decoded.len(), 3);
     assert_eq!(decoded[0].icc_profile.as_deref(), Some(&profile[..]));
-    let mut mixed = frames.clone();
-    mixed[1] = noise(4, 5, 9);
-    mixed[1].meta.delay = Some(Duration::from_millis(100));
-    let err = encode::encode(&Format::default(), &mixed).unwrap_err();
-    assert!(err.to_string().contains("frame 1 is 4×5"), "{err}");
+    // Smaller or larger (a GIF's canvas that a later frame grew): refused, as Pillow's WebP
+    // writer refuses them, where a GIF keeps the first frame's size.
+    for (w, h) in [(4, 5), (6, 6)] {
+        let mut mixed = frames.clone();
+        mixed[1] = noise(w, h, 9);
+        mixed[1].meta.delay = Some(Duration::from_millis(100));
+        let err = encode::encode(&Format::default(), &mixed).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("frame 1 is {w}×{h}")),
+            "{err}"
+        );
+        assert!(encode::encode(&Format::Gif, &mixed).is_ok() == (w == 6));
+    }
 }
 
 // ---------------------------------------------------------------- npy

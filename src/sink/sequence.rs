@@ -69,8 +69,8 @@ struct Timing {
     /// The delay given to the frame before, and whether it was that frame's own (a stream's
     /// last frame keeps the one before it, when that one was computed).
     previous: Option<(Duration, bool)>,
-    /// The delays of a stream's frames so far (those without their own), and the units
-    /// written for them.
+    /// The delays summed so far (a stream's; a WebP's own ones too), and the units written
+    /// for them.
     stream_time: Duration,
     stream_written: u128,
 }
@@ -82,15 +82,17 @@ impl Timing {
     ///
     /// The delay: the frame's own (an animation's frames); else the time until the next frame
     /// was captured, at least [`MIN_GIF_DELAY`]; else, for a stream's last frame, the one
-    /// before it; else [`DEFAULT_GIF_DELAY`]. Own delays are cut to whole units, as Pillow
-    /// writes them; a stream's are rounded so that their sum stays the time captured (at
-    /// 15 fps a GIF's alternate 60 and 70 ms, not 60 every time, 10% fast).
+    /// before it; else [`DEFAULT_GIF_DELAY`]. A stream's delays are rounded so that their sum
+    /// stays the time captured (at 15 fps a GIF's alternate 60 and 70 ms, not 60 every time,
+    /// 10% fast). Own delays are rounded the same way with `keep_sum` (as Pillow's WebP
+    /// writer places each frame at its rounded start time: 33.3 ms three times is 33, 34,
+    /// 33), else cut to whole units (as Pillow's GIF writer cuts them).
     fn units(
         &mut self,
         own: Option<Duration>,
         at: Duration,
         next: Option<Duration>,
-        unit: Duration,
+        (unit, keep_sum): (Duration, bool),
     ) -> u128 {
         let until_next = next.map(|t| t.saturating_sub(at).max(MIN_GIF_DELAY));
         let delay = own
@@ -103,8 +105,8 @@ impl Timing {
         self.previous = Some((delay, own.is_some()));
         let unit = unit.as_micros().max(1);
         match own {
-            Some(own) => own.as_micros() / unit,
-            None => {
+            Some(own) if !keep_sum => own.as_micros() / unit,
+            _ => {
                 self.stream_time += delay;
                 let end = (self.stream_time.as_micros() + unit / 2) / unit;
                 let units = end - self.stream_written;
@@ -208,8 +210,9 @@ impl<W: Write + Seek> SequenceWriter<W> {
         for (j, image) in images.iter_mut().enumerate() {
             // A GIF frame placed past its logical screen grows the frames after it (as in
             // Pillow); Pillow's GIF of them keeps the first frame's size, as this does. A
-            // stream's frames (no delay of their own) that change size are refused.
-            if matches!(self.format, Format::Gif | Format::Webp { .. })
+            // stream's frames (no delay of their own) that change size are refused, and so
+            // are a WebP's (Pillow refuses them too: its pixels would be cut without a word).
+            if self.format == Format::Gif
                 && frames[j].meta.delay.is_some()
                 && let Some((w, h, mode)) = self.first
                 && image.mode == mode
@@ -479,9 +482,12 @@ impl<W: Write> GifState<W> {
         };
         let animated = frames > 1;
         if animated {
-            let centiseconds =
-                self.timing
-                    .units(held.delay, held.timestamp, next, Duration::from_millis(10));
+            let centiseconds = self.timing.units(
+                held.delay,
+                held.timestamp,
+                next,
+                (Duration::from_millis(10), false),
+            );
             held.frame.delay = u16::try_from(centiseconds).unwrap_or(u16::MAX);
         }
         if let GifOut::Waiting(_) = self.out {
@@ -641,9 +647,12 @@ impl<W: Write + Seek> WebpState<W> {
         if frames == 1 {
             return self.out.write_all(&held.file).map_err(io);
         }
-        let millis = self
-            .timing
-            .units(held.delay, held.timestamp, next, Duration::from_millis(1));
+        let millis = self.timing.units(
+            held.delay,
+            held.timestamp,
+            next,
+            (Duration::from_millis(1), true),
+        );
         let (chunks, alpha) = image_chunks(&held.file)?;
         self.alpha |= alpha;
         if self.header.is_none() {
