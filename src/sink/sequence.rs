@@ -236,7 +236,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
                     .zip(&images)
                     .map(|(frame, image)| transparency_key(frame, image, &Format::Gif))
                     .collect();
-                let quantised = quantise_all(&images[..taken], &keys[..taken]);
+                let quantised = side_by_side(taken, |k| quantise(&images[k], keys[k].as_deref()));
                 let mut result = Ok(());
                 for (frame, quantised) in frames.iter().zip(quantised) {
                     result = quantised.and_then(|q| gif.push(frame, q, self.count));
@@ -248,7 +248,8 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 result
             }
             State::Webp(webp) => {
-                let stills = encode_all(&self.format, &frames[..taken], &images[..taken]);
+                let format = self.format;
+                let stills = side_by_side(taken, |k| still(&format, frames[k], &images[k]));
                 let mut result = Ok(());
                 for ((frame, image), still) in frames.iter().zip(&images).zip(stills) {
                     result = still.and_then(|still| webp.push(frame, image, still, self.count));
@@ -380,25 +381,15 @@ fn crop(image: &ModeImage, width: u32, height: u32) -> Option<ModeImage> {
     })
 }
 
-/// The GIF frames of `images` (each transparent where it equals its key), quantised on a
-/// thread each when there are several.
-fn quantise_all(
-    images: &[Cow<'_, ModeImage>],
-    keys: &[Option<Vec<u8>>],
-) -> Vec<Result<gif::Frame<'static>, String>> {
-    if images.len() < 2 {
-        return images
-            .iter()
-            .zip(keys)
-            .map(|(image, key)| quantise(image, key.as_deref()))
-            .collect();
+/// `work` done on each index of `0..n`, on a thread each when there are several (the costly
+/// part of a GIF or WebP sequence: quantising or encoding its frames), results in order.
+fn side_by_side<R: Send>(n: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    if n < 2 {
+        return (0..n).map(work).collect();
     }
+    let work = &work;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = images
-            .iter()
-            .zip(keys)
-            .map(|(image, key)| scope.spawn(move || quantise(image, key.as_deref())))
-            .collect();
+        let handles: Vec<_> = (0..n).map(|k| scope.spawn(move || work(k))).collect();
         handles
             .into_iter()
             .map(|handle| {
@@ -529,37 +520,6 @@ fn repeat(plays: Option<Plays>) -> Option<gif::Repeat> {
             Err(_) => Some(gif::Repeat::Finite(u16::MAX)),
         },
     }
-}
-
-/// The still files of `frames` (their output `images`) in `format`, encoded on a thread each
-/// when there are several.
-fn encode_all(
-    format: &Format,
-    frames: &[&Frame],
-    images: &[Cow<'_, ModeImage>],
-) -> Vec<Result<Vec<u8>, String>> {
-    if images.len() < 2 {
-        return frames
-            .iter()
-            .zip(images)
-            .map(|(frame, image)| still(format, frame, image))
-            .collect();
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = frames
-            .iter()
-            .zip(images)
-            .map(|(frame, image)| scope.spawn(move || still(format, frame, image)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
 }
 
 /// An animated WebP in the making. Each frame is encoded as a still WebP (lossy or lossless,
