@@ -682,11 +682,9 @@ fn an_animation_to_webp_is_one_animated_webp_with_its_frames_delays_and_plays() 
         ]);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         assert_eq!(files_in(&out_dir), vec![format!("{stem}.webp")], "{name}");
-        let bytes = std::fs::read(out_dir.join(format!("{stem}.webp"))).unwrap();
-        let frames: Vec<_> = shutter::source::decode_bytes(name, bytes, &Default::default())
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let frames =
+            common::decode_file(&out_dir.join(format!("{stem}.webp")), &Default::default())
+                .unwrap();
         assert_eq!(frames.len(), fixture.frames().len(), "{name}");
         let delays: Vec<Option<u64>> = frames
             .iter()

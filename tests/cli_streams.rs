@@ -489,11 +489,7 @@ fn a_stream_to_webp_is_one_animated_webp_of_its_frames() {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert_eq!(names, ["pattern.webp"]);
-    let bytes = std::fs::read(out_dir.join("pattern.webp")).unwrap();
-    let frames: Vec<_> = shutter::source::decode_bytes("pattern.webp", bytes, &Default::default())
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let frames = common::decode_file(&out_dir.join("pattern.webp"), &Default::default()).unwrap();
     assert_eq!(frames.len(), 5);
     for frame in &frames {
         assert_eq!((frame.width, frame.height), (48, 32));
