@@ -671,6 +671,193 @@ fn an_animated_webp_holds_every_frame_as_its_own_file_would_with_delays_and_play
     }
 }
 
+/// The rectangle (x, y, width, height) each `ANMF` frame of an animated WebP covers.
+fn anmf_rects(bytes: &[u8]) -> Vec<(u32, u32, u32, u32)> {
+    let u24 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], 0]);
+    let mut at = &bytes[12..];
+    let mut rects = Vec::new();
+    while at.len() >= 8 {
+        let len = u32::from_le_bytes(at[4..8].try_into().unwrap()) as usize;
+        if &at[..4] == b"ANMF" {
+            let head = &at[8..24];
+            rects.push((
+                2 * u24(&head[0..]),
+                2 * u24(&head[3..]),
+                1 + u24(&head[6..]),
+                1 + u24(&head[9..]),
+            ));
+        }
+        at = &at[(8 + len + (len & 1)).min(at.len())..];
+    }
+    rects
+}
+
+#[test]
+fn an_animated_webps_later_frames_hold_only_the_rectangle_that_changed() {
+    // Frame 1 changes a 3×2 patch at (5, 7): its WebP frame starts at (4, 6), as a frame's
+    // offset counts pairs of pixels. Frame 2 is frame 1 again (one pixel is written), and
+    // frame 3 changes the last pixel's blue.
+    let (w, h) = (37usize, 23usize);
+    let first = noise(w as u32, h as u32, 77);
+    let mut patched = first.clone();
+    for y in 7..9 {
+        for x in 5..8 {
+            let i = (y * w + x) * 4;
+            patched.rgba[i] ^= 0x5a;
+            patched.rgba[i + 3] = 255;
+        }
+    }
+    let mut last = patched.clone();
+    last.rgba[(w * h - 1) * 4 + 2] ^= 1;
+    let mut frames = vec![first, patched.clone(), patched, last];
+    for frame in &mut frames {
+        frame.meta.delay = Some(Duration::from_millis(100));
+        frame.image = Some(shutter::mode::cpu::convert_frame(
+            ImageMode::Rgba,
+            Dither::None,
+            frame,
+        ));
+    }
+    let rects = [(0, 0, 37, 23), (4, 6, 4, 3), (0, 0, 1, 1), (36, 22, 1, 1)];
+    for lossless in [true, false] {
+        let format = Format::from_name("webp", None, lossless).unwrap();
+        let bytes = encode::encode(&format, &frames).unwrap();
+        assert_eq!(anmf_rects(&bytes), rects, "lossless {lossless}");
+        let decoded = webp_frames(&bytes);
+        let libwebp = webp::AnimDecoder::new(&bytes).decode().unwrap();
+        assert_eq!(decoded.len(), 4);
+        for (k, got) in decoded.iter().enumerate() {
+            assert_eq!(libwebp.get_frame(k).unwrap().get_image(), &got.rgba[..]);
+            if lossless {
+                assert!(got.rgba == frames[k].rgba, "frame {k} differs");
+                continue;
+            }
+            // Lossy: the rectangle is its own still file's pixels, the rest the frame before.
+            let (x0, y0, rw, rh) = rects[k];
+            let (x0, y0, rw, rh) = (x0 as usize, y0 as usize, rw as usize, rh as usize);
+            let part: Vec<u8> = (y0..y0 + rh)
+                .flat_map(|y| frames[k].rgba[(y * w + x0) * 4..(y * w + x0 + rw) * 4].to_vec())
+                .collect();
+            let mut part = Frame::new(rw as u32, rh as u32, part, true, FrameMeta::still(0, 0));
+            part.image = Some(shutter::mode::cpu::convert_frame(
+                ImageMode::Rgba,
+                Dither::None,
+                &part,
+            ));
+            let own = &webp_frames(&encode::encode(&format, &[part]).unwrap())[0].rgba;
+            for y in 0..h {
+                for x in 0..w {
+                    let i = (y * w + x) * 4;
+                    let inside = (x0..x0 + rw).contains(&x) && (y0..y0 + rh).contains(&y);
+                    let want = if inside {
+                        &own[((y - y0) * rw + x - x0) * 4..][..4]
+                    } else {
+                        &decoded[k - 1].rgba[i..i + 4]
+                    };
+                    assert_eq!(&got.rgba[i..i + 4], want, "frame {k} at ({x}, {y})");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transparent() {
+    // Four colours on 20×12, opaque; frame 1 repaints a patch, frame 2 makes one pixel
+    // transparent (a transparent pixel shows the canvas, so that frame is whole, over a
+    // cleared canvas, and frame 1 becomes whole too: disposing of a part clears only the
+    // part), frame 3 repaints a patch again.
+    let (w, h) = (20usize, 12usize);
+    let colours = [[200, 30, 40], [20, 160, 60], [30, 40, 220], [240, 240, 20]];
+    let first: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let [r, g, b] = colours[(i % w + i / w) % 4];
+            [r, g, b, 255]
+        })
+        .collect();
+    let paint = |rgba: &mut Vec<u8>, xs: std::ops::Range<usize>, ys: std::ops::Range<usize>| {
+        for y in ys {
+            for x in xs.clone() {
+                rgba[(y * w + x) * 4..][..3].copy_from_slice(&colours[3]);
+            }
+        }
+    };
+    let mut patched = first.clone();
+    paint(&mut patched, 3..6, 2..5);
+    let mut holed = patched.clone();
+    holed[(7 * w + 9) * 4 + 3] = 0;
+    let mut last = holed.clone();
+    paint(&mut last, 14..17, 8..11);
+    let frames: Vec<Frame> = [first, patched, holed, last]
+        .into_iter()
+        .map(|rgba| {
+            let mut frame = Frame::new(w as u32, h as u32, rgba, true, FrameMeta::still(0, 0));
+            frame.meta.delay = Some(Duration::from_millis(50));
+            frame.image = Some(shutter::mode::cpu::convert_frame(
+                ImageMode::Rgba,
+                Dither::None,
+                &frame,
+            ));
+            frame
+        })
+        .collect();
+    let bytes = encode::encode(&Format::Gif, &frames).unwrap();
+
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::Indexed);
+    let mut decoder = options.clone().read_info(&bytes[..]).unwrap();
+    let mut written = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        written.push((
+            (frame.left, frame.top, frame.width, frame.height),
+            frame.dispose,
+        ));
+    }
+    use gif::DisposalMethod::{Background, Keep};
+    assert_eq!(
+        written,
+        [
+            ((0, 0, 20, 12), Keep),
+            ((0, 0, 20, 12), Background),
+            ((0, 0, 20, 12), Keep),
+            ((14, 8, 3, 3), Background),
+        ]
+    );
+    // Composited, each frame is its source: the colours exactly, the hole transparent.
+    let decoded = GifDecoder::new(std::io::Cursor::new(&bytes))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    assert_eq!(decoded.len(), 4);
+    for (k, (got, want)) in decoded.iter().zip(&frames).enumerate() {
+        for (i, (g, s)) in got
+            .buffer()
+            .pixels()
+            .zip(want.rgba.chunks_exact(4))
+            .enumerate()
+        {
+            if s[3] == 0 {
+                assert_eq!(g[3], 0, "frame {k} pixel {i} is transparent");
+            } else {
+                assert_eq!(g.0, [s[0], s[1], s[2], 255], "frame {k} pixel {i}");
+            }
+        }
+    }
+
+    // Without the hole, frame 1 is the patch, drawn over frame 0.
+    let opaque = [&frames[0], &frames[1]].map(Clone::clone);
+    let bytes = encode::encode(&Format::Gif, &opaque).unwrap();
+    let mut decoder = options.read_info(&bytes[..]).unwrap();
+    decoder.read_next_frame().unwrap();
+    let frame = decoder.read_next_frame().unwrap().unwrap();
+    // The corner moved up and left to even coordinates, as a WebP frame needs.
+    assert_eq!(
+        (frame.left, frame.top, frame.width, frame.height),
+        (2, 2, 4, 3)
+    );
+}
+
 #[test]
 fn an_animations_own_delays_keep_their_sum_in_a_webp_and_are_cut_in_a_gif() {
     // An APNG at 30 fps: 33.3 ms a frame. Pillow's WebP places each frame at its rounded

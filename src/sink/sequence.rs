@@ -11,6 +11,11 @@
 //! - a WebP's container size and alpha flag: rewritten at the end;
 //! - an npy array's first dimension, the number of frames: the header is written with room for
 //!   any count and rewritten with the count at the end.
+//!
+//! A GIF or WebP frame after the first holds only the rectangle of pixels that changed since
+//! the frame before, drawn over it (as Pillow's GIF and libwebp's animation encoder store
+//! them): where a background stands still, the file is several times smaller and faster to
+//! make. The writer keeps the last frame to compare the next one with.
 
 use std::borrow::Cow;
 use std::io::{Seek, SeekFrom, Write};
@@ -37,6 +42,9 @@ pub struct SequenceWriter<W: Write + Seek> {
     first: Option<(u32, u32, ImageMode)>,
     /// Frames taken so far.
     count: usize,
+    /// A GIF's or WebP's last frame taken, and its transparency colour: what the canvas shows
+    /// when the next frame comes, which that frame then changes only in part.
+    before: Option<(ModeImage, Option<Vec<u8>>)>,
 }
 
 enum State<W: Write + Seek> {
@@ -125,6 +133,8 @@ enum GifOut<W: Write> {
 
 struct HeldFrame {
     frame: gif::Frame<'static>,
+    /// The frame is a part of the canvas, drawn over the frame before.
+    part: bool,
     timestamp: Duration,
     delay: Option<Duration>,
 }
@@ -179,6 +189,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
             state,
             first: None,
             count: 0,
+            before: None,
         })
     }
 
@@ -219,7 +230,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 && image.width >= w
                 && image.height >= h
                 && (image.width, image.height) != (w, h)
-                && let Some(cropped) = crop(image, w, h)
+                && let Some(cropped) = crop(image, Rect::whole(w, h))
             {
                 *image = Cow::Owned(cropped);
             }
@@ -229,17 +240,57 @@ impl<W: Write + Seek> SequenceWriter<W> {
             }
         }
         let taken = refused.as_ref().map_or(frames.len(), |(j, _)| *j);
+        let format = self.format;
+        let keys: Vec<Option<Vec<u8>>> = frames
+            .iter()
+            .zip(&images)
+            .take(taken)
+            .map(|(frame, image)| transparency_key(frame, image, &format))
+            .collect();
+        // A GIF or WebP frame after the first holds only what changed since the one before
+        // (with the same transparency colour: else the canvas shows other pixels).
+        let rects: Vec<Rect> = match self.state {
+            State::Gif(_) | State::Webp(_) => (0..taken)
+                .map(|k| {
+                    let before = match k {
+                        0 => self.before.as_ref().map(|(i, key)| (i, key.as_deref())),
+                        _ => Some((&*images[k - 1], keys[k - 1].as_deref())),
+                    };
+                    let before = before
+                        .filter(|(_, key)| *key == keys[k].as_deref())
+                        .map(|(image, _)| image);
+                    changed(before, &images[k])
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let result = match &mut self.state {
             State::Gif(gif) => {
-                let keys: Vec<Option<Vec<u8>>> = frames
-                    .iter()
-                    .zip(&images)
-                    .map(|(frame, image)| transparency_key(frame, image, &Format::Gif))
-                    .collect();
-                let quantised = side_by_side(taken, |k| quantise(&images[k], keys[k].as_deref()));
+                let quantised = side_by_side(taken, |k| {
+                    quantise_part(&images[k], keys[k].as_deref(), rects[k])
+                });
                 let mut result = Ok(());
-                for (frame, quantised) in frames.iter().zip(quantised) {
-                    result = quantised.and_then(|q| gif.push(frame, q, self.count));
+                for (k, (frame, quantised)) in frames.iter().zip(quantised).enumerate() {
+                    result = quantised.and_then(|(q, over)| {
+                        // A whole frame with transparent pixels needs a cleared canvas, which
+                        // disposing of the frame before gives only when that one is whole too.
+                        if !over
+                            && shows_through(&q)
+                            && let Some(held) = &mut gif.held
+                            && held.part
+                        {
+                            let (image, key) = match k {
+                                0 => self
+                                    .before
+                                    .as_ref()
+                                    .map(|(image, key)| (image, key.as_deref()))
+                                    .ok_or("a GIF frame was drawn over no frame")?,
+                                _ => (&*images[k - 1], keys[k - 1].as_deref()),
+                            };
+                            held.redraw_whole(quantise(image, key)?);
+                        }
+                        gif.push(frame, q, over, self.count)
+                    });
                     if result.is_err() {
                         break;
                     }
@@ -248,11 +299,20 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 result
             }
             State::Webp(webp) => {
-                let format = self.format;
-                let stills = side_by_side(taken, |k| still(&format, frames[k], &images[k]));
+                let stills = side_by_side(taken, |k| {
+                    let image = &images[k];
+                    if rects[k] == Rect::whole(image.width, image.height) {
+                        return still(&format, frames[k], image);
+                    }
+                    let part = crop(image, rects[k]).ok_or("a webp frame cannot be cut")?;
+                    still(&format, frames[k], &part)
+                });
                 let mut result = Ok(());
-                for ((frame, image), still) in frames.iter().zip(&images).zip(stills) {
-                    result = still.and_then(|still| webp.push(frame, image, still, self.count));
+                for ((frame, (rect, image)), still) in
+                    frames.iter().zip(rects.iter().zip(&images)).zip(stills)
+                {
+                    let part = (*rect, image.mode);
+                    result = still.and_then(|still| webp.push(frame, part, still, self.count));
                     if result.is_err() {
                         break;
                     }
@@ -276,6 +336,10 @@ impl<W: Write + Seek> SequenceWriter<W> {
         if let Err(reason) = result {
             self.state = State::Broken;
             return Err(reason);
+        }
+        if !rects.is_empty() {
+            let last = images.swap_remove(taken - 1).into_owned();
+            self.before = Some((last, keys.into_iter().nth(taken - 1).flatten()));
         }
         refused.map_or(Ok(()), |(_, reason)| Err(reason))
     }
@@ -359,26 +423,106 @@ pub(super) fn check_values(image: &ModeImage, k: usize) -> Result<(), String> {
 }
 
 /// The top left `width` × `height` of an image of 8-bit samples (its palette kept).
-fn crop(image: &ModeImage, width: u32, height: u32) -> Option<ModeImage> {
+fn crop(image: &ModeImage, rect: Rect) -> Option<ModeImage> {
     let ModeData::U8(data) = &image.data else {
         return None;
     };
     let bands = image.mode.bands();
     let row = image.width as usize * bands;
-    let keep = width as usize * bands;
+    let keep = rect.x as usize * bands..(rect.x + rect.width) as usize * bands;
     let data = data
         .chunks_exact(row)
-        .take(height as usize)
-        .flat_map(|r| &r[..keep])
+        .skip(rect.y as usize)
+        .take(rect.height as usize)
+        .flat_map(|r| &r[keep.clone()])
         .copied()
         .collect();
     Some(ModeImage {
-        width,
-        height,
+        width: rect.width,
+        height: rect.height,
         mode: image.mode,
         data: ModeData::U8(data),
         palette: image.palette.clone(),
     })
+}
+
+/// A rectangle of a frame, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rect {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+}
+
+impl Rect {
+    /// The whole of a `width` × `height` frame.
+    fn whole(width: u32, height: u32) -> Self {
+        Rect {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+}
+
+/// The part of `image` that an animated WebP frame must hold, `before` being the frame shown
+/// before it: the smallest rectangle around the pixels that changed, its corner moved up and
+/// left to even coordinates (a WebP frame's offset counts pairs of pixels). One pixel when
+/// nothing changed. The whole frame when there is no frame before, or when the two differ in
+/// what is not pixels (size, mode, palette): the canvas then holds none of its pixels.
+fn changed(before: Option<&ModeImage>, image: &ModeImage) -> Rect {
+    let whole = Rect::whole(image.width, image.height);
+    let (Some(before), ModeData::U8(now)) = (before, &image.data) else {
+        return whole;
+    };
+    let ModeData::U8(then) = &before.data else {
+        return whole;
+    };
+    if (before.width, before.height, before.mode) != (image.width, image.height, image.mode)
+        || before.palette != image.palette
+        || then.len() != now.len()
+    {
+        return whole;
+    }
+    let bands = image.mode.bands();
+    let row = image.width as usize * bands;
+    if row == 0 {
+        return whole;
+    }
+    // The changed rows, and columns in samples, from the first to past the last.
+    let (mut top, mut bottom, mut left, mut right) = (usize::MAX, 0, usize::MAX, 0);
+    for (y, (a, b)) in then
+        .chunks_exact(row)
+        .zip(now.chunks_exact(row))
+        .enumerate()
+    {
+        if a == b {
+            continue;
+        }
+        let first = a.iter().zip(b).position(|(p, q)| p != q).unwrap_or(0);
+        let last = row
+            - a.iter()
+                .rev()
+                .zip(b.iter().rev())
+                .position(|(p, q)| p != q)
+                .unwrap_or(0);
+        (top, bottom) = (top.min(y), y + 1);
+        (left, right) = (left.min(first), right.max(last));
+    }
+    if top == usize::MAX {
+        return Rect::whole(1, 1);
+    }
+    // Whole pixels: the first sample's pixel to the last sample's.
+    let (left, right) = (left / bands, right.div_ceil(bands));
+    let (x, y) = (left as u32 & !1, top as u32 & !1);
+    Rect {
+        x,
+        y,
+        width: right as u32 - x,
+        height: bottom as u32 - y,
+    }
 }
 
 /// `work` done on each index of `0..n`, on a thread each when there are several (the costly
@@ -442,21 +586,69 @@ fn quantise(image: &ModeImage, key: Option<&[u8]>) -> Result<gif::Frame<'static>
     Ok(quantised)
 }
 
+/// `image` quantised for a GIF frame: only its part `rect`, when that is not the whole and
+/// has no transparent pixel, drawn over the frame before (returns `true`: that frame must be
+/// kept); else the whole, drawn once the frame before is cleared (as every frame is cleared
+/// after its time: transparent pixels show the background, not the frame before).
+fn quantise_part(
+    image: &ModeImage,
+    key: Option<&[u8]>,
+    rect: Rect,
+) -> Result<(gif::Frame<'static>, bool), String> {
+    if rect != Rect::whole(image.width, image.height)
+        && let (Ok(left), Ok(top)) = (u16::try_from(rect.x), u16::try_from(rect.y))
+        && let Some(part) = crop(image, rect)
+    {
+        let mut quantised = quantise(&part, key)?;
+        if !shows_through(&quantised) {
+            (quantised.left, quantised.top) = (left, top);
+            return Ok((quantised, true));
+        }
+    }
+    Ok((quantise(image, key)?, false))
+}
+
+/// Whether a GIF frame has transparent pixels, which show the canvas under it.
+fn shows_through(frame: &gif::Frame<'_>) -> bool {
+    frame.transparent.is_some_and(|t| frame.buffer.contains(&t))
+}
+
+impl HeldFrame {
+    /// Makes the held frame, a part, the whole `frame`: disposing of it then clears the
+    /// whole canvas. It was drawn over the frame before it, kept, which it still is: its
+    /// pixels outside the part are that one's, and none of its part is transparent.
+    fn redraw_whole(&mut self, frame: gif::Frame<'static>) {
+        let dispose = self.frame.dispose;
+        self.frame = gif::Frame {
+            delay: self.frame.delay,
+            dispose,
+            ..frame
+        };
+        self.part = false;
+    }
+}
+
 impl<W: Write> GifState<W> {
     /// Takes frame `k`, quantised, and writes the one held before it, whose delay it
-    /// settles.
+    /// settles; `over` when the frame is drawn over that one, which is then kept, not
+    /// cleared.
     fn push(
         &mut self,
         frame: &Frame,
         gif_frame: gif::Frame<'static>,
+        over: bool,
         k: usize,
     ) -> Result<(), String> {
         if k == 0 {
             self.plays = frame.meta.plays;
         }
+        if over && let Some(held) = &mut self.held {
+            held.frame.dispose = gif::DisposalMethod::Keep;
+        }
         self.write_held(Some(frame.meta.timestamp), k + 1)?;
         self.held = Some(HeldFrame {
             frame: gif_frame,
+            part: over,
             timestamp: frame.meta.timestamp,
             delay: frame.meta.delay,
         });
@@ -523,9 +715,10 @@ fn repeat(plays: Option<Plays>) -> Option<gif::Repeat> {
 }
 
 /// An animated WebP in the making. Each frame is encoded as a still WebP (lossy or lossless,
-/// as one frame's file would be) whose image chunks become the animation's `ANMF` frame:
-/// the whole canvas, not blended with the frame before it (its transparent pixels are
-/// transparent), nothing disposed. The container's size and its alpha flag are written last.
+/// as one frame's file would be) of the rectangle that changed since the frame before (the
+/// first: the whole canvas), whose image chunks become the animation's `ANMF` frame: not
+/// blended with the canvas (its transparent pixels are transparent), nothing disposed. The
+/// container's size and its alpha flag are written last.
 struct WebpState<W: Write + Seek> {
     out: W,
     format: Format,
@@ -544,11 +737,10 @@ struct WebpState<W: Write + Seek> {
     alpha: bool,
 }
 
-/// A frame encoded as a still WebP file.
+/// A frame encoded as a still WebP file: the part of the canvas that `rect` covers.
 struct HeldStill {
     file: Vec<u8>,
-    width: u32,
-    height: u32,
+    rect: Rect,
     /// The profile the container gets (the first frame's).
     icc: Option<Vec<u8>>,
     timestamp: Duration,
@@ -566,12 +758,12 @@ const VP8X_FLAGS_AT: u64 = 20;
 const MAX_WEBP_DURATION_MS: u128 = 0xFF_FFFF;
 
 impl<W: Write + Seek> WebpState<W> {
-    /// Takes frame `k` (`file`, its still WebP) and writes the one held before it, whose
-    /// duration it settles.
+    /// Takes frame `k` (`file`, the still WebP of its part `rect`, in `mode`) and writes the
+    /// one held before it, whose duration it settles.
     fn push(
         &mut self,
         frame: &Frame,
-        image: &ModeImage,
+        (rect, mode): (Rect, ImageMode),
         file: Vec<u8>,
         k: usize,
     ) -> Result<(), String> {
@@ -581,11 +773,10 @@ impl<W: Write + Seek> WebpState<W> {
         self.write_held(Some(frame.meta.timestamp), k + 1)?;
         self.held = Some(HeldStill {
             file,
-            width: image.width,
-            height: image.height,
+            rect,
             icc: (k == 0)
                 .then(|| {
-                    fitting_profile(frame.meta.icc_profile.as_deref(), &self.format, image.mode)
+                    fitting_profile(frame.meta.icc_profile.as_deref(), &self.format, mode)
                         .map(<[u8]>::to_vec)
                 })
                 .flatten(),
@@ -616,17 +807,19 @@ impl<W: Write + Seek> WebpState<W> {
         let (chunks, alpha) = image_chunks(&held.file)?;
         self.alpha |= alpha;
         if self.header.is_none() {
-            self.write_header(held.width, held.height, held.icc.as_deref())?;
+            // The first frame is the whole canvas.
+            self.write_header(held.rect.width, held.rect.height, held.icc.as_deref())?;
             self.header = Some(held.icc);
         }
         let mut anmf = Vec::with_capacity(24);
         anmf.extend_from_slice(b"ANMF");
         let size = u32::try_from(16 + chunks.len()).map_err(|_| "a webp frame over 4 GiB")?;
         anmf.extend_from_slice(&size.to_le_bytes());
-        // The frame's offset (0, 0), in units of two pixels, then its sides less one.
-        anmf.extend_from_slice(&[0; 6]);
-        anmf.extend_from_slice(&(held.width - 1).to_le_bytes()[..3]);
-        anmf.extend_from_slice(&(held.height - 1).to_le_bytes()[..3]);
+        // The frame's offset, in units of two pixels, then its sides less one.
+        let rect = held.rect;
+        for side in [rect.x / 2, rect.y / 2, rect.width - 1, rect.height - 1] {
+            anmf.extend_from_slice(&side.to_le_bytes()[..3]);
+        }
         let millis = u32::try_from(millis.min(MAX_WEBP_DURATION_MS)).unwrap_or(u32::MAX);
         anmf.extend_from_slice(&millis.to_le_bytes()[..3]);
         // Not blended with the canvas (bit 1), not disposed of (bit 0 clear).
@@ -773,6 +966,60 @@ impl<W: Write + Seek> NpyState<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rgb(width: u32, height: u32, data: Vec<u8>) -> ModeImage {
+        ModeImage {
+            width,
+            height,
+            mode: ImageMode::Rgb,
+            data: ModeData::U8(data),
+            palette: None,
+        }
+    }
+
+    #[test]
+    fn the_changed_part_is_the_box_of_changed_pixels_from_an_even_corner() {
+        let before = rgb(5, 4, (0..60).collect());
+        let rect = |x, y, width, height| Rect {
+            x,
+            y,
+            width,
+            height,
+        };
+        assert_eq!(changed(None, &before), Rect::whole(5, 4), "no frame before");
+        assert_eq!(
+            changed(Some(&before), &before),
+            rect(0, 0, 1, 1),
+            "nothing changed"
+        );
+        // The green of pixel (3, 1), then also the blue of (4, 3).
+        let mut data: Vec<u8> = (0..60).collect();
+        data[(5 + 3) * 3 + 1] ^= 1;
+        assert_eq!(
+            changed(Some(&before), &rgb(5, 4, data.clone())),
+            rect(2, 0, 2, 2)
+        );
+        data[(3 * 5 + 4) * 3 + 2] ^= 1;
+        assert_eq!(changed(Some(&before), &rgb(5, 4, data)), rect(2, 0, 3, 4));
+        // Another size, or the same samples through another palette: none of it is shown.
+        assert_eq!(
+            changed(Some(&rgb(4, 5, (0..60).collect())), &before),
+            Rect::whole(5, 4)
+        );
+        let indexed = |colour: [u8; 3]| ModeImage {
+            mode: ImageMode::P,
+            palette: Some(crate::mode::Palette::Rgb(vec![[0; 3], colour])),
+            ..rgb(5, 4, vec![1; 20])
+        };
+        assert_eq!(
+            changed(Some(&indexed([1, 2, 3])), &indexed([1, 2, 4])),
+            Rect::whole(5, 4)
+        );
+        assert_eq!(
+            changed(Some(&indexed([1, 2, 3])), &indexed([1, 2, 3])),
+            rect(0, 0, 1, 1)
+        );
+    }
 
     #[test]
     fn a_webp_refuses_the_frame_that_would_pass_4_gib() {
