@@ -131,6 +131,15 @@ impl Error {
         }
     }
 
+    /// The reason of an encoder's error, without the output it names (for the caller that
+    /// names it); any other error's message.
+    pub(crate) fn into_reason(self) -> String {
+        match self {
+            Error::Encode { reason, .. } => reason,
+            other => other.to_string(),
+        }
+    }
+
     /// The input this error names: the file, stream or camera of a decode, limits, memory,
     /// format, I/O or camera error; `None` for errors of the run as a whole (usage, GPU, a
     /// callback's), and for an encoder's, which name the output.

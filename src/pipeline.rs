@@ -1656,10 +1656,10 @@ fn write_sequence(
     feed: &Receiver<Feed>,
     parallel: usize,
 ) -> JobDone {
-    let encode_error = |reason: String| Error::Encode {
+    let encode_error = |error: Error| Error::Encode {
         output: job.path.display().to_string(),
         format: format.extension().to_string(),
-        reason,
+        reason: error.into_reason(),
     };
     let mut file = match encode::AtomicFile::create(&job.path) {
         Ok(file) => file,

@@ -406,14 +406,16 @@ pub(crate) fn encode_frames(
     }
     let stacked = frames.len() > 1 || frames[0].meta.sequence;
     if *format == Format::Gif || (format.holds_many_frames() && stacked) {
-        let mut writer = SequenceWriter::new(*format, Cursor::new(Vec::new()))?;
+        let mut writer =
+            SequenceWriter::new(*format, Cursor::new(Vec::new())).map_err(Error::into_reason)?;
         for (k, frame) in frames.iter().enumerate() {
             if k > 0 && matches!(format, Format::Gif | Format::Webp { .. }) && stop() {
                 break;
             }
-            writer.push(frame)?;
+            writer.push(frame).map_err(Error::into_reason)?;
         }
-        return Ok(writer.finish()?.into_inner());
+        let out = writer.finish().map_err(Error::into_reason)?;
+        return Ok(out.into_inner());
     }
     let img = &output_image(&frames[0]);
     check_values(img, 0)?;

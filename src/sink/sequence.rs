@@ -26,6 +26,7 @@ use super::encode::{
     output_image, palette_rgba, still, to_rgba, transparency_key,
 };
 use super::npy;
+use crate::error::Error;
 use crate::frame::{Frame, Plays};
 use crate::mode::{ImageMode, ModeData, ModeImage};
 
@@ -155,8 +156,8 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// A writer of `format` (gif, webp or npy) onto `out`.
     ///
     /// # Errors
-    /// A one-line reason when `format` holds one frame.
-    pub fn new(format: Format, out: W) -> Result<Self, String> {
+    /// [`Error::Usage`] when `format` holds one frame.
+    pub fn new(format: Format, out: W) -> Result<Self, Error> {
         let state = match format {
             Format::Gif => State::Gif(GifState {
                 out: GifOut::Waiting(out),
@@ -182,7 +183,12 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 header_len: 0,
                 scratch: Vec::new(),
             }),
-            other => return Err(format!("{} holds one frame", other.extension())),
+            other => {
+                return Err(Error::Usage(format!(
+                    "{} holds one frame: a sequence needs gif, webp or npy",
+                    other.extension()
+                )));
+            }
         };
         Ok(SequenceWriter {
             format,
@@ -201,10 +207,11 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// Encodes `frame` into the file.
     ///
     /// # Errors
-    /// A one-line reason: the frame's size or mode differs from the first frame's, the format
-    /// cannot hold its mode, the frame is beyond what the format holds (GIF sides past
-    /// 65535, WebP past 16383), or a write failed (the writer is then unusable).
-    pub fn push(&mut self, frame: &Frame) -> Result<(), String> {
+    /// [`Error::Encode`] naming the frame (`frame 3`: its index in the sequence) and the
+    /// reason: its size or mode differs from the first frame's, the format cannot hold its
+    /// mode, it is beyond what the format holds (GIF sides past 65535, WebP past 16383), or
+    /// a write failed (the writer is then unusable).
+    pub fn push(&mut self, frame: &Frame) -> Result<(), Error> {
         self.push_all(&[frame])
     }
 
@@ -214,7 +221,16 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// # Errors
     /// As [`push`](Self::push), for the first frame that fails; the frames before it are in
     /// the file.
-    pub fn push_all(&mut self, frames: &[&Frame]) -> Result<(), String> {
+    pub fn push_all(&mut self, frames: &[&Frame]) -> Result<(), Error> {
+        self.take(frames).map_err(|reason| Error::Encode {
+            output: format!("frame {}", self.count),
+            format: self.format.extension().to_string(),
+            reason,
+        })
+    }
+
+    /// [`push_all`](Self::push_all), its error a one-line reason about frame `self.count`.
+    fn take(&mut self, frames: &[&Frame]) -> Result<(), String> {
         let mut images: Vec<Cow<'_, ModeImage>> = frames.iter().map(|f| output_image(f)).collect();
         // The frames up to the first one refused are taken.
         let mut refused = None;
@@ -368,8 +384,24 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// frame count. Returns the writer.
     ///
     /// # Errors
-    /// A one-line reason when no frame was taken or a write failed.
-    pub fn finish(self) -> Result<W, String> {
+    /// [`Error::Encode`] (naming `no frames`, or the frames taken: `3 frames`) when no frame
+    /// was taken or a write failed.
+    pub fn finish(self) -> Result<W, Error> {
+        let output = match self.count {
+            0 => "no frames".to_string(),
+            1 => "1 frame".to_string(),
+            n => format!("{n} frames"),
+        };
+        let format = self.format.extension().to_string();
+        self.close().map_err(|reason| Error::Encode {
+            output,
+            format,
+            reason,
+        })
+    }
+
+    /// [`finish`](Self::finish), its error a one-line reason.
+    fn close(self) -> Result<W, String> {
         if self.count == 0 {
             return Err("no frames to encode".to_string());
         }
