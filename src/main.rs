@@ -107,6 +107,11 @@ struct RunArgs {
     /// Frames on the GPU at once.
     #[arg(long, value_name = "N", default_value_t = 3)]
     in_flight: usize,
+    /// Most memory the frames of files take between decoding and encoding (e.g. 512M, 4G;
+    /// default 1G): the next frame's decoding waits while they take more; one frame always
+    /// goes through.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    in_flight_memory: Option<String>,
     /// Webcam: requested frame width (the closest the camera offers is used).
     #[arg(long, value_name = "PX")]
     width: Option<u32>,
@@ -369,6 +374,11 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let dither = mode.dither_for(args.dither.as_deref().map(str::parse).transpose()?)?;
     shutter::pipeline::check_in_flight("--in-flight", args.in_flight)?;
     shutter::pipeline::check_in_flight("--batch", args.batch)?;
+    let in_flight_memory = args
+        .in_flight_memory
+        .as_deref()
+        .map(|text| parse_size("--in-flight-memory", text))
+        .transpose()?;
     if args.frames == Some(0) {
         return Err(Error::Usage("--frames: must be at least 1".into()));
     }
@@ -476,6 +486,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
         .filters(filters)
         .device(device)
         .in_flight(args.in_flight)
+        .in_flight_bytes(in_flight_memory.unwrap_or(shutter::pipeline::DEFAULT_IN_FLIGHT_BYTES))
         .mode(mode)
         .dither(dither)
         .limits(limits)
@@ -617,6 +628,38 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     })
 }
 
+/// The bytes `text` names: a number, with K, M, G or T for powers of 1024 (`512M`, `1.5G`; a
+/// `B` or `iB` after them is allowed), at least one byte.
+fn parse_size(flag: &str, text: &str) -> Result<u64, Error> {
+    let bad = || {
+        Error::Usage(format!(
+            "{flag}: expected a size such as 512M or 4G, got {text:?}"
+        ))
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let number = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (number, scale) = match number.char_indices().last() {
+        Some((at, unit @ ('k' | 'm' | 'g' | 't'))) => {
+            let power = match unit {
+                'k' => 1,
+                'm' => 2,
+                'g' => 3,
+                _ => 4,
+            };
+            (&number[..at], 1024f64.powi(power))
+        }
+        _ => (number, 1.0),
+    };
+    let value = number.trim().parse::<f64>().map_err(|_| bad())? * scale;
+    if !value.is_finite() || value < 1.0 || value > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(value as u64)
+}
+
 /// The run's statistics as one JSON object (hand-written: a handful of numbers and strings).
 fn stats_json(stats: &shutter::Stats) -> String {
     let text = shutter::bench::json_str;
@@ -644,7 +687,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         .map(|p| text(&p.display().to_string()))
         .collect();
     format!(
-        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"after_stop\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"alpha_dropped\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
+        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"after_stop\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"alpha_dropped\":{},\"in_flight_peak_bytes\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
         stats.inputs,
         stats.captured,
         stats.frames,
@@ -658,6 +701,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         failures.join(","),
         stats.not_reached,
         stats.alpha_dropped,
+        stats.in_flight_peak_bytes,
         stats.elapsed.as_secs_f64(),
         stats.fps(),
         latency,

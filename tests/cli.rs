@@ -234,8 +234,11 @@ fn usage_errors_exit_2_and_write_nothing() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "in.png", 4, 4);
     let out_dir = tmp.path().join("out");
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 13] = [
         (&["--quality", "500"], "--quality"),
+        (&["--in-flight-memory", "0"], "--in-flight-memory"),
+        (&["--in-flight-memory", "lots"], "--in-flight-memory"),
+        (&["--in-flight-memory", "-1G"], "--in-flight-memory"),
         (&["--filter", "sepia,blurry"], "blurry"),
         (&["--format", "heic"], "heic"),
         (&["--device", "tpu"], "tpu"),
@@ -496,6 +499,45 @@ fn a_sequence_cut_to_one_frame_is_still_written_as_a_sequence() {
     let out = shutter(&["run", s(&still), "-o", s(&npy), "--device", "cpu"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(shape(&npy), "4, 5, 3");
+}
+
+#[test]
+fn in_flight_memory_under_one_frame_takes_the_frames_one_at_a_time() {
+    let tmp = TempDir::new().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    for k in 0..4 {
+        picture(&inputs, &format!("p{k}.png"), 40, 30);
+    }
+    let run = |memory: &[&str], out: &Path| {
+        let mut args = vec!["run", s(&inputs), "--format", "npy", "--json", "-o", s(out)];
+        args.extend_from_slice(memory);
+        let out = shutter(&args);
+        assert!(out.status.success(), "{memory:?}: {}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        json["in_flight_peak_bytes"]
+            .as_u64()
+            .expect("in_flight_peak_bytes")
+    };
+    // A frame weighs its RGBA pixels and its RGB image: 40 × 30 × (4 + 3) bytes.
+    let one_frame = 40 * 30 * 7;
+    let default = tmp.path().join("default");
+    assert!(run(&[], &default) >= one_frame);
+    for size in ["1K", "1.5kib", "100"] {
+        let out = tmp.path().join(format!("small-{size}"));
+        assert_eq!(
+            run(&["--in-flight-memory", size], &out),
+            one_frame,
+            "{size}"
+        );
+        for k in 0..4 {
+            let name = format!("p{k}.npy");
+            assert_eq!(
+                std::fs::read(out.join(&name)).unwrap(),
+                std::fs::read(default.join(&name)).unwrap()
+            );
+        }
+    }
 }
 
 #[test]
