@@ -858,6 +858,133 @@ fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transp
     );
 }
 
+/// Each frame of a GIF as written: its transparent index and its indices, and the global
+/// palette.
+type GifFrames = (Option<Vec<u8>>, Vec<(Option<u8>, Vec<u8>)>);
+
+fn gif_frames_written(bytes: &[u8]) -> GifFrames {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::Indexed);
+    let mut decoder = options.read_info(bytes).unwrap();
+    let global = decoder.global_palette().map(<[u8]>::to_vec);
+    let mut frames = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        frames.push((frame.transparent, frame.buffer.to_vec()));
+    }
+    (global, frames)
+}
+
+/// GIF frames with an RGBA image, rgba `pixel(x, y, k)` on `w` × `h`.
+fn rgba_animation(
+    (w, h): (usize, usize),
+    frames: u8,
+    pixel: impl Fn(usize, usize, u8) -> [u8; 4],
+) -> Vec<Frame> {
+    (0..frames)
+        .map(|k| {
+            let rgba = (0..w * h).flat_map(|i| pixel(i % w, i / w, k)).collect();
+            let mut frame = Frame::new(w as u32, h as u32, rgba, true, FrameMeta::still(0, 0));
+            frame.meta.delay = Some(Duration::from_millis(40));
+            frame.image = Some(shutter::mode::cpu::convert_frame(
+                ImageMode::Rgba,
+                Dither::None,
+                &frame,
+            ));
+            frame
+        })
+        .collect()
+}
+
+#[test]
+fn an_rgba_gif_animations_frames_each_keep_a_transparent_index_for_pillow() {
+    // Pillow reads every frame after the first as RGB, alpha lost, unless the first frame has
+    // a transparent index; and it disposes of a frame without one to its opaque background
+    // colour. So each frame of an RGBA animation has one, used by no pixel when the frame is
+    // opaque: an extra palette entry, a free one, or (all 256 used) 255 colours.
+    let opaque_few = rgba_animation((24, 16), 3, |x, y, k| {
+        [(x / 6 * 60) as u8, (y / 4 * 60) as u8, k * 50, 255]
+    });
+    // Exactly 256 colours, 16 pixels each: the exact palette is full.
+    let colour = |c: usize| {
+        let c = c * 0x9E37_79B9 % (1 << 24);
+        [(c >> 16) as u8, (c >> 8) as u8, c as u8, 255]
+    };
+    let opaque_many = rgba_animation((64, 64), 2, |x, y, k| {
+        colour((y * 64 + x) / 16 + 256 * usize::from(k))
+    });
+    for (name, frames) in [("few colours", &opaque_few), ("many colours", &opaque_many)] {
+        let bytes = encode::encode(&Format::Gif, frames).unwrap();
+        let (_, written) = gif_frames_written(&bytes);
+        assert_eq!(written.len(), frames.len(), "{name}");
+        for (k, (transparent, indices)) in written.iter().enumerate() {
+            let t = transparent.unwrap_or_else(|| panic!("{name}: frame {k} has none"));
+            assert!(!indices.contains(&t), "{name}: frame {k} uses it");
+        }
+        let decoded = GifDecoder::new(std::io::Cursor::new(&bytes))
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap();
+        for (got, want) in decoded.iter().zip(frames) {
+            assert!(got.buffer().pixels().all(|p| p[3] == 255), "{name}: opaque");
+            if name == "few colours" {
+                let rgba: Vec<u8> = got.buffer().as_raw().clone();
+                assert!(rgba == want.rgba, "{name}: exact");
+            }
+        }
+    }
+    // A full palette: quantised to 255 colours and the slot.
+    let bytes = encode::encode(&Format::Gif, &opaque_many).unwrap();
+    let (_, written) = gif_frames_written(&bytes);
+    let (transparent, indices) = &written[0];
+    assert_eq!(*transparent, Some(255));
+    assert!(!indices.contains(&255));
+
+    // A still keeps no slot: one frame is not read as an animation.
+    let mut still = opaque_few[0].clone();
+    still.meta.delay = None;
+    let (_, written) = gif_frames_written(&encode::encode(&Format::Gif, &[still]).unwrap());
+    assert_eq!(written[0].0, None);
+}
+
+#[test]
+fn a_gif_animations_global_palette_is_never_the_gray_ramp_that_pillow_opens_as_l() {
+    // Frame 0 holds the gray levels 0, 1, 2, 3 (an exact palette: the ramp), frame 1 other
+    // grays (its own palette). Pillow would open the file as L and read frame 1's indices as
+    // levels; the first two entries are swapped instead. A still keeps its ramp.
+    let gray = |levels: [u8; 4]| {
+        let rgba = (0..32)
+            .flat_map(|i| {
+                let v = levels[i % 4];
+                [v, v, v, 255]
+            })
+            .collect();
+        let mut frame = Frame::new(8, 4, rgba, false, FrameMeta::still(0, 0));
+        frame.meta.delay = Some(Duration::from_millis(100));
+        frame
+    };
+    let frames = [gray([0, 1, 2, 3]), gray([200, 1, 90, 3])];
+    let bytes = encode::encode(&Format::Gif, &frames).unwrap();
+    let (global, _) = gif_frames_written(&bytes);
+    let global = global.expect("a global palette");
+    assert_eq!(&global[..12], &[1, 1, 1, 0, 0, 0, 2, 2, 2, 3, 3, 3]);
+    let decoded = GifDecoder::new(std::io::Cursor::new(&bytes))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    for (got, want) in decoded.iter().zip(&frames) {
+        assert!(got.buffer().as_raw() == &want.rgba);
+    }
+    let mut still = frames[0].clone();
+    still.meta.delay = None;
+    let (global, _) = gif_frames_written(&encode::encode(&Format::Gif, &[still]).unwrap());
+    assert_eq!(
+        &global.unwrap()[..12],
+        &[0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    );
+}
+
 #[test]
 fn an_animations_own_delays_keep_their_sum_in_a_webp_and_are_cut_in_a_gif() {
     // An APNG at 30 fps: 33.3 ms a frame. Pillow's WebP places each frame at its rounded

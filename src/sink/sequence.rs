@@ -282,8 +282,13 @@ impl<W: Write + Seek> SequenceWriter<W> {
         };
         let result = match &mut self.state {
             State::Gif(gif) => {
+                // An animation's frames that may be transparent keep a transparent index.
+                let slot = |k: usize| {
+                    (images[k].mode == ImageMode::Rgba || keys[k].is_some())
+                        && (frames[k].meta.delay.is_some() || frames[k].meta.sequence)
+                };
                 let quantised = side_by_side(taken, |k| {
-                    quantise_part(&images[k], keys[k].as_deref(), rects[k])
+                    quantise_part(&images[k], keys[k].as_deref(), rects[k], slot(k))
                 });
                 let mut result = Ok(());
                 for (k, (frame, quantised)) in frames.iter().zip(quantised).enumerate() {
@@ -303,7 +308,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
                                     .ok_or("a GIF frame was drawn over no frame")?,
                                 _ => (&*images[k - 1], keys[k - 1].as_deref()),
                             };
-                            held.redraw_whole(quantise(image, key)?);
+                            held.redraw_whole(quantise(image, key, true)?);
                         }
                         gif.push(frame, q, over, self.count)
                     });
@@ -579,11 +584,22 @@ fn side_by_side<R: Send>(n: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
 
 /// One GIF frame of `image`: a P image's indices and palette as they are (an RGBA palette's
 /// first fully transparent entry becomes the transparent index); other modes quantised with
-/// NeuQuant ([`gif_speed`]), each frame with its own palette. Every frame covers the whole
-/// screen and is disposed of to the background, so the next frame's transparent pixels show
-/// through to nothing, not to this frame. An `L` or `RGB` image with a transparency colour
-/// (`key`) is transparent where its samples equal it, as Pillow's GIF of it is.
-fn quantise(image: &ModeImage, key: Option<&[u8]>) -> Result<gif::Frame<'static>, String> {
+/// NeuQuant ([`gif_speed`]), each frame with its own palette. The frame is disposed of to the
+/// background (a part drawn over it changes that to kept, see [`quantise_part`]), so the
+/// next frame's transparent pixels show through to nothing, not to this frame. An `L` or
+/// `RGB` image with a transparency colour (`key`) is transparent where its samples equal it,
+/// as Pillow's GIF of it is.
+///
+/// With `slot`, the frame gets a transparent index even when no pixel is transparent (a
+/// palette entry that no pixel uses; 255 colours where all 256 are). Pillow
+/// needs one in an animation's frames: it reads every frame after the first as RGB, alpha
+/// lost, unless the first has one; and a frame disposed of to the background becomes its
+/// opaque background colour, not transparent, unless that frame has one.
+fn quantise(
+    image: &ModeImage,
+    key: Option<&[u8]>,
+    slot: bool,
+) -> Result<gif::Frame<'static>, String> {
     let (Ok(w), Ok(h)) = (u16::try_from(image.width), u16::try_from(image.height)) else {
         return Err(format!(
             "gif sides must be at most 65535 pixels, the frame is {}×{}",
@@ -614,6 +630,38 @@ fn quantise(image: &ModeImage, key: Option<&[u8]>) -> Result<gif::Frame<'static>
     };
     let speed = gif_speed(usize::from(w) * usize::from(h));
     let mut quantised = gif::Frame::from_rgba_speed(w, h, &mut rgba, speed);
+    if slot && quantised.transparent.is_none() {
+        // No pixel is transparent (so `rgba` is as it came, its alpha made 255).
+        let palette = quantised.palette.get_or_insert_with(Vec::new);
+        let mut used = [false; 256];
+        quantised
+            .buffer
+            .iter()
+            .for_each(|&i| used[usize::from(i)] = true);
+        let free = used.iter().position(|&u| !u);
+        if palette.len() < 256 * 3 {
+            quantised.transparent = u8::try_from(palette.len() / 3).ok();
+            palette.extend_from_slice(&[0; 3]);
+        } else if let Some(free) = free {
+            quantised.transparent = u8::try_from(free).ok();
+        } else {
+            let quant = color_quant::NeuQuant::new(speed, 255, &rgba);
+            let mut palette = quant.color_map_rgb();
+            palette.extend_from_slice(&[0; 3]);
+            quantised = gif::Frame {
+                width: w,
+                height: h,
+                buffer: Cow::Owned(
+                    rgba.chunks_exact(4)
+                        .map(|px| quant.index_of(px) as u8)
+                        .collect(),
+                ),
+                palette: Some(palette),
+                transparent: Some(255),
+                ..gif::Frame::default()
+            };
+        }
+    }
     quantised.dispose = gif::DisposalMethod::Background;
     Ok(quantised)
 }
@@ -626,18 +674,45 @@ fn quantise_part(
     image: &ModeImage,
     key: Option<&[u8]>,
     rect: Rect,
+    slot: bool,
 ) -> Result<(gif::Frame<'static>, bool), String> {
     if rect != Rect::whole(image.width, image.height)
         && let (Ok(left), Ok(top)) = (u16::try_from(rect.x), u16::try_from(rect.y))
         && let Some(part) = crop(image, rect)
     {
-        let mut quantised = quantise(&part, key)?;
+        let mut quantised = quantise(&part, key, slot)?;
         if !shows_through(&quantised) {
             (quantised.left, quantised.top) = (left, top);
             return Ok((quantised, true));
         }
     }
-    Ok((quantise(image, key)?, false))
+    Ok((quantise(image, key, slot)?, false))
+}
+
+/// Swaps the first two entries of `frame`'s palette (and its indices) when the palette is the
+/// gray ramp 0, 1, 2, …: Pillow opens a GIF whose global palette is that ramp as L, and
+/// then reads later frames' own palettes' indices as gray levels. (A still keeps it: Pillow
+/// opens it as L, as Pillow writes an L image.)
+fn break_gray_ramp(frame: &mut gif::Frame<'static>) {
+    let Some(palette) = &mut frame.palette else {
+        return;
+    };
+    let ramp = palette.len() >= 6
+        && palette
+            .chunks(3)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|&v| usize::from(v) == i));
+    if !ramp {
+        return;
+    }
+    palette[..6].copy_from_slice(&[1, 1, 1, 0, 0, 0]);
+    let swap = |i: u8| match i {
+        0 => 1,
+        1 => 0,
+        other => other,
+    };
+    frame.buffer.to_mut().iter_mut().for_each(|i| *i = swap(*i));
+    frame.transparent = frame.transparent.map(swap);
 }
 
 /// Whether a GIF frame has transparent pixels, which show the canvas under it.
@@ -712,6 +787,9 @@ impl<W: Write> GifState<W> {
             // The first frame's palette is the global one, as Pillow writes it: readers that
             // take a GIF's mode from its global palette (Pillow's, which opens a gray ramp
             // as L) see the frame's colours, not an empty table's black.
+            if animated {
+                break_gray_ramp(&mut held.frame);
+            }
             let global = held.frame.palette.take().unwrap_or_default();
             let mut encoder = gif::Encoder::new(out, held.frame.width, held.frame.height, &global)
                 .map_err(|e| one_line(&e))?;
