@@ -766,7 +766,8 @@ fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transp
     // Four colours on 20×12, opaque; frame 1 repaints a patch, frame 2 makes one pixel
     // transparent (a transparent pixel shows the canvas, so that frame is whole, over a
     // cleared canvas, and frame 1 becomes whole too: disposing of a part clears only the
-    // part), frame 3 repaints a patch again.
+    // part), frame 3 repaints a patch again, and frame 4 a patch around the hole, which is
+    // still transparent: a part, since the canvas under it is transparent too.
     let (w, h) = (20usize, 12usize);
     let colours = [[200, 30, 40], [20, 160, 60], [30, 40, 220], [240, 240, 20]];
     let first: Vec<u8> = (0..w * h)
@@ -788,7 +789,9 @@ fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transp
     holed[(7 * w + 9) * 4 + 3] = 0;
     let mut last = holed.clone();
     paint(&mut last, 14..17, 8..11);
-    let frames: Vec<Frame> = [first, patched, holed, last]
+    let mut around = last.clone();
+    paint(&mut around, 8..11, 6..9);
+    let frames: Vec<Frame> = [first, patched, holed, last, around]
         .into_iter()
         .map(|rgba| {
             let mut frame = Frame::new(w as u32, h as u32, rgba, true, FrameMeta::still(0, 0));
@@ -820,7 +823,8 @@ fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transp
             ((0, 0, 20, 12), Keep),
             ((0, 0, 20, 12), Background),
             ((0, 0, 20, 12), Keep),
-            ((14, 8, 3, 3), Background),
+            ((14, 8, 3, 3), Keep),
+            ((8, 6, 3, 3), Background),
         ]
     );
     // Composited, each frame is its source: the colours exactly, the hole transparent.
@@ -829,7 +833,7 @@ fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transp
         .into_frames()
         .collect_frames()
         .unwrap();
-    assert_eq!(decoded.len(), 4);
+    assert_eq!(decoded.len(), 5);
     for (k, (got, want)) in decoded.iter().zip(&frames).enumerate() {
         for (i, (g, s)) in got
             .buffer()

@@ -265,18 +265,18 @@ impl<W: Write + Seek> SequenceWriter<W> {
             .collect();
         // A GIF or WebP frame after the first holds only what changed since the one before
         // (with the same transparency colour: else the canvas shows other pixels).
+        let before_of = |k: usize| {
+            let before = match k {
+                0 => self.before.as_ref().map(|(i, key)| (i, key.as_deref())),
+                _ => Some((&*images[k - 1], keys[k - 1].as_deref())),
+            };
+            before
+                .filter(|(_, key)| *key == keys[k].as_deref())
+                .map(|(image, _)| image)
+        };
         let rects: Vec<Rect> = match self.state {
             State::Gif(_) | State::Webp(_) => (0..taken)
-                .map(|k| {
-                    let before = match k {
-                        0 => self.before.as_ref().map(|(i, key)| (i, key.as_deref())),
-                        _ => Some((&*images[k - 1], keys[k - 1].as_deref())),
-                    };
-                    let before = before
-                        .filter(|(_, key)| *key == keys[k].as_deref())
-                        .map(|(image, _)| image);
-                    changed(before, &images[k])
-                })
+                .map(|k| changed(before_of(k), &images[k]))
                 .collect(),
             _ => Vec::new(),
         };
@@ -288,7 +288,8 @@ impl<W: Write + Seek> SequenceWriter<W> {
                         && (frames[k].meta.delay.is_some() || frames[k].meta.sequence)
                 };
                 let quantised = side_by_side(taken, |k| {
-                    quantise_part(&images[k], keys[k].as_deref(), rects[k], slot(k))
+                    let key = keys[k].as_deref();
+                    quantise_part(&images[k], key, rects[k], (before_of(k), slot(k)))
                 });
                 let mut result = Ok(());
                 for (k, (frame, quantised)) in frames.iter().zip(quantised).enumerate() {
@@ -633,16 +634,18 @@ fn quantise(
     if slot && quantised.transparent.is_none() {
         // No pixel is transparent (so `rgba` is as it came, its alpha made 255).
         let palette = quantised.palette.get_or_insert_with(Vec::new);
-        let mut used = [false; 256];
-        quantised
-            .buffer
-            .iter()
-            .for_each(|&i| used[usize::from(i)] = true);
-        let free = used.iter().position(|&u| !u);
+        let free = || {
+            let mut used = [false; 256];
+            quantised
+                .buffer
+                .iter()
+                .for_each(|&i| used[usize::from(i)] = true);
+            used.iter().position(|&u| !u)
+        };
         if palette.len() < 256 * 3 {
             quantised.transparent = u8::try_from(palette.len() / 3).ok();
             palette.extend_from_slice(&[0; 3]);
-        } else if let Some(free) = free {
+        } else if let Some(free) = free() {
             quantised.transparent = u8::try_from(free).ok();
         } else {
             let quant = color_quant::NeuQuant::new(speed, 255, &rgba);
@@ -667,26 +670,59 @@ fn quantise(
 }
 
 /// `image` quantised for a GIF frame: only its part `rect`, when that is not the whole and
-/// has no transparent pixel, drawn over the frame before (returns `true`: that frame must be
-/// kept); else the whole, drawn once the frame before is cleared (as every frame is cleared
-/// after its time: transparent pixels show the background, not the frame before).
+/// its transparent pixels, if any, were transparent in the frame `before` it too, drawn over
+/// that frame (returns `true`: that frame must be kept; its transparent pixels show the
+/// canvas, which is transparent there); else the whole, drawn once the frame before is
+/// cleared (as every frame is cleared after its time: transparent pixels show the
+/// background, not the frame before). `slot`: see [`quantise`].
 fn quantise_part(
     image: &ModeImage,
     key: Option<&[u8]>,
     rect: Rect,
-    slot: bool,
+    (before, slot): (Option<&ModeImage>, bool),
 ) -> Result<(gif::Frame<'static>, bool), String> {
     if rect != Rect::whole(image.width, image.height)
         && let (Ok(left), Ok(top)) = (u16::try_from(rect.x), u16::try_from(rect.y))
         && let Some(part) = crop(image, rect)
     {
         let mut quantised = quantise(&part, key, slot)?;
-        if !shows_through(&quantised) {
+        let drawn_over = match (quantised.transparent, before) {
+            (Some(t), Some(before)) if shows_through(&quantised) => {
+                transparent_pixels(before, key, rect).is_some_and(|was| {
+                    quantised
+                        .buffer
+                        .iter()
+                        .zip(was)
+                        .all(|(&i, was)| i != t || was)
+                })
+            }
+            _ => !shows_through(&quantised),
+        };
+        if drawn_over {
             (quantised.left, quantised.top) = (left, top);
             return Ok((quantised, true));
         }
     }
     Ok((quantise(image, key, slot)?, false))
+}
+
+/// Whether each pixel of `image`'s part `rect` is transparent in its GIF frame: a P image's
+/// pixels of its first fully transparent palette entry (as [`quantise`] makes it the
+/// transparent index), another mode's pixels of alpha 0, after the transparency colour `key`.
+fn transparent_pixels(image: &ModeImage, key: Option<&[u8]>, rect: Rect) -> Option<Vec<bool>> {
+    let part = crop(image, rect)?;
+    if part.mode == ImageMode::P {
+        let ModeData::U8(indices) = &part.data else {
+            return None;
+        };
+        let t = palette_rgba(&part).iter().position(|c| c[3] == 0);
+        return Some(indices.iter().map(|&i| Some(usize::from(i)) == t).collect());
+    }
+    let rgba = match key {
+        Some(key) => keyed_rgba(&part, key),
+        None => to_rgba(&part),
+    };
+    Some(rgba.ok()?.chunks_exact(4).map(|px| px[3] == 0).collect())
 }
 
 /// Swaps the first two entries of `frame`'s palette (and its indices) when the palette is the
