@@ -621,14 +621,9 @@ fn an_animated_webp_holds_every_frame_as_its_own_file_would_with_delays_and_play
                 // Opaque but for frame 2 (the file's alpha flag comes from any frame).
                 frame.rgba.chunks_exact_mut(4).for_each(|px| px[3] = 255);
             }
-            frame.image = Some(shutter::mode::cpu::convert_frame(
-                ImageMode::Rgba,
-                Dither::None,
-                &frame,
-            ));
             frame.meta.delay = Some(Duration::from_millis(ms));
             frame.meta.plays = Some(shutter::Plays::Times(3.try_into().unwrap()));
-            frame
+            in_mode(frame, ImageMode::Rgba)
         })
         .collect();
     for lossless in [false, true] {
@@ -709,15 +704,13 @@ fn an_animated_webps_later_frames_hold_only_the_rectangle_that_changed() {
     }
     let mut last = patched.clone();
     last.rgba[(w * h - 1) * 4 + 2] ^= 1;
-    let mut frames = vec![first, patched.clone(), patched, last];
-    for frame in &mut frames {
-        frame.meta.delay = Some(Duration::from_millis(100));
-        frame.image = Some(shutter::mode::cpu::convert_frame(
-            ImageMode::Rgba,
-            Dither::None,
-            frame,
-        ));
-    }
+    let frames: Vec<Frame> = [first, patched.clone(), patched, last]
+        .into_iter()
+        .map(|mut frame| {
+            frame.meta.delay = Some(Duration::from_millis(100));
+            in_mode(frame, ImageMode::Rgba)
+        })
+        .collect();
     let rects = [(0, 0, 37, 23), (4, 6, 4, 3), (0, 0, 1, 1), (36, 22, 1, 1)];
     for lossless in [true, false] {
         let format = Format::from_name("webp", None, lossless).unwrap();
@@ -738,12 +731,8 @@ fn an_animated_webps_later_frames_hold_only_the_rectangle_that_changed() {
             let part: Vec<u8> = (y0..y0 + rh)
                 .flat_map(|y| frames[k].rgba[(y * w + x0) * 4..(y * w + x0 + rw) * 4].to_vec())
                 .collect();
-            let mut part = Frame::new(rw as u32, rh as u32, part, true, FrameMeta::still(0, 0));
-            part.image = Some(shutter::mode::cpu::convert_frame(
-                ImageMode::Rgba,
-                Dither::None,
-                &part,
-            ));
+            let part = Frame::new(rw as u32, rh as u32, part, true, FrameMeta::still(0, 0));
+            let part = in_mode(part, ImageMode::Rgba);
             let own = &webp_frames(&encode::encode(&format, &[part]).unwrap())[0].rgba;
             for y in 0..h {
                 for x in 0..w {
@@ -796,12 +785,7 @@ fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transp
         .map(|rgba| {
             let mut frame = Frame::new(w as u32, h as u32, rgba, true, FrameMeta::still(0, 0));
             frame.meta.delay = Some(Duration::from_millis(50));
-            frame.image = Some(shutter::mode::cpu::convert_frame(
-                ImageMode::Rgba,
-                Dither::None,
-                &frame,
-            ));
-            frame
+            in_mode(frame, ImageMode::Rgba)
         })
         .collect();
     let bytes = encode::encode(&Format::Gif, &frames).unwrap();
@@ -889,12 +873,7 @@ fn rgba_animation(
             let rgba = (0..w * h).flat_map(|i| pixel(i % w, i / w, k)).collect();
             let mut frame = Frame::new(w as u32, h as u32, rgba, true, FrameMeta::still(0, 0));
             frame.meta.delay = Some(Duration::from_millis(40));
-            frame.image = Some(shutter::mode::cpu::convert_frame(
-                ImageMode::Rgba,
-                Dither::None,
-                &frame,
-            ));
-            frame
+            in_mode(frame, ImageMode::Rgba)
         })
         .collect()
 }
