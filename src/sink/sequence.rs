@@ -265,12 +265,12 @@ impl<W: Write + Seek> SequenceWriter<W> {
             .collect();
         // A GIF or WebP frame after the first holds only what changed since the one before
         // (with the same transparency colour: else the canvas shows other pixels).
+        let previous = |k: usize| match k {
+            0 => self.before.as_ref().map(|(i, key)| (i, key.as_deref())),
+            _ => Some((&*images[k - 1], keys[k - 1].as_deref())),
+        };
         let before_of = |k: usize| {
-            let before = match k {
-                0 => self.before.as_ref().map(|(i, key)| (i, key.as_deref())),
-                _ => Some((&*images[k - 1], keys[k - 1].as_deref())),
-            };
-            before
+            previous(k)
                 .filter(|(_, key)| *key == keys[k].as_deref())
                 .map(|(image, _)| image)
         };
@@ -301,14 +301,8 @@ impl<W: Write + Seek> SequenceWriter<W> {
                             && let Some(held) = &mut gif.held
                             && held.part
                         {
-                            let (image, key) = match k {
-                                0 => self
-                                    .before
-                                    .as_ref()
-                                    .map(|(image, key)| (image, key.as_deref()))
-                                    .ok_or("a GIF frame was drawn over no frame")?,
-                                _ => (&*images[k - 1], keys[k - 1].as_deref()),
-                            };
+                            let (image, key) =
+                                previous(k).ok_or("a GIF frame was drawn over no frame")?;
                             held.redraw_whole(quantise(image, key, true)?);
                         }
                         gif.push(frame, q, over, self.count)
