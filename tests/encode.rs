@@ -12,6 +12,7 @@ use image::codecs::gif::GifDecoder;
 use image::metadata::LoopCount;
 use image::{AnimationDecoder, ImageFormat};
 use shutter::sink::encode::{self, Format};
+use shutter::sink::sequence::SequenceWriter;
 use shutter::{Dither, Error, Frame, FrameMeta, ImageMode};
 use tempfile::TempDir;
 
@@ -753,10 +754,11 @@ fn an_animated_webps_later_frames_hold_only_the_rectangle_that_changed() {
 #[test]
 fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transparent() {
     // Four colours on 20×12, opaque; frame 1 repaints a patch, frame 2 makes one pixel
-    // transparent (a transparent pixel shows the canvas, so that frame is whole, over a
-    // cleared canvas, and frame 1 becomes whole too: disposing of a part clears only the
-    // part), frame 3 repaints a patch again, and frame 4 a patch around the hole, which is
-    // still transparent: a part, since the canvas under it is transparent too.
+    // transparent (a transparent pixel shows the canvas, so frame 1 is written as the part
+    // around its patch and the hole and disposed of to the background, and frame 2 is that
+    // part again, over the cleared part), frame 3 repaints a patch again, and frame 4 a patch
+    // around the hole, which is still transparent: a part over frame 3, since the canvas
+    // under it is transparent too.
     let (w, h) = (20usize, 12usize);
     let colours = [[200, 30, 40], [20, 160, 60], [30, 40, 220], [240, 240, 20]];
     let first: Vec<u8> = (0..w * h)
@@ -789,36 +791,36 @@ fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transp
         })
         .collect();
     let bytes = encode::encode(&Format::Gif, &frames).unwrap();
-
-    let mut options = gif::DecodeOptions::new();
-    options.set_color_output(gif::ColorOutput::Indexed);
-    let mut decoder = options.clone().read_info(&bytes[..]).unwrap();
-    let mut written = Vec::new();
-    while let Some(frame) = decoder.read_next_frame().unwrap() {
-        written.push((
-            (frame.left, frame.top, frame.width, frame.height),
-            frame.dispose,
-        ));
-    }
     use gif::DisposalMethod::{Background, Keep};
     assert_eq!(
-        written,
+        gif_layout(&bytes),
         [
             ((0, 0, 20, 12), Keep),
-            ((0, 0, 20, 12), Background),
-            ((0, 0, 20, 12), Keep),
+            ((2, 2, 8, 6), Background),
+            ((2, 2, 8, 6), Keep),
             ((14, 8, 3, 3), Keep),
             ((8, 6, 3, 3), Background),
         ]
     );
-    // Composited, each frame is its source: the colours exactly, the hole transparent.
-    let decoded = GifDecoder::new(std::io::Cursor::new(&bytes))
+    assert_composites_exactly(&bytes, &frames);
+
+    // Without the hole, frame 1 is the patch, drawn over frame 0; its corner moved up and
+    // left to even coordinates, as a WebP frame needs.
+    let opaque = [&frames[0], &frames[1]].map(Clone::clone);
+    let bytes = encode::encode(&Format::Gif, &opaque).unwrap();
+    assert_eq!(gif_layout(&bytes)[1].0, (2, 2, 4, 3));
+}
+
+/// Composited, each frame of a GIF is its source frame (of opaque and transparent pixels): the
+/// colours exactly, transparent where it is.
+fn assert_composites_exactly(bytes: &[u8], frames: &[Frame]) {
+    let decoded = GifDecoder::new(std::io::Cursor::new(bytes))
         .unwrap()
         .into_frames()
         .collect_frames()
         .unwrap();
-    assert_eq!(decoded.len(), 5);
-    for (k, (got, want)) in decoded.iter().zip(&frames).enumerate() {
+    assert_eq!(decoded.len(), frames.len());
+    for (k, (got, want)) in decoded.iter().zip(frames).enumerate() {
         for (i, (g, s)) in got
             .buffer()
             .pixels()
@@ -832,18 +834,62 @@ fn a_gifs_later_frames_hold_the_changed_part_over_the_frame_before_unless_transp
             }
         }
     }
+}
 
-    // Without the hole, frame 1 is the patch, drawn over frame 0.
-    let opaque = [&frames[0], &frames[1]].map(Clone::clone);
-    let bytes = encode::encode(&Format::Gif, &opaque).unwrap();
-    let mut decoder = options.read_info(&bytes[..]).unwrap();
-    decoder.read_next_frame().unwrap();
-    let frame = decoder.read_next_frame().unwrap().unwrap();
-    // The corner moved up and left to even coordinates, as a WebP frame needs.
+/// Where each frame of a GIF is written, and how it is disposed of.
+fn gif_layout(bytes: &[u8]) -> Vec<((u16, u16, u16, u16), gif::DisposalMethod)> {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::Indexed);
+    let mut decoder = options.read_info(bytes).unwrap();
+    let mut written = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        written.push((
+            (frame.left, frame.top, frame.width, frame.height),
+            frame.dispose,
+        ));
+    }
+    written
+}
+
+#[test]
+fn a_gif_clears_only_the_part_where_pixels_turn_transparent() {
+    // On a transparent 24×16 canvas: a red square and a green dot; a blue square comes (drawn
+    // over frame 0); the dot goes (frame 1 is grown to the part around its square and the
+    // dot, and cleared); nothing changes; the red square goes (frame 3, one pixel, is grown
+    // to the part around it and the square, and cleared; frame 4 draws one pixel there);
+    // nothing changes. A pixel turning transparent costs a part, not the whole canvas.
+    let square =
+        |x: usize, y: usize, left: usize| (left..left + 3).contains(&x) && (6..9).contains(&y);
+    let frames = rgba_animation((24, 16), 6, |x, y, k| {
+        if square(x, y, 2) && k < 4 {
+            [220, 30, 40, 255]
+        } else if square(x, y, 6) && k >= 1 {
+            [30, 40, 220, 255]
+        } else if (x, y) == (20, 1) && k < 2 {
+            [30, 200, 60, 255]
+        } else {
+            [0, 0, 0, 0]
+        }
+    });
+    let bytes = encode::encode(&Format::Gif, &frames).unwrap();
+    use gif::DisposalMethod::{Background, Keep};
     assert_eq!(
-        (frame.left, frame.top, frame.width, frame.height),
-        (2, 2, 4, 3)
+        gif_layout(&bytes),
+        [
+            ((0, 0, 24, 16), Keep),
+            ((6, 1, 15, 8), Background),
+            ((6, 0, 15, 9), Keep),
+            ((0, 0, 5, 9), Background),
+            ((0, 0, 1, 1), Keep),
+            ((0, 0, 1, 1), Background),
+        ]
     );
+    assert_composites_exactly(&bytes, &frames);
+    // The frames pushed together grow the part of the one before in the batch, not the one
+    // held from an earlier push: the same file.
+    let mut writer = SequenceWriter::new(Format::Gif, std::io::Cursor::new(Vec::new())).unwrap();
+    writer.push_all(&frames.iter().collect::<Vec<_>>()).unwrap();
+    assert!(writer.finish().unwrap().into_inner() == bytes, "one batch");
 }
 
 /// Each frame of a GIF as written: its transparent index and its indices, and the global
@@ -1134,7 +1180,6 @@ fn npy_several_frames_are_n_h_w_3() {
 
 #[test]
 fn a_sequence_writer_puts_each_frame_in_the_file_as_it_comes() {
-    use shutter::sink::sequence::SequenceWriter;
     let tmp = TempDir::new().unwrap();
     // Frames of a sequence: even one of them is stacked, (1, H, W, 3).
     let frames: Vec<Frame> = (0..120)
@@ -1205,7 +1250,6 @@ fn a_sequence_writer_puts_each_frame_in_the_file_as_it_comes() {
 
 #[test]
 fn a_sequence_writer_refuses_a_frame_unlike_the_first_and_stays_refused() {
-    use shutter::sink::sequence::SequenceWriter;
     for format in [Format::Gif, Format::Npy] {
         let mut writer = SequenceWriter::new(format, std::io::Cursor::new(Vec::new())).unwrap();
         writer.push(&noise(4, 3, 1)).unwrap();

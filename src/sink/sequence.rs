@@ -15,7 +15,9 @@
 //! A GIF or WebP frame after the first holds only the rectangle of pixels that changed since
 //! the frame before, drawn over it (as Pillow's GIF and libwebp's animation encoder store
 //! them): where a background stands still, the file is several times smaller and faster to
-//! make. The writer keeps the last frame to compare the next one with.
+//! make. Where pixels turn transparent, a GIF frame cannot draw them over the one before: that
+//! one is disposed of to the background in the part around them (see `plan`). The writer keeps
+//! the last frame to compare the next one with.
 
 use std::borrow::Cow;
 use std::io::{Seek, SeekFrom, Write};
@@ -134,8 +136,6 @@ enum GifOut<W: Write> {
 
 struct HeldFrame {
     frame: gif::Frame<'static>,
-    /// The frame is a part of the canvas, drawn over the frame before.
-    part: bool,
     timestamp: Duration,
     delay: Option<Duration>,
 }
@@ -274,7 +274,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 .filter(|(_, key)| *key == keys[k].as_deref())
                 .map(|(image, _)| image)
         };
-        let rects: Vec<Rect> = match self.state {
+        let rects: Vec<Option<Rect>> = match self.state {
             State::Gif(_) | State::Webp(_) => (0..taken)
                 .map(|k| changed(before_of(k), &images[k]))
                 .collect(),
@@ -287,24 +287,39 @@ impl<W: Write + Seek> SequenceWriter<W> {
                     (images[k].mode == ImageMode::Rgba || keys[k].is_some())
                         && (frames[k].meta.delay.is_some() || frames[k].meta.sequence)
                 };
+                // How each frame is drawn, which may grow the rectangle of the one before.
+                let mut draws: Vec<Draw> = Vec::with_capacity(taken);
+                for k in 0..taken {
+                    let written = match k {
+                        0 => gif.held.as_ref().map(HeldFrame::rect),
+                        _ => draws.last().map(|draw| draw.rect()),
+                    };
+                    let before = previous(k)
+                        .zip(written)
+                        .map(|((image, key), rect)| (image, key, rect));
+                    let draw = plan(&images[k], keys[k].as_deref(), rects[k], before);
+                    if let (Draw::Cleared { before, .. }, Some(last)) = (draw, draws.last_mut()) {
+                        *last = last.grown_to(before);
+                    }
+                    draws.push(draw);
+                }
                 let quantised = side_by_side(taken, |k| {
-                    let key = keys[k].as_deref();
-                    quantise_part(&images[k], key, rects[k], (before_of(k), slot(k)))
+                    quantise_rect(&images[k], keys[k].as_deref(), draws[k].rect(), slot(k))
                 });
                 let mut result = Ok(());
                 for (k, (frame, quantised)) in frames.iter().zip(quantised).enumerate() {
-                    result = quantised.and_then(|(q, over)| {
-                        // A whole frame with transparent pixels needs a cleared canvas, which
-                        // disposing of the frame before gives only when that one is whole too.
-                        if !over
-                            && shows_through(&q)
+                    result = quantised.and_then(|q| {
+                        // The held frame, of an earlier batch, grown to hold what is cleared.
+                        if k == 0
+                            && let Draw::Cleared { before, .. } = draws[0]
                             && let Some(held) = &mut gif.held
-                            && held.part
+                            && held.rect() != before
                         {
                             let (image, key) =
-                                previous(k).ok_or("a GIF frame was drawn over no frame")?;
-                            held.redraw_whole(quantise(image, key, true)?);
+                                previous(0).ok_or("a GIF frame was drawn over no frame")?;
+                            held.redraw(quantise_rect(image, key, before, true)?);
                         }
+                        let over = matches!(draws[k], Draw::Over(_));
                         gif.push(frame, q, over, self.count)
                     });
                     if result.is_err() {
@@ -317,17 +332,22 @@ impl<W: Write + Seek> SequenceWriter<W> {
             State::Webp(webp) => {
                 let stills = side_by_side(taken, |k| {
                     let image = &images[k];
-                    if rects[k] == Rect::whole(image.width, image.height) {
+                    let Some(rect) =
+                        rects[k].filter(|r| *r != Rect::whole(image.width, image.height))
+                    else {
                         return still(&format, frames[k], image);
-                    }
-                    let part = crop(image, rects[k]).ok_or("a webp frame cannot be cut")?;
+                    };
+                    let part = crop(image, rect).ok_or("a webp frame cannot be cut")?;
                     still(&format, frames[k], &part)
                 });
                 let mut result = Ok(());
                 for ((frame, (rect, image)), still) in
                     frames.iter().zip(rects.iter().zip(&images)).zip(stills)
                 {
-                    let part = (*rect, image.mode);
+                    let part = (
+                        rect.unwrap_or(Rect::whole(image.width, image.height)),
+                        image.mode,
+                    );
                     result = still.and_then(|still| webp.push(frame, part, still, self.count));
                     if result.is_err() {
                         break;
@@ -497,31 +517,159 @@ impl Rect {
             height,
         }
     }
+
+    /// The smallest rectangle holding both.
+    fn union(self, other: Rect) -> Rect {
+        let (x, y) = (self.x.min(other.x), self.y.min(other.y));
+        Rect {
+            x,
+            y,
+            width: (self.x + self.width).max(other.x + other.width) - x,
+            height: (self.y + self.height).max(other.y + other.height) - y,
+        }
+    }
+
+    /// Whether `other` lies inside.
+    fn contains(self, other: Rect) -> bool {
+        self.union(other) == self
+    }
+
+    /// The smallest rectangle around the pixels of this one that `flags` (one a pixel, row by
+    /// row) marks; `None` when it marks none.
+    fn around(self, flags: impl IntoIterator<Item = bool>) -> Option<Rect> {
+        let width = self.width.max(1) as usize;
+        let marked = flags.into_iter().enumerate().filter(|(_, f)| *f);
+        let (mut left, mut top, mut right, mut bottom) = (usize::MAX, usize::MAX, 0, 0);
+        for (i, _) in marked {
+            let (x, y) = (i % width, i / width);
+            (left, top) = (left.min(x), top.min(y));
+            (right, bottom) = (right.max(x + 1), bottom.max(y + 1));
+        }
+        (left != usize::MAX).then(|| Rect {
+            x: self.x + left as u32,
+            y: self.y + top as u32,
+            width: (right - left) as u32,
+            height: (bottom - top) as u32,
+        })
+    }
 }
 
-/// The part of `image` that an animated WebP frame must hold, `before` being the frame shown
-/// before it: the smallest rectangle around the pixels that changed, its corner moved up and
-/// left to even coordinates (a WebP frame's offset counts pairs of pixels). One pixel when
-/// nothing changed. The whole frame when there is no frame before, or when the two differ in
-/// what is not pixels (size, mode, palette): the canvas then holds none of its pixels.
-fn changed(before: Option<&ModeImage>, image: &ModeImage) -> Rect {
+/// How a GIF frame is drawn on the canvas the frame before leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Draw {
+    /// Its part `rect`, over the frame before, which is kept.
+    Over(Rect),
+    /// Its part `rect`, once the frame before is disposed of to the background: that frame is
+    /// first written as its part `before` (a rectangle around the one it had), which disposing
+    /// of it then clears; the rest of the canvas still shows it.
+    Cleared { before: Rect, rect: Rect },
+}
+
+impl Draw {
+    /// The part of the frame written.
+    fn rect(self) -> Rect {
+        match self {
+            Draw::Over(rect) | Draw::Cleared { rect, .. } => rect,
+        }
+    }
+
+    /// The same, writing `rect` instead (a rectangle around its own). Any larger part of a
+    /// frame draws the same canvas: outside its own part, the frame equals the canvas under
+    /// it, transparent where it is transparent.
+    fn grown_to(self, rect: Rect) -> Draw {
+        match self {
+            Draw::Over(_) => Draw::Over(rect),
+            Draw::Cleared { before, .. } => Draw::Cleared { before, rect },
+        }
+    }
+}
+
+/// How the GIF frame `image` (transparency colour `key`) is drawn. `rect` is its part that
+/// changed since the frame before ([`changed`]; `None` when not comparable), and `before` that
+/// frame, its key and the part it is written as (`None` for the first frame).
+///
+/// Over the frame before, kept, when no pixel turns transparent: a transparent pixel of the
+/// part shows the canvas, which is transparent there too. Else the frame before must be
+/// cleared where pixels turn transparent (a GIF has no other way to make a pixel transparent
+/// again): it is written as the part around its own and those pixels (the whole frame when the
+/// two are not comparable) and disposed of to the background, and this frame draws its
+/// pixels that are not transparent there, and what changed elsewhere. A sprite moving over a
+/// transparent background costs a rectangle around it a frame, not the whole canvas.
+fn plan(
+    image: &ModeImage,
+    key: Option<&[u8]>,
+    rect: Option<Rect>,
+    before: Option<(&ModeImage, Option<&[u8]>, Rect)>,
+) -> Draw {
     let whole = Rect::whole(image.width, image.height);
+    let Some((before, before_key, held)) = before else {
+        return Draw::Over(whole);
+    };
+    let may_show_through = key.is_some() || matches!(image.mode, ImageMode::Rgba | ImageMode::P);
+    if !may_show_through {
+        return Draw::Over(rect.unwrap_or(whole));
+    }
+    let fallback = Draw::Cleared {
+        before: whole,
+        rect: whole,
+    };
+    let cleared = match rect {
+        Some(rect) => {
+            let (Some(now), Some(was)) = (
+                transparent_pixels(image, key, rect),
+                transparent_pixels(before, before_key, rect),
+            ) else {
+                return fallback;
+            };
+            let turned = now.iter().zip(&was).map(|(&now, &was)| now && !was);
+            match rect.around(turned) {
+                None => return Draw::Over(rect),
+                Some(turned) => held.union(turned),
+            }
+        }
+        None => whole,
+    };
+    let Some(now) = transparent_pixels(image, key, cleared) else {
+        return fallback;
+    };
+    let mut drawn = cleared.around(now.iter().map(|t| !t));
+    if let Some(rect) = rect
+        && !cleared.contains(rect)
+    {
+        drawn = Some(drawn.map_or(rect, |d| d.union(rect)));
+    }
+    Draw::Cleared {
+        before: cleared,
+        rect: drawn.unwrap_or(Rect {
+            width: 1,
+            height: 1,
+            ..cleared
+        }),
+    }
+}
+
+/// The part of `image` that a GIF or animated WebP frame must hold, `before` being the frame
+/// shown before it: the smallest rectangle around the pixels that changed, its corner moved up
+/// and left to even coordinates (a WebP frame's offset counts pairs of pixels). One pixel when
+/// nothing changed. `None` (the whole frame) when there is no frame before, or when the two
+/// differ in what is not pixels (size, mode, palette): the canvas then holds none of its pixels.
+fn changed(before: Option<&ModeImage>, image: &ModeImage) -> Option<Rect> {
     let (Some(before), ModeData::U8(now)) = (before, &image.data) else {
-        return whole;
+        return None;
     };
     let ModeData::U8(then) = &before.data else {
-        return whole;
+        return None;
     };
     if (before.width, before.height, before.mode) != (image.width, image.height, image.mode)
         || before.palette != image.palette
         || then.len() != now.len()
     {
-        return whole;
+        return None;
     }
     let bands = image.mode.bands();
     let row = image.width as usize * bands;
     if row == 0 {
-        return whole;
+        return None;
     }
     // The changed rows, and columns in samples, from the first to past the last.
     let (mut top, mut bottom, mut left, mut right) = (usize::MAX, 0, usize::MAX, 0);
@@ -544,17 +692,17 @@ fn changed(before: Option<&ModeImage>, image: &ModeImage) -> Rect {
         (left, right) = (left.min(first), right.max(last));
     }
     if top == usize::MAX {
-        return Rect::whole(1, 1);
+        return Some(Rect::whole(1, 1));
     }
     // Whole pixels: the first sample's pixel to the last sample's.
     let (left, right) = (left / bands, right.div_ceil(bands));
     let (x, y) = (left as u32 & !1, top as u32 & !1);
-    Rect {
+    Some(Rect {
         x,
         y,
         width: right as u32 - x,
         height: bottom as u32 - y,
-    }
+    })
 }
 
 /// `work` done on each index of `0..n`, on a thread each when there are several (the costly
@@ -580,7 +728,7 @@ fn side_by_side<R: Send>(n: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
 /// One GIF frame of `image`: a P image's indices and palette as they are (an RGBA palette's
 /// first fully transparent entry becomes the transparent index); other modes quantised with
 /// NeuQuant ([`gif_speed`]), each frame with its own palette. The frame is disposed of to the
-/// background (a part drawn over it changes that to kept, see [`quantise_part`]), so the
+/// background (a part drawn over it changes that to kept, see [`plan`]), so the
 /// next frame's transparent pixels show through to nothing, not to this frame. An `L` or
 /// `RGB` image with a transparency colour (`key`) is transparent where its samples equal it,
 /// as Pillow's GIF of it is.
@@ -663,41 +811,30 @@ fn quantise(
     Ok(quantised)
 }
 
-/// `image` quantised for a GIF frame: only its part `rect`, when that is not the whole and
-/// its transparent pixels, if any, were transparent in the frame `before` it too, drawn over
-/// that frame (returns `true`: that frame must be kept; its transparent pixels show the
-/// canvas, which is transparent there); else the whole, drawn once the frame before is
-/// cleared (as every frame is cleared after its time: transparent pixels show the
-/// background, not the frame before). `slot`: see [`quantise`].
-fn quantise_part(
+/// The part `rect` of `image` quantised for a GIF frame, placed at its corner. `slot`: see
+/// [`quantise`].
+fn quantise_rect(
     image: &ModeImage,
     key: Option<&[u8]>,
     rect: Rect,
-    (before, slot): (Option<&ModeImage>, bool),
-) -> Result<(gif::Frame<'static>, bool), String> {
-    if rect != Rect::whole(image.width, image.height)
-        && let (Ok(left), Ok(top)) = (u16::try_from(rect.x), u16::try_from(rect.y))
-        && let Some(part) = crop(image, rect)
-    {
-        let mut quantised = quantise(&part, key, slot)?;
-        let drawn_over = match (quantised.transparent, before) {
-            (Some(t), Some(before)) if shows_through(&quantised) => {
-                transparent_pixels(before, key, rect).is_some_and(|was| {
-                    quantised
-                        .buffer
-                        .iter()
-                        .zip(was)
-                        .all(|(&i, was)| i != t || was)
-                })
-            }
-            _ => !shows_through(&quantised),
-        };
-        if drawn_over {
-            (quantised.left, quantised.top) = (left, top);
-            return Ok((quantised, true));
-        }
+    slot: bool,
+) -> Result<gif::Frame<'static>, String> {
+    if rect == Rect::whole(image.width, image.height) {
+        return quantise(image, key, slot);
     }
-    Ok((quantise(image, key, slot)?, false))
+    let (Ok(left), Ok(top), Some(part)) = (
+        u16::try_from(rect.x),
+        u16::try_from(rect.y),
+        crop(image, rect),
+    ) else {
+        return Err(format!(
+            "a gif frame cannot be cut at {}, {} of {}×{}",
+            rect.x, rect.y, image.width, image.height
+        ));
+    };
+    let mut quantised = quantise(&part, key, slot)?;
+    (quantised.left, quantised.top) = (left, top);
+    Ok(quantised)
 }
 
 /// Whether each pixel of `image`'s part `rect` is transparent in its GIF frame: a P image's
@@ -745,23 +882,26 @@ fn break_gray_ramp(frame: &mut gif::Frame<'static>) {
     frame.transparent = frame.transparent.map(swap);
 }
 
-/// Whether a GIF frame has transparent pixels, which show the canvas under it.
-fn shows_through(frame: &gif::Frame<'_>) -> bool {
-    frame.transparent.is_some_and(|t| frame.buffer.contains(&t))
-}
-
 impl HeldFrame {
-    /// Makes the held frame, a part, the whole `frame`: disposing of it then clears the
-    /// whole canvas. It was drawn over the frame before it, kept, which it still is: its
-    /// pixels outside the part are that one's, and none of its part is transparent.
-    fn redraw_whole(&mut self, frame: gif::Frame<'static>) {
-        let dispose = self.frame.dispose;
+    /// The part of the canvas the frame is written as.
+    fn rect(&self) -> Rect {
+        let f = &self.frame;
+        Rect {
+            x: f.left.into(),
+            y: f.top.into(),
+            width: f.width.into(),
+            height: f.height.into(),
+        }
+    }
+
+    /// Writes `frame`, a larger part of the same image ([`Draw::grown_to`]), instead, with the
+    /// held one's delay and disposal.
+    fn redraw(&mut self, frame: gif::Frame<'static>) {
         self.frame = gif::Frame {
             delay: self.frame.delay,
-            dispose,
+            dispose: self.frame.dispose,
             ..frame
         };
-        self.part = false;
     }
 }
 
@@ -785,7 +925,6 @@ impl<W: Write> GifState<W> {
         self.write_held(Some(frame.meta.timestamp), k + 1)?;
         self.held = Some(HeldFrame {
             frame: gif_frame,
-            part: over,
             timestamp: frame.meta.timestamp,
             delay: frame.meta.delay,
         });
@@ -1120,13 +1259,15 @@ mod tests {
     #[test]
     fn the_changed_part_is_the_box_of_changed_pixels_from_an_even_corner() {
         let before = rgb(5, 4, (0..60).collect());
-        let rect = |x, y, width, height| Rect {
-            x,
-            y,
-            width,
-            height,
+        let rect = |x, y, width, height| {
+            Some(Rect {
+                x,
+                y,
+                width,
+                height,
+            })
         };
-        assert_eq!(changed(None, &before), Rect::whole(5, 4), "no frame before");
+        assert_eq!(changed(None, &before), None, "no frame before");
         assert_eq!(
             changed(Some(&before), &before),
             rect(0, 0, 1, 1),
@@ -1142,10 +1283,7 @@ mod tests {
         data[(3 * 5 + 4) * 3 + 2] ^= 1;
         assert_eq!(changed(Some(&before), &rgb(5, 4, data)), rect(2, 0, 3, 4));
         // Another size, or the same samples through another palette: none of it is shown.
-        assert_eq!(
-            changed(Some(&rgb(4, 5, (0..60).collect())), &before),
-            Rect::whole(5, 4)
-        );
+        assert_eq!(changed(Some(&rgb(4, 5, (0..60).collect())), &before), None);
         let indexed = |colour: [u8; 3]| ModeImage {
             mode: ImageMode::P,
             palette: Some(crate::mode::Palette::Rgb(vec![[0; 3], colour])),
@@ -1153,7 +1291,7 @@ mod tests {
         };
         assert_eq!(
             changed(Some(&indexed([1, 2, 3])), &indexed([1, 2, 4])),
-            Rect::whole(5, 4)
+            None
         );
         assert_eq!(
             changed(Some(&indexed([1, 2, 3])), &indexed([1, 2, 3])),
