@@ -13,8 +13,17 @@ use crate::mode::{FrameArray, FrameArrayView, ImageMode, ModeImage, Palette};
 pub struct FrameMeta {
     /// Position of this frame in the whole run (0, 1, 2, ...), in capture order.
     pub seq: u64,
-    /// Index of the input (file, stdin, camera) that produced it.
+    /// Index of the input (file, stdin, camera) that produced it, once directories are
+    /// expanded: `names[input]` in [`Event::Started`](crate::Event::Started), which lists the
+    /// inputs that could be listed, so it is not the index of a source given to the builder
+    /// (a directory gives several inputs; a missing file, none). [`name`](Self::name) says
+    /// which input it is.
     pub input: usize,
+    /// The name of the input that produced it, as in [`Event::Started`](crate::Event::Started):
+    /// a file's path (as given, or its directory's path joined with its name), `<stdin>`, or a
+    /// live source's name (`webcam:0`, `pattern:640x480`, a closure's
+    /// [`named`](crate::FuncGrabber::named), else `closure`); empty for frames made by hand.
+    pub name: Arc<str>,
     /// Index of the frame within its input (animated GIFs, WebPs and PNGs have several).
     pub index: usize,
     /// True for the last frame of its input. Always false for live sources (a camera, the
@@ -50,6 +59,7 @@ impl FrameMeta {
         FrameMeta {
             seq,
             input,
+            name: Arc::from(""),
             index: 0,
             last: true,
             sequence: false,
@@ -192,10 +202,11 @@ impl From<crate::source::DecodedFrame> for Frame {
 }
 
 impl Frame {
-    /// A frame from RGBA8 pixels. Panics in debug builds if the buffer has the wrong length;
-    /// sources construct it from decoders that guarantee the size.
+    /// A frame from RGBA8 pixels, `width × height × 4` bytes. A buffer of another length is
+    /// refused where the frame is used, with an error naming both lengths
+    /// ([`Processor::schedule`](crate::Processor::schedule), the encoders), as a frame whose
+    /// public fields were changed would be.
     pub fn new(width: u32, height: u32, rgba: Vec<u8>, has_alpha: bool, meta: FrameMeta) -> Self {
-        debug_assert_eq!(rgba.len(), width as usize * height as usize * 4);
         Frame {
             width,
             height,

@@ -371,7 +371,8 @@ impl PipelineBuilder {
     /// Calls `f` with every processed frame, in input order, on the thread that called
     /// [`Pipeline::run`]; the result is [`Frame::array`] (`frame.rgba` is the frame as
     /// captured). Returning an error stops the run, and [`Pipeline::run`] returns it as
-    /// [`Error::User`], whose message is the error's and whose [`Error::user_error`] is the
+    /// [`Error::User`], whose message names the frame, then gives the error's
+    /// (`on_frame (shots/a.png, frame 0): client gone`), and whose [`Error::user_error`] is the
     /// error itself: a GIF, WebP or npy of a stream being written is then not written. The error is
     /// a [`BoxError`], so `?` takes any error type in the same closure (an `io::Error`, a
     /// [`shutter::Error`](Error)) and `Err("why".into())` gives a message; `Ok(())` needs no
@@ -445,7 +446,13 @@ impl PipelineBuilder {
         self
     }
 
-    /// A flag that ends the run cleanly when set (the CLI sets it on Ctrl-C).
+    /// A flag that ends the run cleanly when set (the CLI sets it on Ctrl-C): no new frame or
+    /// file is taken, the frames in flight finish and every file written is complete. The
+    /// capture sees the flag between frames, so a source blocked in its call (a stalled camera,
+    /// a closure waiting for frames that do not come) keeps the run waiting for that call to
+    /// return; to give up on it, set the [`abort_flag`](Self::abort_flag) too (as a second
+    /// Ctrl-C does), or give the run a [`time_limit`](Self::time_limit), which gives up on such
+    /// a source 0.5 s after the limit.
     pub fn stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
         self.stop = Some(stop);
         self
@@ -909,6 +916,7 @@ impl Pipeline {
             .spawn(move || gpu_loop(&mut processor, batch, &capture_rx, &to_sink, &gpu_counters))
             .map_err(|e| Error::Gpu(format!("cannot start the GPU thread: {e}")))?;
 
+        let newest_first = policy == FramePolicy::Latest && on_frame.is_some() && namer.is_none();
         let sink = Sink {
             names: &names,
             namer,
@@ -927,6 +935,7 @@ impl Pipeline {
             cut: HashSet::new(),
             frame_files: HashMap::new(),
             delivered_by_input: HashMap::new(),
+            newest_first,
         };
         let sink_result = sink.run(&gpu_rx);
         // The statistics, once the sink's part is known (`not_reached`: by the capture).
@@ -1103,6 +1112,7 @@ fn capture_files(
 ) -> usize {
     let mut seq = 0u64;
     for (index, input) in inputs.iter().enumerate() {
+        let name: Arc<str> = Arc::from(input.name.as_str());
         let after = inputs.len() - index - 1;
         if rules.reached(seq, clock.now()) {
             return after + 1;
@@ -1152,6 +1162,7 @@ fn capture_files(
             let meta = FrameMeta {
                 seq,
                 input: index,
+                name: name.clone(),
                 index: frame_index,
                 last: stop_after || !more,
                 sequence: frame_index > 0 || more,
@@ -1223,6 +1234,7 @@ fn capture_live(
 ) {
     // Raw YUYV/NV12 camera frames are converted in a WGSL pass when a GPU is in use.
     let mut yuv = gpu.and_then(|ctx| crate::gpu::yuv::YuvConverter::new(ctx).ok());
+    let name: Arc<str> = Arc::from(live.name.as_str());
     let mut seq = 0u64;
     let mut next_tick = rules.start;
     loop {
@@ -1281,6 +1293,7 @@ fn capture_live(
         let meta = FrameMeta {
             seq,
             input: 0,
+            name: name.clone(),
             index: seq as usize,
             last: false,
             sequence: true,
@@ -1716,6 +1729,21 @@ fn write_sequence(
     JobDone::of(job, result)
 }
 
+/// Whether `frame` is dropped for a newer frame of its input already waiting on `rx` (a
+/// callback taking the newest frame: [`Sink::newest_first`]). The message looked at, if any,
+/// goes to `ahead`, to be taken next. An input's last frame is never dropped.
+fn superseded(frame: &Frame, rx: &Receiver<Msg>, ahead: &mut Option<Msg>) -> bool {
+    if frame.meta.last {
+        return false;
+    }
+    let Ok(next) = rx.try_recv() else {
+        return false;
+    };
+    let newer = matches!(&next, Msg::Frame(f) if f.meta.input == frame.meta.input);
+    *ahead = Some(next);
+    newer
+}
+
 struct SinkResult {
     written: Vec<PathBuf>,
     failures: Vec<Error>,
@@ -1762,6 +1790,10 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     /// Frames of each file input counted as delivered with no callback (with `all_or_nothing`
     /// only): an input that fails takes them back, as its frames reached no file.
     delivered_by_input: HashMap<usize, u64>,
+    /// The callback, the only sink, takes the newest frame waiting (`Latest`): the older ones
+    /// waiting with it are dropped, so a slow callback gets frames as fresh as the source's,
+    /// not a queue's worth behind.
+    newest_first: bool,
 }
 
 impl<F: Fn(Event<'_>)> Sink<'_, F> {
@@ -1863,7 +1895,12 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         // Every path this run writes, and the input it belongs to: a second input's output
         // under the same name fails instead of overwriting the first one's.
         let mut claimed: HashMap<PathBuf, usize> = HashMap::new();
-        while let Some(msg) = self.receive(rx, &mut result.aborted) {
+        // A message taken to look past the frame before it (`newest_first`).
+        let mut ahead: Option<Msg> = None;
+        while let Some(msg) = ahead
+            .take()
+            .or_else(|| self.receive(rx, &mut result.aborted))
+        {
             while let Ok(done) = done_rx.try_recv() {
                 self.finish_job(done, result);
             }
@@ -1886,6 +1923,10 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 Msg::Frame(mut frame) => {
                     let input = frame.meta.input;
                     if self.failed.contains(&input) {
+                        continue;
+                    }
+                    if self.newest_first && superseded(&frame, rx, &mut ahead) {
+                        Counters::add(&self.counters.dropped_before_sink, 1);
                         continue;
                     }
                     // Files queued behind a stop are not encoded: the run ends with the
@@ -1925,7 +1966,13 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     let latency = self.clock.now().saturating_sub(frame.meta.timestamp);
                     if let Some(callback) = &mut self.on_frame {
                         result.latency.record(latency);
-                        callback(&frame).map_err(|e| Error::from_user("", e))?;
+                        callback(&frame).map_err(|e| {
+                            let at = format!(
+                                "on_frame ({}, frame {})",
+                                frame.meta.name, frame.meta.index
+                            );
+                            Error::from_user(&at, e)
+                        })?;
                     }
                     let Some(namer) = &self.namer else {
                         if frame.meta.last {
@@ -2163,4 +2210,51 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
 /// that cannot be removed is left: the input's failure is what gets reported.
 fn remove_frame_file(path: &Path) {
     let _ = std::fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64, input: usize, last: bool) -> Frame {
+        let mut meta = FrameMeta::still(seq, input);
+        meta.last = last;
+        Frame::new(1, 1, vec![seq as u8, 2, 3, 255], false, meta)
+    }
+
+    #[test]
+    fn a_callback_taking_the_newest_frame_drops_the_older_ones_waiting() {
+        let (tx, rx) = bounded(8);
+        for msg in [
+            Msg::Frame(frame(1, 0, false)),
+            Msg::Frame(frame(2, 0, false)),
+            Msg::End { input: 0 },
+        ] {
+            tx.send(msg).unwrap();
+        }
+        let mut ahead = None;
+        // Frame 0, then 1, each with a newer one waiting: dropped.
+        assert!(superseded(&frame(0, 0, false), &rx, &mut ahead));
+        let Some(Msg::Frame(one)) = ahead.take() else {
+            panic!("frame 1 is taken next");
+        };
+        assert!(superseded(&one, &rx, &mut ahead));
+        let Some(Msg::Frame(two)) = ahead.take() else {
+            panic!("frame 2 is taken next");
+        };
+        // Frame 2: the end of the stream comes after it, not a frame: it is delivered.
+        assert_eq!(two.meta.seq, 2);
+        assert!(!superseded(&two, &rx, &mut ahead));
+        assert!(matches!(ahead.take(), Some(Msg::End { input: 0 })));
+        // Nothing waiting.
+        assert!(!superseded(&two, &rx, &mut ahead));
+        assert!(ahead.is_none());
+        // Another input's frame, or an input's last frame, does not drop it.
+        tx.send(Msg::Frame(frame(4, 1, false))).unwrap();
+        assert!(!superseded(&frame(3, 0, false), &rx, &mut ahead));
+        assert!(ahead.take().is_some());
+        tx.send(Msg::Frame(frame(5, 0, false))).unwrap();
+        assert!(!superseded(&frame(3, 0, true), &rx, &mut ahead));
+        assert_eq!(rx.len(), 1, "a last frame looks at nothing");
+    }
 }

@@ -1544,3 +1544,18 @@ fn a_lossless_webp_of_opaque_rgba_has_no_alpha_as_libwebp_writes_it() {
     assert_eq!(color_of(255), image::ColorType::Rgb8);
     assert_eq!(color_of(7), image::ColorType::Rgba8);
 }
+
+#[test]
+fn a_frame_whose_pixels_do_not_fill_its_size_is_refused_not_a_panic() {
+    let short = || Frame::new(4, 3, vec![7; 4 * 3 * 4 - 4], false, FrameMeta::still(0, 0));
+    for format in [Format::Png, Format::Gif, Format::default(), Format::Npy] {
+        let err = encode::encode(&format, &[short()]).unwrap_err();
+        assert!(
+            err.to_string().contains("frame 0 has 33 values, not 36"),
+            "{format:?}: {err}"
+        );
+    }
+    let mut writer = SequenceWriter::new(Format::Gif, std::io::Cursor::new(Vec::new())).unwrap();
+    let err = writer.push(&short()).unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err:?}");
+}

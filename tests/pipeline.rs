@@ -118,7 +118,10 @@ fn a_callback_error_stops_the_run_and_is_returned() {
         .run();
     match result {
         Err(err @ Error::User { .. }) => {
-            assert_eq!(err.to_string(), "client 7 went away");
+            // The message names the input and frame, then gives the error's own.
+            let a = tmp.path().join("a.png");
+            let want = format!("on_frame ({}, frame 0): client 7 went away", a.display());
+            assert_eq!(err.to_string(), want);
             let own = err
                 .user_error()
                 .and_then(|e| e.downcast_ref::<ClientGone>());
@@ -224,7 +227,12 @@ fn a_callback_error_stops_long_and_endless_runs_on_every_policy_and_device() {
                     }
                 });
                 match result {
-                    Err(Error::User { message, .. }) => assert_eq!(message, "enough"),
+                    Err(Error::User { message, .. }) => {
+                        assert!(
+                            message.starts_with("on_frame (") && message.ends_with("): enough"),
+                            "{message}"
+                        );
+                    }
                     other => panic!("{device:?} {policy:?} endless {endless}: {other:?}"),
                 }
             }
@@ -1028,7 +1036,12 @@ fn a_callback_that_fails_or_panics_mid_stream_leaves_no_file_of_the_sequence() {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.run()));
         match run {
             Err(_) => assert!(panics),
-            Ok(Err(Error::User { message, .. })) => assert!(!panics && message == "enough"),
+            Ok(Err(Error::User { message, .. })) => {
+                assert!(
+                    !panics && message.ends_with("frame 5): enough"),
+                    "{message}"
+                );
+            }
             Ok(other) => panic!("panics {panics}: {other:?}"),
         }
         // The sequence's temp file went with the run: nothing is left.
@@ -1234,7 +1247,7 @@ fn runs_on_a_gpu_context_given_once_match_the_cpu() {
 }
 
 #[test]
-fn the_started_event_names_each_input_a_frame_comes_from() {
+fn the_started_event_and_the_frames_name_each_input_a_frame_comes_from() {
     use shutter::pipeline::Event;
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path().join("in");
@@ -1245,8 +1258,12 @@ fn the_started_event_names_each_input_a_frame_comes_from() {
     let names = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (event_names, frame_names, frame_sink) = (names.clone(), names.clone(), seen.clone());
-    Pipeline::builder()
-        .source(Source::Path(dir))
+    // A missing file before the directory: it has no frames and no index.
+    let stats = Pipeline::builder()
+        .sources([
+            Source::Path(tmp.path().join("missing.png")),
+            Source::Path(dir),
+        ])
         .device(DeviceChoice::Cpu)
         .on_event(move |event| {
             if let Event::Started { names, .. } = event {
@@ -1255,6 +1272,7 @@ fn the_started_event_names_each_input_a_frame_comes_from() {
         })
         .on_frame(move |frame| {
             let name = frame_names.lock().unwrap()[frame.meta.input].clone();
+            assert_eq!(*frame.meta.name, name, "the frame's name is its input's");
             frame_sink.lock().unwrap().push((name, frame.width));
             Ok(())
         })
@@ -1262,6 +1280,7 @@ fn the_started_event_names_each_input_a_frame_comes_from() {
         .unwrap()
         .run()
         .unwrap();
+    assert_eq!(stats.failures.len(), 1);
     let seen = seen.lock().unwrap().clone();
     let by_file: Vec<(String, u32)> = seen
         .iter()
@@ -1303,17 +1322,25 @@ fn a_named_closure_source_names_its_output_files() {
         if let Some(name) = name {
             grabber = grabber.named(name);
         }
+        let names = Arc::new(Mutex::new(Vec::new()));
         let stats = run_or_hang({
-            let out = out.clone();
+            let (out, names) = (out.clone(), names.clone());
             move || {
                 Pipeline::builder()
                     .source(Source::grabber(grabber))
                     .device(DeviceChoice::Cpu)
                     .output(Output::Dir(out), Format::Png)
+                    .on_frame(move |frame| {
+                        names.lock().unwrap().push(frame.meta.name.to_string());
+                        Ok(())
+                    })
             }
         })
         .unwrap();
         assert!(stats.failures.is_empty(), "{:?}", stats.failures);
+        // Its frames carry its name.
+        let want = name.unwrap_or("closure");
+        assert_eq!(*names.lock().unwrap(), [want, want], "{name:?}");
         assert_eq!(
             common::dir_names(&out),
             [format!("{stem}_00000.png"), format!("{stem}_00001.png")],

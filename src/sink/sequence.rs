@@ -38,6 +38,29 @@ use crate::mode::{ImageMode, ModeData, ModeImage};
 /// The result is the file [`encode`](super::encode::encode) makes of the same frames: a GIF
 /// or WebP animation with each frame's delay and the first frame's play count (a still for
 /// one frame), or an (N, …) npy array.
+///
+/// A frame shows for its [`meta.delay`](crate::FrameMeta::delay) (an animation's own); one
+/// without (a stream's) shows until the next frame's
+/// [`meta.timestamp`](crate::FrameMeta::timestamp), at least 20 ms, and the last one as long
+/// as the one before it. Frames made by hand with [`FrameMeta::still`](crate::FrameMeta::still)
+/// are all stamped 0: give them a delay (or timestamps), or they play at 20 ms each.
+///
+/// ```
+/// use std::time::Duration;
+/// use shutter::sink::sequence::SequenceWriter;
+/// use shutter::{Format, Frame, FrameMeta};
+///
+/// let mut writer = SequenceWriter::new(Format::Gif, std::io::Cursor::new(Vec::new()))?;
+/// for k in 0..3u8 {
+///     let mut meta = FrameMeta::still(u64::from(k), 0);
+///     meta.delay = Some(Duration::from_millis(100));
+///     let rgba = [k * 80, 40, 200, 255].repeat(8 * 6);
+///     writer.push(&Frame::new(8, 6, rgba, false, meta))?;
+/// }
+/// let gif: Vec<u8> = writer.finish()?.into_inner();
+/// assert_eq!(&gif[..6], b"GIF89a");
+/// # Ok::<(), shutter::Error>(())
+/// ```
 pub struct SequenceWriter<W: Write + Seek> {
     format: Format,
     state: State<W>,
