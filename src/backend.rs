@@ -120,6 +120,20 @@ enum Inner {
     },
 }
 
+impl std::fmt::Debug for Processor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ops = match &self.0 {
+            Inner::Gpu { ops, .. } | Inner::Cpu { ops, .. } => ops,
+        };
+        f.debug_struct("Processor")
+            .field("backend", &if self.is_gpu() { "gpu" } else { "cpu" })
+            .field("ops", ops)
+            .field("capacity", &self.capacity())
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
 impl Processor {
     /// A processor for `ops` on `gpu` (or the CPU when `None`) with `in_flight` frames at once
     /// (0 counts as 1). The CPU processes each frame as it is scheduled: its

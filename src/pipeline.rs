@@ -154,6 +154,40 @@ pub struct Pipeline {
     builder: PipelineBuilder,
 }
 
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Pipeline").field(&self.builder).finish()
+    }
+}
+
+impl std::fmt::Debug for PipelineBuilder {
+    /// The settings; the callbacks, clock, flags and GPU context by whether they are set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineBuilder")
+            .field("sources", &self.sources)
+            .field("ops", &self.ops)
+            .field("device", &self.device)
+            .field("in_flight", &self.in_flight)
+            .field("in_flight_bytes", &self.in_flight_bytes)
+            .field("limits", &self.limits)
+            .field("output", &self.output)
+            .field("on_frame", &self.on_frame.is_some())
+            .field("on_event", &self.on_event.is_some())
+            .field("encoder_threads", &self.encoder_threads)
+            .field("policy", &self.policy)
+            .field("stream_every", &self.stream_every)
+            .field("time_limit", &self.time_limit)
+            .field("max_frames", &self.max_frames)
+            .field("batch", &self.batch)
+            .field("clock", &self.clock.is_some())
+            .field("stop", &self.stop.is_some())
+            .field("abort", &self.abort.is_some())
+            .field("gpu_context", &self.context.is_some())
+            .field("icc_profiles", &self.icc_profiles)
+            .finish()
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Default)]
 pub struct Stats {

@@ -1685,3 +1685,35 @@ fn frames_in_flight_stay_within_the_byte_budget_and_give_the_same_outputs() {
         }
     }
 }
+
+#[test]
+fn the_pipeline_and_its_parts_print_their_settings_for_debugging() {
+    let builder = Pipeline::builder()
+        .source(Source::Pattern {
+            width: 16,
+            height: 16,
+            fps: None,
+        })
+        .device(DeviceChoice::Cpu)
+        .in_flight(5)
+        .on_frame(|_| Ok(()));
+    let shown = format!("{builder:?}");
+    for part in [
+        "Pattern",
+        "in_flight: 5",
+        "on_frame: true",
+        "on_event: false",
+    ] {
+        assert!(shown.contains(part), "{part} in {shown}");
+    }
+    let pipeline = builder.build().unwrap();
+    assert!(format!("{pipeline:?}").starts_with("Pipeline(PipelineBuilder {"));
+    let processor = shutter::Processor::new(None, &shutter::Ops::default(), 2).unwrap();
+    assert!(format!("{processor:?}").contains("backend: \"cpu\""));
+    let writer = shutter::sink::sequence::SequenceWriter::new(
+        shutter::Format::Gif,
+        std::io::Cursor::new(Vec::new()),
+    )
+    .unwrap();
+    assert!(format!("{writer:?}").contains("frames: 0"));
+}

@@ -73,6 +73,16 @@ pub struct SequenceWriter<W: Write + Seek> {
     before: Option<(ModeImage, Option<Vec<u8>>)>,
 }
 
+impl<W: Write + Seek> std::fmt::Debug for SequenceWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SequenceWriter")
+            .field("format", &self.format)
+            .field("frames", &self.count)
+            .field("broken", &matches!(self.state, State::Broken))
+            .finish()
+    }
+}
+
 enum State<W: Write + Seek> {
     Gif(GifState<W>),
     Webp(WebpState<W>),
