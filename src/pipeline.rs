@@ -198,7 +198,8 @@ pub struct Stats {
     /// Frames the sources produced.
     pub captured: u64,
     /// Frames handed to the callback, or written to a file (a file input that fails takes
-    /// its frames back; a stream's one GIF, WebP or npy that fails keeps those fed to it).
+    /// its frames back; a stream's one GIF, WebP or npy that fails counts the frames fed to
+    /// it in [`Drops::after_stop`], as the stop its failure makes).
     pub delivered: u64,
     /// Frames dropped by the frame policy or `stream_every`, by where.
     pub drops: Drops,
@@ -1821,8 +1822,8 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     /// The frame files written so far of each input written one file per frame and not yet
     /// complete (with `all_or_nothing` only).
     frame_files: HashMap<usize, Vec<PathBuf>>,
-    /// Frames of each file input counted as delivered with no callback (with `all_or_nothing`
-    /// only): an input that fails takes them back, as its frames reached no file.
+    /// Frames of each input counted as delivered with no callback: a file input that fails, or
+    /// a stream whose one file fails, takes them back, as its frames reached no file.
     delivered_by_input: HashMap<usize, u64>,
     /// The callback, the only sink, takes the newest frame waiting (`Latest`): the older ones
     /// waiting with it are dropped, so a slow callback gets frames as fresh as the source's,
@@ -1992,7 +1993,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         open.insert(input);
                     }
                     Counters::add(&self.counters.delivered, 1);
-                    if self.all_or_nothing && self.on_frame.is_none() {
+                    if self.on_frame.is_none() {
                         *self.delivered_by_input.entry(input).or_default() += 1;
                     }
                     // A frame handed to the callback is delivered now; one only encoded is
@@ -2043,8 +2044,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             && self.on_frame.is_none()
                             && !self.all_or_nothing
                         {
-                            self.counters.delivered.fetch_sub(1, Ordering::Relaxed);
-                            Counters::add(&self.counters.dropped_after_stop, 1);
+                            self.take_back(input, 1);
                         }
                         if last {
                             self.close(input, &mut streams);
@@ -2175,6 +2175,16 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         result.failures.push(error);
     }
 
+    /// Counts `frames` of live input `input`, counted as delivered with no callback, as
+    /// dropped after a stop instead: the file they went to failed.
+    fn take_back(&mut self, input: usize, frames: u64) {
+        self.counters.delivered.fetch_sub(frames, Ordering::Relaxed);
+        Counters::add(&self.counters.dropped_after_stop, frames);
+        if let Some(counted) = self.delivered_by_input.get_mut(&input) {
+            *counted = counted.saturating_sub(frames);
+        }
+    }
+
     fn finish_job(&mut self, done: JobDone, result: &mut SinkResult) {
         if done.cancelled {
             return;
@@ -2230,9 +2240,12 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             Err(_) if self.all_or_nothing && self.failed.contains(&done.input) => {}
             Err(error) => {
                 // A stream whose one file failed, and that feeds no callback, has nothing
-                // left to do: it stops as on Ctrl-C.
+                // left to do: it stops as on Ctrl-C. The frames it took reached no file: they
+                // count as dropped after that stop, not delivered.
                 if !self.all_or_nothing && !done.one_of_many && self.on_frame.is_none() {
                     self.rules.halt.store(true, Ordering::Relaxed);
+                    let taken = self.delivered_by_input.get(&done.input).copied();
+                    self.take_back(done.input, taken.unwrap_or(0));
                 }
                 self.fail(done.input, error, result);
             }

@@ -154,7 +154,9 @@ pub struct Drops {
     pub by_interval: u64,
     /// Files' frames processed when the run stopped (the stop flag, the time limit) but not
     /// yet delivered or encoded: a stop ends a batch with the frames in flight, not with
-    /// every frame decoded ahead of it.
+    /// every frame decoded ahead of it. Also a stream's frames fed to its one GIF, WebP or
+    /// npy file when that file fails, and those that come after (the failure stops the
+    /// stream when no callback takes its frames).
     pub after_stop: u64,
 }
 
