@@ -825,6 +825,27 @@ fn directory_expands_to_sorted_images() {
 }
 
 #[test]
+fn a_string_is_a_path_and_parses_as_a_command_line_source() {
+    for path in ["-", "webcam:0", "photo.png"] {
+        assert_eq!(Source::from(path), Source::Path(path.into()), "{path}");
+        assert_eq!(Source::from(path.to_string()), Source::Path(path.into()));
+    }
+    assert_eq!("-".parse::<Source>().unwrap(), Source::Stdin);
+    assert!(matches!(
+        "pattern:64x32@5".parse::<Source>(),
+        Ok(Source::Pattern {
+            width: 64,
+            height: 32,
+            fps: Some(_)
+        })
+    ));
+    assert!(matches!(
+        "pattern:2x2".parse::<Source>(),
+        Err(Error::Usage(_))
+    ));
+}
+
+#[test]
 fn expand_keeps_order_and_reports_missing_paths() {
     let dir = TempDir::new().unwrap();
     let file = dir.path().join("x.png");

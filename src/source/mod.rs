@@ -110,6 +110,30 @@ impl From<&Path> for Source {
     }
 }
 
+impl From<&str> for Source {
+    /// [`Source::Path`], as for a [`PathBuf`]: `.source("photo.png")`. A command-line source
+    /// (`-`, `webcam:0`, `pattern:640x480`) is [`Source::parse`], or `str::parse`.
+    fn from(path: &str) -> Source {
+        Source::Path(PathBuf::from(path))
+    }
+}
+
+impl From<String> for Source {
+    /// [`Source::Path`], as for a `&str`.
+    fn from(path: String) -> Source {
+        Source::Path(PathBuf::from(path))
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = Error;
+
+    /// [`Source::parse`]: `"webcam:0".parse::<Source>()`.
+    fn from_str(arg: &str) -> Result<Source> {
+        Source::parse(arg)
+    }
+}
+
 /// The built-in default input: an SVG scene drawn for shutter, so `shutter run` with no
 /// source shows the tool working on a machine with nothing else on it.
 const DEFAULT_SVG: &[u8] = include_bytes!("../../assets/default.svg");
