@@ -1559,3 +1559,47 @@ fn a_frame_whose_pixels_do_not_fill_its_size_is_refused_not_a_panic() {
     let err = writer.push(&short()).unwrap_err();
     assert!(matches!(err, Error::Encode { .. }), "{err:?}");
 }
+
+#[test]
+fn a_gif_parts_unchanged_pixels_show_the_frame_before_through_its_transparent_index() {
+    // Opaque frames of four colours on 40×30; frame 1 changes two pixels far apart, so its
+    // part spans the pixels between them, which did not change: they take the transparent
+    // index (long runs of one index, which LZW codes in a few bytes), and show frame 0's.
+    let (w, h) = (40usize, 30usize);
+    let colours = [
+        [200u8, 30, 40],
+        [20, 160, 60],
+        [30, 40, 220],
+        [240, 240, 20],
+    ];
+    let first: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let [r, g, b] = colours[(i % w / 5 + i / w / 5) % 4];
+            [r, g, b, 255]
+        })
+        .collect();
+    let mut second = first.clone();
+    for (x, y) in [(4, 4), (33, 25)] {
+        second[(y * w + x) * 4..][..3].copy_from_slice(&[255, 255, 255]);
+    }
+    let frames: Vec<Frame> = [first, second]
+        .into_iter()
+        .map(|rgba| {
+            let mut frame = Frame::new(w as u32, h as u32, rgba, false, FrameMeta::still(0, 0));
+            frame.meta.delay = Some(Duration::from_millis(50));
+            frame
+        })
+        .collect();
+    let bytes = encode::encode(&Format::Gif, &frames).unwrap();
+    assert_eq!(gif_layout(&bytes)[1].0, (4, 4, 30, 22));
+    let (_, written) = gif_frames_written(&bytes);
+    let (transparent, indices) = &written[1];
+    let t = transparent.expect("a transparent index for the unchanged pixels");
+    let drawn: Vec<usize> = (0..indices.len()).filter(|&i| indices[i] != t).collect();
+    assert_eq!(
+        drawn,
+        [0, indices.len() - 1],
+        "only the two changed pixels are drawn"
+    );
+    assert_composites_exactly(&bytes, &frames);
+}

@@ -322,6 +322,9 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 };
                 // How each frame is drawn, which may grow the rectangle of the one before.
                 let mut draws: Vec<Draw> = Vec::with_capacity(taken);
+                // The frames grown: drawn whole over their part, as the held frame of an
+                // earlier batch is when it grows, so that a batch writes the same file.
+                let mut grown = vec![false; taken];
                 for k in 0..taken {
                     let written = match k {
                         0 => gif.held.as_ref().map(HeldFrame::rect),
@@ -331,13 +334,22 @@ impl<W: Write + Seek> SequenceWriter<W> {
                         .zip(written)
                         .map(|((image, key), rect)| (image, key, rect));
                     let draw = plan(&images[k], keys[k].as_deref(), rects[k], before);
-                    if let (Draw::Cleared { before, .. }, Some(last)) = (draw, draws.last_mut()) {
+                    if let (Draw::Cleared { before, .. }, Some(last)) = (draw, draws.last_mut())
+                        && last.rect() != before
+                    {
                         *last = last.grown_to(before);
+                        grown[k - 1] = true;
                     }
                     draws.push(draw);
                 }
                 let quantised = side_by_side(taken, |k| {
-                    quantise_rect(&images[k], keys[k].as_deref(), draws[k].rect(), slot(k))
+                    let (image, key) = (&*images[k], keys[k].as_deref());
+                    match (draws[k], before_of(k)) {
+                        (Draw::Over(rect), Some(before)) if rects[k].is_some() && !grown[k] => {
+                            quantise_over(image, key, rect, before, slot(k))
+                        }
+                        (draw, _) => quantise_rect(image, key, draw.rect(), slot(k)),
+                    }
                 });
                 let mut result = Ok(());
                 for (k, (frame, quantised)) in frames.iter().zip(quantised).enumerate() {
@@ -868,6 +880,87 @@ fn quantise_rect(
     let mut quantised = quantise(&part, key, slot)?;
     (quantised.left, quantised.top) = (left, top);
     Ok(quantised)
+}
+
+/// The part `rect` of `image` quantised for a GIF frame drawn over the frame `before` it
+/// (kept, of the same size, mode and palette): the pixels that did not change take the
+/// transparent index, which shows that frame's, so the part codes as long runs of one index
+/// (as gifsicle's and ffmpeg's GIF optimisers do), when that makes the frame smaller. A frame
+/// of another mode than P gets the index for it ([`quantise`]'s `slot`); a P frame without a
+/// transparent palette entry is drawn whole.
+fn quantise_over(
+    image: &ModeImage,
+    key: Option<&[u8]>,
+    rect: Rect,
+    before: &ModeImage,
+    slot: bool,
+) -> Result<gif::Frame<'static>, String> {
+    let Some(unchanged) = unchanged_pixels(before, image, rect).filter(|u| u.contains(&true))
+    else {
+        return quantise_rect(image, key, rect, slot);
+    };
+    let mut quantised = quantise_rect(image, key, rect, slot || image.mode != ImageMode::P)?;
+    let Some(t) = quantised.transparent else {
+        return Ok(quantised);
+    };
+    let runs: Vec<u8> = quantised
+        .buffer
+        .iter()
+        .zip(&unchanged)
+        .map(|(&index, &unchanged)| if unchanged { t } else { index })
+        .collect();
+    // Without the runs, the frame needs no transparent index when it took one only for them
+    // (the last palette entry, used by no pixel).
+    let entries = quantised.palette.as_ref().map_or(0, |p| p.len() / 3);
+    let strip = !slot
+        && image.mode != ImageMode::P
+        && usize::from(t) + 1 == entries
+        && !quantised.buffer.contains(&t);
+    if gif_cost(entries, &runs) < gif_cost(entries - usize::from(strip), &quantised.buffer) {
+        quantised.buffer = Cow::Owned(runs);
+    } else if strip {
+        quantised.transparent = None;
+        if let Some(palette) = &mut quantised.palette {
+            palette.truncate(palette.len() - 3);
+        }
+    }
+    Ok(quantised)
+}
+
+/// About the bytes a GIF frame of `indices` with a local palette of `entries` colours takes:
+/// the palette, padded to a power of two, and the LZW code of the indices, as the `gif` crate
+/// writes it (its minimum code size from the largest index).
+fn gif_cost(entries: usize, indices: &[u8]) -> usize {
+    let palette = 3 * entries.max(2).next_power_of_two();
+    let largest = indices.iter().copied().max().map_or(0, u32::from);
+    let code_size = (largest + 1).max(4).next_power_of_two().trailing_zeros() as u8;
+    let mut encoder = weezl::encode::Encoder::new(weezl::BitOrder::Lsb, code_size);
+    let code = encoder
+        .encode(indices)
+        .map_or(usize::MAX / 2, |code| code.len());
+    palette + code + code / 255
+}
+
+/// Whether each pixel of the part `rect` has the same samples in `image` as in `before` (of
+/// the same size and mode).
+fn unchanged_pixels(before: &ModeImage, image: &ModeImage, rect: Rect) -> Option<Vec<bool>> {
+    let (ModeData::U8(then), ModeData::U8(now)) = (&before.data, &image.data) else {
+        return None;
+    };
+    let bands = image.mode.bands();
+    let row = image.width as usize * bands;
+    let (x, width) = (rect.x as usize * bands, rect.width as usize * bands);
+    let mut unchanged = Vec::with_capacity(rect.width as usize * rect.height as usize);
+    for y in rect.y as usize..(rect.y + rect.height) as usize {
+        let span = y * row + x..y * row + x + width;
+        let (a, b) = (then.get(span.clone())?, now.get(span)?);
+        unchanged.extend(
+            a.chunks_exact(bands)
+                .zip(b.chunks_exact(bands))
+                .map(|(p, q)| p == q),
+        );
+    }
+    Some(unchanged)
 }
 
 /// Whether each pixel of `image`'s part `rect` is transparent in its GIF frame: a P image's
