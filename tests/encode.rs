@@ -1603,3 +1603,45 @@ fn a_gif_parts_unchanged_pixels_show_the_frame_before_through_its_transparent_in
     );
     assert_composites_exactly(&bytes, &frames);
 }
+
+#[test]
+fn a_p_gif_animations_opaque_first_frame_keeps_a_transparent_index_for_pillow() {
+    // P frames of a 256-entry RGBA palette (as an RGBA source's octree palette is), the first
+    // opaque and using 4 entries, the second with a transparent entry. Pillow reads every
+    // frame after the first as RGB, alpha lost, unless the first has a transparent index: it
+    // gets one, an entry no pixel uses.
+    use shutter::ModeImage;
+    use shutter::mode::{ModeData, Palette};
+    let (w, h) = (12u32, 8u32);
+    let mut palette: Vec<[u8; 4]> = (0..=255u8).map(|i| [i, 255 - i, 90, 255]).collect();
+    let p_frame = |indices: Vec<u8>, palette: &[[u8; 4]]| {
+        let rgba: Vec<u8> = indices
+            .iter()
+            .flat_map(|&i| palette[usize::from(i)])
+            .collect();
+        let mut frame = Frame::new(w, h, rgba, true, FrameMeta::still(0, 0));
+        frame.meta.delay = Some(Duration::from_millis(60));
+        frame.image = Some(ModeImage {
+            width: w,
+            height: h,
+            mode: ImageMode::P,
+            data: ModeData::U8(indices),
+            palette: Some(Palette::Rgba(palette.to_vec())),
+        });
+        frame
+    };
+    let first = p_frame((0..w * h).map(|i| (i % 4) as u8).collect(), &palette);
+    palette[9][3] = 0;
+    let second = p_frame(
+        (0..w * h).map(|i| [9, 1, 2][(i % 3) as usize]).collect(),
+        &palette,
+    );
+    let frames = [first, second];
+    let bytes = encode::encode(&Format::Gif, &frames).unwrap();
+    let (_, written) = gif_frames_written(&bytes);
+    let (transparent, indices) = &written[0];
+    let t = transparent.expect("the first frame has a transparent index");
+    assert!(!indices.contains(&t), "used by no pixel");
+    assert_eq!(written[1].0, Some(9));
+    assert_composites_exactly(&bytes, &frames);
+}

@@ -317,7 +317,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
             State::Gif(gif) => {
                 // An animation's frames that may be transparent keep a transparent index.
                 let slot = |k: usize| {
-                    (images[k].mode == ImageMode::Rgba || keys[k].is_some())
+                    (matches!(images[k].mode, ImageMode::Rgba | ImageMode::P) || keys[k].is_some())
                         && (frames[k].meta.delay.is_some() || frames[k].meta.sequence)
                 };
                 // How each frame is drawn, which may grow the rectangle of the one before.
@@ -779,7 +779,8 @@ fn side_by_side<R: Send>(n: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
 /// as Pillow's GIF of it is.
 ///
 /// With `slot`, the frame gets a transparent index even when no pixel is transparent (a
-/// palette entry that no pixel uses; 255 colours where all 256 are). Pillow
+/// palette entry that no pixel uses; 255 colours where all 256 are, except in a P image,
+/// whose indices are its own: a full palette all used gets none). Pillow
 /// needs one in an animation's frames: it reads every frame after the first as RGB, alpha
 /// lost, unless the first has one; and a frame disposed of to the background becomes its
 /// opaque background colour, not transparent, unless that frame has one.
@@ -799,7 +800,7 @@ fn quantise(
             return Err("P image without 8-bit indices".to_string());
         };
         let palette = palette_rgba(image);
-        return Ok(gif::Frame {
+        let mut frame = gif::Frame {
             width: w,
             height: h,
             buffer: Cow::Owned(indices.clone()),
@@ -810,7 +811,12 @@ fn quantise(
                 .and_then(|i| u8::try_from(i).ok()),
             dispose: gif::DisposalMethod::Background,
             ..gif::Frame::default()
-        });
+        };
+        // A full palette whose every entry is used keeps no slot: its indices are its own.
+        if slot {
+            add_slot(&mut frame);
+        }
+        return Ok(frame);
     }
     let mut rgba = match key {
         Some(key) => keyed_rgba(image, key)?,
@@ -818,42 +824,52 @@ fn quantise(
     };
     let speed = gif_speed(usize::from(w) * usize::from(h));
     let mut quantised = gif::Frame::from_rgba_speed(w, h, &mut rgba, speed);
-    if slot && quantised.transparent.is_none() {
-        // No pixel is transparent (so `rgba` is as it came, its alpha made 255).
-        let palette = quantised.palette.get_or_insert_with(Vec::new);
-        let free = || {
-            let mut used = [false; 256];
-            quantised
-                .buffer
-                .iter()
-                .for_each(|&i| used[usize::from(i)] = true);
-            used.iter().position(|&u| !u)
+    // No pixel is transparent when there is no index (so `rgba` is as it came, its alpha
+    // made 255): a full palette, every entry used, becomes 255 colours and the slot.
+    if slot && !add_slot(&mut quantised) {
+        let quant = color_quant::NeuQuant::new(speed, 255, &rgba);
+        let mut palette = quant.color_map_rgb();
+        palette.extend_from_slice(&[0; 3]);
+        quantised = gif::Frame {
+            width: w,
+            height: h,
+            buffer: Cow::Owned(
+                rgba.chunks_exact(4)
+                    .map(|px| quant.index_of(px) as u8)
+                    .collect(),
+            ),
+            palette: Some(palette),
+            transparent: Some(255),
+            ..gif::Frame::default()
         };
-        if palette.len() < 256 * 3 {
-            quantised.transparent = u8::try_from(palette.len() / 3).ok();
-            palette.extend_from_slice(&[0; 3]);
-        } else if let Some(free) = free() {
-            quantised.transparent = u8::try_from(free).ok();
-        } else {
-            let quant = color_quant::NeuQuant::new(speed, 255, &rgba);
-            let mut palette = quant.color_map_rgb();
-            palette.extend_from_slice(&[0; 3]);
-            quantised = gif::Frame {
-                width: w,
-                height: h,
-                buffer: Cow::Owned(
-                    rgba.chunks_exact(4)
-                        .map(|px| quant.index_of(px) as u8)
-                        .collect(),
-                ),
-                palette: Some(palette),
-                transparent: Some(255),
-                ..gif::Frame::default()
-            };
-        }
     }
     quantised.dispose = gif::DisposalMethod::Background;
     Ok(quantised)
+}
+
+/// Gives `frame` a transparent index that no pixel uses, when it has none: an extra palette
+/// entry, else an entry no pixel uses. `false` when it has none and cannot get one (a full
+/// palette, every entry used).
+fn add_slot(frame: &mut gif::Frame<'_>) -> bool {
+    if frame.transparent.is_some() {
+        return true;
+    }
+    let palette = frame.palette.get_or_insert_with(Vec::new);
+    if palette.len() < 256 * 3 {
+        frame.transparent = u8::try_from(palette.len() / 3).ok();
+        palette.extend_from_slice(&[0; 3]);
+        return true;
+    }
+    let mut used = [false; 256];
+    frame
+        .buffer
+        .iter()
+        .for_each(|&i| used[usize::from(i)] = true);
+    frame.transparent = used
+        .iter()
+        .position(|&u| !u)
+        .and_then(|i| u8::try_from(i).ok());
+    frame.transparent.is_some()
 }
 
 /// The part `rect` of `image` quantised for a GIF frame, placed at its corner. `slot`: see
@@ -885,9 +901,9 @@ fn quantise_rect(
 /// The part `rect` of `image` quantised for a GIF frame drawn over the frame `before` it
 /// (kept, of the same size, mode and palette): the pixels that did not change take the
 /// transparent index, which shows that frame's, so the part codes as long runs of one index
-/// (as gifsicle's and ffmpeg's GIF optimisers do), when that makes the frame smaller. A frame
-/// of another mode than P gets the index for it ([`quantise`]'s `slot`); a P frame without a
-/// transparent palette entry is drawn whole.
+/// (as gifsicle's and ffmpeg's GIF optimisers do), when that makes the frame smaller. The
+/// frame gets the index for it ([`quantise`]'s `slot`), but a P frame whose full palette is all
+/// used has none, and is drawn whole.
 fn quantise_over(
     image: &ModeImage,
     key: Option<&[u8]>,
@@ -899,7 +915,7 @@ fn quantise_over(
     else {
         return quantise_rect(image, key, rect, slot);
     };
-    let mut quantised = quantise_rect(image, key, rect, slot || image.mode != ImageMode::P)?;
+    let mut quantised = quantise_rect(image, key, rect, true)?;
     let Some(t) = quantised.transparent else {
         return Ok(quantised);
     };
@@ -912,10 +928,7 @@ fn quantise_over(
     // Without the runs, the frame needs no transparent index when it took one only for them
     // (the last palette entry, used by no pixel).
     let entries = quantised.palette.as_ref().map_or(0, |p| p.len() / 3);
-    let strip = !slot
-        && image.mode != ImageMode::P
-        && usize::from(t) + 1 == entries
-        && !quantised.buffer.contains(&t);
+    let strip = !slot && usize::from(t) + 1 == entries && !quantised.buffer.contains(&t);
     if gif_cost(entries, &runs) < gif_cost(entries - usize::from(strip), &quantised.buffer) {
         quantised.buffer = Cow::Owned(runs);
     } else if strip {
