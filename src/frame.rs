@@ -41,7 +41,10 @@ pub struct FrameMeta {
     /// When the capture stage produced the frame.
     pub captured: Instant,
     /// Capture time on the pipeline's clock (a camera's or paced pattern's frame time); the
-    /// sink measures latency and `stream_every` ticks against it.
+    /// sink measures latency and `stream_every` ticks against it. The default clock
+    /// ([`SystemClock::shared`](crate::source::live::SystemClock::shared)) counts from its
+    /// first use in the process, not from the run's start: a second run's frames start later
+    /// (subtract the first frame's timestamp for the time into a run).
     pub timestamp: Duration,
     /// The ICC colour profile of the file the frame came from (Pillow's
     /// `info["icc_profile"]`): what its RGB, gray or CMYK values mean. Shared by the frames of

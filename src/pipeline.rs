@@ -207,7 +207,9 @@ pub struct Stats {
     pub latency: Option<Latency>,
     /// Files written.
     pub written: Vec<PathBuf>,
-    /// One error per failed input, each naming its file.
+    /// One error per failed input, each naming its file ([`Error::input`]): first the inputs
+    /// that could not be listed (a missing file, an empty directory), then the others in the
+    /// order they failed, which frames in flight can make other than the inputs' order.
     pub failures: Vec<Error>,
     /// Inputs not written because the run stopped first (the stop flag, `time_limit` or
     /// `max_frames`): never started, or decoded but not yet being encoded when the stop
