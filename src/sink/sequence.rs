@@ -322,8 +322,9 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 };
                 // How each frame is drawn, which may grow the rectangle of the one before.
                 let mut draws: Vec<Draw> = Vec::with_capacity(taken);
-                // The frames grown: drawn whole over their part, as the held frame of an
-                // earlier batch is when it grows, so that a batch writes the same file.
+                // The frames grown: every pixel of their part is drawn (no transparent runs
+                // of unchanged pixels), as the held frame of an earlier batch is when it
+                // grows, so that a batch writes the same file as frames pushed one by one.
                 let mut grown = vec![false; taken];
                 for k in 0..taken {
                     let written = match k {
