@@ -32,7 +32,7 @@ impl FromStr for DeviceChoice {
             "gpu" => Ok(DeviceChoice::Gpu),
             "cpu" => Ok(DeviceChoice::Cpu),
             other => Err(Error::Usage(format!(
-                "--device: unknown device '{other}' (expected auto, gpu or cpu)"
+                "device (--device): unknown device '{other}' (expected auto, gpu or cpu)"
             ))),
         }
     }

@@ -67,7 +67,7 @@ impl std::str::FromStr for BenchDevice {
             "cpu" => Ok(BenchDevice::Cpu),
             "both" => Ok(BenchDevice::Both),
             _ => Err(Error::Usage(format!(
-                "--device: unknown device '{s}' (expected auto, gpu, cpu or both)"
+                "device (--device): unknown device '{s}' (expected auto, gpu, cpu or both)"
             ))),
         }
     }
@@ -135,9 +135,9 @@ impl BenchOptions {
             }
             None => ImageMode::Rgb,
         };
-        crate::pipeline::check_in_flight("--in-flight", in_flight)?;
+        crate::pipeline::check_in_flight("in_flight (--in-flight)", in_flight)?;
         if frames == Some(0) {
-            return Err(Error::Usage("--frames: must be at least 1".into()));
+            return Err(Error::Usage("frames (--frames): must be at least 1".into()));
         }
         Ok(BenchOptions {
             width,
@@ -170,7 +170,7 @@ pub fn rgb_frames(rgba: &[Vec<u8>]) -> Vec<Vec<u8>> {
 pub fn parse_size(size: &str) -> Result<(u32, u32)> {
     let bad = |why: &str| {
         Error::Usage(format!(
-            "--size: '{size}' {why} (expected 720p, 1080p, 1440p, 4k, 8k or WIDTHxHEIGHT)"
+            "size (--size): '{size}' {why} (expected 720p, 1080p, 1440p, 4k, 8k or WIDTHxHEIGHT)"
         ))
     };
     let lower = size.trim().to_ascii_lowercase();
@@ -212,7 +212,7 @@ pub fn parse_ops(list: &str) -> Result<Ops> {
             _ => ops.filters.push(name.parse().map_err(|_| {
                 let filters: Vec<&str> = Filter::ALL.iter().map(|f| f.name()).collect();
                 Error::Usage(format!(
-                    "--ops: unknown op '{name}' (expected mirror, {} or none)",
+                    "ops (--ops): unknown op '{name}' (expected mirror, {} or none)",
                     filters.join(", ")
                 ))
             })?),
@@ -1404,7 +1404,7 @@ mod tests {
         for bad in ["", "12x", "0x5", "axb", "100000x100000", "1080"] {
             let err = parse_size(bad).unwrap_err();
             assert!(err.is_usage(), "{bad}");
-            assert!(err.to_string().starts_with("--size"), "{err}");
+            assert!(err.to_string().starts_with("size (--size)"), "{err}");
         }
     }
 

@@ -69,7 +69,7 @@ pub enum Error {
     },
     /// No GPU adapter could be found where one was required.
     #[error(
-        "no GPU adapter found ({0}); use --device cpu, or install a Vulkan driver such as mesa-vulkan-drivers"
+        "no GPU adapter found ({0}); use the CPU (--device cpu), or install a Vulkan driver such as mesa-vulkan-drivers"
     )]
     NoAdapter(String),
     /// `--device auto` found only a software adapter (such as lavapipe) and ran on the CPU,

@@ -50,7 +50,7 @@ impl FromStr for FramePolicy {
             "latest" => Ok(FramePolicy::Latest),
             "drop-new" => Ok(FramePolicy::DropNew),
             other => Err(Error::Usage(format!(
-                "--policy: unknown policy '{other}' (expected lossless, latest or drop-new)"
+                "policy (--policy): unknown policy '{other}' (expected lossless, latest or drop-new)"
             ))),
         }
     }

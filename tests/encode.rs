@@ -1307,7 +1307,7 @@ fn quality_out_of_range_is_a_usage_error() {
     assert!(err.is_usage());
     assert_eq!(
         err.to_string(),
-        "--quality: 500 is out of range 0–100 for webp"
+        "quality (--quality): 500 is out of range 0–100 for webp"
     );
     let err = Format::from_name("jpg", Some(0.0), false).unwrap_err();
     assert!(err.is_usage());

@@ -235,7 +235,7 @@ impl ImageMode {
     pub fn dither_for(self, requested: Option<Dither>) -> Result<Dither, Error> {
         match requested {
             Some(d) if !self.takes_dither() => Err(Error::Usage(format!(
-                "--dither {d}: only modes 1 and P are dithered, not '{self}'"
+                "dither {d} (--dither): only modes 1 and P are dithered, not '{self}'"
             ))),
             Some(d) => Ok(d),
             None => Ok(Dither::FloydSteinberg),
@@ -261,7 +261,7 @@ impl FromStr for ImageMode {
             .ok_or_else(|| {
                 let names: Vec<_> = ImageMode::ALL.iter().map(|m| m.name()).collect();
                 Error::Usage(format!(
-                    "--mode: unknown mode '{s}' (expected one of: {})",
+                    "mode (--mode): unknown mode '{s}' (expected one of: {})",
                     names.join(", ")
                 ))
             })
@@ -303,7 +303,7 @@ impl FromStr for Dither {
             "fs" | "floyd-steinberg" | "floydsteinberg" => Ok(Dither::FloydSteinberg),
             "none" => Ok(Dither::None),
             _ => Err(Error::Usage(format!(
-                "--dither: unknown dither '{s}' (expected one of: fs, none)"
+                "dither (--dither): unknown dither '{s}' (expected one of: fs, none)"
             ))),
         }
     }

@@ -81,7 +81,7 @@ impl FromStr for Filter {
             .ok_or_else(|| {
                 let names: Vec<_> = Filter::ALL.iter().map(|f| f.name()).collect();
                 Error::Usage(format!(
-                    "--filter: unknown filter '{s}' (expected one of: {})",
+                    "filter (--filter): unknown filter '{s}' (expected one of: {})",
                     names.join(", ")
                 ))
             })
@@ -127,7 +127,7 @@ impl Ops {
             .map(|name| {
                 if name.trim().is_empty() {
                     return Err(Error::Usage(format!(
-                        "--filter: empty filter name in '{list}' (expected names separated by commas)"
+                        "filter (--filter): empty filter name in '{list}' (expected names separated by commas)"
                     )));
                 }
                 Filter::from_str(name)

@@ -128,7 +128,7 @@ impl Format {
             "webp" if lossless => {
                 if let Some(q) = quality {
                     return Err(Error::Usage(format!(
-                        "--quality: lossless webp has no quality setting (got {q}); drop --quality or --lossless"
+                        "quality (--quality): lossless webp has no quality setting (got {q}); drop --quality or --lossless"
                     )));
                 }
                 Format::Webp {
@@ -152,7 +152,7 @@ impl Format {
                         check_range(q, 1.0, "jpeg")?;
                         if q.fract() != 0.0 {
                             return Err(Error::Usage(format!(
-                                "--quality: {q} is not a whole number, as jpeg needs"
+                                "quality (--quality): {q} is not a whole number, as jpeg needs"
                             )));
                         }
                         q as u8
@@ -171,7 +171,7 @@ impl Format {
                 no_lossless(lossless, format.extension())?;
                 if let Some(q) = quality {
                     return Err(Error::Usage(format!(
-                        "--quality: {} has no quality setting (got {q}); only webp and jpeg do",
+                        "quality (--quality): {} has no quality setting (got {q}); only webp and jpeg do",
                         format.extension()
                     )));
                 }
@@ -179,7 +179,7 @@ impl Format {
             }
             _ => {
                 return Err(Error::Usage(format!(
-                    "--format: unknown format '{name}' (expected one of webp, png, jpeg, gif, bmp, tiff, npy)"
+                    "format (--format): unknown format '{name}' (expected one of webp, png, jpeg, gif, bmp, tiff, npy)"
                 )));
             }
         };
@@ -237,7 +237,7 @@ impl Format {
 fn check_range(q: f32, min: f32, format: &str) -> Result<()> {
     if q.is_nan() || !(min..=100.0).contains(&q) {
         return Err(Error::Usage(format!(
-            "--quality: {q} is out of range {min}–100 for {format}"
+            "quality (--quality): {q} is out of range {min}–100 for {format}"
         )));
     }
     Ok(())
@@ -246,7 +246,7 @@ fn check_range(q: f32, min: f32, format: &str) -> Result<()> {
 fn no_lossless(lossless: bool, format: &str) -> Result<()> {
     if lossless {
         return Err(Error::Usage(format!(
-            "--lossless: only webp has a lossless mode, not {format}"
+            "lossless (--lossless): only webp has a lossless mode, not {format}"
         )));
     }
     Ok(())
@@ -332,7 +332,7 @@ impl Format {
             .map(|f| f.extension())
             .collect();
         Err(Error::Usage(format!(
-            "--mode {mode}: {} cannot hold mode {mode}; formats that can: {}",
+            "mode {mode} (--mode): {} cannot hold mode {mode}; formats that can: {}",
             self.extension(),
             able.join(", ")
         )))
@@ -1691,17 +1691,23 @@ mod tests {
         let msg = |r: Result<Format>| r.unwrap_err().to_string();
         assert_eq!(
             msg(Format::from_name("webp", Some(500.0), false)),
-            "--quality: 500 is out of range 0–100 for webp"
+            "quality (--quality): 500 is out of range 0–100 for webp"
         );
         assert_eq!(
             msg(Format::from_name("jpeg", Some(0.0), false)),
-            "--quality: 0 is out of range 1–100 for jpeg"
+            "quality (--quality): 0 is out of range 1–100 for jpeg"
         );
-        assert!(msg(Format::from_name("png", Some(50.0), false)).starts_with("--quality"));
-        assert!(msg(Format::from_name("png", None, true)).starts_with("--lossless"));
-        assert!(msg(Format::from_name("webp", Some(50.0), true)).starts_with("--quality"));
-        assert!(msg(Format::from_name("jpeg", Some(50.5), false)).starts_with("--quality"));
-        assert!(msg(Format::from_name("heic", None, false)).starts_with("--format"));
+        assert!(
+            msg(Format::from_name("png", Some(50.0), false)).starts_with("quality (--quality)")
+        );
+        assert!(msg(Format::from_name("png", None, true)).starts_with("lossless (--lossless)"));
+        assert!(
+            msg(Format::from_name("webp", Some(50.0), true)).starts_with("quality (--quality)")
+        );
+        assert!(
+            msg(Format::from_name("jpeg", Some(50.5), false)).starts_with("quality (--quality)")
+        );
+        assert!(msg(Format::from_name("heic", None, false)).starts_with("format (--format)"));
         assert!(Format::from_name("webp", Some(f32::NAN), false).is_err());
     }
 
