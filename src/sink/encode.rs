@@ -827,10 +827,19 @@ fn webp_lossless_palette(
     config.quality = 25.0;
     config.method = 1;
     config.exact = 1;
-    let memory = encoder
-        .encode_advanced(&config)
-        .map_err(|e| format!("libwebp failed: {e:?}"))?;
+    let memory = encoder.encode_advanced(&config).map_err(libwebp_failed)?;
     Ok(memory.to_vec())
+}
+
+/// libwebp's error as a reason: running out of memory (a huge frame under a memory limit)
+/// says so, as the pipeline's own check does.
+fn libwebp_failed(e: webp::WebPEncodingError) -> String {
+    match e {
+        webp::WebPEncodingError::VP8_ENC_ERROR_OUT_OF_MEMORY => {
+            "not enough memory: libwebp could not get the memory to encode it".to_string()
+        }
+        other => format!("libwebp failed: {other:?}"),
+    }
 }
 
 /// Lossy WebP through libwebp (the `webp` crate): method 4, like Pillow. Gray is expanded to
@@ -855,7 +864,7 @@ fn webp_lossy(
     };
     let memory = encoder
         .encode_simple(false, quality)
-        .map_err(|e| format!("libwebp failed: {e:?}"))?;
+        .map_err(libwebp_failed)?;
     Ok(memory.to_vec())
 }
 
