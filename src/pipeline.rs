@@ -950,7 +950,16 @@ impl Pipeline {
         let gpu_counters = counters.clone();
         let gpu_thread = thread::Builder::new()
             .name("shutter-gpu".into())
-            .spawn(move || gpu_loop(&mut processor, batch, &capture_rx, &to_sink, &gpu_counters))
+            .spawn(move || {
+                let newest = policy == FramePolicy::Latest && batch == 1;
+                gpu_loop(
+                    &mut processor,
+                    (batch, newest),
+                    &capture_rx,
+                    &to_sink,
+                    &gpu_counters,
+                )
+            })
             .map_err(|e| Error::Gpu(format!("cannot start the GPU thread: {e}")))?;
 
         let newest_first = policy == FramePolicy::Latest && on_frame.is_some() && namer.is_none();
@@ -1354,10 +1363,13 @@ fn capture_live(
 }
 
 /// Keeps up to `capacity` frames on the processor (scheduling up to `batch` back to back),
-/// passing finished ones on in order.
+/// passing finished ones on in order. With `newest` (`Latest`, frames one at a time), a frame
+/// taken while a newer one of its input waits behind it is dropped before the GPU for that
+/// one ([`superseded`]): a GPU slower than the source starts on the newest frame, not on the
+/// oldest of those the channel holds.
 fn gpu_loop(
     processor: &mut Processor,
-    batch: usize,
+    (batch, newest): (usize, bool),
     rx: &Receiver<Msg>,
     link: &Link<Msg>,
     counters: &Counters,
@@ -1366,6 +1378,8 @@ fn gpu_loop(
         Counters::add(&counters.processed, 1);
         send_frame(link, frame, &counters.dropped_before_sink)
     };
+    // A message taken from `rx` to look past a frame, to be handled next.
+    let mut ahead: Option<Msg> = None;
     let mut upstream_open = true;
     loop {
         // Hand on whatever is finished without waiting.
@@ -1387,7 +1401,9 @@ fn gpu_loop(
             continue;
         }
         // Room on the ring: wait for input only when nothing is in flight.
-        let next = if processor.pending() == 0 {
+        let next = if let Some(msg) = ahead.take() {
+            Some(msg)
+        } else if processor.pending() == 0 {
             rx.recv().ok()
         } else {
             match rx.try_recv() {
@@ -1404,7 +1420,14 @@ fn gpu_loop(
             }
         };
         match next {
-            Some(Msg::Frame(frame)) => {
+            Some(Msg::Frame(mut frame)) => {
+                while newest && superseded(&frame, rx, &mut ahead) {
+                    Counters::add(&counters.dropped_before_gpu, 1);
+                    match ahead.take() {
+                        Some(Msg::Frame(newer)) => frame = newer,
+                        other => ahead = other,
+                    }
+                }
                 processor.schedule(frame)?;
                 // A batch: more frames already waiting go onto the ring before any wait.
                 for _ in 1..batch {
@@ -1766,8 +1789,9 @@ fn write_sequence(
     JobDone::of(job, result)
 }
 
-/// Whether `frame` is dropped for a newer frame of its input already waiting on `rx` (a
-/// callback taking the newest frame: [`Sink::newest_first`]). The message looked at, if any,
+/// Whether `frame` is dropped for a newer frame of its input already waiting on `rx` (under
+/// `Latest`: the GPU stage starting on the newest frame, [`gpu_loop`], and a callback taking
+/// the newest frame, [`Sink::newest_first`]). The message looked at, if any,
 /// goes to `ahead`, to be taken next. An input's last frame is never dropped.
 fn superseded(frame: &Frame, rx: &Receiver<Msg>, ahead: &mut Option<Msg>) -> bool {
     if frame.meta.last {
@@ -2305,5 +2329,42 @@ mod tests {
         tx.send(Msg::Frame(frame(5, 0, false))).unwrap();
         assert!(!superseded(&frame(3, 0, true), &rx, &mut ahead));
         assert_eq!(rx.len(), 1, "a last frame looks at nothing");
+    }
+
+    /// Under `Latest`, the GPU stage starts on the newest frame waiting: the frames queued
+    /// behind one another are dropped before the GPU, all but the last. Without, each goes
+    /// through, in order. (Every message is queued before the stage starts: no timing.)
+    #[test]
+    fn the_gpu_stage_under_latest_starts_on_the_newest_frame_waiting() {
+        for newest in [true, false] {
+            let (tx, rx) = bounded(8);
+            for seq in 0..5 {
+                tx.send(Msg::Frame(frame(seq, 0, false))).unwrap();
+            }
+            tx.send(Msg::End { input: 0 }).unwrap();
+            drop(tx);
+            let (out_tx, out_rx) = bounded(8);
+            let link = Link::new(out_tx, out_rx.clone(), FramePolicy::Lossless);
+            let counters = Counters::default();
+            let mut processor = Processor::new(None, &Ops::default(), 3).unwrap();
+            gpu_loop(&mut processor, (1, newest), &rx, &link, &counters).unwrap();
+            drop(link);
+            let mut seqs = Vec::new();
+            for msg in out_rx.iter() {
+                match msg {
+                    Msg::Frame(f) => seqs.push(f.meta.seq),
+                    Msg::End { input: 0 } => seqs.push(99),
+                    _ => panic!("only frames and the end are passed on"),
+                }
+            }
+            let (want, dropped): (&[u64], u64) = if newest {
+                (&[4, 99], 4)
+            } else {
+                (&[0, 1, 2, 3, 4, 99], 0)
+            };
+            assert_eq!(seqs, want, "newest {newest}");
+            assert_eq!(Counters::get(&counters.dropped_before_gpu), dropped);
+            assert_eq!(Counters::get(&counters.processed), want.len() as u64 - 1);
+        }
     }
 }

@@ -17,9 +17,10 @@ pub enum FramePolicy {
     #[default]
     Lossless,
     /// Drop the oldest waiting frame so the newest goes through (webcams, paced patterns:
-    /// Gradio's latest-wins behaviour, without its growing lag). A callback that is the run's
-    /// only sink (no output files) takes the newest frame waiting, and the older ones waiting
-    /// with it are dropped.
+    /// Gradio's latest-wins behaviour, without its growing lag). The GPU stage starts on the
+    /// newest frame waiting (with a batch of 1), and a callback that is the run's only sink
+    /// (no output files) takes the newest frame waiting: the older ones waiting with it are
+    /// dropped.
     Latest,
     /// Drop the incoming frame and keep the ones already waiting.
     DropNew,
