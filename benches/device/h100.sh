@@ -10,10 +10,10 @@
 #   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
 #   apt-get $o update && (cd .gl && apt-get $o download libvulkan1)
 #
-# Then the call (about 4 minutes of device time with the machine's start):
+# Then the call (about 5 minutes of device time with the machine's start):
 #
 #   run(command="bash benches/device/h100.sh", carry=[".gl", "target/release/shutter"],
-#       timeout_s=420)
+#       timeout_s=540)
 #
 # Two files come back in $OUT (the tool returns at most 8): summary.txt (the machine, the bench
 # table, the peers' report with its ratios) and results.tar.gz (every JSON report and log).
@@ -69,6 +69,16 @@ done
 first=${sizes%% *}
 timeout 90 "$bin" bench --size "$first" --device both 2>>"$work/bench.log" \
     | tee "$work/bench-$first.txt"
+
+# Correctness on this GPU, which CI never sees (it runs on lavapipe): every mode and filter,
+# GPU against CPU, on 1x1, 3x7, 1366x768, 1080p and 4K (numpy only). Its verdict goes into the
+# summary with any case that is not equal; every line is in the tarball.
+timeout -k 5 240 "${SHUTTER_PEERS_PYTHON:-python3}" benches/device/gpu_check.py \
+    --shutter "$bin" --work "$work/gpu-check" >"$work/gpu-check.txt" 2>&1
+status=$?
+[[ $status -eq 124 ]] && echo "gpu-check: stopped after 240 s" >>"$work/gpu-check.txt"
+rm -rf "$work/gpu-check"
+grep -v ': equal$' "$work/gpu-check.txt" | tee -a "$work/device.txt"
 
 # The peers in the same run, with the machine's own python (no venv: no network there).
 SHUTTER_PEERS_PYTHON=${SHUTTER_PEERS_PYTHON:-python3} SHUTTER_BIN="$bin" timeout 240 \
