@@ -15,8 +15,9 @@
 #   run(command="bash benches/device/h100.sh", carry=[".gl", "target/release/shutter"],
 #       timeout_s=540)
 #
-# Two files come back in $OUT (the tool returns at most 8): summary.txt (the machine, the bench
-# table, the peers' report with its ratios) and results.tar.gz (every JSON report and log).
+# Two files come back in $OUT (the tool returns at most 8): summary.txt (the machine, the GPU
+# check's verdict, the bench table, the peers' report with its ratios) and results.tar.gz
+# (every JSON report and log).
 # Copy what PERFORMANCE.md cites into the repo. Locally, `OUT=/tmp/x SHUTTER_DEVICE_DRY=1
 # SHUTTER_DEVICE_SIZES=720p bash benches/device/h100.sh` runs the same steps on whatever
 # adapter this machine has, without touching the system (no dpkg, no ldconfig).
