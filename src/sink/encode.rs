@@ -520,9 +520,9 @@ pub(super) fn palette_rgba(img: &ModeImage) -> Vec<[u8; 4]> {
 }
 
 /// A WebP of `data` (`color` samples, `width` × `height`) at `quality`, or lossless, with
-/// `icc` as its profile. Lossless (opaque RGBA as RGB): through libwebp when the image has at
-/// most 256 colours ([`few_colours`]), else through image-webp; lossy through libwebp. The
-/// profile is added to libwebp's container.
+/// `icc` as its profile. Lossless (opaque RGBA as RGB): through libwebp when the image has
+/// few colours ([`few_colours`]), else through image-webp; lossy through libwebp. The profile
+/// is added to libwebp's container.
 fn webp(
     data: &[u8],
     (width, height): (u32, u32),
@@ -776,28 +776,35 @@ fn webp_with_profile(webp: &[u8], icc: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Whether RGB or RGBA samples hold at most 256 distinct pixels: then a lossless WebP stores
-/// them as a palette of indices (VP8L's colour-indexing transform), which libwebp does and
-/// image-webp's encoder does not. Frames from a GIF, flat graphics, sprites: libwebp's file is
-/// 2–3 times smaller, in no more time (see PERFORMANCE.md). Gray is not counted: image-webp
-/// codes it as well, several times faster.
+/// Whether a lossless WebP of these samples is better made by libwebp, which stores an image
+/// of at most 256 colours as a palette of indices (VP8L's colour-indexing transform, packing
+/// 2, 4 or 8 pixels a byte for up to 16, 4 or 2 colours), where image-webp's encoder has no
+/// palette: RGB or RGBA samples of at most 256 distinct pixels (a GIF's frames, flat
+/// graphics, sprites: 2–3 times smaller, in no more time), or gray of at most 4 values (a
+/// dithered `1` image: 2.8 times smaller). Other gray stays with image-webp, which codes it
+/// within 10–30% of libwebp's size in a third of the time (see PERFORMANCE.md).
 fn few_colours(data: &[u8], color: ExtendedColorType) -> bool {
-    const MAX: usize = 256;
-    let bytes = match color {
-        ExtendedColorType::Rgb8 => 3,
-        ExtendedColorType::Rgba8 => 4,
+    let (bytes, max) = match color {
+        ExtendedColorType::Rgb8 => (3, 256),
+        ExtendedColorType::Rgba8 => (4, 256),
+        ExtendedColorType::L8 => (1, 4),
         _ => return false,
     };
-    let mut seen: Vec<u32> = Vec::with_capacity(MAX + 1);
+    let mut seen: Vec<u32> = Vec::with_capacity(max + 1);
     let mut last = None;
     for px in data.chunks_exact(bytes) {
-        let value = u32::from_le_bytes([px[0], px[1], px[2], px.get(3).copied().unwrap_or(255)]);
+        let value = match *px {
+            [v] => u32::from(v),
+            [r, g, b] => u32::from_le_bytes([r, g, b, 255]),
+            [r, g, b, a] => u32::from_le_bytes([r, g, b, a]),
+            _ => return false,
+        };
         if last == Some(value) {
             continue;
         }
         last = Some(value);
         if let Err(at) = seen.binary_search(&value) {
-            if seen.len() == MAX {
+            if seen.len() == max {
                 return false;
             }
             seen.insert(at, value);
@@ -816,9 +823,14 @@ fn webp_lossless_palette(
     height: u32,
     color: ExtendedColorType,
 ) -> Result<Vec<u8>, String> {
+    let rgb: Vec<u8>;
     let encoder = match color {
         ExtendedColorType::Rgb8 => webp::Encoder::from_rgb(data, width, height),
         ExtendedColorType::Rgba8 => webp::Encoder::from_rgba(data, width, height),
+        ExtendedColorType::L8 => {
+            rgb = data.iter().flat_map(|&v| [v, v, v]).collect();
+            webp::Encoder::from_rgb(&rgb, width, height)
+        }
         other => return Err(format!("webp cannot hold {other:?} pixels")),
     };
     let mut config =
@@ -1405,9 +1417,9 @@ mod tests {
         assert!(fits.is_ok(), "{fits:?}");
     }
 
-    /// An image of at most 256 colours is written by libwebp, which stores it as a palette:
-    /// it decodes to the same pixels (transparent ones keep their colour) and is smaller than
-    /// image-webp's file of them. One colour more, and image-webp writes it.
+    /// An image of at most 256 colours (gray: 4 values) is written by libwebp, which stores it
+    /// as a palette: it decodes to the same pixels (transparent ones keep their colour) and is
+    /// smaller than image-webp's file of them. One colour more, and image-webp writes it.
     #[test]
     fn a_lossless_webp_of_few_colours_is_exact_and_smaller_through_libwebp() {
         let (w, h) = (64u32, 48u32);
@@ -1451,8 +1463,31 @@ mod tests {
             .write_image(&rgba, w, h, ExtendedColorType::Rgba8)
             .unwrap();
         assert!(file == own, "an image of 257 colours is not image-webp's");
-        // Gray is left to image-webp, however few its values.
-        assert!(!few_colours(&[7; 12], ExtendedColorType::L8));
+        // Gray of at most 4 values (a `1` image) is libwebp's, exactly; of 5, image-webp's.
+        let gray: Vec<u8> = (0..w * h)
+            .map(|i| [0, 85, 170, 255][(i % 7 % 4) as usize])
+            .collect();
+        assert!(few_colours(&gray, ExtendedColorType::L8));
+        let file = webp(&gray, (w, h), ExtendedColorType::L8, (80.0, true), None).unwrap();
+        let decoded = image::load_from_memory_with_format(&file, image::ImageFormat::WebP)
+            .unwrap()
+            .to_luma8()
+            .into_raw();
+        assert!(
+            decoded == gray,
+            "libwebp's lossless gray differs from its samples"
+        );
+        let mut own = Vec::new();
+        WebPEncoder::new_lossless(&mut own)
+            .write_image(&gray, w, h, ExtendedColorType::L8)
+            .unwrap();
+        assert!(
+            file.len() < own.len(),
+            "libwebp {} bytes, image-webp {}",
+            file.len(),
+            own.len()
+        );
+        assert!(!few_colours(&[0, 1, 2, 3, 4], ExtendedColorType::L8));
         assert!(few_colours(&[7; 12], ExtendedColorType::Rgb8));
     }
 
