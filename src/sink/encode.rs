@@ -451,7 +451,14 @@ pub(super) fn still(format: &Format, frame: &Frame, img: &ModeImage) -> Result<V
         Format::Webp { quality, lossless } => {
             return webp(&data, (w, h), color, (quality, lossless), icc);
         }
-        Format::Png => write_with(PngEncoder::new(&mut out), &data, w, h, color, icc)?,
+        Format::Png => write_with(
+            png_encoder_for(&data, color, &mut out),
+            &data,
+            w,
+            h,
+            color,
+            icc,
+        )?,
         Format::Bmp => write_with(BmpEncoder::new(&mut out), &data, w, h, color, None)?,
         Format::Jpeg { .. } | Format::Tiff | Format::Gif | Format::Npy => {
             unreachable!("handled above")
@@ -575,6 +582,21 @@ fn opaque_as_rgb(data: &[u8], color: ExtendedColorType) -> (Cow<'_, [u8]>, Exten
         (Cow::Owned(rgb), ExtendedColorType::Rgb8)
     } else {
         (Cow::Borrowed(data), color)
+    }
+}
+
+/// image's PNG encoder for these samples. RGB or RGBA of at most 256 colours (flat graphics,
+/// sprites, a GIF's frames): rows unfiltered and zlib at its default level, as libpng and
+/// Pillow store palette images (filters predict smooth photos, not flat areas of few
+/// colours). Others: adaptive filters and image's fast deflate (fdeflate, tuned for filtered
+/// rows). See PERFORMANCE.md for the sizes and times against Pillow's.
+fn png_encoder_for<W: Write>(data: &[u8], color: ExtendedColorType, out: W) -> PngEncoder<W> {
+    use image::codecs::png::{CompressionType, FilterType};
+    let flat = color != ExtendedColorType::L8 && colours_at_most(data, color, 256);
+    if flat {
+        PngEncoder::new_with_quality(out, CompressionType::Default, FilterType::NoFilter)
+    } else {
+        PngEncoder::new(out)
     }
 }
 
@@ -784,10 +806,20 @@ fn webp_with_profile(webp: &[u8], icc: &[u8]) -> Result<Vec<u8>, String> {
 /// dithered `1` image: 2.8 times smaller). Other gray stays with image-webp, which codes it
 /// within 10–30% of libwebp's size in a third of the time (see PERFORMANCE.md).
 fn few_colours(data: &[u8], color: ExtendedColorType) -> bool {
-    let (bytes, max) = match color {
-        ExtendedColorType::Rgb8 => (3, 256),
-        ExtendedColorType::Rgba8 => (4, 256),
-        ExtendedColorType::L8 => (1, 4),
+    let max = match color {
+        ExtendedColorType::L8 => 4,
+        _ => 256,
+    };
+    colours_at_most(data, color, max)
+}
+
+/// Whether 8-bit L, RGB or RGBA samples hold at most `max` distinct pixels (false for other
+/// samples).
+fn colours_at_most(data: &[u8], color: ExtendedColorType, max: usize) -> bool {
+    let bytes = match color {
+        ExtendedColorType::L8 => 1,
+        ExtendedColorType::Rgb8 => 3,
+        ExtendedColorType::Rgba8 => 4,
         _ => return false,
     };
     let mut seen: Vec<u32> = Vec::with_capacity(max + 1);
@@ -1018,6 +1050,8 @@ fn png_one_bit(img: &ModeImage, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
         let mut encoder = png_encoder(&mut out, img, icc)?;
         encoder.set_color(png::ColorType::Grayscale);
         encoder.set_depth(png::BitDepth::One);
+        // Packed bits: unfiltered, as libpng and Pillow.
+        encoder.set_filter(png::Filter::NoFilter);
         let mut writer = encoder.write_header().map_err(|e| one_line(&e))?;
         writer.write_image_data(&packed).map_err(|e| one_line(&e))?;
         writer.finish().map_err(|e| one_line(&e))?;
@@ -1200,6 +1234,8 @@ fn png_indexed(img: &ModeImage, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
         let mut encoder = png_encoder(&mut out, img, icc)?;
         encoder.set_color(png::ColorType::Indexed);
         encoder.set_depth(png::BitDepth::Eight);
+        // Indices are not predicted by their neighbours: unfiltered, as libpng and Pillow.
+        encoder.set_filter(png::Filter::NoFilter);
         encoder.set_palette(
             palette
                 .iter()
@@ -1489,6 +1525,61 @@ mod tests {
         );
         assert!(!few_colours(&[0, 1, 2, 3, 4], ExtendedColorType::L8));
         assert!(few_colours(&[7; 12], ExtendedColorType::Rgb8));
+    }
+
+    /// An RGB or RGBA image of at most 256 colours is written unfiltered at zlib's default
+    /// level, as Pillow writes one: it decodes to the same pixels, in a smaller file than the
+    /// adaptive filters and fast deflate that photos get. One colour more, and it gets those.
+    #[test]
+    fn a_png_of_few_colours_is_unfiltered_and_smaller() {
+        let (w, h) = (96u32, 64u32);
+        // A sprite-like image: discs of 24 colours on a flat background.
+        let mut rgba: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = ((i % w) as i32, (i / w) as i32);
+                let (cx, cy) = (x / 16 * 16 + 8, y / 16 * 16 + 8);
+                let k = ((x / 16) * 7 + (y / 16) * 3) as u8;
+                if (x - cx).pow(2) + (y - cy).pow(2) < 36 {
+                    [k.wrapping_mul(6), 255 - k * 5, k.wrapping_mul(29), 255]
+                } else {
+                    [20, 30, 40, 255]
+                }
+            })
+            .collect();
+        let encode_with = |data: &[u8], fast: bool| {
+            let mut out = Vec::new();
+            let encoder = if fast {
+                PngEncoder::new(&mut out)
+            } else {
+                png_encoder_for(data, ExtendedColorType::Rgba8, &mut out)
+            };
+            encoder
+                .write_image(data, w, h, ExtendedColorType::Rgba8)
+                .unwrap();
+            out
+        };
+        let ours = encode_with(&rgba, false);
+        let fast = encode_with(&rgba, true);
+        let decoded = image::load_from_memory_with_format(&ours, image::ImageFormat::Png)
+            .unwrap()
+            .to_rgba8()
+            .into_raw();
+        assert!(
+            decoded == rgba,
+            "the unfiltered PNG differs from its pixels"
+        );
+        assert!(
+            ours.len() < fast.len(),
+            "unfiltered {} bytes, fast {}",
+            ours.len(),
+            fast.len()
+        );
+        // 257 colours: the fast encoder's file, byte for byte.
+        for (k, px) in rgba.chunks_exact_mut(4).take(260).enumerate() {
+            px[3] = k as u8;
+        }
+        assert!(!colours_at_most(&rgba, ExtendedColorType::Rgba8, 256));
+        assert!(encode_with(&rgba, false) == encode_with(&rgba, true));
     }
 
     /// TIFF and npy files are written into a buffer reserved for them at once: doubling
