@@ -855,6 +855,22 @@ fn webp_lossless_palette(
     height: u32,
     color: ExtendedColorType,
 ) -> Result<Vec<u8>, String> {
+    libwebp(data, (width, height), color, |config| {
+        config.lossless = 1;
+        config.quality = 25.0;
+        config.method = 1;
+        config.exact = 1;
+    })
+}
+
+/// A WebP of `data` (`color` samples: gray expanded to RGB, as Pillow's WebP plugin does)
+/// through libwebp, with its default settings as `configure` leaves them.
+fn libwebp(
+    data: &[u8],
+    (width, height): (u32, u32),
+    color: ExtendedColorType,
+    configure: impl FnOnce(&mut webp::WebPConfig),
+) -> Result<Vec<u8>, String> {
     let rgb: Vec<u8>;
     let encoder = match color {
         ExtendedColorType::Rgb8 => webp::Encoder::from_rgb(data, width, height),
@@ -867,10 +883,7 @@ fn webp_lossless_palette(
     };
     let mut config =
         webp::WebPConfig::new().map_err(|()| "libwebp refused its default settings")?;
-    config.lossless = 1;
-    config.quality = 25.0;
-    config.method = 1;
-    config.exact = 1;
+    configure(&mut config);
     let memory = encoder.encode_advanced(&config).map_err(libwebp_failed)?;
     Ok(memory.to_vec())
 }
@@ -886,8 +899,7 @@ fn libwebp_failed(e: webp::WebPEncodingError) -> String {
     }
 }
 
-/// Lossy WebP through libwebp (the `webp` crate): method 4, like Pillow. Gray is expanded to
-/// RGB, as Pillow's WebP plugin does.
+/// Lossy WebP through libwebp (the `webp` crate): method 4, like Pillow.
 fn webp_lossy(
     data: &[u8],
     width: u32,
@@ -896,20 +908,12 @@ fn webp_lossy(
     quality: f32,
 ) -> Result<Vec<u8>, String> {
     check_webp_sides(width, height)?;
-    let rgb: Vec<u8>;
-    let encoder = match color {
-        ExtendedColorType::Rgb8 => webp::Encoder::from_rgb(data, width, height),
-        ExtendedColorType::Rgba8 => webp::Encoder::from_rgba(data, width, height),
-        ExtendedColorType::L8 => {
-            rgb = data.iter().flat_map(|&v| [v, v, v]).collect();
-            webp::Encoder::from_rgb(&rgb, width, height)
-        }
-        other => return Err(format!("webp cannot hold {other:?} pixels")),
-    };
-    let memory = encoder
-        .encode_simple(false, quality)
-        .map_err(libwebp_failed)?;
-    Ok(memory.to_vec())
+    // What the `webp` crate's `encode_simple(false, quality)` sets.
+    libwebp(data, (width, height), color, |config| {
+        config.lossless = 0;
+        config.alpha_compression = 1;
+        config.quality = quality;
+    })
 }
 
 /// The array `np.asarray(im)` gives for one still image: (H, W[, bands]).
@@ -1470,59 +1474,49 @@ mod tests {
         let mut rgba: Vec<u8> = (0..w * h)
             .flat_map(|i| pixel(((i % w) / 4 + 16 * ((i / w) / 3)) as u8))
             .collect();
-        assert!(few_colours(&rgba, ExtendedColorType::Rgba8));
-        let file = webp(&rgba, (w, h), ExtendedColorType::Rgba8, (80.0, true), None).unwrap();
-        let decoded = image::load_from_memory_with_format(&file, image::ImageFormat::WebP)
-            .unwrap()
-            .to_rgba8()
-            .into_raw();
-        assert!(
-            decoded == rgba,
-            "libwebp's lossless file differs from its pixels"
-        );
-        let mut own = Vec::new();
-        WebPEncoder::new_lossless(&mut own)
-            .write_image(&rgba, w, h, ExtendedColorType::Rgba8)
-            .unwrap();
-        assert!(
-            file.len() < own.len(),
-            "libwebp {} bytes, image-webp {}",
-            file.len(),
-            own.len()
-        );
+        let image_webp = |data: &[u8], color: ExtendedColorType| {
+            let mut own = Vec::new();
+            WebPEncoder::new_lossless(&mut own)
+                .write_image(data, w, h, color)
+                .unwrap();
+            own
+        };
+        // webp()'s file decodes to the samples exactly and is smaller than image-webp's.
+        let exact_and_smaller = |data: &[u8], color: ExtendedColorType| {
+            assert!(few_colours(data, color), "{color:?}");
+            let file = webp(data, (w, h), color, (80.0, true), None).unwrap();
+            let decoded =
+                image::load_from_memory_with_format(&file, image::ImageFormat::WebP).unwrap();
+            let decoded = match color {
+                ExtendedColorType::L8 => decoded.to_luma8().into_raw(),
+                _ => decoded.to_rgba8().into_raw(),
+            };
+            assert!(
+                decoded == data,
+                "{color:?}: the file differs from its samples"
+            );
+            let own = image_webp(data, color);
+            assert!(
+                file.len() < own.len(),
+                "{color:?}: libwebp {} bytes, image-webp {}",
+                file.len(),
+                own.len()
+            );
+        };
+        exact_and_smaller(&rgba, ExtendedColorType::Rgba8);
         // A 257th colour: image-webp's file, byte for byte.
         rgba[..4].copy_from_slice(&[1, 2, 3, 4]);
         assert!(!few_colours(&rgba, ExtendedColorType::Rgba8));
         let file = webp(&rgba, (w, h), ExtendedColorType::Rgba8, (80.0, true), None).unwrap();
-        let mut own = Vec::new();
-        WebPEncoder::new_lossless(&mut own)
-            .write_image(&rgba, w, h, ExtendedColorType::Rgba8)
-            .unwrap();
-        assert!(file == own, "an image of 257 colours is not image-webp's");
-        // Gray of at most 4 values (a `1` image) is libwebp's, exactly; of 5, image-webp's.
+        assert!(
+            file == image_webp(&rgba, ExtendedColorType::Rgba8),
+            "an image of 257 colours is not image-webp's"
+        );
+        // Gray of at most 4 values (a `1` image) is libwebp's too; of 5, image-webp's.
         let gray: Vec<u8> = (0..w * h)
             .map(|i| [0, 85, 170, 255][(i % 7 % 4) as usize])
             .collect();
-        assert!(few_colours(&gray, ExtendedColorType::L8));
-        let file = webp(&gray, (w, h), ExtendedColorType::L8, (80.0, true), None).unwrap();
-        let decoded = image::load_from_memory_with_format(&file, image::ImageFormat::WebP)
-            .unwrap()
-            .to_luma8()
-            .into_raw();
-        assert!(
-            decoded == gray,
-            "libwebp's lossless gray differs from its samples"
-        );
-        let mut own = Vec::new();
-        WebPEncoder::new_lossless(&mut own)
-            .write_image(&gray, w, h, ExtendedColorType::L8)
-            .unwrap();
-        assert!(
-            file.len() < own.len(),
-            "libwebp {} bytes, image-webp {}",
-            file.len(),
-            own.len()
-        );
+        exact_and_smaller(&gray, ExtendedColorType::L8);
         assert!(!few_colours(&[0, 1, 2, 3, 4], ExtendedColorType::L8));
         assert!(few_colours(&[7; 12], ExtendedColorType::Rgb8));
     }
