@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod ahead;
 pub mod backend;
 pub mod bench;
 mod budget;

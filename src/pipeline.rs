@@ -105,6 +105,7 @@ pub struct PipelineBuilder {
     on_frame: Option<FrameCallback>,
     on_event: Option<EventCallback>,
     encoder_threads: usize,
+    decode_threads: usize,
     policy: Option<FramePolicy>,
     stream_every: Option<Duration>,
     time_limit: Option<Duration>,
@@ -174,6 +175,7 @@ impl std::fmt::Debug for PipelineBuilder {
             .field("on_frame", &self.on_frame.is_some())
             .field("on_event", &self.on_event.is_some())
             .field("encoder_threads", &self.encoder_threads)
+            .field("decode_threads", &self.decode_threads)
             .field("policy", &self.policy)
             .field("stream_every", &self.stream_every)
             .field("time_limit", &self.time_limit)
@@ -266,6 +268,7 @@ impl Default for PipelineBuilder {
             on_frame: None,
             on_event: None,
             encoder_threads: thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            decode_threads: thread::available_parallelism().map_or(2, |n| n.get().min(8)),
             policy: None,
             stream_every: None,
             time_limit: None,
@@ -402,6 +405,16 @@ impl PipelineBuilder {
     /// Threads that encode and write files (default: the machine's cores, at most 8).
     pub fn encoder_threads(mut self, threads: usize) -> Self {
         self.encoder_threads = threads.max(1);
+        self
+    }
+
+    /// Threads that decode files (default: the machine's cores, at most 8). They decode the
+    /// next inputs' first frames (a still image's only one) while the frames before them are
+    /// sent on, as many inputs ahead as there are threads and within
+    /// [`PipelineBuilder::in_flight_bytes`]; the inputs still go on in order, so outputs and
+    /// failures are the same whatever the number.
+    pub fn decode_threads(mut self, threads: usize) -> Self {
+        self.decode_threads = threads.max(1);
         self
     }
 
@@ -765,6 +778,7 @@ impl Pipeline {
             output,
             on_event,
             encoder_threads,
+            decode_threads,
             policy,
             stream_every,
             time_limit,
@@ -925,6 +939,7 @@ impl Pipeline {
                 } => capture_files(
                     &inputs,
                     &limits,
+                    decode_threads,
                     keep,
                     &capture_budget,
                     &rules,
@@ -1143,12 +1158,38 @@ struct Charge {
     bytes_per_pixel: u64,
 }
 
-/// Decodes every input in order, sending its frames (marking the last) or its failure.
-/// Returns how many inputs it never started (a stop rule fired, or the pipeline stopped).
+/// Decodes every input in order (`decode_threads` decoding ahead), sending its frames
+/// (marking the last) or its failure. Returns how many inputs it never started (a stop rule
+/// fired, or the pipeline stopped).
 #[allow(clippy::too_many_arguments)]
 fn capture_files(
     inputs: &[Input],
     limits: &DecodeLimits,
+    decode_threads: usize,
+    keep: Keep,
+    charge: &Charge,
+    rules: &StopRules,
+    clock: &dyn Clock,
+    link: &Link<Msg>,
+    counters: &Counters,
+) -> usize {
+    let stopped = || rules.stopped();
+    crate::ahead::decode_ahead(
+        inputs,
+        limits,
+        &charge.budget,
+        charge.bytes_per_pixel,
+        decode_threads,
+        &stopped,
+        |decoder| capture_decoded(inputs, decoder, keep, charge, rules, clock, link, counters),
+    )
+}
+
+/// [`capture_files`]' loop over the inputs, as `decoder` gives them.
+#[allow(clippy::too_many_arguments)]
+fn capture_decoded(
+    inputs: &[Input],
+    decoder: &mut crate::ahead::Decoder<'_, '_>,
     keep: Keep,
     charge: &Charge,
     rules: &StopRules,
@@ -1163,8 +1204,8 @@ fn capture_files(
         if rules.reached(seq, clock.now()) {
             return after + 1;
         }
-        let frames = match source::decode(input, limits) {
-            Ok(frames) => frames,
+        let (mut frames, mut ahead) = match decoder.take(index) {
+            Ok(decoded) => (decoded.frames, decoded.ahead),
             // Ctrl-C in a terminal ends the program feeding standard input too: the data
             // cut short then is the interruption's doing, not a broken file.
             Err(_) if rules.stopped() => return after + 1,
@@ -1181,7 +1222,6 @@ fn capture_files(
                 continue;
             }
         };
-        let mut frames = frames.peekable();
         let mut frame_index = 0;
         let mut alpha_seen = false;
         loop {
@@ -1239,7 +1279,11 @@ fn capture_files(
             // Waits while the frames ahead take the budget; a stop while waiting ends the
             // input as a stop between frames does, or leaves it unreached at its first frame.
             let bytes = charge.bytes_per_pixel * frame.pixels() as u64;
-            let Some(held) = charge.budget.acquire(bytes, || rules.stopped()) else {
+            decoder.weighed(bytes);
+            let Some(held) = charge
+                .budget
+                .acquire(bytes, ahead.take(), || rules.stopped())
+            else {
                 if frame.meta.index == 0 {
                     return after + 1;
                 }

@@ -289,8 +289,8 @@ fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
     let bytes = std::fs::read(&png).unwrap();
     let (mut child, mut stdin) = run_on_piped_stdin(&[], &tmp.path().join("out"));
     stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
-    // Signal only once the capture thread waits in read(2) on stdin (syscall 0, fd 0), the
-    // handler being in place before the pipeline starts.
+    // Signal only once a decode thread (`shutter-decode0`, ...) waits in read(2) on stdin
+    // (syscall 0, fd 0), the handler being in place before the pipeline starts.
     let tasks = format!("/proc/{}/task", child.id());
     let deadline = Instant::now() + Duration::from_secs(60);
     let reading_stdin = || {
@@ -301,7 +301,7 @@ fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
             .any(|task| {
                 let read =
                     |f: &str| std::fs::read_to_string(task.path().join(f)).unwrap_or_default();
-                read("comm").trim() == "shutter-capture" && read("syscall").starts_with("0 0x0 ")
+                read("comm").starts_with("shutter-decode") && read("syscall").starts_with("0 0x0 ")
             })
     };
     while !reading_stdin() {

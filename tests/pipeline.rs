@@ -1688,6 +1688,128 @@ fn frames_in_flight_stay_within_the_byte_budget_and_give_the_same_outputs() {
     }
 }
 
+/// Files decoded ahead on several threads go on as one thread gives them: the same frames
+/// in input order, an animation's frames between the stills around it, the broken inputs'
+/// failures in order, the same files written; and within a budget of three frames.
+#[test]
+fn decoding_ahead_on_many_threads_gives_what_one_thread_gives() {
+    let tmp = TempDir::new().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    let sizes = [
+        (31, 17),
+        (1, 1),
+        (64, 48),
+        (3, 7),
+        (40, 40),
+        (90, 5),
+        (12, 12),
+    ];
+    for (i, &(w, h)) in sizes.iter().enumerate() {
+        noisy_png(&inputs, &format!("f{i}.png"), w, h, 70 + i as u64);
+    }
+    std::fs::write(inputs.join("f2b.png"), b"not a png at all").unwrap();
+    std::fs::write(inputs.join("f5b.gif"), b"GIF89a cut short").unwrap();
+    let gif = common::anim_fixture("loop3.gif");
+    std::fs::copy(&gif.path, inputs.join("f4b.gif")).unwrap();
+    let frame_bytes = |w: u64, h: u64| w * h * (4 + 3);
+    let largest = frame_bytes(64, 48).max(frame_bytes(gif.width.into(), gif.height.into()));
+    for device in devices() {
+        let run = |threads: usize, budget: Option<u64>| {
+            let out = tmp.path().join(format!("{device:?}-{threads}-{budget:?}"));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let sink = seen.clone();
+            let mut builder = Pipeline::builder()
+                .sources([inputs.as_path()])
+                .device(device)
+                .mirror(true)
+                .filter(Filter::Sepia)
+                .decode_threads(threads)
+                .output(Output::Dir(out.clone()), Format::Png)
+                .on_frame(move |frame| {
+                    let name = frame.meta.name.to_string();
+                    sink.lock()
+                        .unwrap()
+                        .push((name, frame.meta.index, frame.array()));
+                    Ok(())
+                });
+            if let Some(bytes) = budget {
+                builder = builder.in_flight_bytes(bytes);
+            }
+            let stats = builder.build().unwrap().run().unwrap();
+            let failures: Vec<String> = stats.failures.iter().map(|e| e.to_string()).collect();
+            let written: Vec<(String, Vec<u8>)> = common::dir_names(&out)
+                .into_iter()
+                .map(|name| (name.clone(), std::fs::read(out.join(&name)).unwrap()))
+                .collect();
+            let seen = std::mem::take(&mut *seen.lock().unwrap());
+            (seen, failures, written, stats.in_flight_peak_bytes)
+        };
+        let (seen, failures, written, _) = run(1, None);
+        let order: Vec<(String, usize)> = seen.iter().map(|(n, i, _)| (n.clone(), *i)).collect();
+        let name = |file: &str| inputs.join(file).display().to_string();
+        // By name: f2b.png after f2.png and f5b.gif after f5.png fail, and the animation
+        // f4b.gif comes after f4.png.
+        let mut want: Vec<(String, usize)> = ["f0", "f1", "f2", "f3", "f4"]
+            .iter()
+            .map(|stem| (name(&format!("{stem}.png")), 0))
+            .collect();
+        want.extend((0..gif.delays_ms.len()).map(|i| (name("f4b.gif"), i)));
+        want.extend([(name("f5.png"), 0), (name("f6.png"), 0)]);
+        assert_eq!(order, want, "{device:?}");
+        assert_eq!(failures.len(), 2, "{device:?}: {failures:?}");
+        assert!(failures[0].contains("f2b.png") && failures[1].contains("f5b.gif"));
+        for (threads, budget) in [(6, None), (3, Some(3 * largest)), (8, Some(1))] {
+            let (many, many_failures, many_written, peak) = run(threads, budget);
+            assert_eq!(
+                many, seen,
+                "{device:?}: {threads} threads, budget {budget:?}"
+            );
+            assert_eq!(many_failures, failures, "{device:?}: {threads} threads");
+            assert_eq!(many_written, written, "{device:?}: {threads} threads");
+            if let Some(bytes) = budget {
+                assert!(
+                    peak <= bytes.max(largest),
+                    "{device:?}: {threads} threads: {peak} > {bytes}"
+                );
+            }
+        }
+    }
+}
+
+/// Files decoded ahead are weighed by their headers: large images after small ones stay
+/// within the budget, where an estimate from the small ones would let several large ones be
+/// decoded ahead at once.
+#[test]
+fn large_files_after_small_ones_are_decoded_ahead_within_the_budget() {
+    let tmp = TempDir::new().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    for i in 0..6 {
+        noisy_png(&inputs, &format!("a{i}.png"), 2, 2, 90 + i);
+        noisy_png(&inputs, &format!("b{i}.png"), 64, 64, 100 + i);
+    }
+    let large = 64 * 64 * (4 + 3);
+    for budget in [large, 2 * large, 3 * large + 5] {
+        let stats = Pipeline::builder()
+            .sources([inputs.as_path()])
+            .device(DeviceChoice::Cpu)
+            .decode_threads(8)
+            .in_flight_bytes(budget)
+            .on_frame(|_| Ok(()))
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        assert_eq!(stats.frames, 12);
+        assert!(
+            stats.in_flight_peak_bytes <= budget,
+            "{} > {budget}",
+            stats.in_flight_peak_bytes
+        );
+    }
+}
+
 #[test]
 fn the_pipeline_and_its_parts_print_their_settings_for_debugging() {
     let builder = Pipeline::builder()

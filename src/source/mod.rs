@@ -791,6 +791,33 @@ pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
     })
 }
 
+/// The pixels of an input's first frame (a GIF's or APNG's canvas), read from its header
+/// without decoding it. `None` where that is not cheap (SVG, standard input, a pipe) or the
+/// header cannot be read (the decode says why).
+pub(crate) fn header_pixels(input: &Input) -> Option<u64> {
+    let (width, height) = match &input.kind {
+        InputKind::File(path) => {
+            // A pipe or a FIFO can be read once: only its decode reads it.
+            if !std::fs::metadata(path).ok()?.is_file() {
+                return None;
+            }
+            image::ImageReader::open(path)
+                .ok()?
+                .with_guessed_format()
+                .ok()?
+                .into_dimensions()
+                .ok()?
+        }
+        InputKind::Bytes(data) => image::ImageReader::new(std::io::Cursor::new(&data[..]))
+            .with_guessed_format()
+            .ok()?
+            .into_dimensions()
+            .ok()?,
+        InputKind::Stdin => return None,
+    };
+    Some(u64::from(width) * u64::from(height))
+}
+
 thread_local! {
     /// Set while this thread runs a decoder under [`guarded`].
     static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
