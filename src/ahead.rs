@@ -5,10 +5,12 @@
 //! takes them one by one in order, so outputs, failures and their order are those of a
 //! serial run; the later frames of an animation are decoded by the capture, in turn.
 //!
-//! A worker decodes the input whose turn it is at once, as the capture alone would; another
-//! input it decodes only within `window` inputs of the turn and with room in the run's
-//! [`Budget`] for its frame and the turn's (see [`Budget::start_decode`]): the size of its
-//! frame read from its header, or else taken as the largest so far.
+//! A worker decodes the input whose turn it is at once, as the capture alone would. Another
+//! input it decodes only within `window` inputs of the turn, when its header gives its size
+//! and the turn's header gives the turn's, and with room in the run's [`Budget`] for both
+//! (see [`Budget::start_decode`]). So standard input, a pipe, an SVG or a file whose header
+//! cannot be read is read only in its turn, as before, and the frames in flight stay within
+//! the budget.
 
 use std::collections::HashMap;
 use std::iter::Peekable;
@@ -28,6 +30,9 @@ pub(crate) struct Decoded {
     pub(crate) ahead: Option<Ahead>,
 }
 
+/// A size not known (yet) in [`Shared::sizes`].
+const UNKNOWN: u64 = 0;
+
 /// What the decode workers and the capture share.
 struct Shared<'a> {
     inputs: &'a [Input],
@@ -41,9 +46,9 @@ struct Shared<'a> {
     next: AtomicUsize,
     /// The input the capture is on.
     turn: AtomicUsize,
-    /// The largest frame so far (decoded, or read in a header), in budget bytes: the estimate
-    /// of a frame whose header says nothing, and of the frame whose turn it is.
-    estimate: AtomicU64,
+    /// Each input's first frame in budget bytes, from its header ([`UNKNOWN`] until read, and
+    /// when it cannot be).
+    sizes: Vec<AtomicU64>,
     /// Set when the capture has finished.
     done: AtomicBool,
     /// The run has stopped.
@@ -73,16 +78,20 @@ impl Decoder<'_, '_> {
                 Ok((i, result)) => {
                     self.early.insert(i, result);
                 }
-                // No worker is left (none could be started): decode it here.
+                // No worker is left: none could be started, or the run has stopped.
+                Err(_) if (shared.stopped)() => return Err(stopped(&shared.inputs[index])),
                 Err(_) => return shared.decode(index),
             }
         }
     }
+}
 
-    /// Notes a frame's weight in the budget: decodes ahead expect frames as large as the
-    /// largest so far.
-    pub(crate) fn weighed(&self, bytes: u64) {
-        self.shared.estimate.fetch_max(bytes, Ordering::SeqCst);
+/// The error of an input a stopped run did not decode (the capture ends there, unreported).
+fn stopped(input: &Input) -> Error {
+    Error::Decode {
+        input: input.name.clone(),
+        format: "the image".to_string(),
+        reason: "the run stopped before it was decoded".to_string(),
     }
 }
 
@@ -112,6 +121,23 @@ impl Shared<'_> {
         self.done.load(Ordering::SeqCst) || (self.stopped)()
     }
 
+    /// When input `index` may start, the turn being `turn`.
+    fn look(&self, index: usize) -> Look {
+        let turn = self.turn.load(Ordering::SeqCst);
+        if self.over() {
+            return Look::Halted;
+        }
+        if index <= turn {
+            return Look::Turn;
+        }
+        let size = |i: usize| self.sizes[i].load(Ordering::SeqCst);
+        match (size(index), size(turn)) {
+            (UNKNOWN, _) | (_, UNKNOWN) => Look::Wait,
+            _ if index - turn > self.window => Look::Wait,
+            (bytes, turn) => Look::Ahead { bytes, turn },
+        }
+    }
+
     /// A worker: takes the next input, waits for its start, decodes it, sends it; again.
     fn work(&self, tx: &Sender<(usize, Result<Decoded>)>) {
         loop {
@@ -122,60 +148,62 @@ impl Shared<'_> {
             if index >= self.inputs.len() {
                 return;
             }
-            // A still's size is in its header: its share is then exact, not a guess.
-            let own =
-                source::header_pixels(&self.inputs[index]).map(|px| px * self.bytes_per_pixel);
-            if let Some(bytes) = own {
-                self.estimate.fetch_max(bytes, Ordering::SeqCst);
-            }
-            let start = self.budget.start_decode(|| {
-                let turn = self.turn.load(Ordering::SeqCst);
-                if self.over() {
-                    Look::Halted
-                } else if index <= turn {
-                    Look::Turn
-                } else if index - turn <= self.window {
-                    let largest = self.estimate.load(Ordering::SeqCst);
-                    Look::Ahead {
-                        bytes: own.unwrap_or(largest),
-                        turn: largest,
-                    }
-                } else {
-                    Look::Wait
-                }
-            });
-            let mut ahead = match start {
-                Start::Never => return,
-                Start::Now => None,
-                Start::Ahead(share) => Some(share),
-            };
-            let mut result = self.decode(index);
-            if let Ok(decoded) = &mut result {
-                match decoded.frames.peek() {
-                    Some(Ok(first)) => {
-                        let bytes =
-                            self.bytes_per_pixel * u64::from(first.width) * u64::from(first.height);
-                        self.estimate.fetch_max(bytes, Ordering::SeqCst);
-                        if let Some(share) = &mut ahead {
-                            share.resize(bytes);
-                        }
-                        decoded.ahead = ahead;
-                    }
-                    // No frame to hold: the share goes back.
-                    _ => drop(ahead),
-                }
-            }
+            // Every input taken is answered for, whatever happens to it.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.prepare(index)))
+                    .unwrap_or_else(|_| {
+                        Err(Error::Decode {
+                            input: self.inputs[index].name.clone(),
+                            format: "the image".to_string(),
+                            reason: "the decode worker failed".to_string(),
+                        })
+                    });
             if tx.send((index, result)).is_err() {
                 return;
             }
         }
+    }
+
+    /// Input `index`, decoded in its turn or ahead of it.
+    fn prepare(&self, index: usize) -> Result<Decoded> {
+        if let Some(pixels) = source::header_pixels(&self.inputs[index]) {
+            let bytes = pixels.saturating_mul(self.bytes_per_pixel).max(1);
+            self.sizes[index].store(bytes, Ordering::SeqCst);
+            // Decodes waiting on this one's size (it may be the turn's) look again.
+            self.budget.turn_changed();
+        }
+        let ahead = match self.budget.start_decode(|| self.look(index)) {
+            Start::Never => return Err(stopped(&self.inputs[index])),
+            Start::Now => None,
+            Start::Ahead(share) => Some(share),
+        };
+        let mut result = self.decode(index);
+        if let Ok(decoded) = &mut result
+            && let Some(Ok(first)) = decoded.frames.peek()
+            && let Some(mut share) = ahead
+        {
+            // The header told the size; a decoder may still give another.
+            share.resize(self.bytes_per_pixel * u64::from(first.width) * u64::from(first.height));
+            decoded.ahead = Some(share);
+        }
+        result
+    }
+}
+
+/// Sets [`Shared::done`] when dropped, on every way out of the capture: a worker waiting for
+/// its start then gives up, and the workers can be joined.
+struct DoneOnDrop<'s, 'a>(&'s Shared<'a>);
+
+impl Drop for DoneOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.done.store(true, Ordering::SeqCst);
+        self.0.budget.turn_changed();
     }
 }
 
 /// Runs `capture` with a [`Decoder`] of `inputs` fed by `workers` decode threads (at most one
 /// per input), and returns what it returns once the workers have stopped: a worker finishes
 /// the decode it is in, and starts none once `capture` has returned or `stopped` is true.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn decode_ahead<R>(
     inputs: &[Input],
     limits: &DecodeLimits,
@@ -194,12 +222,13 @@ pub(crate) fn decode_ahead<R>(
         window: workers,
         next: AtomicUsize::new(0),
         turn: AtomicUsize::new(0),
-        estimate: AtomicU64::new(0),
+        sizes: inputs.iter().map(|_| AtomicU64::new(UNKNOWN)).collect(),
         done: AtomicBool::new(false),
         stopped,
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::scope(|scope| {
+        let _done = DoneOnDrop(&shared);
         for k in 0..workers {
             let tx = tx.clone();
             let shared = &shared;
@@ -214,9 +243,6 @@ pub(crate) fn decode_ahead<R>(
             rx,
             early: HashMap::new(),
         };
-        let result = capture(&mut decoder);
-        shared.done.store(true, Ordering::SeqCst);
-        budget.turn_changed();
-        result
+        capture(&mut decoder)
     })
 }

@@ -57,8 +57,8 @@ pub(crate) struct Held {
 pub(crate) enum Look {
     /// Its input's turn has come: it starts whatever the budget.
     Turn,
-    /// It may start ahead of its turn if there is room for its frame, of `bytes` (0: not
-    /// known yet, so it waits), and for the frame whose turn it is, of at most `turn`.
+    /// It may start ahead of its turn if there is room for its frame, of `bytes`, and for the
+    /// first frame of the input whose turn it is, of `turn` (both from their headers).
     Ahead { bytes: u64, turn: u64 },
     /// It waits.
     Wait,
@@ -77,7 +77,7 @@ pub(crate) enum Start {
     Never,
 }
 
-/// The share of a frame decoded ahead of its turn (an estimate while it is being decoded),
+/// The share of a frame decoded ahead of its turn (its header's size while it is decoded),
 /// given back when dropped or turned into the frame's [`Held`] share by [`Budget::acquire`].
 #[derive(Debug)]
 pub(crate) struct Ahead {
@@ -109,6 +109,8 @@ impl Budget {
         ahead: Option<Ahead>,
         halted: impl Fn() -> bool,
     ) -> Option<Held> {
+        // Declared before the lock's guard, so that it is dropped (taking the lock) after it.
+        let mut ahead = ahead;
         let own = ahead.as_ref().map_or(0, |a| a.bytes);
         let mut state = self.lock();
         while state.in_use > 0 && (state.held() - own).saturating_add(bytes) > self.limit {
@@ -121,14 +123,15 @@ impl Budget {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        if let Some(ahead) = ahead {
-            state.ahead -= own;
-            std::mem::forget(ahead);
+        if let Some(share) = &mut ahead {
+            state.ahead -= share.bytes;
+            share.bytes = 0;
         }
         state.in_use += bytes;
         state.peak = state.peak.max(state.held());
         drop(state);
-        // Shares waiting on `ahead` space may fit now that this one has gone.
+        drop(ahead);
+        // Decodes waiting for room may fit now that this share has moved on.
         self.freed.notify_all();
         Some(Held {
             budget: self.clone(),
@@ -147,9 +150,7 @@ impl Budget {
                 Look::Halted => return Start::Never,
                 // Room for this frame and for the one whose turn it is.
                 Look::Ahead { bytes, turn }
-                    if bytes > 0
-                        && bytes.saturating_add(turn)
-                            <= self.limit.saturating_sub(state.held()) =>
+                    if bytes.saturating_add(turn) <= self.limit.saturating_sub(state.held()) =>
                 {
                     state.ahead += bytes;
                     state.peak = state.peak.max(state.held());
@@ -168,8 +169,8 @@ impl Budget {
         }
     }
 
-    /// Wakes the decodes waiting in [`Budget::reserve_ahead`] to look again at whose turn it
-    /// is (call it after changing what `now_its_turn` looks at).
+    /// Wakes the decodes waiting in [`Budget::start_decode`] to look again (call it after
+    /// changing what their `look` looks at).
     pub(crate) fn turn_changed(&self) {
         drop(self.lock());
         self.freed.notify_all();
@@ -268,7 +269,7 @@ mod tests {
         // Room for the frame and for the turn's, whatever their sizes.
         assert!(ahead_of(10, 91).is_none());
         drop(ahead_of(10, 90).expect("10 + 90"));
-        // Room for two frames of the estimate: one ahead, one in turn.
+        // Room for two frames of the same size: one ahead, one in turn.
         let mut first = ahead(50).expect("room for 2 × 50");
         assert_eq!(held(&budget), (0, 50));
         first.resize(30);
@@ -291,10 +292,15 @@ mod tests {
         assert!(budget.acquire(20, None, || true).is_none());
         drop((turn, first, second));
         assert_eq!(held(&budget), (0, 0));
+        assert_eq!(
+            Arc::strong_count(&budget),
+            1,
+            "every share let the budget go"
+        );
     }
 
     #[test]
-    fn a_decode_ahead_waits_for_an_estimate_and_room_and_goes_when_its_turn_comes() {
+    fn a_decode_ahead_waits_for_room_or_its_turn_and_looks_again_when_told() {
         let budget = Budget::new(100);
         let sent = budget.acquire(60, None, || false).expect("nothing held");
         let turn = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -320,25 +326,30 @@ mod tests {
         turn.store(true, std::sync::atomic::Ordering::SeqCst);
         budget.turn_changed();
         assert!(matches!(waiter.join().unwrap(), Start::Now));
-        // No estimate yet: not even an empty budget lets a decode ahead start.
+        // Told to wait (a size not known yet), it waits whatever the room, and goes once
+        // told it may.
         drop(sent);
         let (tx, rx) = std::sync::mpsc::channel();
-        let estimate = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let size = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let waiter = {
-            let (budget, estimate) = (budget.clone(), estimate.clone());
+            let (budget, size) = (budget.clone(), size.clone());
             std::thread::spawn(move || {
                 let start = budget.start_decode(|| {
                     let _ = tx.send(());
-                    let bytes = estimate.load(std::sync::atomic::Ordering::SeqCst);
-                    Look::Ahead { bytes, turn: bytes }
+                    match size.load(std::sync::atomic::Ordering::SeqCst) {
+                        0 => Look::Wait,
+                        bytes => Look::Ahead { bytes, turn: bytes },
+                    }
                 });
                 matches!(start, Start::Ahead(ref share) if share.bytes == 50)
             })
         };
         rx.recv().unwrap();
-        estimate.store(50, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(held(&budget), (0, 0), "nothing taken while waiting");
+        size.store(50, std::sync::atomic::Ordering::SeqCst);
         budget.turn_changed();
         assert!(waiter.join().unwrap());
+        assert_eq!(held(&budget), (0, 0), "the share went back");
     }
 
     #[test]

@@ -1279,7 +1279,6 @@ fn capture_decoded(
             // Waits while the frames ahead take the budget; a stop while waiting ends the
             // input as a stop between frames does, or leaves it unreached at its first frame.
             let bytes = charge.bytes_per_pixel * frame.pixels() as u64;
-            decoder.weighed(bytes);
             let Some(held) = charge
                 .budget
                 .acquire(bytes, ahead.take(), || rules.stopped())

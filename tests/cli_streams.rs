@@ -273,6 +273,52 @@ fn run_on_piped_stdin(
     (child, stdin)
 }
 
+/// Standard input is read in its turn only, never ahead: a run that stops before it
+/// (`--frames 1`) ends without reading it, while the program feeding it is still running.
+#[test]
+fn standard_input_after_a_file_is_not_read_ahead_of_its_turn() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let tmp = TempDir::new().unwrap();
+    let png = tmp.path().join("a.png");
+    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 90]))
+        .save(&png)
+        .unwrap();
+    let out = tmp.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args([
+            "run",
+            png.to_str().unwrap(),
+            "-",
+            "--frames",
+            "1",
+            "--device",
+            "cpu",
+        ])
+        .args(["--format", "npy", "-o", out.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shutter");
+    // Held open, with nothing written, until shutter has ended.
+    let stdin = child.stdin.take().expect("a piped stdin");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shutter waited for standard input past the run's last frame"
+        );
+        std::thread::yield_now();
+    };
+    drop(stdin);
+    assert!(status.success(), "{status:?}");
+    assert!(out.join("a.npy").is_file());
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {

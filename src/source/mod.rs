@@ -795,26 +795,24 @@ pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
 /// without decoding it. `None` where that is not cheap (SVG, standard input, a pipe) or the
 /// header cannot be read (the decode says why).
 pub(crate) fn header_pixels(input: &Input) -> Option<u64> {
-    let (width, height) = match &input.kind {
-        InputKind::File(path) => {
+    fn read<R: std::io::BufRead + std::io::Seek>(reader: R) -> Option<(u32, u32)> {
+        let reader = image::ImageReader::new(reader).with_guessed_format().ok()?;
+        reader.into_dimensions().ok()
+    }
+    // A header parser's panic on malformed data is the decode's to report.
+    let (width, height) = guarded(&input.name, || {
+        Ok(match &input.kind {
             // A pipe or a FIFO can be read once: only its decode reads it.
-            if !std::fs::metadata(path).ok()?.is_file() {
-                return None;
+            InputKind::File(path) if std::fs::metadata(path).is_ok_and(|m| m.is_file()) => {
+                let file = std::fs::File::open(path).ok();
+                file.and_then(|file| read(std::io::BufReader::new(file)))
             }
-            image::ImageReader::open(path)
-                .ok()?
-                .with_guessed_format()
-                .ok()?
-                .into_dimensions()
-                .ok()?
-        }
-        InputKind::Bytes(data) => image::ImageReader::new(std::io::Cursor::new(&data[..]))
-            .with_guessed_format()
-            .ok()?
-            .into_dimensions()
-            .ok()?,
-        InputKind::Stdin => return None,
-    };
+            InputKind::Bytes(data) => read(std::io::Cursor::new(&data[..])),
+            InputKind::File(_) | InputKind::Stdin => None,
+        })
+    })
+    .ok()
+    .flatten()?;
     Some(u64::from(width) * u64::from(height))
 }
 
