@@ -938,17 +938,29 @@ impl Pipeline {
                     inputs,
                     limits,
                     keep,
-                } => capture_files(
-                    &inputs,
-                    &limits,
-                    decode_threads,
-                    keep,
-                    &capture_budget,
-                    &rules,
-                    &*capture_clock,
-                    &to_gpu,
-                    &capture_counters,
-                ),
+                } => {
+                    let stopped = || rules.stopped();
+                    crate::ahead::decode_ahead(
+                        &inputs,
+                        &limits,
+                        &capture_budget.budget,
+                        capture_budget.bytes_per_pixel,
+                        decode_threads,
+                        &stopped,
+                        |decoder| {
+                            capture_files(
+                                &inputs,
+                                decoder,
+                                keep,
+                                &capture_budget,
+                                &rules,
+                                &*capture_clock,
+                                &to_gpu,
+                                &capture_counters,
+                            )
+                        },
+                    )
+                }
                 Capture::Live { live, restamp } => {
                     capture_live(
                         live,
@@ -1160,36 +1172,11 @@ struct Charge {
     bytes_per_pixel: u64,
 }
 
-/// Decodes every input in order (`decode_threads` decoding ahead), sending its frames
+/// Takes every input in order from `decoder` (which decodes ahead), sending its frames
 /// (marking the last) or its failure. Returns how many inputs it never started (a stop rule
 /// fired, or the pipeline stopped).
 #[allow(clippy::too_many_arguments)]
 fn capture_files(
-    inputs: &[Input],
-    limits: &DecodeLimits,
-    decode_threads: usize,
-    keep: Keep,
-    charge: &Charge,
-    rules: &StopRules,
-    clock: &dyn Clock,
-    link: &Link<Msg>,
-    counters: &Counters,
-) -> usize {
-    let stopped = || rules.stopped();
-    crate::ahead::decode_ahead(
-        inputs,
-        limits,
-        &charge.budget,
-        charge.bytes_per_pixel,
-        decode_threads,
-        &stopped,
-        |decoder| capture_decoded(inputs, decoder, keep, charge, rules, clock, link, counters),
-    )
-}
-
-/// [`capture_files`]' loop over the inputs, as `decoder` gives them.
-#[allow(clippy::too_many_arguments)]
-fn capture_decoded(
     inputs: &[Input],
     decoder: &mut crate::ahead::Decoder<'_, '_>,
     keep: Keep,
