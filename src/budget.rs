@@ -14,7 +14,7 @@
 //! frame, when the share becomes the frame's [`Held`] one. The frame whose turn it is is
 //! decoded whatever the budget, as the capture alone would.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// How often a capture waiting for room looks at whether the run has stopped (a run whose
@@ -37,6 +37,8 @@ struct State {
     ahead: u64,
     /// The most of `in_use + ahead` so far.
     peak: u64,
+    /// Threads waiting on `freed` (no one to wake: no wake-up call).
+    waiting: usize,
 }
 
 impl State {
@@ -95,8 +97,29 @@ impl Budget {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for a change (or the poll interval), holding `state` until then.
+    fn wait<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        state.waiting += 1;
+        let mut state = self
+            .freed
+            .wait_timeout(state, HALT_POLL)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        state.waiting -= 1;
+        state
+    }
+
+    /// Releases `state`, changed, waking the threads waiting for a change, if any.
+    fn changed(&self, state: MutexGuard<'_, State>) {
+        let waiting = state.waiting > 0;
+        drop(state);
+        if waiting {
+            self.freed.notify_all();
+        }
     }
 
     /// Takes `bytes` for a frame sent on, waiting while shares held already take the budget
@@ -117,11 +140,7 @@ impl Budget {
             if halted() {
                 return None;
             }
-            state = self
-                .freed
-                .wait_timeout(state, HALT_POLL)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            state = self.wait(state);
         }
         if let Some(share) = &mut ahead {
             state.ahead -= share.bytes;
@@ -129,10 +148,9 @@ impl Budget {
         }
         state.in_use += bytes;
         state.peak = state.peak.max(state.held());
-        drop(state);
-        drop(ahead);
         // Decodes waiting for room may fit now that this share has moved on.
-        self.freed.notify_all();
+        self.changed(state);
+        drop(ahead);
         Some(Held {
             budget: self.clone(),
             bytes,
@@ -161,19 +179,14 @@ impl Budget {
                 }
                 Look::Ahead { .. } | Look::Wait => {}
             }
-            state = self
-                .freed
-                .wait_timeout(state, HALT_POLL)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            state = self.wait(state);
         }
     }
 
     /// Wakes the decodes waiting in [`Budget::start_decode`] to look again (call it after
     /// changing what their `look` looks at).
     pub(crate) fn turn_changed(&self) {
-        drop(self.lock());
-        self.freed.notify_all();
+        self.changed(self.lock());
     }
 
     /// The most bytes held at once so far.
@@ -189,8 +202,7 @@ impl Ahead {
         state.ahead = state.ahead - self.bytes + bytes;
         state.peak = state.peak.max(state.held());
         self.bytes = bytes;
-        drop(state);
-        self.budget.freed.notify_all();
+        self.budget.changed(state);
     }
 }
 
@@ -198,8 +210,7 @@ impl Drop for Ahead {
     fn drop(&mut self) {
         let mut state = self.budget.lock();
         state.ahead -= self.bytes;
-        drop(state);
-        self.budget.freed.notify_all();
+        self.budget.changed(state);
     }
 }
 
@@ -207,8 +218,7 @@ impl Drop for Held {
     fn drop(&mut self) {
         let mut state = self.budget.lock();
         state.in_use -= self.bytes;
-        drop(state);
-        self.budget.freed.notify_all();
+        self.budget.changed(state);
     }
 }
 
