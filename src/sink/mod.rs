@@ -2,4 +2,5 @@
 
 pub mod encode;
 pub mod npy;
+mod palette;
 pub mod sequence;

@@ -824,7 +824,7 @@ fn quantise(
         None => to_rgba(image)?,
     };
     let speed = gif_speed(usize::from(w) * usize::from(h));
-    let mut quantised = gif::Frame::from_rgba_speed(w, h, &mut rgba, speed);
+    let mut quantised = super::palette::frame_from_rgba(w, h, &mut rgba, speed);
     // No pixel is transparent when there is no index (so `rgba` is as it came, its alpha
     // made 255): a full palette, every entry used, becomes 255 colours and the slot.
     if slot && !add_slot(&mut quantised) {
