@@ -358,10 +358,10 @@ impl PipelineBuilder {
     /// its decoding when it is decoded ahead ([`PipelineBuilder::decode_threads`]). The next
     /// frame waits while the frames in flight take more, and files are decoded ahead only
     /// while there is room for them and for the frame whose turn it is (their sizes read from
-    /// their headers). However large, one frame always goes through, alone. Stages hold frames by count (`in_flight` on the GPU, two
-    /// a thread at the encoders), so this bounds a run only when frames are huge: a GIF's
-    /// canvas can be 65,535 pixels a side, 17 GB a frame. [`Stats::in_flight_peak_bytes`]
-    /// says what a run held at most.
+    /// their headers). However large, one frame always goes through, alone. Stages hold
+    /// frames by count (`in_flight` on the GPU, two a thread at the encoders), so this bounds
+    /// a run only when frames are huge: a GIF's canvas can be 65,535 pixels a side, 17 GB a
+    /// frame. [`Stats::in_flight_peak_bytes`] says what a run held at most.
     pub fn in_flight_bytes(mut self, bytes: u64) -> Self {
         self.in_flight_bytes = bytes;
         self
