@@ -480,7 +480,16 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
 
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
     let events = bar.clone();
-    let mut builder = Pipeline::builder()
+    let mut builder = Pipeline::builder();
+    // For measuring on a machine where the binary cannot be rebuilt (a lent GPU machine:
+    // `benches/device/decode_ahead.py`), as `SHUTTER_COPY_THREADS` is.
+    if let Some(n) = std::env::var("SHUTTER_DECODE_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        builder = builder.decode_threads(n.clamp(1, 64));
+    }
+    builder = builder
         .sources(sources)
         .mirror(mirror)
         .filters(filters)

@@ -85,6 +85,13 @@ grep -v ': equal$' "$work/gpu-check.txt" | tee -a "$work/device.txt"
 SHUTTER_PEERS_PYTHON=${SHUTTER_PEERS_PYTHON:-python3} SHUTTER_BIN="$bin" timeout 240 \
     benches/peers/run.sh --sizes "${sizes// /,}" --files 16 2>&1 | tee "$work/peers.txt"
 cp target/peers/results.json target/peers/results.md "$work/" 2>/dev/null
-cat "$work/device.txt" "$work/bench-$first.txt" "$work/peers.txt" >"$OUT/summary.txt"
+
+# Decoding ahead on this machine's cores: 1080p PNGs -> npy, one decode thread and the default.
+timeout -k 5 90 "${SHUTTER_PEERS_PYTHON:-python3}" benches/device/decode_ahead.py \
+    --shutter "$bin" --work "$work/decode-ahead" >"$work/decode-ahead.txt" 2>&1 \
+    || echo "decode-ahead failed or stopped: $?" >>"$work/decode-ahead.txt"
+rm -rf "$work/decode-ahead"
+cat "$work/device.txt" "$work/bench-$first.txt" "$work/peers.txt" "$work/decode-ahead.txt" \
+    >"$OUT/summary.txt"
 tar czf "$OUT/results.tar.gz" -C target device-run
 exit 0
