@@ -80,7 +80,7 @@ impl Decoder<'_, '_> {
                 }
                 // No worker is left: none could be started, or the run has stopped.
                 Err(_) if (shared.stopped)() => return Err(stopped(&shared.inputs[index])),
-                Err(_) => return shared.decode(index),
+                Err(_) => return shared.answer(index, || shared.decode(index)),
             }
         }
     }
@@ -96,21 +96,23 @@ fn stopped(input: &Input) -> Error {
 }
 
 impl Shared<'_> {
+    /// Input `index`'s frames, the first decoded.
     fn decode(&self, index: usize) -> Result<Decoded> {
-        let input = &self.inputs[index];
-        // `decode` turns a decoder's panic into the input's error; anything else panicking
-        // here must still answer for the input, or the capture would wait for it forever.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut frames = source::decode(input, self.limits)?.peekable();
-            frames.peek();
-            Ok(Decoded {
-                frames,
-                ahead: None,
-            })
-        }))
-        .unwrap_or_else(|_| {
+        let mut frames = source::decode(&self.inputs[index], self.limits)?.peekable();
+        frames.peek();
+        Ok(Decoded {
+            frames,
+            ahead: None,
+        })
+    }
+
+    /// `answer` for input `index`, which must answer whatever happens: `source::decode` turns
+    /// a decoder's panic into the input's error, but anything else panicking would leave the
+    /// capture waiting for the input forever.
+    fn answer(&self, index: usize, answer: impl FnOnce() -> Result<Decoded>) -> Result<Decoded> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(answer)).unwrap_or_else(|_| {
             Err(Error::Decode {
-                input: input.name.clone(),
+                input: self.inputs[index].name.clone(),
                 format: "the image".to_string(),
                 reason: "the decode worker failed".to_string(),
             })
@@ -148,16 +150,7 @@ impl Shared<'_> {
             if index >= self.inputs.len() {
                 return;
             }
-            // Every input taken is answered for, whatever happens to it.
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.prepare(index)))
-                    .unwrap_or_else(|_| {
-                        Err(Error::Decode {
-                            input: self.inputs[index].name.clone(),
-                            format: "the image".to_string(),
-                            reason: "the decode worker failed".to_string(),
-                        })
-                    });
+            let result = self.answer(index, || self.prepare(index));
             if tx.send((index, result)).is_err() {
                 return;
             }
