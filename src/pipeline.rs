@@ -34,7 +34,7 @@ use crate::frame::{Frame, FrameMeta};
 use crate::mode::{Dither, ImageMode};
 use crate::ops::{Filter, Ops};
 use crate::sink::encode::{self, Format};
-use crate::sink::sequence::SequenceWriter;
+use crate::sink::sequence::{Encoded, SequenceWriter, Taken};
 use crate::source::live::{Clock, FrameGrabber, SystemClock};
 use crate::source::{self, DecodeLimits, Input, Source};
 use crate::stream::{Counters, Drops, FramePolicy, Latency, LatencyHistogram, Link, Sent};
@@ -1752,9 +1752,11 @@ impl JobDone {
 }
 
 /// Writes the sequence `job` whose frames come through `feed`, each encoded as it comes (up to
-/// `parallel` GIF frames quantised at once), into its file (through a temp file, renamed at
-/// [`Feed::Close`]). Every frame fed is written, after a stop or an abort too: they were
-/// delivered, and the queue holds few (the sink stops feeding and closes the sequence).
+/// `parallel` GIF frames quantised or WebP frames encoded at once, on threads of their own,
+/// while the next frames are taken), into its file (through a temp file, renamed at
+/// [`Feed::Close`]). Frames are written in order, each as soon as it and those before it are
+/// encoded. Every frame fed is written, after a stop or an abort too: they were delivered, and
+/// the queue holds few (the sink stops feeding and closes the sequence).
 fn write_sequence(
     format: &Format,
     mut job: Job,
@@ -1777,32 +1779,24 @@ fn write_sequence(
             return JobDone::of(job, Err(error));
         }
     };
-    let mut closed = false;
-    let mut batch: Vec<(Box<Frame>, Duration)> = Vec::with_capacity(parallel);
-    // Each round takes the frames waiting (at least one, at most `parallel`), which are
-    // quantised side by side.
-    while let Ok(message) = feed.recv() {
-        let mut next = Some(message);
-        while let Some(message) = next.take() {
-            match message {
-                Feed::Close => closed = true,
-                Feed::Frame(frame, latency) => batch.push((frame, latency)),
-            }
-            if !closed && batch.len() < parallel {
-                next = feed.try_recv().ok();
-            }
-        }
-        let frames: Vec<&Frame> = batch.iter().map(|(frame, _)| frame.as_ref()).collect();
-        if let Err(reason) = writer.push_all(&frames) {
-            let error = encode_error(reason);
+    let fed = encode_fed(
+        format,
+        &mut writer,
+        feed,
+        parallel.max(1),
+        &mut job.latencies,
+    );
+    let closed = match fed {
+        Ok(closed) => closed,
+        Err(reason) => {
+            let error = Error::Encode {
+                output: job.path.display().to_string(),
+                format: format.extension().to_string(),
+                reason,
+            };
             return JobDone::of(job, Err(error));
         }
-        job.latencies
-            .extend(batch.drain(..).map(|(_, latency)| latency));
-        if closed {
-            break;
-        }
-    }
+    };
     if !closed {
         return JobDone {
             cancelled: true,
@@ -1819,6 +1813,95 @@ fn write_sequence(
         })
         .and_then(|()| file.commit());
     JobDone::of(job, result)
+}
+
+/// A frame of a sequence being encoded: its place in the window, the frame taken, and its
+/// capture-to-sink latency.
+type Encoding = (usize, Taken<Box<Frame>>, Duration);
+
+/// What an encoding thread gives back: the frame, encoded, or the panic that stopped it.
+type EncodedFrame = (
+    Encoding,
+    thread::Result<std::result::Result<Encoded, String>>,
+);
+
+/// Takes the frames `feed` brings into `writer`, encoding up to `parallel` at once on threads
+/// of their own, and writes each, in order, as soon as it and those before it are encoded,
+/// each frame's latency going to `latencies`. `true` at [`Feed::Close`], once every frame is
+/// written; `false` when the feed ends without it (the frames not all written). The error: the
+/// reason the first frame that failed was refused or not written.
+fn encode_fed<W: std::io::Write + std::io::Seek>(
+    format: &Format,
+    writer: &mut SequenceWriter<W>,
+    feed: &Receiver<Feed>,
+    parallel: usize,
+    latencies: &mut Vec<Duration>,
+) -> std::result::Result<bool, String> {
+    let stopped = || "the encoding threads stopped".to_string();
+    thread::scope(|scope| {
+        let (work_tx, work_rx) = bounded::<Encoding>(parallel);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<EncodedFrame>();
+        for _ in 0..parallel {
+            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+            scope.spawn(move || {
+                for work in work_rx {
+                    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        work.1.encode(format)
+                    }));
+                    if done_tx.send((work, encoded)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        // The frames taken and not yet written, from the oldest: `None` while encoding. One
+        // more than the threads, so that a frame slower than the next ones leaves no thread
+        // idle.
+        let mut window: std::collections::VecDeque<Option<EncodedFrame>> =
+            std::collections::VecDeque::new();
+        // The place in the window of its first frame, counted from the sequence's start.
+        let mut oldest = 0;
+        let mut closed = false;
+        loop {
+            while let Some(Some(_)) = window.front() {
+                let Some(Some(((_, taken, latency), encoded))) = window.pop_front() else {
+                    unreachable!("matched above");
+                };
+                oldest += 1;
+                let encoded = encoded.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                writer.put(taken, encoded).map_err(Error::into_reason)?;
+                latencies.push(latency);
+            }
+            if closed && window.is_empty() {
+                return Ok(true);
+            }
+            let room = !closed && window.len() <= parallel;
+            let never = crossbeam_channel::never();
+            crossbeam_channel::select! {
+                recv(if room { feed } else { &never }) -> message => match message {
+                    Ok(Feed::Frame(mut frame, latency)) => {
+                        let image = frame.image.take();
+                        let taken = writer.take(frame, image).map_err(Error::into_reason)?;
+                        let place = oldest + window.len();
+                        if taken.costly() {
+                            window.push_back(None);
+                            work_tx.send((place, taken, latency)).map_err(|_| stopped())?;
+                        } else {
+                            let encoded = Ok(taken.encode(format));
+                            window.push_back(Some(((place, taken, latency), encoded)));
+                        }
+                    }
+                    Ok(Feed::Close) => closed = true,
+                    Err(_) => return Ok(false),
+                },
+                recv(done_rx) -> done => {
+                    let done = done.map_err(|_| stopped())?;
+                    let slot = window.get_mut(done.0.0 - oldest).ok_or_else(stopped)?;
+                    *slot = Some(done);
+                }
+            }
+        }
+    })
 }
 
 /// Whether `frame` is dropped for a newer frame of its input already waiting on `rx` (under

@@ -971,6 +971,84 @@ fn a_stream_written_as_one_file_is_on_disk_while_it_runs_not_held_in_memory() {
     }
 }
 
+/// An endless closure source of `w × h` RGBA frames: a noisy sprite over a transparent
+/// background that jumps every other frame (its pixels turn transparent, so a GIF frame clears
+/// part of the one before); in between, only a pixel far from it turns opaque, so that where
+/// the sprite leaves is outside the part the frame before wrote. Every fifth frame is noise over
+/// the whole canvas.
+fn sprite_stream(w: u32, h: u32) -> shutter::source::live::FuncGrabber {
+    let mut k = 0u32;
+    shutter::source::live::FuncGrabber::from_fn(move || {
+        k += 1;
+        let seed = if k.is_multiple_of(5) { k } else { 1000 + k / 2 };
+        let noise = common::random_rgba(w, h, u64::from(seed));
+        let mut rgba = vec![0u8; noise.len()];
+        let (x0, y0) = ((11 * (k / 2)) % (w - 6), (7 * (k / 2)) % (h - 5));
+        for (i, (out, px)) in rgba
+            .chunks_exact_mut(4)
+            .zip(noise.chunks_exact(4))
+            .enumerate()
+        {
+            let (x, y) = (i as u32 % w, i as u32 / w);
+            let sprite = (x0..x0 + 6).contains(&x) && (y0..y0 + 5).contains(&y);
+            let marker = !k.is_multiple_of(2) && i + 1 == (w * h) as usize;
+            if k.is_multiple_of(5) || sprite || marker {
+                out.copy_from_slice(&[px[0], px[1], px[2], 255]);
+            }
+        }
+        Some(Ok((w, h, rgba)))
+    })
+}
+
+#[test]
+fn a_sequence_encoded_on_several_threads_as_it_comes_is_the_file_its_frames_make() {
+    use shutter::ImageMode;
+    use shutter::sink::encode;
+    let (w, h, count) = (37u32, 23u32, 17usize);
+    let lossless = Format::Webp {
+        quality: 80.0,
+        lossless: true,
+    };
+    let lossy = Format::Webp {
+        quality: 60.0,
+        lossless: false,
+    };
+    for (format, threads) in [
+        (Format::Gif, 1),
+        (Format::Gif, 3),
+        (lossless, 4),
+        (lossy, 2),
+    ] {
+        let tmp = TempDir::new().unwrap();
+        let out = tmp.path().join(format!("rec.{}", format.extension()));
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let seen = delivered.clone();
+        let stats = Pipeline::builder()
+            .source(Source::grabber(sprite_stream(w, h)))
+            .device(DeviceChoice::Cpu)
+            .mode(ImageMode::Rgba)
+            .max_frames(count as u64)
+            .encoder_threads(threads)
+            .output(Output::File(out.clone()), format)
+            .on_frame(move |frame| {
+                seen.lock().unwrap().push(frame.clone());
+                Ok(())
+            })
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        assert_eq!(stats.written, vec![out.clone()], "{format:?}");
+        let frames = delivered.lock().unwrap().clone();
+        assert_eq!(frames.len(), count, "{format:?}");
+        let file = std::fs::read(&out).unwrap();
+        assert!(
+            file == encode::encode(&format, &frames).unwrap(),
+            "{format:?} on {threads} threads: not the file of the frames in order"
+        );
+    }
+}
+
 #[test]
 fn a_stream_whose_one_file_fails_stops_fails_once_and_leaves_no_file() {
     use shutter::source::live::FuncGrabber;

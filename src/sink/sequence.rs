@@ -18,9 +18,18 @@
 //! make. Where pixels turn transparent, a GIF frame cannot draw them over the one before: that
 //! one is disposed of to the background in the part around them (see `plan`). The writer keeps
 //! the last frame to compare the next one with.
+//!
+//! Writing a frame is three steps, so that frames can be encoded side by side and still be
+//! written in order: `SequenceWriter::take` checks it and settles the part of the canvas it is
+//! written as (cheap, in order: each frame is compared with the one taken before it);
+//! `Taken::encode` quantises or encodes that part (the costly step, on any thread, and for a
+//! GIF the LZW code too); `SequenceWriter::put` writes it (in order: a GIF or WebP frame's
+//! delay is settled by the next one). The pipeline's writer takes each frame as it comes and
+//! puts it as soon as it and those before it are encoded (`pipeline::encode_fed`).
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::io::{Seek, SeekFrom, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::encode::{
@@ -66,11 +75,123 @@ pub struct SequenceWriter<W: Write + Seek> {
     state: State<W>,
     /// Size and mode of the first frame, which every later one must share.
     first: Option<(u32, u32, ImageMode)>,
-    /// Frames taken so far.
+    /// Frames written so far ([`put`](Self::put)).
     count: usize,
-    /// A GIF's or WebP's last frame taken, and its transparency colour: what the canvas shows
-    /// when the next frame comes, which that frame then changes only in part.
-    before: Option<(ModeImage, Option<Vec<u8>>)>,
+    /// Frames taken so far ([`take`](Self::take)): written, or being encoded.
+    taken: usize,
+    /// A GIF's or WebP's last frame taken: what the canvas shows when the next frame comes,
+    /// which that frame then changes only in part.
+    before: Option<Before>,
+}
+
+/// A GIF's or WebP's frame as the next one sees it.
+struct Before {
+    image: Arc<ModeImage>,
+    /// Its transparency colour.
+    key: Option<Vec<u8>>,
+    /// The part of the canvas it is written as.
+    written: Rect,
+}
+
+/// A frame taken into a sequence (`SequenceWriter::take`): checked, its part of the canvas
+/// settled. [`encode`](Self::encode) it (anywhere), then [`put`](SequenceWriter::put) it.
+pub(crate) struct Taken<F> {
+    frame: F,
+    /// Its index in the sequence.
+    k: usize,
+    part: Part,
+}
+
+/// What a frame taken is encoded as.
+enum Part {
+    /// A GIF frame (`image`, with its transparency colour `key`) drawn `draw`; `over`: the
+    /// frame before, when the pixels that did not change since it become transparent runs
+    /// ([`quantise_over`]); `cleared`: the frame before and its key, when `draw` clears it
+    /// (which may grow the part it is written as).
+    Gif {
+        image: Arc<ModeImage>,
+        key: Option<Vec<u8>>,
+        draw: Draw,
+        over: Option<Arc<ModeImage>>,
+        cleared: Option<(Arc<ModeImage>, Option<Vec<u8>>)>,
+        /// A transparent index even when no pixel is transparent (see [`quantise`]).
+        slot: bool,
+    },
+    /// A WebP frame: the part `rect` of the image, as a still.
+    Webp(Arc<ModeImage>, Rect),
+    /// An npy frame: the image taken out of the frame, else the frame's own.
+    Npy(Option<ModeImage>),
+}
+
+/// What a GIF frame's buffer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GifBuffer {
+    /// Its indices.
+    Indices,
+    /// Their LZW code ([`gif::Frame::make_lzw_pre_encoded`]), as the file holds it.
+    Coded,
+}
+
+/// A frame taken, encoded ([`Taken::encode`]).
+pub(crate) enum Encoded {
+    /// A GIF frame; its indices LZW-coded when it is not the first.
+    Gif(gif::Frame<'static>, GifBuffer),
+    /// A still WebP file of the frame's part.
+    Webp(Vec<u8>),
+    /// Nothing: an npy frame's samples are written as they are.
+    Npy,
+}
+
+impl<F: Borrow<Frame>> Taken<F> {
+    /// Whether [`encode`](Self::encode) has work to do (elsewhere than the writer's thread).
+    pub(crate) fn costly(&self) -> bool {
+        !matches!(self.part, Part::Npy(_))
+    }
+
+    /// The frame quantised (GIF) or encoded (WebP): the costly part of writing it, which
+    /// needs nothing of the writer.
+    ///
+    /// # Errors
+    /// A one-line reason: the frame is beyond what the format holds, or its encoder failed.
+    pub(crate) fn encode(&self, format: &Format) -> Result<Encoded, String> {
+        match &self.part {
+            Part::Gif {
+                image,
+                key,
+                draw,
+                over,
+                slot,
+                ..
+            } => {
+                let (mut quantised, buffer) = match (draw, over) {
+                    (Draw::Over(rect), Some(before)) => {
+                        quantise_over(image, key.as_deref(), *rect, before, *slot)?
+                    }
+                    _ => (
+                        quantise_rect(image, key.as_deref(), draw.rect(), *slot)?,
+                        GifBuffer::Indices,
+                    ),
+                };
+                // The first frame's indices may change when it is written (see
+                // `break_gray_ramp`); the others' are final, and coded here, where they
+                // are quantised, not on the writer's thread.
+                if self.k == 0 || buffer == GifBuffer::Coded {
+                    return Ok(Encoded::Gif(quantised, buffer));
+                }
+                quantised.buffer = Cow::Owned(lzw(&quantised.buffer));
+                Ok(Encoded::Gif(quantised, GifBuffer::Coded))
+            }
+            Part::Webp(image, rect) => {
+                let frame = self.frame.borrow();
+                if *rect == Rect::whole(image.width, image.height) {
+                    return still(format, frame, image).map(Encoded::Webp);
+                }
+                let part = crop(image, *rect).ok_or("a webp frame cannot be cut")?;
+                still(format, frame, &part).map(Encoded::Webp)
+            }
+            Part::Npy(_) => Ok(Encoded::Npy),
+        }
+    }
 }
 
 impl<W: Write + Seek> std::fmt::Debug for SequenceWriter<W> {
@@ -169,6 +290,7 @@ enum GifOut<W: Write> {
 
 struct HeldFrame {
     frame: gif::Frame<'static>,
+    buffer: GifBuffer,
     timestamp: Duration,
     delay: Option<Duration>,
 }
@@ -228,11 +350,12 @@ impl<W: Write + Seek> SequenceWriter<W> {
             state,
             first: None,
             count: 0,
+            taken: 0,
             before: None,
         })
     }
 
-    /// Frames taken so far.
+    /// Frames written so far: every frame pushed, up to the first refused.
     pub fn frames(&self) -> usize {
         self.count
     }
@@ -249,181 +372,193 @@ impl<W: Write + Seek> SequenceWriter<W> {
     }
 
     /// Encodes `frames`, in order, into the file: GIF frames are quantised, WebP frames
-    /// encoded, on a thread each (the costly part), then written one after the other.
+    /// encoded, on a thread each (the costly part), then written one after the other. The
+    /// file is the one the frames pushed one by one make.
     ///
     /// # Errors
     /// As [`push`](Self::push), for the first frame that fails; the frames before it are in
     /// the file.
     pub fn push_all(&mut self, frames: &[&Frame]) -> Result<(), Error> {
-        self.take(frames).map_err(|reason| Error::Encode {
-            output: format!("frame {}", self.count),
-            format: self.format.extension().to_string(),
-            reason,
-        })
+        let mut taken = Vec::with_capacity(frames.len());
+        let mut refused = None;
+        for &frame in frames {
+            match self.take(frame, None) {
+                Ok(frame) => taken.push(frame),
+                Err(error) => {
+                    refused = Some(error);
+                    break;
+                }
+            }
+        }
+        let format = self.format;
+        let encoded = side_by_side(taken.len(), |k| taken[k].encode(&format));
+        for (taken, encoded) in taken.into_iter().zip(encoded) {
+            self.put(taken, encoded)?;
+        }
+        refused.map_or(Ok(()), Err)
     }
 
-    /// [`push_all`](Self::push_all), its error a one-line reason about frame `self.count`.
-    fn take(&mut self, frames: &[&Frame]) -> Result<(), String> {
-        let mut images: Vec<Cow<'_, ModeImage>> = frames.iter().map(|f| output_image(f)).collect();
-        // The frames up to the first one refused are taken.
-        let mut refused = None;
-        for (j, image) in images.iter_mut().enumerate() {
-            // A GIF frame placed past its logical screen grows the frames after it (as in
-            // Pillow); Pillow's GIF of them keeps the first frame's size, as this does. A
-            // stream's frames (no delay of their own) that change size are refused, and so
-            // are a WebP's (Pillow refuses them too: its pixels would be cut without a word).
-            if self.format == Format::Gif
-                && frames[j].meta.delay.is_some()
-                && let Some((w, h, mode)) = self.first
-                && image.mode == mode
-                && image.width >= w
-                && image.height >= h
-                && (image.width, image.height) != (w, h)
-                && let Some(cropped) = crop(image, Rect::whole(w, h))
-            {
-                *image = Cow::Owned(cropped);
+    /// Takes `frame` as the sequence's next one (`image`: its output image, when the caller
+    /// has taken it out of the frame, else the frame's own): checks it, and settles the part
+    /// of the canvas it is written as. Its encoding ([`Taken::encode`]) may then run on any
+    /// thread, beside later frames' (taken after it, each compared with the one before);
+    /// [`put`](Self::put) writes the frames in the order they were taken.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push). The frame is not taken; the frames taken before it still are.
+    pub(crate) fn take<F: Borrow<Frame>>(
+        &mut self,
+        frame: F,
+        image: Option<ModeImage>,
+    ) -> Result<Taken<F>, Error> {
+        let k = self.taken;
+        let part = self
+            .settle(frame.borrow(), image)
+            .map_err(|reason| self.error(k, reason))?;
+        self.taken += 1;
+        Ok(Taken { frame, k, part })
+    }
+
+    /// [`take`](Self::take) of frame `self.taken`, its error a one-line reason.
+    fn settle(&mut self, frame: &Frame, image: Option<ModeImage>) -> Result<Part, String> {
+        if matches!(self.state, State::Broken) {
+            return Err("an earlier write failed".to_string());
+        }
+        let mut image = image.map_or_else(|| output_image(frame), Cow::Owned);
+        // A GIF frame placed past its logical screen grows the frames after it (as in
+        // Pillow); Pillow's GIF of them keeps the first frame's size, as this does. A
+        // stream's frames (no delay of their own) that change size are refused, and so
+        // are a WebP's (Pillow refuses them too: its pixels would be cut without a word).
+        if self.format == Format::Gif
+            && frame.meta.delay.is_some()
+            && let Some((w, h, mode)) = self.first
+            && image.mode == mode
+            && image.width >= w
+            && image.height >= h
+            && (image.width, image.height) != (w, h)
+            && let Some(cropped) = crop(&image, Rect::whole(w, h))
+        {
+            image = Cow::Owned(cropped);
+        }
+        self.check(&image, self.taken)?;
+        let key = transparency_key(frame, &image, &self.format);
+        if matches!(self.state, State::Npy(_)) {
+            return Ok(Part::Npy(match image {
+                Cow::Owned(image) => Some(image),
+                Cow::Borrowed(_) => None,
+            }));
+        }
+        let image = Arc::new(image.into_owned());
+        // A frame after the first holds only what changed since the one before (with the
+        // same transparency colour: else the canvas shows other pixels).
+        let before = self.before.as_ref();
+        let alike = before.filter(|before| before.key == key);
+        let rect = changed(alike.map(|before| &*before.image), &image);
+        let whole = Rect::whole(image.width, image.height);
+        let (part, written) = if self.format == Format::Gif {
+            // An animation's frames that may be transparent keep a transparent index.
+            let slot = (matches!(image.mode, ImageMode::Rgba | ImageMode::P) || key.is_some())
+                && (frame.meta.delay.is_some() || frame.meta.sequence);
+            let draw = plan(
+                &image,
+                key.as_deref(),
+                rect,
+                before.map(|before| (&*before.image, before.key.as_deref(), before.written)),
+            );
+            let over = match draw {
+                Draw::Over(_) if rect.is_some() => alike.map(|before| Arc::clone(&before.image)),
+                _ => None,
+            };
+            let cleared = match draw {
+                Draw::Cleared { .. } => {
+                    before.map(|before| (Arc::clone(&before.image), before.key.clone()))
+                }
+                Draw::Over(_) => None,
+            };
+            let part = Part::Gif {
+                image: Arc::clone(&image),
+                key: key.clone(),
+                draw,
+                over,
+                cleared,
+                slot,
+            };
+            (part, draw.rect())
+        } else {
+            let rect = rect.unwrap_or(whole);
+            (Part::Webp(Arc::clone(&image), rect), rect)
+        };
+        self.before = Some(Before {
+            image,
+            key,
+            written,
+        });
+        Ok(part)
+    }
+
+    /// Writes frame `taken`, `encoded` by [`Taken::encode`]; the frames taken before it must
+    /// have been put.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push), for a frame that could not be encoded or written: the writer
+    /// is then unusable.
+    pub(crate) fn put<F: Borrow<Frame>>(
+        &mut self,
+        taken: Taken<F>,
+        encoded: Result<Encoded, String>,
+    ) -> Result<(), Error> {
+        let k = taken.k;
+        let result = if k == self.count {
+            encoded.and_then(|encoded| self.write(taken, encoded))
+        } else {
+            Err(format!("frame {k} was put after frame {}", self.count))
+        };
+        match result {
+            Ok(()) => {
+                self.count += 1;
+                Ok(())
             }
-            if let Err(reason) = self.check(image, self.count + j) {
-                refused = Some((j, reason));
-                break;
+            Err(reason) => {
+                self.state = State::Broken;
+                Err(self.error(k, reason))
             }
         }
-        let taken = refused.as_ref().map_or(frames.len(), |(j, _)| *j);
-        let format = self.format;
-        let keys: Vec<Option<Vec<u8>>> = frames
-            .iter()
-            .zip(&images)
-            .take(taken)
-            .map(|(frame, image)| transparency_key(frame, image, &format))
-            .collect();
-        // A GIF or WebP frame after the first holds only what changed since the one before
-        // (with the same transparency colour: else the canvas shows other pixels).
-        let previous = |k: usize| match k {
-            0 => self.before.as_ref().map(|(i, key)| (i, key.as_deref())),
-            _ => Some((&*images[k - 1], keys[k - 1].as_deref())),
-        };
-        let before_of = |k: usize| {
-            previous(k)
-                .filter(|(_, key)| *key == keys[k].as_deref())
-                .map(|(image, _)| image)
-        };
-        let rects: Vec<Option<Rect>> = match self.state {
-            State::Gif(_) | State::Webp(_) => (0..taken)
-                .map(|k| changed(before_of(k), &images[k]))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let result = match &mut self.state {
-            State::Gif(gif) => {
-                // An animation's frames that may be transparent keep a transparent index.
-                let slot = |k: usize| {
-                    (matches!(images[k].mode, ImageMode::Rgba | ImageMode::P) || keys[k].is_some())
-                        && (frames[k].meta.delay.is_some() || frames[k].meta.sequence)
-                };
-                // How each frame is drawn, which may grow the rectangle of the one before.
-                let mut draws: Vec<Draw> = Vec::with_capacity(taken);
-                // The frames grown: every pixel of their part is drawn (no transparent runs
-                // of unchanged pixels), as the held frame of an earlier batch is when it
-                // grows, so that a batch writes the same file as frames pushed one by one.
-                let mut grown = vec![false; taken];
-                for k in 0..taken {
-                    let written = match k {
-                        0 => gif.held.as_ref().map(HeldFrame::rect),
-                        _ => draws.last().map(|draw| draw.rect()),
-                    };
-                    let before = previous(k)
-                        .zip(written)
-                        .map(|((image, key), rect)| (image, key, rect));
-                    let draw = plan(&images[k], keys[k].as_deref(), rects[k], before);
-                    if let (Draw::Cleared { before, .. }, Some(last)) = (draw, draws.last_mut())
-                        && last.rect() != before
-                    {
-                        *last = last.grown_to(before);
-                        grown[k - 1] = true;
-                    }
-                    draws.push(draw);
-                }
-                let quantised = side_by_side(taken, |k| {
-                    let (image, key) = (&*images[k], keys[k].as_deref());
-                    match (draws[k], before_of(k)) {
-                        (Draw::Over(rect), Some(before)) if rects[k].is_some() && !grown[k] => {
-                            quantise_over(image, key, rect, before, slot(k))
-                        }
-                        (draw, _) => quantise_rect(image, key, draw.rect(), slot(k)),
-                    }
-                });
-                let mut result = Ok(());
-                for (k, (frame, quantised)) in frames.iter().zip(quantised).enumerate() {
-                    result = quantised.and_then(|q| {
-                        // The held frame, of an earlier batch, grown to hold what is cleared.
-                        if k == 0
-                            && let Draw::Cleared { before, .. } = draws[0]
-                            && let Some(held) = &mut gif.held
-                            && held.rect() != before
-                        {
-                            let (image, key) =
-                                previous(0).ok_or("a GIF frame was drawn over no frame")?;
-                            held.redraw(quantise_rect(image, key, before, true)?);
-                        }
-                        let over = matches!(draws[k], Draw::Over(_));
-                        gif.push(frame, q, over, self.count)
-                    });
-                    if result.is_err() {
-                        break;
-                    }
-                    self.count += 1;
-                }
-                result
-            }
-            State::Webp(webp) => {
-                let stills = side_by_side(taken, |k| {
-                    let image = &images[k];
-                    let Some(rect) =
-                        rects[k].filter(|r| *r != Rect::whole(image.width, image.height))
-                    else {
-                        return still(&format, frames[k], image);
-                    };
-                    let part = crop(image, rect).ok_or("a webp frame cannot be cut")?;
-                    still(&format, frames[k], &part)
-                });
-                let mut result = Ok(());
-                for ((frame, (rect, image)), still) in
-                    frames.iter().zip(rects.iter().zip(&images)).zip(stills)
+    }
+
+    /// [`put`](Self::put), its error a one-line reason.
+    fn write<F: Borrow<Frame>>(&mut self, taken: Taken<F>, encoded: Encoded) -> Result<(), String> {
+        let (frame, k) = (taken.frame.borrow(), taken.k);
+        match (&mut self.state, taken.part, encoded) {
+            (State::Gif(gif), Part::Gif { draw, cleared, .. }, Encoded::Gif(quantised, lzw)) => {
+                // The frame before, grown to hold what this one clears.
+                if let Draw::Cleared { before, .. } = draw
+                    && let Some(held) = &mut gif.held
+                    && held.rect() != before
                 {
-                    let part = (
-                        rect.unwrap_or(Rect::whole(image.width, image.height)),
-                        image.mode,
-                    );
-                    result = still.and_then(|still| webp.push(frame, part, still, self.count));
-                    if result.is_err() {
-                        break;
-                    }
-                    self.count += 1;
+                    let (image, key) = cleared.ok_or("a GIF frame was drawn over no frame")?;
+                    held.redraw(quantise_rect(&image, key.as_deref(), before, true)?);
                 }
-                result
+                gif.push(frame, (quantised, lzw), matches!(draw, Draw::Over(_)), k)
             }
-            State::Npy(npy) => {
-                let mut result = Ok(());
-                for image in &images[..taken] {
-                    result = npy.push(image, self.count);
-                    if result.is_err() {
-                        break;
-                    }
-                    self.count += 1;
-                }
-                result
+            (State::Webp(webp), Part::Webp(image, rect), Encoded::Webp(file)) => {
+                webp.push(frame, (rect, image.mode), file, k)
             }
-            State::Broken => return Err("an earlier write failed".to_string()),
-        };
-        if let Err(reason) = result {
-            self.state = State::Broken;
-            return Err(reason);
+            (State::Npy(npy), Part::Npy(image), Encoded::Npy) => match image {
+                Some(image) => npy.push(&image, k),
+                None => npy.push(&output_image(frame), k),
+            },
+            (State::Broken, ..) => Err("an earlier write failed".to_string()),
+            _ => Err("a frame was encoded for another format".to_string()),
         }
-        if !rects.is_empty() {
-            let last = images.swap_remove(taken - 1).into_owned();
-            self.before = Some((last, keys.into_iter().nth(taken - 1).flatten()));
+    }
+
+    /// The error of frame `k`: `reason`.
+    fn error(&self, k: usize, reason: String) -> Error {
+        Error::Encode {
+            output: format!("frame {k}"),
+            format: self.format.extension().to_string(),
+            reason,
         }
-        refused.map_or(Ok(()), |(_, reason)| Err(reason))
     }
 
     /// Refuses image `k` unless it has the first frame's size and mode (the first one: a mode
@@ -616,16 +751,6 @@ impl Draw {
     fn rect(self) -> Rect {
         match self {
             Draw::Over(rect) | Draw::Cleared { rect, .. } => rect,
-        }
-    }
-
-    /// The same, writing `rect` instead (a rectangle around its own). Any larger part of a
-    /// frame draws the same canvas: outside its own part, the frame equals the canvas under
-    /// it, transparent where it is transparent.
-    fn grown_to(self, rect: Rect) -> Draw {
-        match self {
-            Draw::Over(_) => Draw::Over(rect),
-            Draw::Cleared { before, .. } => Draw::Cleared { before, rect },
         }
     }
 }
@@ -904,21 +1029,22 @@ fn quantise_rect(
 /// transparent index, which shows that frame's, so the part codes as long runs of one index
 /// (as gifsicle's and ffmpeg's GIF optimisers do), when that makes the frame smaller. The
 /// frame gets the index for it ([`quantise`]'s `slot`), but a P frame whose full palette is all
-/// used has none, and is drawn whole.
+/// used has none, and is drawn whole. The frame's indices come LZW-coded when both ways were
+/// coded to be compared.
 fn quantise_over(
     image: &ModeImage,
     key: Option<&[u8]>,
     rect: Rect,
     before: &ModeImage,
     slot: bool,
-) -> Result<gif::Frame<'static>, String> {
+) -> Result<(gif::Frame<'static>, GifBuffer), String> {
     let Some(unchanged) = unchanged_pixels(before, image, rect).filter(|u| u.contains(&true))
     else {
-        return quantise_rect(image, key, rect, slot);
+        return Ok((quantise_rect(image, key, rect, slot)?, GifBuffer::Indices));
     };
     let mut quantised = quantise_rect(image, key, rect, true)?;
     let Some(t) = quantised.transparent else {
-        return Ok(quantised);
+        return Ok((quantised, GifBuffer::Indices));
     };
     let runs: Vec<u8> = quantised
         .buffer
@@ -930,28 +1056,40 @@ fn quantise_over(
     // (the last palette entry, used by no pixel).
     let entries = quantised.palette.as_ref().map_or(0, |p| p.len() / 3);
     let strip = !slot && usize::from(t) + 1 == entries && !quantised.buffer.contains(&t);
-    if gif_cost(entries, &runs) < gif_cost(entries - usize::from(strip), &quantised.buffer) {
-        quantised.buffer = Cow::Owned(runs);
-    } else if strip {
-        quantised.transparent = None;
-        if let Some(palette) = &mut quantised.palette {
-            palette.truncate(palette.len() - 3);
+    let (with_runs, without) = (lzw(&runs), lzw(&quantised.buffer));
+    if gif_cost(entries, &with_runs) < gif_cost(entries - usize::from(strip), &without) {
+        quantised.buffer = Cow::Owned(with_runs);
+    } else {
+        quantised.buffer = Cow::Owned(without);
+        if strip {
+            quantised.transparent = None;
+            if let Some(palette) = &mut quantised.palette {
+                palette.truncate(palette.len() - 3);
+            }
         }
     }
-    Ok(quantised)
+    Ok((quantised, GifBuffer::Coded))
 }
 
-/// About the bytes a GIF frame of `indices` with a local palette of `entries` colours takes:
-/// the palette, padded to a power of two, and the LZW code of the indices, as the `gif` crate
-/// writes it (its minimum code size from the largest index).
-fn gif_cost(entries: usize, indices: &[u8]) -> usize {
-    let palette = 3 * entries.max(2).next_power_of_two();
+/// The LZW code of a GIF frame's `indices` as the `gif` crate writes it (and takes it,
+/// [`GifBuffer::Coded`]): its minimum code size (from the largest index), then the code.
+fn lzw(indices: &[u8]) -> Vec<u8> {
     let largest = indices.iter().copied().max().map_or(0, u32::from);
     let code_size = (largest + 1).max(4).next_power_of_two().trailing_zeros() as u8;
+    let mut code = Vec::with_capacity(indices.len() / 2 + 1);
+    code.push(code_size);
     let mut encoder = weezl::encode::Encoder::new(weezl::BitOrder::Lsb, code_size);
-    let code = encoder
-        .encode(indices)
-        .map_or(usize::MAX / 2, |code| code.len());
+    let result = encoder.into_vec(&mut code).encode_all(indices);
+    let len = 1 + result.consumed_out;
+    code.truncate(len);
+    code
+}
+
+/// About the bytes a GIF frame with a local palette of `entries` colours and indices coded as
+/// `code` ([`lzw`]) takes: the palette, padded to a power of two, and the code in blocks.
+fn gif_cost(entries: usize, code: &[u8]) -> usize {
+    let palette = 3 * entries.max(2).next_power_of_two();
+    let code = code.len() - 1;
     palette + code + code / 255
 }
 
@@ -1034,25 +1172,27 @@ impl HeldFrame {
         }
     }
 
-    /// Writes `frame`, a larger part of the same image ([`Draw::grown_to`]), instead, with the
-    /// held one's delay and disposal.
+    /// Writes `frame`, a larger part of the same image, instead, with the held one's delay
+    /// and disposal. Any larger part of a frame draws the same canvas: outside its own part,
+    /// the frame equals the canvas under it, transparent where it is transparent.
     fn redraw(&mut self, frame: gif::Frame<'static>) {
         self.frame = gif::Frame {
             delay: self.frame.delay,
             dispose: self.frame.dispose,
             ..frame
         };
+        self.buffer = GifBuffer::Indices;
     }
 }
 
 impl<W: Write> GifState<W> {
-    /// Takes frame `k`, quantised, and writes the one held before it, whose delay it
-    /// settles; `over` when the frame is drawn over that one, which is then kept, not
-    /// cleared.
+    /// Takes frame `k`, quantised (its buffer's indices coded or not), and writes the one
+    /// held before it, whose delay it settles; `over` when the frame is drawn over that one,
+    /// which is then kept, not cleared.
     fn push(
         &mut self,
         frame: &Frame,
-        gif_frame: gif::Frame<'static>,
+        (gif_frame, buffer): (gif::Frame<'static>, GifBuffer),
         over: bool,
         k: usize,
     ) -> Result<(), String> {
@@ -1065,6 +1205,7 @@ impl<W: Write> GifState<W> {
         self.write_held(Some(frame.meta.timestamp), k + 1)?;
         self.held = Some(HeldFrame {
             frame: gif_frame,
+            buffer,
             timestamp: frame.meta.timestamp,
             delay: frame.meta.delay,
         });
@@ -1096,7 +1237,7 @@ impl<W: Write> GifState<W> {
             // The first frame's palette is the global one, as Pillow writes it: readers that
             // take a GIF's mode from its global palette (Pillow's, which opens a gray ramp
             // as L) see the frame's colours, not an empty table's black.
-            if animated {
+            if animated && held.buffer == GifBuffer::Indices {
                 break_gray_ramp(&mut held.frame);
             }
             let global = held.frame.palette.take().unwrap_or_default();
@@ -1113,7 +1254,11 @@ impl<W: Write> GifState<W> {
             held.frame.palette = None;
         }
         match &mut self.out {
-            GifOut::Writing(encoder) => encoder.write_frame(&held.frame).map_err(|e| one_line(&e)),
+            GifOut::Writing(encoder) => match held.buffer {
+                GifBuffer::Indices => encoder.write_frame(&held.frame),
+                GifBuffer::Coded => encoder.write_lzw_pre_encoded_frame(&held.frame),
+            }
+            .map_err(|e| one_line(&e)),
             GifOut::Waiting(_) | GifOut::Taken => Err("the GIF encoder is gone".to_string()),
         }
     }
