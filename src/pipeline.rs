@@ -1829,7 +1829,8 @@ type EncodedFrame = (
 /// of their own, and writes each, in order, as soon as it and those before it are encoded,
 /// each frame's latency going to `latencies`. `true` at [`Feed::Close`], once every frame is
 /// written; `false` when the feed ends without it (the frames not all written). The error: the
-/// reason the first frame that failed was refused or not written.
+/// reason the first frame that failed was refused or not written (a frame refused waits for the
+/// frames before it, which may fail first).
 fn encode_fed<W: std::io::Write + std::io::Seek>(
     format: &Format,
     writer: &mut SequenceWriter<W>,
@@ -1841,7 +1842,9 @@ fn encode_fed<W: std::io::Write + std::io::Seek>(
     thread::scope(|scope| {
         let (work_tx, work_rx) = bounded::<Encoding>(parallel);
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<EncodedFrame>();
-        for _ in 0..parallel {
+        // An npy frame's samples are written as they are: no thread encodes them.
+        let threads = if *format == Format::Npy { 0 } else { parallel };
+        for _ in 0..threads {
             let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
             scope.spawn(move || {
                 for work in work_rx {
@@ -1862,6 +1865,9 @@ fn encode_fed<W: std::io::Write + std::io::Seek>(
         // The place in the window of its first frame, counted from the sequence's start.
         let mut oldest = 0;
         let mut closed = false;
+        // A frame refused: no more are taken, and its reason is the error once the frames
+        // before it are written.
+        let mut refused = None;
         loop {
             while let Some(Some(_)) = window.front() {
                 let Some(Some(((_, taken, latency), encoded))) = window.pop_front() else {
@@ -1872,23 +1878,32 @@ fn encode_fed<W: std::io::Write + std::io::Seek>(
                 writer.put(taken, encoded).map_err(Error::into_reason)?;
                 latencies.push(latency);
             }
-            if closed && window.is_empty() {
-                return Ok(true);
+            if window.is_empty() {
+                if let Some(reason) = refused {
+                    return Err(reason);
+                }
+                if closed {
+                    return Ok(true);
+                }
             }
-            let room = !closed && window.len() <= parallel;
+            let room = !closed && refused.is_none() && window.len() <= parallel;
             let never = crossbeam_channel::never();
             crossbeam_channel::select! {
                 recv(if room { feed } else { &never }) -> message => match message {
                     Ok(Feed::Frame(mut frame, latency)) => {
                         let image = frame.image.take();
-                        let taken = writer.take(frame, image).map_err(Error::into_reason)?;
-                        let place = oldest + window.len();
-                        if taken.costly() {
-                            window.push_back(None);
-                            work_tx.send((place, taken, latency)).map_err(|_| stopped())?;
-                        } else {
-                            let encoded = Ok(taken.encode(format));
-                            window.push_back(Some(((place, taken, latency), encoded)));
+                        match writer.take(frame, image) {
+                            Ok(taken) => {
+                                let place = oldest + window.len();
+                                if taken.costly() {
+                                    window.push_back(None);
+                                    work_tx.send((place, taken, latency)).map_err(|_| stopped())?;
+                                } else {
+                                    let encoded = Ok(taken.encode(format));
+                                    window.push_back(Some(((place, taken, latency), encoded)));
+                                }
+                            }
+                            Err(error) => refused = Some(error.into_reason()),
                         }
                     }
                     Ok(Feed::Close) => closed = true,

@@ -106,14 +106,14 @@ pub(crate) struct Taken<F> {
 enum Part {
     /// A GIF frame (`image`, with its transparency colour `key`) drawn `draw`; `over`: the
     /// frame before, when the pixels that did not change since it become transparent runs
-    /// ([`quantise_over`]); `cleared`: the frame before and its key, when `draw` clears it
-    /// (which may grow the part it is written as).
+    /// ([`quantise_over`]); `grown`: the frame before, when `draw` clears more than the part
+    /// it is written as.
     Gif {
         image: Arc<ModeImage>,
         key: Option<Vec<u8>>,
         draw: Draw,
         over: Option<Arc<ModeImage>>,
-        cleared: Option<(Arc<ModeImage>, Option<Vec<u8>>)>,
+        grown: Option<Grown>,
         /// A transparent index even when no pixel is transparent (see [`quantise`]).
         slot: bool,
     },
@@ -121,6 +121,18 @@ enum Part {
     Webp(Arc<ModeImage>, Rect),
     /// An npy frame: the image taken out of the frame, else the frame's own.
     Npy(Option<ModeImage>),
+}
+
+/// The GIF frame before a frame taken, written instead as its part `rect` (a larger one, which
+/// the frame taken clears: disposing of a part clears only the part). Any larger part of a frame
+/// draws the same canvas: outside its own part, the frame equals the canvas under it,
+/// transparent where it is transparent.
+struct Grown {
+    image: Arc<ModeImage>,
+    key: Option<Vec<u8>>,
+    rect: Rect,
+    /// Its index in the sequence.
+    k: usize,
 }
 
 /// What a GIF frame's buffer holds.
@@ -132,10 +144,25 @@ pub(crate) enum GifBuffer {
     Coded,
 }
 
+/// A GIF frame, quantised.
+type GifFrame = (gif::Frame<'static>, GifBuffer);
+
+/// GIF frame `k` with its indices LZW-coded here (on the thread that quantised it, not the
+/// writer's), but for the first frame's, which may still change when it is written (see
+/// `break_gray_ramp`).
+fn coded((mut frame, buffer): GifFrame, k: usize) -> GifFrame {
+    if k == 0 || buffer == GifBuffer::Coded {
+        return (frame, buffer);
+    }
+    frame.buffer = Cow::Owned(lzw(&frame.buffer));
+    (frame, GifBuffer::Coded)
+}
+
 /// A frame taken, encoded ([`Taken::encode`]).
 pub(crate) enum Encoded {
-    /// A GIF frame; its indices LZW-coded when it is not the first.
-    Gif(gif::Frame<'static>, GifBuffer),
+    /// A GIF frame (its indices LZW-coded, but for the first frame's), and the frame before
+    /// it grown ([`Grown`]).
+    Gif(GifFrame, Option<GifFrame>),
     /// A still WebP file of the frame's part.
     Webp(Vec<u8>),
     /// Nothing: an npy frame's samples are written as they are.
@@ -160,10 +187,10 @@ impl<F: Borrow<Frame>> Taken<F> {
                 key,
                 draw,
                 over,
+                grown,
                 slot,
-                ..
             } => {
-                let (mut quantised, buffer) = match (draw, over) {
+                let quantised = match (draw, over) {
                     (Draw::Over(rect), Some(before)) => {
                         quantise_over(image, key.as_deref(), *rect, before, *slot)?
                     }
@@ -172,14 +199,14 @@ impl<F: Borrow<Frame>> Taken<F> {
                         GifBuffer::Indices,
                     ),
                 };
-                // The first frame's indices may change when it is written (see
-                // `break_gray_ramp`); the others' are final, and coded here, where they
-                // are quantised, not on the writer's thread.
-                if self.k == 0 || buffer == GifBuffer::Coded {
-                    return Ok(Encoded::Gif(quantised, buffer));
-                }
-                quantised.buffer = Cow::Owned(lzw(&quantised.buffer));
-                Ok(Encoded::Gif(quantised, GifBuffer::Coded))
+                let grown = match grown {
+                    Some(g) => {
+                        let quantised = quantise_rect(&g.image, g.key.as_deref(), g.rect, true)?;
+                        Some(coded((quantised, GifBuffer::Indices), g.k))
+                    }
+                    None => None,
+                };
+                Ok(Encoded::Gif(coded(quantised, self.k), grown))
             }
             Part::Webp(image, rect) => {
                 let frame = self.frame.borrow();
@@ -469,10 +496,15 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 Draw::Over(_) if rect.is_some() => alike.map(|before| Arc::clone(&before.image)),
                 _ => None,
             };
-            let cleared = match draw {
-                Draw::Cleared { .. } => {
-                    before.map(|before| (Arc::clone(&before.image), before.key.clone()))
-                }
+            let grown = match draw {
+                Draw::Cleared { before: rect, .. } => before
+                    .filter(|before| before.written != rect)
+                    .map(|before| Grown {
+                        image: Arc::clone(&before.image),
+                        key: before.key.clone(),
+                        rect,
+                        k: self.taken - 1,
+                    }),
                 Draw::Over(_) => None,
             };
             let part = Part::Gif {
@@ -480,7 +512,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
                 key: key.clone(),
                 draw,
                 over,
-                cleared,
+                grown,
                 slot,
             };
             (part, draw.rect())
@@ -529,16 +561,13 @@ impl<W: Write + Seek> SequenceWriter<W> {
     fn write<F: Borrow<Frame>>(&mut self, taken: Taken<F>, encoded: Encoded) -> Result<(), String> {
         let (frame, k) = (taken.frame.borrow(), taken.k);
         match (&mut self.state, taken.part, encoded) {
-            (State::Gif(gif), Part::Gif { draw, cleared, .. }, Encoded::Gif(quantised, lzw)) => {
+            (State::Gif(gif), Part::Gif { draw, .. }, Encoded::Gif(quantised, grown)) => {
                 // The frame before, grown to hold what this one clears.
-                if let Draw::Cleared { before, .. } = draw
-                    && let Some(held) = &mut gif.held
-                    && held.rect() != before
-                {
-                    let (image, key) = cleared.ok_or("a GIF frame was drawn over no frame")?;
-                    held.redraw(quantise_rect(&image, key.as_deref(), before, true)?);
+                if let Some(grown) = grown {
+                    let held = gif.held.as_mut().ok_or("a GIF frame grew no frame")?;
+                    held.redraw(grown);
                 }
-                gif.push(frame, (quantised, lzw), matches!(draw, Draw::Over(_)), k)
+                gif.push(frame, quantised, matches!(draw, Draw::Over(_)), k)
             }
             (State::Webp(webp), Part::Webp(image, rect), Encoded::Webp(file)) => {
                 webp.push(frame, (rect, image.mode), file, k)
@@ -1161,27 +1190,15 @@ fn break_gray_ramp(frame: &mut gif::Frame<'static>) {
 }
 
 impl HeldFrame {
-    /// The part of the canvas the frame is written as.
-    fn rect(&self) -> Rect {
-        let f = &self.frame;
-        Rect {
-            x: f.left.into(),
-            y: f.top.into(),
-            width: f.width.into(),
-            height: f.height.into(),
-        }
-    }
-
-    /// Writes `frame`, a larger part of the same image, instead, with the held one's delay
-    /// and disposal. Any larger part of a frame draws the same canvas: outside its own part,
-    /// the frame equals the canvas under it, transparent where it is transparent.
-    fn redraw(&mut self, frame: gif::Frame<'static>) {
+    /// Writes `frame`, a larger part of the same image ([`Grown`]), instead, with the held
+    /// one's delay and disposal.
+    fn redraw(&mut self, (frame, buffer): GifFrame) {
         self.frame = gif::Frame {
             delay: self.frame.delay,
             dispose: self.frame.dispose,
             ..frame
         };
-        self.buffer = GifBuffer::Indices;
+        self.buffer = buffer;
     }
 }
 
@@ -1192,7 +1209,7 @@ impl<W: Write> GifState<W> {
     fn push(
         &mut self,
         frame: &Frame,
-        (gif_frame, buffer): (gif::Frame<'static>, GifBuffer),
+        (gif_frame, buffer): GifFrame,
         over: bool,
         k: usize,
     ) -> Result<(), String> {
@@ -1597,5 +1614,47 @@ mod tests {
         assert!(webp.grow(10).is_ok(), "exactly the most a RIFF size holds");
         let err = webp.grow(1).unwrap_err();
         assert!(err.contains("4 GiB"), "{err}");
+    }
+
+    #[test]
+    fn a_frames_lzw_code_is_the_one_the_gif_crate_writes() {
+        // Empty, one index, long runs, every largest index (each minimum code size), and
+        // lengths around the 4096 codes after which the code table is reset.
+        let mut cases: Vec<Vec<u8>> = vec![vec![], vec![0], vec![255], vec![0; 100_000]];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for largest in [1u8, 2, 3, 4, 7, 8, 15, 16, 31, 63, 127, 128, 200, 255] {
+            for len in [1, 17, 4095, 4096, 70_000] {
+                let indices = (0..len)
+                    .map(|i| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        // Runs of one index in a third of the rows.
+                        let value = if i / 64 % 3 == 0 {
+                            i as u64 / 64
+                        } else {
+                            state
+                        };
+                        (value % (u64::from(largest) + 1)) as u8
+                    })
+                    .collect();
+                cases.push(indices);
+            }
+        }
+        for indices in cases {
+            let mut frame = gif::Frame {
+                width: 1,
+                height: 1,
+                buffer: Cow::Owned(indices.clone()),
+                ..gif::Frame::default()
+            };
+            frame.make_lzw_pre_encoded();
+            assert!(
+                lzw(&indices) == *frame.buffer,
+                "{} indices, the largest {:?}",
+                indices.len(),
+                indices.iter().max()
+            );
+        }
     }
 }
