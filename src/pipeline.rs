@@ -34,7 +34,7 @@ use crate::frame::{Frame, FrameMeta};
 use crate::mode::{Dither, ImageMode};
 use crate::ops::{Filter, Ops};
 use crate::sink::encode::{self, Format};
-use crate::sink::sequence::{Encoded, SequenceWriter, Taken};
+use crate::sink::sequence::{Encoders, SequenceWriter};
 use crate::source::live::{Clock, FrameGrabber, SystemClock};
 use crate::source::{self, DecodeLimits, Input, Source};
 use crate::stream::{Counters, Drops, FramePolicy, Latency, LatencyHistogram, Link, Sent};
@@ -1815,22 +1815,24 @@ fn write_sequence(
     JobDone::of(job, result)
 }
 
-/// A frame of a sequence being encoded: its place in the window, the frame taken, and its
-/// capture-to-sink latency.
-type Encoding = (usize, Taken<Box<Frame>>, Duration);
+/// A frame fed to a sequence's writer, with its capture-to-sink latency.
+struct Fed {
+    frame: Box<Frame>,
+    latency: Duration,
+}
 
-/// What an encoding thread gives back: the frame, encoded, or the panic that stopped it.
-type EncodedFrame = (
-    Encoding,
-    thread::Result<std::result::Result<Encoded, String>>,
-);
+impl std::borrow::Borrow<Frame> for Fed {
+    fn borrow(&self) -> &Frame {
+        &self.frame
+    }
+}
 
 /// Takes the frames `feed` brings into `writer`, encoding up to `parallel` at once on threads
-/// of their own, and writes each, in order, as soon as it and those before it are encoded,
-/// each frame's latency going to `latencies`. `true` at [`Feed::Close`], once every frame is
-/// written; `false` when the feed ends without it (the frames not all written). The error: the
-/// reason the first frame that failed was refused or not written (a frame refused waits for the
-/// frames before it, which may fail first).
+/// of their own ([`Encoders`]), and writes each, in order, as soon as it and those before it
+/// are encoded, each frame's latency going to `latencies`. `true` at [`Feed::Close`], once
+/// every frame is written; `false` when the feed ends without it (the frames not all written).
+/// The error: the reason the first frame that failed was refused or not written (a frame
+/// refused waits for the frames before it, which may fail first).
 fn encode_fed<W: std::io::Write + std::io::Seek>(
     format: &Format,
     writer: &mut SequenceWriter<W>,
@@ -1838,47 +1840,18 @@ fn encode_fed<W: std::io::Write + std::io::Seek>(
     parallel: usize,
     latencies: &mut Vec<Duration>,
 ) -> std::result::Result<bool, String> {
-    let stopped = || "the encoding threads stopped".to_string();
     thread::scope(|scope| {
-        let (work_tx, work_rx) = bounded::<Encoding>(parallel);
-        let (done_tx, done_rx) = crossbeam_channel::unbounded::<EncodedFrame>();
-        // An npy frame's samples are written as they are: no thread encodes them.
-        let threads = if *format == Format::Npy { 0 } else { parallel };
-        for _ in 0..threads {
-            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
-            scope.spawn(move || {
-                for work in work_rx {
-                    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        work.1.encode(format)
-                    }));
-                    if done_tx.send((work, encoded)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        // The frames taken and not yet written, from the oldest: `None` while encoding. One
-        // more than the threads, so that a frame slower than the next ones leaves no thread
-        // idle.
-        let mut window: std::collections::VecDeque<Option<EncodedFrame>> =
-            std::collections::VecDeque::new();
-        // The place in the window of its first frame, counted from the sequence's start.
-        let mut oldest = 0;
+        let mut encoders = Encoders::<Fed>::start(scope, *format, parallel);
         let mut closed = false;
         // A frame refused: no more are taken, and its reason is the error once the frames
         // before it are written.
         let mut refused = None;
         loop {
-            while let Some(Some(_)) = window.front() {
-                let Some(Some(((_, taken, latency), encoded))) = window.pop_front() else {
-                    unreachable!("matched above");
-                };
-                oldest += 1;
-                let encoded = encoded.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                writer.put(taken, encoded).map_err(Error::into_reason)?;
-                latencies.push(latency);
+            while let Some((taken, encoded)) = encoders.ready() {
+                let fed = writer.put(taken, encoded).map_err(Error::into_reason)?;
+                latencies.push(fed.latency);
             }
-            if window.is_empty() {
+            if encoders.is_empty() {
                 if let Some(reason) = refused {
                     return Err(reason);
                 }
@@ -1886,33 +1859,23 @@ fn encode_fed<W: std::io::Write + std::io::Seek>(
                     return Ok(true);
                 }
             }
-            let room = !closed && refused.is_none() && window.len() <= parallel;
+            let room = !closed && refused.is_none() && encoders.has_room();
             let never = crossbeam_channel::never();
             crossbeam_channel::select! {
                 recv(if room { feed } else { &never }) -> message => match message {
                     Ok(Feed::Frame(mut frame, latency)) => {
                         let image = frame.image.take();
-                        match writer.take(frame, image) {
-                            Ok(taken) => {
-                                let place = oldest + window.len();
-                                if taken.costly() {
-                                    window.push_back(None);
-                                    work_tx.send((place, taken, latency)).map_err(|_| stopped())?;
-                                } else {
-                                    let encoded = Ok(taken.encode(format));
-                                    window.push_back(Some(((place, taken, latency), encoded)));
-                                }
-                            }
+                        match writer.take(Fed { frame, latency }, image) {
+                            Ok(taken) => encoders.encode(taken)?,
                             Err(error) => refused = Some(error.into_reason()),
                         }
                     }
                     Ok(Feed::Close) => closed = true,
                     Err(_) => return Ok(false),
                 },
-                recv(done_rx) -> done => {
-                    let done = done.map_err(|_| stopped())?;
-                    let slot = window.get_mut(done.0.0 - oldest).ok_or_else(stopped)?;
-                    *slot = Some(done);
+                recv(encoders.finished()) -> done => {
+                    let done = done.map_err(|_| "the encoding threads stopped".to_string())?;
+                    encoders.arrived(done)?;
                 }
             }
         }

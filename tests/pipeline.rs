@@ -1001,9 +1001,9 @@ fn sprite_stream(w: u32, h: u32) -> shutter::source::live::FuncGrabber {
 }
 
 #[test]
-fn a_sequence_encoded_on_several_threads_as_it_comes_is_the_file_its_frames_make() {
+fn a_sequence_encoded_on_several_threads_as_it_comes_is_the_file_of_its_frames_one_by_one() {
     use shutter::ImageMode;
-    use shutter::sink::encode;
+    use shutter::sink::sequence::SequenceWriter;
     let (w, h, count) = (37u32, 23u32, 17usize);
     let lossless = Format::Webp {
         quality: 80.0,
@@ -1041,9 +1041,15 @@ fn a_sequence_encoded_on_several_threads_as_it_comes_is_the_file_its_frames_make
         assert_eq!(stats.written, vec![out.clone()], "{format:?}");
         let frames = delivered.lock().unwrap().clone();
         assert_eq!(frames.len(), count, "{format:?}");
+        // The file of the frames pushed one by one.
+        let mut writer = SequenceWriter::new(format, std::io::Cursor::new(Vec::new())).unwrap();
+        for frame in &frames {
+            writer.push(frame).unwrap();
+        }
+        let one_by_one = writer.finish().unwrap().into_inner();
         let file = std::fs::read(&out).unwrap();
         assert!(
-            file == encode::encode(&format, &frames).unwrap(),
+            file == one_by_one,
             "{format:?} on {threads} threads: not the file of the frames in order"
         );
     }

@@ -349,6 +349,7 @@ impl Format {
 /// playing as many times as the first frame's `meta.plays`, forever when it has none; one
 /// frame makes a still), NPY stacks them
 /// into an (N, …) array (a sequence's single frame too, see [`crate::frame::FrameMeta::sequence`]). Every frame must share the first one's size and mode.
+/// An animation's frames are quantised or encoded side by side, a thread a core (at most 8).
 ///
 /// ```
 /// use shutter::sink::encode::{self, Format};
@@ -408,12 +409,19 @@ pub(crate) fn encode_frames(
     if *format == Format::Gif || (format.holds_many_frames() && stacked) {
         let mut writer =
             SequenceWriter::new(*format, Cursor::new(Vec::new())).map_err(Error::into_reason)?;
-        for (k, frame) in frames.iter().enumerate() {
-            if k > 0 && matches!(format, Format::Gif | Format::Webp { .. }) && stop() {
-                break;
-            }
-            writer.push(frame).map_err(Error::into_reason)?;
-        }
+        // Encoded side by side, a thread a core (at most 8, as the pipeline's encoders).
+        let threads = match frames.len() {
+            1 => 0,
+            n => std::thread::available_parallelism().map_or(1, |c| c.get().min(8).min(n)),
+        };
+        let never = || false;
+        let stop = match format {
+            Format::Gif | Format::Webp { .. } => stop,
+            _ => &never,
+        };
+        writer
+            .push_until(frames, threads, stop)
+            .map_err(Error::into_reason)?;
         let out = writer.finish().map_err(Error::into_reason)?;
         return Ok(out.into_inner());
     }

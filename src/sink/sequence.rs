@@ -24,10 +24,13 @@
 //! written as (cheap, in order: each frame is compared with the one taken before it);
 //! `Taken::encode` quantises or encodes that part (the costly step, on any thread, and for a
 //! GIF the LZW code too); `SequenceWriter::put` writes it (in order: a GIF or WebP frame's
-//! delay is settled by the next one). The pipeline's writer takes each frame as it comes and
-//! puts it as soon as it and those before it are encoded (`pipeline::encode_fed`).
+//! delay is settled by the next one). `Encoders` runs the middle step on threads of their own:
+//! a writer takes each frame as it comes and puts it as soon as it and those before it are
+//! encoded ([`SequenceWriter::push_all`], [`encode`](super::encode::encode), and the pipeline's
+//! writer of a stream, whose frames come one by one).
 
 use std::borrow::{Borrow, Cow};
+use std::collections::VecDeque;
 use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +85,133 @@ pub struct SequenceWriter<W: Write + Seek> {
     /// A GIF's or WebP's last frame taken: what the canvas shows when the next frame comes,
     /// which that frame then changes only in part.
     before: Option<Before>,
+}
+
+/// What an encoding thread gives back: the frame taken, encoded, or the panic that stopped it.
+pub(crate) type Encoding<F> = (Taken<F>, std::thread::Result<Result<Encoded, String>>);
+
+/// Frames taken into a sequence ([`SequenceWriter::take`]), encoded on threads of their own
+/// ([`Taken::encode`]), each as soon as a thread is free, and given back in the order taken
+/// ([`ready`](Self::ready)) to be put. At most one frame more than the threads is taken and
+/// not yet given back ([`has_room`](Self::has_room)), so that a frame slower than the next
+/// ones leaves no thread idle.
+pub(crate) struct Encoders<F> {
+    work: crossbeam_channel::Sender<Taken<F>>,
+    done: crossbeam_channel::Receiver<Encoding<F>>,
+    /// Keeps `done` open while no thread holds it (no threads: npy, or encoding here).
+    _done: crossbeam_channel::Sender<Encoding<F>>,
+    /// The frames taken and not yet given back, from the oldest: `None` while encoding.
+    window: VecDeque<Option<Encoding<F>>>,
+    /// The index in the sequence of the window's oldest frame.
+    oldest: usize,
+    threads: usize,
+    format: Format,
+}
+
+impl<F: Borrow<Frame> + Send> Encoders<F> {
+    /// Starts `threads` encoding threads in `scope`; none for an npy, whose samples are written
+    /// as they are, and with none, frames are encoded on the caller's thread.
+    pub(crate) fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        format: Format,
+        threads: usize,
+    ) -> Self
+    where
+        F: 'scope,
+    {
+        let threads = if format == Format::Npy { 0 } else { threads };
+        let (work, work_rx) = crossbeam_channel::bounded::<Taken<F>>(threads.max(1));
+        let (done_tx, done) = crossbeam_channel::unbounded::<Encoding<F>>();
+        for _ in 0..threads {
+            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+            scope.spawn(move || {
+                for taken in work_rx {
+                    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        taken.encode(&format)
+                    }));
+                    if done_tx.send((taken, encoded)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Encoders {
+            work,
+            done,
+            _done: done_tx,
+            window: VecDeque::new(),
+            oldest: 0,
+            threads,
+            format,
+        }
+    }
+
+    /// Whether another frame may be taken now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.window.len() <= self.threads
+    }
+
+    /// Whether every frame taken was given back.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.window.is_empty()
+    }
+
+    /// Encodes `taken`, the frame after those taken before it: on a thread, or here when there
+    /// are none or it costs nothing (an npy frame).
+    pub(crate) fn encode(&mut self, taken: Taken<F>) -> Result<(), String> {
+        if self.window.is_empty() {
+            self.oldest = taken.k;
+        }
+        if self.threads == 0 || !taken.costly() {
+            let encoded = Ok(taken.encode(&self.format));
+            self.window.push_back(Some((taken, encoded)));
+            return Ok(());
+        }
+        self.window.push_back(None);
+        self.work.send(taken).map_err(|_| stopped())
+    }
+
+    /// Where the threads give frames back, to wait on with other channels: give what comes to
+    /// [`arrived`](Self::arrived).
+    pub(crate) fn finished(&self) -> &crossbeam_channel::Receiver<Encoding<F>> {
+        &self.done
+    }
+
+    /// Takes a frame a thread gave back.
+    pub(crate) fn arrived(&mut self, encoding: Encoding<F>) -> Result<(), String> {
+        let slot = encoding
+            .0
+            .k
+            .checked_sub(self.oldest)
+            .and_then(|place| self.window.get_mut(place))
+            .ok_or_else(stopped)?;
+        *slot = Some(encoding);
+        Ok(())
+    }
+
+    /// Waits for a thread to give a frame back.
+    pub(crate) fn wait(&mut self) -> Result<(), String> {
+        let encoding = self.done.recv().map_err(|_| stopped())?;
+        self.arrived(encoding)
+    }
+
+    /// The oldest frame taken, once it is encoded (a panic while encoding it goes on here).
+    pub(crate) fn ready(&mut self) -> Option<(Taken<F>, Result<Encoded, String>)> {
+        if !matches!(self.window.front(), Some(Some(_))) {
+            return None;
+        }
+        let (taken, encoded) = self.window.pop_front().flatten()?;
+        self.oldest += 1;
+        Some((
+            taken,
+            encoded.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        ))
+    }
+}
+
+/// Why encoding threads gave nothing back.
+fn stopped() -> String {
+    "the encoding threads stopped".to_string()
 }
 
 /// A GIF's or WebP's frame as the next one sees it.
@@ -406,23 +536,59 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// As [`push`](Self::push), for the first frame that fails; the frames before it are in
     /// the file.
     pub fn push_all(&mut self, frames: &[&Frame]) -> Result<(), Error> {
-        let mut taken = Vec::with_capacity(frames.len());
-        let mut refused = None;
-        for &frame in frames {
-            match self.take(frame, None) {
-                Ok(frame) => taken.push(frame),
-                Err(error) => {
-                    refused = Some(error);
-                    break;
+        let threads = if frames.len() < 2 { 0 } else { frames.len() };
+        self.push_until(frames.iter().copied(), threads, &|| false)
+    }
+
+    /// Encodes `frames`, in order, on up to `threads` threads (none: on this one), each frame
+    /// as soon as a thread is free, and writes each as soon as it and those before it are
+    /// encoded; stops before a frame after the first when `stop` says so.
+    ///
+    /// # Errors
+    /// As [`push_all`](Self::push_all).
+    pub(crate) fn push_until<'f>(
+        &mut self,
+        frames: impl IntoIterator<Item = &'f Frame>,
+        threads: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), Error> {
+        let format = self.format;
+        std::thread::scope(|scope| {
+            let mut encoders = Encoders::start(scope, format, threads);
+            let mut frames = frames.into_iter();
+            let (mut more, mut first) = (true, true);
+            let mut refused = None;
+            loop {
+                while let Some((taken, encoded)) = encoders.ready() {
+                    self.put(taken, encoded)?;
+                }
+                if encoders.is_empty() && (!more || refused.is_some()) {
+                    return refused.map_or(Ok(()), Err);
+                }
+                if more && refused.is_none() && encoders.has_room() {
+                    let next = frames.next().filter(|_| first || !stop());
+                    first = false;
+                    let Some(frame) = next else {
+                        more = false;
+                        continue;
+                    };
+                    match self.take(frame, None) {
+                        Ok(taken) => {
+                            let k = taken.k;
+                            encoders
+                                .encode(taken)
+                                .map_err(|reason| self.error(k, reason))?;
+                        }
+                        Err(error) => refused = Some(error),
+                    }
+                } else {
+                    let count = self.count;
+                    encoders
+                        .wait()
+                        .map_err(|reason| self.error(count, reason))?;
                 }
             }
-        }
-        let format = self.format;
-        let encoded = side_by_side(taken.len(), |k| taken[k].encode(&format));
-        for (taken, encoded) in taken.into_iter().zip(encoded) {
-            self.put(taken, encoded)?;
-        }
-        refused.map_or(Ok(()), Err)
+        })
     }
 
     /// Takes `frame` as the sequence's next one (`image`: its output image, when the caller
@@ -529,7 +695,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
     }
 
     /// Writes frame `taken`, `encoded` by [`Taken::encode`]; the frames taken before it must
-    /// have been put.
+    /// have been put. Gives the frame back.
     ///
     /// # Errors
     /// As [`push`](Self::push), for a frame that could not be encoded or written: the writer
@@ -538,7 +704,7 @@ impl<W: Write + Seek> SequenceWriter<W> {
         &mut self,
         taken: Taken<F>,
         encoded: Result<Encoded, String>,
-    ) -> Result<(), Error> {
+    ) -> Result<F, Error> {
         let k = taken.k;
         let result = if k == self.count {
             encoded.and_then(|encoded| self.write(taken, encoded))
@@ -546,9 +712,9 @@ impl<W: Write + Seek> SequenceWriter<W> {
             Err(format!("frame {k} was put after frame {}", self.count))
         };
         match result {
-            Ok(()) => {
+            Ok(frame) => {
                 self.count += 1;
-                Ok(())
+                Ok(frame)
             }
             Err(reason) => {
                 self.state = State::Broken;
@@ -558,9 +724,9 @@ impl<W: Write + Seek> SequenceWriter<W> {
     }
 
     /// [`put`](Self::put), its error a one-line reason.
-    fn write<F: Borrow<Frame>>(&mut self, taken: Taken<F>, encoded: Encoded) -> Result<(), String> {
+    fn write<F: Borrow<Frame>>(&mut self, taken: Taken<F>, encoded: Encoded) -> Result<F, String> {
         let (frame, k) = (taken.frame.borrow(), taken.k);
-        match (&mut self.state, taken.part, encoded) {
+        let written = match (&mut self.state, taken.part, encoded) {
             (State::Gif(gif), Part::Gif { draw, .. }, Encoded::Gif(quantised, grown)) => {
                 // The frame before, grown to hold what this one clears.
                 if let Some(grown) = grown {
@@ -578,7 +744,8 @@ impl<W: Write + Seek> SequenceWriter<W> {
             },
             (State::Broken, ..) => Err("an earlier write failed".to_string()),
             _ => Err("a frame was encoded for another format".to_string()),
-        }
+        };
+        written.map(|()| taken.frame)
     }
 
     /// The error of frame `k`: `reason`.
@@ -902,26 +1069,6 @@ fn changed(before: Option<&ModeImage>, image: &ModeImage) -> Option<Rect> {
         y,
         width: right as u32 - x,
         height: bottom as u32 - y,
-    })
-}
-
-/// `work` done on each index of `0..n`, on a thread each when there are several (the costly
-/// part of a GIF or WebP sequence: quantising or encoding its frames), results in order.
-fn side_by_side<R: Send>(n: usize, work: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    if n < 2 {
-        return (0..n).map(work).collect();
-    }
-    let work = &work;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n).map(|k| scope.spawn(move || work(k))).collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
     })
 }
 
