@@ -267,8 +267,8 @@ impl Default for PipelineBuilder {
             output: None,
             on_frame: None,
             on_event: None,
-            encoder_threads: thread::available_parallelism().map_or(2, |n| n.get().min(8)),
-            decode_threads: thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            encoder_threads: default_threads(),
+            decode_threads: default_threads(),
             policy: None,
             stream_every: None,
             time_limit: None,
@@ -1815,6 +1815,11 @@ fn write_sequence(
     JobDone::of(job, result)
 }
 
+/// The default number of encoder or decode threads: the machine's cores, at most 8.
+pub(crate) fn default_threads() -> usize {
+    thread::available_parallelism().map_or(2, |n| n.get().min(8))
+}
+
 /// A frame fed to a sequence's writer, with its capture-to-sink latency.
 struct Fed {
     frame: Box<Frame>,
@@ -1873,10 +1878,7 @@ fn encode_fed<W: std::io::Write + std::io::Seek>(
                     Ok(Feed::Close) => closed = true,
                     Err(_) => return Ok(false),
                 },
-                recv(encoders.finished()) -> done => {
-                    let done = done.map_err(|_| "the encoding threads stopped".to_string())?;
-                    encoders.arrived(done)?;
-                }
+                recv(encoders.finished()) -> done => encoders.arrived(done)?,
             }
         }
     })

@@ -409,10 +409,10 @@ pub(crate) fn encode_frames(
     if *format == Format::Gif || (format.holds_many_frames() && stacked) {
         let mut writer =
             SequenceWriter::new(*format, Cursor::new(Vec::new())).map_err(Error::into_reason)?;
-        // Encoded side by side, a thread a core (at most 8, as the pipeline's encoders).
+        // Encoded side by side, on as many threads as the pipeline's encoders by default.
         let threads = match frames.len() {
             1 => 0,
-            n => std::thread::available_parallelism().map_or(1, |c| c.get().min(8).min(n)),
+            n => crate::pipeline::default_threads().min(n),
         };
         let never = || false;
         let stop = match format {

@@ -177,8 +177,12 @@ impl<F: Borrow<Frame> + Send> Encoders<F> {
         &self.done
     }
 
-    /// Takes a frame a thread gave back.
-    pub(crate) fn arrived(&mut self, encoding: Encoding<F>) -> Result<(), String> {
+    /// Takes a frame a thread gave back, as [`finished`](Self::finished) received it.
+    pub(crate) fn arrived(
+        &mut self,
+        encoding: Result<Encoding<F>, crossbeam_channel::RecvError>,
+    ) -> Result<(), String> {
+        let encoding = encoding.map_err(|_| stopped())?;
         let slot = encoding
             .0
             .k
@@ -191,7 +195,7 @@ impl<F: Borrow<Frame> + Send> Encoders<F> {
 
     /// Waits for a thread to give a frame back.
     pub(crate) fn wait(&mut self) -> Result<(), String> {
-        let encoding = self.done.recv().map_err(|_| stopped())?;
+        let encoding = self.done.recv();
         self.arrived(encoding)
     }
 
