@@ -255,6 +255,90 @@ fn after_a_filter_a_gray_file_converts_from_its_rgb_pixels() {
     );
 }
 
+/// An RGB PNG of `width`×`height` noise with a tRNS colour `key`, in 8 or 16 bits a sample
+/// (a 16-bit sample `v` is `v * 257`, so both open as the same 8-bit pixels in Pillow).
+fn keyed_rgb_png(path: &Path, width: u32, height: u32, sixteen: bool, key: [u8; 3]) {
+    let rgb: Vec<u8> = common::random_rgba(width, height, 5)
+        .chunks_exact(4)
+        .flat_map(|px| [px[0], px[1], px[2]])
+        .collect();
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    let (data, trns) = if sixteen {
+        let wide = rgb.iter().flat_map(|&v| (u16::from(v) * 257).to_be_bytes());
+        let trns = key.iter().flat_map(|&k| u16::from(k).to_be_bytes());
+        (wide.collect::<Vec<u8>>(), trns.collect::<Vec<u8>>())
+    } else {
+        let trns = key.iter().flat_map(|&k| [0, k]);
+        (rgb, trns.collect())
+    };
+    encoder.set_depth(if sixteen {
+        png::BitDepth::Sixteen
+    } else {
+        png::BitDepth::Eight
+    });
+    encoder.set_trns(trns);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&data).unwrap();
+    writer.finish().unwrap();
+}
+
+#[test]
+fn a_16_bit_rgb_file_with_a_colour_key_no_pixel_has_converts_as_its_8_bit_twin() {
+    // Pillow's `convert("RGBA")` of an RGB PNG with a tRNS colour is RGBA whether or not a
+    // pixel has that colour, so a filtered frame goes to `P` as RGBA does (quantised). A
+    // 16-bit file whose key matched no pixel was taken as RGB: the WEB palette, every index
+    // off (the 8-bit file, checked against Pillow, was right).
+    let tmp = tempfile::TempDir::new().unwrap();
+    let key = [1, 2, 3];
+    let (narrow, wide) = (tmp.path().join("rgb8.png"), tmp.path().join("rgb16.png"));
+    keyed_rgb_png(&narrow, 17, 5, false, key);
+    keyed_rgb_png(&wide, 17, 5, true, key);
+    let open = |path: &Path| {
+        let name = path.display().to_string();
+        let mut frames = decode_path(&name, path, &DecodeLimits::default()).expect("decodes");
+        let d = frames.next().expect("one frame").expect("decodes");
+        assert!(d.rgba.chunks_exact(4).all(|px| px[3] == 255), "{name}");
+        let mut frame = Frame::new(
+            d.width,
+            d.height,
+            d.rgba,
+            d.has_alpha,
+            FrameMeta::still(0, 0),
+        );
+        frame.source = d.source;
+        frame
+    };
+    let (eight, sixteen) = (open(&narrow), open(&wide));
+    assert_eq!(eight.rgba, sixteen.rgba);
+    assert!(eight.has_alpha && sixteen.has_alpha);
+    for filters in [vec![], vec![shutter::Filter::Invert]] {
+        for mode in [ImageMode::P, ImageMode::Rgba, ImageMode::One, ImageMode::L] {
+            for dither in [
+                shutter::mode::Dither::None,
+                shutter::mode::Dither::FloydSteinberg,
+            ] {
+                let mut ops = Ops::new(false, filters.clone());
+                ops.mode = Some(mode);
+                ops.dither = dither;
+                let run = |frame: &Frame| {
+                    let out = Processor::new(None, &ops, 1)
+                        .expect("cpu")
+                        .process(frame.clone())
+                        .expect("processes");
+                    let image = out.image.expect("an image of the mode");
+                    (image.as_bytes().to_vec(), format!("{:?}", image.palette))
+                };
+                assert!(
+                    run(&eight) == run(&sixteen),
+                    "{filters:?} {mode:?} {dither:?}: the 16-bit file converts otherwise"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn the_cli_writes_pillows_arrays_for_a_gray_and_a_palette_file() {
     let tmp = tempfile::tempdir().expect("tempdir");

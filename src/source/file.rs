@@ -515,7 +515,9 @@ where
             let keyed = (0..3).all(|c| px[c] == low_byte(key[c]));
             px[3] = if keyed { 0 } else { 255 };
         }
-        has_alpha = rgba.chunks_exact(4).any(|px| px[3] == 0);
+        // Pillow's `convert("RGBA")` of the file is RGBA whether or not a pixel matches, as
+        // for an 8-bit RGB or a gray key (a filtered frame then goes to `P` as RGBA does).
+        has_alpha = true;
     }
     let frame = DecodedFrame {
         width,
