@@ -53,10 +53,10 @@ struct BenchArgs {
     #[arg(long, value_name = "DEVICE", default_value = "both")]
     device: String,
     /// Frames on the GPU at once in the pipelined rows.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true, value_parser = whole::<usize>)]
     in_flight: usize,
     /// Timed frames per row (default 20; without it a row stops at 3 once it has used 0.2 s).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>)]
     frames: Option<usize>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -77,7 +77,7 @@ struct RunArgs {
     #[arg(long, value_name = "FMT")]
     format: Option<String>,
     /// Encoder quality: webp 0–100 (default 80), jpeg 1–100 (default 75).
-    #[arg(long, value_name = "Q")]
+    #[arg(long, value_name = "Q", allow_negative_numbers = true)]
     quality: Option<f32>,
     /// Lossless webp.
     #[arg(long)]
@@ -105,7 +105,7 @@ struct RunArgs {
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     device: String,
     /// Frames on the GPU at once.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true, value_parser = whole::<usize>)]
     in_flight: usize,
     /// Most memory the frames of files take between decoding and encoding (e.g. 512M, 4G;
     /// default 1G): the next frame's decoding waits while they take more; one frame always
@@ -113,13 +113,13 @@ struct RunArgs {
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     in_flight_memory: Option<String>,
     /// Webcam: requested frame width (the closest the camera offers is used).
-    #[arg(long, value_name = "PX")]
+    #[arg(long, value_name = "PX", allow_negative_numbers = true, value_parser = whole::<u32>)]
     width: Option<u32>,
     /// Webcam: requested frame height.
-    #[arg(long, value_name = "PX")]
+    #[arg(long, value_name = "PX", allow_negative_numbers = true, value_parser = whole::<u32>)]
     height: Option<u32>,
     /// Webcam: requested frame rate.
-    #[arg(long, value_name = "FPS")]
+    #[arg(long, value_name = "FPS", allow_negative_numbers = true, value_parser = whole::<u32>)]
     fps: Option<u32>,
     /// Live sources: deliver at most one frame per SECS, the first captured at or after each
     /// tick (webcam default 0.5).
@@ -131,20 +131,20 @@ struct RunArgs {
     time_limit: Option<f64>,
     /// Stop after capturing N frames (with --stream-every or a dropping --policy, fewer are
     /// delivered).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u64>)]
     frames: Option<u64>,
     /// When a stage is busy: lossless (wait), latest (drop older frames), drop-new.
     #[arg(long, value_name = "POLICY")]
     policy: Option<String>,
     /// Up to N waiting frames go to the GPU in one submission (Gradio's max_batch_size).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, allow_negative_numbers = true, value_parser = whole::<usize>)]
     batch: usize,
     /// Print the run's statistics as one JSON object on stdout.
     #[arg(long)]
     json: bool,
     /// Largest image accepted, in pixels (width × height; default 178956970, Pillow's bomb
     /// limit); larger inputs fail with an error.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u64>)]
     max_pixels: Option<u64>,
 }
 
@@ -389,6 +389,9 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     };
     let mut limits = DecodeLimits::default();
     if let Some(max) = args.max_pixels {
+        if max == 0 {
+            return Err(Error::Usage("--max-pixels: must be at least 1".into()));
+        }
         limits.max_pixels = max;
     }
     let mut sources: Vec<Source> = if args.sources.is_empty() {
@@ -607,8 +610,12 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
             0 => String::new(),
             n => format!(", {n} after the stop"),
         };
+        let failed_frames = match stats.failed_frames {
+            0 => String::new(),
+            n => format!(", {n} failed"),
+        };
         say!(
-            "shutter: {} captured, {} processed, {} delivered; dropped {} before the GPU, {} before the sink, {} by --stream-every{after_stop}{lat}",
+            "shutter: {} captured, {} processed, {} delivered{failed_frames}; dropped {} before the GPU, {} before the sink, {} by --stream-every{after_stop}{lat}",
             stats.captured,
             stats.frames,
             stats.delivered,
@@ -696,11 +703,12 @@ fn stats_json(stats: &shutter::Stats) -> String {
         .map(|p| text(&p.display().to_string()))
         .collect();
     format!(
-        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"after_stop\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"alpha_dropped\":{},\"in_flight_peak_bytes\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
+        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"failed_frames\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"after_stop\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"alpha_dropped\":{},\"in_flight_peak_bytes\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
         stats.inputs,
         stats.captured,
         stats.frames,
         stats.delivered,
+        stats.failed_frames,
         stats.drops.before_gpu,
         stats.drops.before_sink,
         stats.drops.by_interval,
@@ -719,6 +727,14 @@ fn stats_json(stats: &shutter::Stats) -> String {
             .as_ref()
             .map_or_else(|| "null".to_string(), |b| text(&b.to_string())),
     )
+}
+
+/// A count given to a flag: a whole number of 0 or more (`-1` reaches here, rather than being
+/// taken for a flag, so that the message says what is wrong with it).
+fn whole<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "expected a whole number of 0 or more".to_string())
 }
 
 fn plural(n: u64) -> &'static str {

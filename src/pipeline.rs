@@ -15,13 +15,14 @@
 //! frame per `stream_every` goes on from the capture, the first captured at or after each
 //! tick: the others are neither decoded nor processed. Every frame is accounted for:
 //! captured = processed + dropped before the GPU + dropped by the interval, and
-//! processed = delivered + dropped before the sink + dropped after a stop.
+//! processed = delivered + dropped before the sink + dropped after a stop + failed (frames
+//! of an input that failed, or whose own file did).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -205,6 +206,11 @@ pub struct Stats {
     pub delivered: u64,
     /// Frames dropped by the frame policy or `stream_every`, by where.
     pub drops: Drops,
+    /// Frames processed that reached no output because their input failed (an animation cut
+    /// short part-way, a file that could not be written: its frames are taken back from
+    /// [`delivered`](Self::delivered)), or because their own frame file did (a live
+    /// stream's, which goes on), when no callback took them.
+    pub failed_frames: u64,
     /// Capture-to-sink latency of the delivered frames.
     pub latency: Option<Latency>,
     /// Files written.
@@ -566,6 +572,16 @@ impl PipelineBuilder {
                         u64::from(*height),
                     )
                     .map_err(|e| Error::Usage(format!("{e} (--max-pixels)")))?;
+                if let Some((_, format)) = &self.output
+                    && let Some(max) = format.max_side()
+                    && (*width > max || *height > max)
+                {
+                    return Err(Error::Usage(format!(
+                        "pattern:{width}x{height}: a {} side is at most {max} pixels; give a \
+                         smaller pattern or another format (--format)",
+                        format.extension()
+                    )));
+                }
             }
         }
         check_in_flight("in_flight (--in-flight)", self.in_flight)?;
@@ -900,6 +916,8 @@ impl Pipeline {
             Some((out, format)) => Some(OutputNamer::prepare(out, *format, &stems, &file_names)?),
             None => None,
         };
+        // Dropped on every way out of this function, once the sink has written what it does.
+        let _tidy = RemoveIfEmpty(namer.as_ref().map_or_else(Vec::new, |n| n.created.clone()));
         let mut processor = Processor::new(gpu.clone(), &ops, in_flight.max(batch))?;
         processor.set_batch(batch);
 
@@ -1022,6 +1040,7 @@ impl Pipeline {
                 frames: get(&counters.processed),
                 captured: get(&counters.captured),
                 delivered: get(&counters.delivered),
+                failed_frames: get(&counters.failed),
                 drops: Drops {
                     before_gpu: get(&counters.dropped_before_gpu),
                     before_sink: get(&counters.dropped_before_sink),
@@ -1512,6 +1531,23 @@ struct OutputNamer {
     /// As the file system has them: two names that differ only in bytes that are not UTF-8
     /// stay two names.
     stems: Vec<OsString>,
+    /// The directories this run created for its outputs, the deepest first.
+    created: Vec<PathBuf>,
+}
+
+/// Removes the output directories a run created, deepest first, when they are still empty
+/// at its end (every input failed, or none was reached): a failed run leaves nothing.
+struct RemoveIfEmpty(Vec<PathBuf>);
+
+impl Drop for RemoveIfEmpty {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            // Not empty (or gone): kept, as are the directories above it.
+            if std::fs::remove_dir(dir).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 impl OutputNamer {
@@ -1553,6 +1589,11 @@ impl OutputNamer {
                 file.display()
             )));
         }
+        let created = plain
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+            .map(Path::to_path_buf)
+            .collect();
         std::fs::create_dir_all(&dir).map_err(|e| {
             let reason = format!("cannot create the output directory: {e}");
             Error::io(&dir, std::io::Error::new(e.kind(), reason))
@@ -1606,6 +1647,7 @@ impl OutputNamer {
             output: output.clone(),
             format,
             stems,
+            created,
         })
     }
 
@@ -1658,8 +1700,9 @@ fn claim(
             output: job.path.display().to_string(),
             format: format(),
             reason: format!(
-                "{} would overwrite this file, another input of this run; not writing it",
-                names[job.input]
+                "it is another input of this run, which {}'s output would overwrite; {} is not \
+                 written",
+                names[job.input], names[job.input]
             ),
         });
     }
@@ -1672,8 +1715,9 @@ fn claim(
             output: job.path.display().to_string(),
             format: format(),
             reason: format!(
-                "{} already wrote this file in this run; not overwriting it",
-                names[*first.get()]
+                "{} already wrote this file in this run; {} is not written",
+                names[*first.get()],
+                names[job.input]
             ),
         }),
     }
@@ -2079,6 +2123,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 Msg::Frame(mut frame) => {
                     let input = frame.meta.input;
                     if self.failed.contains(&input) {
+                        Counters::add(&self.counters.failed, 1);
                         continue;
                     }
                     if self.newest_first && superseded(&frame, rx, &mut ahead) {
@@ -2148,8 +2193,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             if let Err(error) =
                                 claim(&mut claimed, &self.input_files, &job, self.names)
                             {
-                                self.failed.insert(input);
-                                self.fail(input, error, result);
+                                self.refuse(input, error, result);
                                 continue;
                             }
                             if job_tx.send(job).is_err() {
@@ -2165,7 +2209,8 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             && self.on_frame.is_none()
                             && !self.all_or_nothing
                         {
-                            self.take_back(input, 1);
+                            let counters = self.counters;
+                            self.take_back(input, 1, &counters.dropped_after_stop);
                         }
                         if last {
                             self.close(input, &mut streams);
@@ -2194,8 +2239,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                         }
                     };
                     if let Err(error) = claim(&mut claimed, &self.input_files, &job, self.names) {
-                        self.failed.insert(input);
-                        self.fail(input, error, result);
+                        self.refuse(input, error, result);
                     } else if job_tx.send(job).is_err() {
                         return Err(Error::Gpu("the encoder pool stopped".into()));
                     }
@@ -2284,6 +2328,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             self.failed.insert(input);
             if let Some(frames) = self.delivered_by_input.remove(&input) {
                 self.counters.delivered.fetch_sub(frames, Ordering::Relaxed);
+                Counters::add(&self.counters.failed, frames);
             }
             if let Some(paths) = self.frame_files.remove(&input) {
                 for path in &paths {
@@ -2296,11 +2341,24 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         result.failures.push(error);
     }
 
-    /// Counts `frames` of live input `input`, counted as delivered with no callback, as
-    /// dropped after a stop instead: the file they went to failed.
-    fn take_back(&mut self, input: usize, frames: u64) {
+    /// Fails input `input`, whose frame just delivered cannot be written (its output is
+    /// another input's, or another output's): no more of its frames are taken.
+    fn refuse(&mut self, input: usize, error: Error, result: &mut SinkResult) {
+        // A file's frames are all taken back by `fail`; a live stream's others were written.
+        if !self.all_or_nothing && self.on_frame.is_none() {
+            let counters = self.counters;
+            self.take_back(input, 1, &counters.failed);
+        }
+        self.failed.insert(input);
+        self.fail(input, error, result);
+    }
+
+    /// Counts `frames` of live input `input`, counted as delivered with no callback, in
+    /// `instead`: dropped after a stop (the one file they went to failed, and stopped the
+    /// stream) or failed (their own frame file did).
+    fn take_back(&mut self, input: usize, frames: u64, instead: &AtomicU64) {
         self.counters.delivered.fetch_sub(frames, Ordering::Relaxed);
-        Counters::add(&self.counters.dropped_after_stop, frames);
+        Counters::add(instead, frames);
         if let Some(counted) = self.delivered_by_input.get_mut(&input) {
             *counted = counted.saturating_sub(frames);
         }
@@ -2366,7 +2424,13 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 if !self.all_or_nothing && !done.one_of_many && self.on_frame.is_none() {
                     self.rules.halt.store(true, Ordering::Relaxed);
                     let taken = self.delivered_by_input.get(&done.input).copied();
-                    self.take_back(done.input, taken.unwrap_or(0));
+                    let counters = self.counters;
+                    self.take_back(done.input, taken.unwrap_or(0), &counters.dropped_after_stop);
+                }
+                // A live stream's frame file that failed: the stream goes on, without it.
+                if !self.all_or_nothing && done.one_of_many && self.on_frame.is_none() {
+                    let counters = self.counters;
+                    self.take_back(done.input, 1, &counters.failed);
                 }
                 self.fail(done.input, error, result);
             }

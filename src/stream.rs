@@ -128,6 +128,8 @@ pub(crate) struct Counters {
     pub dropped_by_interval: AtomicU64,
     pub dropped_after_stop: AtomicU64,
     pub delivered: AtomicU64,
+    /// Frames processed that reached no output: their input failed, or their own frame file.
+    pub failed: AtomicU64,
     /// File inputs with transparency converted to a mode without alpha.
     pub alpha_dropped: AtomicU64,
 }
@@ -143,7 +145,8 @@ impl Counters {
 }
 
 /// Frames a run dropped, by where and why. `captured = processed + before_gpu + by_interval`
-/// and `processed = delivered + before_sink + after_stop` (failed frames aside).
+/// and `processed = delivered + before_sink + after_stop +`
+/// [`failed_frames`](crate::Stats::failed_frames).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drops {
     /// At the capture → GPU link, by the frame policy (the GPU stage was busy).

@@ -139,6 +139,11 @@ fn a_batch_with_bad_inputs_writes_the_good_ones_and_exits_1() {
         assert_eq!(lines.len(), 1, "one error line for {bad} in:\n{err}");
     }
     assert!(err.contains("8 inputs, 2 frames, 6 failed"), "{err}");
+    // The content decides, not the extension (a PNG named `.xyz` is read): both are said.
+    assert!(
+        err.contains("notes.xyz: unsupported input: cannot tell the image format from the content, and '.xyz' is not an image extension"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -157,6 +162,7 @@ fn each_bad_input_alone_fails_with_one_line_and_no_output() {
         ("random.png", common::random_rgba(9, 9, 1)),
         ("empty.png", Vec::new()),
         ("unknown.xyz", b"GIF89a".to_vec()),
+        ("notes.txt", b"not an image, whatever its name".to_vec()),
         (
             "malformed.svg",
             b"<svg width='10' height='10'><circle r=".to_vec(),
@@ -176,9 +182,10 @@ fn each_bad_input_alone_fails_with_one_line_and_no_output() {
             .collect();
         assert_eq!(errors.len(), 1, "{name}: {errors:?}");
         assert!(errors[0].contains(name), "{name}: {}", errors[0]);
+        // Not even the output directory the run created.
         assert!(
-            files_in(&out_dir).is_empty(),
-            "{name}: wrote {:?}",
+            !out_dir.exists(),
+            "{name}: left {out_dir:?} with {:?}",
             files_in(&out_dir)
         );
     }
@@ -1191,7 +1198,9 @@ fn an_output_never_overwrites_another_input_of_the_run() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("x.gif would overwrite this file, another input of this run"),
+        err.contains("it is another input of this run, which")
+            && err.contains("x.gif's output would overwrite; ")
+            && err.contains("x.gif is not written"),
         "{err}"
     );
     assert_eq!(

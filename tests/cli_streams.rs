@@ -164,6 +164,13 @@ fn bad_stream_flags_exit_2() {
         (vec!["pattern", "--stream-every", "0"], "--stream-every"),
         (vec!["pattern", "--time-limit", "-1"], "--time-limit"),
         (vec!["webcam:x"], "webcam:x"),
+        // Known before any frame: a side the format cannot hold, and counts out of range
+        // (`-1` taken as the flag's value, not as a flag).
+        (vec!["pattern:16384x16"], "16383"),
+        (vec!["pattern", "--frames", "-1"], "--frames"),
+        (vec!["pattern", "--in-flight", "-2"], "--in-flight"),
+        (vec!["pattern", "--quality", "-1"], "--quality"),
+        (vec!["pattern", "--max-pixels", "0"], "--max-pixels"),
     ] {
         let mut full = vec!["run"];
         full.extend(args.iter().copied());

@@ -378,6 +378,103 @@ fn files_and_callback_together_and_failures_are_listed_by_name() {
     assert!(stats.failures[0].to_string().contains("bad.png"));
 }
 
+/// An animated GIF of `frames` 24×16 noise frames, cut to `keep` of its bytes.
+fn cut_gif(path: &Path, frames: u64, keep: f64) {
+    let mut bytes = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut bytes);
+        for k in 0..frames {
+            let img = image::RgbaImage::from_raw(24, 16, common::random_rgba(24, 16, k)).unwrap();
+            let delay = image::Delay::from_numer_denom_ms(40, 1);
+            enc.encode_frame(image::Frame::from_parts(img, 0, 0, delay))
+                .unwrap();
+        }
+    }
+    bytes.truncate((bytes.len() as f64 * keep) as usize);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn frames_of_inputs_that_fail_are_counted_failed_so_the_counts_add_up() {
+    // An animation that fails part-way took its frames back from `delivered`, and they were
+    // counted nowhere else: captured 2, processed 2, delivered 0, nothing dropped.
+    let tmp = TempDir::new().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    cut_gif(&inputs.join("cut.gif"), 6, 0.7);
+    noisy_png(&inputs, "good.png", 7, 5, 3);
+    let add_up = |stats: &shutter::Stats| {
+        assert_eq!(
+            stats.captured,
+            stats.frames + stats.drops.before_gpu + stats.drops.by_interval,
+            "{stats:?}"
+        );
+        assert_eq!(
+            stats.frames,
+            stats.delivered
+                + stats.failed_frames
+                + stats.drops.before_sink
+                + stats.drops.after_stop,
+            "{stats:?}"
+        );
+    };
+    // The animation as one file, and as a file per frame.
+    for format in [Format::default(), Format::Png] {
+        let out = tmp.path().join(format!("out-{}", format.extension()));
+        let stats = Pipeline::builder()
+            .source(Source::Path(inputs.clone()))
+            .device(DeviceChoice::Cpu)
+            .output(Output::Dir(out.clone()), format)
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        assert_eq!(stats.failures.len(), 1, "{format:?}: {:?}", stats.failures);
+        assert!(stats.failures[0].to_string().contains("cut.gif"));
+        assert_eq!(stats.delivered, 1, "{format:?}: only good.png: {stats:?}");
+        assert!(stats.failed_frames >= 1, "{format:?}: {stats:?}");
+        assert_eq!(
+            stats.frames,
+            stats.failed_frames + 1,
+            "{format:?}: {stats:?}"
+        );
+        add_up(&stats);
+        assert_eq!(
+            common::dir_names(&out),
+            [format!("good.{}", format.extension())]
+        );
+    }
+
+    // A live stream's frame file that cannot be written (a directory stands at its name)
+    // fails alone: the stream goes on, and that frame is failed, not delivered.
+    use shutter::source::live::FuncGrabber;
+    let out = tmp.path().join("live");
+    std::fs::create_dir_all(out.join("rec_00001.png").join("in the way")).unwrap();
+    let grabber = FuncGrabber::from_frames(
+        (1..=4u64).map(|seed| (6u32, 4u32, common::random_rgba(6, 4, seed))),
+    )
+    .named("rec");
+    let stats = run_or_hang({
+        let out = out.clone();
+        move || {
+            Pipeline::builder()
+                .source(Source::grabber(grabber))
+                .device(DeviceChoice::Cpu)
+                .output(Output::Dir(out), Format::Png)
+        }
+    })
+    .unwrap();
+    assert_eq!(stats.failures.len(), 1, "{:?}", stats.failures);
+    assert!(
+        stats.failures[0].to_string().contains("rec_00001.png"),
+        "{:?}",
+        stats.failures
+    );
+    assert_eq!((stats.delivered, stats.failed_frames), (3, 1), "{stats:?}");
+    assert_eq!(stats.written.len(), 3, "{stats:?}");
+    add_up(&stats);
+}
+
 #[test]
 fn inputs_a_stopped_run_never_started_are_counted_not_reached() {
     let tmp = TempDir::new().unwrap();

@@ -228,6 +228,16 @@ impl Format {
         }
     }
 
+    /// The most pixels a side of an image may have in this format: WebP's 14 bits (16383),
+    /// GIF's and JPEG's 16 (65535); `None` for the others, bound only by the decoding limits.
+    pub fn max_side(&self) -> Option<u32> {
+        match self {
+            Format::Webp { .. } => Some(WEBP_MAX_SIDE),
+            Format::Gif | Format::Jpeg { .. } => Some(u32::from(u16::MAX)),
+            _ => None,
+        }
+    }
+
     /// True for formats that hold several frames in one file (gif, an animated webp, npy).
     pub fn holds_many_frames(&self) -> bool {
         matches!(self, Format::Gif | Format::Webp { .. } | Format::Npy)
@@ -568,11 +578,13 @@ fn webp(
 }
 
 /// WebP's bound on each side (14 bits), lossy and lossless alike.
+const WEBP_MAX_SIDE: u32 = 16383;
+
+/// [`WEBP_MAX_SIDE`] for a frame of `width`×`height`.
 fn check_webp_sides(width: u32, height: u32) -> Result<(), String> {
-    const MAX_SIDE: u32 = 16383;
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+    if width == 0 || height == 0 || width > WEBP_MAX_SIDE || height > WEBP_MAX_SIDE {
         return Err(format!(
-            "webp sides must be 1–{MAX_SIDE} pixels, the frame is {width}×{height}"
+            "webp sides must be 1–{WEBP_MAX_SIDE} pixels, the frame is {width}×{height}"
         ));
     }
     Ok(())

@@ -85,17 +85,22 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
         });
     }
     let Some(format) = by_name.or(sniffed) else {
+        // The content decides (a PNG named `.txt` is read): say so, not only the extension.
         let reason = if ext.is_empty() {
             "no file extension to tell the format by, and the content is no image format \
              shutter reads"
                 .to_string()
         } else {
-            format!("'.{ext}' is not an image extension shutter reads")
+            format!(
+                "{}, and '.{ext}' is not an image extension",
+                super::unknown_content(&head)
+            )
         };
         return Err(Error::Unsupported {
             input: name.to_string(),
             reason: format!(
-                "{reason} (expected one of {})",
+                "{reason} (shutter reads PNG, JPEG, WebP, GIF, BMP, TIFF and SVG, by their \
+                 content: extensions {})",
                 super::IMAGE_EXTENSIONS.join(", ")
             ),
         });
