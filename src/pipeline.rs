@@ -454,8 +454,9 @@ impl PipelineBuilder {
         self
     }
 
-    /// What a busy stage does with a new frame (default: `Lossless` for files and unpaced
-    /// patterns, `Latest` for webcams and paced patterns).
+    /// What a busy stage does with a new frame (default: `Lossless` for files, unpaced
+    /// patterns and closures; `Latest` for webcams, paced patterns and closures, and any live
+    /// source with [`stream_every`](Self::stream_every)).
     pub fn policy(mut self, policy: FramePolicy) -> Self {
         self.policy = Some(policy);
         self
@@ -898,6 +899,13 @@ impl Pipeline {
                     FramePolicy::Lossless,
                 )
             }
+        };
+        // A stream delivered at most once an interval wants each delivered frame fresh:
+        // under `Lossless` an unpaced closure's frames wait behind a slow callback, and age.
+        let default_policy = if stream_every.is_some() {
+            FramePolicy::Latest
+        } else {
+            default_policy
         };
         let policy = policy.unwrap_or(default_policy);
         let input_count = names.len() + failures.len();
@@ -1376,7 +1384,11 @@ fn capture_live(
             }
             let ticks =
                 timestamp.saturating_sub(rules.start).as_secs_f64() / interval.as_secs_f64();
-            next_tick = rules.start + interval.mul_f64(ticks.floor() + 1.0);
+            // Saturating: an interval such as `Duration::MAX` has one tick, at the start.
+            next_tick = Duration::try_from_secs_f64(interval.as_secs_f64() * (ticks.floor() + 1.0))
+                .ok()
+                .and_then(|after| rules.start.checked_add(after))
+                .unwrap_or(Duration::MAX);
         }
         let decoded = match crate::source::live::to_rgba_within(raw, yuv.as_mut(), &live.limits) {
             Ok(d) => d,

@@ -193,6 +193,7 @@ fn assert_decode_error<T: std::fmt::Debug>(result: shutter::Result<T>, words: &[
     match result {
         Err(err @ Error::Decode { .. }) => {
             let message = err.to_string();
+            assert!(!message.contains('\n'), "one line: {message:?}");
             for word in words {
                 assert!(message.contains(word), "{message:?} lacks {word:?}");
             }
@@ -492,6 +493,28 @@ fn closure_sources_stream_user_frames_until_none() {
 }
 
 #[test]
+fn rates_too_slow_for_a_duration_pace_frames_never_instead_of_panicking() {
+    // `with_fps(1e-300)` (and `pattern@1e-300`) put the second frame 1e300 s after the first,
+    // past what a `Duration` holds: computing it panicked. It is due never.
+    let (_, clock) = manual_clock();
+    let mut grabber = FuncGrabber::from_frames((0..3u8).map(|k| (2u32, 2u32, vec![k; 16])))
+        .with_clock(clock.clone())
+        .with_fps(1e-300)
+        .named("cam");
+    let first = grabber.next_frame().expect("no error").expect("a frame");
+    assert_eq!(first.timestamp, Duration::ZERO);
+    assert_eq!(grabber.next_due(), Some(Duration::MAX));
+    // The manual clock moves to the time it is slept until: the frame comes, stamped never.
+    let second = grabber.next_frame().expect("no error").expect("a frame");
+    assert_eq!(second.timestamp, Duration::MAX);
+    // Its name in messages and on its frames is the name given, without the rate.
+    assert_eq!(grabber.name(), "cam");
+    let mut pattern = PatternGrabber::new(64, 48, Some(1e-300), clock).expect("a pattern");
+    pattern.next_frame().expect("no error").expect("a frame");
+    assert_eq!(pattern.next_due(), Some(Duration::MAX));
+}
+
+#[test]
 fn closure_errors_and_bad_frames_become_user_errors_naming_the_frame() {
     let mut calls = 0;
     let mut grabber = FuncGrabber::from_fn(move || {
@@ -559,6 +582,13 @@ fn to_rgba_expands_rgb_bgr_and_gray_and_checks_lengths() {
         to_rgba(raw(RawFormat::Mjpeg, vec![0xFF, 0xD8, 0]), None),
         &["mjpeg"],
     );
+    // A camera's JPEG cut short (the decoder's reasons end in a line break).
+    let mut jpeg = Vec::new();
+    image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([x as u8 * 16, y as u8 * 16, 7]))
+        .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .unwrap();
+    jpeg.truncate(jpeg.len() / 2);
+    assert_decode_error(to_rgba(raw(RawFormat::Mjpeg, jpeg), None), &["mjpeg"]);
 }
 
 #[test]

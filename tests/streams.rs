@@ -142,6 +142,15 @@ impl FrameGrabber for TokenGrabber {
 /// Runs `frames` frames from a source `RATIO`× faster than the sink; returns, per delivered
 /// frame, how many frames the source had produced after it (the lag, in frames).
 fn run_slow_sink(policy: FramePolicy, frames: u64) -> (Vec<u64>, Stats) {
+    run_slow_sink_with(Some(policy), None, frames)
+}
+
+/// [`run_slow_sink`] with the policy left to its default when `None`, and `stream_every`.
+fn run_slow_sink_with(
+    policy: Option<FramePolicy>,
+    stream_every: Option<Duration>,
+    frames: u64,
+) -> (Vec<u64>, Stats) {
     let produced = Arc::new(AtomicU64::new(0));
     let clock = Arc::new(ManualClock::new());
     let (token_tx, token_rx) = crossbeam_channel::unbounded();
@@ -156,13 +165,19 @@ fn run_slow_sink(policy: FramePolicy, frames: u64) -> (Vec<u64>, Stats) {
     };
     let lags = Arc::new(Mutex::new(Vec::new()));
     let record = lags.clone();
-    let stats = Pipeline::builder()
+    let mut builder = Pipeline::builder()
         .source(Source::grabber(grabber))
         .clock(clock)
         .device(DeviceChoice::Cpu)
-        .policy(policy)
         .in_flight(2)
-        .max_frames(frames)
+        .max_frames(frames);
+    if let Some(policy) = policy {
+        builder = builder.policy(policy);
+    }
+    if let Some(interval) = stream_every {
+        builder = builder.stream_every(interval);
+    }
+    let stats = builder
         .on_frame(move |frame| {
             let lag = produced.load(Ordering::SeqCst) - 1 - frame.meta.seq;
             record.lock().unwrap().push(lag);
@@ -210,6 +225,72 @@ fn a_slow_sink_under_latest_keeps_lag_bounded_and_lossless_drops_nothing() {
     assert_eq!(stats.delivered, 2_000);
     assert_eq!(lags.len(), 2_000);
     assert_accounts_for_every_frame(&stats);
+}
+
+#[test]
+fn a_stream_every_interval_makes_latest_the_default_so_frames_do_not_age() {
+    // An unpaced closure defaults to lossless: its frames wait behind a slow callback. With
+    // an interval (Gradio's `stream_every`), each frame delivered should be the newest, as a
+    // paced source's is: the default is then latest, and the lag stays bounded.
+    let (lags, stats) = run_slow_sink_with(None, Some(Duration::from_millis(1)), 5_000);
+    assert_accounts_for_every_frame(&stats);
+    assert_eq!(stats.drops.by_interval, 0, "a frame a tick: {stats:?}");
+    assert!(
+        stats.drops.before_gpu + stats.drops.before_sink > 0,
+        "a slow callback must cause drops under latest: {stats:?}"
+    );
+    let worst = lags.iter().copied().max().unwrap_or(0);
+    assert!(worst <= RATIO * 8 + 64, "lag reached {worst} frames");
+    // Without the interval the closure stays lossless.
+    let (_, stats) = run_slow_sink_with(None, None, 500);
+    assert_eq!(
+        (stats.drops.total(), stats.delivered),
+        (0, 500),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn the_longest_interval_delivers_the_first_frame_only_and_a_paced_closure_keeps_its_name() {
+    // `stream_every(Duration::MAX)`: the next tick is past what a `Duration` holds, and
+    // computing it panicked. And `with_fps` put its rate into the frames' name.
+    use shutter::source::live::FuncGrabber;
+    let clock = Arc::new(ManualClock::new());
+    let grabber =
+        FuncGrabber::from_frames((1..=3u64).map(|k| (4u32, 2u32, common::random_rgba(4, 2, k))))
+            .with_clock(clock.clone())
+            .with_fps(1000.0)
+            .named("cam");
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let (seen, started) = (names.clone(), names.clone());
+    let stats = Pipeline::builder()
+        .source(Source::grabber(grabber))
+        .clock(clock)
+        .device(DeviceChoice::Cpu)
+        .stream_every(Duration::MAX)
+        .on_event(move |event| {
+            if let shutter::pipeline::Event::Started { names, .. } = event {
+                started
+                    .lock()
+                    .unwrap()
+                    .extend(names.iter().map(|n| format!("started {n}")));
+            }
+        })
+        .on_frame(move |frame| {
+            seen.lock().unwrap().push(frame.meta.name.to_string());
+            Ok(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(
+        (stats.delivered, stats.drops.by_interval),
+        (1, 2),
+        "{stats:?}"
+    );
+    assert_accounts_for_every_frame(&stats);
+    assert_eq!(*names.lock().unwrap(), ["started cam", "cam"]);
 }
 
 #[test]

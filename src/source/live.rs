@@ -15,7 +15,7 @@ use crate::error::{BoxError, Error, Result};
 use crate::gpu::yuv::YuvConverter;
 use crate::mode::source::SourceMode;
 use crate::source::pattern::{self, PatternGrabber};
-use crate::source::{DecodeLimits, DecodedFrame, widen, yuv};
+use crate::source::{DecodeLimits, DecodedFrame, InputFormat, widen, yuv};
 
 /// How a [`RawFrame`]'s bytes are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,6 +99,14 @@ pub trait FrameGrabber: Send {
     /// @ 30 fps`, `pattern 640x480 @ 60 fps`.
     fn describe(&self) -> String;
 
+    /// The source's name, which its frames carry ([`FrameMeta::name`](crate::FrameMeta::name))
+    /// and messages and [`Event::Started`](crate::pipeline::Event::Started) give: by default
+    /// [`describe`](Self::describe); a [`FuncGrabber`] gives its
+    /// [`named`](FuncGrabber::named) name, without its rate.
+    fn name(&self) -> String {
+        self.describe()
+    }
+
     /// True when frames come on the source's own schedule whether or not anyone is ready for
     /// them (a camera, a paced pattern): such sources default to the `latest` frame policy;
     /// the others (unpaced pattern, closure) to `lossless`.
@@ -127,6 +135,10 @@ impl<G: FrameGrabber + ?Sized> FrameGrabber for Box<G> {
 
     fn describe(&self) -> String {
         (**self).describe()
+    }
+
+    fn name(&self) -> String {
+        (**self).name()
     }
 
     fn paced(&self) -> bool {
@@ -358,17 +370,20 @@ pub fn to_rgba_within(
 /// `limits` before decoding pixels.
 fn decode_mjpeg(data: &[u8], limits: &DecodeLimits) -> Result<(u32, u32, Vec<u8>)> {
     use image::ImageDecoder;
-    let decode_error = |reason: String| Error::Decode {
-        input: LIVE_FRAME.to_string(),
-        format: "mjpeg".to_string(),
-        reason,
+    // The decoder's reason on one line, as a JPEG file's is.
+    let decode_error = |err| match super::file::image_error(LIVE_FRAME, InputFormat::Jpeg, err) {
+        Error::Decode { input, reason, .. } => Error::Decode {
+            input,
+            format: "mjpeg".to_string(),
+            reason,
+        },
+        other => other,
     };
-    let decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(data))
-        .map_err(|err| decode_error(err.to_string()))?;
+    let decoder =
+        image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(data)).map_err(decode_error)?;
     let (width, height) = decoder.dimensions();
     limits.check(LIVE_FRAME, u64::from(width), u64::from(height))?;
-    let image =
-        image::DynamicImage::from_decoder(decoder).map_err(|err| decode_error(err.to_string()))?;
+    let image = image::DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     Ok((width, height, image.into_rgba8().into_raw()))
 }
 
@@ -611,14 +626,27 @@ impl FrameGrabber for FuncGrabber {
         }
     }
 
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
     fn paced(&self) -> bool {
         self.fps.is_some()
     }
 
     fn next_due(&self) -> Option<Duration> {
         let (fps, start) = (self.fps?, self.start?);
-        (!self.ended).then(|| start + Duration::from_secs_f64(self.produced as f64 / fps))
+        (!self.ended).then(|| due(start, self.produced, fps))
     }
+}
+
+/// When frame `k` of a stream paced at `fps` from `start` is due: `start + k / fps`, or
+/// [`Duration::MAX`] (never) for a time past what a `Duration` holds (a rate such as 1e-300).
+pub(crate) fn due(start: Duration, k: u64, fps: f64) -> Duration {
+    Duration::try_from_secs_f64(k as f64 / fps)
+        .ok()
+        .and_then(|after| start.checked_add(after))
+        .unwrap_or(Duration::MAX)
 }
 
 /// JPEG quality of the synthetic camera's MJPEG frames (a webcam's typical setting).

@@ -247,7 +247,7 @@ impl Source {
                     .map_err(|_| Error::Usage("the grabber's lock is poisoned".into()))?
                     .take()
                     .ok_or_else(|| Error::Usage("this grabber was already used by a run".into()))?;
-                let name = grabber.describe();
+                let name = grabber.name();
                 let stem = grabber.stem().unwrap_or_else(|| "stream".into());
                 let policy = if grabber.paced() {
                     FramePolicy::Latest

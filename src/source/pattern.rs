@@ -344,7 +344,7 @@ impl FrameGrabber for PatternGrabber {
 
     fn next_due(&self) -> Option<Duration> {
         let (fps, start) = (self.fps?, self.start?);
-        Some(start + Duration::from_secs_f64((self.next - self.first) as f64 / fps))
+        Some(crate::source::live::due(start, self.next - self.first, fps))
     }
 }
 
