@@ -55,8 +55,12 @@ fn expected() -> Vec<Expected> {
 }
 
 fn decode(file: &str) -> Frame {
-    let path = dir().join(file);
-    let mut frames = decode_path(file, &path, &DecodeLimits::default()).expect("decodes");
+    decode_at(file, &dir().join(file))
+}
+
+/// The frame of the still at `path`, named `name`, with the mode it opens in.
+fn decode_at(name: &str, path: &Path) -> Frame {
+    let mut frames = decode_path(name, path, &DecodeLimits::default()).expect("decodes");
     let d = frames.next().expect("one frame").expect("decodes");
     let mut frame = Frame::new(
         d.width,
@@ -295,22 +299,11 @@ fn a_16_bit_rgb_file_with_a_colour_key_no_pixel_has_converts_as_its_8_bit_twin()
     let (narrow, wide) = (tmp.path().join("rgb8.png"), tmp.path().join("rgb16.png"));
     keyed_rgb_png(&narrow, 17, 5, false, key);
     keyed_rgb_png(&wide, 17, 5, true, key);
-    let open = |path: &Path| {
-        let name = path.display().to_string();
-        let mut frames = decode_path(&name, path, &DecodeLimits::default()).expect("decodes");
-        let d = frames.next().expect("one frame").expect("decodes");
-        assert!(d.rgba.chunks_exact(4).all(|px| px[3] == 255), "{name}");
-        let mut frame = Frame::new(
-            d.width,
-            d.height,
-            d.rgba,
-            d.has_alpha,
-            FrameMeta::still(0, 0),
-        );
-        frame.source = d.source;
-        frame
-    };
-    let (eight, sixteen) = (open(&narrow), open(&wide));
+    let (eight, sixteen) = (decode_at("rgb8", &narrow), decode_at("rgb16", &wide));
+    assert!(
+        eight.rgba.chunks_exact(4).all(|px| px[3] == 255),
+        "no pixel has the key"
+    );
     assert_eq!(eight.rgba, sixteen.rgba);
     assert!(eight.has_alpha && sixteen.has_alpha);
     for filters in [vec![], vec![shutter::Filter::Invert]] {
