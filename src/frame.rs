@@ -206,9 +206,11 @@ impl From<crate::source::DecodedFrame> for Frame {
 
 impl Frame {
     /// A frame from RGBA8 pixels, `width × height × 4` bytes. A buffer of another length is
-    /// refused where the frame is used, with an error naming both lengths
-    /// ([`Processor::schedule`](crate::Processor::schedule), the encoders), as a frame whose
-    /// public fields were changed would be.
+    /// refused where the frame is used, with an error naming both lengths and the size
+    /// ([`Processor::schedule`](crate::Processor::schedule), the encoders,
+    /// [`to_image`](Self::to_image)), as a frame whose public fields were changed would be;
+    /// the accessors that return no `Result` ([`array`](Self::array) and its peers) give an
+    /// array of no pixels for it instead.
     pub fn new(width: u32, height: u32, rgba: Vec<u8>, has_alpha: bool, meta: FrameMeta) -> Self {
         Frame {
             width,
@@ -243,9 +245,10 @@ impl Frame {
     }
 
     /// `rgba` as RGB8 (alpha dropped without compositing, as Pillow's `convert("RGB")`): in a
-    /// pipeline's callback, the frame as captured; the result is [`Frame::array`].
+    /// pipeline's callback, the frame as captured; the result is [`Frame::array`]. Of a buffer
+    /// that is not `width × height × 4` bytes, the whole pixels it holds.
     pub fn to_rgb(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.pixels() * 3);
+        let mut out = Vec::with_capacity(self.rgba.len() / 4 * 3);
         for px in self.rgba.chunks_exact(4) {
             out.extend_from_slice(&px[..3]);
         }
@@ -254,12 +257,18 @@ impl Frame {
 
     /// `rgba` as an (H, W, 3) u8 array (alpha dropped): in a pipeline's callback, the frame as
     /// captured. For processed frames use [`Frame::array`].
+    ///
+    /// A buffer that is not `width × height × 4` bytes (see [`Frame::new`]) gives an array of
+    /// no pixels, shape (0, 0, 3); [`to_image`](Self::to_image) says what is wrong with it.
     pub fn rgb_array(&self) -> ndarray::Array3<u8> {
+        if check_rgba(self, self.meta.seq).is_err() {
+            return ndarray::Array3::zeros((0, 0, 3));
+        }
         ndarray::Array3::from_shape_vec(
             (self.height as usize, self.width as usize, 3),
             self.to_rgb(),
         )
-        .expect("to_rgb returns height * width * 3 bytes")
+        .unwrap_or_else(|_| ndarray::Array3::zeros((0, 0, 3)))
     }
 
     /// The array a numpy user of Gradio gets from `np.asarray(im.convert(mode))`: typed and
@@ -268,6 +277,11 @@ impl Frame {
     ///
     /// This copies the pixels (25 MB for a 4K RGB frame); a callback that only reads them
     /// can borrow them with [`array_view`](Self::array_view).
+    ///
+    /// A frame built by hand whose buffer does not fill its size (its `rgba`, or the `data`
+    /// of its `image`) gives an array of no pixels, shape (0, 0) or (0, 0, bands) in its
+    /// mode, where a pipeline's frames never do; [`to_image`](Self::to_image) and the
+    /// encoders refuse it with an error naming both lengths.
     pub fn array(&self) -> FrameArray {
         match &self.image {
             Some(image) => image.to_array(),
@@ -277,7 +291,8 @@ impl Frame {
 
     /// [`array`](Self::array) borrowed from the frame, with no copy of its pixels (mode `1`
     /// excepted, whose `bool`s are made from its bytes). A frame without a converted image
-    /// gives its RGB pixels as a strided view of the RGBA buffer.
+    /// gives its RGB pixels as a strided view of the RGBA buffer. A buffer that does not fill
+    /// the frame's size gives no pixels, as with `array`.
     pub fn array_view(&self) -> FrameArrayView<'_> {
         match &self.image {
             Some(image) => image.view(),
@@ -296,23 +311,39 @@ impl Frame {
     ///
     /// # Errors
     /// [`crate::Error::Usage`] for the modes `image` has no buffer type for (`I`, `F`,
-    /// `CMYK`, `YCbCr`, `LAB`, `HSV`).
+    /// `CMYK`, `YCbCr`, `LAB`, `HSV`), and for a buffer that does not fill the frame's size
+    /// (its `rgba`, or its image's `data`), naming the frame, both lengths and the size.
     pub fn to_image(&self) -> crate::Result<image::DynamicImage> {
         match &self.image {
             Some(image) => image.to_image(),
-            None => Ok(image::DynamicImage::ImageRgb8(
+            None => {
+                check_len(self)?;
                 image::RgbImage::from_raw(self.width, self.height, self.to_rgb())
-                    .expect("to_rgb returns height * width * 3 bytes"),
-            )),
+                    .map(image::DynamicImage::ImageRgb8)
+                    .ok_or_else(|| {
+                        crate::Error::Usage(format!(
+                            "frame {}: {}×{} is too large for an `image` buffer",
+                            self.meta.seq, self.width, self.height
+                        ))
+                    })
+            }
         }
     }
 
     /// A view of `rgba` as an (H, W, 4) u8 array, alpha included. Once a mode is set that is
     /// no longer the result (a [`Pipeline`](crate::Pipeline) always sets one, RGB by default):
     /// there use [`Frame::array`], and mode `RGBA` to keep the alpha.
+    ///
+    /// A buffer that is not `width × height × 4` bytes gives a view of no pixels, shape
+    /// (0, 0, 4): a frame built with a wrong length (see [`Frame::new`]), or one a GPU
+    /// converted from pixels written in place
+    /// ([`GpuBackend::schedule_with`](crate::gpu::GpuBackend::schedule_with) with a mode),
+    /// which keeps only its [`image`](Self::image).
     pub fn rgba_view(&self) -> ndarray::ArrayView3<'_, u8> {
-        ndarray::ArrayView3::from_shape((self.height as usize, self.width as usize, 4), &self.rgba)
-            .expect("rgba holds height * width * 4 bytes")
+        let shape = (self.height as usize, self.width as usize, 4);
+        ndarray::ArrayView3::from_shape(shape, &self.rgba).unwrap_or_else(|_| {
+            ndarray::ArrayView3::from_shape((0, 0, 4), &[]).expect("no pixels fit an empty slice")
+        })
     }
 }
 
@@ -362,29 +393,34 @@ impl Frame {
 /// # Errors
 /// [`crate::Error::Usage`] naming frame `seq` and both lengths otherwise.
 pub(crate) fn check_rgb_len(width: u32, height: u32, len: usize, seq: u64) -> crate::Result<()> {
-    let expected = u64::from(width) * u64::from(height) * 3;
-    if len as u64 == expected {
-        Ok(())
-    } else {
-        Err(crate::Error::Usage(format!(
-            "frame {seq}: {len} bytes of pixels for {width}×{height} RGB (expected {expected})"
-        )))
-    }
+    check_bytes(width, height, len, 3)
+        .map_err(|why| crate::Error::Usage(format!("frame {seq} has {why}")))
 }
 
 /// `Ok` when `frame.rgba` holds `width × height × 4` bytes.
 ///
 /// # Errors
-/// [`crate::Error::Usage`] naming the frame and both lengths otherwise.
+/// [`crate::Error::Usage`] naming the frame (its `meta.seq`) and both lengths otherwise.
 pub(crate) fn check_len(frame: &Frame) -> crate::Result<()> {
-    let expected = u64::from(frame.width) * u64::from(frame.height) * 4;
-    let bytes = frame.rgba.len() as u64;
-    if bytes == expected {
-        Ok(())
-    } else {
-        Err(crate::Error::Usage(format!(
-            "frame {}: {bytes} bytes of pixels for {}×{} RGBA (expected {expected})",
-            frame.meta.seq, frame.width, frame.height
-        )))
+    check_rgba(frame, frame.meta.seq).map_err(crate::Error::Usage)
+}
+
+/// `Ok` when `frame.rgba` holds `width × height × 4` bytes; else why, naming the frame
+/// `name`: `frame 3 has 10 bytes of pixels where a 4×4 RGBA frame needs 64`.
+pub(crate) fn check_rgba(frame: &Frame, name: impl std::fmt::Display) -> Result<(), String> {
+    check_bytes(frame.width, frame.height, frame.rgba.len(), 4)
+        .map_err(|why| format!("frame {name} has {why}"))
+}
+
+/// `Ok` when `len` bytes are `width × height` pixels of `bpp` bytes; else both lengths and
+/// the size (counted in `u128`: a `u32` side squared times 4 passes `u64`).
+fn check_bytes(width: u32, height: u32, len: usize, bpp: u8) -> Result<(), String> {
+    let needed = u128::from(width) * u128::from(height) * u128::from(bpp);
+    if len as u128 == needed {
+        return Ok(());
     }
+    let layout = if bpp == 3 { "RGB" } else { "RGBA" };
+    Err(format!(
+        "{len} bytes of pixels where a {width}×{height} {layout} frame needs {needed}"
+    ))
 }

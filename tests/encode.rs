@@ -1561,6 +1561,72 @@ fn a_frame_whose_pixels_do_not_fill_its_size_is_refused_not_a_panic() {
 }
 
 #[test]
+fn a_frame_whose_buffer_does_not_fill_its_size_gives_errors_and_empty_arrays_not_panics() {
+    use shutter::mode::{FrameArray, ModeData, ModeImage};
+    let wrong = Frame::new(4, 4, vec![0; 10], false, FrameMeta::still(7, 0));
+    let err = wrong.to_image().unwrap_err();
+    assert!(err.is_usage(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "frame 7 has 10 bytes of pixels where a 4×4 RGBA frame needs 64"
+    );
+    assert_eq!(wrong.array().shape(), [0, 0, 3]);
+    assert_eq!(wrong.array_view().shape(), [0, 0, 3]);
+    assert_eq!(wrong.rgb_array().shape(), [0, 0, 3]);
+    assert_eq!(wrong.rgba_view().shape(), [0, 0, 4]);
+    // A size whose bytes pass `u64` (a `u32` side squared, times 4).
+    let huge = Frame::new(
+        u32::MAX,
+        u32::MAX,
+        Vec::new(),
+        false,
+        FrameMeta::still(0, 0),
+    );
+    assert_eq!(huge.rgba_view().shape(), [0, 0, 4]);
+    assert!(
+        huge.to_image()
+            .unwrap_err()
+            .to_string()
+            .contains("needs 73786976260478468100")
+    );
+    // A converted image whose data is short: per mode, an array of no pixels.
+    for (mode, data, shape) in [
+        (ImageMode::Rgb, ModeData::U8(vec![0; 10]), &[0, 0, 3][..]),
+        (ImageMode::One, ModeData::U8(vec![0; 10]), &[0, 0]),
+        (ImageMode::P, ModeData::U8(vec![0; 10]), &[0, 0]),
+        (ImageMode::I, ModeData::I32(vec![0; 10]), &[0, 0]),
+        (ImageMode::F, ModeData::F32(vec![0.0; 10]), &[0, 0]),
+    ] {
+        let mut frame = gradient(4, 4);
+        frame.image = Some(ModeImage {
+            width: 4,
+            height: 4,
+            mode,
+            data,
+            palette: Some(shutter::mode::Palette::Rgb(vec![[1, 2, 3]])),
+        });
+        let array = frame.array();
+        assert_eq!(array.shape(), shape, "{mode}");
+        assert_eq!(frame.array_view().shape(), shape, "{mode}");
+        assert!(matches!(
+            array,
+            FrameArray::U8(_) | FrameArray::Bool(_) | FrameArray::I32(_) | FrameArray::F32(_)
+        ));
+        let err = frame.to_image().unwrap_err();
+        assert!(err.is_usage(), "{mode}: {err:?}");
+        if matches!(mode, ImageMode::Rgb | ImageMode::One | ImageMode::P) {
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "the mode image has 10 values where a 4×4 {mode} image needs {}",
+                    16 * mode.bands()
+                ),
+            );
+        }
+    }
+}
+
+#[test]
 fn a_gif_parts_unchanged_pixels_show_the_frame_before_through_its_transparent_index() {
     // Opaque frames of four colours on 40×30; frame 1 changes two pixels far apart, so its
     // part spans the pixels between them, which did not change: they take the transparent

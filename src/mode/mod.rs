@@ -492,22 +492,64 @@ impl ModeImage {
         }
     }
 
-    /// `np.asarray(im)` borrowed from this image: no copy, except `1`'s `bool`s.
-    pub fn view(&self) -> FrameArrayView<'_> {
-        let shape = IxDyn(&self.shape());
-        let bad = "ModeImage holds H × W × bands elements";
-        match &self.data {
-            ModeData::U8(v) if self.mode == ImageMode::One => {
-                let bits = v.iter().map(|&b| b != 0).collect();
-                FrameArrayView::Bool(ArrayD::from_shape_vec(shape, bits).expect(bad))
-            }
-            ModeData::U8(v) => FrameArrayView::U8(ArrayViewD::from_shape(shape, v).expect(bad)),
-            ModeData::I32(v) => FrameArrayView::I32(ArrayViewD::from_shape(shape, v).expect(bad)),
-            ModeData::F32(v) => FrameArrayView::F32(ArrayViewD::from_shape(shape, v).expect(bad)),
+    /// `Ok` when `data` holds `H × W × bands` values; else both counts and the size:
+    /// `10 values where a 4×4 RGB image needs 48`.
+    pub(crate) fn check_len(&self) -> Result<(), String> {
+        let values = self.data.len();
+        let needed = self
+            .shape()
+            .iter()
+            .try_fold(1usize, |n, &side| n.checked_mul(side));
+        if needed == Some(values) {
+            return Ok(());
+        }
+        let needed = u128::from(self.width)
+            * u128::from(self.height)
+            * u128::try_from(self.mode.bands()).unwrap_or(u128::MAX);
+        Err(format!(
+            "{values} values where a {}×{} {} image needs {needed}",
+            self.width, self.height, self.mode
+        ))
+    }
+
+    /// The shape of the array this image gives: [`shape`](Self::shape), or one of no pixels
+    /// (`(0, 0, bands)`) when `data` does not fill it.
+    fn array_shape(&self) -> (IxDyn, bool) {
+        match self.check_len() {
+            Ok(()) => (IxDyn(&self.shape()), true),
+            Err(_) => (IxDyn(&self.mode.shape(0, 0)), false),
         }
     }
 
-    /// `np.asarray(im)`, copying the pixels.
+    /// `np.asarray(im)` borrowed from this image: no copy, except `1`'s `bool`s. An image
+    /// whose `data` does not hold `H × W × bands` values (one built by hand) gives an array of
+    /// no pixels, shape (0, 0) or (0, 0, bands); [`to_image`](Self::to_image) says why.
+    pub fn view(&self) -> FrameArrayView<'_> {
+        let (shape, fits) = self.array_shape();
+        // `check_len` matched the shape to the data, which a `Vec` holds (so within `isize`).
+        let bad = "the data fills the shape checked";
+        fn all<T>(v: &[T], fits: bool) -> &[T] {
+            if fits { v } else { &[] }
+        }
+        match &self.data {
+            ModeData::U8(v) if self.mode == ImageMode::One => {
+                let bits = all(v, fits).iter().map(|&b| b != 0).collect();
+                FrameArrayView::Bool(ArrayD::from_shape_vec(shape, bits).expect(bad))
+            }
+            ModeData::U8(v) => {
+                FrameArrayView::U8(ArrayViewD::from_shape(shape, all(v, fits)).expect(bad))
+            }
+            ModeData::I32(v) => {
+                FrameArrayView::I32(ArrayViewD::from_shape(shape, all(v, fits)).expect(bad))
+            }
+            ModeData::F32(v) => {
+                FrameArrayView::F32(ArrayViewD::from_shape(shape, all(v, fits)).expect(bad))
+            }
+        }
+    }
+
+    /// `np.asarray(im)`, copying the pixels (no pixels where `data` does not fill the
+    /// image, as with [`view`](Self::view)).
     pub fn to_array(&self) -> FrameArray {
         self.clone().into_array()
     }
@@ -521,29 +563,32 @@ impl ModeImage {
     ///
     /// # Errors
     /// [`Error::Usage`] naming the mode for `I`, `F`, `CMYK`, `YCbCr`, `LAB` and `HSV`, which
-    /// `image` has no buffer type for: [`to_array`](Self::to_array) holds them.
+    /// `image` has no buffer type for: [`to_array`](Self::to_array) holds them; naming both
+    /// counts and the size when `data` does not hold `H × W × bands` values.
     pub fn to_image(&self) -> Result<DynamicImage, Error> {
         let (w, h) = (self.width, self.height);
-        let bad = "ModeImage holds H × W × bands elements";
         let ModeData::U8(data) = &self.data else {
             return Err(self.no_image_type());
         };
+        self.check_len()
+            .map_err(|why| Error::Usage(format!("the mode image has {why}")))?;
+        let too_large = || Error::Usage(format!("{w}×{h} is too large for an `image` buffer"));
         Ok(match (self.mode, &self.palette) {
-            (ImageMode::One | ImageMode::L, _) => {
-                DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, data.clone()).expect(bad))
-            }
-            (ImageMode::Rgb, _) => {
-                DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, data.clone()).expect(bad))
-            }
-            (ImageMode::Rgba, _) => {
-                DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, data.clone()).expect(bad))
-            }
+            (ImageMode::One | ImageMode::L, _) => DynamicImage::ImageLuma8(
+                ImageBuffer::from_raw(w, h, data.clone()).ok_or_else(too_large)?,
+            ),
+            (ImageMode::Rgb, _) => DynamicImage::ImageRgb8(
+                ImageBuffer::from_raw(w, h, data.clone()).ok_or_else(too_large)?,
+            ),
+            (ImageMode::Rgba, _) => DynamicImage::ImageRgba8(
+                ImageBuffer::from_raw(w, h, data.clone()).ok_or_else(too_large)?,
+            ),
             (ImageMode::P, Some(Palette::Rgb(entries))) => {
                 let rgb = data
                     .iter()
                     .flat_map(|&i| entries.get(usize::from(i)).copied().unwrap_or([0; 3]))
                     .collect();
-                DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, rgb).expect(bad))
+                DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, rgb).ok_or_else(too_large)?)
             }
             (ImageMode::P, Some(Palette::Rgba(entries))) => {
                 let rgba = data
@@ -555,7 +600,7 @@ impl ModeImage {
                             .unwrap_or([0, 0, 0, 255])
                     })
                     .collect();
-                DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, rgba).expect(bad))
+                DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, rgba).ok_or_else(too_large)?)
             }
             _ => return Err(self.no_image_type()),
         })
@@ -569,18 +614,28 @@ impl ModeImage {
         ))
     }
 
-    /// `np.asarray(im)`, reusing the buffer (except `1`, which becomes `bool`).
+    /// `np.asarray(im)`, reusing the buffer (except `1`, which becomes `bool`); no pixels
+    /// where `data` does not fill the image, as with [`view`](Self::view).
     pub fn into_array(self) -> FrameArray {
-        let shape = IxDyn(&self.shape());
-        let bad = "ModeImage holds H × W × bands elements";
+        let (shape, fits) = self.array_shape();
+        let bad = "the data fills the shape checked";
+        fn all<T>(v: Vec<T>, fits: bool) -> Vec<T> {
+            if fits { v } else { Vec::new() }
+        }
         match self.data {
             ModeData::U8(v) if self.mode == ImageMode::One => {
-                let bits = v.into_iter().map(|b| b != 0).collect();
+                let bits = all(v, fits).into_iter().map(|b| b != 0).collect();
                 FrameArray::Bool(ArrayD::from_shape_vec(shape, bits).expect(bad))
             }
-            ModeData::U8(v) => FrameArray::U8(ArrayD::from_shape_vec(shape, v).expect(bad)),
-            ModeData::I32(v) => FrameArray::I32(ArrayD::from_shape_vec(shape, v).expect(bad)),
-            ModeData::F32(v) => FrameArray::F32(ArrayD::from_shape_vec(shape, v).expect(bad)),
+            ModeData::U8(v) => {
+                FrameArray::U8(ArrayD::from_shape_vec(shape, all(v, fits)).expect(bad))
+            }
+            ModeData::I32(v) => {
+                FrameArray::I32(ArrayD::from_shape_vec(shape, all(v, fits)).expect(bad))
+            }
+            ModeData::F32(v) => {
+                FrameArray::F32(ArrayD::from_shape_vec(shape, all(v, fits)).expect(bad))
+            }
         }
     }
 }
