@@ -487,6 +487,22 @@ fn a_gif_stopped_while_encoding_keeps_the_frames_done() {
         let decoder = GifDecoder::new(std::io::Cursor::new(&bytes)).unwrap();
         assert_eq!(decoder.into_frames().count(), 1, "{mode:?}");
     }
+    // An animated WebP stops too (a still of the first frame); an npy is written whole, and
+    // its stop not asked.
+    let frames: Vec<Frame> = (0..3)
+        .map(|k| few_colours(k, Some(Duration::from_millis(50))))
+        .collect();
+    let bytes = encode::encode_until(&Format::default(), &frames, &|| true).unwrap();
+    assert_eq!(webp_frames(&bytes).len(), 1);
+    assert!(!webp_chunks(&bytes).contains(&"ANMF".to_string()));
+    let asked = std::cell::Cell::new(false);
+    let stop = || {
+        asked.set(true);
+        true
+    };
+    let bytes = encode::encode_until(&Format::Npy, &frames, &stop).unwrap();
+    assert_eq!(parse_npy(&bytes).2[0], 3);
+    assert!(!asked.get(), "the npy's stop was asked");
 }
 
 #[test]
@@ -1172,8 +1188,9 @@ fn npy_several_frames_are_n_h_w_3() {
     let mismatched = vec![noise(4, 3, 1), noise(5, 3, 2)];
     let err = encode::encode(&Format::Npy, &mismatched).unwrap_err();
     assert!(err.to_string().contains("5×3"), "{err}");
+    // Named as the frame at fault, the second, as a `SequenceWriter` names it.
     assert!(
-        err.to_string().starts_with("frame 0: cannot encode npy: "),
+        err.to_string().starts_with("frame 1: cannot encode npy: "),
         "{err}"
     );
 }
@@ -1551,13 +1568,137 @@ fn a_frame_whose_pixels_do_not_fill_its_size_is_refused_not_a_panic() {
     for format in [Format::Png, Format::Gif, Format::default(), Format::Npy] {
         let err = encode::encode(&format, &[short()]).unwrap_err();
         assert!(
-            err.to_string().contains("frame 0 has 33 values, not 36"),
+            err.to_string()
+                .contains("frame 0 has 44 bytes of pixels where a 4×3 RGBA frame needs 48"),
             "{format:?}: {err}"
         );
     }
     let mut writer = SequenceWriter::new(Format::Gif, std::io::Cursor::new(Vec::new())).unwrap();
     let err = writer.push(&short()).unwrap_err();
     assert!(matches!(err, Error::Encode { .. }), "{err:?}");
+}
+
+#[test]
+fn a_wrong_length_buffer_is_named_in_bytes_given_and_needed_for_the_frame_at_fault() {
+    // The RGBA bytes given, not the RGB values they would convert to; the frame named once,
+    // by its place in the frames given (its `meta.seq`, 7, is not a place).
+    let mut meta = FrameMeta::still(7, 0);
+    meta.delay = Some(Duration::from_millis(100));
+    let wrong = Frame::new(4, 4, vec![0; 10], false, meta.clone());
+    let err = encode::encode(&Format::default(), std::slice::from_ref(&wrong)).unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "frame 0: cannot encode webp: frame 0 has 10 bytes of pixels where a 4×4 RGBA frame needs 64"
+    );
+    let good = Frame::new(4, 4, vec![90; 64], false, meta);
+    for format in [Format::Gif, Format::default(), Format::Npy] {
+        let err = encode::encode(&format, &[good.clone(), wrong.clone()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "frame 1: cannot encode {}: frame 1 has 10 bytes of pixels where a 4×4 RGBA frame needs 64",
+                format.extension()
+            )
+        );
+        let mut writer = SequenceWriter::new(format, std::io::Cursor::new(Vec::new())).unwrap();
+        writer.push(&good).unwrap();
+        let err = writer.push(&wrong).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "frame 1: cannot encode {}: frame 1 has 10 bytes of pixels where a 4×4 RGBA frame needs 64",
+                format.extension()
+            )
+        );
+    }
+}
+
+#[test]
+fn a_frame_of_no_pixels_is_refused_in_every_format_but_npy() {
+    let jpeg = Format::Jpeg { quality: 75 };
+    let lossless = Format::Webp {
+        quality: 80.0,
+        lossless: true,
+    };
+    for (w, h) in [(0, 0), (0, 5), (5, 0)] {
+        let empty = Frame::new(w, h, Vec::new(), false, FrameMeta::still(0, 0));
+        for format in [
+            Format::Png,
+            Format::Gif,
+            Format::default(),
+            lossless,
+            jpeg,
+            Format::Bmp,
+            Format::Tiff,
+        ] {
+            let name = format.extension();
+            let err = encode::encode(&format, std::slice::from_ref(&empty)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "frame 0: cannot encode {name}: frame 0 is {w}×{h}, no pixels: {name} cannot hold an empty image (npy can)"
+                ),
+                "{format:?}"
+            );
+        }
+        for format in [Format::Gif, Format::default()] {
+            let mut writer = SequenceWriter::new(format, std::io::Cursor::new(Vec::new())).unwrap();
+            let err = writer.push(&empty).unwrap_err();
+            assert!(err.to_string().contains("no pixels"), "{format:?}: {err}");
+        }
+        // numpy holds empty arrays: (H, W, 3), and (N, H, W, 3) for a sequence.
+        let bytes = encode::encode(&Format::Npy, std::slice::from_ref(&empty)).unwrap();
+        assert_eq!(parse_npy(&bytes).2, [h as usize, w as usize, 3]);
+        let bytes = encode::encode(&Format::Npy, &[empty.clone(), empty.clone()]).unwrap();
+        assert_eq!(parse_npy(&bytes).2, [2, h as usize, w as usize, 3]);
+    }
+}
+
+#[test]
+fn hand_built_formats_out_of_range_are_the_usage_error_the_pipeline_gives() {
+    let frame = gradient(4, 4);
+    for format in [
+        Format::Jpeg { quality: 0 },
+        Format::Jpeg { quality: 200 },
+        Format::Webp {
+            quality: f32::NAN,
+            lossless: false,
+        },
+        Format::Webp {
+            quality: 150.0,
+            lossless: false,
+        },
+    ] {
+        let want = format.check().unwrap_err().to_string();
+        assert!(want.contains("out of range"), "{want}");
+        let built = shutter::Pipeline::builder()
+            .source(shutter::Source::Path("in.png".into()))
+            .output(shutter::Output::Dir("out".into()), format)
+            .build()
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(built.to_string(), want, "{format:?}");
+        let err = encode::encode(&format, std::slice::from_ref(&frame)).unwrap_err();
+        assert!(err.is_usage(), "{format:?}: {err:?}");
+        assert_eq!(err.to_string(), want, "{format:?}");
+        let err =
+            encode::encode_until(&format, std::slice::from_ref(&frame), &|| true).unwrap_err();
+        assert_eq!(err.to_string(), want, "{format:?}");
+        if format.holds_many_frames() {
+            let err = SequenceWriter::new(format, std::io::Cursor::new(Vec::new()))
+                .map(drop)
+                .unwrap_err();
+            assert!(err.is_usage(), "{format:?}: {err:?}");
+            assert_eq!(err.to_string(), want, "{format:?}");
+        }
+    }
+    // A lossless WebP has no quality to check.
+    let lossless = Format::Webp {
+        quality: f32::NAN,
+        lossless: true,
+    };
+    assert!(encode::encode(&lossless, &[frame]).is_ok());
 }
 
 #[test]

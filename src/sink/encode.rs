@@ -32,7 +32,7 @@ use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 
 use super::npy;
-use super::sequence::{SequenceWriter, check_values};
+use super::sequence::{SequenceWriter, check_values, encoding_threads};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::mode::{ImageMode, ModeData, ModeImage, Palette};
@@ -373,72 +373,113 @@ impl Format {
 /// ```
 ///
 /// # Errors
-/// [`Error::Encode`] naming the first frame (`frame 0`, its `meta.seq`; `no frames`) and the
-/// reason: no frames, several frames for a single-frame format, frames of different sizes or
-/// modes, a mode the format cannot hold, or the encoder's own failure (for example WebP
-/// beyond 16383 pixels a side, GIF beyond 65535).
+/// [`Error::Usage`] for a format built by hand with settings [`Format::check`] refuses (a
+/// JPEG quality of 0, a lossy WebP quality past 100 or NaN), as [`Pipeline`](crate::Pipeline)
+/// refuses it. [`Error::Encode`] naming the frame at fault by its place in `frames` (`frame 0`
+/// for the first, whatever its `meta.seq`; `no frames`; `3 frames` when the format holds one)
+/// and the reason: no frames, several frames for a single-frame format, a buffer that does
+/// not fill the frame's size (naming the bytes given and the bytes needed), a frame of no
+/// pixels (0×0, 0×5: only npy holds one), frames of different sizes or modes, a mode the
+/// format cannot hold, or the encoder's own failure (for example WebP beyond 16383 pixels a
+/// side, GIF beyond 65535).
 pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>> {
     encode_until(format, frames, &|| false)
 }
 
-/// [`encode`], for a run that may stop while a long animation is being encoded: a GIF stops
-/// at the first frame after `stop` says so and is written with the frames before it (at
-/// least one). Other formats are written whole.
+/// [`encode`], for a run that may stop while a long animation is being encoded: a GIF or an
+/// animated WebP stops before the first frame it takes after `stop` says so, and is written
+/// with the frames taken before it (at least the first one, so one frame makes a still).
+/// `stop` is asked before each frame after the first is taken; frames are taken as encoding
+/// threads come free, a few ahead of the one being written, so the frames taken before the
+/// stop are all written. An npy array and a single still are written whole, and `stop` is
+/// not asked.
 ///
 /// # Errors
 /// As [`encode`].
 pub fn encode_until(format: &Format, frames: &[Frame], stop: &dyn Fn() -> bool) -> Result<Vec<u8>> {
-    encode_frames(format, frames, stop).map_err(|reason| Error::Encode {
-        output: frames.first().map_or_else(
-            || "no frames".to_string(),
-            |f| format!("frame {}", f.meta.seq),
-        ),
-        format: format.extension().to_string(),
-        reason,
-    })
+    format.check()?;
+    encode_all(format, frames, stop)
 }
 
-/// [`encode_until`] with its error a one-line reason, which the caller wraps in
-/// [`Error::Encode`] with the output's path.
+/// [`encode_until`] of a format already checked, with its error a one-line reason, which the
+/// caller wraps in [`Error::Encode`] with the output's path.
 pub(crate) fn encode_frames(
     format: &Format,
     frames: &[Frame],
     stop: &dyn Fn() -> bool,
 ) -> Result<Vec<u8>, String> {
-    if frames.is_empty() {
-        return Err("no frames to encode".to_string());
-    }
+    encode_all(format, frames, stop).map_err(Error::into_reason)
+}
+
+/// [`encode_until`] of a format already checked.
+fn encode_all(format: &Format, frames: &[Frame], stop: &dyn Fn() -> bool) -> Result<Vec<u8>> {
+    let refused = |output: String, reason: String| Error::Encode {
+        output,
+        format: format.extension().to_string(),
+        reason,
+    };
+    let Some(first) = frames.first() else {
+        return Err(refused(
+            "no frames".to_string(),
+            "no frames to encode".to_string(),
+        ));
+    };
     if frames.len() > 1 && !format.holds_many_frames() {
-        return Err(format!(
-            "{} holds one frame, got {}",
-            format.extension(),
-            frames.len()
+        return Err(refused(
+            format!("{} frames", frames.len()),
+            format!(
+                "{} holds one frame, got {}",
+                format.extension(),
+                frames.len()
+            ),
         ));
     }
-    let stacked = frames.len() > 1 || frames[0].meta.sequence;
+    let stacked = frames.len() > 1 || first.meta.sequence;
     if *format == Format::Gif || (format.holds_many_frames() && stacked) {
-        let mut writer =
-            SequenceWriter::new(*format, Cursor::new(Vec::new())).map_err(Error::into_reason)?;
-        // Encoded side by side, on as many threads as the pipeline's encoders by default.
-        let threads = match frames.len() {
-            1 => 0,
-            n => crate::pipeline::default_threads().min(n),
-        };
+        let mut writer = SequenceWriter::new(*format, Cursor::new(Vec::new()))?;
         let never = || false;
         let stop = match format {
             Format::Gif | Format::Webp { .. } => stop,
             _ => &never,
         };
-        writer
-            .push_until(frames, threads, stop)
-            .map_err(Error::into_reason)?;
-        let out = writer.finish().map_err(Error::into_reason)?;
-        return Ok(out.into_inner());
+        // Encoded side by side, on as many threads as the pipeline's encoders by default.
+        writer.push_until(frames, encoding_threads(frames.len()), stop)?;
+        return Ok(writer.finish()?.into_inner());
     }
-    let img = &output_image(&frames[0]);
-    check_values(img, 0)?;
-    format.holds_or_why(img.mode)?;
-    still(format, &frames[0], img)
+    let still_of = || {
+        let img = &checked_output(first, 0)?;
+        check_pixels(format, img, 0)?;
+        format.holds_or_why(img.mode)?;
+        still(format, first, img)
+    };
+    still_of().map_err(|reason| refused("frame 0".to_string(), reason))
+}
+
+/// Frame `k`'s output image ([`output_image`]), its pixels checked first: a frame without a
+/// converted image must hold `width × height × 4` bytes, checked before they are converted so
+/// that the error names the bytes given; a converted one, the values of its size and mode.
+pub(super) fn checked_output(frame: &Frame, k: usize) -> Result<Cow<'_, ModeImage>, String> {
+    if frame.image.is_none() {
+        crate::frame::check_rgba(frame, k)?;
+    }
+    let image = output_image(frame);
+    check_values(&image, k)?;
+    Ok(image)
+}
+
+/// Refuses image `k` of no pixels (0×0, 0×5) in any format but npy, where it is an empty
+/// array as numpy allows; the others would write a file no reader opens, or fail deep in
+/// their encoder.
+pub(super) fn check_pixels(format: &Format, image: &ModeImage, k: usize) -> Result<(), String> {
+    if *format == Format::Npy || (image.width > 0 && image.height > 0) {
+        return Ok(());
+    }
+    Err(format!(
+        "frame {k} is {}×{}, no pixels: {} cannot hold an empty image (npy can)",
+        image.width,
+        image.height,
+        format.extension()
+    ))
 }
 
 /// The file of one still image, `img` (`frame`'s output, checked), in `format`: with its

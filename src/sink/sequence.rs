@@ -36,8 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::encode::{
-    DEFAULT_GIF_DELAY, Format, MIN_GIF_DELAY, fitting_profile, gif_speed, keyed_rgba, one_line,
-    output_image, palette_rgba, still, to_rgba, transparency_key,
+    DEFAULT_GIF_DELAY, Format, MIN_GIF_DELAY, check_pixels, checked_output, fitting_profile,
+    gif_speed, keyed_rgba, one_line, output_image, palette_rgba, still, to_rgba, transparency_key,
 };
 use super::npy;
 use crate::error::Error;
@@ -120,6 +120,8 @@ impl<F: Borrow<Frame> + Send> Encoders<F> {
         F: 'scope,
     {
         let threads = if format == Format::Npy { 0 } else { threads };
+        #[cfg(test)]
+        THREADS_STARTED.with(|started| started.set(Some(threads)));
         let (work, work_rx) = crossbeam_channel::bounded::<Taken<F>>(threads.max(1));
         let (done_tx, done) = crossbeam_channel::unbounded::<Encoding<F>>();
         for _ in 0..threads {
@@ -210,6 +212,22 @@ impl<F: Borrow<Frame> + Send> Encoders<F> {
             taken,
             encoded.unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
         ))
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The encoding threads the last `Encoders` started on this thread.
+    static THREADS_STARTED: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The encoding threads for `frames` frames given at once ([`SequenceWriter::push_all`],
+/// [`encode`](super::encode::encode)): none for one (it is encoded on the caller's thread),
+/// else the pipeline's default, a thread a core (at most 8), and no more than the frames.
+pub(crate) fn encoding_threads(frames: usize) -> usize {
+    match frames {
+        0 | 1 => 0,
+        n => crate::pipeline::default_threads().min(n),
     }
 }
 
@@ -472,8 +490,10 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// A writer of `format` (gif, webp or npy) onto `out`.
     ///
     /// # Errors
-    /// [`Error::Usage`] when `format` holds one frame.
+    /// [`Error::Usage`] when `format` holds one frame, or has settings [`Format::check`]
+    /// refuses (a lossy WebP quality past 100 or NaN).
     pub fn new(format: Format, out: W) -> Result<Self, Error> {
+        format.check()?;
         let state = match format {
             Format::Gif => State::Gif(GifState {
                 out: GifOut::Waiting(out),
@@ -525,22 +545,24 @@ impl<W: Write + Seek> SequenceWriter<W> {
     ///
     /// # Errors
     /// [`Error::Encode`] naming the frame (`frame 3`: its index in the sequence) and the
-    /// reason: its size or mode differs from the first frame's, the format cannot hold its
-    /// mode, it is beyond what the format holds (GIF sides past 65535, WebP past 16383), or
-    /// a write failed (the writer is then unusable).
+    /// reason: its buffer does not fill its size (naming the bytes given and needed), it has
+    /// no pixels (0×0, 0×5: only npy holds them), its size or mode differs from the first
+    /// frame's, the format cannot hold its mode, it is beyond what the format holds (GIF
+    /// sides past 65535, WebP past 16383), or a write failed (the writer is then unusable).
     pub fn push(&mut self, frame: &Frame) -> Result<(), Error> {
         self.push_all(&[frame])
     }
 
     /// Encodes `frames`, in order, into the file: GIF frames are quantised, WebP frames
-    /// encoded, on a thread each (the costly part), then written one after the other. The
-    /// file is the one the frames pushed one by one make.
+    /// encoded, side by side on a thread a core (at most 8, as [`encode`](super::encode::encode)
+    /// does), each as soon as a thread is free, then written one after the other. The file is
+    /// the one the frames pushed one by one make.
     ///
     /// # Errors
     /// As [`push`](Self::push), for the first frame that fails; the frames before it are in
     /// the file.
     pub fn push_all(&mut self, frames: &[&Frame]) -> Result<(), Error> {
-        let threads = if frames.len() < 2 { 0 } else { frames.len() };
+        let threads = encoding_threads(frames.len());
         self.push_until(frames.iter().copied(), threads, &|| false)
     }
 
@@ -621,7 +643,10 @@ impl<W: Write + Seek> SequenceWriter<W> {
         if matches!(self.state, State::Broken) {
             return Err("an earlier write failed".to_string());
         }
-        let mut image = image.map_or_else(|| output_image(frame), Cow::Owned);
+        let mut image = match image {
+            Some(image) => Cow::Owned(image),
+            None => checked_output(frame, self.taken)?,
+        };
         // A GIF frame placed past its logical screen grows the frames after it (as in
         // Pillow); Pillow's GIF of them keeps the first frame's size, as this does. A
         // stream's frames (no delay of their own) that change size are refused, and so
@@ -762,9 +787,10 @@ impl<W: Write + Seek> SequenceWriter<W> {
     }
 
     /// Refuses image `k` unless it has the first frame's size and mode (the first one: a mode
-    /// the format holds), and samples that fill them.
+    /// the format holds), samples that fill them, and pixels (but in an npy).
     fn check(&mut self, image: &ModeImage, k: usize) -> Result<(), String> {
         check_values(image, k)?;
+        check_pixels(&self.format, image, k)?;
         match self.first {
             None => {
                 self.format.holds_or_why(image.mode)?;
@@ -842,17 +868,9 @@ impl<W: Write + Seek> SequenceWriter<W> {
 
 /// Refuses an image whose samples do not fill its size and mode.
 pub(super) fn check_values(image: &ModeImage, k: usize) -> Result<(), String> {
-    let want = image.shape().iter().product::<usize>();
-    if image.data.len() != want {
-        return Err(format!(
-            "frame {k} has {} values, not {want} for {}×{} {}",
-            image.data.len(),
-            image.width,
-            image.height,
-            image.mode
-        ));
-    }
-    Ok(())
+    image
+        .check_len()
+        .map_err(|why| format!("frame {k} has {why}"))
 }
 
 /// The top left `width` × `height` of an image of 8-bit samples (its palette kept).
@@ -1750,6 +1768,27 @@ mod tests {
             changed(Some(&indexed([1, 2, 3])), &indexed([1, 2, 3])),
             rect(0, 0, 1, 1)
         );
+    }
+
+    #[test]
+    fn push_all_encodes_many_frames_on_a_thread_a_core_not_a_thread_a_frame() {
+        let frames: Vec<Frame> = (0..40u8)
+            .map(|k| {
+                let meta = crate::FrameMeta::still(u64::from(k), 0);
+                Frame::new(2, 2, [k, 9, 200, 255].repeat(4), false, meta)
+            })
+            .collect();
+        let refs: Vec<&Frame> = frames.iter().collect();
+        let mut writer =
+            SequenceWriter::new(Format::Gif, std::io::Cursor::new(Vec::new())).unwrap();
+        writer.push_all(&refs).unwrap();
+        let threads = THREADS_STARTED.with(std::cell::Cell::get);
+        assert_eq!(threads, Some(crate::pipeline::default_threads()));
+        assert!(threads.is_some_and(|n| n <= 8), "{threads:?}");
+        // One frame is encoded here, as `encode` does.
+        writer.push_all(&refs[..1]).unwrap();
+        assert_eq!(THREADS_STARTED.with(std::cell::Cell::get), Some(0));
+        assert_eq!(writer.frames(), 41);
     }
 
     #[test]
