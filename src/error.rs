@@ -2,9 +2,13 @@
 //! arguments, the output side, the GPU or the environment.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Everything that can go wrong in shutter. Each message names the file, flag or device at fault.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, as [`Stats`](crate::Stats) holding a run's failures is: the operating system's
+/// error and the caller's own are shared ([`Arc`]), not copied.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The input is not a valid image of the format it claims (truncated, random bytes, empty).
     #[error("{input}: cannot decode {format}: {reason}")]
@@ -65,7 +69,7 @@ pub enum Error {
         path: PathBuf,
         /// The operating system's error.
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// No GPU adapter could be found where one was required.
     #[error(
@@ -99,7 +103,7 @@ pub enum Error {
         /// The error the callback or closure returned, as it returned it; see
         /// [`Error::user_error`]. Its message is already in `message`, so it is not also
         /// given as [`std::error::Error::source`] (a report would print it twice).
-        error: Option<BoxError>,
+        error: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
     },
 }
 
@@ -159,7 +163,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            source: Arc::new(source),
         }
     }
 
@@ -188,6 +192,8 @@ impl Error {
     /// let err = Error::from_user("on_frame", ClientGone);
     /// assert_eq!(err.to_string(), "on_frame: the client went away");
     /// assert!(err.user_error().is_some_and(|e| e.is::<ClientGone>()));
+    /// // A copy shares the caller's error.
+    /// assert!(err.clone().user_error().is_some_and(|e| e.is::<ClientGone>()));
     /// ```
     pub fn user_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         match self {
@@ -207,7 +213,7 @@ impl Error {
         };
         Error::User {
             message,
-            error: Some(error),
+            error: Some(Arc::from(error)),
         }
     }
 

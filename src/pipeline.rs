@@ -192,7 +192,7 @@ impl std::fmt::Debug for PipelineBuilder {
 }
 
 /// What a run did.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Stats {
     /// Inputs found (after directory expansion), failed ones included.
     pub inputs: usize,

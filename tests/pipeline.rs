@@ -376,6 +376,20 @@ fn files_and_callback_together_and_failures_are_listed_by_name() {
     assert_eq!(stats.written, vec![out_dir.join("good.png")]);
     assert_eq!(stats.failures.len(), 1);
     assert!(stats.failures[0].to_string().contains("bad.png"));
+    // Statistics can be kept (an app's state, a report) and still read: a copy has the
+    // same failures, and an I/O error keeps the operating system's error behind it.
+    let kept = stats.clone();
+    assert_eq!(kept.written, stats.written);
+    assert_eq!(kept.failures[0].to_string(), stats.failures[0].to_string());
+    let io = Error::io(
+        &out_dir,
+        std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    );
+    match io.clone() {
+        Error::Io { source, .. } => assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied),
+        other => panic!("{other:?}"),
+    }
+    assert!(std::error::Error::source(&io).is_some());
 }
 
 /// An animated GIF of `frames` 24×16 noise frames, cut to `keep` of its bytes.
