@@ -1648,6 +1648,17 @@ fn to_image_gives_the_result_as_an_image_buffer_of_the_modes_colour_type() {
         panic!("not RGB: {:?}", raw.to_image());
     };
     assert_eq!(got.into_raw(), [1, 2, 3, 5, 6, 7]);
+    // A P image built by hand without its palette: the palette is what is missing (it was
+    // told that mode P has no `image` buffer type, which it has).
+    let indices = shutter::mode::ModeImage {
+        width: 2,
+        height: 1,
+        mode: ImageMode::P,
+        data: shutter::mode::ModeData::U8(vec![0, 1]),
+        palette: None,
+    };
+    let err = indices.to_image().unwrap_err().to_string();
+    assert!(err.contains("no palette"), "{err}");
 }
 
 /// `array_view` is `array` without the copy: equal arrays in every mode, borrowed from the

@@ -602,6 +602,13 @@ impl ModeImage {
                     .collect();
                 DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, rgba).ok_or_else(too_large)?)
             }
+            (ImageMode::P, None) => {
+                return Err(Error::Usage(
+                    "the P image has no palette to give its indices colours: set its palette, \
+                     or use the array of indices"
+                        .into(),
+                ));
+            }
             _ => return Err(self.no_image_type()),
         })
     }
