@@ -751,6 +751,68 @@ fn svg_size_rounds_up_and_outside_is_transparent() {
     assert_eq!(pixel(&frame, 9, 3), [0, 0, 0, 0]);
 }
 
+/// An SVG reads no file but itself: an `<image>` or `<feImage>` naming a file beside it
+/// (here an SVG, which usvg would render) is skipped, where usvg's default resolver reads any
+/// path whole (`/dev/zero` without end, a FIFO forever). One embedded as a `data:` URL is part
+/// of the document and is drawn.
+#[test]
+fn svg_reads_no_other_file_but_draws_an_embedded_one() {
+    let dir = TempDir::new().unwrap();
+    let red = r#"<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4" fill="red"/></svg>"#;
+    fs::write(dir.path().join("red.svg"), red).unwrap();
+    let by_path = dir.path().join("by_path.svg");
+    let absolute = dir.path().join("red.svg");
+    fs::write(
+        &by_path,
+        format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="12" height="4">
+                 <rect width="12" height="4" fill="blue"/>
+                 <image href="red.svg" x="0" y="0" width="4" height="4"/>
+                 <image href="{}" x="4" y="0" width="4" height="4"/>
+                 <filter id="f" x="0" y="0" width="1" height="1"><feImage href="red.svg"/></filter>
+                 <rect x="8" y="0" width="4" height="4" fill="blue" filter="url(#f)"/>
+               </svg>"#,
+            absolute.display()
+        ),
+    )
+    .unwrap();
+    let frame = decode_one(&by_path);
+    assert_eq!((frame.width, frame.height), (12, 4));
+    for x in [1, 5] {
+        assert_eq!(
+            pixel(&frame, x, 1),
+            [0, 0, 255, 255],
+            "x {x}: the file was read"
+        );
+    }
+    assert!(
+        !is_red(pixel(&frame, 9, 1)),
+        "feImage read the file: {:?}",
+        pixel(&frame, 9, 1)
+    );
+
+    let embedded = dir.path().join("embedded.svg");
+    let data = format!(
+        "data:image/svg+xml;utf8,{}",
+        red.replace('<', "%3C")
+            .replace('>', "%3E")
+            .replace('"', "'")
+    );
+    fs::write(
+        &embedded,
+        format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="4">
+                 <rect width="8" height="4" fill="blue"/>
+                 <image href="{data}" x="0" y="0" width="4" height="4"/>
+               </svg>"#
+        ),
+    )
+    .unwrap();
+    let frame = decode_one(&embedded);
+    assert_eq!(pixel(&frame, 1, 1), [255, 0, 0, 255]);
+    assert_eq!(pixel(&frame, 5, 1), [0, 0, 255, 255]);
+}
+
 #[test]
 fn bytes_are_sniffed_like_stdin() {
     let limits = DecodeLimits::default();

@@ -65,7 +65,7 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
         // A pipe, FIFO or terminal (`<(cat g.png)`, `/dev/stdin`): its size says nothing and
         // it can be read once. Read it as standard input is, and judge it by its content.
         let data = super::read_input(name, file, limits)?;
-        return super::decode_data(name, data, path.parent(), limits);
+        return super::decode_data(name, data, limits);
     }
     let len = meta.len();
     limits.check_input_size(name, len)?;
@@ -149,7 +149,7 @@ fn decode_as(
         BufReader::new(file)
             .read_to_end(&mut data)
             .map_err(|err| Error::io(path, err))?;
-        svg::decode(name, &data, path.parent(), limits)
+        svg::decode(name, &data, limits)
     } else {
         decode_reader(name, format, BufReader::new(file), limits)
     }

@@ -785,9 +785,9 @@ pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
         InputKind::File(path) => file::decode_path(&input.name, path, limits),
         InputKind::Stdin => {
             let bytes = read_input(&input.name, std::io::stdin().lock(), limits)?;
-            decode_data(&input.name, bytes, None, limits)
+            decode_data(&input.name, bytes, limits)
         }
-        InputKind::Bytes(data) => decode_data(&input.name, data.to_vec(), None, limits),
+        InputKind::Bytes(data) => decode_data(&input.name, data.to_vec(), limits),
     })
 }
 
@@ -892,16 +892,11 @@ impl Iterator for GuardedFrames {
 /// As [`decode`]: [`Error::Decode`] for empty or malformed data, [`Error::Unsupported`] when
 /// the content is no format shutter reads, [`Error::Limits`] for images over the limits.
 pub fn decode_bytes(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> Result<Frames> {
-    guarded_frames(name, || decode_data(name, bytes, None, limits))
+    guarded_frames(name, || decode_data(name, bytes, limits))
 }
 
-/// [`decode_bytes`], with an SVG's relative references resolved against `resources_dir`.
-pub(crate) fn decode_data(
-    name: &str,
-    bytes: Vec<u8>,
-    resources_dir: Option<&Path>,
-    limits: &DecodeLimits,
-) -> Result<Frames> {
+/// [`decode_bytes`] without its guard against a decoder's panic.
+pub(crate) fn decode_data(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> Result<Frames> {
     if bytes.is_empty() {
         return Err(Error::Decode {
             input: name.to_string(),
@@ -919,7 +914,7 @@ pub(crate) fn decode_data(
         }
     };
     if format == InputFormat::Svg {
-        return svg::decode(name, &bytes, resources_dir, limits);
+        return svg::decode(name, &bytes, limits);
     }
     file::decode_reader(name, format, std::io::Cursor::new(bytes), limits)
 }

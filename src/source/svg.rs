@@ -4,8 +4,11 @@
 //! elements are skipped: no fonts are loaded), no embedded raster images (`<image>` with PNG,
 //! JPEG or GIF data is skipped) and no compressed `.svgz`. Shapes, paths, gradients, patterns,
 //! clipping, masks and filters are rendered.
-
-use std::path::Path;
+//!
+//! **No file is read** but the SVG itself: an `<image>` or `<feImage>` whose `href` names a
+//! path (`photo.png`, `/etc/passwd`, `/dev/zero`, a FIFO) is skipped, where usvg's default
+//! resolver would read it whole, with no limit and no way to stop a read that never ends.
+//! An SVG document embedded as a `data:` URL is rendered (it is part of the file).
 
 use resvg::tiny_skia::{Pixmap, Transform};
 use resvg::usvg;
@@ -14,8 +17,8 @@ use super::{DecodeLimits, DecodedFrame, Frames};
 use crate::error::{Error, Result};
 use crate::mode::source::SourceMode;
 
-/// Rasterises the SVG document `data` (`name` is how messages refer to it; relative
-/// references resolve against `resources_dir`).
+/// Rasterises the SVG document `data` (`name` is how messages refer to it); references to
+/// other files are skipped (see the [module](self) docs).
 ///
 /// The raster size is the SVG's own width and height rounded up, at least 1×1; it is checked
 /// against `limits` before any pixel is allocated. resvg renders premultiplied alpha; the
@@ -28,14 +31,13 @@ use crate::mode::source::SourceMode;
 /// - [`Error::Limits`] when the size exceeds `limits`, or the document has more elements than
 ///   usvg accepts.
 /// - [`Error::Unsupported`] for compressed SVG (svgz).
-pub fn decode(
-    name: &str,
-    data: &[u8],
-    resources_dir: Option<&Path>,
-    limits: &DecodeLimits,
-) -> Result<Frames> {
+pub fn decode(name: &str, data: &[u8], limits: &DecodeLimits) -> Result<Frames> {
     let options = usvg::Options {
-        resources_dir: resources_dir.map(Path::to_path_buf),
+        resources_dir: None,
+        image_href_resolver: usvg::ImageHrefResolver {
+            resolve_data: usvg::ImageHrefResolver::default_data_resolver(),
+            resolve_string: Box::new(|_, _| None),
+        },
         ..usvg::Options::default()
     };
     let tree = usvg::Tree::from_data(data, &options).map_err(|e| svg_error(name, e))?;
@@ -184,7 +186,7 @@ mod tests {
 
     #[test]
     fn malformed_svg_names_the_input() {
-        let err = decode("bad.svg", b"<svg", None, &DecodeLimits::default())
+        let err = decode("bad.svg", b"<svg", &DecodeLimits::default())
             .err()
             .map(|e| (matches!(e, Error::Decode { .. }), e.to_string()));
         assert!(
