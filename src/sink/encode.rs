@@ -229,11 +229,14 @@ impl Format {
     }
 
     /// The most pixels a side of an image may have in this format: WebP's 14 bits (16383),
-    /// GIF's and JPEG's 16 (65535); `None` for the others, bound only by the decoding limits.
+    /// GIF's 16 (65535), JPEG 65500 (libjpeg's limit: its 16 bits would hold 65535, but
+    /// libjpeg, and so Pillow and most readers, refuse a side over 65500); `None` for the
+    /// others, bound only by the decoding limits.
     pub fn max_side(&self) -> Option<u32> {
         match self {
             Format::Webp { .. } => Some(WEBP_MAX_SIDE),
-            Format::Gif | Format::Jpeg { .. } => Some(u32::from(u16::MAX)),
+            Format::Gif => Some(u32::from(u16::MAX)),
+            Format::Jpeg { .. } => Some(JPEG_MAX_SIDE),
             _ => None,
         }
     }
@@ -381,7 +384,7 @@ impl Format {
 /// not fill the frame's size (naming the bytes given and the bytes needed), a frame of no
 /// pixels (0×0, 0×5: only npy holds one), frames of different sizes or modes, a mode the
 /// format cannot hold, or the encoder's own failure (for example WebP beyond 16383 pixels a
-/// side, GIF beyond 65535).
+/// side, JPEG beyond 65500, GIF beyond 65535).
 pub fn encode(format: &Format, frames: &[Frame]) -> Result<Vec<u8>> {
     encode_until(format, frames, &|| false)
 }
@@ -1212,6 +1215,18 @@ fn tiff_one_bit(img: &ModeImage, icc: Option<&[u8]>) -> Result<Vec<u8>, String> 
 /// resolution, each quantized with the luma table, in an Adobe APP14 file with inverted samples
 /// (what Pillow writes and reads). YCbCr samples are written as they are, with no colour
 /// transform.
+/// The longest side of a JPEG written: libjpeg's `JPEG_MAX_DIMENSION`. The format's 16 bits
+/// hold 65535, but libjpeg (Pillow's reader and writer, browsers') refuses a file over 65500.
+const JPEG_MAX_SIDE: u32 = 65_500;
+
+fn jpeg_too_large(img: &ModeImage) -> String {
+    format!(
+        "jpeg sides must be at most {JPEG_MAX_SIDE} pixels (libjpeg's limit, which Pillow \
+         shares), the frame is {}×{}",
+        img.width, img.height
+    )
+}
+
 fn jpeg(img: &ModeImage, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, String> {
     use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, QuantizationTableType, SamplingFactor};
     let ModeData::U8(data) = &img.data else {
@@ -1225,11 +1240,11 @@ fn jpeg(img: &ModeImage, quality: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, Str
         other => return Err(format!("jpeg cannot hold mode {other}")),
     };
     let (Ok(w), Ok(h)) = (u16::try_from(img.width), u16::try_from(img.height)) else {
-        return Err(format!(
-            "jpeg sides must be at most 65535 pixels, the frame is {}×{}",
-            img.width, img.height
-        ));
+        return Err(jpeg_too_large(img));
     };
+    if u32::from(w.max(h)) > JPEG_MAX_SIDE {
+        return Err(jpeg_too_large(img));
+    }
     let quality = quality.clamp(1, 100);
     let mut out = Vec::new();
     let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
@@ -1487,6 +1502,33 @@ impl Drop for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A JPEG side is at most 65500 pixels, libjpeg's limit (Pillow cannot read a wider one
+    /// back), in the first and second sides alike; 65500 itself is written.
+    #[test]
+    fn a_jpeg_side_over_65500_pixels_is_refused() {
+        let l = |w: u32, h: u32| ModeImage {
+            mode: ImageMode::L,
+            width: w,
+            height: h,
+            data: ModeData::U8((0..w * h).map(|i| (i % 251) as u8 + 3).collect()),
+            palette: None,
+        };
+        for (w, h) in [(65_501, 1), (1, 65_501), (65_535, 2)] {
+            let err = jpeg(&l(w, h), 75, None).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "jpeg sides must be at most 65500 pixels (libjpeg's limit, which Pillow \
+                     shares), the frame is {w}×{h}"
+                )
+            );
+        }
+        let fits = jpeg(&l(65_500, 1), 75, None).unwrap();
+        let back = image::load_from_memory(&fits).unwrap();
+        assert_eq!((back.width(), back.height()), (65_500, 1));
+        assert_eq!(Format::Jpeg { quality: 75 }.max_side(), Some(65_500));
+    }
 
     /// WebP holds 14 bits a side: a wider frame fails with that reason, lossy or lossless,
     /// before any encoder runs.
