@@ -1185,6 +1185,46 @@ fn missing_file_is_an_io_error() {
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
 }
 
+/// Malformed files found by mutation fuzzing fail with one readable line: a PNG chunk type of
+/// a byte that is no letter is named whole (it was cut at its escape's brace, leaving the
+/// rest of the chunk's debug dump), and a JPEG's message from zune-jpeg comes without the
+/// quotes and `\n` of its debug form.
+#[test]
+fn malformed_files_give_readable_messages() {
+    let dir = TempDir::new().unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    common::png_chunk(
+        &mut png,
+        b"I\x01DR",
+        &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0],
+    );
+    common::png_chunk(&mut png, b"IEND", &[]);
+    let path = dir.path().join("escape.png");
+    fs::write(&path, &png).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default()).to_string();
+    assert!(
+        err.ends_with("cannot decode png: chunk 'I\\u{1}DR' appeared before IHDR chunk"),
+        "{err}"
+    );
+
+    let mut jpeg = Vec::new();
+    DynamicImage::ImageRgb8(opaque(&gradient(16, 8)))
+        .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+        .unwrap();
+    // An APP0 segment of length 0 right after the start of image.
+    jpeg.splice(2..2, [0xFF, 0xE0, 0x00, 0x00]);
+    let path = dir.path().join("app0.jpg");
+    fs::write(&path, &jpeg).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}: cannot decode jpeg: ", path.display())),
+        "{text}"
+    );
+    assert!(!text.contains('"') && !text.contains('\\'), "{text}");
+}
+
 /// Files that made a decoder crate panic (found by mutation fuzzing) fail by name with a
 /// decode error, and the decode returns: a palette PNG whose PLTE chunk holds no whole number
 /// of colours (the `png` crate indexes past it), SVGs whose coordinates tiny-skia's

@@ -1574,6 +1574,10 @@ pub fn image_error(name: &str, format: InputFormat, err: ImageError) -> Error {
         ImageError::IoError(e) => {
             let reason = if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 "the data ends early (truncated file)".to_string()
+            } else if e.kind() == std::io::ErrorKind::InvalidInput && e.raw_os_error().is_some() {
+                // The system refused a seek: an offset read from the data (a TIFF's
+                // directory, say) lies beyond what a file can hold.
+                "malformed data: an offset in it points outside the file".to_string()
             } else {
                 one_line(&e.to_string())
             };
@@ -1600,10 +1604,17 @@ pub fn image_error(name: &str, format: InputFormat, err: ImageError) -> Error {
     }
 }
 
+/// The longest reason a decoder's message is cut to, in characters: a malformed TIFF's
+/// message can list every sample's format, 2,000 characters of `Unknown(2048), …`.
+const MAX_REASON_CHARS: usize = 300;
+
 /// Joins a possibly multi-line message into one line, and names a PNG chunk by its type
 /// where `png`'s message shows its debug form (`ChunkType { type: real, critical: false, … }`
-/// → `chunk 'real'`).
+/// → `chunk 'real'`); a message given as a quoted debug string (zune-jpeg's
+/// `"Bogus Huffman table definition"`) loses its quotes and escapes, and a line longer than
+/// [`MAX_REASON_CHARS`] is cut there, ending in `…`.
 pub(crate) fn one_line(text: &str) -> String {
+    let text = unquoted(text.trim());
     let mut line = text
         .lines()
         .map(str::trim)
@@ -1612,18 +1623,57 @@ pub(crate) fn one_line(text: &str) -> String {
         .join("; ");
     const CHUNK: &str = "ChunkType { type: ";
     while let Some(start) = line.find(CHUNK) {
-        let Some(len) = line[start..].find('}') else {
+        let rest = &line[start + CHUNK.len()..];
+        // The type's debug form may hold braces of its own (`I\u{1}DR`): it ends at the
+        // first field after it.
+        let Some(name_len) = rest.find(", critical:").or_else(|| rest.find(',')) else {
             break;
         };
-        let name: String = line[start + CHUNK.len()..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        let after = &line[start + len + 1..];
+        let Some(close) = rest[name_len..].find('}') else {
+            break;
+        };
+        let name = rest[..name_len].to_string();
+        let after = &rest[name_len + close + 1..];
         let after = after.strip_prefix(" chunk").unwrap_or(after);
         line = format!("{}chunk '{name}'{after}", &line[..start]);
     }
+    if let Some((cut, _)) = line.char_indices().nth(MAX_REASON_CHARS) {
+        line.truncate(cut);
+        line.push('…');
+    }
     line
+}
+
+/// `text` without the quotes and escapes of a Rust debug string, when it is one whole
+/// (`"Found a marker with invalid length:0\n"` → the message and a line break); any
+/// other text as it is.
+fn unquoted(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(inner) = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|t| !t.is_empty())
+    else {
+        return text.into();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t' | 'r') => out.push(' '),
+            Some(other @ ('"' | '\\' | '\'')) => out.push(other),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out.into()
 }
 
 #[cfg(test)]
@@ -1701,6 +1751,60 @@ mod tests {
             "chunk 'real' appeared before IHDR chunk"
         );
         assert_eq!(one_line("two\n lines \n"), "two; lines");
+        // A type of bytes that are not letters is shown as its debug form gives it, braces
+        // of its escapes and all, not cut at the escape's brace.
+        assert_eq!(
+            one_line(
+                "ChunkType { type: I\\u{1}DR, critical: true, private: false, reserved: false, \
+                 safecopy: false } chunk appeared before IHDR chunk"
+            ),
+            "chunk 'I\\u{1}DR' appeared before IHDR chunk"
+        );
+    }
+
+    /// zune-jpeg's messages are debug strings: they lose their quotes and escapes.
+    #[test]
+    fn a_quoted_debug_message_is_unquoted() {
+        assert_eq!(
+            one_line("\"Found a marker with invalid length:0\\n\""),
+            "Found a marker with invalid length:0"
+        );
+        assert_eq!(
+            one_line("\"a \\\"quoted\\\" word\\nand a line\""),
+            "a \"quoted\" word; and a line"
+        );
+        // Quotes that do not wrap the whole message stay.
+        assert_eq!(one_line("bad \"x\" tag"), "bad \"x\" tag");
+        assert_eq!(one_line("\"\""), "\"\"");
+    }
+
+    /// A message of thousands of characters (a TIFF's list of every sample's format) is cut
+    /// to 300, on a character boundary, ending in an ellipsis.
+    #[test]
+    fn an_overlong_message_is_cut() {
+        let long = "é, ".repeat(1000);
+        let line = one_line(&long);
+        assert_eq!(line.chars().count(), MAX_REASON_CHARS + 1);
+        assert!(line.ends_with('…'), "{line}");
+        let short = "é, ".repeat(99);
+        assert_eq!(one_line(&short), short.trim());
+    }
+
+    /// The system's refusal of a seek while decoding (EINVAL: an offset read from the data,
+    /// as in a TIFF whose header says BigTIFF) is named as malformed data, not as an error
+    /// of the operating system.
+    #[test]
+    #[cfg(unix)]
+    fn a_refused_seek_while_decoding_is_malformed_data() {
+        let err = image_error(
+            "x.tif",
+            InputFormat::Tiff,
+            ImageError::IoError(std::io::Error::from_raw_os_error(22)),
+        );
+        assert_eq!(
+            err.to_string(),
+            "x.tif: cannot decode tiff: malformed data: an offset in it points outside the file"
+        );
     }
 
     #[test]

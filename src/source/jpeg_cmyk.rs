@@ -29,7 +29,7 @@ fn jpeg_error(name: &str, reason: impl std::fmt::Display) -> Error {
     Error::Decode {
         input: name.to_string(),
         format: "jpeg".to_string(),
-        reason: reason.to_string().replace('\n', " "),
+        reason: super::file::one_line(&reason.to_string()),
     }
 }
 
@@ -57,9 +57,7 @@ pub(super) fn decode(
         .set_max_width(limits.max_width as usize)
         .set_max_height(limits.max_height as usize);
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(data), options);
-    decoder
-        .decode_headers()
-        .map_err(|e| jpeg_error(name, format!("{e:?}")))?;
+    decoder.decode_headers().map_err(|e| jpeg_error(name, e))?;
     let (width, height) = decoder
         .dimensions()
         .ok_or_else(|| jpeg_error(name, "no image size in the header"))?;
@@ -80,9 +78,7 @@ pub(super) fn decode(
         .unwrap_or(Orientation::NoTransforms);
     // The planes as stored: the same colour space out as in is a plain copy.
     decoder.set_options(decoder.options().jpeg_set_out_colorspace(stored));
-    let samples = decoder
-        .decode()
-        .map_err(|e| jpeg_error(name, format!("{e:?}")))?;
+    let samples = decoder.decode().map_err(|e| jpeg_error(name, e))?;
     let inks: Vec<[u8; 4]> = if stored == ColorSpace::YCCK {
         let table = YccTable::new();
         samples
