@@ -1223,6 +1223,23 @@ fn malformed_files_give_readable_messages() {
         "{text}"
     );
     assert!(!text.contains('"') && !text.contains('\\'), "{text}");
+
+    // A PNG 2^31 − 1 pixels wide is over the limits by its size, not "Memory limit exceeded"
+    // (`image`'s refusal of its row buffer).
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = (i32::MAX as u32).to_be_bytes().to_vec();
+    ihdr.extend([0, 0, 0, 1, 8, 2, 0, 0, 0]);
+    common::png_chunk(&mut png, b"IHDR", &ihdr);
+    common::png_chunk(&mut png, b"IEND", &[]);
+    let path = dir.path().join("wide.png");
+    fs::write(&path, &png).unwrap();
+    let err = decode_err(&path, &DecodeLimits::default());
+    assert!(matches!(err, Error::Limits { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .ends_with("2147483647×1 is larger than the maximum of 65535×65535"),
+        "{err}"
+    );
 }
 
 /// Files that made a decoder crate panic (found by mutation fuzzing) fail by name with a

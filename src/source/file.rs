@@ -179,6 +179,11 @@ where
     } else {
         PngHeader::default()
     };
+    // A size over the limits is named as such, before `image` refuses the row buffer of a
+    // 2^31-pixel-wide PNG as "Memory limit exceeded".
+    if let Some((width, height)) = png.size {
+        limits.check(name, width.into(), height.into())?;
+    }
     if let Some(len) = png.bad_palette {
         return Err(Error::Decode {
             input: name.to_string(),
@@ -415,7 +420,8 @@ where
         if format == InputFormat::Png {
             // `image` gives the `png` crate its whole allocation limit, which an ICC profile
             // would take: give it what this image needs (see `png_budget`).
-            header_limits.max_alloc = Some(png_budget(png.pixels, limits));
+            let pixels = png.size.map_or(0, |(w, h)| u64::from(w) * u64::from(h));
+            header_limits.max_alloc = Some(png_budget(pixels, limits));
         }
         image_reader.limits(header_limits);
         let mut decoder = image_reader.into_decoder().map_err(err)?;
@@ -572,8 +578,8 @@ struct PngHeader {
     rgb16_key: Option<[u16; 3]>,
     /// 16-bit gray with alpha, which Pillow opens as `RGBA` (not `LA`).
     gray_alpha16: bool,
-    /// Width × height, 0 when the header cannot be read.
-    pixels: u64,
+    /// Width and height, `None` when the header cannot be read.
+    size: Option<(u32, u32)>,
 }
 
 /// What the `png` crate may allocate beyond the image itself: ancillary chunks (an ICC
@@ -595,6 +601,14 @@ pub(super) fn png_budget(pixels: u64, limits: &DecodeLimits) -> u64 {
 /// Reads `reader`'s PNG header and leaves `reader` at its start. An unreadable header says
 /// nothing: the decoder reports it.
 fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
+    // The size as the IHDR chunk gives it, for a header the `png` crate refuses (a width of
+    // 2^31 − 1 is over its memory limit).
+    let stated = reader.fill_buf().ok().and_then(|head| {
+        let ihdr = head.get(8..24).filter(|c| &c[4..8] == b"IHDR")?;
+        let side =
+            |at: usize| u32::from_be_bytes([ihdr[at], ihdr[at + 1], ihdr[at + 2], ihdr[at + 3]]);
+        Some((side(8), side(12)))
+    });
     let mut decoder = png::Decoder::new_with_limits(
         &mut *reader,
         png::Limits {
@@ -614,7 +628,7 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
                     .map(<[u8]>::len)
                     .filter(|&len| len % 3 != 0 || len == 0 || len > 768)
                     .filter(|_| info.color_type == png::ColorType::Indexed),
-                pixels: u64::from(info.width) * u64::from(info.height),
+                size: Some((info.width, info.height)),
                 animated: info.animation_control.is_some()
                     && info.bit_depth != png::BitDepth::Sixteen,
                 indexed: info.color_type == png::ColorType::Indexed
@@ -671,7 +685,10 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> PngHeader {
                     && info.bit_depth == png::BitDepth::Sixteen,
             }
         })
-        .unwrap_or_default();
+        .unwrap_or(PngHeader {
+            size: stated,
+            ..PngHeader::default()
+        });
     match reader.seek(SeekFrom::Start(0)) {
         Ok(_) => header,
         Err(_) => PngHeader::default(),
