@@ -2047,3 +2047,89 @@ fn the_pipeline_and_its_parts_print_their_settings_for_debugging() {
     .unwrap();
     assert!(format!("{writer:?}").contains("frames: 0"));
 }
+
+/// In a callback, `frame.rgba` is the frame as captured, before the mirror, the filters and
+/// the conversion, whatever the mode and the ops: also where the mode is converted from the
+/// filtered RGBA on the CPU (`P`, `1` with dithering, a gray source's own conversions) and
+/// where a `sepia-norm` follows another filter (its maximum is of that filter's result).
+/// It was the filtered frame, or one half-way through the chain, in those cases.
+#[test]
+fn the_callbacks_rgba_is_the_frame_as_captured_in_every_mode() {
+    use shutter::source::live::{FuncGrabber, RawFormat, RawFrame};
+    use shutter::{Dither, ImageMode};
+    use std::time::Duration;
+
+    let (w, h) = (7u32, 5u32);
+    let rgba: Vec<u8> = common::random_rgba(w, h, 41)
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2], p[3] | 1])
+        .collect();
+    let gray: Vec<u8> = (0..w * h).map(|i| (i * 37 % 251) as u8 + 2).collect();
+    let tmp = TempDir::new().unwrap();
+    let gray_png = tmp.path().join("gray.png");
+    image::GrayImage::from_raw(w, h, gray.clone())
+        .unwrap()
+        .save(&gray_png)
+        .unwrap();
+    let gray_as_rgba: Vec<u8> = gray.iter().flat_map(|&v| [v, v, v, 255]).collect();
+
+    let chains: [(bool, Vec<Filter>); 4] = [
+        (true, vec![]),
+        (false, vec![Filter::Invert]),
+        (true, vec![Filter::Invert, Filter::SepiaNorm]),
+        (false, vec![Filter::SepiaNorm, Filter::SepiaNorm]),
+    ];
+    let mut modes: Vec<(ImageMode, Dither)> = ImageMode::ALL
+        .iter()
+        .map(|&m| (m, Dither::FloydSteinberg))
+        .collect();
+    modes.push((ImageMode::One, Dither::None));
+    let ctx = common::gpu_or_skip("the_callbacks_rgba_is_the_frame_as_captured");
+    for device in devices() {
+        for &(mode, dither) in &modes {
+            for (mirror, filters) in &chains {
+                for gray_source in [false, true] {
+                    let source = if gray_source {
+                        Source::Path(gray_png.clone())
+                    } else {
+                        let mut frames = vec![RawFrame {
+                            width: w,
+                            height: h,
+                            format: RawFormat::Rgba,
+                            data: rgba.clone(),
+                            timestamp: Duration::ZERO,
+                        }]
+                        .into_iter();
+                        Source::grabber(FuncGrabber::from_fn(move || {
+                            frames.next().map(Ok::<_, shutter::BoxError>)
+                        }))
+                    };
+                    let want = if gray_source { &gray_as_rgba } else { &rgba };
+                    let case = format!(
+                        "{device:?} mode {mode} {dither:?} mirror {mirror} {filters:?} gray \
+                         {gray_source}"
+                    );
+                    let mut seen = 0;
+                    Pipeline::builder()
+                        .source(source)
+                        .device(device)
+                        .gpu_context(ctx.clone())
+                        .mirror(*mirror)
+                        .filters(filters.clone())
+                        .mode(mode)
+                        .dither(dither)
+                        .build()
+                        .unwrap()
+                        .run_with(|frame| {
+                            seen += 1;
+                            assert!(frame.rgba == *want, "{case}: rgba is not as captured");
+                            assert!(frame.image.is_some(), "{case}: no image");
+                            Ok(())
+                        })
+                        .unwrap();
+                    assert_eq!(seen, 1, "{case}");
+                }
+            }
+        }
+    }
+}

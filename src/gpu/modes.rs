@@ -22,8 +22,9 @@ pub(crate) enum Route {
     Rgba,
     /// A point-wise mode, converted and packed on the GPU, into `Frame::image`.
     Packed,
-    /// RGBA back into `Frame::rgba`, then [`crate::mode::cpu::convert_frame`] when collected
-    /// (Floyd–Steinberg, RGBA → P, and frames without pixels).
+    /// RGBA back into a buffer of its own, then [`crate::mode::cpu::convert_frame`] of it
+    /// into `Frame::image`, `Frame::rgba` left as captured (Floyd–Steinberg, RGBA → P, a
+    /// source that converts itself, and frames without pixels).
     RgbaThenCpu,
     /// `1` with Floyd–Steinberg in GPU wavefronts, packed like `1` without dither.
     GpuDither,

@@ -606,6 +606,7 @@ impl GpuBackend {
     /// dropped and the next call goes on with the next one.
     pub fn collect(&mut self, wait: bool) -> Result<Option<Frame>> {
         self.flush();
+        let (mode, dither) = (self.mode, self.dither);
         let Some(front) = self.queue.front_mut() else {
             return Ok(None);
         };
@@ -614,10 +615,12 @@ impl GpuBackend {
                 Ok(false) => return Ok(None),
                 Ok(true) => {
                     let job = take_job(&mut front.state);
-                    front.state = match copy_back(&self.slots[job.slot], &job, &mut front.frame) {
-                        Ok(()) => State::Done,
-                        Err(err) => State::Failed(err),
-                    };
+                    let then_cpu = then_cpu(mode, dither, front.route);
+                    front.state =
+                        match copy_back(&self.slots[job.slot], &job, &mut front.frame, then_cpu) {
+                            Ok(()) => State::Done,
+                            Err(err) => State::Failed(err),
+                        };
                     self.free.push(job.slot);
                 }
                 Err(err) => {
@@ -635,8 +638,11 @@ impl GpuBackend {
         match done.state {
             State::Done => {
                 let mut frame = done.frame;
-                if let (Route::RgbaThenCpu, Some(mode)) = (done.route, self.mode) {
-                    frame.image = Some(crate::mode::cpu::convert_frame(mode, self.dither, &frame));
+                if let (Some((mode, dither)), None) =
+                    (then_cpu(mode, dither, done.route), &frame.image)
+                {
+                    // A frame of no pixels, never on the GPU.
+                    frame.image = Some(crate::mode::cpu::convert_frame(mode, dither, &frame));
                 }
                 Ok(Some(frame))
             }
@@ -713,6 +719,7 @@ impl GpuBackend {
     /// failure is kept in the frame's entry for `collect` to report in order.
     fn finish_oldest_on_gpu(&mut self) {
         self.flush();
+        let (mode, dither) = (self.mode, self.dither);
         let Some(entry) = self
             .queue
             .iter_mut()
@@ -722,8 +729,9 @@ impl GpuBackend {
             return;
         };
         let job = take_job(&mut entry.state);
+        let then_cpu = then_cpu(mode, dither, entry.route);
         let result = wait_job(&self.ctx, &job, true)
-            .and_then(|_| copy_back(&self.slots[job.slot], &job, &mut entry.frame));
+            .and_then(|_| copy_back(&self.slots[job.slot], &job, &mut entry.frame, then_cpu));
         match result {
             Ok(()) => entry.state = State::Done,
             Err(err) => {
@@ -1139,17 +1147,41 @@ fn wait_mapped(
     )))
 }
 
-/// Copies a mapped readback into the frame's own pixel buffer (whole rows: the whole frame), or
-/// a packed mode's bytes into a new `Frame::image` sized exactly, and unmaps it.
-fn copy_back(slot: &Slot, job: &Job, frame: &mut Frame) -> Result<()> {
+/// The mode and dithering that the CPU applies to a frame of `route` after the GPU's pass,
+/// if any, in a ring converting to `mode`.
+fn then_cpu(mode: Option<ImageMode>, dither: Dither, route: Route) -> Option<(ImageMode, Dither)> {
+    mode.filter(|_| route == Route::RgbaThenCpu)
+        .map(|mode| (mode, dither))
+}
+
+/// Copies a mapped readback out and unmaps it: a packed mode's bytes into a new
+/// `Frame::image` sized exactly; RGBA without a mode into the frame's own pixel buffer (whole
+/// rows: the whole frame), the ops' result; RGBA that `then_cpu`'s mode converts on the CPU
+/// into a buffer of its own, converted from there, so that the frame's pixels stay as
+/// captured, as in every other route.
+fn copy_back(
+    slot: &Slot,
+    job: &Job,
+    frame: &mut Frame,
+    then_cpu: Option<(ImageMode, Dither)>,
+) -> Result<()> {
     let mapped = MappedView::of(slot, job, frame.meta.seq)?;
     let view = mapped.bytes();
-    match &job.packed {
-        Some(packed) => {
+    match (&job.packed, then_cpu) {
+        (Some(packed), _) => {
             let image = modes::image_from_bytes(packed, frame.width, frame.height, view);
             frame.image = Some(image);
         }
-        None => {
+        (None, Some((mode, dither))) => {
+            let mut filtered = vec![0; frame.pixels() * 4];
+            par_copy((&mut filtered[..]).into(), view);
+            drop(mapped);
+            let image = crate::mode::cpu::with_pixels(frame, filtered, |frame| {
+                crate::mode::cpu::convert_frame(mode, dither, frame)
+            });
+            frame.image = Some(image);
+        }
+        (None, None) => {
             // A frame scheduled with `schedule_with` has no buffer of its own yet.
             frame.rgba.resize(frame.pixels() * 4, 0);
             par_copy((&mut frame.rgba[..]).into(), view)

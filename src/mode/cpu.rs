@@ -166,11 +166,11 @@ fn point_wise<M: WithMap>(
     })
 }
 
-/// Applies `ops` to `frame` and converts it to `mode`: for point-wise modes in one pass over
-/// the pixels ([`fast::apply_map`]), leaving `frame.rgba` unfiltered (or half-way through a
-/// chain with `sepia-norm`) as the GPU's packed modes do; for the others, filters in place
-/// with [`fast::apply`] and then converts. The same values as [`crate::ops::cpu::apply`]
-/// followed by [`convert_frame`] (`tests/fast_cpu.rs`).
+/// Applies `ops` to `frame` and converts it to `mode`, leaving `frame.rgba` as it was (the
+/// frame as captured, as the GPU leaves it): for point-wise modes in one pass over the
+/// pixels ([`fast::apply_map`]); for the others, filters a copy with [`fast::apply`] and
+/// converts that. The same values as [`crate::ops::cpu::apply`] followed by
+/// [`convert_frame`] (`tests/fast_cpu.rs`).
 pub fn apply_and_convert(
     ops: &Ops,
     mode: ImageMode,
@@ -180,8 +180,7 @@ pub fn apply_and_convert(
     let (width, height, has_alpha) = (frame.width, frame.height, frame.has_alpha);
     if frame.source.converts_itself(mode) {
         // Pillow converts this source from its own mode (`L` → `CMYK`, `P` → `P`, ...).
-        fast::apply(ops, width, height, &mut frame.rgba);
-        return convert_frame(mode, dither, frame);
+        return convert_filtered(ops, mode, dither, frame);
     }
     let fused = FilterThenMap {
         ops,
@@ -191,11 +190,27 @@ pub fn apply_and_convert(
     };
     match point_wise(mode, dither, has_alpha, fused) {
         Some(data) => image(mode, has_alpha, width, height, data),
-        None => {
-            fast::apply(ops, width, height, &mut frame.rgba);
-            convert_frame(mode, dither, frame)
-        }
+        None => convert_filtered(ops, mode, dither, frame),
     }
+}
+
+/// [`convert_frame`] of `frame` after `ops`, which run on a copy of its pixels: `frame` is
+/// left as it was.
+fn convert_filtered(ops: &Ops, mode: ImageMode, dither: Dither, frame: &mut Frame) -> ModeImage {
+    if !ops.mirror && ops.filters.is_empty() {
+        return convert_frame(mode, dither, frame);
+    }
+    let mut filtered = frame.rgba.clone();
+    fast::apply(ops, frame.width, frame.height, &mut filtered);
+    with_pixels(frame, filtered, |frame| convert_frame(mode, dither, frame))
+}
+
+/// Runs `f` on `frame` holding `pixels` in place of its own, which it gets back after.
+pub(crate) fn with_pixels<R>(frame: &mut Frame, pixels: Vec<u8>, f: impl FnOnce(&Frame) -> R) -> R {
+    let own = std::mem::replace(&mut frame.rgba, pixels);
+    let result = f(frame);
+    frame.rgba = own;
+    result
 }
 
 /// [`convert`] on a [`Frame`], or where Pillow converts the frame's source from its own mode

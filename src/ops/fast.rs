@@ -107,8 +107,8 @@ pub fn apply_with(ops: &Ops, width: u32, height: u32, rgba: &mut [u8], tuning: T
 /// Applies `ops` and maps every resulting pixel through `f` (a mode's point-wise conversion)
 /// in the same pass, returning `f`'s `N` values a pixel, row by row: what [`apply`] followed
 /// by mapping each pixel gives, reading the frame once instead of three times (read, write
-/// back, read again). `rgba` is left as it was, or, in chains with `sepia-norm`, as the
-/// passes before the last one left it.
+/// back, read again). `rgba` is left as it was (a chain whose `sepia-norm` follows another
+/// filter runs its passes on a copy).
 ///
 /// A buffer whose length is not `width × height × 4` goes through [`cpu::apply`] and then
 /// `f`, pixel by pixel.
@@ -139,18 +139,28 @@ where
 {
     let (w, h) = (width as usize, height as usize);
     if w.checked_mul(h).and_then(|n| n.checked_mul(4)) != Some(rgba.len()) || rgba.is_empty() {
-        cpu::apply(ops, width, height, rgba);
-        return rgba
+        let mut filtered = rgba.to_vec();
+        cpu::apply(ops, width, height, &mut filtered);
+        return filtered
             .chunks_exact(4)
             .flat_map(|p| f([p[0], p[1], p[2], p[3]]))
             .collect();
     }
     let len = w * h * N;
     let mut out: Vec<T> = Vec::with_capacity(len);
+    // A pass before the last writes its result back (a filter before a `sepia-norm`, whose
+    // maximum is of that result): it writes into a copy, so that `rgba` stays as it was.
+    let mut scratch;
+    let source = if writes_before_last_pass(ops) {
+        scratch = rgba.to_vec();
+        &mut scratch[..]
+    } else {
+        rgba
+    };
     run_chain(
         ops,
         w,
-        rgba,
+        source,
         tuning,
         Some((&mut out.spare_capacity_mut()[..len], &f)),
     );
@@ -159,6 +169,16 @@ where
     // writes its `N` values a pixel (a panic unwinds before this).
     unsafe { out.set_len(len) };
     out
+}
+
+/// True when a chain's pass before its last writes pixels back ([`run_chain`]): a
+/// `sepia-norm` with any filter before it (a point filter, or another `sepia-norm`). The
+/// mirror alone is deferred to the pass that writes, and a first `sepia-norm` only reads.
+fn writes_before_last_pass(ops: &Ops) -> bool {
+    ops.filters
+        .iter()
+        .rposition(|f| *f == Filter::SepiaNorm)
+        .is_some_and(|last| last > 0)
 }
 
 /// The type of the map a chain without one is instantiated with (never called).
