@@ -1034,6 +1034,7 @@ impl Pipeline {
             finished: std::cell::RefCell::new(HashSet::new()),
             failed: HashSet::new(),
             cut: HashSet::new(),
+            skipped_sequences: HashSet::new(),
             frame_files: HashMap::new(),
             delivered_by_input: HashMap::new(),
             newest_first,
@@ -1781,9 +1782,8 @@ struct JobDone {
     result: Result<()>,
     closes_input: bool,
     one_of_many: bool,
-    /// Not started, as the run had stopped: the index of the job's first frame, and how many
-    /// frames it had.
-    skipped: Option<(usize, u64)>,
+    /// Not started, as the run had stopped: how many frames it had.
+    skipped: Option<u64>,
     /// The job's frames' latencies, for a job that wrote its file.
     latencies: Vec<Duration>,
     /// A sequence whose feed ended without [`Feed::Close`]: nothing was written, and the
@@ -1996,6 +1996,8 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     failed: HashSet<usize>,
     /// File inputs cut by a stop rule: their frames still coming are dropped.
     cut: HashSet<usize>,
+    /// Inputs written one file per frame with a frame's job skipped by a stop rule.
+    skipped_sequences: HashSet<usize>,
     /// The frame files written so far of each input written one file per frame and not yet
     /// complete (with `all_or_nothing` only).
     frame_files: HashMap<usize, Vec<PathBuf>>,
@@ -2044,14 +2046,13 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                             }
                             continue;
                         }
-                        let first = job.frames.first().map_or(0, |f| f.meta.index);
                         // A file's job not started when a stop rule fires is not started.
                         if rules
                             .as_ref()
                             .is_some_and(|r| r.stopped() || r.past_limit(clock.now()))
                         {
                             let done = JobDone {
-                                skipped: Some((first, job.frames.len() as u64)),
+                                skipped: Some(job.frames.len() as u64),
                                 ..JobDone::of(job, Ok(()))
                             };
                             if done_tx.send(done).is_err() {
@@ -2082,6 +2083,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             for done in done_rx.iter() {
                 self.finish_job(done, &mut result);
             }
+            self.settle_skipped(&mut result);
             outcome
         });
         result.finished = self.finished.borrow().len();
@@ -2272,6 +2274,28 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         Ok(())
     }
 
+    /// Each sequence of frame files cut by a stop rule with some of its jobs skipped is done
+    /// (it keeps the frame files written before the stop, as `--frames` ends one) if one was
+    /// written and it was not reported already; otherwise it was not reached.
+    fn settle_skipped(&mut self, result: &mut SinkResult) {
+        let mut inputs: Vec<usize> = self.skipped_sequences.drain().collect();
+        inputs.sort_unstable();
+        for input in inputs {
+            if self.finished.borrow().contains(&input) || self.failed.contains(&input) {
+                continue;
+            }
+            if self
+                .frame_files
+                .remove(&input)
+                .is_some_and(|f| !f.is_empty())
+            {
+                self.input_done(input, None);
+            } else {
+                result.not_reached += 1;
+            }
+        }
+    }
+
     /// Reports input `input` done (written, or failed with `error`) to the events.
     fn input_done(&self, input: usize, error: Option<&Error>) {
         self.finished.borrow_mut().insert(input);
@@ -2380,7 +2404,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         if done.cancelled {
             return;
         }
-        if let Some((first, frames)) = done.skipped {
+        if let Some(frames) = done.skipped {
             // Frames a callback saw were delivered; without one, only encoding delivers.
             if self.on_frame.is_none() {
                 self.counters.delivered.fetch_sub(frames, Ordering::Relaxed);
@@ -2389,10 +2413,14 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                     *counted = counted.saturating_sub(frames);
                 }
             }
-            // Nothing of the input is written when its whole file, or its first frame file,
-            // was skipped; a sequence skipped later keeps the frame files before.
+            // Nothing of the input is written when its whole file was skipped. A sequence of
+            // frame files keeps those written before its skipped ones: whether it has any is
+            // known once every job is done (frame 1 may be written beside a skipped frame 0),
+            // in `settle_skipped`.
             self.cut.insert(done.input);
-            if !done.one_of_many || first == 0 {
+            if done.one_of_many {
+                self.skipped_sequences.insert(done.input);
+            } else {
                 result.not_reached += 1;
             }
             return;

@@ -2133,3 +2133,90 @@ fn the_callbacks_rgba_is_the_frame_as_captured_in_every_mode() {
         }
     }
 }
+
+/// A stop asked for in the callback on an animation's last frame, with its frames written as
+/// frame files: the frame files written before the stop stay, the animation is reported done
+/// (an `InputDone` event), and the input after it is not reached. Every input is one or the
+/// other; the animation was neither when its last frame file was skipped.
+#[test]
+fn a_stop_on_an_animations_last_frame_reports_it_done_with_its_frames() {
+    use shutter::Event;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let tmp = TempDir::new().unwrap();
+    let png: Arc<[u8]> = std::fs::read(noisy_png(tmp.path(), "a.png", 4, 4, 3))
+        .unwrap()
+        .into();
+    let mut gif = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut gif);
+        for k in 0..4u8 {
+            let frame = image::RgbaImage::from_pixel(5, 3, image::Rgba([k * 60 + 10, 7, 9, 255]));
+            encoder.encode_frame(image::Frame::new(frame)).unwrap();
+        }
+    }
+    let out = tmp.path().join("out");
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_in_callback = stop.clone();
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let events = done.clone();
+    let stats = Pipeline::builder()
+        .source(Source::Bytes {
+            name: "a.png".into(),
+            data: png.clone(),
+        })
+        .source(Source::Bytes {
+            name: "anim.gif".into(),
+            data: gif.into(),
+        })
+        .source(Source::Bytes {
+            name: "b.png".into(),
+            data: png,
+        })
+        .device(DeviceChoice::Cpu)
+        .in_flight(1)
+        .output(Output::Dir(out.clone()), Format::Png)
+        .stop_flag(stop)
+        .on_event(move |event| {
+            if let Event::InputDone { name, error } = event {
+                events
+                    .lock()
+                    .unwrap()
+                    .push((name.to_string(), error.is_some()));
+            }
+        })
+        .on_frame(move |frame| {
+            if &*frame.meta.name == "anim.gif" && frame.meta.last {
+                stop_in_callback.store(true, Ordering::SeqCst);
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    let done = done.lock().unwrap().clone();
+    assert_eq!(
+        done,
+        [
+            ("a.png".to_string(), false),
+            ("anim.gif".to_string(), false)
+        ],
+        "{stats:?}"
+    );
+    assert_eq!(stats.not_reached, 1, "{stats:?}");
+    let written = common::dir_names(&out);
+    assert!(written.contains(&"a.png".to_string()), "{written:?}");
+    assert!(
+        written.contains(&"anim_00000.png".to_string()),
+        "{written:?}"
+    );
+    assert!(
+        !written.contains(&"anim_00003.png".to_string()),
+        "{written:?}"
+    );
+    assert!(
+        !written.iter().any(|name| name.starts_with('b')),
+        "{written:?}"
+    );
+}
