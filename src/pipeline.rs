@@ -110,6 +110,7 @@ pub struct PipelineBuilder {
     policy: Option<FramePolicy>,
     stream_every: Option<Duration>,
     time_limit: Option<Duration>,
+    limit_grace: Duration,
     max_frames: Option<u64>,
     batch: usize,
     clock: Option<Arc<dyn Clock>>,
@@ -180,6 +181,7 @@ impl std::fmt::Debug for PipelineBuilder {
             .field("policy", &self.policy)
             .field("stream_every", &self.stream_every)
             .field("time_limit", &self.time_limit)
+            .field("limit_grace", &self.limit_grace)
             .field("max_frames", &self.max_frames)
             .field("batch", &self.batch)
             .field("clock", &self.clock.is_some())
@@ -278,6 +280,7 @@ impl Default for PipelineBuilder {
             policy: None,
             stream_every: None,
             time_limit: None,
+            limit_grace: LIMIT_GRACE,
             max_frames: None,
             batch: 1,
             clock: None,
@@ -478,10 +481,21 @@ impl PipelineBuilder {
     /// stage) still finish, and files are complete; on a batch of files the inputs not started
     /// are counted in [`Stats::not_reached`]. A source that sends nothing more (blocked in a
     /// read of an open stdin, a stalled camera, a closure that waits) is given up on once
-    /// nothing has come for [`LIMIT_GRACE`] past the limit, as the
+    /// nothing has come for the [`limit_grace`](Self::limit_grace) (0.5 s) past the limit, as
+    /// the
     /// [`abort_flag`](Self::abort_flag) gives it up: the run ends on time with what it got.
+    /// Once the source has ended (or the limit ended its capture), the frames still being
+    /// processed are waited for, however long they take.
     pub fn time_limit(mut self, limit: Duration) -> Self {
         self.time_limit = Some(limit);
+        self
+    }
+
+    /// How long past the [`time_limit`](Self::time_limit) a source that sends nothing more is
+    /// waited for before the run gives it up ([`LIMIT_GRACE`] unless set), and how long the
+    /// stages are waited for after a callback's error before it is returned.
+    pub fn limit_grace(mut self, grace: Duration) -> Self {
+        self.limit_grace = grace;
         self
     }
 
@@ -685,9 +699,9 @@ struct StopRules {
 }
 
 /// Sets its flag when dropped.
-struct HaltOnDrop(Arc<AtomicBool>);
+struct SetOnDrop(Arc<AtomicBool>);
 
-impl Drop for HaltOnDrop {
+impl Drop for SetOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
@@ -721,12 +735,16 @@ impl Pipeline {
     /// [`Error::Usage`] when nothing receives the frames (no output, no `on_frame` callback).
     /// A problem with the run as a whole: the output directory cannot be created,
     /// [`Output::File`] with several inputs, no GPU for [`DeviceChoice::Gpu`], a GPU failure, a
-    /// callback's error.
+    /// callback's error. After a callback's error the capture stops at its next frame; one
+    /// blocked in its source (a closure that waits, a stalled camera) is not waited for past
+    /// the [`limit_grace`](PipelineBuilder::limit_grace) (0.5 s): the error is returned then, and the capture ends on its own when its
+    /// source returns, as after the [`abort_flag`](PipelineBuilder::abort_flag).
     ///
     /// # Panics
     /// A panic in the [`on_frame`](PipelineBuilder::on_frame) callback, or in the function of
     /// a [`FuncGrabber`](crate::source::live::FuncGrabber) source, goes on in the caller with
-    /// its own payload.
+    /// its own payload; except a source's panic after the run has given up on it (the abort
+    /// flag, a time limit's grace, a callback's error), when `run` has already returned.
     pub fn run(mut self) -> Result<Stats> {
         let mut on_frame = self.builder.on_frame.take();
         let callback = on_frame.as_deref_mut().map(|f| f as &mut FrameFn<'_>);
@@ -801,6 +819,7 @@ impl Pipeline {
             policy,
             stream_every,
             time_limit,
+            limit_grace,
             max_frames,
             batch,
             clock,
@@ -945,7 +964,7 @@ impl Pipeline {
         let halt = Arc::new(AtomicBool::new(false));
         // Set on every way out of this function, a panic in the callback included: the
         // threads are not joined then, and an endless source must not run on without a reader.
-        let halt_on_exit = HaltOnDrop(halt.clone());
+        let halt_on_exit = SetOnDrop(halt.clone());
         let rules = StopRules {
             max_frames,
             time_limit,
@@ -957,48 +976,55 @@ impl Pipeline {
 
         let capture_counters = counters.clone();
         let capture_clock = clock.clone();
+        // Set once the capture has returned (its source ended, or a stop rule ended it):
+        // from then on the frames still in the stages are only waited for.
+        let capture_ended = Arc::new(AtomicBool::new(false));
+        let ended_on_exit = SetOnDrop(capture_ended.clone());
         let capture = thread::Builder::new()
             .name("shutter-capture".into())
-            .spawn(move || match capture {
-                Capture::Files {
-                    inputs,
-                    limits,
-                    keep,
-                } => {
-                    let stopped = || rules.stopped();
-                    crate::ahead::decode_ahead(
-                        &inputs,
-                        &limits,
-                        &capture_budget.budget,
-                        capture_budget.bytes_per_pixel,
-                        decode_threads,
-                        &stopped,
-                        |decoder| {
-                            capture_files(
-                                &inputs,
-                                decoder,
-                                keep,
-                                &capture_budget,
-                                &rules,
-                                &*capture_clock,
-                                &to_gpu,
-                                &capture_counters,
-                            )
-                        },
-                    )
-                }
-                Capture::Live { live, restamp } => {
-                    capture_live(
-                        live,
-                        &*capture_clock,
-                        restamp,
-                        gpu,
-                        stream_every,
-                        &rules,
-                        &to_gpu,
-                        &capture_counters,
-                    );
-                    0
+            .spawn(move || {
+                let _ended_on_exit = ended_on_exit;
+                match capture {
+                    Capture::Files {
+                        inputs,
+                        limits,
+                        keep,
+                    } => {
+                        let stopped = || rules.stopped();
+                        crate::ahead::decode_ahead(
+                            &inputs,
+                            &limits,
+                            &capture_budget.budget,
+                            capture_budget.bytes_per_pixel,
+                            decode_threads,
+                            &stopped,
+                            |decoder| {
+                                capture_files(
+                                    &inputs,
+                                    decoder,
+                                    keep,
+                                    &capture_budget,
+                                    &rules,
+                                    &*capture_clock,
+                                    &to_gpu,
+                                    &capture_counters,
+                                )
+                            },
+                        )
+                    }
+                    Capture::Live { live, restamp } => {
+                        capture_live(
+                            live,
+                            &*capture_clock,
+                            restamp,
+                            gpu,
+                            stream_every,
+                            &rules,
+                            &to_gpu,
+                            &capture_counters,
+                        );
+                        0
+                    }
                 }
             })
             .map_err(|e| Error::Gpu(format!("cannot start the capture thread: {e}")))?;
@@ -1030,6 +1056,8 @@ impl Pipeline {
             counters: &counters,
             all_or_nothing: !live,
             rules: sink_rules,
+            grace: limit_grace,
+            capture_ended,
             abort,
             finished: std::cell::RefCell::new(HashSet::new()),
             failed: HashSet::new(),
@@ -1079,21 +1107,29 @@ impl Pipeline {
         }
         // If the sink stopped early (a callback's error), the stages before it must too: the
         // capture stops at its next frame, and what is still in flight is drained here until
-        // the GPU thread has ended, so that none of its sends waits for a reader that left.
+        // the GPU thread has ended, so that none of its sends waits for a reader that left;
+        // likewise for the capture after a GPU error (the GPU thread no longer reads). A
+        // capture blocked in its source (a closure that waits, a stalled camera) is not
+        // waited for past `LIMIT_GRACE`: it is left to end on its own, as an aborted run
+        // leaves it, and the error is returned now.
         drop(halt_on_exit);
-        while gpu_rx.recv().is_ok() {}
-        let gpu_joined = gpu_thread.join();
-        // Likewise for the capture after a GPU error: the GPU thread no longer reads.
-        while capture_drain.recv().is_ok() {}
-        let capture_joined = capture.join();
+        let deadline = Instant::now() + limit_grace;
+        let gpu_joined = drain_until(&gpu_rx, deadline).then(|| gpu_thread.join());
+        let capture_joined = drain_until(&capture_drain, deadline).then(|| capture.join());
         // A panic on either thread (a grabber's closure, say) goes on in the caller, with its
-        // own message, as a panic in `on_frame` does; both threads have ended by now.
-        let (gpu_result, not_reached) = match (gpu_joined, capture_joined) {
-            (Err(panic), _) | (_, Err(panic)) => std::panic::resume_unwind(panic),
-            (Ok(gpu), Ok(capture)) => (gpu, capture),
-        };
-        gpu_result?;
-        Ok(stats(sink_result?, failures, not_reached))
+        // own message, as a panic in `on_frame` does.
+        let gpu_result =
+            gpu_joined.map(|joined| joined.unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        let not_reached =
+            capture_joined.map(|joined| joined.unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        if let Some(result) = gpu_result {
+            result?;
+        }
+        let sunk = sink_result?;
+        // A capture left running: the inputs the sink never finished were not reached.
+        let not_reached = not_reached
+            .unwrap_or_else(|| names.len().saturating_sub(sunk.finished + sunk.not_reached));
+        Ok(stats(sunk, failures, not_reached))
     }
 }
 
@@ -1126,6 +1162,18 @@ fn check_output(output: &Output) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Takes what `rx` still holds until its senders are gone (true) or `deadline` passes
+/// (false).
+fn drain_until(rx: &Receiver<Msg>, deadline: Instant) -> bool {
+    loop {
+        match rx.recv_deadline(deadline) {
+            Ok(_) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return true,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => return false,
+        }
+    }
 }
 
 /// How long past its time limit a run waits for a capture that sends nothing more (one
@@ -1988,6 +2036,12 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     /// The run's stop rules: once one fires, a file's frames still coming are not delivered
     /// (those being encoded finish), as the capture takes no new input.
     rules: StopRules,
+    /// How long past the time limit a capture that sends nothing more is waited for.
+    grace: Duration,
+    /// Set once the capture has returned: past the time limit, the frames still in the
+    /// stages are waited for, however long they take; only a capture still running (blocked
+    /// in its source) is given up on after [`LIMIT_GRACE`].
+    capture_ended: Arc<AtomicBool>,
     /// Ends the run now (see [`PipelineBuilder::abort_flag`]).
     abort: Option<Arc<AtomicBool>>,
     /// Inputs reported done (written or failed).
@@ -2311,7 +2365,8 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     /// read, such as an open stdin; a live source blocked in its call, such as a stalled
     /// camera or a closure waiting for frames that do not come). The channel is polled when
     /// either can happen, so that a source that sends nothing more cannot keep the sink
-    /// waiting; frames still coming through the stages keep it waiting, each within the grace.
+    /// waiting; frames still coming through the stages keep it waiting, each within the grace
+    /// while the capture runs, and however long they take once it has returned.
     fn receive(&self, rx: &Receiver<Msg>, aborted: &mut bool) -> Option<Msg> {
         let timed = self.rules.time_limit.is_some();
         if self.abort.is_none() && !timed {
@@ -2332,12 +2387,17 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 Ok(msg) => return Some(msg),
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if timed && self.rules.past_limit(self.clock.now()) {
+                    if timed
+                        && self.rules.past_limit(self.clock.now())
+                        && !self.capture_ended.load(Ordering::Relaxed)
+                    {
                         let since = *quiet_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= LIMIT_GRACE {
+                        if since.elapsed() >= self.grace {
                             *aborted = true;
                             return None;
                         }
+                    } else {
+                        quiet_since = None;
                     }
                 }
             }
