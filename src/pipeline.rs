@@ -482,8 +482,8 @@ impl PipelineBuilder {
     /// are counted in [`Stats::not_reached`]. A source that sends nothing more (blocked in a
     /// read of an open stdin, a stalled camera, a closure that waits) is given up on once
     /// nothing has come for the [`limit_grace`](Self::limit_grace) (0.5 s) past the limit, as
-    /// the
-    /// [`abort_flag`](Self::abort_flag) gives it up: the run ends on time with what it got.
+    /// the [`abort_flag`](Self::abort_flag) gives it up: the run ends on time with what it
+    /// got.
     /// Once the source has ended (or the limit ended its capture), the frames still being
     /// processed are waited for, however long they take.
     pub fn time_limit(mut self, limit: Duration) -> Self {
@@ -737,8 +737,9 @@ impl Pipeline {
     /// [`Output::File`] with several inputs, no GPU for [`DeviceChoice::Gpu`], a GPU failure, a
     /// callback's error. After a callback's error the capture stops at its next frame; one
     /// blocked in its source (a closure that waits, a stalled camera) is not waited for past
-    /// the [`limit_grace`](PipelineBuilder::limit_grace) (0.5 s): the error is returned then, and the capture ends on its own when its
-    /// source returns, as after the [`abort_flag`](PipelineBuilder::abort_flag).
+    /// the [`limit_grace`](PipelineBuilder::limit_grace) (0.5 s): the error is returned then,
+    /// and the capture ends on its own when its source returns, as after the
+    /// [`abort_flag`](PipelineBuilder::abort_flag).
     ///
     /// # Panics
     /// A panic in the [`on_frame`](PipelineBuilder::on_frame) callback, or in the function of
