@@ -30,13 +30,24 @@ pub(crate) struct Decoded {
     pub(crate) ahead: Option<Ahead>,
 }
 
+/// What an input must fit to be decoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// The decoding limits.
+    pub(crate) limits: DecodeLimits,
+    /// The longest side the output format holds, and the format (`webp`): an input whose
+    /// header says it is larger fails before it is decoded, since no frame of it could be
+    /// written (a GIF's 60-byte header can give a 2085×16407 canvas, 130 MB to decode).
+    pub(crate) max_side: Option<(u32, &'static str)>,
+}
+
 /// A size not known (yet) in [`Shared::sizes`].
 const UNKNOWN: u64 = 0;
 
 /// What the decode workers and the capture share.
 struct Shared<'a> {
     inputs: &'a [Input],
-    limits: &'a DecodeLimits,
+    bounds: &'a Bounds,
     budget: &'a Arc<Budget>,
     /// What a frame takes from the budget, per pixel.
     bytes_per_pixel: u64,
@@ -80,7 +91,7 @@ impl Decoder<'_, '_> {
                 }
                 // No worker is left: none could be started, or the run has stopped.
                 Err(_) if (shared.stopped)() => return Err(stopped(&shared.inputs[index])),
-                Err(_) => return shared.answer(index, || shared.decode(index)),
+                Err(_) => return shared.answer(index, || shared.decode(index, None)),
             }
         }
     }
@@ -96,9 +107,22 @@ fn stopped(input: &Input) -> Error {
 }
 
 impl Shared<'_> {
-    /// Input `index`'s frames, the first decoded.
-    fn decode(&self, index: usize) -> Result<Decoded> {
-        let mut frames = source::decode(&self.inputs[index], self.limits)?.peekable();
+    /// Input `index`'s frames, the first decoded; `header` is its size if already read.
+    fn decode(&self, index: usize, header: Option<(u32, u32)>) -> Result<Decoded> {
+        let input = &self.inputs[index];
+        if let Some((max, format)) = self.bounds.max_side
+            && let Some((width, height)) = header.or_else(|| source::header_size(input))
+            && (width > max || height > max)
+        {
+            return Err(Error::Unsupported {
+                input: input.name.clone(),
+                reason: format!(
+                    "its {width}×{height} frames cannot be written as {format}, whose sides \
+                     are at most {max} pixels; give another format (--format)"
+                ),
+            });
+        }
+        let mut frames = source::decode(input, &self.bounds.limits)?.peekable();
         frames.peek();
         Ok(Decoded {
             frames,
@@ -159,7 +183,9 @@ impl Shared<'_> {
 
     /// Input `index`, decoded in its turn or ahead of it.
     fn prepare(&self, index: usize) -> Result<Decoded> {
-        if let Some(pixels) = source::header_pixels(&self.inputs[index]) {
+        let header = source::header_size(&self.inputs[index]);
+        if let Some((width, height)) = header {
+            let pixels = u64::from(width) * u64::from(height);
             let bytes = pixels.saturating_mul(self.bytes_per_pixel).max(1);
             self.sizes[index].store(bytes, Ordering::SeqCst);
             // Decodes waiting on this one's size (it may be the turn's) look again.
@@ -170,7 +196,7 @@ impl Shared<'_> {
             Start::Now => None,
             Start::Ahead(share) => Some(share),
         };
-        let mut result = self.decode(index);
+        let mut result = self.decode(index, header);
         if let Ok(decoded) = &mut result
             && let Some(Ok(first)) = decoded.frames.peek()
             && let Some(mut share) = ahead
@@ -199,7 +225,7 @@ impl Drop for DoneOnDrop<'_, '_> {
 /// the decode it is in, and starts none once `capture` has returned or `stopped` is true.
 pub(crate) fn decode_ahead<R>(
     inputs: &[Input],
-    limits: &DecodeLimits,
+    bounds: &Bounds,
     budget: &Arc<Budget>,
     bytes_per_pixel: u64,
     workers: usize,
@@ -209,7 +235,7 @@ pub(crate) fn decode_ahead<R>(
     let workers = workers.clamp(1, inputs.len().max(1));
     let shared = Shared {
         inputs,
-        limits,
+        bounds,
         budget,
         bytes_per_pixel,
         window: workers,

@@ -46,7 +46,7 @@ pub enum Error {
         /// The input, as messages name it.
         input: String,
         /// Why it is not read (its extension or content, a feature shutter lacks, a directory
-        /// without image files).
+        /// without image files, a size its header gives that the output format cannot hold).
         reason: String,
     },
     /// An output could not be encoded in the requested format.

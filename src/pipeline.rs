@@ -665,7 +665,7 @@ enum Msg {
 enum Capture {
     Files {
         inputs: Vec<Input>,
-        limits: DecodeLimits,
+        bounds: crate::ahead::Bounds,
         /// What the frames keep of their files.
         keep: Keep,
     },
@@ -900,7 +900,12 @@ impl Pipeline {
                 (
                     Capture::Files {
                         inputs,
-                        limits,
+                        bounds: crate::ahead::Bounds {
+                            limits,
+                            max_side: output
+                                .as_ref()
+                                .and_then(|(_, f)| Some((f.max_side()?, f.extension()))),
+                        },
                         keep: Keep {
                             alpha: ops
                                 .mode
@@ -988,13 +993,13 @@ impl Pipeline {
                 match capture {
                     Capture::Files {
                         inputs,
-                        limits,
+                        bounds,
                         keep,
                     } => {
                         let stopped = || rules.stopped();
                         crate::ahead::decode_ahead(
                             &inputs,
-                            &limits,
+                            &bounds,
                             &capture_budget.budget,
                             capture_budget.bytes_per_pixel,
                             decode_threads,

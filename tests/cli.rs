@@ -215,6 +215,64 @@ fn a_gif_without_pixels_fails_naming_the_input() {
     }
 }
 
+/// A GIF whose one 2×2 frame sits on a `w`×`h` screen: 70 bytes for any size.
+fn gif_screen(dir: &Path, name: &str, w: u16, h: u16) -> PathBuf {
+    let mut bytes = Vec::new();
+    let frame = image::RgbaImage::from_fn(2, 2, |x, y| {
+        image::Rgba([40 + 100 * x as u8, 30 + 90 * y as u8, 200, 255])
+    });
+    image::codecs::gif::GifEncoder::new(&mut bytes)
+        .encode_frame(image::Frame::new(frame))
+        .unwrap();
+    bytes[6..8].copy_from_slice(&w.to_le_bytes());
+    bytes[8..10].copy_from_slice(&h.to_le_bytes());
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn an_input_larger_than_the_output_format_holds_fails_by_its_header_alone() {
+    let tmp = TempDir::new().unwrap();
+    let wide = gif_screen(tmp.path(), "wide.gif", 16384, 3);
+    let edge = gif_screen(tmp.path(), "edge.gif", 16383, 3);
+    let small = picture(tmp.path(), "small.png", 5, 4);
+    let out_dir = tmp.path().join("webp");
+    let out = shutter(&[
+        "run",
+        s(&wide),
+        s(&edge),
+        s(&small),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "webp",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    // Named as the header gives it, before any pixel: the encoder would name the output.
+    assert!(
+        err.contains(
+            "wide.gif: unsupported input: its 16384×3 frames cannot be written as webp, whose \
+             sides are at most 16383 pixels; give another format (--format)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("3 inputs, 2 frames, 1 failed"), "{err}");
+    assert_eq!(files_in(&out_dir), vec!["edge.webp", "small.webp"]);
+    let edge_out = image::open(out_dir.join("edge.webp")).unwrap();
+    assert_eq!((edge_out.width(), edge_out.height()), (16383, 3));
+
+    // A format without that bound writes the whole screen.
+    let png = tmp.path().join("wide.png");
+    let out = shutter(&["run", s(&wide), "-o", s(&png), "--device", "cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wide_out = image::open(&png).unwrap();
+    assert_eq!((wide_out.width(), wide_out.height()), (16384, 3));
+}
+
 #[test]
 fn an_image_over_the_pixel_limit_is_refused() {
     let tmp = TempDir::new().unwrap();

@@ -791,16 +791,16 @@ pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
     })
 }
 
-/// The pixels of an input's first frame (a GIF's or APNG's canvas), read from its header
-/// without decoding it. `None` where that is not cheap (SVG, standard input, a pipe) or the
-/// header cannot be read (the decode says why).
-pub(crate) fn header_pixels(input: &Input) -> Option<u64> {
+/// The width and height of an input's first frame (a GIF's or APNG's canvas, before EXIF
+/// orientation), read from its header without decoding it. `None` where that is not cheap
+/// (SVG, standard input, a pipe) or the header cannot be read (the decode says why).
+pub(crate) fn header_size(input: &Input) -> Option<(u32, u32)> {
     fn read<R: std::io::BufRead + std::io::Seek>(reader: R) -> Option<(u32, u32)> {
         let reader = image::ImageReader::new(reader).with_guessed_format().ok()?;
         reader.into_dimensions().ok()
     }
     // A header parser's panic on malformed data is the decode's to report.
-    let (width, height) = guarded(&input.name, || {
+    guarded(&input.name, || {
         Ok(match &input.kind {
             // A pipe or a FIFO can be read once: only its decode reads it.
             InputKind::File(path) if std::fs::metadata(path).is_ok_and(|m| m.is_file()) => {
@@ -812,8 +812,7 @@ pub(crate) fn header_pixels(input: &Input) -> Option<u64> {
         })
     })
     .ok()
-    .flatten()?;
-    Some(u64::from(width) * u64::from(height))
+    .flatten()
 }
 
 thread_local! {
