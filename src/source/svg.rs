@@ -40,7 +40,13 @@ pub fn decode(name: &str, data: &[u8], limits: &DecodeLimits) -> Result<Frames> 
         },
         ..usvg::Options::default()
     };
-    let tree = usvg::Tree::from_data(data, &options).map_err(|e| svg_error(name, e))?;
+    let parse = |data: &[u8]| usvg::Tree::from_data(data, &options).map_err(|e| svg_error(name, e));
+    let mut tree = parse(data)?;
+    if most_octaves(&tree) > MAX_TURBULENCE_OCTAVES
+        && let Some(fewer) = clamp_octaves(data)
+    {
+        tree = parse(&fewer)?;
+    }
     check_filters(name, &tree)?;
     let size = tree.size();
     let width = raster_side(size.width());
@@ -71,14 +77,79 @@ pub fn decode(name: &str, data: &[u8], limits: &DecodeLimits) -> Result<Frames> 
     Ok(Box::new(std::iter::once(Ok(frame))))
 }
 
-/// The most octaves an `feTurbulence` may ask for. resvg computes every octave at every
-/// pixel of the filter region (4,294,967,296 on a 20×20 image would take about four days);
-/// from the 31st each adds less than a billionth of the first's amplitude, so no image
-/// needs more.
-pub const MAX_TURBULENCE_OCTAVES: u32 = 255;
+/// The most octaves of an `feTurbulence` rendered. From the 31st each adds less than a
+/// billionth of the first's amplitude, nothing an 8-bit pixel shows, and resvg gets them
+/// wrong: each octave doubles the lattice coordinates, which overflow its integers (a
+/// release build saturates them, and from about the 60th octave the sum runs away: 64
+/// octaves turned a mid-gray noise almost white), and it computes every octave at every
+/// pixel (4,294,967,296 on a 20×20 image would take about four days). A `numOctaves` of
+/// more is rendered with this many, as an exact renderer would draw it.
+pub const MAX_TURBULENCE_OCTAVES: u32 = 30;
 
-/// Refuses filters whose cost no image needs: an `feTurbulence` of more than
-/// [`MAX_TURBULENCE_OCTAVES`].
+/// The largest `numOctaves` of the document's `feTurbulence` filters.
+fn most_octaves(tree: &usvg::Tree) -> u32 {
+    use usvg::filter::Kind;
+    let octaves = |kind: &Kind| match kind {
+        Kind::Turbulence(turbulence) => turbulence.num_octaves(),
+        _ => 0,
+    };
+    tree.filters()
+        .iter()
+        .flat_map(|filter| filter.primitives())
+        .map(|primitive| octaves(primitive.kind()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// `data` with every `numOctaves` attribute over [`MAX_TURBULENCE_OCTAVES`] set to it
+/// (usvg's tree cannot be changed); `None` when there is none to change. Only a plain number
+/// is read (`64`, `+64`, `64.0`, `6.4e1`), as usvg reads it; one written otherwise (with a
+/// character reference, say) is left, and [`check_filters`] then refuses the document.
+fn clamp_octaves(data: &[u8]) -> Option<Vec<u8>> {
+    const NAME: &[u8] = b"numOctaves";
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let mut out = Vec::with_capacity(data.len());
+    let mut changed = false;
+    let mut rest = data;
+    while let Some(at) = rest.windows(NAME.len()).position(|w| w == NAME) {
+        let after_name = at + NAME.len();
+        out.extend_from_slice(&rest[..after_name]);
+        let attribute = at > 0 && space(rest[at - 1]);
+        rest = &rest[after_name..];
+        // `= "value"`, spaces allowed around the `=`.
+        let eq = rest.iter().take_while(|&&b| space(b)).count();
+        if !attribute || rest.get(eq) != Some(&b'=') {
+            continue;
+        }
+        let open = eq + 1 + rest[eq + 1..].iter().take_while(|&&b| space(b)).count();
+        let Some(&quote @ (b'"' | b'\'')) = rest.get(open) else {
+            continue;
+        };
+        let Some(len) = rest[open + 1..].iter().position(|&b| b == quote) else {
+            continue;
+        };
+        let value = &rest[open + 1..open + 1 + len];
+        let plain = value.iter().all(|&b| {
+            b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E') || space(b)
+        });
+        let number = std::str::from_utf8(value)
+            .ok()
+            .filter(|_| plain)
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        out.extend_from_slice(&rest[..=open]);
+        rest = &rest[open + 1..];
+        if number.is_some_and(|n| n.round() > f64::from(MAX_TURBULENCE_OCTAVES)) {
+            out.extend_from_slice(MAX_TURBULENCE_OCTAVES.to_string().as_bytes());
+            rest = &rest[len..];
+            changed = true;
+        }
+    }
+    out.extend_from_slice(rest);
+    changed.then_some(out)
+}
+
+/// Refuses an `feTurbulence` of more than [`MAX_TURBULENCE_OCTAVES`] that
+/// [`clamp_octaves`] could not bring down.
 fn check_filters(name: &str, tree: &usvg::Tree) -> Result<()> {
     use usvg::filter::Kind;
     for filter in tree.filters() {
@@ -90,7 +161,8 @@ fn check_filters(name: &str, tree: &usvg::Tree) -> Result<()> {
                     input: name.to_string(),
                     reason: format!(
                         "an feTurbulence filter asks for {} octaves, more than the \
-                         {MAX_TURBULENCE_OCTAVES} shutter renders",
+                         {MAX_TURBULENCE_OCTAVES} shutter renders, in a numOctaves it could \
+                         not read as a plain number",
                         turbulence.num_octaves()
                     ),
                 });
@@ -173,6 +245,29 @@ mod tests {
                     .map(|p| p.demultiply().red());
                 assert_eq!(Some(p[0]), expected, "c={c} a={a}");
             }
+        }
+    }
+
+    #[test]
+    fn clamp_octaves_rewrites_only_numoctaves_attributes_over_the_most() {
+        let clamp =
+            |svg: &str| clamp_octaves(svg.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            clamp("<a numOctaves='64'/><b\nnumOctaves = \" 1e9 \"/><c numOctaves='30'/>")
+                .as_deref(),
+            Some("<a numOctaves='30'/><b\nnumOctaves = \"30\"/><c numOctaves='30'/>")
+        );
+        for same in [
+            "<a numOctaves='30'/>",
+            "<a numOctaves='2.4e1'/>",
+            "<a xnumOctaves='64'/>",
+            "<desc>numOctaves='64'</desc>",
+            "<a numOctaves='&#54;4'/>",
+            "<a numOctaves='64",
+            "<a numOctaves=64/>",
+            "<a numOctaves",
+        ] {
+            assert_eq!(clamp(same), None, "{same}");
         }
     }
 
