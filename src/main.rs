@@ -55,7 +55,8 @@ struct BenchArgs {
     /// Frames on the GPU at once in the pipelined rows.
     #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true, value_parser = whole::<usize>)]
     in_flight: usize,
-    /// Timed frames per row (default 20; without it a row stops at 3 once it has used 0.2 s).
+    /// Timed frames per row. Without it a row takes at most 20, and stops once it has 3 and
+    /// has used 0.2 s.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>)]
     frames: Option<usize>,
     /// Print one JSON object instead of the table.
@@ -101,10 +102,11 @@ struct RunArgs {
     /// Dithering for modes 1 and P: fs (Floyd–Steinberg, default) or none.
     #[arg(long, value_name = "fs|none")]
     dither: Option<String>,
-    /// Where the ops run: auto (a GPU if any, else the CPU), gpu, cpu.
+    /// Where the ops run: auto (a hardware GPU if any, else the CPU, which beats a software
+    /// one such as lavapipe), gpu (any adapter, software too), cpu.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     device: String,
-    /// Frames on the GPU at once.
+    /// Frames on the GPU at once (1 to 64).
     #[arg(long, value_name = "N", default_value_t = 3, allow_negative_numbers = true, value_parser = whole::<usize>)]
     in_flight: usize,
     /// Most memory the frames of files take between decoding and encoding (e.g. 512M, 4G;
@@ -122,7 +124,7 @@ struct RunArgs {
     #[arg(long, value_name = "FPS", allow_negative_numbers = true, value_parser = whole::<u32>)]
     fps: Option<u32>,
     /// Live sources: deliver at most one frame per SECS, the first captured at or after each
-    /// tick (webcam default 0.5).
+    /// tick (webcam default 0.5); refused on files, which are all delivered.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     stream_every: Option<f64>,
     /// End the run after SECS (a live stream or a batch); in-flight frames finish and files are
@@ -133,10 +135,13 @@ struct RunArgs {
     /// delivered).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u64>)]
     frames: Option<u64>,
-    /// When a stage is busy: lossless (wait), latest (drop older frames), drop-new.
+    /// When a stage is busy: lossless (wait), latest (drop older frames), drop-new. Default:
+    /// latest for webcams, paced patterns and streams with --stream-every, else lossless;
+    /// files are always lossless.
     #[arg(long, value_name = "POLICY")]
     policy: Option<String>,
-    /// Up to N waiting frames go to the GPU in one submission (Gradio's max_batch_size).
+    /// Up to N waiting frames go to the GPU in one submission (Gradio's max_batch_size; 1 to
+    /// 64).
     #[arg(long, value_name = "N", default_value_t = 1, allow_negative_numbers = true, value_parser = whole::<usize>)]
     batch: usize,
     /// Print the run's statistics as one JSON object on stdout.
@@ -615,7 +620,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
             n => format!(", {n} failed"),
         };
         say!(
-            "shutter: {} captured, {} processed, {} delivered{failed_frames}; dropped {} before the GPU, {} before the sink, {} by --stream-every{after_stop}{lat}",
+            "shutter: {} captured, {} processed, {} delivered{failed_frames}; dropped {} before processing, {} before the sink, {} by --stream-every{after_stop}{lat}",
             stats.captured,
             stats.frames,
             stats.delivered,
@@ -670,8 +675,13 @@ fn parse_size(flag: &str, text: &str) -> Result<u64, Error> {
         _ => (number, 1.0),
     };
     let value = number.trim().parse::<f64>().map_err(|_| bad())? * scale;
-    if !value.is_finite() || value < 1.0 || value > u64::MAX as f64 {
+    if !value.is_finite() || value > u64::MAX as f64 {
         return Err(bad());
+    }
+    if value < 1.0 {
+        return Err(Error::Usage(format!(
+            "{flag}: must be at least 1 byte, got {text:?}"
+        )));
     }
     Ok(value as u64)
 }
@@ -729,12 +739,14 @@ fn stats_json(stats: &shutter::Stats) -> String {
     )
 }
 
-/// A count given to a flag: a whole number of 0 or more (`-1` reaches here, rather than being
-/// taken for a flag, so that the message says what is wrong with it).
+/// A count given to a flag: a whole number (`-1` reaches here, rather than being taken for a
+/// flag, so that the message says what is wrong with it). Every count flag needs 1 or more,
+/// as the message says; a 0 is refused after parsing, in one line naming the flag, with the
+/// other usage errors.
 fn whole<T: std::str::FromStr>(text: &str) -> Result<T, String> {
     text.trim()
         .parse()
-        .map_err(|_| "expected a whole number of 0 or more".to_string())
+        .map_err(|_| "expected a whole number of 1 or more".to_string())
 }
 
 fn plural(n: u64) -> &'static str {

@@ -149,7 +149,8 @@ impl Counters {
 /// [`failed_frames`](crate::Stats::failed_frames).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drops {
-    /// At the capture → GPU link, by the frame policy (the GPU stage was busy).
+    /// At the capture → GPU link, by the frame policy: the stage that runs the ops (on the GPU
+    /// or, with the CPU backend, on the CPU) was busy.
     pub before_gpu: u64,
     /// At the GPU → sink link, by the frame policy (encoding or the callback was busy).
     pub before_sink: u64,

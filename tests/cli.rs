@@ -301,9 +301,18 @@ fn usage_errors_exit_2_and_write_nothing() {
     let out_dir = tmp.path().join("out");
     let cases: [(&[&str], &str); 13] = [
         (&["--quality", "500"], "--quality"),
-        (&["--in-flight-memory", "0"], "--in-flight-memory"),
-        (&["--in-flight-memory", "lots"], "--in-flight-memory"),
-        (&["--in-flight-memory", "-1G"], "--in-flight-memory"),
+        (
+            &["--in-flight-memory", "0"],
+            "--in-flight-memory: must be at least 1 byte",
+        ),
+        (
+            &["--in-flight-memory", "lots"],
+            "--in-flight-memory: expected a size such as 512M",
+        ),
+        (
+            &["--in-flight-memory", "-1G"],
+            "--in-flight-memory: must be at least 1 byte",
+        ),
         (&["--filter", "sepia,blurry"], "blurry"),
         (&["--format", "heic"], "heic"),
         (&["--device", "tpu"], "tpu"),

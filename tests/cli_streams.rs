@@ -167,7 +167,10 @@ fn bad_stream_flags_exit_2() {
         // Known before any frame: a side the format cannot hold, and counts out of range
         // (`-1` taken as the flag's value, not as a flag).
         (vec!["pattern:16384x16"], "16383"),
-        (vec!["pattern", "--frames", "-1"], "--frames"),
+        (
+            vec!["pattern", "--frames", "-1"],
+            "'--frames <N>': expected a whole number of 1 or more",
+        ),
         (vec!["pattern", "--in-flight", "-2"], "--in-flight"),
         (vec!["pattern", "--quality", "-1"], "--quality"),
         (vec!["pattern", "--max-pixels", "0"], "--max-pixels"),

@@ -396,13 +396,20 @@ impl DecodeLimits {
     pub(crate) fn check_input_size(&self, input: &str, len: u64) -> Result<()> {
         let cap = self.max_input_bytes();
         if len > cap {
+            let raw = self.max_pixels.saturating_mul(8);
+            let why = if cap == raw {
+                format!("8 bytes for each of the {} pixels allowed", self.max_pixels)
+            } else if cap == MIN_INPUT_BYTES {
+                "the least an input may always have, room for metadata around a small image"
+                    .to_string()
+            } else {
+                "the allocation limit".to_string()
+            };
             return Err(Error::Limits {
                 input: input.to_string(),
                 reason: format!(
                     "the input has more than {cap} bytes, the most an input may have under \
-                     these limits (8 bytes for each of the {} pixels allowed, within the \
-                     allocation limit of {} bytes)",
-                    self.max_pixels, self.max_alloc
+                     these limits ({why})"
                 ),
             });
         }
@@ -988,6 +995,49 @@ mod tests {
         };
         assert!(small.check("x", 4, 3).is_err());
         assert!(small.check("x", 5, 2).is_ok());
+    }
+
+    #[test]
+    fn an_input_over_its_byte_cap_is_told_which_bound_sets_it() {
+        let reason = |limits: DecodeLimits| {
+            let cap = limits.max_input_bytes();
+            assert!(limits.check_input_size("x", cap).is_ok());
+            limits
+                .check_input_size("x", cap + 1)
+                .unwrap_err()
+                .to_string()
+        };
+        let default = reason(DecodeLimits::default());
+        assert!(
+            default.ends_with(
+                "more than 1431655760 bytes, the most an input may have under these limits \
+                 (8 bytes for each of the 178956970 pixels allowed)"
+            ),
+            "{default}"
+        );
+        let few = reason(DecodeLimits {
+            max_pixels: 100,
+            ..DecodeLimits::default()
+        });
+        assert!(
+            few.ends_with(
+                "more than 67108864 bytes, the most an input may have under these \
+                 limits (the least an input may always have, room for metadata around a small \
+                 image)"
+            ),
+            "{few}"
+        );
+        let little = reason(DecodeLimits {
+            max_alloc: 100 << 20,
+            ..DecodeLimits::default()
+        });
+        assert!(
+            little.ends_with(
+                "more than 104857600 bytes, the most an input may have under \
+                 these limits (the allocation limit)"
+            ),
+            "{little}"
+        );
     }
 
     #[test]
