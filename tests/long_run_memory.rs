@@ -1,9 +1,11 @@
-//! A long run keeps resident memory flat. Its own test binary, so that no other test
-//! allocates in the same process while it measures.
+//! A long run, and many runs on one GPU context, keep resident memory flat. Their own test
+//! binary, and one test, so that nothing else allocates in the process while they measure.
+
+mod common;
 
 use std::sync::{Arc, Mutex};
 
-use shutter::{DeviceChoice, Pipeline, Source};
+use shutter::{DeviceChoice, Filter, Pipeline, Source};
 
 /// Resident memory of this process, from /proc (Linux), in KiB.
 fn rss_kib() -> Option<u64> {
@@ -13,11 +15,16 @@ fn rss_kib() -> Option<u64> {
 }
 
 #[test]
-fn a_100000_frame_run_of_64x64_keeps_resident_memory_flat() {
+fn long_runs_and_many_runs_keep_resident_memory_flat() {
     let Some(_) = rss_kib() else {
         eprintln!("no /proc/self/statm: skipped");
         return;
     };
+    a_100000_frame_run_of_64x64_keeps_resident_memory_flat();
+    gpu_runs_whose_inputs_all_fail_leave_nothing_on_a_shared_context();
+}
+
+fn a_100000_frame_run_of_64x64_keeps_resident_memory_flat() {
     let samples = Arc::new(Mutex::new(Vec::new()));
     let record = samples.clone();
     let stats = Pipeline::builder()
@@ -50,5 +57,44 @@ fn a_100000_frame_run_of_64x64_keeps_resident_memory_flat() {
     assert!(
         growth < 4096,
         "resident memory grew by {growth} KiB over 90,000 frames"
+    );
+}
+
+/// A server shares one GPU context between its runs. A run whose inputs all fail never
+/// submits work to the GPU, and wgpu frees what a run dropped (its compiled kernels, about
+/// 1 MB on lavapipe) only at the device's next submission: each such run left them behind.
+fn gpu_runs_whose_inputs_all_fail_leave_nothing_on_a_shared_context() {
+    let Some(ctx) = common::gpu_or_skip("gpu_runs_whose_inputs_all_fail") else {
+        return;
+    };
+    let run = || {
+        let stats = Pipeline::builder()
+            .source(Source::Bytes {
+                name: "upload".into(),
+                data: b"GIF89a, then nothing".to_vec().into(),
+            })
+            .device(DeviceChoice::Gpu)
+            .gpu_context(ctx.clone())
+            .mirror(true)
+            .filter(Filter::Sepia)
+            .on_frame(|_| Ok(()))
+            .build()
+            .unwrap()
+            .run()
+            .unwrap();
+        assert_eq!((stats.delivered, stats.failures.len()), (0, 1));
+    };
+    for _ in 0..20 {
+        run();
+    }
+    let before = rss_kib().unwrap_or(0);
+    for _ in 0..200 {
+        run();
+    }
+    let growth = rss_kib().unwrap_or(0).saturating_sub(before);
+    eprintln!("RSS grew {growth} KiB over 200 failed GPU runs on one context");
+    assert!(
+        growth < 32 << 10,
+        "resident memory grew by {growth} KiB over 200 failed GPU runs on one context"
     );
 }

@@ -176,6 +176,23 @@ pub struct GpuBackend {
     upload: Upload,
 }
 
+impl Drop for GpuBackend {
+    /// Drops the ring's kernels and buffers, then submits nothing: wgpu frees dropped
+    /// resources at the device's next submission (a poll alone does not), so a ring that
+    /// never submitted (a run whose inputs all failed) would otherwise leave its compiled
+    /// pipelines (about 1 MB each on lavapipe) until another user of the shared context
+    /// submits work.
+    fn drop(&mut self) {
+        self.deferred.clear();
+        self.queue.clear();
+        self.slots.clear();
+        self.kernels = None;
+        self.rgb_kernels = None;
+        self.ctx.queue.submit(std::iter::empty());
+        let _ = self.ctx.device.poll(wgpu::PollType::Poll);
+    }
+}
+
 impl std::fmt::Debug for GpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GpuBackend")
