@@ -1035,6 +1035,7 @@ impl Pipeline {
             })
             .map_err(|e| Error::Gpu(format!("cannot start the capture thread: {e}")))?;
         let gpu_counters = counters.clone();
+        let gpu_halt = halt.clone();
         let gpu_thread = thread::Builder::new()
             .name("shutter-gpu".into())
             .spawn(move || {
@@ -1042,7 +1043,7 @@ impl Pipeline {
                 gpu_loop(
                     &mut processor,
                     (batch, newest),
-                    &capture_rx,
+                    (&capture_rx, &gpu_halt),
                     &to_sink,
                     &gpu_counters,
                 )
@@ -1485,10 +1486,15 @@ fn capture_live(
 /// taken while a newer one of its input waits behind it is dropped before the GPU for that
 /// one ([`superseded`]): a GPU slower than the source starts on the newest frame, not on the
 /// oldest of those the channel holds.
+///
+/// Idle, it ends once `halt` is set: a run that gave up on a source blocked in its call
+/// (`abort_flag`, a time limit's grace, a callback's error) has returned, and the capture
+/// thread waits on that source alone, not with this thread and its ring (its GPU buffers, a
+/// share of the context) besides.
 fn gpu_loop(
     processor: &mut Processor,
     (batch, newest): (usize, bool),
-    rx: &Receiver<Msg>,
+    (rx, halt): (&Receiver<Msg>, &AtomicBool),
     link: &Link<Msg>,
     counters: &Counters,
 ) -> Result<()> {
@@ -1522,7 +1528,7 @@ fn gpu_loop(
         let next = if let Some(msg) = ahead.take() {
             Some(msg)
         } else if processor.pending() == 0 {
-            rx.recv().ok()
+            recv_unless_halted(rx, halt)
         } else {
             match rx.try_recv() {
                 Ok(msg) => Some(msg),
@@ -1574,6 +1580,20 @@ fn gpu_loop(
     }
 }
 
+/// How often an idle stage looks at the run's halt flag while it waits for a message.
+const HALT_POLL: Duration = Duration::from_millis(50);
+
+/// The next message from `rx`, or `None` once it is closed or `halt` is set while it waits.
+fn recv_unless_halted(rx: &Receiver<Msg>, halt: &AtomicBool) -> Option<Msg> {
+    loop {
+        match rx.recv_timeout(HALT_POLL) {
+            Ok(msg) => return Some(msg),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) if !halt.load(Ordering::SeqCst) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Passes on every frame in flight, then `msg` (a failure or end of stream), so that it
 /// reaches the sink after the frames captured before it. False when the sink is gone.
 fn drain_then_send(
@@ -1600,6 +1620,26 @@ struct OutputNamer {
     stems: Vec<OsString>,
     /// The directories this run created for its outputs, the deepest first.
     created: Vec<PathBuf>,
+}
+
+/// [`encode::AtomicFile::create`] for an output file, creating its directory again when it has
+/// gone: another run into the same new directory, which created it, removes it when it ends
+/// with nothing written ([`RemoveIfEmpty`]), under a run that is still to write there.
+fn create_output(path: &Path) -> Result<encode::AtomicFile> {
+    let mut tries = 0;
+    loop {
+        match encode::AtomicFile::create(path) {
+            Err(Error::Io { source, .. })
+                if tries < 3 && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                tries += 1;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+                }
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Removes the output directories a run created, deepest first, when they are still empty
@@ -1878,7 +1918,7 @@ fn write_sequence(
         format: format.extension().to_string(),
         reason: error.into_reason(),
     };
-    let mut file = match encode::AtomicFile::create(&job.path) {
+    let mut file = match create_output(&job.path) {
         Ok(file) => file,
         Err(error) => return JobDone::of(job, Err(error)),
     };
@@ -2126,7 +2166,12 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                                 format: format.extension().to_string(),
                                 reason,
                             })
-                            .and_then(|bytes| encode::write_atomic(&job.path, &bytes));
+                            .and_then(|bytes| {
+                                let mut file = create_output(&job.path)?;
+                                std::io::Write::write_all(file.file(), &bytes)
+                                    .map_err(|err| Error::io(&job.path, err))?;
+                                file.commit()
+                            });
                         let done = JobDone::of(job, result);
                         if done_tx.send(done).is_err() {
                             return;
@@ -2612,7 +2657,8 @@ mod tests {
             let link = Link::new(out_tx, out_rx.clone(), FramePolicy::Lossless);
             let counters = Counters::default();
             let mut processor = Processor::new(None, &Ops::default(), 3).unwrap();
-            gpu_loop(&mut processor, (1, newest), &rx, &link, &counters).unwrap();
+            let halt = AtomicBool::new(false);
+            gpu_loop(&mut processor, (1, newest), (&rx, &halt), &link, &counters).unwrap();
             drop(link);
             let mut seqs = Vec::new();
             for msg in out_rx.iter() {

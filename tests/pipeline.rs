@@ -2325,3 +2325,143 @@ fn a_callbacks_error_is_returned_while_the_source_is_blocked() {
     let err = result.unwrap_err();
     assert!(err.to_string().contains("the client has gone"), "{err}");
 }
+
+/// Two runs into one new output directory, as a server creating a directory per session or
+/// per day has: the first creates it, the second finds it, and the first, whose input failed,
+/// removes it again as a run that wrote nothing does. The second still writes its frames.
+#[test]
+fn a_run_writes_into_an_output_directory_another_run_created_and_removed() {
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("day").join("session");
+    let wait = Duration::from_secs(60);
+    let (a_prepared, a_prepared_rx) = channel::<()>();
+    let (b_prepared, b_prepared_rx) = channel::<()>();
+    let (a_done, a_done_rx) = channel::<()>();
+    let b_prepared_rx = Mutex::new(b_prepared_rx);
+    let first = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            Pipeline::builder()
+                .source(Source::Bytes {
+                    name: "bad".into(),
+                    data: b"GIF89a, then nothing".to_vec().into(),
+                })
+                .device(DeviceChoice::Cpu)
+                .output(Output::Dir(dir), Format::Png)
+                .on_event(move |event| {
+                    // Its input fails once its output directory exists; it ends, removing
+                    // the directory, only once the second run has found it.
+                    if let shutter::Event::InputDone { .. } = event {
+                        a_prepared.send(()).unwrap();
+                        b_prepared_rx.lock().unwrap().recv_timeout(wait).unwrap();
+                    }
+                })
+                .build()
+                .unwrap()
+                .run()
+                .unwrap()
+        })
+    };
+    a_prepared_rx.recv_timeout(wait).unwrap();
+    assert!(dir.is_dir());
+    let mut sent = 0;
+    let a_done_rx = Mutex::new(a_done_rx);
+    let grabber = shutter::source::live::FuncGrabber::from_fn(move || {
+        sent += 1;
+        if sent == 1 {
+            // Called once the run has prepared its outputs; the frame comes once the first
+            // run has ended.
+            b_prepared.send(()).unwrap();
+            a_done_rx.lock().unwrap().recv_timeout(wait).unwrap();
+        }
+        (sent <= 2).then(|| Ok((4, 3, common::random_rgba(4, 3, sent))))
+    });
+    let second = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            Pipeline::builder()
+                .source(Source::grabber(grabber.named("good")))
+                .device(DeviceChoice::Cpu)
+                .output(Output::Dir(dir), Format::Png)
+                .build()
+                .unwrap()
+                .run()
+                .unwrap()
+        })
+    };
+    let first = first.join().unwrap();
+    assert_eq!((first.failures.len(), first.written.len()), (1, 0));
+    assert!(!dir.exists(), "the first run left its empty directory");
+    a_done.send(()).unwrap();
+    let second = second.join().unwrap();
+    assert!(second.failures.is_empty(), "{:?}", second.failures);
+    assert_eq!(
+        second.written,
+        vec![dir.join("good_00000.png"), dir.join("good_00001.png")]
+    );
+    assert!(dir.join("good_00001.png").is_file());
+}
+
+/// A run that gave up on a source blocked in its call (the abort flag, as a server gives up on
+/// a stalled camera) leaves the capture thread waiting on that source, and nothing more: the
+/// GPU stage ends, and its ring (its buffers, its share of a shared context) with it.
+#[test]
+fn an_aborted_run_whose_source_hangs_lets_go_of_its_gpu_stage() {
+    use shutter::source::live::FuncGrabber;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let Some(ctx) =
+        common::gpu_or_skip("an_aborted_run_whose_source_hangs_lets_go_of_its_gpu_stage")
+    else {
+        return;
+    };
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let mut sent = 0u8;
+    let grabber = FuncGrabber::from_fn(move || {
+        sent += 1;
+        if sent == 1 {
+            return Some(Ok((8u32, 4u32, vec![90; 8 * 4 * 4])));
+        }
+        let _ = blocked.recv();
+        None
+    });
+    let abort = Arc::new(AtomicBool::new(false));
+    let on_abort = abort.clone();
+    let run_ctx = ctx.clone();
+    let stats = run_or_hang(move || {
+        Pipeline::builder()
+            .source(Source::grabber(grabber))
+            .device(DeviceChoice::Gpu)
+            .gpu_context(run_ctx)
+            .abort_flag(abort)
+            .on_frame(move |_| {
+                on_abort.store(true, Ordering::Relaxed);
+                Ok(())
+            })
+    })
+    .unwrap();
+    assert_eq!(stats.delivered, 1);
+    // The test's share, and the capture's (it would convert a camera's YUV frames), which
+    // waits in the source; the GPU stage's shares go as it ends.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Arc::strong_count(&ctx) > 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        Arc::strong_count(&ctx),
+        2,
+        "the GPU stage still holds the context"
+    );
+    drop(release);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Arc::strong_count(&ctx) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        Arc::strong_count(&ctx),
+        1,
+        "the capture still holds the context"
+    );
+}
