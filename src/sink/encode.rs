@@ -1355,7 +1355,8 @@ static LIVE_TEMPS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::n
 
 /// Removes the temp file of every [`AtomicFile`] still being written (a GIF, WebP or npy of a stream
 /// takes one for as long as the stream runs), for a process about to exit without finishing
-/// them (a third Ctrl-C). Their commits then fail.
+/// them (a third Ctrl-C). Their commits then fail. It takes those of every run in the
+/// process, other threads' too: it is for a process about to exit, not for ending one run.
 pub fn remove_temp_files() {
     let temps = LIVE_TEMPS
         .lock()
