@@ -36,7 +36,7 @@ use crate::mode::{Dither, ImageMode};
 use crate::ops::{Filter, Ops};
 use crate::sink::encode::{self, Format};
 use crate::sink::sequence::{Encoders, SequenceWriter};
-use crate::source::live::{Clock, FrameGrabber, SystemClock};
+use crate::source::live::{Clock, FrameGrabber, RawFormat, SystemClock};
 use crate::source::{self, DecodeLimits, Input, Source};
 use crate::stream::{Counters, Drops, FramePolicy, Latency, LatencyHistogram, Link, Sent};
 
@@ -1387,14 +1387,15 @@ fn capture_live(
     mut live: LiveCapture,
     clock: &dyn Clock,
     restamp: bool,
-    gpu: Option<Arc<crate::gpu::GpuContext>>,
+    mut gpu: Option<Arc<crate::gpu::GpuContext>>,
     stream_every: Option<Duration>,
     rules: &StopRules,
     link: &Link<Msg>,
     counters: &Counters,
 ) {
-    // Raw YUYV/NV12 camera frames are converted in a WGSL pass when a GPU is in use.
-    let mut yuv = gpu.and_then(|ctx| crate::gpu::yuv::YuvConverter::new(ctx).ok());
+    // Raw YUYV/NV12 camera frames are converted in a WGSL pass when a GPU is in use, compiled
+    // at the first such frame: a closure's or a pattern's frames never need it.
+    let mut yuv = None;
     let name: Arc<str> = Arc::from(live.name.as_str());
     let mut seq = 0u64;
     let mut next_tick = rules.start;
@@ -1445,6 +1446,11 @@ fn capture_live(
                 .ok()
                 .and_then(|after| rules.start.checked_add(after))
                 .unwrap_or(Duration::MAX);
+        }
+        if matches!(raw.format, RawFormat::Yuyv | RawFormat::Nv12)
+            && let Some(ctx) = gpu.take()
+        {
+            yuv = crate::gpu::yuv::YuvConverter::new(ctx).ok();
         }
         let decoded = match crate::source::live::to_rgba_within(raw, yuv.as_mut(), &live.limits) {
             Ok(d) => d,

@@ -703,3 +703,50 @@ fn grabbers_work_behind_a_box() {
     assert!(boxed.next_frame().expect("frame").is_some());
     assert!(boxed.next_frame().expect("end").is_none());
 }
+
+/// A camera's YUYV and NV12 frames through a whole run: on the GPU the capture builds the YUV
+/// pass at the first such frame, and the frames the callback gets are the camera's pictures,
+/// as on the CPU.
+#[test]
+fn a_runs_yuv_camera_frames_are_its_pictures_on_the_gpu_and_the_cpu() {
+    use shutter::{DeviceChoice, FramePolicy, Pipeline, Source};
+    use std::sync::Mutex;
+    let Some(ctx) = gpu("a_runs_yuv_camera_frames_are_its_pictures_on_the_gpu_and_the_cpu") else {
+        return;
+    };
+    for format in [RawFormat::Yuyv, RawFormat::Nv12] {
+        let mut runs = Vec::new();
+        for device in [DeviceChoice::Gpu, DeviceChoice::Cpu] {
+            let (_, clock) = manual_clock();
+            let camera = SyntheticCamera::new(format, 32, 16, 30.0, clock.clone())
+                .expect("valid camera")
+                .with_limit(3);
+            let pictures: Vec<Vec<u8>> = (0..3).map(|k| camera.picture(k)).collect();
+            let frames = Arc::new(Mutex::new(Vec::new()));
+            let seen = frames.clone();
+            let stats = Pipeline::builder()
+                .source(Source::grabber(camera))
+                .device(device)
+                .gpu_context(ctx.clone())
+                .clock(clock)
+                .policy(FramePolicy::Lossless)
+                .on_frame(move |frame| {
+                    seen.lock().unwrap().push(frame.rgba.clone());
+                    Ok(())
+                })
+                .build()
+                .unwrap()
+                .run()
+                .unwrap();
+            assert_eq!(stats.delivered, 3, "{format} {device:?}");
+            let frames = frames.lock().unwrap().clone();
+            for (k, (frame, picture)) in frames.iter().zip(&pictures).enumerate() {
+                let err = max_diff(frame, picture);
+                assert!(err <= 1, "{format} {device:?} frame {k}: max error {err}");
+                assert_eq!(read_frame_number(frame, 32, 16), Some(k as u64));
+            }
+            runs.push(frames);
+        }
+        assert_eq!(runs[0], runs[1], "{format}: GPU and CPU frames differ");
+    }
+}
