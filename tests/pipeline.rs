@@ -2443,24 +2443,25 @@ fn an_aborted_run_whose_source_hangs_lets_go_of_its_gpu_stage() {
     })
     .unwrap();
     assert_eq!(stats.delivered, 1);
-    // The test's share, and the capture's (it would convert a camera's YUV frames), which
-    // waits in the source; the GPU stage's shares go as it ends.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Arc::strong_count(&ctx) > 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // The context's holders once those that are ending have ended (a thread's exit is seen
+    // only through what it drops: waited for, 30 s at most).
+    let holders_settle_at = |holders: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Arc::strong_count(&ctx) > holders && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Arc::strong_count(&ctx)
+    };
+    // The test, and the capture (it would convert a camera's YUV frames), which waits in the
+    // source; the GPU stage's shares go as it ends.
     assert_eq!(
-        Arc::strong_count(&ctx),
+        holders_settle_at(2),
         2,
         "the GPU stage still holds the context"
     );
     drop(release);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Arc::strong_count(&ctx) > 1 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
     assert_eq!(
-        Arc::strong_count(&ctx),
+        holders_settle_at(1),
         1,
         "the capture still holds the context"
     );
