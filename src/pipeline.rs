@@ -1439,11 +1439,7 @@ fn capture_live(
                 }
                 continue;
             }
-            let ticks =
-                timestamp.saturating_sub(rules.start).as_secs_f64() / interval.as_secs_f64();
-            // Saturating: an interval such as `Duration::MAX` has one tick, at the start.
-            next_tick = Duration::try_from_secs_f64(interval.as_secs_f64() * (ticks.floor() + 1.0))
-                .ok()
+            next_tick = tick_after(timestamp.saturating_sub(rules.start), interval)
                 .and_then(|after| rules.start.checked_add(after))
                 .unwrap_or(Duration::MAX);
         }
@@ -1485,6 +1481,17 @@ fn capture_live(
         }
     }
     let _ = link.send_blocking(Msg::End { input: 0 });
+}
+
+/// The first tick (a whole number of `interval`s) after `elapsed`; `None` past what a
+/// `Duration` holds (an interval such as `Duration::MAX` has one tick, at the start). Counted
+/// in whole nanoseconds: in floating point, 0.21 s / 0.035 s is 5.999…, which put the next
+/// tick at the frame's own time and let the frame after it through in the same interval.
+fn tick_after(elapsed: Duration, interval: Duration) -> Option<Duration> {
+    let interval = interval.as_nanos().max(1);
+    let after = (elapsed.as_nanos() / interval + 1).checked_mul(interval)?;
+    let secs = u64::try_from(after / 1_000_000_000).ok()?;
+    Some(Duration::new(secs, (after % 1_000_000_000) as u32))
 }
 
 /// Keeps up to `capacity` frames on the processor (scheduling up to `batch` back to back),
@@ -2604,6 +2611,20 @@ fn remove_frame_file(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tick_after_a_time_is_counted_in_whole_intervals() {
+        let ms = Duration::from_millis;
+        assert_eq!(tick_after(ms(210), ms(35)), Some(ms(245)));
+        assert_eq!(tick_after(ms(209), ms(35)), Some(ms(210)));
+        assert_eq!(tick_after(Duration::ZERO, ms(35)), Some(ms(35)));
+        assert_eq!(
+            tick_after(Duration::from_secs(1), Duration::from_nanos(333_333_333)),
+            Some(Duration::from_nanos(1_333_333_332))
+        );
+        assert_eq!(tick_after(ms(1), Duration::MAX), Some(Duration::MAX));
+        assert_eq!(tick_after(Duration::MAX, ms(35)), None);
+    }
 
     fn frame(seq: u64, input: usize, last: bool) -> Frame {
         let mut meta = FrameMeta::still(seq, input);

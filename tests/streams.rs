@@ -84,6 +84,42 @@ fn stream_every_half_second_delivers_the_frame_at_each_tick_of_a_3s_pattern() {
 }
 
 #[test]
+fn an_interval_the_frame_period_does_not_divide_takes_the_first_frame_at_or_after_each_tick() {
+    // 100 fps and 35 ms: tick j is at 35·j ms, and the first frame at or after it is frame
+    // ⌈3.5·j⌉. In floating point 210 / 35 is 5.999…, which let frame 22 through after frame
+    // 21 in the interval from 210 ms (and likewise at 350, 420, … ms): 36 frames for 29 ticks.
+    let clock = Arc::new(ManualClock::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let stats = Pipeline::builder()
+        .source(Source::Pattern {
+            width: 32,
+            height: 16,
+            fps: Some(100.0),
+        })
+        .clock(clock)
+        .device(DeviceChoice::Cpu)
+        .policy(FramePolicy::Lossless)
+        .stream_every(Duration::from_millis(35))
+        .time_limit(Duration::from_secs(1))
+        .on_frame(move |frame| {
+            let (rgba, w, h) = rgba_of(&frame.array());
+            let n = read_frame_number(&rgba, w, h).ok_or("no frame number in the pattern")?;
+            sink.lock().unwrap().push(n);
+            Ok(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    let numbers = seen.lock().unwrap().clone();
+    let expected: Vec<u64> = (0..=28u64).map(|j| (7 * j).div_ceil(2)).collect();
+    assert_eq!(numbers, expected);
+    assert_eq!(stats.captured, 100);
+    assert_accounts_for_every_frame(&stats);
+}
+
+#[test]
 fn under_latest_at_most_one_frame_per_interval_goes_through() {
     let device = if common::gpu_or_skip("latest ticks").is_some() {
         DeviceChoice::Gpu
