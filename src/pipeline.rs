@@ -73,7 +73,9 @@ pub enum Event<'a> {
         /// The names of the inputs that could be listed, by input index.
         names: &'a [String],
     },
-    /// `--device auto` found no adapter and fell back to the CPU, for this reason.
+    /// [`DeviceChoice::Auto`] (`--device auto`) runs on the CPU, for this reason: no adapter
+    /// was found, only a software one (faster on the CPU), or the run was given none
+    /// ([`gpu_context(None)`](PipelineBuilder::gpu_context)).
     CpuFallback {
         /// Why no GPU was used: [`Error::NoAdapter`], [`Error::SoftwareAdapter`], or the
         /// [`Error::Gpu`] that opening the adapter gave.
@@ -116,7 +118,9 @@ pub struct PipelineBuilder {
     clock: Option<Arc<dyn Clock>>,
     stop: Option<Arc<AtomicBool>>,
     abort: Option<Arc<AtomicBool>>,
-    context: Option<Arc<crate::gpu::GpuContext>>,
+    /// [`gpu_context`](PipelineBuilder::gpu_context) when called: the context, or `None`
+    /// for none (the run opens no GPU then).
+    context: Option<Option<Arc<crate::gpu::GpuContext>>>,
     icc_profiles: bool,
 }
 
@@ -187,7 +191,10 @@ impl std::fmt::Debug for PipelineBuilder {
             .field("clock", &self.clock.is_some())
             .field("stop", &self.stop.is_some())
             .field("abort", &self.abort.is_some())
-            .field("gpu_context", &self.context.is_some())
+            .field(
+                "gpu_context",
+                &self.context.as_ref().map(|ctx| ctx.is_some()),
+            )
             .field("icc_profiles", &self.icc_profiles)
             .finish()
     }
@@ -336,16 +343,18 @@ impl PipelineBuilder {
     /// Runs on `ctx`, a GPU context opened once ([`GpuContext::new`]) and shared by runs,
     /// instead of opening one for [`device`](PipelineBuilder::device) at every run (tens of
     /// milliseconds, more on a real GPU): for a server that builds a pipeline per request.
-    /// `None` (no GPU found at start-up: `GpuContext::new().ok()`) opens none.
+    /// `None` (no GPU found at start-up: `GpuContext::new().ok()`) opens none: the run does
+    /// not look for an adapter again.
     ///
     /// `device` still decides whether it is used, as it decides for a context the run opens:
     /// [`DeviceChoice::Auto`] (the default) runs on the CPU when `ctx` is a software adapter
-    /// such as lavapipe, with [`Event::CpuFallback`], [`DeviceChoice::Cpu`] never uses it,
-    /// [`DeviceChoice::Gpu`] always does.
+    /// such as lavapipe, or `None`, with [`Event::CpuFallback`]; [`DeviceChoice::Cpu`] never
+    /// uses it; [`DeviceChoice::Gpu`] always does, and with `None` the run fails with
+    /// [`Error::NoAdapter`].
     ///
     /// [`GpuContext::new`]: crate::gpu::GpuContext::new
     pub fn gpu_context(mut self, ctx: impl Into<Option<Arc<crate::gpu::GpuContext>>>) -> Self {
-        self.context = ctx.into();
+        self.context = Some(ctx.into());
         self
     }
 
@@ -838,12 +847,15 @@ impl Pipeline {
         // The shared clock: a grabber built before the run stamps its frames on it too.
         let clock: Arc<dyn Clock> = clock.unwrap_or_else(SystemClock::shared);
 
+        let none_given = || Error::NoAdapter("the run was given no GPU context".into());
         let (gpu, fallback) = match (context, device) {
             (Some(_), DeviceChoice::Cpu) => (None, None),
-            (Some(ctx), DeviceChoice::Auto) if ctx.is_software() => {
+            (Some(Some(ctx)), DeviceChoice::Auto) if ctx.is_software() => {
                 (None, Some(Error::SoftwareAdapter(ctx.describe())))
             }
-            (Some(ctx), _) => (Some(ctx), None),
+            (Some(Some(ctx)), _) => (Some(ctx), None),
+            (Some(None), DeviceChoice::Auto) => (None, Some(none_given())),
+            (Some(None), DeviceChoice::Gpu) => return Err(none_given()),
             (None, device) => backend::open(device)?,
         };
         if let Some(reason) = &fallback {

@@ -1435,7 +1435,36 @@ fn runs_on_a_gpu_context_given_once_match_the_cpu() {
         assert_eq!(backend, on_gpu);
         assert!(fallbacks.lock().unwrap().is_empty());
     }
-    // No context found at start-up: the run opens what `device` asks for.
+    // No context found at start-up (`GpuContext::new().ok()`): the run opens none. Auto runs
+    // on the CPU, saying so; Gpu fails, as without an adapter.
+    let fallbacks = Arc::new(Mutex::new(Vec::new()));
+    let seen = fallbacks.clone();
+    let (backend, bytes) = run(Pipeline::builder()
+        .gpu_context(None)
+        .on_event(move |event| {
+            if let shutter::pipeline::Event::CpuFallback { reason } = event {
+                seen.lock().unwrap().push(reason.to_string());
+            }
+        }));
+    assert_eq!(backend, Some(shutter::backend::BackendKind::Cpu));
+    assert_eq!(bytes, expected);
+    assert_eq!(
+        *fallbacks.lock().unwrap(),
+        [
+            "no GPU adapter found (the run was given no GPU context); use the CPU (--device cpu), \
+          or install a Vulkan driver such as mesa-vulkan-drivers"
+        ]
+    );
+    let err = Pipeline::builder()
+        .source(Source::Path(png.clone()))
+        .gpu_context(None)
+        .device(DeviceChoice::Gpu)
+        .on_frame(|_| Ok(()))
+        .build()
+        .unwrap()
+        .run()
+        .unwrap_err();
+    assert!(matches!(err, Error::NoAdapter(_)), "{err:?}");
     let (backend, bytes) = run(Pipeline::builder()
         .gpu_context(None)
         .device(DeviceChoice::Cpu));

@@ -360,8 +360,11 @@ impl Format {
 /// (each frame's `meta.delay`; for a stream's frames, which carry none, the time to the next
 /// frame's timestamp, at least [`MIN_GIF_DELAY`]; [`DEFAULT_GIF_DELAY`] when neither tells;
 /// playing as many times as the first frame's `meta.plays`, forever when it has none; one
-/// frame makes a still), NPY stacks them
-/// into an (N, …) array (a sequence's single frame too, see [`crate::frame::FrameMeta::sequence`]). Every frame must share the first one's size and mode.
+/// frame makes a still), NPY stacks them into an (N, …) array (a sequence's single frame
+/// too, see [`crate::frame::FrameMeta::sequence`]). Every frame must share the first one's
+/// size and mode, but for one case: a GIF frame with a `meta.delay` (an animation's) that is
+/// larger on both sides, as when a GIF's canvas grows past its screen, is cut to the first
+/// frame's size, as Pillow writes such a GIF.
 /// An animation's frames are quantised or encoded side by side, a thread a core (at most 8).
 ///
 /// ```

@@ -547,7 +547,9 @@ impl<W: Write + Seek> SequenceWriter<W> {
     /// [`Error::Encode`] naming the frame (`frame 3`: its index in the sequence) and the
     /// reason: its buffer does not fill its size (naming the bytes given and needed), it has
     /// no pixels (0×0, 0×5: only npy holds them), its size or mode differs from the first
-    /// frame's, the format cannot hold its mode, it is beyond what the format holds (GIF
+    /// frame's (a GIF animation's frame, one with a `meta.delay`, larger on both sides is cut
+    /// to the first frame's size instead, as Pillow writes a GIF whose canvas grows), the
+    /// format cannot hold its mode, it is beyond what the format holds (GIF
     /// sides past 65535, WebP past 16383), or a write failed (the writer is then unusable).
     pub fn push(&mut self, frame: &Frame) -> Result<(), Error> {
         self.push_all(&[frame])
