@@ -253,7 +253,7 @@ impl Processor {
         match &mut self.0 {
             Inner::Gpu { gpu, .. } => gpu.schedule_with(width, height, has_alpha, meta, fill),
             Inner::Cpu { .. } => {
-                let mut rgba = vec![0u8; width as usize * height as usize * 4];
+                let mut rgba = crate::frame::zeroed_pixels(width, height, 4, meta.seq)?;
                 fill((&mut rgba[..]).into());
                 self.schedule(Frame::new(width, height, rgba, has_alpha, meta))
             }
@@ -317,7 +317,7 @@ impl Processor {
         match &mut self.0 {
             Inner::Gpu { gpu, .. } => gpu.schedule_rgb_with(width, height, meta, fill),
             Inner::Cpu { .. } => {
-                let mut rgb = vec![0u8; width as usize * height as usize * 3];
+                let mut rgb = crate::frame::zeroed_pixels(width, height, 3, meta.seq)?;
                 fill((&mut rgb[..]).into());
                 let rgba = crate::source::widen::rgb(&rgb);
                 self.schedule(Frame::new(width, height, rgba, false, meta))

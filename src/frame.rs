@@ -36,7 +36,8 @@ pub struct FrameMeta {
     /// Display time of this frame (animations), if the source has one.
     pub delay: Option<Duration>,
     /// How many times the animation this frame belongs to plays, as its file says; `None`
-    /// for stills and streams (a GIF written from them loops forever).
+    /// for stills and streams (a GIF written from them loops forever). A GIF's frames always
+    /// carry it, a one-frame GIF's too.
     pub plays: Option<Plays>,
     /// When the capture stage produced the frame.
     pub captured: Instant,
@@ -395,6 +396,29 @@ impl Frame {
 pub(crate) fn check_rgb_len(width: u32, height: u32, len: usize, seq: u64) -> crate::Result<()> {
     check_bytes(width, height, len, 3)
         .map_err(|why| crate::Error::Usage(format!("frame {seq} has {why}")))
+}
+
+/// A zeroed buffer for a `width × height` frame of `bpp` bytes a pixel, the frame named by
+/// `seq` in the error when no buffer that large can be had (a size past `usize`, or memory
+/// the process cannot get), where `vec!` would abort the process.
+pub(crate) fn zeroed_pixels(
+    width: u32,
+    height: u32,
+    bpp: usize,
+    seq: u64,
+) -> crate::Result<Vec<u8>> {
+    let len = (width as usize)
+        .checked_mul(height as usize)
+        .and_then(|pixels| pixels.checked_mul(bpp));
+    // Asked for and given back, then allocated zeroed: `vec!` takes pages the system zeroes
+    // as they are first written, where filling a reserved buffer would write them twice.
+    match len {
+        Some(len) if Vec::<u8>::new().try_reserve_exact(len).is_ok() => Ok(vec![0; len]),
+        _ => Err(crate::Error::Usage(format!(
+            "frame {seq}: a {width}×{height} frame of {bpp} bytes a pixel is more memory than \
+             this process can get"
+        ))),
+    }
 }
 
 /// `Ok` when `frame.rgba` holds `width × height × 4` bytes.

@@ -224,9 +224,11 @@ pub struct Stats {
     pub latency: Option<Latency>,
     /// Files written.
     pub written: Vec<PathBuf>,
-    /// One error per failed input, each naming its file ([`Error::input`]): first the inputs
-    /// that could not be listed (a missing file, an empty directory), then the others in the
-    /// order they failed, which frames in flight can make other than the inputs' order.
+    /// One error per failed input, each naming its file ([`Error::input`]; a live source's
+    /// own error, such as a closure's [`Error::User`], names the source in its message
+    /// only): first the inputs that could not be listed (a missing file, an empty
+    /// directory), then the others in the order they failed, which frames in flight can make
+    /// other than the inputs' order.
     pub failures: Vec<Error>,
     /// Inputs not written because the run stopped first (the stop flag, `time_limit` or
     /// `max_frames`): never started, or decoded but not yet being encoded when the stop
@@ -554,12 +556,21 @@ impl PipelineBuilder {
     /// Checks the settings, as the CLI checks its flags.
     ///
     /// # Errors
-    /// [`Error::Usage`] when there is no source, `in_flight` or `batch` is out of
-    /// range, a dithering other than the default is given for a mode other than `1` and `P`,
-    /// a pattern's size or rate is out of range (or its frames past the decode limits), the
-    /// output format cannot hold the mode (naming the formats that can), or the output is
-    /// `-`, an existing directory given as [`Output::File`], or a file named for a format
-    /// shutter does not write (`.apng`, `.svg`, …).
+    /// [`Error::Usage`] when:
+    /// - there is no source, [`Source::Stdin`] is given twice, or a live source (a webcam,
+    ///   a pattern, a grabber) is given with other sources;
+    /// - `in_flight` or `batch` is out of range, or a dithering other than the default is
+    ///   given for a mode other than `1` and `P`;
+    /// - a pattern's size or rate is out of range, its frames are past the decode limits or
+    ///   larger than the output format holds ([`Format::max_side`]);
+    /// - files are given a [`policy`](Self::policy) other than `Lossless`, or a
+    ///   [`stream_every`](Self::stream_every) (files are all delivered), or `stream_every` is
+    ///   zero;
+    /// - the output format is built by hand with settings [`Format::check`] refuses, or cannot
+    ///   hold the mode (naming the formats that can);
+    /// - the output is `-`, an existing directory given as [`Output::File`], a file named for
+    ///   a format shutter does not write (`.apng`, `.svg`, …), or a file named for another
+    ///   format than the one given.
     pub fn build(mut self) -> Result<Pipeline> {
         let mode = *self.ops.mode.get_or_insert(ImageMode::Rgb);
         if self.ops.dither != Dither::default() {
@@ -1132,7 +1143,8 @@ impl Pipeline {
         // waited for past `LIMIT_GRACE`: it is left to end on its own, as an aborted run
         // leaves it, and the error is returned now.
         drop(halt_on_exit);
-        let deadline = Instant::now() + limit_grace;
+        // `None`: a grace past what an `Instant` holds (`Duration::MAX`), no deadline.
+        let deadline = Instant::now().checked_add(limit_grace);
         let gpu_joined = drain_until(&gpu_rx, deadline).then(|| gpu_thread.join());
         let capture_joined = drain_until(&capture_drain, deadline).then(|| capture.join());
         // A panic on either thread (a grabber's closure, say) goes on in the caller, with its
@@ -1184,8 +1196,12 @@ fn check_output(output: &Output) -> Result<()> {
 }
 
 /// Takes what `rx` still holds until its senders are gone (true) or `deadline` passes
-/// (false).
-fn drain_until(rx: &Receiver<Msg>, deadline: Instant) -> bool {
+/// (false; with no deadline, only the first).
+fn drain_until(rx: &Receiver<Msg>, deadline: Option<Instant>) -> bool {
+    let Some(deadline) = deadline else {
+        rx.iter().for_each(drop);
+        return true;
+    };
     loop {
         match rx.recv_deadline(deadline) {
             Ok(_) => {}

@@ -45,13 +45,14 @@ impl fmt::Display for FramePolicy {
 
 impl FromStr for FramePolicy {
     type Err = Error;
+    /// Any case, spaces around ignored, as for modes and filters.
     fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
+        match s.trim().to_ascii_lowercase().as_str() {
             "lossless" => Ok(FramePolicy::Lossless),
             "latest" => Ok(FramePolicy::Latest),
             "drop-new" => Ok(FramePolicy::DropNew),
-            other => Err(Error::Usage(format!(
-                "policy (--policy): unknown policy '{other}' (expected lossless, latest or drop-new)"
+            _ => Err(Error::Usage(format!(
+                "policy (--policy): unknown policy '{s}' (expected lossless, latest or drop-new)"
             ))),
         }
     }
@@ -295,6 +296,12 @@ mod tests {
             "latest".parse::<FramePolicy>().unwrap(),
             FramePolicy::Latest
         );
-        assert!("newest".parse::<FramePolicy>().unwrap_err().is_usage());
+        assert_eq!(
+            " Drop-New ".parse::<FramePolicy>().unwrap(),
+            FramePolicy::DropNew
+        );
+        let err = "newest".parse::<FramePolicy>().unwrap_err();
+        assert!(err.is_usage());
+        assert!(err.to_string().contains("unknown policy 'newest'"), "{err}");
     }
 }

@@ -276,3 +276,40 @@ fn the_cpu_processor_converts_every_mode_like_the_reference() {
         }
     }
 }
+
+/// A frame too large for any buffer is a usage error naming it, where allocating it aborted
+/// the process (`schedule_with`) or overflowed its size (`schedule_rgb_with`).
+#[test]
+fn a_frame_written_in_place_too_large_to_hold_is_a_usage_error() {
+    let ops = Ops::new(true, vec![Filter::Sepia]);
+    let mut processor = Processor::new(None, &ops, 1).expect("a CPU processor");
+    let err = processor
+        // 2^62 bytes: more than any address space holds.
+        .schedule_with(1 << 30, 1 << 30, false, FrameMeta::still(4, 0), |_| {
+            unreachable!("no buffer to fill")
+        })
+        .unwrap_err();
+    assert!(matches!(err, shutter::Error::Usage(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("frame 4: a 1073741824×1073741824 frame"),
+        "{err}"
+    );
+    let err = processor
+        .schedule_rgb_with(u32::MAX, u32::MAX, FrameMeta::still(5, 0), |_| {
+            unreachable!("no buffer to fill")
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("frame 5: a 4294967295×4294967295 frame"),
+        "{err}"
+    );
+    // The processor still takes frames.
+    processor
+        .schedule_with(1, 1, false, FrameMeta::still(6, 0), |mut px| {
+            px.copy_from_slice(&[10, 20, 30, 255]);
+        })
+        .unwrap();
+    assert_eq!(processor.pending(), 1);
+}

@@ -105,6 +105,9 @@ fn a_callback_error_stops_the_run_and_is_returned() {
         .source(Source::Path(a))
         .source(Source::Path(b))
         .device(DeviceChoice::Cpu)
+        // A grace past what an `Instant` holds: waited for without a deadline (it panicked
+        // adding it to now).
+        .limit_grace(std::time::Duration::MAX)
         .on_frame(move |_frame| {
             calls += 1;
             if calls == 1 {

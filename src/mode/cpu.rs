@@ -171,6 +171,9 @@ fn point_wise<M: WithMap>(
 /// pixels ([`fast::apply_map`]); for the others, filters a copy with [`fast::apply`] and
 /// converts that. The same values as [`crate::ops::cpu::apply`] followed by
 /// [`convert_frame`] (`tests/fast_cpu.rs`).
+///
+/// # Panics
+/// As [`convert`], if `frame.rgba` does not hold `width × height × 4` bytes.
 pub fn apply_and_convert(
     ops: &Ops,
     mode: ImageMode,
@@ -215,6 +218,9 @@ pub(crate) fn with_pixels<R>(frame: &mut Frame, pixels: Vec<u8>, f: impl FnOnce(
 
 /// [`convert`] on a [`Frame`], or where Pillow converts the frame's source from its own mode
 /// (a gray, 16-bit or palette file, [`super::source`]), that conversion.
+///
+/// # Panics
+/// As [`convert`], if `frame.rgba` does not hold `width × height × 4` bytes.
 pub fn convert_frame(mode: ImageMode, dither: Dither, frame: &Frame) -> ModeImage {
     if let Some(image) = super::source::convert(mode, dither, frame) {
         return image;

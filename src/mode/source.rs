@@ -212,6 +212,10 @@ fn mirror_rows<T>(plane: &mut [T], width: usize) {
 /// that applies), or `None` when that equals converting its RGB(A) pixels
 /// ([`SourceMode::converts_itself`] is false). `frame.rgba` holds the pixels after the ops,
 /// and its planes have been mirrored with them.
+///
+/// # Panics
+/// If `frame.rgba` does not hold `width × height × 4` bytes ([`Frame::new`] takes any
+/// buffer; a run and [`Processor`](crate::backend::Processor) refuse such a frame).
 pub fn convert(mode: ImageMode, dither: Dither, frame: &Frame) -> Option<ModeImage> {
     if !frame.source.converts_itself(mode) {
         return None;

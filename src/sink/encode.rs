@@ -283,8 +283,9 @@ pub(super) fn output_image(frame: &Frame) -> Cow<'_, ModeImage> {
 
 impl Format {
     /// True when files of this format can hold images of `mode` (what Pillow can save, within
-    /// what our encoders write): `1`/`L` → all but npy's peers need nothing; `P` → png, gif;
-    /// `CMYK` → jpeg, tiff; `YCbCr` → jpeg; `I`/`F` → tiff; every mode → npy.
+    /// what our encoders write): `1`, `L`, `RGB` → every format; `RGBA` → png, webp, gif, bmp,
+    /// tiff; `P` → png, gif; `CMYK` → jpeg, tiff; `YCbCr` → jpeg; `I`, `F` → tiff; `LAB`,
+    /// `HSV` → npy only; every mode → npy.
     pub fn holds(&self, mode: ImageMode) -> bool {
         use ImageMode::*;
         match self {

@@ -233,10 +233,10 @@ impl ManualClock {
         ManualClock { now: Mutex::new(t) }
     }
 
-    /// Moves the clock forward by `d`.
+    /// Moves the clock forward by `d` (at most to `Duration::MAX`).
     pub fn advance(&self, d: Duration) {
         let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += d;
+        *now = now.saturating_add(d);
     }
 
     /// Sets the clock to `t` if that is later than now (it never goes back).

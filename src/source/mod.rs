@@ -480,12 +480,14 @@ pub struct DecodedFrame {
     pub rgba: Vec<u8>,
     /// True when the source carried alpha (see [`file`](mod@file) for the animation rule).
     pub has_alpha: bool,
-    /// Display time of this frame (every frame of an animation has one), `None` for stills.
+    /// Display time of this frame (every frame of an animation has one), `None` for stills;
+    /// a GIF's frames always have one, a one-frame GIF's too (0 when it gives none).
     pub delay: Option<Duration>,
     /// The Pillow mode the file opens in, where conversions start from it (gray, 16-bit gray
     /// and palette PNGs, gray JPEG, BMP and TIFF; see [`crate::mode::source`]).
     pub source: SourceMode,
-    /// How many times the animation plays (its loop count), `None` for stills.
+    /// How many times the animation plays (its loop count), `None` for stills; a GIF's
+    /// frames always have it, a one-frame GIF's too (once, without a loop extension).
     pub plays: Option<Plays>,
     /// The file's ICC colour profile (see [`crate::FrameMeta::icc_profile`]), shared by its frames.
     pub icc_profile: Option<Arc<[u8]>>,

@@ -101,6 +101,10 @@ fn even(x: usize) -> usize {
 ///
 /// The same picture every time for the same arguments. Sides below [`MIN_SIDE`] are drawn
 /// as far as they go (the code needs 8 × 8 pixels to be readable).
+///
+/// # Panics
+/// As `vec!` does, when `width × height × 4` bytes cannot be allocated: check the size
+/// first ([`DecodeLimits::check`](crate::source::DecodeLimits::check)), as a run does.
 pub fn render(width: u32, height: u32, frame: u64) -> Vec<u8> {
     let (w, h) = (width as usize, height as usize);
     let mut out = vec![0u8; w * h * 4];
