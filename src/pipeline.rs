@@ -1196,7 +1196,7 @@ fn check_output(output: &Output) -> Result<()> {
 }
 
 /// Takes what `rx` still holds until its senders are gone (true) or `deadline` passes
-/// (false; with no deadline, only the first).
+/// (false); with no deadline, until its senders are gone.
 fn drain_until(rx: &Receiver<Msg>, deadline: Option<Instant>) -> bool {
     let Some(deadline) = deadline else {
         rx.iter().for_each(drop);
@@ -1681,6 +1681,13 @@ fn create_output(path: &Path) -> Result<encode::AtomicFile> {
             other => return other,
         }
     }
+}
+
+/// [`encode::write_atomic`] through [`create_output`].
+fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = create_output(path)?;
+    std::io::Write::write_all(file.file(), bytes).map_err(|err| Error::io(path, err))?;
+    file.commit()
 }
 
 /// Removes the output directories a run created, deepest first, when they are still empty
@@ -2207,12 +2214,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                                 format: format.extension().to_string(),
                                 reason,
                             })
-                            .and_then(|bytes| {
-                                let mut file = create_output(&job.path)?;
-                                std::io::Write::write_all(file.file(), &bytes)
-                                    .map_err(|err| Error::io(&job.path, err))?;
-                                file.commit()
-                            });
+                            .and_then(|bytes| write_output(&job.path, &bytes));
                         let done = JobDone::of(job, result);
                         if done_tx.send(done).is_err() {
                             return;
