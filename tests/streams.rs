@@ -41,6 +41,20 @@ fn assert_accounts_for_every_frame(stats: &Stats) {
 /// Runs `pattern:320x240@60` for 3 s of manual-clock time with a 0.5 s interval and returns
 /// the delivered frame numbers.
 fn pattern_ticks(policy: FramePolicy, device: DeviceChoice) -> (Vec<u64>, Stats) {
+    pattern_numbers(
+        (60.0, Duration::from_millis(500), Duration::from_secs(3)),
+        policy,
+        device,
+    )
+}
+
+/// Runs `pattern:320x240@FPS` for `limit` of manual-clock time with `interval` and returns the
+/// delivered frame numbers.
+fn pattern_numbers(
+    (fps, interval, limit): (f64, Duration, Duration),
+    policy: FramePolicy,
+    device: DeviceChoice,
+) -> (Vec<u64>, Stats) {
     let clock = Arc::new(ManualClock::new());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -48,13 +62,13 @@ fn pattern_ticks(policy: FramePolicy, device: DeviceChoice) -> (Vec<u64>, Stats)
         .source(Source::Pattern {
             width: 320,
             height: 240,
-            fps: Some(60.0),
+            fps: Some(fps),
         })
         .clock(clock)
         .device(device)
         .policy(policy)
-        .stream_every(Duration::from_millis(500))
-        .time_limit(Duration::from_secs(3))
+        .stream_every(interval)
+        .time_limit(limit)
         .on_frame(move |frame| {
             let (rgba, w, h) = rgba_of(&frame.array());
             let n = read_frame_number(&rgba, w, h).ok_or("no frame number in the pattern")?;
@@ -88,31 +102,11 @@ fn an_interval_the_frame_period_does_not_divide_takes_the_first_frame_at_or_afte
     // 100 fps and 35 ms: tick j is at 35·j ms, and the first frame at or after it is frame
     // ⌈3.5·j⌉. In floating point 210 / 35 is 5.999…, which let frame 22 through after frame
     // 21 in the interval from 210 ms (and likewise at 350, 420, … ms): 36 frames for 29 ticks.
-    let clock = Arc::new(ManualClock::new());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    let stats = Pipeline::builder()
-        .source(Source::Pattern {
-            width: 32,
-            height: 16,
-            fps: Some(100.0),
-        })
-        .clock(clock)
-        .device(DeviceChoice::Cpu)
-        .policy(FramePolicy::Lossless)
-        .stream_every(Duration::from_millis(35))
-        .time_limit(Duration::from_secs(1))
-        .on_frame(move |frame| {
-            let (rgba, w, h) = rgba_of(&frame.array());
-            let n = read_frame_number(&rgba, w, h).ok_or("no frame number in the pattern")?;
-            sink.lock().unwrap().push(n);
-            Ok(())
-        })
-        .build()
-        .unwrap()
-        .run()
-        .unwrap();
-    let numbers = seen.lock().unwrap().clone();
+    let (numbers, stats) = pattern_numbers(
+        (100.0, Duration::from_millis(35), Duration::from_secs(1)),
+        FramePolicy::Lossless,
+        DeviceChoice::Cpu,
+    );
     let expected: Vec<u64> = (0..=28u64).map(|j| (7 * j).div_ceil(2)).collect();
     assert_eq!(numbers, expected);
     assert_eq!(stats.captured, 100);
