@@ -35,10 +35,9 @@ pub(crate) struct Decoded {
 pub(crate) struct Bounds {
     /// The decoding limits.
     pub(crate) limits: DecodeLimits,
-    /// The longest side the output format holds, and the format (`webp`): an input whose
-    /// header says it is larger fails before it is decoded, since no frame of it could be
-    /// written (a GIF's 60-byte header can give a 2085×16407 canvas, 130 MB to decode).
-    pub(crate) max_side: Option<(u32, &'static str)>,
+    /// The longest side the output format holds, and the format: an input larger than that
+    /// fails before it is decoded ([`source::MaxSide`]).
+    pub(crate) max_side: source::MaxSide,
 }
 
 /// A size not known (yet) in [`Shared::sizes`].
@@ -110,19 +109,16 @@ impl Shared<'_> {
     /// Input `index`'s frames, the first decoded; `header` is its size if already read.
     fn decode(&self, index: usize, header: Option<(u32, u32)>) -> Result<Decoded> {
         let input = &self.inputs[index];
-        if let Some((max, format)) = self.bounds.max_side
-            && let Some((width, height)) = header.or_else(|| source::header_size(input))
-            && (width > max || height > max)
-        {
-            return Err(Error::Unsupported {
-                input: input.name.clone(),
-                reason: format!(
-                    "its {width}×{height} frames cannot be written as {format}, whose sides \
-                     are at most {max} pixels; give another format (--format)"
-                ),
-            });
+        if let Some((width, height)) = header.or_else(|| source::header_size(input)) {
+            source::check_side(
+                &input.name,
+                width.into(),
+                height.into(),
+                self.bounds.max_side,
+            )?;
         }
-        let mut frames = source::decode(input, &self.bounds.limits)?.peekable();
+        let mut frames =
+            source::decode_within(input, &self.bounds.limits, self.bounds.max_side)?.peekable();
         frames.peek();
         Ok(Decoded {
             frames,

@@ -273,6 +273,60 @@ fn an_input_larger_than_the_output_format_holds_fails_by_its_header_alone() {
     assert_eq!((wide_out.width(), wide_out.height()), (16384, 3));
 }
 
+/// Standard input and SVG have no header the decode-ahead workers read: they are checked as
+/// their decode learns the size, before any pixel (the encoder would name the output).
+#[test]
+fn stdin_and_svg_inputs_larger_than_the_output_format_holds_fail_before_decoding() {
+    let tmp = TempDir::new().unwrap();
+    let wide = gif_screen(tmp.path(), "wide.gif", 16384, 3);
+    let out_dir = tmp.path().join("out");
+    let out = Command::new(env!("CARGO_BIN_EXE_shutter"))
+        .args(["run", "-", "-o", s(&out_dir), "--format", "webp"])
+        .args(["--device", "cpu"])
+        .stdin(std::fs::File::open(&wide).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("<stdin>: unsupported input: its 16384×3 frames cannot be written as webp"),
+        "{err}"
+    );
+    assert!(files_in(&out_dir).is_empty());
+
+    let svg = |name: &str, width: u32| {
+        let path = tmp.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='2'>\
+                 <rect width='100%' height='100%' fill='#c83'/></svg>"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (wide_svg, edge_svg) = (svg("wide.svg", 16384), svg("edge.svg", 16383));
+    let out = shutter(&[
+        "run",
+        s(&wide_svg),
+        s(&edge_svg),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "webp",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("wide.svg: unsupported input: its 16384×2 frames cannot be written as webp"),
+        "{err}"
+    );
+    assert_eq!(files_in(&out_dir), vec!["edge.webp"]);
+}
+
 #[test]
 fn an_image_over_the_pixel_limit_is_refused() {
     let tmp = TempDir::new().unwrap();

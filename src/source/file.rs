@@ -54,6 +54,17 @@ use crate::mode::source::SourceMode;
 /// [`DecodeLimits::max_input_bytes`]. A file that is not a regular file (a pipe, a FIFO) is
 /// read to its end and judged by its content, as standard input is.
 pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Frames> {
+    decode_path_within(name, path, limits, None)
+}
+
+/// [`decode_path`], refusing an SVG or a pipe's image larger than `max_side` holds before its
+/// pixels are decoded (a file's header is checked before this, by the decode-ahead workers).
+pub(crate) fn decode_path_within(
+    name: &str,
+    path: &Path,
+    limits: &DecodeLimits,
+    max_side: super::MaxSide,
+) -> Result<Frames> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().into_owned())
@@ -65,7 +76,7 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
         // A pipe, FIFO or terminal (`<(cat g.png)`, `/dev/stdin`): its size says nothing and
         // it can be read once. Read it as standard input is, and judge it by its content.
         let data = super::read_input(name, file, limits)?;
-        return super::decode_data(name, data, limits);
+        return super::decode_data(name, data, limits, max_side);
     }
     let len = meta.len();
     limits.check_input_size(name, len)?;
@@ -125,12 +136,12 @@ pub fn decode_path(name: &str, path: &Path, limits: &DecodeLimits) -> Result<Fra
             ),
         });
     }
-    match decode_as(name, path, file, format, limits) {
+    match decode_as(name, path, file, format, limits, max_side) {
         // The extension was wrong (a PNG saved as .jpg): the content decides, as in Pillow.
         Err(Error::Decode { .. }) if sniffed.is_some_and(|s| s != format) => {
             let actual = sniffed.expect("checked just above");
             let file = File::open(path).map_err(|err| Error::io(path, err))?;
-            decode_as(name, path, file, actual, limits)
+            decode_as(name, path, file, actual, limits, max_side)
         }
         result => result,
     }
@@ -143,13 +154,14 @@ fn decode_as(
     file: File,
     format: InputFormat,
     limits: &DecodeLimits,
+    max_side: super::MaxSide,
 ) -> Result<Frames> {
     if format == InputFormat::Svg {
         let mut data = Vec::new();
         BufReader::new(file)
             .read_to_end(&mut data)
             .map_err(|err| Error::io(path, err))?;
-        svg::decode(name, &data, limits)
+        svg::decode_within(name, &data, limits, max_side)
     } else {
         decode_reader(name, format, BufReader::new(file), limits)
     }

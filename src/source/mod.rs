@@ -790,13 +790,46 @@ fn expand_dir(dir: &Path, out: &mut Vec<Result<Input>>) {
 /// - [`Error::Decode`] for empty, truncated or malformed data, naming the input and format,
 ///   and for data that makes a decoder panic (see [`in_guarded_decoder`]).
 pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
+    decode_within(input, limits, None)
+}
+
+/// The longest side an output format holds, and the format's name (`webp`): an input larger
+/// than that fails before its pixels are decoded, since no frame of it could be written (a
+/// GIF's 60-byte header can give a 2085×16407 canvas, 130 MB to decode).
+pub(crate) type MaxSide = Option<(u32, &'static str)>;
+
+/// [`Error::Unsupported`] naming `input` when a `width` × `height` frame is larger than
+/// `max_side` holds.
+pub(crate) fn check_side(input: &str, width: u64, height: u64, max_side: MaxSide) -> Result<()> {
+    match max_side {
+        Some((max, format)) if width > u64::from(max) || height > u64::from(max) => {
+            Err(Error::Unsupported {
+                input: input.to_string(),
+                reason: format!(
+                    "its {width}×{height} frames cannot be written as {format}, whose sides \
+                     are at most {max} pixels; give another format (--format)"
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`decode`], which also refuses an input larger than `max_side` holds before decoding its
+/// pixels: by its header, its SVG size, or, for standard input and pipes, by the header of
+/// the bytes read.
+pub(crate) fn decode_within(
+    input: &Input,
+    limits: &DecodeLimits,
+    max_side: MaxSide,
+) -> Result<Frames> {
     guarded_frames(&input.name, || match &input.kind {
-        InputKind::File(path) => file::decode_path(&input.name, path, limits),
+        InputKind::File(path) => file::decode_path_within(&input.name, path, limits, max_side),
         InputKind::Stdin => {
             let bytes = read_input(&input.name, std::io::stdin().lock(), limits)?;
-            decode_data(&input.name, bytes, limits)
+            decode_data(&input.name, bytes, limits, max_side)
         }
-        InputKind::Bytes(data) => decode_data(&input.name, data.to_vec(), limits),
+        InputKind::Bytes(data) => decode_data(&input.name, data.to_vec(), limits, max_side),
     })
 }
 
@@ -804,24 +837,26 @@ pub fn decode(input: &Input, limits: &DecodeLimits) -> Result<Frames> {
 /// orientation), read from its header without decoding it. `None` where that is not cheap
 /// (SVG, standard input, a pipe) or the header cannot be read (the decode says why).
 pub(crate) fn header_size(input: &Input) -> Option<(u32, u32)> {
-    fn read<R: std::io::BufRead + std::io::Seek>(reader: R) -> Option<(u32, u32)> {
-        let reader = image::ImageReader::new(reader).with_guessed_format().ok()?;
-        reader.into_dimensions().ok()
-    }
     // A header parser's panic on malformed data is the decode's to report.
     guarded(&input.name, || {
         Ok(match &input.kind {
             // A pipe or a FIFO can be read once: only its decode reads it.
             InputKind::File(path) if std::fs::metadata(path).is_ok_and(|m| m.is_file()) => {
                 let file = std::fs::File::open(path).ok();
-                file.and_then(|file| read(std::io::BufReader::new(file)))
+                file.and_then(|file| header_dimensions(std::io::BufReader::new(file)))
             }
-            InputKind::Bytes(data) => read(std::io::Cursor::new(&data[..])),
+            InputKind::Bytes(data) => header_dimensions(std::io::Cursor::new(&data[..])),
             InputKind::File(_) | InputKind::Stdin => None,
         })
     })
     .ok()
     .flatten()
+}
+
+/// The width and height a raster image's header gives, `None` when it cannot be read.
+fn header_dimensions<R: std::io::BufRead + std::io::Seek>(reader: R) -> Option<(u32, u32)> {
+    let reader = image::ImageReader::new(reader).with_guessed_format().ok()?;
+    reader.into_dimensions().ok()
 }
 
 thread_local! {
@@ -900,11 +935,16 @@ impl Iterator for GuardedFrames {
 /// As [`decode`]: [`Error::Decode`] for empty or malformed data, [`Error::Unsupported`] when
 /// the content is no format shutter reads, [`Error::Limits`] for images over the limits.
 pub fn decode_bytes(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> Result<Frames> {
-    guarded_frames(name, || decode_data(name, bytes, limits))
+    guarded_frames(name, || decode_data(name, bytes, limits, None))
 }
 
 /// [`decode_bytes`] without its guard against a decoder's panic.
-pub(crate) fn decode_data(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> Result<Frames> {
+pub(crate) fn decode_data(
+    name: &str,
+    bytes: Vec<u8>,
+    limits: &DecodeLimits,
+    max_side: MaxSide,
+) -> Result<Frames> {
     if bytes.is_empty() {
         return Err(Error::Decode {
             input: name.to_string(),
@@ -922,7 +962,12 @@ pub(crate) fn decode_data(name: &str, bytes: Vec<u8>, limits: &DecodeLimits) -> 
         }
     };
     if format == InputFormat::Svg {
-        return svg::decode(name, &bytes, limits);
+        return svg::decode_within(name, &bytes, limits, max_side);
+    }
+    if max_side.is_some()
+        && let Some((width, height)) = header_dimensions(std::io::Cursor::new(&bytes[..]))
+    {
+        check_side(name, width.into(), height.into(), max_side)?;
     }
     file::decode_reader(name, format, std::io::Cursor::new(bytes), limits)
 }

@@ -32,6 +32,16 @@ use crate::mode::source::SourceMode;
 ///   usvg accepts.
 /// - [`Error::Unsupported`] for compressed SVG (svgz).
 pub fn decode(name: &str, data: &[u8], limits: &DecodeLimits) -> Result<Frames> {
+    decode_within(name, data, limits, None)
+}
+
+/// [`decode`], refusing a document larger than `max_side` holds before it is rasterised.
+pub(crate) fn decode_within(
+    name: &str,
+    data: &[u8],
+    limits: &DecodeLimits,
+    max_side: super::MaxSide,
+) -> Result<Frames> {
     let options = usvg::Options {
         resources_dir: None,
         image_href_resolver: usvg::ImageHrefResolver {
@@ -51,6 +61,7 @@ pub fn decode(name: &str, data: &[u8], limits: &DecodeLimits) -> Result<Frames> 
     let size = tree.size();
     let width = raster_side(size.width());
     let height = raster_side(size.height());
+    super::check_side(name, width, height, max_side)?;
     limits.check(name, width, height)?;
     let too_big = || Error::Limits {
         input: name.to_string(),
