@@ -1009,6 +1009,9 @@ impl Pipeline {
         // from then on the frames still in the stages are only waited for.
         let capture_ended = Arc::new(AtomicBool::new(false));
         let ended_on_exit = SetOnDrop(capture_ended.clone());
+        // Weak: a capture blocked in its source (a stalled camera, a closure that never
+        // returns) outlives an aborted run, and must not keep the context alive with it.
+        let capture_gpu = gpu.as_ref().map(Arc::downgrade);
         let capture = thread::Builder::new()
             .name("shutter-capture".into())
             .spawn(move || {
@@ -1046,7 +1049,7 @@ impl Pipeline {
                             live,
                             &*capture_clock,
                             restamp,
-                            gpu,
+                            capture_gpu,
                             stream_every,
                             &rules,
                             &to_gpu,
@@ -1415,14 +1418,15 @@ fn capture_live(
     mut live: LiveCapture,
     clock: &dyn Clock,
     restamp: bool,
-    mut gpu: Option<Arc<crate::gpu::GpuContext>>,
+    mut gpu: Option<std::sync::Weak<crate::gpu::GpuContext>>,
     stream_every: Option<Duration>,
     rules: &StopRules,
     link: &Link<Msg>,
     counters: &Counters,
 ) {
     // Raw YUYV/NV12 camera frames are converted in a WGSL pass when a GPU is in use, compiled
-    // at the first such frame: a closure's or a pattern's frames never need it.
+    // at the first such frame: a closure's or a pattern's frames never need it. Until then the
+    // capture holds the context weakly (the run holds it).
     let mut yuv = None;
     let name: Arc<str> = Arc::from(live.name.as_str());
     let mut seq = 0u64;
@@ -1472,7 +1476,7 @@ fn capture_live(
                 .unwrap_or(Duration::MAX);
         }
         if matches!(raw.format, RawFormat::Yuyv | RawFormat::Nv12)
-            && let Some(ctx) = gpu.take()
+            && let Some(ctx) = gpu.take().and_then(|ctx| ctx.upgrade())
         {
             yuv = crate::gpu::yuv::YuvConverter::new(ctx).ok();
         }

@@ -2440,7 +2440,8 @@ fn a_run_writes_into_an_output_directory_another_run_created_and_removed() {
 
 /// A run that gave up on a source blocked in its call (the abort flag, as a server gives up on
 /// a stalled camera) leaves the capture thread waiting on that source, and nothing more: the
-/// GPU stage ends, and its ring (its buffers, its share of a shared context) with it.
+/// GPU stage ends, and its ring (its buffers, its share of a shared context) with it, and the
+/// waiting capture holds no share of the context.
 #[test]
 fn an_aborted_run_whose_source_hangs_lets_go_of_its_gpu_stage() {
     use shutter::source::live::FuncGrabber;
@@ -2486,17 +2487,12 @@ fn an_aborted_run_whose_source_hangs_lets_go_of_its_gpu_stage() {
         }
         Arc::strong_count(&ctx)
     };
-    // The test, and the capture (it would convert a camera's YUV frames), which waits in the
-    // source; the GPU stage's shares go as it ends.
-    assert_eq!(
-        holders_settle_at(2),
-        2,
-        "the GPU stage still holds the context"
-    );
-    drop(release);
+    // The test alone: the GPU stage's shares go as it ends, and the capture, which waits in
+    // the source, holds the context only weakly (it would convert a camera's YUV frames).
     assert_eq!(
         holders_settle_at(1),
         1,
-        "the capture still holds the context"
+        "the GPU stage or the waiting capture still holds the context"
     );
+    drop(release);
 }
