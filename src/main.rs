@@ -131,6 +131,10 @@ struct RunArgs {
     /// complete.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     time_limit: Option<f64>,
+    /// Live sources: end the stream, keeping what it delivered, when the source has sent
+    /// nothing for SECS (a stalled camera; webcam default 30, as Gradio's); exits 1 then.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    idle_timeout: Option<f64>,
     /// Stop after capturing N frames (with --stream-every or a dropping --policy, fewer are
     /// delivered).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<u64>)]
@@ -462,6 +466,8 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let stream_every = seconds("--stream-every", args.stream_every)?
         .or(webcam.then_some(Duration::from_millis(500)));
     let time_limit = seconds("--time-limit", args.time_limit)?;
+    let idle_timeout =
+        seconds("--idle-timeout", args.idle_timeout)?.or(webcam.then_some(Duration::from_secs(30)));
     let policy: Option<FramePolicy> = args.policy.as_deref().map(str::parse).transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
     let abort = Arc::new(AtomicBool::new(false));
@@ -538,6 +544,9 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     }
     if let Some(d) = time_limit {
         builder = builder.time_limit(d);
+    }
+    if let Some(d) = idle_timeout {
+        builder = builder.idle_timeout(d);
     }
     if let Some(n) = args.frames {
         builder = builder.max_frames(n);
@@ -636,7 +645,15 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
             plural(n as u64)
         );
     }
-    Ok(if failed > 0 {
+    if stats.source_idle
+        && let Some(timeout) = idle_timeout
+    {
+        say!(
+            "shutter: error: the source sent no frame for {} s (--idle-timeout): its stream was ended with what it had delivered",
+            timeout.as_secs_f64()
+        );
+    }
+    Ok(if failed > 0 || stats.source_idle {
         ExitCode::from(1)
     } else if aborted.load(Ordering::Relaxed) {
         // Ended by a second Ctrl-C, not cleanly.
@@ -713,7 +730,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         .map(|p| text(&p.display().to_string()))
         .collect();
     format!(
-        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"failed_frames\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"after_stop\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"alpha_dropped\":{},\"in_flight_peak_bytes\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
+        "{{\"inputs\":{},\"captured\":{},\"processed\":{},\"delivered\":{},\"failed_frames\":{},\"dropped\":{{\"before_gpu\":{},\"before_sink\":{},\"by_interval\":{},\"after_stop\":{},\"total\":{}}},\"written\":[{}],\"failures\":[{}],\"not_reached\":{},\"alpha_dropped\":{},\"in_flight_peak_bytes\":{},\"source_idle\":{},\"elapsed_s\":{:.6},\"fps\":{:.3},\"latency\":{},\"backend\":{}}}",
         stats.inputs,
         stats.captured,
         stats.frames,
@@ -729,6 +746,7 @@ fn stats_json(stats: &shutter::Stats) -> String {
         stats.not_reached,
         stats.alpha_dropped,
         stats.in_flight_peak_bytes,
+        stats.source_idle,
         stats.elapsed.as_secs_f64(),
         stats.fps(),
         latency,

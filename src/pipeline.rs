@@ -113,6 +113,7 @@ pub struct PipelineBuilder {
     stream_every: Option<Duration>,
     time_limit: Option<Duration>,
     limit_grace: Duration,
+    idle_timeout: Option<Duration>,
     max_frames: Option<u64>,
     batch: usize,
     clock: Option<Arc<dyn Clock>>,
@@ -245,6 +246,9 @@ pub struct Stats {
     /// The most bytes the frames of files took at once between decoding and encoding (see
     /// [`PipelineBuilder::in_flight_bytes`]); 0 for a live source.
     pub in_flight_peak_bytes: u64,
+    /// The live source sent nothing for the [`idle_timeout`](PipelineBuilder::idle_timeout),
+    /// which ended the run.
+    pub source_idle: bool,
 }
 
 impl Stats {
@@ -290,6 +294,7 @@ impl Default for PipelineBuilder {
             stream_every: None,
             time_limit: None,
             limit_grace: LIMIT_GRACE,
+            idle_timeout: None,
             max_frames: None,
             batch: 1,
             clock: None,
@@ -510,6 +515,19 @@ impl PipelineBuilder {
         self
     }
 
+    /// Ends a live stream whose source has sent nothing for this long (Gradio closes a stream
+    /// idle for 30 s): a stalled camera, a closure waiting for frames that do not come. The
+    /// wait is counted on the pipeline clock while the source is in its call, from when a
+    /// paced source's frame is due ([`FrameGrabber::next_due`]); a source kept waiting by the
+    /// stages behind it (the lossless policy) is not idle. The run then ends as the
+    /// [`abort_flag`](Self::abort_flag) ends it: what was delivered is kept (a stream's GIF,
+    /// WebP or npy is written with the frames it has), the source is left in its call, and
+    /// [`Stats::source_idle`] is set. Live sources only; none by default (the CLI's is 30 s).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
     /// Stops capturing after `frames` frames.
     pub fn max_frames(mut self, frames: u64) -> Self {
         self.max_frames = Some(frames);
@@ -653,6 +671,18 @@ impl PipelineBuilder {
                 "stream_every (--stream-every): applies to live sources (webcam, pattern, \
                  grabber); files are all delivered"
                     .into(),
+            ));
+        }
+        if live == 0 && self.idle_timeout.is_some() {
+            return Err(Error::Usage(
+                "idle_timeout (--idle-timeout): applies to live sources (webcam, pattern, \
+                 grabber)"
+                    .into(),
+            ));
+        }
+        if self.idle_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(Error::Usage(
+                "idle_timeout (--idle-timeout): must be more than 0 seconds".into(),
             ));
         }
         if self.stream_every.is_some_and(|d| d.is_zero()) {
@@ -841,6 +871,7 @@ impl Pipeline {
             stream_every,
             time_limit,
             limit_grace,
+            idle_timeout,
             max_frames,
             batch,
             clock,
@@ -1012,6 +1043,8 @@ impl Pipeline {
         // Weak: a capture blocked in its source (a stalled camera, a closure that never
         // returns) outlives an aborted run, and must not keep the context alive with it.
         let capture_gpu = gpu.as_ref().map(Arc::downgrade);
+        let source_wait = Arc::new(SourceWait::default());
+        let capture_wait = source_wait.clone();
         let capture = thread::Builder::new()
             .name("shutter-capture".into())
             .spawn(move || {
@@ -1051,6 +1084,7 @@ impl Pipeline {
                             restamp,
                             capture_gpu,
                             stream_every,
+                            &capture_wait,
                             &rules,
                             &to_gpu,
                             &capture_counters,
@@ -1092,6 +1126,7 @@ impl Pipeline {
             grace: limit_grace,
             capture_ended,
             abort,
+            idle: idle_timeout.map(|timeout| (timeout, source_wait)),
             finished: std::cell::RefCell::new(HashSet::new()),
             failed: HashSet::new(),
             cut: HashSet::new(),
@@ -1125,6 +1160,7 @@ impl Pipeline {
                 elapsed: started.elapsed(),
                 backend: Some(backend_kind.clone()),
                 in_flight_peak_bytes: budget.peak(),
+                source_idle: sunk.idle,
             }
         };
         if let Ok(sunk) = &sink_result
@@ -1420,6 +1456,7 @@ fn capture_live(
     restamp: bool,
     mut gpu: Option<std::sync::Weak<crate::gpu::GpuContext>>,
     stream_every: Option<Duration>,
+    wait: &SourceWait,
     rules: &StopRules,
     link: &Link<Msg>,
     counters: &Counters,
@@ -1439,14 +1476,14 @@ fn capture_live(
             break;
         }
         // A paced source's next frame due after the time limit is not waited for.
-        if live
-            .grabber
-            .next_due()
-            .is_some_and(|due| rules.past_limit(due))
-        {
+        let due = live.grabber.next_due();
+        if due.is_some_and(|due| rules.past_limit(due)) {
             break;
         }
-        let raw = match live.grabber.next_frame() {
+        wait.start(due.map_or(clock.now(), |due| due.max(clock.now())));
+        let next = live.grabber.next_frame();
+        wait.end();
+        let raw = match next {
             // A stop (Ctrl-C, a callback's error) while the source was waiting: the frame that
             // came after it is not taken.
             Ok(Some(_)) if rules.stopped() => break,
@@ -1513,6 +1550,37 @@ fn capture_live(
         }
     }
     let _ = link.send_blocking(Msg::End { input: 0 });
+}
+
+/// When the live capture went into its source's call for the next frame (from when that frame
+/// was due, for a paced source), on the pipeline clock, in nanoseconds; [`Self::NONE`] while
+/// it is not in one. The sink reads it for the [`idle_timeout`](PipelineBuilder::idle_timeout).
+#[derive(Debug)]
+struct SourceWait(AtomicU64);
+
+impl Default for SourceWait {
+    fn default() -> Self {
+        SourceWait(AtomicU64::new(Self::NONE))
+    }
+}
+
+impl SourceWait {
+    const NONE: u64 = u64::MAX;
+
+    fn start(&self, from: Duration) {
+        let nanos = u64::try_from(from.as_nanos()).unwrap_or(Self::NONE - 1);
+        self.0.store(nanos, Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        self.0.store(Self::NONE, Ordering::SeqCst);
+    }
+
+    /// How long the source has been in its call at `now`; `None` when it is not in one.
+    fn waited(&self, now: Duration) -> Option<Duration> {
+        let since = self.0.load(Ordering::SeqCst);
+        (since != Self::NONE).then(|| now.saturating_sub(Duration::from_nanos(since)))
+    }
 }
 
 /// The first tick (a whole number of `interval`s) after `elapsed`; `None` past what a
@@ -2111,8 +2179,10 @@ struct SinkResult {
     not_reached: usize,
     /// Inputs done (written, failed or not reached), for a run that was aborted.
     finished: usize,
-    /// The abort flag ended the run.
+    /// The abort flag, the time limit's grace or the idle timeout ended the run.
     aborted: bool,
+    /// The live source sent nothing for the idle timeout, which ended the run.
+    idle: bool,
 }
 
 /// The last stage: groups frames per input and sends them to the encoder pool and/or the
@@ -2142,6 +2212,8 @@ struct Sink<'a, F: Fn(Event<'_>)> {
     capture_ended: Arc<AtomicBool>,
     /// Ends the run now (see [`PipelineBuilder::abort_flag`]).
     abort: Option<Arc<AtomicBool>>,
+    /// The idle timeout, and where the capture says how long its source has been in a call.
+    idle: Option<(Duration, Arc<SourceWait>)>,
     /// Inputs reported done (written or failed).
     finished: std::cell::RefCell<HashSet<usize>>,
     /// Inputs that failed: their frames still coming are dropped.
@@ -2178,6 +2250,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
             not_reached: 0,
             finished: 0,
             aborted: false,
+            idle: false,
         };
         let format = self.namer.as_ref().map(|n| n.format);
         let clock = self.clock;
@@ -2265,7 +2338,7 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         let mut ahead: Option<Msg> = None;
         while let Some(msg) = ahead
             .take()
-            .or_else(|| self.receive(rx, &mut result.aborted))
+            .or_else(|| self.receive(rx, &mut result.aborted, &mut result.idle))
         {
             while let Ok(done) = done_rx.try_recv() {
                 self.finish_job(done, result);
@@ -2461,13 +2534,14 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     /// given up on (then `aborted` is set): the abort flag is set, or the run is past its time
     /// limit and nothing has come for [`LIMIT_GRACE`] (a batch whose capture is blocked in a
     /// read, such as an open stdin; a live source blocked in its call, such as a stalled
-    /// camera or a closure waiting for frames that do not come). The channel is polled when
+    /// camera or a closure waiting for frames that do not come), or the live source has been
+    /// in its call for the idle timeout (then `idle` is set too). The channel is polled when
     /// either can happen, so that a source that sends nothing more cannot keep the sink
     /// waiting; frames still coming through the stages keep it waiting, each within the grace
     /// while the capture runs, and however long they take once it has returned.
-    fn receive(&self, rx: &Receiver<Msg>, aborted: &mut bool) -> Option<Msg> {
+    fn receive(&self, rx: &Receiver<Msg>, aborted: &mut bool, idle: &mut bool) -> Option<Msg> {
         let timed = self.rules.time_limit.is_some();
-        if self.abort.is_none() && !timed {
+        if self.abort.is_none() && !timed && self.idle.is_none() {
             return rx.recv().ok();
         }
         // When this wait was first seen past the limit.
@@ -2485,6 +2559,16 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 Ok(msg) => return Some(msg),
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if let Some((timeout, wait)) = &self.idle
+                        && !self.capture_ended.load(Ordering::Relaxed)
+                        && wait
+                            .waited(self.clock.now())
+                            .is_some_and(|waited| waited >= *timeout)
+                    {
+                        *aborted = true;
+                        *idle = true;
+                        return None;
+                    }
                     if timed
                         && self.rules.past_limit(self.clock.now())
                         && !self.capture_ended.load(Ordering::Relaxed)

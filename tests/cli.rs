@@ -353,7 +353,7 @@ fn usage_errors_exit_2_and_write_nothing() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "in.png", 4, 4);
     let out_dir = tmp.path().join("out");
-    let cases: [(&[&str], &str); 13] = [
+    let cases: [(&[&str], &str); 15] = [
         (&["--quality", "500"], "--quality"),
         (
             &["--in-flight-memory", "0"],
@@ -376,6 +376,14 @@ fn usage_errors_exit_2_and_write_nothing() {
         (&["--frames", "0"], "--frames"),
         (&["-", "-"], "standard input"),
         (&["--in-flight", "0"], "--in-flight"),
+        (
+            &["--idle-timeout", "5"],
+            "idle_timeout (--idle-timeout): applies to live sources",
+        ),
+        (
+            &["--idle-timeout", "0"],
+            "--idle-timeout: 0 is not a positive",
+        ),
     ];
     for (flags, named) in cases {
         let mut args = vec!["run", s(&src), "-o", s(&out_dir)];

@@ -137,6 +137,8 @@ fn frames_limit_and_stats_account_for_an_unpaced_pattern() {
     let json = String::from_utf8_lossy(&out.stdout);
     assert_eq!(json_number(&json, "captured"), 25);
     assert_eq!(json_number(&json, "delivered"), 25);
+    // The pattern never went idle (--idle-timeout).
+    assert!(json.contains("\"source_idle\":false"), "{json}");
     // npy holds many frames: one (25, 32, 64, 3) array.
     let bytes = std::fs::read(out_dir.join("pattern.npy")).unwrap();
     let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
@@ -163,6 +165,7 @@ fn bad_stream_flags_exit_2() {
         (vec!["pattern", "--policy", "newest"], "--policy"),
         (vec!["pattern", "--stream-every", "0"], "--stream-every"),
         (vec!["pattern", "--time-limit", "-1"], "--time-limit"),
+        (vec!["pattern", "--idle-timeout", "-3"], "--idle-timeout"),
         (vec!["webcam:x"], "webcam:x"),
         // Known before any frame: a side the format cannot hold, and counts out of range
         // (`-1` taken as the flag's value, not as a flag).

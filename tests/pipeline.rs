@@ -2438,6 +2438,70 @@ fn a_run_writes_into_an_output_directory_another_run_created_and_removed() {
     assert!(dir.join("good_00001.png").is_file());
 }
 
+/// A live source that has sent nothing for the idle timeout (on the pipeline clock, as Gradio
+/// closes a stream idle for 30 s) ends the run with what it delivered: its GIF is written with
+/// those frames, and the source is left in its call. A source as slow, but never idle that
+/// long, is not ended by it.
+#[test]
+fn a_source_idle_for_the_idle_timeout_ends_its_stream_with_what_it_delivered() {
+    use shutter::source::live::{FuncGrabber, ManualClock};
+    use std::time::Duration;
+    let tmp = TempDir::new().unwrap();
+    for stalls in [true, false] {
+        let clock = Arc::new(ManualClock::new());
+        let time = clock.clone();
+        // Frame 3 reached the sink: a stall after it cannot race the frames before it.
+        let (third_delivered, sink_has_three) = std::sync::mpsc::channel::<()>();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let mut sent = 0u8;
+        let grabber = FuncGrabber::from_fn(move || {
+            sent += 1;
+            // 29 s in each call: slow, but never idle for the 30 s.
+            time.advance(Duration::from_secs(29));
+            if sent <= 3 {
+                let pixels = (0..6 * 4 * 4u32)
+                    .map(|i| (i * 7 + u32::from(sent) * 50) as u8)
+                    .collect();
+                return Some(Ok((6u32, 4u32, pixels)));
+            }
+            if stalls {
+                let _ = sink_has_three.recv();
+                time.advance(Duration::from_secs(2));
+                let _ = blocked.recv();
+            }
+            None
+        });
+        let out = tmp.path().join(format!("stalls-{stalls}.gif"));
+        let to = out.clone();
+        let mut seen = 0;
+        let stats = run_or_hang(move || {
+            Pipeline::builder()
+                .source(Source::grabber(grabber))
+                .device(DeviceChoice::Cpu)
+                .clock(clock)
+                .idle_timeout(Duration::from_secs(30))
+                .output(Output::File(to), Format::Gif)
+                .on_frame(move |_| {
+                    seen += 1;
+                    if seen == 3 {
+                        let _ = third_delivered.send(());
+                    }
+                    Ok(())
+                })
+        })
+        .unwrap();
+        assert_eq!(stats.source_idle, stalls, "{stats:?}");
+        assert_eq!((stats.captured, stats.delivered), (3, 3), "{stats:?}");
+        assert!(stats.failures.is_empty(), "{:?}", stats.failures);
+        assert_eq!(stats.written, vec![out.clone()]);
+        let file = std::io::BufReader::new(std::fs::File::open(&out).unwrap());
+        let decoder = image::codecs::gif::GifDecoder::new(file).unwrap();
+        use image::AnimationDecoder;
+        assert_eq!(decoder.into_frames().count(), 3, "stalls {stalls}");
+        drop(release);
+    }
+}
+
 /// A run that gave up on a source blocked in its call (the abort flag, as a server gives up on
 /// a stalled camera) leaves the capture thread waiting on that source, and nothing more: the
 /// GPU stage ends, and its ring (its buffers, its share of a shared context) with it, and the
