@@ -1,7 +1,8 @@
 //! Criterion benches for the kernels: the CPU reference, the CPU fast path and the GPU round
 //! trip (upload, fused pass, readback; 1 and 3 frames in flight, and with no host copy), mirror
 //! and sepia on RGBA frames at 720p, 1080p and 4K; and the CPU fast path with a mode (L, RGB,
-//! HSV, LAB). `cargo bench --bench ops`; under `cargo test` every bench runs once, on 64×48
+//! HSV, LAB); and mode `1`'s Floyd–Steinberg dithering after the GPU pass, on the CPU and in
+//! GPU wavefronts. `cargo bench --bench ops`; under `cargo test` every bench runs once, on 64×48
 //! frames, so that the suite stays quick.
 
 use std::time::{Duration, Instant};
@@ -214,5 +215,46 @@ fn bench_kernels(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_kernels, bench_modes);
+/// The measurement behind `DITHER_ON_GPU_BY_DEFAULT` in `src/gpu/ring.rs`: mode `1` with
+/// Floyd–Steinberg after mirror + sepia, on the CPU after the GPU pass (RGBA read back) and in
+/// GPU wavefronts (1 byte a pixel read back), beside the GPU pass with no mode. On lavapipe (a
+/// CPU rasteriser) the figures say nothing about a real GPU.
+fn bench_dither(c: &mut Criterion) {
+    let Ok(ctx) = GpuContext::new() else {
+        return;
+    };
+    let no_mode = Ops::new(true, vec![Filter::Sepia]);
+    let mut one = no_mode.clone();
+    one.mode = Some(ImageMode::One);
+    one.dither = Dither::FloydSteinberg;
+    let sizes = if benchmarking() {
+        vec![("1080p", 1920, 1080), ("4K", 3840, 2160)]
+    } else {
+        sizes()
+    };
+    for (name, w, h) in sizes {
+        let inputs = synthetic_frames(w, h, DISTINCT_FRAMES);
+        let mut group = c.benchmark_group(format!("mirror+sepia + mode 1 dithered, GPU {name}"));
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(10);
+        group.warm_up_time(Duration::from_millis(500));
+        group.measurement_time(Duration::from_secs(2));
+        for (label, ops, on_gpu) in [
+            ("gpu pass alone, no mode", &no_mode, false),
+            ("cpu dither after gpu pass", &one, false),
+            ("gpu wavefronts", &one, true),
+        ] {
+            let mut processor = Processor::new(Some(ctx.clone()), ops, 3).expect("gpu processor");
+            if let Some(gpu) = processor.gpu() {
+                gpu.set_dither_on_gpu(on_gpu);
+            }
+            group.bench_function(label, |b| {
+                b.iter_custom(|iters| ring(iters, &mut processor, &inputs, w, h))
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_kernels, bench_modes, bench_dither);
 criterion_main!(benches);

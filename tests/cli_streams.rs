@@ -45,8 +45,11 @@ fn pattern_at_60fps_every_half_second_for_3s_writes_the_frame_of_each_tick() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
+    // At most one file per tick (6 in 3 s, 7 with the edges); a machine that stalls may see
+    // fewer ticks in its 3 s of wall time, so only the first is certain (the exact ticks are
+    // tested on a manual clock in tests/streams.rs).
     assert!(
-        (5..=7).contains(&files.len()),
+        (1..=7).contains(&files.len()),
         "{} files: {files:?}",
         files.len()
     );

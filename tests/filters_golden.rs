@@ -1,5 +1,6 @@
-//! The filters against numpy's values for the Gradio sepia demo on `grad64x48`
-//! (`tests/data/golden/`, copied from the Pillow/numpy oracle), on both backends.
+//! The filters against numpy's values for the Gradio sepia demo on `grad64x48`, and against
+//! Pillow's `ImageOps.grayscale` (its `L`) and `ImageOps.invert` on every golden input
+//! (`tests/data/golden/`, made by its `make_golden.py`), on both backends.
 
 mod common;
 
@@ -118,5 +119,59 @@ fn mirror_equals_pillow_imageops_mirror_exactly() {
     for (name, mut p) in processors(&ops, "mirror_golden") {
         let out = p.process(input_frame()).expect("process");
         assert_eq!(rgb_of(&out), want, "{name}");
+    }
+}
+
+/// `grayscale` is Pillow's `ImageOps.grayscale` (`convert("L")`) in each colour band, alpha
+/// kept: checked against Pillow's own `L` of every golden input (odd sizes, 1×1, RGBA).
+#[test]
+fn grayscale_equals_pillow_convert_l_in_each_band() {
+    let ops = Ops::new(false, vec![Filter::Grayscale]);
+    let cases = common::golden_cases(&["L"]);
+    assert_eq!(cases.len(), 7);
+    for (name, mut p) in processors(&ops, "grayscale_golden") {
+        for case in &cases {
+            let frame = Frame::new(
+                case.width,
+                case.height,
+                case.rgba.clone(),
+                case.has_alpha,
+                FrameMeta::still(0, 0),
+            );
+            let out = p.process(frame).expect("process");
+            let want: Vec<u8> = case
+                .expected
+                .iter()
+                .zip(case.rgba.chunks_exact(4))
+                .flat_map(|(&l, px)| [l, l, l, px[3]])
+                .collect();
+            assert_eq!(out.rgba, want, "{name}: {}", case.id);
+        }
+    }
+}
+
+/// `invert` is Pillow's `ImageOps.invert`, 255 − v in each colour band, alpha kept, on every
+/// golden input.
+#[test]
+fn invert_is_255_minus_each_colour_band() {
+    let ops = Ops::new(false, vec![Filter::Invert]);
+    let cases = common::golden_cases(&["L"]);
+    for (name, mut p) in processors(&ops, "invert_golden") {
+        for case in &cases {
+            let frame = Frame::new(
+                case.width,
+                case.height,
+                case.rgba.clone(),
+                case.has_alpha,
+                FrameMeta::still(0, 0),
+            );
+            let out = p.process(frame).expect("process");
+            let want: Vec<u8> = case
+                .rgba
+                .chunks_exact(4)
+                .flat_map(|px| [255 - px[0], 255 - px[1], 255 - px[2], px[3]])
+                .collect();
+            assert_eq!(out.rgba, want, "{name}: {}", case.id);
+        }
     }
 }

@@ -496,60 +496,6 @@ fn floyd_steinberg_1_in_gpu_wavefronts_equals_the_cpu_on_odd_sizes_and_3840x2160
     }
 }
 
-/// Milliseconds per frame for `frames` random `width × height` frames through one backend with
-/// up to 3 in flight, after one warm-up frame.
-fn ms_per_frame(ctx: &Arc<GpuContext>, ops: &Ops, size: (u32, u32), dither_on_gpu: bool) -> f64 {
-    const FRAMES: usize = 6;
-    let mut gpu = GpuBackend::new(Arc::clone(ctx), ops, 3).expect("kernels compile");
-    gpu.set_dither_on_gpu(dither_on_gpu);
-    let frames: Vec<Frame> = (0..=FRAMES)
-        .map(|seed| random_frame(size.0, size.1, seed as u64, false))
-        .collect();
-    let mut frames = frames.into_iter();
-    gpu.schedule(frames.next().expect("a warm-up frame"))
-        .expect("scheduled");
-    gpu.collect(true).expect("collected");
-    let started = std::time::Instant::now();
-    for frame in frames {
-        if gpu.pending() == gpu.capacity() {
-            gpu.collect(true).expect("collected").expect("ring full");
-        }
-        gpu.schedule(frame).expect("scheduled");
-    }
-    while gpu.collect(true).expect("collected").is_some() {}
-    started.elapsed().as_secs_f64() * 1000.0 / FRAMES as f64
-}
-
-/// The measurement behind `DITHER_ON_GPU_BY_DEFAULT` in `src/gpu/ring.rs`: mode `1` with
-/// Floyd–Steinberg after mirror + sepia, on the CPU after the GPU pass (RGBA read back) and in
-/// GPU wavefronts (1 byte a pixel read back). Run with `--ignored --nocapture`; on lavapipe
-/// (a CPU rasteriser) the figures say nothing about a real GPU.
-#[test]
-#[ignore = "a measurement: prints figures, asserts nothing about them"]
-fn floyd_steinberg_1_timings_cpu_after_gpu_vs_gpu_wavefronts() {
-    let Some(ctx) = gpu("timings") else {
-        return;
-    };
-    let ops = mode_ops(
-        true,
-        &[Filter::Sepia],
-        ImageMode::One,
-        Dither::FloydSteinberg,
-    );
-    println!("adapter: {}", ctx.describe());
-    let no_mode = Ops::new(true, vec![Filter::Sepia]);
-    for size in [(1920, 1080), (3840, 2160)] {
-        let rgba = ms_per_frame(&ctx, &no_mode, size, false);
-        let cpu = ms_per_frame(&ctx, &ops, size, false);
-        let waves = ms_per_frame(&ctx, &ops, size, true);
-        println!(
-            "{}×{}: GPU pass alone (RGBA back, no mode) {rgba:.1} ms/frame; CPU after GPU \
-             {cpu:.1} ms/frame; GPU wavefronts {waves:.1} ms/frame",
-            size.0, size.1
-        );
-    }
-}
-
 /// A 4096 × 4096 frame holding every RGB colour once, `r` fastest.
 fn every_colour_frame() -> Frame {
     let rgba: Vec<u8> = (0..1u32 << 24)

@@ -1,5 +1,7 @@
 //! `mode::cpu::convert` against Pillow 13.0's own output: every input × mode of the golden set
-//! in `tests/data/golden/` (made by `make_golden.py`; see its `manifest.json`).
+//! in `tests/data/golden/` (made by its `make_golden.py`, run as
+//! `python3 tests/data/golden/make_golden.py tests/data/golden` with Pillow and numpy; see its
+//! `manifest.json`: the sepia demo's floats may differ by a few ulp with another BLAS).
 
 mod common;
 

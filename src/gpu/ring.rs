@@ -22,7 +22,7 @@ use super::modes::{self, PackedMode, Route};
 
 /// Where mode `1` with Floyd–Steinberg dithers unless [`GpuBackend::set_dither_on_gpu`] says
 /// otherwise: on the CPU after the GPU pass, 2–3× faster than the GPU wavefronts on lavapipe
-/// (`floyd_steinberg_1_timings_cpu_after_gpu_vs_gpu_wavefronts` in `tests/gpu_modes.rs`), the
+/// (the `mirror+sepia + mode 1 dithered` group of `benches/ops.rs`), the
 /// only adapter measured; lavapipe is a CPU rasteriser, so a real GPU may well differ.
 const DITHER_ON_GPU_BY_DEFAULT: bool = false;
 
