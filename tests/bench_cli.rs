@@ -68,6 +68,10 @@ fn json_report_has_a_row_per_stage() {
             );
         }
     } else {
+        assert!(
+            !common::gpu_required(),
+            "SHUTTER_REQUIRE_GPU=1 but the bench found no GPU: {skipped:?}"
+        );
         assert!(skipped.contains(&"gpu".to_string()), "{skipped:?}");
     }
 
@@ -210,6 +214,10 @@ fn ops_none_and_one_in_flight_report_every_row_once() {
     rows.sort();
     rows.dedup();
     assert_eq!(rows.len(), count, "a key appears twice: {stdout}");
+    assert!(
+        report["gpu"].is_string() || !common::gpu_required(),
+        "SHUTTER_REQUIRE_GPU=1 but the bench found no GPU: {stdout}"
+    );
     if report["gpu"].is_string() {
         // With no ops there is no pass to time alone: the row is skipped with its reason.
         assert!(rows.contains(&"gpu.round_trip.in_flight_1".to_string()));

@@ -54,7 +54,15 @@ fn mirror_and_sepia_from_the_cli_equal_the_cpu_reference() {
     let tmp = TempDir::new().unwrap();
     let src = picture(tmp.path(), "in.png", 13, 9);
     let dst = tmp.path().join("res.png");
-    for device in ["cpu", "auto"] {
+    // `auto` takes the CPU over a software adapter such as lavapipe: `gpu` runs the GPU pass
+    // wherever there is an adapter.
+    let gpu = common::gpu_or_skip("mirror_and_sepia_from_the_cli").is_some();
+    let devices: &[&str] = if gpu {
+        &["cpu", "auto", "gpu"]
+    } else {
+        &["cpu", "auto"]
+    };
+    for &device in devices {
         let out = shutter(&[
             "run",
             s(&src),
@@ -1152,8 +1160,8 @@ fn device_auto_prefers_the_cpu_to_a_software_adapter_and_says_why() {
     let listed = shutter(&["devices"]);
     let text = String::from_utf8_lossy(&listed.stdout).to_string();
     let Some(first) = text.lines().find(|l| l.starts_with("gpu 0:")) else {
-        // No adapter (`devices_lists_an_adapter_when_the_gpu_is_required` fails then under
-        // SHUTTER_REQUIRE_GPU=1); the fallback test covers auto.
+        // No adapter: the fallback test covers auto.
+        assert!(!common::gpu_required(), "no adapter listed: {text}");
         return;
     };
     let software = first.contains(", Cpu]");

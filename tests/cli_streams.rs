@@ -335,7 +335,16 @@ fn standard_input_after_a_file_is_not_read_ahead_of_its_turn() {
     assert!(out.join("a.npy").is_file());
 }
 
-#[cfg(target_os = "linux")]
+/// `read(2)`'s number in `/proc/PID/task/TID/syscall`.
+#[cfg(target_arch = "x86_64")]
+const SYS_READ: u32 = 0;
+#[cfg(target_arch = "aarch64")]
+const SYS_READ: u32 = 63;
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 #[test]
 fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -352,8 +361,11 @@ fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
     let (mut child, mut stdin) = run_on_piped_stdin(&[], &tmp.path().join("out"));
     stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
     // Signal only once a decode thread (`shutter-decode0`, ...) waits in read(2) on stdin
-    // (syscall 0, fd 0), the handler being in place before the pipeline starts.
+    // (fd 0), the handler being in place before the pipeline starts.
     let tasks = format!("/proc/{}/task", child.id());
+    std::fs::read_to_string(format!("/proc/{}/syscall", child.id()))
+        .expect("this test reads /proc/PID/syscall, which this system does not allow");
+    let in_read_of_stdin = format!("{SYS_READ} 0x0 ");
     let deadline = Instant::now() + Duration::from_secs(60);
     let reading_stdin = || {
         std::fs::read_dir(&tasks)
@@ -363,7 +375,8 @@ fn ctrl_c_while_stdin_is_read_is_an_interruption_not_a_broken_file() {
             .any(|task| {
                 let read =
                     |f: &str| std::fs::read_to_string(task.path().join(f)).unwrap_or_default();
-                read("comm").starts_with("shutter-decode") && read("syscall").starts_with("0 0x0 ")
+                read("comm").starts_with("shutter-decode")
+                    && read("syscall").starts_with(&in_read_of_stdin)
             })
     };
     while !reading_stdin() {

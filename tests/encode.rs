@@ -1018,6 +1018,7 @@ fn a_gif_animations_global_palette_is_never_the_gray_ramp_that_pillow_opens_as_l
         .into_frames()
         .collect_frames()
         .unwrap();
+    assert_eq!(decoded.len(), frames.len());
     for (got, want) in decoded.iter().zip(&frames) {
         assert!(got.buffer().as_raw() == &want.rgba);
     }

@@ -152,12 +152,18 @@ fn every_rgb_colour_matches_the_reference() {
 #[test]
 fn black_pixels_with_alpha_give_black_from_sepia_norm() {
     // R = G = B = 0 everywhere: the frame's maximum is 0 (numpy would divide by zero); both
-    // paths give black and keep alpha.
+    // paths give black, which the invert after it makes white, and keep alpha (mirrored).
     let (w, h) = (37, 5);
     let input: Vec<u8> = (0..w * h).flat_map(|i| [0, 0, 0, i as u8 | 1]).collect();
     for mirror in [false, true] {
         let ops = Ops::new(mirror, vec![Filter::SepiaNorm, Filter::Invert]);
         let want = reference(&ops, w, h, &input);
+        for (i, px) in want.chunks_exact(4).enumerate() {
+            let (x, y) = (i % w as usize, i / w as usize);
+            let from = if mirror { w as usize - 1 - x } else { x };
+            let alpha = input[(y * w as usize + from) * 4 + 3];
+            assert_eq!(px, [255, 255, 255, alpha], "({x}, {y}) mirror {mirror}");
+        }
         for tuning in tunings() {
             assert_same(
                 &fast_with(&ops, w, h, &input, tuning),

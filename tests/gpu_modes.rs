@@ -452,6 +452,25 @@ fn l_rgb_hsv_and_f_on_the_gpu_equal_the_cpu_on_3840x2160() {
     assert_gpu_equals_cpu("4k_point", &ops, &[(3840, 2160)]);
 }
 
+/// The other packed and wide modes at 4K: RGBA (alpha kept), CMYK, I (4 bytes a pixel), `1`
+/// without dithering, and P with Floyd–Steinberg (dithered on the CPU after the GPU pass).
+#[test]
+fn rgba_cmyk_i_1_and_dithered_p_on_the_gpu_equal_the_cpu_on_3840x2160() {
+    let ops = [
+        mode_ops(true, &[Filter::Sepia], ImageMode::Rgba, Dither::None),
+        mode_ops(false, &[Filter::Invert], ImageMode::Cmyk, Dither::None),
+        mode_ops(true, &[Filter::SepiaNorm], ImageMode::I, Dither::None),
+        mode_ops(true, &[Filter::Sepia], ImageMode::One, Dither::None),
+        mode_ops(
+            false,
+            &[Filter::Sepia],
+            ImageMode::P,
+            Dither::FloydSteinberg,
+        ),
+    ];
+    assert_gpu_equals_cpu("4k_wide", &ops, &[(3840, 2160)]);
+}
+
 #[test]
 fn lab_on_the_gpu_equals_the_cpu_on_3840x2160() {
     let ops = mode_ops(true, &[Filter::Sepia], ImageMode::Lab, Dither::None);
@@ -743,9 +762,7 @@ fn pixels_written_into_and_read_from_the_rings_buffers_equal_the_copying_path() 
         for &upload in uploads {
             let mut gpu = Processor::new(Some(Arc::clone(&ctx)), ops, 2).expect("GPU processor");
             assert!(gpu.is_gpu());
-            if let Some(gpu) = gpu.gpu() {
-                gpu.set_upload(upload);
-            }
+            gpu.gpu().expect("a GPU backend").set_upload(upload);
             let got = run_mixed(&mut gpu, &frames);
             assert_eq!(got.len(), frames.len());
             for ((seq, g), (_, w)) in got.iter().zip(&want) {

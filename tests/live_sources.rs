@@ -85,14 +85,16 @@ fn png_round_trip(rgba: &[u8], width: u32, height: u32) -> (u32, u32, Vec<u8>) {
     (back.width(), back.height(), back.into_raw())
 }
 
-const YUV_SIZES: [(u32, u32); 4] = [(2, 2), (6, 4), (64, 2), (1280, 720)];
+const YUV_SIZES: [(u32, u32); 5] = [(2, 2), (6, 4), (64, 2), (1280, 720), (3840, 2160)];
 
 #[test]
 fn yuyv_on_the_gpu_equals_the_cpu_twin_exactly() {
     let Some(mut gpu) = converter("yuyv_on_the_gpu_equals_the_cpu_twin_exactly") else {
         return;
     };
-    for (i, (w, h)) in YUV_SIZES.into_iter().enumerate() {
+    // YUYV pairs pixels along a row only: any height, odd ones too.
+    let sizes = YUV_SIZES.into_iter().chain([(6, 3), (2, 1)]);
+    for (i, (w, h)) in sizes.enumerate() {
         let data = common::random_rgba(w, h, 100 + i as u64)[..(w * h * 2) as usize].to_vec();
         let cpu = yuv::yuyv_to_rgba(w, h, &data).expect("even width");
         let on_gpu = gpu

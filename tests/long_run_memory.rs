@@ -7,17 +7,27 @@ use std::sync::{Arc, Mutex};
 
 use shutter::{DeviceChoice, Filter, Pipeline, Source};
 
-/// Resident memory of this process, from /proc (Linux), in KiB.
-fn rss_kib() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4)
+/// Resident memory of this process, from /proc (Linux): `VmRSS`, in KiB whatever the page
+/// size.
+fn read_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .strip_suffix("kB")?;
+    kib.trim().parse().ok()
+}
+
+/// [`read_rss_kib`], once it has been seen to work.
+fn rss_kib() -> u64 {
+    read_rss_kib().expect("VmRSS in /proc/self/status")
 }
 
 #[test]
 fn long_runs_and_many_runs_keep_resident_memory_flat() {
-    let Some(_) = rss_kib() else {
-        eprintln!("no /proc/self/statm: skipped");
+    let Some(_) = read_rss_kib() else {
+        eprintln!("no VmRSS in /proc/self/status (not Linux): skipped");
         return;
     };
     a_100000_frame_run_of_64x64_keeps_resident_memory_flat();
@@ -38,7 +48,7 @@ fn a_100000_frame_run_of_64x64_keeps_resident_memory_flat() {
         .on_frame(move |frame| {
             let k = frame.meta.seq;
             if k == 10_000 || k == 99_999 {
-                record.lock().unwrap().push(rss_kib().unwrap_or(0));
+                record.lock().unwrap().push(rss_kib());
             }
             Ok(())
         })
@@ -87,11 +97,11 @@ fn gpu_runs_whose_inputs_all_fail_leave_nothing_on_a_shared_context() {
     for _ in 0..20 {
         run();
     }
-    let before = rss_kib().unwrap_or(0);
+    let before = rss_kib();
     for _ in 0..200 {
         run();
     }
-    let growth = rss_kib().unwrap_or(0).saturating_sub(before);
+    let growth = rss_kib().saturating_sub(before);
     eprintln!("RSS grew {growth} KiB over 200 failed GPU runs on one context");
     assert!(
         growth < 32 << 10,

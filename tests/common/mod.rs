@@ -22,13 +22,18 @@ pub fn random_rgba(width: u32, height: u32, seed: u64) -> Vec<u8> {
     out
 }
 
+/// `SHUTTER_REQUIRE_GPU=1` (as in CI): a missing adapter fails the tests.
+pub fn gpu_required() -> bool {
+    std::env::var("SHUTTER_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
 /// The GPU context for tests. Without an adapter the test is skipped (returns `None`) unless
 /// `SHUTTER_REQUIRE_GPU=1`, as in CI, where it fails instead.
 pub fn gpu_or_skip(test: &str) -> Option<Arc<GpuContext>> {
     match GpuContext::new() {
         Ok(ctx) => Some(ctx),
         Err(err) => {
-            if std::env::var("SHUTTER_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+            if gpu_required() {
                 panic!("{test}: SHUTTER_REQUIRE_GPU=1 but no GPU adapter: {err}");
             }
             eprintln!("{test}: skipped, no GPU adapter: {err}");
