@@ -14,6 +14,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ndarray::Array3;
+
 use shutter::source::live::FuncGrabber;
 use shutter::source::{self, DecodeLimits, Source};
 use shutter::{DeviceChoice, FrameArray, Pipeline};
@@ -42,21 +44,25 @@ impl Noise {
 }
 
 /// Step `step` of `steps`: the picture blended with noise, the noise weight falling from
-/// (almost) 1 to 0 at the last step.
-fn noisy(clean: &[u8], step: u32, steps: u32, noise: &mut Noise) -> Vec<u8> {
-    let weight = 1.0 - f64::from(step) / f64::from(steps);
-    clean
+/// (almost) 1 to 0 at the last step, as the (H, W, 3) array of floats from 0 to 1 that Gradio's
+/// demo yields (`rng.random((600, 600, 3))`): shutter scales it to bytes as Gradio does.
+fn noisy(
+    clean: &[u8],
+    (width, height): (u32, u32),
+    step: u32,
+    steps: u32,
+    noise: &mut Noise,
+) -> Array3<f32> {
+    let weight = 1.0 - step as f32 / steps as f32;
+    let values: Vec<f32> = clean
         .chunks_exact(4)
-        .flat_map(|px| {
-            let mut out = [0u8; 4];
-            for (o, &p) in out.iter_mut().zip(&px[..3]) {
-                let n = f64::from(noise.next_byte());
-                *o = (f64::from(p) * (1.0 - weight) + n * weight).round() as u8;
-            }
-            out[3] = 255;
-            out
+        .flat_map(|px| [px[0], px[1], px[2]])
+        .map(|p| {
+            let n = f32::from(noise.next_byte()) / 255.0;
+            f32::from(p) / 255.0 * (1.0 - weight) + n * weight
         })
-        .collect()
+        .collect();
+    Array3::from_shape_vec((height as usize, width as usize, 3), values).expect("3 values a pixel")
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -88,10 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut step = 0;
         move || {
             step += 1;
-            (step <= steps).then(|| {
-                let rgba = noisy(&clean, step, steps, &mut noise);
-                Ok((width, height, rgba))
-            })
+            (step <= steps).then(|| Ok(noisy(&clean, (width, height), step, steps, &mut noise)))
         }
     };
     let mut grabber = FuncGrabber::from_fn(generator).named("fake diffusion");

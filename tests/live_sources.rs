@@ -14,7 +14,8 @@ use shutter::Error;
 use shutter::gpu::GpuContext;
 use shutter::gpu::yuv::YuvConverter;
 use shutter::source::live::{
-    Clock, FrameGrabber, FuncGrabber, ManualClock, RawFormat, RawFrame, SyntheticCamera, to_rgba,
+    Clock, FrameGrabber, FuncGrabber, IntoRawFrame, ManualClock, RawFormat, RawFrame,
+    SyntheticCamera, to_rgba,
 };
 use shutter::source::pattern::{
     self, PatternGrabber, parse_pattern, parse_webcam, read_frame_number,
@@ -750,5 +751,134 @@ fn a_runs_yuv_camera_frames_are_its_pictures_on_the_gpu_and_the_cpu() {
             runs.push(frames);
         }
         assert_eq!(runs[0], runs[1], "{format}: GPU and CPU frames differ");
+    }
+}
+
+/// The RGBA8 frame a closure's value becomes.
+fn rgba_of(value: impl IntoRawFrame) -> shutter::Result<Vec<u8>> {
+    Ok(to_rgba(value.into_raw_frame()?, None)?.rgba)
+}
+
+#[test]
+fn u8_arrays_are_frames_in_any_memory_order() {
+    use ndarray::{Array2, Array3, ShapeBuilder, s};
+    // (H, W, 3): RGB, row-major; x varies fastest.
+    let rgb = Array3::from_shape_fn((3, 5, 3), |(y, x, c)| (y * 50 + x * 9 + c * 3 + 1) as u8);
+    let want: Vec<u8> = rgb
+        .outer_iter()
+        .flat_map(|row| {
+            row.outer_iter()
+                .flat_map(|px| [px[0], px[1], px[2], 255])
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(rgba_of(rgb.clone()).unwrap(), want);
+    // The same pixels stored column-major (a transposed array made standard again), and cut
+    // out of a larger array (a buffer with an offset).
+    let mut column_major = Array3::zeros((3, 5, 3).f());
+    column_major.assign(&rgb);
+    assert!(!column_major.is_standard_layout());
+    assert_eq!(rgba_of(column_major).unwrap(), want);
+    let mut larger = Array3::<u8>::from_elem((4, 5, 3), 7);
+    larger.slice_mut(s![1.., .., ..]).assign(&rgb);
+    assert_eq!(rgba_of(larger.slice_move(s![1.., .., ..])).unwrap(), want);
+    // (H, W, 4) keeps its alpha; (H, W, 1) and (H, W) are gray.
+    let rgba = Array3::from_shape_fn((2, 3, 4), |(y, x, c)| (y * 90 + x * 30 + c * 11 + 5) as u8);
+    assert_eq!(
+        rgba_of(rgba.clone()).unwrap(),
+        rgba.iter().copied().collect::<Vec<_>>()
+    );
+    let gray = Array2::from_shape_fn((2, 3), |(y, x)| (y * 100 + x * 40 + 3) as u8);
+    let gray_rgba: Vec<u8> = gray.iter().flat_map(|&v| [v, v, v, 255]).collect();
+    assert_eq!(rgba_of(gray.clone()).unwrap(), gray_rgba);
+    assert_eq!(
+        rgba_of(gray.insert_axis(ndarray::Axis(2))).unwrap(),
+        gray_rgba
+    );
+    // Two channels are no frame.
+    let err = rgba_of(Array3::<u8>::zeros((2, 2, 2))).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("C = 1 (gray), 3 (RGB) or 4 (RGBA)"),
+        "{err}"
+    );
+}
+
+/// Floats are scaled as Gradio scales them (scikit-image's conversion): ×255 in the array's
+/// precision, rounded half to even, negatives to 0; outside −1 to 1, or NaN, the frame fails.
+#[test]
+fn float_arrays_are_scaled_as_gradio_scales_them() {
+    use ndarray::{Array2, Array3};
+    // 2.5/255 × 255 is exactly 2.5 in f32 and f64: half to even gives 2 (half up would give 3).
+    assert_eq!((2.5f32 / 255.0) * 255.0, 2.5);
+    assert_eq!((2.5f64 / 255.0) * 255.0, 2.5);
+    // By hand: 0 → 0; 0.25 × 255 = 63.75 → 64; 0.5 × 255 = 127.5 → 128 (even); 0.75 × 255 =
+    // 191.25 → 191; 1 → 255; −0.5 → −127.5 → 0.
+    let values = [0.0, 0.25, 0.5, 0.75, 1.0, -0.5];
+    let want_gray = [0u8, 64, 128, 191, 255, 0, 2];
+    let want: Vec<u8> = want_gray.iter().flat_map(|&v| [v, v, v, 255]).collect();
+    let f64s: Vec<f64> = values.iter().copied().chain([2.5 / 255.0]).collect();
+    let f32s: Vec<f32> = values
+        .iter()
+        .map(|&v| v as f32)
+        .chain([2.5f32 / 255.0])
+        .collect();
+    let gray64 = Array2::from_shape_vec((1, 7), f64s.clone()).unwrap();
+    let gray32 = Array2::from_shape_vec((1, 7), f32s.clone()).unwrap();
+    assert_eq!(rgba_of(gray64).unwrap(), want);
+    assert_eq!(rgba_of(gray32).unwrap(), want);
+    // (H, W, 3): each channel alike.
+    let rgb = Array3::from_shape_fn((1, 7, 3), |(_, x, c)| f32s[(x + c) % 7]);
+    let got = rgba_of(rgb).unwrap();
+    for x in 0..7 {
+        let px: Vec<u8> = (0..3).map(|c| want_gray[(x + c) % 7]).collect();
+        assert_eq!(&got[x * 4..x * 4 + 3], &px[..], "pixel {x}");
+        assert_eq!(got[x * 4 + 3], 255);
+    }
+    // Out of range, and NaN, name the value and where it is.
+    for bad in [1.5f64, -1.01, f64::NAN] {
+        let mut array = Array3::<f64>::from_elem((2, 3, 3), 0.5);
+        array[[1, 2, 0]] = bad;
+        let err = rgba_of(array).unwrap_err();
+        assert!(err.to_string().contains("(1, 2, 0)"), "{bad}: {err}");
+        assert!(err.to_string().contains("out of range"), "{bad}: {err}");
+    }
+}
+
+/// Gradio's `fake_diffusion` demo yields `rng.random((600, 600, 3))`: the same array from a
+/// closure streams through a whole run.
+#[test]
+fn a_closure_yielding_float_arrays_streams_through_a_run() {
+    use ndarray::Array3;
+    use shutter::{DeviceChoice, Pipeline, Source};
+    let step = |k: usize| {
+        Array3::from_shape_fn((4, 6, 3), move |(y, x, c)| {
+            ((y * 6 + x) * 3 + c + k) as f32 / 100.0
+        })
+    };
+    let mut k = 0;
+    let grabber = FuncGrabber::from_fn(move || {
+        k += 1;
+        (k <= 3).then(|| Ok(step(k)))
+    });
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let stats = Pipeline::builder()
+        .source(Source::grabber(grabber))
+        .device(DeviceChoice::Cpu)
+        .on_frame(move |frame| {
+            record.lock().unwrap().push(frame.rgba.clone());
+            Ok(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(stats.delivered, 3);
+    let seen = seen.lock().unwrap();
+    for (k, rgba) in (1..=3).zip(seen.iter()) {
+        assert_eq!(*rgba, rgba_of(step(k)).unwrap(), "step {k}");
+        // Value ((y·6 + x)·3 + c + k)/100 ×255: the first red is k·2.55, rounded.
+        assert_eq!(rgba[0], (k as f32 * 2.55).round() as u8, "step {k}");
     }
 }

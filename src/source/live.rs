@@ -438,6 +438,165 @@ impl IntoRawFrame for DecodedFrame {
     }
 }
 
+/// An array's height and width as a frame's sides, refused past what a `u32` holds.
+fn array_sides(height: usize, width: usize) -> Result<(u32, u32)> {
+    match (u32::try_from(width), u32::try_from(height)) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(Error::user(format!(
+            "a {height}×{width} array is larger than a frame's sides hold"
+        ))),
+    }
+}
+
+/// The raw format of an (H, W, C) array's `channels`.
+fn channels_format(shape: &[usize]) -> Result<RawFormat> {
+    match shape[2] {
+        1 => Ok(RawFormat::Gray),
+        3 => Ok(RawFormat::Rgb),
+        4 => Ok(RawFormat::Rgba),
+        _ => Err(Error::user(format!(
+            "an array of shape {shape:?} is no frame: an (H, W, C) array needs C = 1 (gray), \
+             3 (RGB) or 4 (RGBA)"
+        ))),
+    }
+}
+
+/// An array's elements in row-major order: its own buffer when it is laid out so, a copy
+/// otherwise (a transposed or sliced array).
+fn standard_bytes<D: ndarray::Dimension>(array: ndarray::Array<u8, D>) -> Vec<u8> {
+    if array.is_standard_layout() {
+        let len = array.len();
+        let (mut data, offset) = array.into_raw_vec_and_offset();
+        let offset = offset.unwrap_or(0);
+        if offset == 0 && data.len() == len {
+            return data;
+        }
+        data.drain(..offset);
+        data.truncate(len);
+        data
+    } else {
+        array.iter().copied().collect()
+    }
+}
+
+/// An (H, W, C) `u8` array, as a numpy user yields to Gradio: C = 3 is RGB, 4 RGBA (straight
+/// alpha), 1 gray. Its buffer is taken as it is when the array is in row-major order, and
+/// copied in that order otherwise.
+impl IntoRawFrame for ndarray::Array3<u8> {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        let shape = self.shape().to_vec();
+        let format = channels_format(&shape)?;
+        let (width, height) = array_sides(shape[0], shape[1])?;
+        Ok(RawFrame {
+            width,
+            height,
+            format,
+            data: standard_bytes(self),
+            timestamp: Duration::ZERO,
+        })
+    }
+}
+
+/// An (H, W) `u8` array: a gray frame.
+impl IntoRawFrame for ndarray::Array2<u8> {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        let (width, height) = array_sides(self.nrows(), self.ncols())?;
+        Ok(RawFrame {
+            width,
+            height,
+            format: RawFormat::Gray,
+            data: standard_bytes(self),
+            timestamp: Duration::ZERO,
+        })
+    }
+}
+
+/// A float sample as Gradio stores an array of floats (scikit-image's conversion, which
+/// Gradio copies): ×255 in the array's own precision, rounded half to even, clipped to
+/// 0–255; `None` outside −1–1, which Gradio refuses ("Images of type float must be between
+/// -1 and 1"), and for NaN.
+trait GradioFloat: Copy + std::fmt::Debug {
+    fn to_u8(self) -> Option<u8>;
+}
+
+impl GradioFloat for f32 {
+    fn to_u8(self) -> Option<u8> {
+        (-1.0..=1.0)
+            .contains(&self)
+            .then(|| (self * 255.0).round_ties_even().clamp(0.0, 255.0) as u8)
+    }
+}
+
+impl GradioFloat for f64 {
+    fn to_u8(self) -> Option<u8> {
+        (-1.0..=1.0)
+            .contains(&self)
+            .then(|| (self * 255.0).round_ties_even().clamp(0.0, 255.0) as u8)
+    }
+}
+
+/// An array of floats as bytes ([`GradioFloat`]), row-major, or the error naming the first
+/// value out of range.
+fn float_bytes<F: GradioFloat, D: ndarray::Dimension>(
+    array: &ndarray::Array<F, D>,
+) -> Result<Vec<u8>> {
+    array
+        .indexed_iter()
+        .map(|(at, &v)| {
+            v.to_u8().ok_or_else(|| {
+                Error::user(format!(
+                    "{v:?} at {at:?} is out of range: an array of floats holds values from 0 \
+                     to 1 (×255, as Gradio scales them; −1 to 0 give 0)"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// An (H, W, C) `f32` array of values from 0 to 1, as Gradio takes one (the `fake_diffusion`
+/// demo yields `rng.random((600, 600, 3))`): each value ×255 in `f32`, rounded half to even,
+/// negative ones to 0; a value outside −1 to 1 (or NaN) fails the frame, as in Gradio. C as
+/// for a `u8` array.
+impl IntoRawFrame for ndarray::Array3<f32> {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        float_frame(self)
+    }
+}
+
+/// As the `f32` array, ×255 in `f64`.
+impl IntoRawFrame for ndarray::Array3<f64> {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        float_frame(self)
+    }
+}
+
+/// An (H, W) `f32` array of values from 0 to 1: a gray frame, scaled as the (H, W, C) one.
+impl IntoRawFrame for ndarray::Array2<f32> {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        float_frame(self.insert_axis(ndarray::Axis(2)))
+    }
+}
+
+/// As the `f32` array, ×255 in `f64`.
+impl IntoRawFrame for ndarray::Array2<f64> {
+    fn into_raw_frame(self) -> Result<RawFrame> {
+        float_frame(self.insert_axis(ndarray::Axis(2)))
+    }
+}
+
+fn float_frame<F: GradioFloat>(array: ndarray::Array3<F>) -> Result<RawFrame> {
+    let shape = array.shape().to_vec();
+    let format = channels_format(&shape)?;
+    let (width, height) = array_sides(shape[0], shape[1])?;
+    Ok(RawFrame {
+        width,
+        height,
+        format,
+        data: float_bytes(&array)?,
+        timestamp: Duration::ZERO,
+    })
+}
+
 /// `(width, height, rgba)`: RGBA8 pixels, row-major, exactly `width * height * 4` bytes.
 impl IntoRawFrame for (u32, u32, Vec<u8>) {
     fn into_raw_frame(self) -> Result<RawFrame> {
@@ -513,7 +672,23 @@ impl FuncGrabber {
     /// A source calling `f` for each frame: `Some(Ok(frame))` is a frame, `Some(Err(e))` fails
     /// the stream with [`Error::User`] (the message names the source and the frame, then gives
     /// `e`'s; [`Error::user_error`] is `e`), `None` ends it. `e` is a [`BoxError`]: any error
-    /// with `.into()` (`Some(Err("why".into()))`).
+    /// with `.into()` (`Some(Err("why".into()))`). A frame is anything [`IntoRawFrame`]: an
+    /// `image` buffer, `(width, height, rgba)`, or an `ndarray` array as a numpy user yields it
+    /// to Gradio, bytes or floats from 0 to 1.
+    ///
+    /// ```
+    /// use shutter::source::live::FuncGrabber;
+    /// // Gradio's fake_diffusion demo yields `rng.random((600, 600, 3))`, floats from 0 to 1.
+    /// let mut step = 0u32;
+    /// let grabber = FuncGrabber::from_fn(move || {
+    ///     step += 1;
+    ///     (step <= 10).then(|| {
+    ///         let level = step as f32 / 10.0;
+    ///         Ok(ndarray::Array3::from_elem((60, 80, 3), level))
+    ///     })
+    /// });
+    /// # let _ = grabber;
+    /// ```
     pub fn from_fn<F, T>(mut f: F) -> Self
     where
         F: FnMut() -> Option<std::result::Result<T, BoxError>> + Send + 'static,
