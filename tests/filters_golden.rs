@@ -122,14 +122,18 @@ fn mirror_equals_pillow_imageops_mirror_exactly() {
     }
 }
 
-/// `grayscale` is Pillow's `ImageOps.grayscale` (`convert("L")`) in each colour band, alpha
-/// kept: checked against Pillow's own `L` of every golden input (odd sizes, 1×1, RGBA).
-#[test]
-fn grayscale_equals_pillow_convert_l_in_each_band() {
-    let ops = Ops::new(false, vec![Filter::Grayscale]);
+/// Runs `filter` on every golden input (odd sizes, 1×1, RGBA) on each processor, and checks
+/// the RGBA frame it gives against `want` of the case.
+fn check_on_golden_inputs(
+    filter: Filter,
+    test: &str,
+    want: impl Fn(&common::GoldenCase) -> Vec<u8>,
+) {
+    let ops = Ops::new(false, vec![filter]);
+    // Each input once: its `L` output is the one `want` may use.
     let cases = common::golden_cases(&["L"]);
     assert_eq!(cases.len(), 7);
-    for (name, mut p) in processors(&ops, "grayscale_golden") {
+    for (name, mut p) in processors(&ops, test) {
         for case in &cases {
             let frame = Frame::new(
                 case.width,
@@ -139,39 +143,32 @@ fn grayscale_equals_pillow_convert_l_in_each_band() {
                 FrameMeta::still(0, 0),
             );
             let out = p.process(frame).expect("process");
-            let want: Vec<u8> = case
-                .expected
-                .iter()
-                .zip(case.rgba.chunks_exact(4))
-                .flat_map(|(&l, px)| [l, l, l, px[3]])
-                .collect();
-            assert_eq!(out.rgba, want, "{name}: {}", case.id);
+            assert_eq!(out.rgba, want(case), "{name}: {}", case.id);
         }
     }
+}
+
+/// `grayscale` is Pillow's `ImageOps.grayscale` (`convert("L")`) in each colour band, alpha
+/// kept: checked against Pillow's own `L` of every golden input.
+#[test]
+fn grayscale_equals_pillow_convert_l_in_each_band() {
+    check_on_golden_inputs(Filter::Grayscale, "grayscale_golden", |case| {
+        case.expected
+            .iter()
+            .zip(case.rgba.chunks_exact(4))
+            .flat_map(|(&l, px)| [l, l, l, px[3]])
+            .collect()
+    });
 }
 
 /// `invert` is Pillow's `ImageOps.invert`, 255 − v in each colour band, alpha kept, on every
 /// golden input.
 #[test]
 fn invert_is_255_minus_each_colour_band() {
-    let ops = Ops::new(false, vec![Filter::Invert]);
-    let cases = common::golden_cases(&["L"]);
-    for (name, mut p) in processors(&ops, "invert_golden") {
-        for case in &cases {
-            let frame = Frame::new(
-                case.width,
-                case.height,
-                case.rgba.clone(),
-                case.has_alpha,
-                FrameMeta::still(0, 0),
-            );
-            let out = p.process(frame).expect("process");
-            let want: Vec<u8> = case
-                .rgba
-                .chunks_exact(4)
-                .flat_map(|px| [255 - px[0], 255 - px[1], 255 - px[2], px[3]])
-                .collect();
-            assert_eq!(out.rgba, want, "{name}: {}", case.id);
-        }
-    }
+    check_on_golden_inputs(Filter::Invert, "invert_golden", |case| {
+        case.rgba
+            .chunks_exact(4)
+            .flat_map(|px| [255 - px[0], 255 - px[1], 255 - px[2], px[3]])
+            .collect()
+    });
 }

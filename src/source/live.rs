@@ -463,7 +463,7 @@ fn channels_format(shape: &[usize]) -> Result<RawFormat> {
 
 /// An array's elements in row-major order: its own buffer when it is laid out so, a copy
 /// otherwise (a transposed or sliced array).
-fn standard_bytes<D: ndarray::Dimension>(array: ndarray::Array<u8, D>) -> Vec<u8> {
+fn standard_bytes(array: ndarray::Array3<u8>) -> Vec<u8> {
     if array.is_standard_layout() {
         let len = array.len();
         let (mut data, offset) = array.into_raw_vec_and_offset();
@@ -479,35 +479,36 @@ fn standard_bytes<D: ndarray::Dimension>(array: ndarray::Array<u8, D>) -> Vec<u8
     }
 }
 
+/// The frame of an (H, W, C) array whose bytes `bytes` gives, row-major.
+fn array_frame<T>(
+    array: ndarray::Array3<T>,
+    bytes: impl FnOnce(ndarray::Array3<T>) -> Result<Vec<u8>>,
+) -> Result<RawFrame> {
+    let shape = array.shape().to_vec();
+    let format = channels_format(&shape)?;
+    let (width, height) = array_sides(shape[0], shape[1])?;
+    Ok(RawFrame {
+        width,
+        height,
+        format,
+        data: bytes(array)?,
+        timestamp: Duration::ZERO,
+    })
+}
+
 /// An (H, W, C) `u8` array, as a numpy user yields to Gradio: C = 3 is RGB, 4 RGBA (straight
 /// alpha), 1 gray. Its buffer is taken as it is when the array is in row-major order, and
 /// copied in that order otherwise.
 impl IntoRawFrame for ndarray::Array3<u8> {
     fn into_raw_frame(self) -> Result<RawFrame> {
-        let shape = self.shape().to_vec();
-        let format = channels_format(&shape)?;
-        let (width, height) = array_sides(shape[0], shape[1])?;
-        Ok(RawFrame {
-            width,
-            height,
-            format,
-            data: standard_bytes(self),
-            timestamp: Duration::ZERO,
-        })
+        array_frame(self, |array| Ok(standard_bytes(array)))
     }
 }
 
 /// An (H, W) `u8` array: a gray frame.
 impl IntoRawFrame for ndarray::Array2<u8> {
     fn into_raw_frame(self) -> Result<RawFrame> {
-        let (width, height) = array_sides(self.nrows(), self.ncols())?;
-        Ok(RawFrame {
-            width,
-            height,
-            format: RawFormat::Gray,
-            data: standard_bytes(self),
-            timestamp: Duration::ZERO,
-        })
+        self.insert_axis(ndarray::Axis(2)).into_raw_frame()
     }
 }
 
@@ -537,9 +538,7 @@ impl GradioFloat for f64 {
 
 /// An array of floats as bytes ([`GradioFloat`]), row-major, or the error naming the first
 /// value out of range.
-fn float_bytes<F: GradioFloat, D: ndarray::Dimension>(
-    array: &ndarray::Array<F, D>,
-) -> Result<Vec<u8>> {
+fn float_bytes<F: GradioFloat>(array: &ndarray::Array3<F>) -> Result<Vec<u8>> {
     array
         .indexed_iter()
         .map(|(at, &v)| {
@@ -585,16 +584,7 @@ impl IntoRawFrame for ndarray::Array2<f64> {
 }
 
 fn float_frame<F: GradioFloat>(array: ndarray::Array3<F>) -> Result<RawFrame> {
-    let shape = array.shape().to_vec();
-    let format = channels_format(&shape)?;
-    let (width, height) = array_sides(shape[0], shape[1])?;
-    Ok(RawFrame {
-        width,
-        height,
-        format,
-        data: float_bytes(&array)?,
-        timestamp: Duration::ZERO,
-    })
+    array_frame(array, |array| float_bytes(&array))
 }
 
 /// `(width, height, rgba)`: RGBA8 pixels, row-major, exactly `width * height * 4` bytes.
