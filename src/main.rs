@@ -132,7 +132,8 @@ struct RunArgs {
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     time_limit: Option<f64>,
     /// Live sources: end the stream, keeping what it delivered, when the source has sent
-    /// nothing for SECS (a stalled camera; webcam default 30, as Gradio's); exits 1 then.
+    /// nothing for SECS (a stalled camera; webcam default 30, as Gradio's; 0 for none); exits
+    /// 1 then.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     idle_timeout: Option<f64>,
     /// Stop after capturing N frames (with --stream-every or a dropping --policy, fewer are
@@ -466,8 +467,11 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let stream_every = seconds("--stream-every", args.stream_every)?
         .or(webcam.then_some(Duration::from_millis(500)));
     let time_limit = seconds("--time-limit", args.time_limit)?;
-    let idle_timeout =
-        seconds("--idle-timeout", args.idle_timeout)?.or(webcam.then_some(Duration::from_secs(30)));
+    // `--idle-timeout 0`: none, not even a webcam's default.
+    let idle_timeout = match args.idle_timeout {
+        Some(0.0) => None,
+        given => seconds("--idle-timeout", given)?.or(webcam.then_some(Duration::from_secs(30))),
+    };
     let policy: Option<FramePolicy> = args.policy.as_deref().map(str::parse).transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
     let abort = Arc::new(AtomicBool::new(false));
@@ -584,6 +588,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let not_reached = match (stats.not_reached, interrupted) {
         (0, _) => String::new(),
         (n, true) => format!(", {n} not reached (interrupted)"),
+        (n, false) if stats.source_idle => format!(", {n} not reached (--idle-timeout)"),
         (n, false) => format!(", {n} not reached (--frames or --time-limit)"),
     };
     // The file written when there is one (`-o dir/` for one image, `-o one.png` for one

@@ -518,11 +518,14 @@ impl PipelineBuilder {
     /// Ends a live stream whose source has sent nothing for this long (Gradio closes a stream
     /// idle for 30 s): a stalled camera, a closure waiting for frames that do not come. The
     /// wait is counted on the pipeline clock while the source is in its call, from when a
-    /// paced source's frame is due ([`FrameGrabber::next_due`]); a source kept waiting by the
-    /// stages behind it (the lossless policy) is not idle. The run then ends as the
+    /// paced source's frame is due ([`FrameGrabber::next_due`]), and only while nothing comes
+    /// out of the stages either: a source kept waiting by the stages behind it (the lossless
+    /// policy, or a closure waiting for a callback's answer) is not idle, nor is one whose
+    /// earlier frames are still being processed. The run then ends as the
     /// [`abort_flag`](Self::abort_flag) ends it: what was delivered is kept (a stream's GIF,
     /// WebP or npy is written with the frames it has), the source is left in its call, and
-    /// [`Stats::source_idle`] is set. Live sources only; none by default (the CLI's is 30 s).
+    /// [`Stats::source_idle`] is set (not after a stop: the run ends as stopped). Live sources
+    /// only; none by default (the CLI's is 30 s for a webcam).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = Some(timeout);
         self
@@ -2535,7 +2538,8 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
     /// limit and nothing has come for [`LIMIT_GRACE`] (a batch whose capture is blocked in a
     /// read, such as an open stdin; a live source blocked in its call, such as a stalled
     /// camera or a closure waiting for frames that do not come), or the live source has been
-    /// in its call for the idle timeout (then `idle` is set too). The channel is polled when
+    /// in its call for the idle timeout while nothing came to the sink since it asked (then
+    /// `idle` is set too, unless the run was stopped). The channel is polled when
     /// either can happen, so that a source that sends nothing more cannot keep the sink
     /// waiting; frames still coming through the stages keep it waiting, each within the grace
     /// while the capture runs, and however long they take once it has returned.
@@ -2546,6 +2550,10 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
         }
         // When this wait was first seen past the limit.
         let mut quiet_since: Option<Instant> = None;
+        // When the sink came back for a message: a source waiting on the sink's own work (a
+        // closure waiting for a callback's answer) is not idle for that time, nor are frames
+        // still coming out of the stages.
+        let entered = self.clock.now();
         loop {
             if self
                 .abort
@@ -2559,14 +2567,15 @@ impl<F: Fn(Event<'_>)> Sink<'_, F> {
                 Ok(msg) => return Some(msg),
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    let now = self.clock.now();
                     if let Some((timeout, wait)) = &self.idle
                         && !self.capture_ended.load(Ordering::Relaxed)
-                        && wait
-                            .waited(self.clock.now())
-                            .is_some_and(|waited| waited >= *timeout)
+                        && now.saturating_sub(entered) >= *timeout
+                        && wait.waited(now).is_some_and(|waited| waited >= *timeout)
                     {
+                        // After a stop (Ctrl-C) the run was ending anyway: it ends as stopped.
                         *aborted = true;
-                        *idle = true;
+                        *idle = !self.rules.stopped();
                         return None;
                     }
                     if timed

@@ -389,8 +389,8 @@ fn usage_errors_exit_2_and_write_nothing() {
             "idle_timeout (--idle-timeout): applies to live sources",
         ),
         (
-            &["--idle-timeout", "0"],
-            "--idle-timeout: 0 is not a positive",
+            &["--idle-timeout", "-1"],
+            "--idle-timeout: -1 is not a positive",
         ),
     ];
     for (flags, named) in cases {

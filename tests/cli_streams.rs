@@ -127,6 +127,9 @@ fn frames_limit_and_stats_account_for_an_unpaced_pattern() {
         "pattern:64x32",
         "--frames",
         "25",
+        // 0: no idle timeout (a webcam's default is 30 s).
+        "--idle-timeout",
+        "0",
         "--format",
         "npy",
         "--mirror",

@@ -2441,7 +2441,7 @@ fn a_run_writes_into_an_output_directory_another_run_created_and_removed() {
 /// A live source that has sent nothing for the idle timeout (on the pipeline clock, as Gradio
 /// closes a stream idle for 30 s) ends the run with what it delivered: its GIF is written with
 /// those frames, and the source is left in its call. A source as slow, but never idle that
-/// long, is not ended by it.
+/// long, is not ended by it. The clock is a manual one, moved on by the source itself.
 #[test]
 fn a_source_idle_for_the_idle_timeout_ends_its_stream_with_what_it_delivered() {
     use shutter::source::live::{FuncGrabber, ManualClock};
@@ -2466,8 +2466,12 @@ fn a_source_idle_for_the_idle_timeout_ends_its_stream_with_what_it_delivered() {
             }
             if stalls {
                 let _ = sink_has_three.recv();
-                time.advance(Duration::from_secs(2));
-                let _ = blocked.recv();
+                // Stalled: time goes on (a second a tick) until the run has given up on it.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    blocked.recv_timeout(Duration::from_millis(5))
+                {
+                    time.advance(Duration::from_secs(1));
+                }
             }
             None
         });
@@ -2500,6 +2504,49 @@ fn a_source_idle_for_the_idle_timeout_ends_its_stream_with_what_it_delivered() {
         assert_eq!(decoder.into_frames().count(), 3, "stalls {stalls}");
         drop(release);
     }
+}
+
+/// A source waiting on the sink's own work is not idle: here a closure waits for the callback's
+/// answer to frame 1, which takes 40 s (on the pipeline clock), then takes 20 s more to make
+/// frame 2. Its call has lasted 60 s, but the sink has been back for 20 s only.
+#[test]
+fn a_source_waiting_for_a_slow_callback_is_not_idle() {
+    use shutter::source::live::{FuncGrabber, ManualClock};
+    use std::time::Duration;
+    let clock = Arc::new(ManualClock::new());
+    let (time, answering) = (clock.clone(), clock.clone());
+    let (answer, answered) = std::sync::mpsc::channel::<()>();
+    let mut sent = 0u8;
+    let grabber = FuncGrabber::from_fn(move || {
+        sent += 1;
+        if sent == 2 {
+            let _ = answered.recv();
+            for _ in 0..20 {
+                // Making the frame: a second of the clock per tick, while the sink waits.
+                let _ = answered.recv_timeout(Duration::from_millis(5));
+                time.advance(Duration::from_secs(1));
+            }
+        }
+        (sent <= 2).then(|| {
+            let pixels = (0..4 * 3 * 4u32).map(|i| (i * 11 + 7) as u8).collect();
+            Ok((4u32, 3u32, pixels))
+        })
+    });
+    let stats = run_or_hang(move || {
+        Pipeline::builder()
+            .source(Source::grabber(grabber))
+            .device(DeviceChoice::Cpu)
+            .clock(clock)
+            .idle_timeout(Duration::from_secs(30))
+            .on_frame(move |_| {
+                answering.advance(Duration::from_secs(40));
+                let _ = answer.send(());
+                Ok(())
+            })
+    })
+    .unwrap();
+    assert!(!stats.source_idle, "{stats:?}");
+    assert_eq!(stats.delivered, 2, "{stats:?}");
 }
 
 /// A run that gave up on a source blocked in its call (the abort flag, as a server gives up on

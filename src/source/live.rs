@@ -392,7 +392,9 @@ pub trait IntoRawFrame {
     /// The frame's pixels as a [`RawFrame`] (its timestamp is set by the grabber).
     ///
     /// # Errors
-    /// [`Error::User`] when the pixels do not match the stated size.
+    /// [`Error::User`] when the pixels do not match the stated size, an array's shape is no
+    /// frame's (C other than 1, 3 or 4), or an array of floats holds a value outside −1 to 1
+    /// or NaN; a [`FuncGrabber`]'s stream fails then.
     fn into_raw_frame(self) -> Result<RawFrame>;
 }
 
@@ -515,7 +517,7 @@ impl IntoRawFrame for ndarray::Array2<u8> {
 /// A float sample as Gradio stores an array of floats (scikit-image's conversion, which
 /// Gradio copies): ×255 in the array's own precision, rounded half to even, clipped to
 /// 0–255; `None` outside −1–1, which Gradio refuses ("Images of type float must be between
-/// -1 and 1"), and for NaN.
+/// -1 and 1"), and for NaN, which Gradio lets through to an undefined byte.
 trait GradioFloat: Copy + std::fmt::Debug {
     fn to_u8(self) -> Option<u8>;
 }
@@ -539,23 +541,21 @@ impl GradioFloat for f64 {
 /// An array of floats as bytes ([`GradioFloat`]), row-major, or the error naming the first
 /// value out of range.
 fn float_bytes<F: GradioFloat>(array: &ndarray::Array3<F>) -> Result<Vec<u8>> {
-    array
-        .indexed_iter()
-        .map(|(at, &v)| {
-            v.to_u8().ok_or_else(|| {
-                Error::user(format!(
-                    "{v:?} at {at:?} is out of range: an array of floats holds values from 0 \
-                     to 1 (×255, as Gradio scales them; −1 to 0 give 0)"
-                ))
-            })
-        })
-        .collect()
+    if let Some(bytes) = array.iter().map(|&v| v.to_u8()).collect() {
+        return Ok(bytes);
+    }
+    let bad = array.indexed_iter().find(|(_, v)| v.to_u8().is_none());
+    let (at, v) = bad.expect("a value out of range, as collecting found");
+    Err(Error::user(format!(
+        "{v:?} at {at:?} is out of range: an array of floats holds values from 0 to 1 (×255, \
+         as Gradio scales them; −1 to 0 give 0)"
+    )))
 }
 
 /// An (H, W, C) `f32` array of values from 0 to 1, as Gradio takes one (the `fake_diffusion`
 /// demo yields `rng.random((600, 600, 3))`): each value ×255 in `f32`, rounded half to even,
-/// negative ones to 0; a value outside −1 to 1 (or NaN) fails the frame, as in Gradio. C as
-/// for a `u8` array.
+/// negative ones to 0; a value outside −1 to 1 fails the stream, as Gradio refuses it, and so
+/// does NaN, which Gradio lets through. C as for a `u8` array.
 impl IntoRawFrame for ndarray::Array3<f32> {
     fn into_raw_frame(self) -> Result<RawFrame> {
         float_frame(self)
@@ -615,7 +615,8 @@ type NextFn = Box<dyn FnMut() -> Option<Result<RawFrame>> + Send>;
 ///
 /// The closure is called once per frame from the capture thread; `None` ends the stream.
 /// Frames may be anything [`IntoRawFrame`]: `image::RgbaImage`, `RgbImage`, `DynamicImage`,
-/// `(width, height, rgba_vec)`, a [`RawFrame`]. Timestamps come from the grabber's clock
+/// `(width, height, rgba_vec)`, a [`RawFrame`], an `ndarray` array of bytes or of floats from
+/// 0 to 1 ((H, W, C) or (H, W), as a numpy user yields them to Gradio). Timestamps come from the grabber's clock
 /// (the process-wide [`SystemClock::shared`], which pipelines use by default, unless
 /// [`with_clock`](FuncGrabber::with_clock)); with
 /// [`with_fps`](FuncGrabber::with_fps) frame `k` is held back until `k / fps` after the first.
