@@ -2506,6 +2506,55 @@ fn a_source_idle_for_the_idle_timeout_ends_its_stream_with_what_it_delivered() {
     }
 }
 
+/// After a stop (Ctrl-C), a source stuck in its call is given up on at the idle timeout as the
+/// stop would have it: the run ends as stopped, not as idle.
+#[test]
+fn after_a_stop_the_idle_timeout_ends_the_run_as_stopped() {
+    use shutter::source::live::{FuncGrabber, ManualClock};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let clock = Arc::new(ManualClock::new());
+    let time = clock.clone();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let mut sent = 0u8;
+    let grabber = FuncGrabber::from_fn(move || {
+        sent += 1;
+        if sent > 1 {
+            // Stuck, while time goes on, until the run has given up on it.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                blocked.recv_timeout(Duration::from_millis(5))
+            {
+                time.advance(Duration::from_secs(1));
+            }
+            return None;
+        }
+        Some(Ok((
+            3u32,
+            2u32,
+            (0..24).map(|i| i * 10 + 5).collect::<Vec<u8>>(),
+        )))
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_stop = stop.clone();
+    let stats = run_or_hang(move || {
+        Pipeline::builder()
+            .source(Source::grabber(grabber))
+            .device(DeviceChoice::Cpu)
+            .clock(clock)
+            .idle_timeout(Duration::from_secs(30))
+            .stop_flag(stop)
+            .on_frame(move |_| {
+                on_stop.store(true, Ordering::Relaxed);
+                Ok(())
+            })
+    })
+    .unwrap();
+    assert!(!stats.source_idle, "{stats:?}");
+    assert_eq!(stats.delivered, 1, "{stats:?}");
+    assert!(stats.failures.is_empty(), "{:?}", stats.failures);
+    drop(release);
+}
+
 /// A source waiting on the sink's own work is not idle: here a closure waits for the callback's
 /// answer to frame 1, which takes 40 s (on the pipeline clock), then takes 20 s more to make
 /// frame 2. Its call has lasted 60 s, but the sink has been back for 20 s only.
