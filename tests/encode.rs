@@ -1064,6 +1064,45 @@ fn an_animations_own_delays_keep_their_sum_in_a_webp_and_are_cut_in_a_gif() {
 }
 
 #[test]
+fn a_gif_cuts_an_animations_own_delays_to_centiseconds_never_rounding_them_up() {
+    // Pillow's GIF writer keeps `int(duration / 10)` centiseconds. By hand: 66.667 ms (an APNG
+    // at 15 fps) is 6.67 cs, cut to 6 (rounding gives 7); 35 ms is 3.5 cs, cut to 3 (not 4);
+    // 99 ms is 9.9 cs, cut to 9 (not 10). A WebP keeps their sum in milliseconds instead:
+    // starts at 66.667, 101.667 and 200.667 ms round to 67, 102 and 201, so 67, 35, 99.
+    let delays = [66_667, 35_000, 99_000].map(Duration::from_micros);
+    let mut at = Duration::ZERO;
+    let frames: Vec<Frame> = delays
+        .iter()
+        .zip(0..)
+        .map(|(&delay, k)| {
+            let mut frame = few_colours(k, Some(delay));
+            frame.meta.timestamp = at;
+            at += delay;
+            frame
+        })
+        .collect();
+    let gif = encode::encode(&Format::Gif, &frames).unwrap();
+    let written: Vec<u32> = GifDecoder::new(std::io::Cursor::new(&gif))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let (n, d) = f.delay().numer_denom_ms();
+            n / d
+        })
+        .collect();
+    assert_eq!(written, [60, 30, 90]);
+    let webp = encode::encode(&Format::default(), &frames).unwrap();
+    let written: Vec<u128> = webp_frames(&webp)
+        .iter()
+        .map(|f| f.delay.unwrap().as_millis())
+        .collect();
+    assert_eq!(written, [67, 35, 99]);
+}
+
+#[test]
 fn a_streams_webp_frames_last_until_the_next_capture_and_one_frame_is_a_still() {
     // 30 fps: 33.3 ms apart, written as 33, 34, 33, … (their sum kept), the last as the one
     // before it; no frame shorter than 20 ms.
