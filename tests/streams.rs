@@ -114,6 +114,44 @@ fn an_interval_the_frame_period_does_not_divide_takes_the_first_frame_at_or_afte
 }
 
 #[test]
+fn max_frames_counts_the_frames_an_interval_drops_as_captured() {
+    // `--frames 25 --stream-every 0.1` on a 100 fps pattern stops after capturing 25 frames
+    // (0..=24), the interval's drops among them: of those, the first at or after each 100 ms
+    // tick goes on, frames 0, 10 and 20, each keeping its capture number as its `seq`.
+    let clock = Arc::new(ManualClock::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let stats = Pipeline::builder()
+        .source(Source::Pattern {
+            width: 64,
+            height: 48,
+            fps: Some(100.0),
+        })
+        .clock(clock)
+        .device(DeviceChoice::Cpu)
+        .policy(FramePolicy::Lossless)
+        .stream_every(Duration::from_millis(100))
+        .max_frames(25)
+        .on_frame(move |frame| {
+            let (rgba, w, h) = rgba_of(&frame.array());
+            let n = read_frame_number(&rgba, w, h).ok_or("no frame number in the pattern")?;
+            sink.lock().unwrap().push((n, frame.meta.seq));
+            Ok(())
+        })
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [(0, 0), (10, 10), (20, 20)]);
+    assert_eq!(
+        (stats.captured, stats.drops.by_interval, stats.delivered),
+        (25, 22, 3),
+        "{stats:?}"
+    );
+    assert_accounts_for_every_frame(&stats);
+}
+
+#[test]
 fn under_latest_at_most_one_frame_per_interval_goes_through() {
     let device = if common::gpu_or_skip("latest ticks").is_some() {
         DeviceChoice::Gpu
