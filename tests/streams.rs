@@ -114,6 +114,27 @@ fn an_interval_the_frame_period_does_not_divide_takes_the_first_frame_at_or_afte
 }
 
 #[test]
+fn fps_counts_the_frames_processed_and_delivered_fps_those_delivered() {
+    // 12 frames through the ops in 2.5 s, 5 of them delivered (the others dropped before the
+    // sink): 12 / 2.5 = 4.8 fps processed, 5 / 2.5 = 2 fps delivered.
+    let stats = Stats {
+        captured: 30,
+        frames: 12,
+        delivered: 5,
+        elapsed: Duration::from_millis(2500),
+        ..Stats::default()
+    };
+    assert_eq!(stats.fps(), 4.8);
+    assert_eq!(stats.delivered_fps(), 2.0);
+    // A run that took no measurable time has no rate rather than an infinite one.
+    let instant = Stats {
+        elapsed: Duration::ZERO,
+        ..stats
+    };
+    assert_eq!((instant.fps(), instant.delivered_fps()), (0.0, 0.0));
+}
+
+#[test]
 fn max_frames_counts_the_frames_an_interval_drops_as_captured() {
     // `--frames 25 --stream-every 0.1` on a 100 fps pattern stops after capturing 25 frames
     // (0..=24), the interval's drops among them: of those, the first at or after each 100 ms
