@@ -775,3 +775,20 @@ fn whole<T: std::str::FromStr>(text: &str) -> Result<T, String> {
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    /// K, M, G and T are powers of 1024, with or without `B`/`iB`, in any case.
+    #[test]
+    fn sizes_scale_by_powers_of_1024() {
+        let size = |text: &str| parse_size("--in-flight-memory", text).expect(text);
+        assert_eq!(size("100"), 100);
+        assert_eq!(size("2k"), 2 * 1024);
+        assert_eq!(size("512M"), 512 * 1024 * 1024);
+        assert_eq!(size("4G"), 4 * 1024 * 1024 * 1024);
+        assert_eq!(size("1.5GiB"), 3 * 512 * 1024 * 1024);
+        assert_eq!(size("2tb"), 2 * 1024u64.pow(4));
+    }
+}
