@@ -532,6 +532,42 @@ fn apng_gives_every_frame_as_pillow_composites_it() {
     assert_pillow_frames("anim.png", &frames);
 }
 
+/// An fcTL whose delay denominator is 0 counts hundredths of a second (the APNG
+/// specification; Pillow sets `delay_den = 100`): 5/0 is 50 ms and 7/0 is 70 ms, as Pillow
+/// 13 reports for the same two frames (`info["duration"]` 50.0 and 70.0).
+#[test]
+fn an_apng_delay_over_a_zero_denominator_counts_hundredths_of_a_second() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("den0.png");
+    let frames: [[u8; 8]; 2] = [
+        [200, 10, 20, 255, 30, 40, 50, 255],
+        [60, 70, 80, 255, 90, 100, 110, 255],
+    ];
+    {
+        let mut encoder = png::Encoder::new(fs::File::create(&path).unwrap(), 2, 1);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_animated(2, 0).unwrap();
+        let mut writer = encoder.write_header().unwrap();
+        for (pixels, hundredths) in frames.iter().zip([5, 7]) {
+            writer.set_frame_delay(hundredths, 0).unwrap();
+            writer.write_image_data(pixels).unwrap();
+        }
+        writer.finish().unwrap();
+    }
+    let decoded = decode_path(&path, &DecodeLimits::default()).unwrap();
+    let delays: Vec<Option<Duration>> = decoded.iter().map(|f| f.delay).collect();
+    assert_eq!(
+        delays,
+        [
+            Some(Duration::from_millis(50)),
+            Some(Duration::from_millis(70))
+        ]
+    );
+    for (frame, pixels) in decoded.iter().zip(&frames) {
+        assert_eq!(frame.rgba, pixels.to_vec());
+    }
+}
+
 #[test]
 fn animations_carry_their_loop_count_as_plays() {
     let times = |n| Some(Plays::Times(NonZeroU32::new(n).unwrap()));
