@@ -568,6 +568,29 @@ fn an_apng_delay_over_a_zero_denominator_counts_hundredths_of_a_second() {
     }
 }
 
+/// A 2-bit gray APNG's levels 0–3 are Pillow's `L;2`: 0, 85, 170, 255 (× 255/3). Pillow 13
+/// reads these two 4×1 frames (levels 0 1 2 3, then 3 2 1 0) as exactly those grays.
+#[test]
+fn a_two_bit_gray_apng_scales_its_levels_as_pillow_does() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("l2.png");
+    {
+        let mut encoder = png::Encoder::new(fs::File::create(&path).unwrap(), 4, 1);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Two);
+        encoder.set_animated(2, 0).unwrap();
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&[0b00_01_10_11]).unwrap();
+        writer.write_image_data(&[0b11_10_01_00]).unwrap();
+        writer.finish().unwrap();
+    }
+    let gray =
+        |levels: [u8; 4]| -> Vec<u8> { levels.iter().flat_map(|&v| [v, v, v, 255]).collect() };
+    let frames = decode_path(&path, &DecodeLimits::default()).unwrap();
+    let rgba: Vec<Vec<u8>> = frames.into_iter().map(|f| f.rgba).collect();
+    assert_eq!(rgba, [gray([0, 85, 170, 255]), gray([255, 170, 85, 0])]);
+}
+
 #[test]
 fn animations_carry_their_loop_count_as_plays() {
     let times = |n| Some(Plays::Times(NonZeroU32::new(n).unwrap()));
