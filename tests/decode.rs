@@ -501,6 +501,32 @@ fn a_gif_frame_outside_its_screen_grows_the_canvas_as_in_pillow() {
     assert!(err.to_string().contains("no pixels"), "{err}");
 }
 
+/// A first frame disposed of "to previous" (method 3) has no canvas before it: Pillow fills
+/// its extent with its transparent index, so the next frame shows transparency where it
+/// draws nothing. Screen 2×1, palette red, green, blue, white; frame 0 draws green, blue
+/// with transparent index 3 (white) and method 3; frame 1 draws red at (1, 0). Pillow 13
+/// reads frame 1 as RGBA [(255, 255, 255, 0), (255, 0, 0, 255)] (not frame 0's green).
+#[test]
+fn a_first_gif_frame_restored_to_previous_leaves_its_transparent_index() {
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend([2, 0, 1, 0, 0x81, 0, 0]);
+    gif.extend([255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255]);
+    // GCE: method 3, transparent flag, 10 cs, index 3; then indices 1, 2 (clear, 1, 2, end).
+    gif.extend([0x21, 0xF9, 4, 0x0D, 10, 0, 3, 0]);
+    gif.extend([b',', 0, 0, 0, 0, 2, 0, 1, 0, 0, 2, 2, 0x8C, 0x0A, 0]);
+    // GCE: no disposal, no transparency; then index 0 at (1, 0) (clear, 0, end).
+    gif.extend([0x21, 0xF9, 4, 0, 10, 0, 0, 0]);
+    gif.extend([b',', 1, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 0x01, 0, b';']);
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("restore0.gif");
+    fs::write(&path, gif).unwrap();
+    let frames = decode_path(&path, &DecodeLimits::default()).unwrap();
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0].rgba, [0, 255, 0, 255, 0, 0, 255, 255]);
+    assert_eq!(frames[1].rgba, [255, 255, 255, 0, 255, 0, 0, 255]);
+    assert!(frames[1].has_alpha);
+}
+
 #[test]
 fn a_tiny_gif_with_a_huge_frame_is_a_limits_error_before_any_allocation() {
     let dir = TempDir::new().unwrap();
