@@ -527,6 +527,38 @@ fn a_first_gif_frame_restored_to_previous_leaves_its_transparent_index() {
     assert!(frames[1].has_alpha);
 }
 
+/// A disposal to the background whose background index lies past the palette paints the
+/// palette's entry 0 (Pillow's `_rgb`), not black. Screen 2×1, background index 5, palette
+/// red, green, blue, white; frame 0 draws green, blue; frame 1 draws blue at (0, 0),
+/// disposed of to the background; frame 2 draws white at (1, 0). Pillow 13 reads frame 2 as
+/// [(255, 0, 0, 255), (255, 255, 255, 255)].
+#[test]
+fn a_gif_background_index_past_the_palette_disposes_to_its_first_entry() {
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend([2, 0, 1, 0, 0x81, 5, 0]);
+    gif.extend([255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255]);
+    // Indices 1, 2 (clear, 1, 2, end).
+    gif.extend([b',', 0, 0, 0, 0, 2, 0, 1, 0, 0, 2, 2, 0x8C, 0x0A, 0]);
+    // GCE: method 2; then index 2 at (0, 0) (clear, 2, end).
+    gif.extend([0x21, 0xF9, 4, 0x08, 10, 0, 0, 0]);
+    gif.extend([b',', 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x54, 0x01, 0]);
+    // Index 3 at (1, 0) (clear, 3, end).
+    gif.extend([b',', 1, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x5C, 0x01, 0, b';']);
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("background5.gif");
+    fs::write(&path, gif).unwrap();
+    let frames = decode_path(&path, &DecodeLimits::default()).unwrap();
+    let rgba: Vec<&[u8]> = frames.iter().map(|f| &f.rgba[..]).collect();
+    assert_eq!(
+        rgba,
+        [
+            &[0, 255, 0, 255, 0, 0, 255, 255][..],
+            &[0, 0, 255, 255, 0, 0, 255, 255][..],
+            &[255, 0, 0, 255, 255, 255, 255, 255][..],
+        ]
+    );
+}
+
 #[test]
 fn a_tiny_gif_with_a_huge_frame_is_a_limits_error_before_any_allocation() {
     let dir = TempDir::new().unwrap();
