@@ -843,6 +843,14 @@ fn float_arrays_are_scaled_as_gradio_scales_them() {
         assert!(err.to_string().contains("(1, 2, 0)"), "{bad}: {err}");
         assert!(err.to_string().contains("out of range"), "{bad}: {err}");
     }
+    // An (H, W) array's value is named by its row and column.
+    let mut gray = Array2::<f32>::from_elem((2, 3), 0.25);
+    gray[[1, 0]] = 7.0;
+    let err = rgba_of(gray).unwrap_err();
+    assert!(
+        err.to_string().contains("7.0 at (1, 0) is out of range"),
+        "{err}"
+    );
 }
 
 /// Gradio's `fake_diffusion` demo yields `rng.random((600, 600, 3))`: the same array from a

@@ -481,11 +481,8 @@ fn standard_bytes(array: ndarray::Array3<u8>) -> Vec<u8> {
     }
 }
 
-/// The frame of an (H, W, C) array whose bytes `bytes` gives, row-major.
-fn array_frame<T>(
-    array: ndarray::Array3<T>,
-    bytes: impl FnOnce(ndarray::Array3<T>) -> Result<Vec<u8>>,
-) -> Result<RawFrame> {
+/// The frame of an (H, W, C) array of bytes.
+fn array_frame(array: ndarray::Array3<u8>) -> Result<RawFrame> {
     let shape = array.shape().to_vec();
     let format = channels_format(&shape)?;
     let (width, height) = array_sides(shape[0], shape[1])?;
@@ -493,7 +490,7 @@ fn array_frame<T>(
         width,
         height,
         format,
-        data: bytes(array)?,
+        data: standard_bytes(array),
         timestamp: Duration::ZERO,
     })
 }
@@ -503,7 +500,7 @@ fn array_frame<T>(
 /// copied in that order otherwise.
 impl IntoRawFrame for ndarray::Array3<u8> {
     fn into_raw_frame(self) -> Result<RawFrame> {
-        array_frame(self, |array| Ok(standard_bytes(array)))
+        array_frame(self)
     }
 }
 
@@ -540,7 +537,9 @@ impl GradioFloat for f64 {
 
 /// An array of floats as bytes ([`GradioFloat`]), row-major, or the error naming the first
 /// value out of range.
-fn float_bytes<F: GradioFloat>(array: &ndarray::Array3<F>) -> Result<Vec<u8>> {
+fn float_bytes<F: GradioFloat, D: ndarray::Dimension>(
+    array: &ndarray::Array<F, D>,
+) -> Result<Vec<u8>> {
     if let Some(bytes) = array.iter().map(|&v| v.to_u8()).collect() {
         return Ok(bytes);
     }
@@ -572,19 +571,28 @@ impl IntoRawFrame for ndarray::Array3<f64> {
 /// An (H, W) `f32` array of values from 0 to 1: a gray frame, scaled as the (H, W, C) one.
 impl IntoRawFrame for ndarray::Array2<f32> {
     fn into_raw_frame(self) -> Result<RawFrame> {
-        float_frame(self.insert_axis(ndarray::Axis(2)))
+        float_frame(self)
     }
 }
 
 /// As the `f32` array, ×255 in `f64`.
 impl IntoRawFrame for ndarray::Array2<f64> {
     fn into_raw_frame(self) -> Result<RawFrame> {
-        float_frame(self.insert_axis(ndarray::Axis(2)))
+        float_frame(self)
     }
 }
 
-fn float_frame<F: GradioFloat>(array: ndarray::Array3<F>) -> Result<RawFrame> {
-    array_frame(array, |array| float_bytes(&array))
+/// The frame of an array of floats: its bytes ([`float_bytes`]), as the same array of `u8`.
+fn float_frame<F: GradioFloat, D: ndarray::Dimension>(
+    array: ndarray::Array<F, D>,
+) -> Result<RawFrame>
+where
+    ndarray::Array<u8, D>: IntoRawFrame,
+{
+    let bytes = float_bytes(&array)?;
+    ndarray::Array::from_shape_vec(array.raw_dim(), bytes)
+        .expect("a byte for each value, in row-major order")
+        .into_raw_frame()
 }
 
 /// `(width, height, rgba)`: RGBA8 pixels, row-major, exactly `width * height * 4` bytes.
