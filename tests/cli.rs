@@ -335,6 +335,52 @@ fn stdin_and_svg_inputs_larger_than_the_output_format_holds_fail_before_decoding
     assert_eq!(files_in(&out_dir), vec!["edge.webp"]);
 }
 
+/// A GIF frame may reach past the screen its header gives, growing the canvas (as Pillow
+/// does): one that grows it past the output format's side fails before its pixels are read.
+#[test]
+fn a_gif_frame_growing_its_canvas_past_the_output_format_fails_before_its_pixels() {
+    let tmp = TempDir::new().unwrap();
+    // Screen 2×1, palette red, green, blue, white; frame 0 draws green, blue (LZW: clear, 1,
+    // 2, end); frame 1 draws one red pixel at x = 16383 (clear, 0, end): a 16384×1 canvas.
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend([2, 0, 1, 0, 0x81, 0, 0]);
+    gif.extend([255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255]);
+    gif.extend([b',', 0, 0, 0, 0, 2, 0, 1, 0, 0, 2, 2, 0x8C, 0x0A, 0]);
+    gif.extend([
+        b',', 0xFF, 0x3F, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 0x01, 0, b';',
+    ]);
+    let path = tmp.path().join("grows.gif");
+    std::fs::write(&path, gif).unwrap();
+    let out_dir = tmp.path().join("webp");
+    let out = shutter(&[
+        "run",
+        s(&path),
+        "-o",
+        s(&out_dir),
+        "--format",
+        "webp",
+        "--device",
+        "cpu",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("grows.gif: unsupported input: its 16384×1 frames cannot be written as webp"),
+        "{err}"
+    );
+    assert!(files_in(&out_dir).is_empty());
+    // PNG frames hold it: frame 1 is the whole grown canvas.
+    let png_dir = tmp.path().join("png");
+    let out = shutter(&["run", s(&path), "-o", s(&png_dir), "--format", "png"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        files_in(&png_dir),
+        vec!["grows_00000.png", "grows_00001.png"]
+    );
+    let last = image::open(png_dir.join("grows_00001.png")).unwrap();
+    assert_eq!((last.width(), last.height()), (16384, 1));
+}
+
 #[test]
 fn an_image_over_the_pixel_limit_is_refused() {
     let tmp = TempDir::new().unwrap();

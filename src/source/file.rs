@@ -163,7 +163,7 @@ fn decode_as(
             .map_err(|err| Error::io(path, err))?;
         svg::decode_within(name, &data, limits, max_side)
     } else {
-        decode_reader(name, format, BufReader::new(file), limits)
+        decode_reader_within(name, format, BufReader::new(file), limits, max_side)
     }
 }
 
@@ -177,6 +177,21 @@ pub fn decode_reader<R>(
     format: InputFormat,
     reader: R,
     limits: &DecodeLimits,
+) -> Result<Frames>
+where
+    R: BufRead + Seek + Send + 'static,
+{
+    decode_reader_within(name, format, reader, limits, None)
+}
+
+/// [`decode_reader`], refusing a GIF whose canvas grows past `max_side` before its pixels are
+/// decoded (other formats' sizes are checked from their headers before this).
+pub(crate) fn decode_reader_within<R>(
+    name: &str,
+    format: InputFormat,
+    reader: R,
+    limits: &DecodeLimits,
+    max_side: super::MaxSide,
 ) -> Result<Frames>
 where
     R: BufRead + Seek + Send + 'static,
@@ -205,7 +220,7 @@ where
     }
     let orientation = found.orientation();
     let frames = match format {
-        InputFormat::Gif => super::gif_anim::decode(name, reader, limits),
+        InputFormat::Gif => super::gif_anim::decode(name, reader, limits, max_side),
         InputFormat::Webp if is_animated_webp(&mut reader) => {
             let frames = super::webp_anim::decode(name, reader, limits)?;
             Ok(turn_frames(frames, orientation))

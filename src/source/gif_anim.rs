@@ -140,6 +140,8 @@ struct Animation<R> {
     name: String,
     reader: R,
     limits: DecodeLimits,
+    /// The output's side limit: a canvas grown past it fails before its frame's pixels.
+    max_side: super::MaxSide,
     width: usize,
     height: usize,
     global: Option<Palette>,
@@ -162,12 +164,19 @@ struct Animation<R> {
 }
 
 /// The frames of the GIF in `reader`, after its header and first image descriptor have been
-/// read and the canvas checked against `limits`.
+/// read and the canvas checked against `limits` and `max_side`.
 ///
 /// # Errors
 /// [`Error::Decode`] naming `name` for a malformed header, a file without frames or a canvas
-/// without pixels; [`Error::Limits`] for a canvas or frame over `limits`.
-pub(super) fn decode<R>(name: &str, reader: R, limits: &DecodeLimits) -> Result<Frames>
+/// without pixels; [`Error::Limits`] for a canvas or frame over `limits`;
+/// [`Error::Unsupported`] for a canvas larger than `max_side` (a later frame's fails as that
+/// frame's item).
+pub(super) fn decode<R>(
+    name: &str,
+    reader: R,
+    limits: &DecodeLimits,
+    max_side: super::MaxSide,
+) -> Result<Frames>
 where
     R: BufRead + Send + 'static,
 {
@@ -190,6 +199,7 @@ where
         name: name.to_string(),
         reader,
         limits: *limits,
+        max_side,
         width: usize::from(u16::from_le_bytes([screen[6], screen[7]])),
         height: usize::from(u16::from_le_bytes([screen[8], screen[9]])),
         global,
@@ -217,6 +227,7 @@ where
         )));
     }
     limits.check(name, width as u64, height as u64)?;
+    super::check_side(name, width as u64, height as u64, max_side)?;
     animation.first = Some(first);
     Ok(Box::new(animation))
 }
@@ -542,6 +553,12 @@ impl<R: BufRead> Animation<R> {
         self.grow_to(&header.extent);
         self.limits
             .check(&self.name, self.width as u64, self.height as u64)?;
+        super::check_side(
+            &self.name,
+            self.width as u64,
+            self.height as u64,
+            self.max_side,
+        )?;
         let indices = self.indices(&header)?;
         let extent = header.extent;
 

@@ -969,7 +969,7 @@ pub(crate) fn decode_data(
     {
         check_side(name, width.into(), height.into(), max_side)?;
     }
-    file::decode_reader(name, format, std::io::Cursor::new(bytes), limits)
+    file::decode_reader_within(name, format, std::io::Cursor::new(bytes), limits, max_side)
 }
 
 #[cfg(test)]
