@@ -576,13 +576,7 @@ fn animated_gif_keeps_frames_and_delays() {
     );
     let decoded = decoder.into_frames().collect_frames().unwrap();
     assert_eq!(decoded.len(), 3);
-    let delays: Vec<u32> = decoded
-        .iter()
-        .map(|f| {
-            let (n, d) = f.delay().numer_denom_ms();
-            n / d
-        })
-        .collect();
+    let delays: Vec<u32> = decoded.iter().map(frame_delay_ms).collect();
     assert_eq!(delays, [40, 120, 100], "missing delays default to 100 ms");
     for (got, want) in decoded.iter().zip(&frames) {
         let rgb: Vec<u8> = got
@@ -592,6 +586,30 @@ fn animated_gif_keeps_frames_and_delays() {
             .collect();
         assert_eq!(rgb, want.to_rgb());
     }
+}
+
+/// A decoded GIF frame's delay in milliseconds.
+fn frame_delay_ms(frame: &image::Frame) -> u32 {
+    let (n, d) = frame.delay().numer_denom_ms();
+    n / d
+}
+
+/// The delays of a GIF's frames, in milliseconds, as `image` reads them.
+fn gif_delays_ms(gif: &[u8]) -> Vec<u32> {
+    let frames = GifDecoder::new(std::io::Cursor::new(gif))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    frames.iter().map(frame_delay_ms).collect()
+}
+
+/// The delays of an animated WebP's frames, in milliseconds.
+fn webp_delays_ms(webp: &[u8]) -> Vec<u128> {
+    webp_frames(webp)
+        .iter()
+        .map(|f| f.delay.unwrap().as_millis())
+        .collect()
 }
 
 /// The frames of a WebP file as shutter decodes it (as Pillow composites them).
@@ -1043,23 +1061,10 @@ fn an_animations_own_delays_keep_their_sum_in_a_webp_and_are_cut_in_a_gif() {
         })
         .collect();
     let webp = encode::encode(&Format::default(), &frames).unwrap();
-    let delays: Vec<u128> = webp_frames(&webp)
-        .iter()
-        .map(|f| f.delay.unwrap().as_millis())
-        .collect();
+    let delays = webp_delays_ms(&webp);
     assert_eq!(delays, [33, 34, 33]);
     let gif = encode::encode(&Format::Gif, &frames).unwrap();
-    let delays: Vec<u32> = GifDecoder::new(std::io::Cursor::new(&gif))
-        .unwrap()
-        .into_frames()
-        .collect_frames()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            let (n, d) = f.delay().numer_denom_ms();
-            n / d
-        })
-        .collect();
+    let delays = gif_delays_ms(&gif);
     assert_eq!(delays, [30, 30, 30]);
 }
 
@@ -1082,23 +1087,10 @@ fn a_gif_cuts_an_animations_own_delays_to_centiseconds_never_rounding_them_up() 
         })
         .collect();
     let gif = encode::encode(&Format::Gif, &frames).unwrap();
-    let written: Vec<u32> = GifDecoder::new(std::io::Cursor::new(&gif))
-        .unwrap()
-        .into_frames()
-        .collect_frames()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            let (n, d) = f.delay().numer_denom_ms();
-            n / d
-        })
-        .collect();
+    let written = gif_delays_ms(&gif);
     assert_eq!(written, [60, 30, 90]);
     let webp = encode::encode(&Format::default(), &frames).unwrap();
-    let written: Vec<u128> = webp_frames(&webp)
-        .iter()
-        .map(|f| f.delay.unwrap().as_millis())
-        .collect();
+    let written = webp_delays_ms(&webp);
     assert_eq!(written, [67, 35, 99]);
 }
 
@@ -1122,10 +1114,7 @@ fn a_streams_webp_frames_last_until_the_next_capture_and_one_frame_is_a_still() 
         .collect();
     let bytes = encode::encode(&Format::default(), &frames).unwrap();
     assert_eq!(bytes[20], 0x02, "opaque: no alpha flag");
-    let delays: Vec<u128> = webp_frames(&bytes)
-        .iter()
-        .map(|f| f.delay.unwrap().as_millis())
-        .collect();
+    let delays = webp_delays_ms(&bytes);
     assert_eq!(delays, [33, 34, 33, 20, 95, 95]);
     assert_eq!(webp_frames(&bytes)[0].plays, Some(shutter::Plays::Forever));
 

@@ -2438,6 +2438,16 @@ fn a_run_writes_into_an_output_directory_another_run_created_and_removed() {
     assert!(dir.join("good_00001.png").is_file());
 }
 
+/// A source stuck in its call while the manual clock goes on, a second a tick, until the
+/// test lets it go (after the run has given up on it).
+fn stall(released: &std::sync::mpsc::Receiver<()>, clock: &shutter::source::live::ManualClock) {
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Duration;
+    while let Err(RecvTimeoutError::Timeout) = released.recv_timeout(Duration::from_millis(5)) {
+        clock.advance(Duration::from_secs(1));
+    }
+}
+
 /// A live source that has sent nothing for the idle timeout (on the pipeline clock, as Gradio
 /// closes a stream idle for 30 s) ends the run with what it delivered: its GIF is written with
 /// those frames, and the source is left in its call. A source as slow, but never idle that
@@ -2466,12 +2476,7 @@ fn a_source_idle_for_the_idle_timeout_ends_its_stream_with_what_it_delivered() {
             }
             if stalls {
                 let _ = sink_has_three.recv();
-                // Stalled: time goes on (a second a tick) until the run has given up on it.
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    blocked.recv_timeout(Duration::from_millis(5))
-                {
-                    time.advance(Duration::from_secs(1));
-                }
+                stall(&blocked, &time);
             }
             None
         });
@@ -2520,12 +2525,7 @@ fn after_a_stop_the_idle_timeout_ends_the_run_as_stopped() {
     let grabber = FuncGrabber::from_fn(move || {
         sent += 1;
         if sent > 1 {
-            // Stuck, while time goes on, until the run has given up on it.
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                blocked.recv_timeout(Duration::from_millis(5))
-            {
-                time.advance(Duration::from_secs(1));
-            }
+            stall(&blocked, &time);
             return None;
         }
         Some(Ok((
