@@ -239,6 +239,17 @@ fn gif_screen(dir: &Path, name: &str, w: u16, h: u16) -> PathBuf {
     path
 }
 
+/// Runs `inputs` into `out_dir` as webp on the CPU, which must exit 1 (an input failed), and
+/// gives what it printed on stderr.
+fn run_failing_to_webp(inputs: &[&Path], out_dir: &Path) -> String {
+    let mut args = vec!["run"];
+    args.extend(inputs.iter().map(|p| s(p)));
+    args.extend(["-o", s(out_dir), "--format", "webp", "--device", "cpu"]);
+    let out = shutter(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    stderr(&out)
+}
+
 #[test]
 fn an_input_larger_than_the_output_format_holds_fails_by_its_header_alone() {
     let tmp = TempDir::new().unwrap();
@@ -246,20 +257,7 @@ fn an_input_larger_than_the_output_format_holds_fails_by_its_header_alone() {
     let edge = gif_screen(tmp.path(), "edge.gif", 16383, 3);
     let small = picture(tmp.path(), "small.png", 5, 4);
     let out_dir = tmp.path().join("webp");
-    let out = shutter(&[
-        "run",
-        s(&wide),
-        s(&edge),
-        s(&small),
-        "-o",
-        s(&out_dir),
-        "--format",
-        "webp",
-        "--device",
-        "cpu",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = run_failing_to_webp(&[&wide, &edge, &small], &out_dir);
     // Named as the header gives it, before any pixel: the encoder would name the output.
     assert!(
         err.contains(
@@ -315,19 +313,7 @@ fn stdin_and_svg_inputs_larger_than_the_output_format_holds_fail_before_decoding
         path
     };
     let (wide_svg, edge_svg) = (svg("wide.svg", 16384), svg("edge.svg", 16383));
-    let out = shutter(&[
-        "run",
-        s(&wide_svg),
-        s(&edge_svg),
-        "-o",
-        s(&out_dir),
-        "--format",
-        "webp",
-        "--device",
-        "cpu",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = run_failing_to_webp(&[&wide_svg, &edge_svg], &out_dir);
     assert!(
         err.contains("wide.svg: unsupported input: its 16384×2 frames cannot be written as webp"),
         "{err}"
@@ -352,18 +338,7 @@ fn a_gif_frame_growing_its_canvas_past_the_output_format_fails_before_its_pixels
     let path = tmp.path().join("grows.gif");
     std::fs::write(&path, gif).unwrap();
     let out_dir = tmp.path().join("webp");
-    let out = shutter(&[
-        "run",
-        s(&path),
-        "-o",
-        s(&out_dir),
-        "--format",
-        "webp",
-        "--device",
-        "cpu",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = run_failing_to_webp(&[&path], &out_dir);
     assert!(
         err.contains("grows.gif: unsupported input: its 16384×1 frames cannot be written as webp"),
         "{err}"
